@@ -1,0 +1,42 @@
+# Parley: `make run` builds and starts the service on its embedded default;
+# `make test` builds and runs every test. Both install what is missing first.
+# Pieces live in mk/*.mk: server.mk (C++ via CMake), gateway.mk (Go),
+# clients.mk (Python example), compose.mk (docker-compose checks).
+
+SHELL := /bin/bash
+ROOT := $(abspath .)
+BUILD := $(ROOT)/build
+BIN := $(BUILD)/bin
+TOOLS := $(BUILD)/tools/bin
+export PATH := $(TOOLS):/usr/local/go/bin:$(PATH)
+export GOTOOLCHAIN ?= auto
+export GOFLAGS ?= -mod=mod
+
+PARLEY_GRPC_PORT ?= 50051
+PARLEY_HTTP_PORT ?= 8080
+PARLEY_DATA_DIR ?= $(ROOT)/.parley-data
+
+SERVER_BIN := $(BUILD)/release/server/parley_server
+CLI_BIN := $(BUILD)/release/clients/cli/parley_cli
+GATEWAY_BIN := $(BIN)/parley-gateway
+
+.PHONY: all deps run test build clean
+all: build
+
+deps:
+	@scripts/deps.sh all
+
+include mk/*.mk
+
+build: server gateway
+
+run: deps build
+	@scripts/run.sh "$(SERVER_BIN)" "$(GATEWAY_BIN)" "$(PARLEY_GRPC_PORT)" "$(PARLEY_HTTP_PORT)" "$(PARLEY_DATA_DIR)"
+
+# Unit tests under ASan and TSan, then the integration and client tests
+# against the release build.
+test: deps test-server test-gateway test-clients test-compose-config
+	@echo "make test: all suites passed"
+
+clean:
+	rm -rf $(BUILD) gateway/gen

@@ -1,0 +1,106 @@
+#include "server/chat/channel.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace parley::chat {
+
+Channel::Channel(size_t capacity, absl::Time now)
+    : capacity_(std::max<size_t>(capacity, 1)), last_active_(now) {}
+
+std::shared_ptr<ChannelReader> Channel::WakeLocked() {
+  if (reader_ == nullptr || reader_woken_) return nullptr;
+  reader_woken_ = true;
+  return reader_;
+}
+
+std::shared_ptr<ChannelReader> Channel::Push(EventPtr event) {
+  MutexLock lock(&mu_);
+  if (closed_ != CloseReason::kOpen) return nullptr;
+  if (queued_events_ >= capacity_) {
+    ++dropped_;
+    if (!queue_.empty() && queue_.back().event == nullptr) {
+      queue_.back().gap_last = event->sequence;
+    } else {
+      queue_.push_back(
+          Entry{nullptr, event->sequence, event->sequence, event->room});
+    }
+  } else {
+    queue_.push_back(Entry{std::move(event), 0, 0, {}});
+    ++queued_events_;
+  }
+  return WakeLocked();
+}
+
+std::shared_ptr<ChannelReader> Channel::Close(CloseReason reason) {
+  MutexLock lock(&mu_);
+  if (closed_ != CloseReason::kOpen) return nullptr;
+  closed_ = reason;
+  queue_.clear();
+  queued_events_ = 0;
+  return WakeLocked();
+}
+
+Channel::TakeResult Channel::Take(size_t max_events) {
+  TakeResult result;
+  MutexLock lock(&mu_);
+  reader_woken_ = false;
+  result.closed = closed_;
+  const size_t n = std::min(std::max<size_t>(max_events, 1), queue_.size());
+  result.events.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    Entry& entry = queue_.front();
+    if (entry.event != nullptr) {
+      result.events.push_back(std::move(entry.event));
+      --queued_events_;
+    } else {
+      auto gap = std::make_shared<Event>();
+      gap->kind = EventKind::kGap;
+      gap->room = std::move(entry.gap_room);
+      gap->gap_first = entry.gap_first;
+      gap->gap_last = entry.gap_last;
+      result.events.push_back(std::move(gap));
+    }
+    queue_.pop_front();
+  }
+  return result;
+}
+
+std::shared_ptr<ChannelReader> Channel::Attach(
+    std::shared_ptr<ChannelReader> reader) {
+  MutexLock lock(&mu_);
+  std::shared_ptr<ChannelReader> previous = std::move(reader_);
+  reader_ = std::move(reader);
+  reader_woken_ = false;
+  return previous;
+}
+
+void Channel::Detach(const ChannelReader* reader, absl::Time now) {
+  MutexLock lock(&mu_);
+  if (reader_.get() != reader) return;
+  reader_ = nullptr;
+  reader_woken_ = false;
+  last_active_ = now;
+}
+
+void Channel::Touch(absl::Time now) {
+  MutexLock lock(&mu_);
+  last_active_ = std::max(last_active_, now);
+}
+
+bool Channel::IdleLongerThan(absl::Duration timeout, absl::Time now) {
+  MutexLock lock(&mu_);
+  return reader_ == nullptr && now - last_active_ > timeout;
+}
+
+size_t Channel::Size() {
+  MutexLock lock(&mu_);
+  return queued_events_;
+}
+
+uint64_t Channel::Dropped() {
+  MutexLock lock(&mu_);
+  return dropped_;
+}
+
+}  // namespace parley::chat
