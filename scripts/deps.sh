@@ -5,18 +5,21 @@
 #
 #   scripts/deps.sh server   C++ toolchain and libraries for the server
 #   scripts/deps.sh runtime  only the shared libraries the server binary loads
-#   scripts/deps.sh gateway  a Go toolchain (Debian's, upgraded through the
-#                            Go module proxy's toolchains when too old)
+#   scripts/deps.sh gateway  protoc and a Go toolchain (Debian's, upgraded
+#                            through the Go module proxy's toolchains when
+#                            too old)
 #   scripts/deps.sh test     what the tests need besides server and gateway
 #   scripts/deps.sh all      server + gateway + test
 set -euo pipefail
 
-server_pkgs=(build-essential cmake ninja-build ccache pkg-config
+server_pkgs=(build-essential grpc-proto cmake ninja-build ccache pkg-config
   uuid-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libsodium-dev libjwt-dev libpq-dev libhiredis-dev)
 runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsodium23
   libjwt0 libpq5 libhiredis0.14 ca-certificates)
+# protoc and the well-known .proto files, for generating the Go code.
+gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 test_pkgs=(python3 python3-venv curl docker-compose)
 
 apt_updated=0
@@ -42,8 +45,8 @@ want_go() {
 case "${1:-all}" in
   server) apt_install "${server_pkgs[@]}" ;;
   runtime) apt_install "${runtime_pkgs[@]}" ;;
-  gateway) want_go ;;
+  gateway) apt_install "${gateway_pkgs[@]}"; want_go ;;
   test) apt_install "${test_pkgs[@]}" ;;
-  all) apt_install "${server_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
+  all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
   *) echo "usage: $0 server|runtime|gateway|test|all" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@
 #include <system_error>
 
 #include "absl/flags/flag.h"
+#include "grpc/health/v1/health.pb.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
@@ -169,6 +170,9 @@ int main(int argc, char** argv) {
                  std::clamp(hub_options.session_idle_timeout / 4,
                             absl::Milliseconds(100), absl::Seconds(10)));
 
+  // Referencing the health messages links their descriptors, so reflection
+  // (and so grpcurl) can describe grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;

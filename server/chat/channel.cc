@@ -93,6 +93,11 @@ bool Channel::IdleLongerThan(absl::Duration timeout, absl::Time now) {
   return reader_ == nullptr && now - last_active_ > timeout;
 }
 
+bool Channel::HasReader() {
+  MutexLock lock(&mu_);
+  return reader_ != nullptr;
+}
+
 size_t Channel::Size() {
   MutexLock lock(&mu_);
   return queued_events_;

@@ -81,6 +81,9 @@ class Channel {
   // never while a reader is attached.
   bool IdleLongerThan(absl::Duration timeout, absl::Time now);
 
+  // Whether a reader is attached.
+  bool HasReader();
+
   size_t Size();
   // Events that did not fit since the channel was created.
   uint64_t Dropped();

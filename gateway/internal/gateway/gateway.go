@@ -1,0 +1,208 @@
+// Package gateway is Parley's REST gateway: the grpc-gateway mux generated
+// from proto/ and gateway/http_rules.yaml, wrapped with input checks, one JSON
+// error shape, /healthz and /openapi.json, served over HTTP/1.1.
+//
+// Run owns the process lifetime; NewHandler builds the http.Handler around a
+// caller-owned gRPC connection, which must outlive the handler.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"parley/gateway/gen/openapi"
+	parleyv1 "parley/gateway/gen/parley/v1"
+)
+
+// Options configures Run. The zero value of every field but GRPCServer and
+// HTTPAddr picks a sane default.
+type Options struct {
+	// HTTPAddr is the listen address, e.g. "127.0.0.1:8080"; port 0 picks a
+	// free port.
+	HTTPAddr string
+	// GRPCServer is the address of the Parley gRPC server.
+	GRPCServer string
+	// PortFile, if set, receives the bound HTTP port once the listener is open.
+	PortFile string
+	// ShutdownGrace is how long open requests (long polls, streams) may run on
+	// after ctx is done before they are cancelled. Default 5s.
+	ShutdownGrace time.Duration
+	// MaxRecvMsgBytes caps one gRPC response from the server. Default 16 MiB.
+	MaxRecvMsgBytes int
+	// Logger receives structured logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+const (
+	defaultShutdownGrace   = 5 * time.Second
+	defaultMaxRecvMsgBytes = 16 << 20
+	// readHeaderTimeout bounds slow clients. There is deliberately no
+	// WriteTimeout or ReadTimeout: long polls wait up to the server's
+	// --receive_max_timeout and streams are open-ended, and either timeout
+	// would cut them.
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+)
+
+// Run serves the gateway until ctx is done, then shuts down gracefully: it
+// stops accepting, lets open requests finish within ShutdownGrace, then
+// cancels the rest (which cancels their upstream calls).
+func Run(ctx context.Context, opts Options) error {
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = defaultShutdownGrace
+	}
+	if opts.MaxRecvMsgBytes <= 0 {
+		opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+
+	conn, err := grpc.NewClient(opts.GRPCServer, DialOptions(opts.MaxRecvMsgBytes)...)
+	if err != nil {
+		return fmt.Errorf("grpc client for %s: %w", opts.GRPCServer, err)
+	}
+	defer conn.Close()
+
+	handler, err := NewHandler(ctx, conn, log)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", opts.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.HTTPAddr, err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	if opts.PortFile != "" {
+		if err := writePortFile(opts.PortFile, port); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+
+	// Requests run under their own context so that shutdown can end the
+	// ones still open after the grace period.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("gateway listening", "addr", ln.Addr().String(), "port", port, "grpc_server", opts.GRPCServer)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+
+	log.Info("gateway shutting down", "grace", opts.ShutdownGrace.String())
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), opts.ShutdownGrace)
+	defer cancelGrace()
+	if err := srv.Shutdown(graceCtx); err != nil {
+		log.Info("grace period over, cancelling open requests")
+		cancelRequests()
+		// The cancelled handlers answer and return promptly; give them a
+		// moment to write before the connections are closed under them.
+		finalCtx, cancelFinal := context.WithTimeout(context.Background(), time.Second)
+		defer cancelFinal()
+		if err := srv.Shutdown(finalCtx); err != nil {
+			srv.Close()
+		}
+	}
+	log.Info("gateway stopped")
+	return nil
+}
+
+// DialOptions are the options of the gateway's one shared connection to the
+// gRPC server.
+func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
+	return []grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
+		grpc.WithStreamInterceptor(streamErrorReasonInterceptor),
+	}
+}
+
+// NewHandler returns the gateway's HTTP handler, forwarding to conn.
+func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Handler, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	mux := runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonMarshaler{JSONPb: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+		}}),
+		runtime.WithErrorHandler(errorHandler(log)),
+		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithOutgoingHeaderMatcher(outgoingMetadata(runtime.MetadataHeaderPrefix)),
+		runtime.WithOutgoingTrailerMatcher(outgoingMetadata(runtime.MetadataTrailerPrefix)),
+	)
+	if err := parleyv1.RegisterChatServiceHandler(ctx, mux, conn); err != nil {
+		return nil, fmt.Errorf("register ChatService routes: %w", err)
+	}
+	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn))); err != nil {
+		return nil, err
+	}
+	if err := mux.HandlePath(http.MethodGet, "/openapi.json", openAPIHandler(openapi.JSON)); err != nil {
+		return nil, err
+	}
+	return accessLog(log, checkInput(mux)), nil
+}
+
+// outgoingMetadata forwards the server's response metadata under prefix
+// (Grpc-Metadata- for headers, Grpc-Trailer- for trailers), less what only
+// describes the gRPC transport.
+func outgoingMetadata(prefix string) runtime.HeaderMatcherFunc {
+	return func(key string) (string, bool) {
+		switch key {
+		case "content-type", "grpc-accept-encoding", "grpc-encoding":
+			return "", false
+		}
+		return prefix + key, true
+	}
+}
+
+// writePortFile writes port atomically, so that a reader polling for the
+// file never sees it half-written.
+func writePortFile(path string, port int) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("port file: %w", err)
+	}
+	_, werr := tmp.WriteString(strconv.Itoa(port) + "\n")
+	merr := tmp.Chmod(0o644)
+	cerr := tmp.Close()
+	if err := errors.Join(werr, merr, cerr); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("port file: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("port file: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,541 @@
+package gateway
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	parleyv1 "parley/gateway/gen/parley/v1"
+)
+
+// fakeChat stands in for the C++ server: just enough behaviour to drive every
+// path of the gateway, with the server's error trailers.
+type fakeChat struct {
+	parleyv1.UnimplementedChatServiceServer
+
+	mu    sync.Mutex
+	calls []string // "Send a hi", in arrival order
+
+	receiveCancelled chan struct{} // closed when a blocking Receive sees its ctx end
+	release          chan struct{} // each receive lets Subscribe send one more line
+}
+
+func newFakeChat() *fakeChat {
+	return &fakeChat{receiveCancelled: make(chan struct{}), release: make(chan struct{})}
+}
+
+func (f *fakeChat) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeChat) recorded() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.calls...)
+}
+
+// refuse fails a call the way the C++ server does: a status plus the reason
+// and field in trailing metadata.
+func refuse(ctx context.Context, c codes.Code, reason, field, msg string) error {
+	_ = grpc.SetTrailer(ctx, metadata.Pairs(reasonKey, reason, fieldKey, field))
+	return status.Error(c, msg)
+}
+
+func (f *fakeChat) Join(ctx context.Context, req *parleyv1.JoinRequest) (*parleyv1.JoinResponse, error) {
+	f.record("Join " + req.GetId())
+	switch req.GetId() {
+	case "":
+		return nil, refuse(ctx, codes.InvalidArgument, "ID_REQUIRED", "id", "id is required")
+	case "taken":
+		return nil, refuse(ctx, codes.AlreadyExists, "ALREADY_JOINED", "id", "already joined")
+	case "plain":
+		return nil, status.Error(codes.NotFound, "no reason given")
+	}
+	return &parleyv1.JoinResponse{Event: &parleyv1.Event{
+		Kind: parleyv1.EventKind_EVENT_KIND_JOIN, Room: "lobby", Sequence: 1, Sender: req.GetId(),
+	}}, nil
+}
+
+func (f *fakeChat) Send(ctx context.Context, req *parleyv1.SendRequest) (*parleyv1.SendResponse, error) {
+	f.record("Send " + req.GetId() + " " + req.GetMessage())
+	if len(req.GetMessage()) > 10 {
+		return nil, refuse(ctx, codes.InvalidArgument, "MESSAGE_TOO_LONG", "message", "message too long")
+	}
+	return &parleyv1.SendResponse{Event: &parleyv1.Event{
+		Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, Sequence: 2, Sender: req.GetId(), Text: req.GetMessage(),
+	}}, nil
+}
+
+func (f *fakeChat) Receive(ctx context.Context, req *parleyv1.ReceiveRequest) (*parleyv1.ReceiveResponse, error) {
+	f.record("Receive " + req.GetId())
+	if req.GetId() == "block" {
+		<-ctx.Done()
+		close(f.receiveCancelled)
+		return nil, ctx.Err()
+	}
+	return &parleyv1.ReceiveResponse{}, nil
+}
+
+func (f *fakeChat) Subscribe(req *parleyv1.SubscribeRequest, stream grpc.ServerStreamingServer[parleyv1.SubscribeResponse]) error {
+	f.record("Subscribe " + req.GetId())
+	if req.GetId() == "stranger" {
+		stream.SetTrailer(metadata.Pairs(reasonKey, "NOT_JOINED", fieldKey, "id"))
+		return status.Error(codes.FailedPrecondition, "not joined")
+	}
+	for i := 1; i <= 3; i++ {
+		if i > 1 {
+			select {
+			case <-f.release:
+			case <-stream.Context().Done():
+				return stream.Context().Err()
+			}
+		}
+		err := stream.Send(&parleyv1.SubscribeResponse{Events: []*parleyv1.Event{{
+			Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, Sequence: uint64(i), Text: "m" + strconv.Itoa(i),
+		}}})
+		if err != nil {
+			return err
+		}
+	}
+	if req.GetId() == "shutdown" {
+		return status.Error(codes.Unavailable, "server shutting down")
+	}
+	return nil
+}
+
+// client bounds every request, so that a gateway that fails to flush or to
+// end a stream fails the test instead of hanging it.
+var client = &http.Client{Timeout: 10 * time.Second}
+
+type fixture struct {
+	chat   *fakeChat
+	health *health.Server
+	url    string
+	grpc   *grpc.Server
+	addr   string // of the fake gRPC server
+}
+
+// start runs the fake server on a free port and the gateway handler in
+// front of it.
+func start(t *testing.T) *fixture {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{chat: newFakeChat(), health: health.NewServer(), grpc: grpc.NewServer(), addr: ln.Addr().String()}
+	parleyv1.RegisterChatServiceServer(f.grpc, f.chat)
+	healthpb.RegisterHealthServer(f.grpc, f.health)
+	go f.grpc.Serve(ln)
+	t.Cleanup(f.grpc.Stop)
+
+	conn, err := grpc.NewClient(ln.Addr().String(), DialOptions(defaultMaxRecvMsgBytes)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	h, err := NewHandler(context.Background(), conn, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	f.url = srv.URL
+	return f
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (f *fixture) do(t *testing.T, method, target, contentType, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, f.url+target, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: string(b)}
+}
+
+func (f *fixture) get(t *testing.T, target string) response {
+	t.Helper()
+	return f.do(t, http.MethodGet, target, "", "")
+}
+
+// wantError asserts the one error shape, with exactly the given fields.
+func wantError(t *testing.T, r response, httpStatus int, code, grpcCode, field string) {
+	t.Helper()
+	if r.status != httpStatus {
+		t.Errorf("status = %d, want %d; body %s", r.status, httpStatus, r.body)
+	}
+	if ct := r.header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want application/json", ct)
+	}
+	var body struct {
+		Error map[string]any `json:"error"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil || body.Error == nil {
+		t.Fatalf("body is not {\"error\":{...}}: %v: %s", err, r.body)
+	}
+	e := body.Error
+	if e["code"] != code || e["grpc_code"] != grpcCode || e["status"] != float64(httpStatus) {
+		t.Errorf("error = %v, want code %s, grpc_code %s, status %d", e, code, grpcCode, httpStatus)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
+		t.Errorf("error has no message: %v", e)
+	}
+	if field == "" {
+		if _, ok := e["field"]; ok {
+			t.Errorf("error names field %v, want none", e["field"])
+		}
+	} else if e["field"] != field {
+		t.Errorf("field = %v, want %q", e["field"], field)
+	}
+}
+
+func TestServerReasonAndFieldBecomeTheErrorCode(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/join?id="), 400, "ID_REQUIRED", "INVALID_ARGUMENT", "id")
+	wantError(t, f.get(t, "/join?id=taken"), 409, "ALREADY_JOINED", "ALREADY_EXISTS", "id")
+}
+
+func TestMessageTooLongIs413(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/send?id=a&message=far+too+long+a+message"), 413, "MESSAGE_TOO_LONG", "INVALID_ARGUMENT", "message")
+}
+
+func TestErrorWithoutReasonUsesGRPCCodeName(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/join?id=plain"), 404, "NOT_FOUND", "NOT_FOUND", "")
+}
+
+func TestInvalidUTF8IsRefusedBeforeTheServer(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/send?id=a&message=%FF"), 400, "INVALID_UTF8", "INVALID_ARGUMENT", "message")
+	wantError(t, f.get(t, "/join?id=%C3%28"), 400, "INVALID_UTF8", "INVALID_ARGUMENT", "id")
+	wantError(t, f.do(t, http.MethodPost, "/send?id=a", "application/x-www-form-urlencoded", "message=%FE"),
+		400, "INVALID_UTF8", "INVALID_ARGUMENT", "message")
+	wantError(t, f.do(t, http.MethodPost, "/join?id=a", "application/json", "{\"id\":\"\xff\"}"),
+		400, "INVALID_UTF8", "INVALID_ARGUMENT", "")
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+}
+
+func TestMalformedQueryIs400(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/join?id=%ZZ"), 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "")
+}
+
+func TestUnparsableNumberNamesTheParameter(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/messages?id=a&timeout=abc"), 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "timeout")
+	wantError(t, f.get(t, "/messages?id=a&maxEvents=-3"), 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "maxEvents")
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+}
+
+func TestUnknownRouteIs404AndWrongMethodIs405(t *testing.T) {
+	f := start(t)
+	wantError(t, f.get(t, "/nope"), 404, "NOT_FOUND", "NOT_FOUND", "")
+	wantError(t, f.do(t, http.MethodPost, "/messages?id=a", "", ""), 405, "METHOD_NOT_ALLOWED", "UNIMPLEMENTED", "")
+	wantError(t, f.do(t, http.MethodDelete, "/join?id=a", "", ""), 405, "METHOD_NOT_ALLOWED", "UNIMPLEMENTED", "")
+}
+
+func TestGetAndPostWithEmptyBodyReachTheServer(t *testing.T) {
+	f := start(t)
+	for _, r := range []response{
+		f.get(t, "/join?id=a"),
+		f.do(t, http.MethodPost, "/join?id=b", "", ""),
+		f.do(t, http.MethodPost, "/send?id=a&message=hi", "application/x-www-form-urlencoded", ""),
+		f.do(t, http.MethodPost, "/send", "application/x-www-form-urlencoded", "id=a&message=form"),
+	} {
+		if r.status != 200 {
+			t.Errorf("status = %d, body %s", r.status, r.body)
+		}
+	}
+	want := []string{"Join a", "Join b", "Send a hi", "Send a form"}
+	if got := f.chat.recorded(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("server got %q, want %q", got, want)
+	}
+}
+
+func TestResponsesUseCamelCaseAndEmitEmptyFields(t *testing.T) {
+	f := start(t)
+	r := f.get(t, "/messages?id=a&timeout=1")
+	if r.status != 200 || strings.TrimSpace(r.body) != `{"events":[]}` {
+		t.Errorf("empty poll = %d %s, want 200 {\"events\":[]}", r.status, r.body)
+	}
+	r = f.get(t, "/join?id=a")
+	var body struct {
+		Event map[string]any `json:"event"`
+	}
+	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"kind", "sequence", "createTime", "gapFirstSequence", "text"} {
+		if _, ok := body.Event[k]; !ok {
+			t.Errorf("join event lacks %q: %s", k, r.body)
+		}
+	}
+	if body.Event["kind"] != "EVENT_KIND_JOIN" {
+		t.Errorf("kind = %v, want EVENT_KIND_JOIN", body.Event["kind"])
+	}
+}
+
+func TestSubscribeStreamsOneFlushedLinePerMessage(t *testing.T) {
+	f := start(t)
+	resp, err := client.Get(f.url + "/subscribe?id=a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status = %d", resp.StatusCode)
+	}
+	if h := resp.Header.Get("Grpc-Metadata-Content-Type"); h != "" {
+		t.Errorf("transport metadata leaked into the headers: Grpc-Metadata-Content-Type: %s", h)
+	}
+	lines := bufio.NewScanner(resp.Body)
+	for i := 1; i <= 3; i++ {
+		// The fake sends line i only after line i-1 was read here, so each
+		// line must have been flushed on its own.
+		if i > 1 {
+			f.chat.release <- struct{}{}
+		}
+		if !lines.Scan() {
+			t.Fatalf("stream ended before line %d: %v", i, lines.Err())
+		}
+		var line struct {
+			Result struct {
+				Events []struct {
+					Text string `json:"text"`
+				} `json:"events"`
+			} `json:"result"`
+		}
+		if err := json.Unmarshal(lines.Bytes(), &line); err != nil {
+			t.Fatalf("line %d %q: %v", i, lines.Text(), err)
+		}
+		if len(line.Result.Events) != 1 || line.Result.Events[0].Text != "m"+strconv.Itoa(i) {
+			t.Errorf("line %d = %s", i, lines.Text())
+		}
+	}
+	if lines.Scan() {
+		t.Errorf("unexpected line after the stream ended: %s", lines.Text())
+	}
+}
+
+func TestStreamErrorsUseTheErrorShape(t *testing.T) {
+	f := start(t)
+	// Before the first line: a plain HTTP error.
+	wantError(t, f.get(t, "/subscribe?id=stranger"), 400, "NOT_JOINED", "FAILED_PRECONDITION", "id")
+
+	// After lines were sent: a last line holding the error.
+	resp, err := client.Get(f.url + "/subscribe?id=shutdown")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	go func() { f.chat.release <- struct{}{}; f.chat.release <- struct{}{} }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 4 {
+		t.Fatalf("got %d lines, want 3 results and an error: %s", len(lines), b)
+	}
+	var last errorBody
+	if err := json.Unmarshal([]byte(lines[3]), &last); err != nil {
+		t.Fatal(err)
+	}
+	if last.Error.Code != "UNAVAILABLE" || last.Error.Status != 503 || last.Error.Message == "" {
+		t.Errorf("last line = %s, want an UNAVAILABLE error", lines[3])
+	}
+}
+
+func TestClientDisconnectCancelsTheUpstreamCall(t *testing.T) {
+	f := start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, f.url+"/messages?id=block&timeout=60", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for !contains(f.chat.recorded(), "Receive block") {
+		if time.Now().After(deadline) {
+			t.Fatal("the poll never reached the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case <-f.chat.receiveCancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server's Receive was not cancelled after the client went away")
+	}
+	<-done
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestHealthzFollowsTheServersHealth(t *testing.T) {
+	f := start(t)
+	r := f.get(t, "/healthz")
+	if r.status != 200 || strings.TrimSpace(r.body) != `{"status":"SERVING"}` {
+		t.Errorf("healthz = %d %s, want 200 SERVING", r.status, r.body)
+	}
+	f.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if r := f.get(t, "/healthz"); r.status != 503 || !strings.Contains(r.body, "NOT_SERVING") {
+		t.Errorf("healthz = %d %s, want 503 NOT_SERVING", r.status, r.body)
+	}
+	f.grpc.Stop()
+	if r := f.get(t, "/healthz"); r.status != 503 || !strings.Contains(r.body, "UNAVAILABLE") {
+		t.Errorf("healthz with the server gone = %d %s, want 503 UNAVAILABLE", r.status, r.body)
+	}
+}
+
+func TestOpenAPIDocumentIsServed(t *testing.T) {
+	f := start(t)
+	r := f.get(t, "/openapi.json")
+	var doc struct {
+		Swagger string         `json:"swagger"`
+		Paths   map[string]any `json:"paths"`
+	}
+	if r.status != 200 {
+		t.Fatalf("status = %d", r.status)
+	}
+	if err := json.Unmarshal([]byte(r.body), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/join", "/send", "/leave", "/messages", "/subscribe"} {
+		if _, ok := doc.Paths[p]; !ok {
+			t.Errorf("paths lack %s", p)
+		}
+	}
+}
+
+func TestRunWritesThePortFileProbesHealthAndStopsOnCancel(t *testing.T) {
+	f := start(t)
+	portFile := filepath.Join(t.TempDir(), "http.port")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := Options{
+		HTTPAddr:      "127.0.0.1:0",
+		GRPCServer:    f.addr,
+		PortFile:      portFile,
+		ShutdownGrace: 300 * time.Millisecond,
+		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, opts) }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		b, err := os.ReadFile(portFile)
+		if err == nil {
+			if _, err := strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+				t.Fatalf("port file holds %q", b)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no port file")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := Probe(context.Background(), opts); err != nil {
+		t.Errorf("Probe with the server up = %v, want nil", err)
+	}
+	f.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	if err := Probe(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("Probe with the server not serving = %v, want a 503 error", err)
+	}
+
+	// A long poll still open at shutdown is cancelled once the grace is over.
+	b, _ := os.ReadFile(portFile)
+	pollURL := "http://127.0.0.1:" + strings.TrimSpace(string(b)) + "/messages?id=block&timeout=60"
+	go func() {
+		if resp, err := client.Get(pollURL); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); !contains(f.chat.recorded(), "Receive block"); {
+		if time.Now().After(deadline) {
+			t.Fatal("the poll never reached the server")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	select {
+	case <-f.chat.receiveCancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the open poll's upstream call was not cancelled at shutdown")
+	}
+}
+
+func TestOversizedBodyIs413(t *testing.T) {
+	f := start(t)
+	big := strings.Repeat("x", maxBodyBytes+1)
+	wantError(t, f.do(t, http.MethodPost, "/join?id=a", "text/plain", big), 413, "REQUEST_TOO_LARGE", "INVALID_ARGUMENT", "")
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+}

@@ -1,0 +1,420 @@
+// Package integration runs the real parley_server and parley-gateway binaries
+// on free ports and talks to them over REST, gRPC and grpcurl.
+//
+// The binaries come from the environment (make test-gateway sets them):
+// PARLEY_SERVER_BIN, PARLEY_GATEWAY_BIN and GRPCURL_BIN. Without them the
+// tests are skipped.
+package integration
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// startTimeout bounds how long a binary may take to listen.
+	startTimeout = 20 * time.Second
+	// stopTimeout bounds how long a binary may take to exit after SIGTERM.
+	stopTimeout = 10 * time.Second
+)
+
+// client bounds every REST call so that a hang fails the test.
+var client = &http.Client{Timeout: 15 * time.Second}
+
+func binary(t *testing.T, env string) string {
+	t.Helper()
+	path := os.Getenv(env)
+	if path == "" {
+		t.Skipf("%s is not set; run through `make test-gateway`", env)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("%s=%s: %v", env, path, err)
+	}
+	return path
+}
+
+// proc is a started binary whose output goes to a log file, shown in the test
+// log when the test fails.
+type proc struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	done    chan struct{} // closed when the process has exited
+	err     error         // its exit status, once done is closed
+}
+
+func startProc(t *testing.T, dir, name, bin string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(dir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir // a relative default data directory lands in the test's temp dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, logPath: logPath, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		logFile.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		if err := p.stop(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("--- %s %s\n%s--- end of %s log", name, strings.Join(args, " "), b, name)
+		}
+	})
+	return p
+}
+
+// stop sends SIGTERM and waits for a clean exit; it kills after stopTimeout.
+func (p *proc) stop() error {
+	select {
+	case <-p.done:
+		return nil // already gone; a test that cares checks p.err itself
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+		if p.err != nil {
+			return fmt.Errorf("exit after SIGTERM: %w", p.err)
+		}
+		return nil
+	case <-time.After(stopTimeout):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("did not exit within %v of SIGTERM; killed", stopTimeout)
+	}
+}
+
+// waitPortFile polls for the port a binary writes once it listens.
+func (p *proc) waitPortFile(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(startTimeout)
+	for {
+		if b, err := os.ReadFile(path); err == nil {
+			if port, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && port > 0 {
+				return port
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before writing %s: %v", p.name, path, p.err)
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s wrote no port to %s within %v", p.name, path, startTimeout)
+		}
+	}
+}
+
+// stack is one server and one gateway in front of it, private to a test.
+type stack struct {
+	server   *proc
+	gateway  *proc
+	grpcAddr string // host:port of the server
+	httpURL  string // http://host:port of the gateway
+}
+
+func startStack(t *testing.T) *stack {
+	t.Helper()
+	serverBin := binary(t, "PARLEY_SERVER_BIN")
+	gatewayBin := binary(t, "PARLEY_GATEWAY_BIN")
+	dir := t.TempDir()
+
+	s := &stack{}
+	grpcPortFile := filepath.Join(dir, "grpc.port")
+	s.server = startProc(t, dir, "server", serverBin,
+		"--grpc_addr=127.0.0.1:0", "--port_file="+grpcPortFile, "--data_dir="+filepath.Join(dir, "data"),
+		"--receive_default_timeout=30s", "--receive_max_timeout=60s",
+		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m")
+	s.grpcAddr = fmt.Sprintf("127.0.0.1:%d", s.server.waitPortFile(t, grpcPortFile))
+
+	httpPortFile := filepath.Join(dir, "http.port")
+	s.gateway = startProc(t, dir, "gateway", gatewayBin,
+		"--grpc_server="+s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file="+httpPortFile,
+		"--log_level=debug")
+	s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", s.gateway.waitPortFile(t, httpPortFile))
+
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := client.Get(s.httpURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway /healthz not 200 within %v (last: %v)", startTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// reply is one REST response.
+type reply struct {
+	status int
+	body   []byte
+}
+
+func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, bytes.TrimSpace(r.body)) }
+
+// call sends method target (path and raw query) with an empty body.
+func (s *stack) call(t *testing.T, method, target string) reply {
+	t.Helper()
+	r, err := s.try(method, target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// try is call for goroutines other than the test's.
+func (s *stack) try(method, target string) (reply, error) {
+	req, err := http.NewRequest(method, s.httpURL+target, nil)
+	if err != nil {
+		return reply{}, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: %w", method, target, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return reply{}, fmt.Errorf("%s %s: reading body: %w", method, target, err)
+	}
+	return reply{status: resp.StatusCode, body: body}, nil
+}
+
+func (s *stack) get(t *testing.T, target string) reply {
+	t.Helper()
+	return s.call(t, http.MethodGet, target)
+}
+
+// mustOK asserts a 200 and decodes the body into v.
+func mustOK(t *testing.T, r reply, v any) {
+	t.Helper()
+	if r.status != http.StatusOK {
+		t.Fatalf("got %v, want 200", r)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.body, v); err != nil {
+			t.Fatalf("decoding %s: %v", r.body, err)
+		}
+	}
+}
+
+// event is parley.v1.Event as protojson writes it: camelCase names, 64-bit
+// integers as strings.
+type event struct {
+	Kind             string `json:"kind"`
+	Room             string `json:"room"`
+	Sequence         uint64 `json:"sequence,string"`
+	ID               string `json:"id"`
+	Sender           string `json:"sender"`
+	Text             string `json:"text"`
+	CreateTime       string `json:"createTime"`
+	GapFirstSequence uint64 `json:"gapFirstSequence,string"`
+	GapLastSequence  uint64 `json:"gapLastSequence,string"`
+}
+
+type eventReply struct {
+	Event event `json:"event"`
+}
+
+type eventsReply struct {
+	Events []event `json:"events"`
+}
+
+// apiError is the gateway's error body.
+type apiError struct {
+	Error struct {
+		Code     string  `json:"code"`
+		Status   int     `json:"status"`
+		GRPCCode string  `json:"grpc_code"`
+		Message  string  `json:"message"`
+		Field    *string `json:"field"`
+	} `json:"error"`
+}
+
+// wantError asserts an error reply: the HTTP status, the code when code is
+// not empty, and the field ("-" for none, "" for not checked).
+func wantError(t *testing.T, r reply, status int, code, field string) {
+	t.Helper()
+	var e apiError
+	if err := json.Unmarshal(r.body, &e); err != nil || e.Error.Code == "" {
+		t.Errorf("got %v, want a JSON error body with status %d", r, status)
+		return
+	}
+	if r.status != status || e.Error.Status != status {
+		t.Errorf("got %v, want status %d", r, status)
+	}
+	if code != "" && e.Error.Code != code {
+		t.Errorf("got %v, want code %s", r, code)
+	}
+	if e.Error.GRPCCode == "" || e.Error.Message == "" {
+		t.Errorf("got %v, want grpc_code and message set", r)
+	}
+	switch {
+	case field == "-" && e.Error.Field != nil:
+		t.Errorf("got %v, want no field", r)
+	case field != "" && field != "-" && (e.Error.Field == nil || *e.Error.Field != field):
+		t.Errorf("got %v, want field %q", r, field)
+	}
+}
+
+// drain polls id until nothing is queued, and returns what it took.
+func (s *stack) drain(t *testing.T, id string) []event {
+	t.Helper()
+	var all []event
+	for {
+		var got eventsReply
+		mustOK(t, s.get(t, "/messages?id="+id+"&timeout=0.2"), &got)
+		if len(got.Events) == 0 {
+			return all
+		}
+		all = append(all, got.Events...)
+	}
+}
+
+// receiveUntil polls id until the events taken so far satisfy done, within
+// a deadline, and returns them.
+func (s *stack) receiveUntil(t *testing.T, id string, done func([]event) bool) []event {
+	t.Helper()
+	var all []event
+	deadline := time.Now().Add(10 * time.Second)
+	for !done(all) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: events %+v still incomplete after 10s", id, all)
+		}
+		var got eventsReply
+		mustOK(t, s.get(t, "/messages?id="+id+"&timeout=1"), &got)
+		all = append(all, got.Events...)
+	}
+	return all
+}
+
+func messages(events []event) []event {
+	var out []event
+	for _, e := range events {
+		if e.Kind == "EVENT_KIND_MESSAGE" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func countKind(kind string, n int) func([]event) bool {
+	return func(events []event) bool {
+		c := 0
+		for _, e := range events {
+			if e.Kind == kind {
+				c++
+			}
+		}
+		return c >= n
+	}
+}
+
+// streamLine is one NDJSON line of /subscribe: a result or an error.
+type streamLine struct {
+	Result *eventsReply     `json:"result"`
+	Error  *json.RawMessage `json:"error"`
+	raw    string
+}
+
+// stream is an open /subscribe response, read line by line in the
+// background.
+type stream struct {
+	status chan int        // the HTTP status, once the headers arrived
+	lines  chan streamLine // closed when the stream ends
+	mu     sync.Mutex
+	err    error // why reading stopped, if not a clean end
+	cancel context.CancelFunc
+}
+
+func (s *stack) subscribe(t *testing.T, id string) *stream {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	st := &stream{status: make(chan int, 1), lines: make(chan streamLine, 64), cancel: cancel}
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.httpURL+"/subscribe?id="+id, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(st.lines)
+		// No client timeout: the stream is open-ended; the tests bound their
+		// waits on lines instead.
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			st.setErr(err)
+			return
+		}
+		defer resp.Body.Close()
+		st.status <- resp.StatusCode
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			var l streamLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				st.setErr(fmt.Errorf("line %q: %w", sc.Text(), err))
+				return
+			}
+			l.raw = sc.Text()
+			st.lines <- l
+		}
+		if err := sc.Err(); err != nil && !errors.Is(err, context.Canceled) {
+			st.setErr(err)
+		}
+	}()
+	return st
+}
+
+func (st *stream) setErr(err error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.err = err
+}
+
+func (st *stream) readErr() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.err
+}
+
+// next returns the next line, or ok=false when the stream ended.
+func (st *stream) next(t *testing.T, timeout time.Duration) (streamLine, bool) {
+	t.Helper()
+	select {
+	case l, ok := <-st.lines:
+		return l, ok
+	case <-time.After(timeout):
+		t.Fatalf("no stream line within %v", timeout)
+		return streamLine{}, false
+	}
+}

@@ -1,0 +1,339 @@
+// ChatService over real gRPC on loopback: the reactors' endings (events,
+// timeout, leave, takeover, shutdown) and the error contract.
+#include "server/api/chat_service.h"
+
+#include <future>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/server/api/test_server.h"
+
+namespace parley::api {
+namespace {
+
+using parley::testing::TestServer;
+using parley::testing::Trailer;
+using v1::ChatService;
+
+grpc::Status Join(ChatService::Stub* stub, const std::string& id) {
+  grpc::ClientContext ctx;
+  v1::JoinRequest req;
+  req.set_id(id);
+  v1::JoinResponse resp;
+  return stub->Join(&ctx, req, &resp);
+}
+
+v1::SendResponse Send(ChatService::Stub* stub, const std::string& id,
+                      const std::string& text) {
+  grpc::ClientContext ctx;
+  v1::SendRequest req;
+  req.set_id(id);
+  req.set_message(text);
+  v1::SendResponse resp;
+  grpc::Status s = stub->Send(&ctx, req, &resp);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  return resp;
+}
+
+grpc::Status Receive(ChatService::Stub* stub, const std::string& id,
+                     double timeout, v1::ReceiveResponse* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  v1::ReceiveRequest req;
+  req.set_id(id);
+  req.set_timeout(timeout);
+  return stub->Receive(&ctx, req, resp);
+}
+
+TEST(ChatServiceTest, SendIsReceivedByEveryJoinedClient) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  v1::SendResponse sent = Send(stub.get(), "alice", "hello");
+  EXPECT_EQ(sent.event().kind(), v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(sent.event().sequence(), 3u);
+  EXPECT_GT(sent.event().create_time().seconds(), 0);
+  EXPECT_EQ(sent.event().id().size(), 36u);
+
+  for (const char* id : {"alice", "bob"}) {
+    v1::ReceiveResponse resp;
+    ASSERT_TRUE(Receive(stub.get(), id, 1, &resp).ok());
+    ASSERT_GE(resp.events_size(), 2);
+    const v1::Event& last = resp.events(resp.events_size() - 1);
+    EXPECT_EQ(last.id(), sent.event().id()) << id;
+    EXPECT_EQ(last.text(), "hello");
+    EXPECT_EQ(last.sender(), "alice");
+    EXPECT_EQ(last.room(), "lobby");
+  }
+}
+
+TEST(ChatServiceTest, AnEmptyPollReturnsAnEmptyListAfterItsTimeout) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  v1::ReceiveResponse first;
+  ASSERT_TRUE(Receive(stub.get(), "alice", 1, &first).ok());  // the join
+  const absl::Time start = absl::Now();
+  v1::ReceiveResponse resp;
+  ASSERT_TRUE(Receive(stub.get(), "alice", 0.3, &resp).ok());
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(resp.events_size(), 0);
+  EXPECT_GE(took, absl::Milliseconds(300));
+  EXPECT_LT(took, absl::Seconds(5));
+}
+
+TEST(ChatServiceTest, TheTimeoutIsCappedByTheServerMaximum) {
+  ReadOptions read;
+  read.receive_default_timeout = absl::Milliseconds(200);
+  read.receive_max_timeout = absl::Milliseconds(300);
+  TestServer server({}, read);
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  v1::ReceiveResponse drained;
+  Receive(stub.get(), "alice", 0, &drained);
+  const absl::Time start = absl::Now();
+  v1::ReceiveResponse resp;
+  ASSERT_TRUE(Receive(stub.get(), "alice", 3600, &resp).ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+  EXPECT_EQ(resp.events_size(), 0);
+}
+
+TEST(ChatServiceTest, AWaitingPollReturnsAsSoonAsAMessageArrives) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  v1::ReceiveResponse drained;
+  Receive(stub.get(), "alice", 1, &drained);
+  const absl::Time start = absl::Now();
+  auto poll = std::async(std::launch::async, [&] {
+    v1::ReceiveResponse resp;
+    EXPECT_TRUE(Receive(stub.get(), "alice", 25, &resp).ok());
+    return resp;
+  });
+  auto other = server.NewStub();
+  Send(other.get(), "alice", "ping");
+  v1::ReceiveResponse resp = poll.get();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+  ASSERT_EQ(resp.events_size(), 1);
+  EXPECT_EQ(resp.events(0).text(), "ping");
+}
+
+TEST(ChatServiceTest, LeaveEndsAnOpenStreamCleanly) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("bob");
+  auto reader = stub->Subscribe(&ctx, req);
+  v1::SubscribeResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));  // bob's own join: the stream is live
+  EXPECT_EQ(resp.events(0).kind(), v1::EVENT_KIND_JOIN);
+
+  grpc::ClientContext leave_ctx;
+  v1::LeaveRequest leave;
+  leave.set_id("bob");
+  v1::LeaveResponse left;
+  ASSERT_TRUE(stub->Leave(&leave_ctx, leave, &left).ok());
+  while (reader->Read(&resp)) {
+    for (const auto& e : resp.events()) {
+      EXPECT_NE(e.kind(), v1::EVENT_KIND_LEAVE) << "leaver got its own leave";
+    }
+  }
+  EXPECT_TRUE(reader->Finish().ok());
+}
+
+TEST(ChatServiceTest, LeaveEndsAWaitingPollWithAnEmptyList) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  v1::ReceiveResponse drained;
+  Receive(stub.get(), "bob", 1, &drained);
+  const absl::Time start = absl::Now();
+  auto poll = std::async(std::launch::async, [&] {
+    v1::ReceiveResponse resp;
+    grpc::Status s = Receive(stub.get(), "bob", 25, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp.events_size();
+  });
+  // Leave only once the poll is waiting, so it is the leave that ends it.
+  auto channel = *server.hub().FindChannel("bob");
+  while (!channel->HasReader()) std::this_thread::yield();
+  auto other = server.NewStub();
+  grpc::ClientContext ctx;
+  v1::LeaveRequest leave;
+  leave.set_id("bob");
+  v1::LeaveResponse left;
+  ASSERT_TRUE(other->Leave(&ctx, leave, &left).ok());
+  EXPECT_EQ(poll.get(), 0);
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+TEST(ChatServiceTest, StreamsDeliverLiveEventsInOrder) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("bob");
+  auto reader = stub->Subscribe(&ctx, req);
+  v1::SubscribeResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  auto sender = server.NewStub();
+  for (int i = 0; i < 50; ++i) Send(sender.get(), "bob", std::to_string(i));
+  int next = 0;
+  uint64_t last_seq = resp.events(0).sequence();
+  while (next < 50 && reader->Read(&resp)) {
+    for (const auto& e : resp.events()) {
+      EXPECT_EQ(e.sequence(), last_seq + 1);
+      last_seq = e.sequence();
+      EXPECT_EQ(e.text(), std::to_string(next++));
+    }
+  }
+  EXPECT_EQ(next, 50);
+  ctx.TryCancel();
+  reader->Finish();
+}
+
+TEST(ChatServiceTest, ASecondReaderTakesOverAndTheFirstStreamIsAborted) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("bob");
+  auto first = stub->Subscribe(&ctx, req);
+  v1::SubscribeResponse resp;
+  ASSERT_TRUE(first->Read(&resp));
+  v1::ReceiveResponse polled;
+  ASSERT_TRUE(Receive(stub.get(), "bob", 0.2, &polled).ok());
+  while (first->Read(&resp)) {
+  }
+  grpc::Status s = first->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(Trailer(ctx, "parley-error-reason"), "SUPERSEDED");
+}
+
+TEST(ChatServiceTest, ShutdownEndsStreamsWithUnavailable) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "bob").ok());
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("bob");
+  auto reader = stub->Subscribe(&ctx, req);
+  v1::SubscribeResponse resp;
+  ASSERT_TRUE(reader->Read(&resp));
+  server.hub().Shutdown();
+  while (reader->Read(&resp)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST(ChatServiceTest, AFullChannelTellsThePollerWhatItMissed) {
+  chat::HubOptions hub;
+  hub.channel_capacity = 3;
+  TestServer server(hub);
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "slow").ok());                         // 1 (queued)
+  ASSERT_TRUE(Join(stub.get(), "fast").ok());                         // 2 (queued)
+  for (int i = 0; i < 5; ++i) Send(stub.get(), "fast", "m");  // 3..7
+  v1::ReceiveResponse resp;
+  ASSERT_TRUE(Receive(stub.get(), "slow", 1, &resp).ok());
+  ASSERT_EQ(resp.events_size(), 4);
+  EXPECT_EQ(resp.events(2).sequence(), 3u);
+  const v1::Event& gap = resp.events(3);
+  EXPECT_EQ(gap.kind(), v1::EVENT_KIND_GAP);
+  EXPECT_EQ(gap.gap_first_sequence(), 4u);
+  EXPECT_EQ(gap.gap_last_sequence(), 7u);
+}
+
+struct ErrorCase {
+  std::string name;
+  std::function<grpc::Status(ChatService::Stub*, grpc::ClientContext*)> call;
+  grpc::StatusCode code;
+  std::string reason;
+  std::string field;
+};
+
+TEST(ChatServiceTest, BadCallsGetTheRightCodeReasonAndField) {
+  TestServer server;
+  auto stub = server.NewStub();
+  ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  auto send = [](std::string id, std::string text) {
+    return [id, text](ChatService::Stub* s, grpc::ClientContext* c) {
+      v1::SendRequest req;
+      req.set_id(id);
+      req.set_message(text);
+      v1::SendResponse resp;
+      return s->Send(c, req, &resp);
+    };
+  };
+  std::vector<ErrorCase> cases = {
+      {"empty id", send("", "x"), grpc::StatusCode::INVALID_ARGUMENT,
+       "ID_REQUIRED", "id"},
+      {"empty message", send("alice", ""), grpc::StatusCode::INVALID_ARGUMENT,
+       "MESSAGE_REQUIRED", "message"},
+      {"long message", send("alice", std::string(4097, 'x')),
+       grpc::StatusCode::INVALID_ARGUMENT, "MESSAGE_TOO_LONG", "message"},
+      {"not joined", send("ghost", "x"),
+       grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
+      {"double join",
+       [](ChatService::Stub* s, grpc::ClientContext* c) {
+         v1::JoinRequest req;
+         req.set_id("alice");
+         v1::JoinResponse resp;
+         return s->Join(c, req, &resp);
+       },
+       grpc::StatusCode::ALREADY_EXISTS, "ALREADY_JOINED", "id"},
+      {"negative timeout",
+       [](ChatService::Stub* s, grpc::ClientContext* c) {
+         v1::ReceiveRequest req;
+         req.set_id("alice");
+         req.set_timeout(-1);
+         v1::ReceiveResponse resp;
+         return s->Receive(c, req, &resp);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "INVALID_TIMEOUT", "timeout"},
+      {"poll before join",
+       [](ChatService::Stub* s, grpc::ClientContext* c) {
+         v1::ReceiveRequest req;
+         req.set_id("ghost");
+         v1::ReceiveResponse resp;
+         return s->Receive(c, req, &resp);
+       },
+       grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
+      {"leave before join",
+       [](ChatService::Stub* s, grpc::ClientContext* c) {
+         v1::LeaveRequest req;
+         req.set_id("ghost");
+         v1::LeaveResponse resp;
+         return s->Leave(c, req, &resp);
+       },
+       grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
+  };
+  for (const ErrorCase& c : cases) {
+    grpc::ClientContext ctx;
+    grpc::Status s = c.call(stub.get(), &ctx);
+    EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
+    EXPECT_EQ(Trailer(ctx, "parley-error-reason"), c.reason) << c.name;
+    EXPECT_EQ(Trailer(ctx, "parley-error-field"), c.field) << c.name;
+  }
+}
+
+TEST(ChatServiceTest, SubscribeBeforeJoinFailsWithFailedPrecondition) {
+  TestServer server;
+  auto stub = server.NewStub();
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("ghost");
+  auto reader = stub->Subscribe(&ctx, req);
+  v1::SubscribeResponse resp;
+  EXPECT_FALSE(reader->Read(&resp));
+  EXPECT_EQ(reader->Finish().error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+}  // namespace
+}  // namespace parley::api
