@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "request_traits.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 
@@ -36,6 +37,15 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status, context));
   return reactor;
+}
+
+// INVALID_ARGUMENT when the request arrived with a string field that was not
+// UTF-8 (see proto/request_traits.h); OK otherwise.
+absl::Status CheckUtf8(const google::protobuf::Message& request) {
+  const std::string field = proto::MalformedField(request);
+  if (field.empty()) return absl::OkStatus();
+  return InvalidInput("INVALID_UTF8", field,
+                      absl::StrCat(field, " is not valid UTF-8"));
 }
 
 // The status a read ends with once its channel is closed.
@@ -321,6 +331,9 @@ grpc::ServerUnaryReactor* ChatService::Join(
     grpc::CallbackServerContext* context,
     const parley::v1::JoinRequest* request,
     parley::v1::JoinResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   auto event = hub_->Join(request->id());
   if (event.ok()) ToProto(**event, response->mutable_event());
   return FinishNow(context, event.status());
@@ -330,6 +343,9 @@ grpc::ServerUnaryReactor* ChatService::Send(
     grpc::CallbackServerContext* context,
     const parley::v1::SendRequest* request,
     parley::v1::SendResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   auto event = hub_->Send(request->id(), request->message());
   if (event.ok()) ToProto(**event, response->mutable_event());
   return FinishNow(context, event.status());
@@ -339,6 +355,9 @@ grpc::ServerUnaryReactor* ChatService::Leave(
     grpc::CallbackServerContext* context,
     const parley::v1::LeaveRequest* request,
     parley::v1::LeaveResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   auto event = hub_->Leave(request->id());
   if (event.ok()) ToProto(**event, response->mutable_event());
   return FinishNow(context, event.status());
@@ -348,6 +367,9 @@ grpc::ServerUnaryReactor* ChatService::Receive(
     grpc::CallbackServerContext* context,
     const parley::v1::ReceiveRequest* request,
     parley::v1::ReceiveResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
   const double seconds = request->timeout();
   if (!std::isfinite(seconds) || seconds < 0) {
     return FinishNow(context,
@@ -378,7 +400,10 @@ grpc::ServerWriteReactor<parley::v1::SubscribeResponse>*
 ChatService::Subscribe(grpc::CallbackServerContext* context,
                        const parley::v1::SubscribeRequest* request) {
   auto* call = new StreamCall();
-  auto channel = hub_->FindChannel(request->id());
+  const absl::Status malformed = CheckUtf8(*request);
+  absl::StatusOr<std::shared_ptr<Channel>> channel =
+      malformed.ok() ? hub_->FindChannel(request->id())
+                     : absl::StatusOr<std::shared_ptr<Channel>>(malformed);
   if (!channel.ok()) {
     call->Finish(ToGrpcStatus(channel.status(), context));
     return call;

@@ -337,3 +337,44 @@ TEST(ChatServiceTest, SubscribeBeforeJoinFailsWithFailedPrecondition) {
 
 }  // namespace
 }  // namespace parley::api
+
+namespace parley::api {
+namespace {
+
+// A C++ client can put malformed UTF-8 in a string field (protobuf only logs
+// it); the server must answer INVALID_ARGUMENT naming the field, not fail
+// the parse with UNIMPLEMENTED.
+TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
+  parley::testing::TestServer server;
+  auto stub = server.NewStub();
+  {
+    grpc::ClientContext ctx;
+    v1::JoinRequest req;
+    req.set_id("bad\xFF");
+    v1::JoinResponse resp;
+    grpc::Status s = stub->Join(&ctx, req, &resp);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-reason"),
+              "INVALID_UTF8");
+    EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-field"), "id");
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::JoinRequest req;
+    req.set_id("alice");
+    v1::JoinResponse resp;
+    ASSERT_TRUE(stub->Join(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::SendRequest req;
+  req.set_id("alice");
+  req.set_message("ok \xC3\x28");
+  v1::SendResponse resp;
+  grpc::Status s = stub->Send(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-field"), "message");
+  EXPECT_EQ(server.hub().SessionCount(), 1u);
+}
+
+}  // namespace
+}  // namespace parley::api

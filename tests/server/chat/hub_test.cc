@@ -12,6 +12,13 @@
 namespace parley::chat {
 namespace {
 
+class RecordingReader : public ChannelReader {
+ public:
+  void OnReadable() override { ++readable; }
+  void OnSuperseded() override {}
+  std::atomic<int> readable{0};
+};
+
 class HubTest : public ::testing::Test {
  protected:
   HubOptions Options() {
@@ -148,13 +155,6 @@ TEST_F(HubTest, AClientThatLeftReceivesNothingMore) {
   EXPECT_EQ(alice[4]->text, "after");
 }
 
-class RecordingReader : public ChannelReader {
- public:
-  void OnReadable() override { ++readable; }
-  void OnSuperseded() override {}
-  std::atomic<int> readable{0};
-};
-
 TEST_F(HubTest, LeaveWakesTheWaitingReader) {
   ASSERT_TRUE(hub_.Join("bob").ok());
   auto ch = *hub_.FindChannel("bob");
@@ -164,6 +164,36 @@ TEST_F(HubTest, LeaveWakesTheWaitingReader) {
   ASSERT_TRUE(hub_.Leave("bob").ok());
   EXPECT_EQ(reader->readable, 1);
   EXPECT_EQ(ch->Take(100).closed, CloseReason::kLeft);
+}
+
+// Readers attach, take and detach on one thread while another thread sends
+// and wakes them: every event arrives once, in order.
+TEST_F(HubTest, ReadersComingAndGoingWhileOthersSendLoseNothing) {
+  constexpr int kMessages = 3000;
+  ASSERT_TRUE(hub_.Join("reader").ok());
+  ASSERT_TRUE(hub_.Join("sender").ok());
+  auto ch = *hub_.FindChannel("reader");
+  std::atomic<bool> done{false};
+  std::thread sender([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      EXPECT_TRUE(hub_.Send("sender", std::to_string(i)).ok());
+    }
+    done = true;
+  });
+  std::vector<uint64_t> seqs;
+  auto take = [&] {
+    for (const EventPtr& e : ch->Take(64).events) seqs.push_back(e->sequence);
+  };
+  while (!done) {
+    auto reader = std::make_shared<RecordingReader>();
+    ch->Attach(reader);
+    take();
+    ch->Detach(reader.get(), clock_.Now());
+  }
+  sender.join();
+  while (ch->Size() > 0) take();
+  ASSERT_EQ(seqs.size(), size_t{kMessages + 2});
+  for (size_t i = 0; i < seqs.size(); ++i) EXPECT_EQ(seqs[i], i + 1);
 }
 
 TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {

@@ -1,0 +1,65 @@
+// How gRPC turns bytes into parley.v1 requests. Force-included into every
+// translation unit that uses the generated code (see proto/CMakeLists.txt),
+// so all of them see the same SerializationTraits.
+//
+// Why: a proto3 string field holding malformed UTF-8 makes the protobuf parse
+// fail, and gRPC 1.51's callback server answers any failed parse with
+// UNIMPLEMENTED and no message. Instead, such a request is delivered with a
+// marker naming the offending field (MalformedField), and the service answers
+// INVALID_ARGUMENT / INVALID_UTF8 for that field like any other bad input.
+// Bytes that are not a protobuf at all still fail as before.
+#ifndef PARLEY_PROTO_REQUEST_TRAITS_H_
+#define PARLEY_PROTO_REQUEST_TRAITS_H_
+
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
+
+#include <string>
+
+#include "parley/v1/chat.pb.h"
+
+namespace parley::proto {
+
+// The field number of the marker kept in a request's unknown fields: the
+// largest one protobuf allows, never used by the API.
+inline constexpr int kMalformedFieldMarker = 536870911;
+
+// Parses `buffer` into `msg`. When the parse fails only because a string
+// field is not UTF-8, clears `msg`, records that field's name as the marker
+// and returns OK.
+grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
+                                google::protobuf::Message* msg);
+
+// The name of the request field that held malformed UTF-8, or "".
+std::string MalformedField(const google::protobuf::Message& msg);
+
+template <class T>
+class RequestTraits {
+ public:
+  static grpc::Status Serialize(const grpc::protobuf::MessageLite& msg,
+                                grpc::ByteBuffer* bb, bool* own_buffer) {
+    return grpc::GenericSerialize<grpc::ProtoBufferWriter, T>(msg, bb,
+                                                              own_buffer);
+  }
+  static grpc::Status Deserialize(grpc::ByteBuffer* buffer,
+                                  grpc::protobuf::MessageLite* msg) {
+    return DeserializeRequest(buffer, static_cast<T*>(msg));
+  }
+};
+
+}  // namespace parley::proto
+
+#define PARLEY_REQUEST_TRAITS(T)                                   \
+  template <>                                                      \
+  class grpc::SerializationTraits<T, void>                         \
+      : public parley::proto::RequestTraits<T> {};
+
+PARLEY_REQUEST_TRAITS(parley::v1::JoinRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SendRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::LeaveRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ReceiveRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SubscribeRequest)
+
+#endif  // PARLEY_PROTO_REQUEST_TRAITS_H_
