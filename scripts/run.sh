@@ -17,7 +17,9 @@ stop() {
   wait "$gateway_pid" 2>/dev/null || true
   wait "$server_pid" 2>/dev/null || true
 }
-trap stop INT TERM EXIT
+# Stopping on purpose is a clean exit; the EXIT trap covers a crash of either.
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
 
 cat >&2 <<MSG
 Parley is up:
