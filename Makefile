@@ -11,6 +11,8 @@ TOOLS := $(BUILD)/tools/bin
 export PATH := $(TOOLS):/usr/local/go/bin:$(PATH)
 export GOTOOLCHAIN ?= auto
 export GOFLAGS ?= -mod=mod
+# Paths under the checkout count as relative, so clones share ccache hits.
+export CCACHE_BASEDIR := $(ROOT)
 
 PARLEY_GRPC_PORT ?= 50051
 PARLEY_HTTP_PORT ?= 8080

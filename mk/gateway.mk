@@ -84,5 +84,5 @@ test-gateway-unit: $(GATEWAY_GEN_STAMP)
 # The integration tests start the real binaries on port 0.
 test-integration: server $(GATEWAY_BIN) $(GRPCURL)
 	cd $(INTEGRATION_DIR) && $(GO) vet ./... && \
-	  PARLEY_SERVER_BIN=$(SERVER_BIN) PARLEY_GATEWAY_BIN=$(GATEWAY_BIN) \
+	  PARLEY_SERVER_BIN=$(SERVER_BIN) PARLEY_GATEWAY_BIN=$(GATEWAY_BIN) PARLEY_CLI_BIN=$(CLI_BIN) \
 	  GRPCURL_BIN=$(GRPCURL) $(GO) test -count=1 -v -timeout 10m ./...
