@@ -249,9 +249,23 @@ TEST(ChatServiceTest, AFullChannelTellsThePollerWhatItMissed) {
   EXPECT_EQ(gap.gap_last_sequence(), 7u);
 }
 
+using Call = std::function<grpc::Status(ChatService::Stub*,
+                                        grpc::ClientContext*)>;
+
+// A call of unary `method` with `req`, its response thrown away.
+template <class Req, class Resp>
+Call Unary(grpc::Status (ChatService::Stub::*method)(grpc::ClientContext*,
+                                                     const Req&, Resp*),
+           Req req) {
+  return [method, req](ChatService::Stub* stub, grpc::ClientContext* ctx) {
+    Resp resp;
+    return (stub->*method)(ctx, req, &resp);
+  };
+}
+
 struct ErrorCase {
   std::string name;
-  std::function<grpc::Status(ChatService::Stub*, grpc::ClientContext*)> call;
+  Call call;
   grpc::StatusCode code;
   std::string reason;
   std::string field;
@@ -261,15 +275,22 @@ TEST(ChatServiceTest, BadCallsGetTheRightCodeReasonAndField) {
   TestServer server;
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "alice").ok());
+  using Stub = ChatService::Stub;
   auto send = [](std::string id, std::string text) {
-    return [id, text](ChatService::Stub* s, grpc::ClientContext* c) {
-      v1::SendRequest req;
-      req.set_id(id);
-      req.set_message(text);
-      v1::SendResponse resp;
-      return s->Send(c, req, &resp);
-    };
+    v1::SendRequest req;
+    req.set_id(id);
+    req.set_message(text);
+    return Unary(&Stub::Send, req);
   };
+  v1::JoinRequest join_alice;
+  join_alice.set_id("alice");
+  v1::ReceiveRequest negative_timeout;
+  negative_timeout.set_id("alice");
+  negative_timeout.set_timeout(-1);
+  v1::ReceiveRequest poll_ghost;
+  poll_ghost.set_id("ghost");
+  v1::LeaveRequest leave_ghost;
+  leave_ghost.set_id("ghost");
   std::vector<ErrorCase> cases = {
       {"empty id", send("", "x"), grpc::StatusCode::INVALID_ARGUMENT,
        "ID_REQUIRED", "id"},
@@ -279,38 +300,13 @@ TEST(ChatServiceTest, BadCallsGetTheRightCodeReasonAndField) {
        grpc::StatusCode::INVALID_ARGUMENT, "MESSAGE_TOO_LONG", "message"},
       {"not joined", send("ghost", "x"),
        grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
-      {"double join",
-       [](ChatService::Stub* s, grpc::ClientContext* c) {
-         v1::JoinRequest req;
-         req.set_id("alice");
-         v1::JoinResponse resp;
-         return s->Join(c, req, &resp);
-       },
+      {"double join", Unary(&Stub::Join, join_alice),
        grpc::StatusCode::ALREADY_EXISTS, "ALREADY_JOINED", "id"},
-      {"negative timeout",
-       [](ChatService::Stub* s, grpc::ClientContext* c) {
-         v1::ReceiveRequest req;
-         req.set_id("alice");
-         req.set_timeout(-1);
-         v1::ReceiveResponse resp;
-         return s->Receive(c, req, &resp);
-       },
+      {"negative timeout", Unary(&Stub::Receive, negative_timeout),
        grpc::StatusCode::INVALID_ARGUMENT, "INVALID_TIMEOUT", "timeout"},
-      {"poll before join",
-       [](ChatService::Stub* s, grpc::ClientContext* c) {
-         v1::ReceiveRequest req;
-         req.set_id("ghost");
-         v1::ReceiveResponse resp;
-         return s->Receive(c, req, &resp);
-       },
+      {"poll before join", Unary(&Stub::Receive, poll_ghost),
        grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
-      {"leave before join",
-       [](ChatService::Stub* s, grpc::ClientContext* c) {
-         v1::LeaveRequest req;
-         req.set_id("ghost");
-         v1::LeaveResponse resp;
-         return s->Leave(c, req, &resp);
-       },
+      {"leave before join", Unary(&Stub::Leave, leave_ghost),
        grpc::StatusCode::FAILED_PRECONDITION, "NOT_JOINED", "id"},
   };
   for (const ErrorCase& c : cases) {
@@ -335,17 +331,11 @@ TEST(ChatServiceTest, SubscribeBeforeJoinFailsWithFailedPrecondition) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
-}  // namespace
-}  // namespace parley::api
-
-namespace parley::api {
-namespace {
-
 // A C++ client can put malformed UTF-8 in a string field (protobuf only logs
 // it); the server must answer INVALID_ARGUMENT naming the field, not fail
 // the parse with UNIMPLEMENTED.
 TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
-  parley::testing::TestServer server;
+  TestServer server;
   auto stub = server.NewStub();
   {
     grpc::ClientContext ctx;
@@ -354,9 +344,9 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
     v1::JoinResponse resp;
     grpc::Status s = stub->Join(&ctx, req, &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-reason"),
+    EXPECT_EQ(Trailer(ctx, "parley-error-reason"),
               "INVALID_UTF8");
-    EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-field"), "id");
+    EXPECT_EQ(Trailer(ctx, "parley-error-field"), "id");
   }
   {
     grpc::ClientContext ctx;
@@ -372,7 +362,7 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
   v1::SendResponse resp;
   grpc::Status s = stub->Send(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(parley::testing::Trailer(ctx, "parley-error-field"), "message");
+  EXPECT_EQ(Trailer(ctx, "parley-error-field"), "message");
   EXPECT_EQ(server.hub().SessionCount(), 1u);
 }
 
