@@ -35,6 +35,17 @@ v1::SendResponse Send(ChatService::Stub* stub, const std::string& id,
   return resp;
 }
 
+// An open Subscribe call of client `id`.
+struct Stream {
+  Stream(ChatService::Stub* stub, const std::string& id) {
+    v1::SubscribeRequest req;
+    req.set_id(id);
+    reader = stub->Subscribe(&ctx, req);
+  }
+  grpc::ClientContext ctx;
+  std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader;
+};
+
 grpc::Status Receive(ChatService::Stub* stub, const std::string& id,
                      double timeout, v1::ReceiveResponse* resp) {
   grpc::ClientContext ctx;
@@ -43,6 +54,14 @@ grpc::Status Receive(ChatService::Stub* stub, const std::string& id,
   req.set_id(id);
   req.set_timeout(timeout);
   return stub->Receive(&ctx, req, resp);
+}
+
+// Joins `id` and takes its own join event, leaving its channel empty.
+void JoinAndDrain(ChatService::Stub* stub, const std::string& id) {
+  ASSERT_TRUE(Join(stub, id).ok());
+  v1::ReceiveResponse drained;
+  ASSERT_TRUE(Receive(stub, id, 1, &drained).ok());
+  ASSERT_EQ(drained.events_size(), 1);
 }
 
 TEST(ChatServiceTest, SendIsReceivedByEveryJoinedClient) {
@@ -89,9 +108,7 @@ TEST(ChatServiceTest, TheTimeoutIsCappedByTheServerMaximum) {
   read.receive_max_timeout = absl::Milliseconds(300);
   TestServer server({}, read);
   auto stub = server.NewStub();
-  ASSERT_TRUE(Join(stub.get(), "alice").ok());
-  v1::ReceiveResponse drained;
-  Receive(stub.get(), "alice", 0, &drained);
+  JoinAndDrain(stub.get(), "alice");
   const absl::Time start = absl::Now();
   v1::ReceiveResponse resp;
   ASSERT_TRUE(Receive(stub.get(), "alice", 3600, &resp).ok());
@@ -102,9 +119,7 @@ TEST(ChatServiceTest, TheTimeoutIsCappedByTheServerMaximum) {
 TEST(ChatServiceTest, AWaitingPollReturnsAsSoonAsAMessageArrives) {
   TestServer server;
   auto stub = server.NewStub();
-  ASSERT_TRUE(Join(stub.get(), "alice").ok());
-  v1::ReceiveResponse drained;
-  Receive(stub.get(), "alice", 1, &drained);
+  JoinAndDrain(stub.get(), "alice");
   const absl::Time start = absl::Now();
   auto poll = std::async(std::launch::async, [&] {
     v1::ReceiveResponse resp;
@@ -123,10 +138,8 @@ TEST(ChatServiceTest, LeaveEndsAnOpenStreamCleanly) {
   TestServer server;
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "bob").ok());
-  grpc::ClientContext ctx;
-  v1::SubscribeRequest req;
-  req.set_id("bob");
-  auto reader = stub->Subscribe(&ctx, req);
+  Stream stream(stub.get(), "bob");
+  auto& reader = stream.reader;
   v1::SubscribeResponse resp;
   ASSERT_TRUE(reader->Read(&resp));  // bob's own join: the stream is live
   EXPECT_EQ(resp.events(0).kind(), v1::EVENT_KIND_JOIN);
@@ -147,9 +160,7 @@ TEST(ChatServiceTest, LeaveEndsAnOpenStreamCleanly) {
 TEST(ChatServiceTest, LeaveEndsAWaitingPollWithAnEmptyList) {
   TestServer server;
   auto stub = server.NewStub();
-  ASSERT_TRUE(Join(stub.get(), "bob").ok());
-  v1::ReceiveResponse drained;
-  Receive(stub.get(), "bob", 1, &drained);
+  JoinAndDrain(stub.get(), "bob");
   const absl::Time start = absl::Now();
   auto poll = std::async(std::launch::async, [&] {
     v1::ReceiveResponse resp;
@@ -174,10 +185,8 @@ TEST(ChatServiceTest, StreamsDeliverLiveEventsInOrder) {
   TestServer server;
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "bob").ok());
-  grpc::ClientContext ctx;
-  v1::SubscribeRequest req;
-  req.set_id("bob");
-  auto reader = stub->Subscribe(&ctx, req);
+  Stream stream(stub.get(), "bob");
+  auto& reader = stream.reader;
   v1::SubscribeResponse resp;
   ASSERT_TRUE(reader->Read(&resp));
   auto sender = server.NewStub();
@@ -192,7 +201,7 @@ TEST(ChatServiceTest, StreamsDeliverLiveEventsInOrder) {
     }
   }
   EXPECT_EQ(next, 50);
-  ctx.TryCancel();
+  stream.ctx.TryCancel();
   reader->Finish();
 }
 
@@ -200,10 +209,8 @@ TEST(ChatServiceTest, ASecondReaderTakesOverAndTheFirstStreamIsAborted) {
   TestServer server;
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "bob").ok());
-  grpc::ClientContext ctx;
-  v1::SubscribeRequest req;
-  req.set_id("bob");
-  auto first = stub->Subscribe(&ctx, req);
+  Stream stream(stub.get(), "bob");
+  auto& first = stream.reader;
   v1::SubscribeResponse resp;
   ASSERT_TRUE(first->Read(&resp));
   v1::ReceiveResponse polled;
@@ -212,17 +219,15 @@ TEST(ChatServiceTest, ASecondReaderTakesOverAndTheFirstStreamIsAborted) {
   }
   grpc::Status s = first->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
-  EXPECT_EQ(Trailer(ctx, "parley-error-reason"), "SUPERSEDED");
+  EXPECT_EQ(Trailer(stream.ctx, "parley-error-reason"), "SUPERSEDED");
 }
 
 TEST(ChatServiceTest, ShutdownEndsStreamsWithUnavailable) {
   TestServer server;
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "bob").ok());
-  grpc::ClientContext ctx;
-  v1::SubscribeRequest req;
-  req.set_id("bob");
-  auto reader = stub->Subscribe(&ctx, req);
+  Stream stream(stub.get(), "bob");
+  auto& reader = stream.reader;
   v1::SubscribeResponse resp;
   ASSERT_TRUE(reader->Read(&resp));
   server.hub().Shutdown();
@@ -321,10 +326,8 @@ TEST(ChatServiceTest, BadCallsGetTheRightCodeReasonAndField) {
 TEST(ChatServiceTest, SubscribeBeforeJoinFailsWithFailedPrecondition) {
   TestServer server;
   auto stub = server.NewStub();
-  grpc::ClientContext ctx;
-  v1::SubscribeRequest req;
-  req.set_id("ghost");
-  auto reader = stub->Subscribe(&ctx, req);
+  Stream stream(stub.get(), "ghost");
+  auto& reader = stream.reader;
   v1::SubscribeResponse resp;
   EXPECT_FALSE(reader->Read(&resp));
   EXPECT_EQ(reader->Finish().error_code(),
