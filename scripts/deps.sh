@@ -36,10 +36,43 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+# The Go release the modules in gateway/ and tests/ need (their `go` line).
+GO_MIN=1.26.0
+GO_TOOLCHAIN_DIR=${GO_TOOLCHAIN_DIR:-/usr/local/go}
+
+go_bin() { command -v go 2>/dev/null || { [ -x "$GO_TOOLCHAIN_DIR/bin/go" ] && echo "$GO_TOOLCHAIN_DIR/bin/go"; }; }
+
+# Whether `$1 version` reports at least GO_MIN.
+go_new_enough() {
+  local v
+  v=$("$1" env GOVERSION 2>/dev/null | sed 's/^go//') || return 1
+  [ "$(printf '%s\n%s\n' "$GO_MIN" "$v" | sort -V | head -n1)" = "$GO_MIN" ]
+}
+
 want_go() {
-  if ! command -v go >/dev/null 2>&1 && [ ! -x /usr/local/go/bin/go ]; then
-    apt_install golang-go
-  fi
+  local go
+  go=$(go_bin) && go_new_enough "$go" && return 0
+  # No Go, or one older than the modules need (Debian 12's is 1.19, which
+  # predates GOTOOLCHAIN): install the toolchain from the Go module proxy, as
+  # `go` itself does for GOTOOLCHAIN, into GO_TOOLCHAIN_DIR.
+  apt_install ca-certificates curl unzip
+  local arch
+  arch=$(dpkg --print-architecture)
+  local mod="golang.org/toolchain/@v/v0.0.1-go${GO_MIN}.linux-${arch}.zip"
+  local tmp
+  tmp=$(mktemp -d)
+  echo "deps: installing Go ${GO_MIN} from the Go module proxy" >&2
+  curl -fsSL "${GOPROXY_URL:-https://proxy.golang.org}/$mod" -o "$tmp/go.zip"
+  unzip -q "$tmp/go.zip" -d "$tmp"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo rm -rf "$GO_TOOLCHAIN_DIR"
+  $sudo mkdir -p "$(dirname "$GO_TOOLCHAIN_DIR")"
+  $sudo mv "$tmp/golang.org/toolchain@v0.0.1-go${GO_MIN}.linux-${arch}" "$GO_TOOLCHAIN_DIR"
+  $sudo chmod -R a+rX "$GO_TOOLCHAIN_DIR"
+  $sudo chmod a+x "$GO_TOOLCHAIN_DIR"/bin/* "$GO_TOOLCHAIN_DIR"/pkg/tool/*/*
+  rm -rf "$tmp"
+  go_new_enough "$GO_TOOLCHAIN_DIR/bin/go"
 }
 
 case "${1:-all}" in
