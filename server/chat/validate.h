@@ -1,5 +1,8 @@
 // Input rules for what clients send: ids and message texts. Each failure is
 // InvalidArgument with a stable reason and the field (see common/errors.h).
+// Strings arrive here already checked as UTF-8: protobuf verifies every
+// proto3 string when it parses a request, and proto/request_traits.h turns a
+// failure into INVALID_UTF8 at the edge, so these rules do not check again.
 #ifndef PARLEY_SERVER_CHAT_VALIDATE_H_
 #define PARLEY_SERVER_CHAT_VALIDATE_H_
 
@@ -10,15 +13,11 @@
 
 namespace parley::chat {
 
-// Whether `s` is well-formed UTF-8 (RFC 3629: shortest form, no surrogates,
-// nothing above U+10FFFF).
-bool IsValidUtf8(absl::string_view s);
-
-// A client id: 1..max_bytes bytes of UTF-8 without control characters.
+// A client id: 1..max_bytes bytes without control characters.
 absl::Status ValidateClientId(absl::string_view id, size_t max_bytes);
 
-// A message text: UTF-8 with something other than white space, at most
-// max_bytes bytes.
+// A message text with something other than white space, at most max_bytes
+// bytes.
 absl::Status ValidateMessageText(absl::string_view text, size_t max_bytes);
 
 }  // namespace parley::chat
