@@ -19,6 +19,20 @@ std::string NewUuid() {
   return text;
 }
 
+// An event with everything but its sequence number and time, which only the
+// hub's lock may assign. Built before taking the lock: the UUID costs a
+// getrandom call, and the copies need no lock.
+std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view sender,
+                                absl::string_view text) {
+  auto event = std::make_shared<Event>();
+  event->kind = kind;
+  event->room = std::string(kLobby);
+  event->id = NewUuid();
+  event->sender = std::string(sender);
+  event->text = std::string(text);
+  return event;
+}
+
 absl::Status NotJoined(absl::string_view id) {
   return WithReason(absl::FailedPreconditionError(
                         absl::StrCat("client '", id, "' has not joined")),
@@ -40,17 +54,9 @@ absl::Status Hub::CheckRunningLocked() {
                     "SHUTTING_DOWN");
 }
 
-absl::StatusOr<EventPtr> Hub::PublishLocked(EventKind kind,
-                                            absl::string_view sender,
-                                            absl::string_view text,
+absl::StatusOr<EventPtr> Hub::PublishLocked(std::shared_ptr<Event> event,
                                             Wakeups* wake) {
-  auto event = std::make_shared<Event>();
-  event->kind = kind;
-  event->room = std::string(kLobby);
   event->sequence = last_sequence_ + 1;
-  event->id = NewUuid();
-  event->sender = std::string(sender);
-  event->text = std::string(text);
   event->time = clock_->Now();
   EventPtr shared = std::move(event);
   if (absl::Status s = store_->Append(shared); !s.ok()) return s;
@@ -71,6 +77,7 @@ absl::StatusOr<EventPtr> Hub::Join(absl::string_view id) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     return s;
   }
+  auto joined = NewEvent(EventKind::kJoin, id, "");
   Wakeups wake;
   absl::StatusOr<EventPtr> event;
   {
@@ -86,7 +93,7 @@ absl::StatusOr<EventPtr> Hub::Join(absl::string_view id) {
     session->channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
     auto [it, inserted] = sessions_.emplace(session->id, std::move(session));
-    event = PublishLocked(EventKind::kJoin, id, "", &wake);
+    event = PublishLocked(std::move(joined), &wake);
     if (!event.ok()) sessions_.erase(it);
   }
   WakeAll(wake);
@@ -102,6 +109,7 @@ absl::StatusOr<EventPtr> Hub::Send(absl::string_view id,
       !s.ok()) {
     return s;
   }
+  auto message = NewEvent(EventKind::kMessage, id, text);
   Wakeups wake;
   absl::StatusOr<EventPtr> event;
   {
@@ -110,14 +118,16 @@ absl::StatusOr<EventPtr> Hub::Send(absl::string_view id,
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return NotJoined(id);
     it->second->channel->Touch(clock_->Now());
-    event = PublishLocked(EventKind::kMessage, id, text, &wake);
+    event = PublishLocked(std::move(message), &wake);
   }
   WakeAll(wake);
   return event;
 }
 
 absl::StatusOr<EventPtr> Hub::RemoveLocked(absl::string_view id,
-                                           CloseReason reason, Wakeups* wake) {
+                                           CloseReason reason,
+                                           std::shared_ptr<Event> left,
+                                           Wakeups* wake) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return NotJoined(id);
   std::unique_ptr<Session> session = std::move(it->second);
@@ -126,19 +136,20 @@ absl::StatusOr<EventPtr> Hub::RemoveLocked(absl::string_view id,
     wake->push_back(std::move(reader));
   }
   // The session is out of the map, so the leaver is not sent its own leave.
-  return PublishLocked(EventKind::kLeave, id, "", wake);
+  return PublishLocked(std::move(left), wake);
 }
 
 absl::StatusOr<EventPtr> Hub::Leave(absl::string_view id) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     return s;
   }
+  auto left = NewEvent(EventKind::kLeave, id, "");
   Wakeups wake;
   absl::StatusOr<EventPtr> event;
   {
     MutexLock lock(&mu_);
     if (absl::Status s = CheckRunningLocked(); !s.ok()) return s;
-    event = RemoveLocked(id, CloseReason::kLeft, &wake);
+    event = RemoveLocked(id, CloseReason::kLeft, std::move(left), &wake);
   }
   WakeAll(wake);
   return event;
@@ -170,8 +181,12 @@ int Hub::ReapIdle() {
         idle.push_back(id);
       }
     }
+    // Reaping is rare and off the send path, so its events are built here.
     for (const std::string& id : idle) {
-      if (RemoveLocked(id, CloseReason::kReaped, &wake).ok()) ++reaped;
+      auto left = NewEvent(EventKind::kLeave, id, "");
+      if (RemoveLocked(id, CloseReason::kReaped, std::move(left), &wake).ok()) {
+        ++reaped;
+      }
     }
   }
   WakeAll(wake);

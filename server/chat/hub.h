@@ -76,15 +76,16 @@ class Hub {
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
-  // Sequences an event of `kind`, commits it, and pushes it to every joined
-  // session; collects the readers to wake.
-  absl::StatusOr<EventPtr> PublishLocked(EventKind kind,
-                                         absl::string_view sender,
-                                         absl::string_view text,
+  // Gives `event` the next sequence number and the time, commits it, and
+  // pushes it to every joined session; collects the readers to wake.
+  absl::StatusOr<EventPtr> PublishLocked(std::shared_ptr<Event> event,
                                          Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends `id`'s session and publishes `left`, its leave event.
   absl::StatusOr<EventPtr> RemoveLocked(absl::string_view id,
-                                        CloseReason reason, Wakeups* wake)
+                                        CloseReason reason,
+                                        std::shared_ptr<Event> left,
+                                        Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CheckRunningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void WakeAll(const Wakeups& wake);
