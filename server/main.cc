@@ -61,14 +61,6 @@ ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
 
 namespace {
 
-const std::string kFlagNames[] = {
-    "grpc_addr",          "port_file",          "data_dir",
-    "max_message_bytes",  "max_id_bytes",       "channel_capacity",
-    "session_idle_timeout", "receive_default_timeout", "receive_max_timeout",
-    "receive_max_events", "stream_max_batch",   "history_limit",
-    "max_request_bytes",  "shutdown_grace",
-};
-
 void Log(const std::string& line) {
   std::fprintf(stderr, "%s parley_server: %s\n",
                absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
@@ -118,7 +110,8 @@ void ScheduleReaper(parley::Scheduler* scheduler, parley::chat::Hub* hub,
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "The Parley chat server. Every flag also reads PARLEY_<FLAG>.");
-  if (absl::Status s = parley::ApplyEnvironmentToFlags(kFlagNames); !s.ok()) {
+  if (absl::Status s = parley::ApplyEnvironmentToFlags("server/main.cc");
+      !s.ok()) {
     Die(std::string(s.message()));
   }
   absl::ParseCommandLine(argc, argv);
