@@ -1,5 +1,6 @@
 #include "server/api/chat_service.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <utility>

@@ -170,7 +170,11 @@ TEST(ChatServiceTest, LeaveEndsAWaitingPollWithAnEmptyList) {
   });
   // Leave only once the poll is waiting, so it is the leave that ends it.
   auto channel = *server.hub().FindChannel("bob");
-  while (!channel->HasReader()) std::this_thread::yield();
+  const absl::Time attach_deadline = absl::Now() + absl::Seconds(10);
+  while (!channel->HasReader()) {
+    ASSERT_LT(absl::Now(), attach_deadline) << "the poll never attached";
+    std::this_thread::yield();
+  }
   auto other = server.NewStub();
   grpc::ClientContext ctx;
   v1::LeaveRequest leave;
