@@ -18,7 +18,10 @@
 
 #include <string>
 
+#include "parley/v1/accounts.pb.h"
 #include "parley/v1/chat.pb.h"
+#include "parley/v1/messages.pb.h"
+#include "parley/v1/rooms.pb.h"
 
 namespace parley::proto {
 
@@ -61,5 +64,35 @@ PARLEY_REQUEST_TRAITS(parley::v1::SendRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::LeaveRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::ReceiveRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::SubscribeRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListRecentMessagesRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::PostRecentMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListPostersRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SignInRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SignOutRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::RenewTokenRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::CreateUserRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListUsersRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::GetUserRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::UpdateUserRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::DeleteUserRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::CreateRoomRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListRoomsRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::GetRoomRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::UpdateRoomRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::DeleteRoomRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::AddMemberRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::RemoveMemberRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListMembersRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::CheckAccessRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::CreateRoomTokenRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::RenewRoomTokenRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::PostMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListMessagesRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::GetMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::EditMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::DeleteMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::PurgeMessagesRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SendDirectMessageRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListDirectMessagesRequest)
 
 #endif  // PARLEY_PROTO_REQUEST_TRAITS_H_

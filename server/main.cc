@@ -1,8 +1,5 @@
 // parley_server: the Parley gRPC server. Flags take their defaults from
 // PARLEY_<FLAG> environment variables; the command line wins.
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/grpcpp.h>
-#include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -13,21 +10,18 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <vector>
 
 #include "absl/flags/flag.h"
-#include "grpc/health/v1/health.pb.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "server/api/chat_service.h"
-#include "server/chat/hub.h"
-#include "server/common/clock.h"
+#include "server/api/server.h"
 #include "server/common/env_flags.h"
-#include "server/common/scheduler.h"
-#include "server/store/memory_store.h"
 
 ABSL_FLAG(std::string, grpc_addr, "127.0.0.1:50051",
           "Address the gRPC server listens on; port 0 picks a free port.");
@@ -51,8 +45,24 @@ ABSL_FLAG(int64_t, receive_max_events, 256,
           "Most events one long poll returns.");
 ABSL_FLAG(int64_t, stream_max_batch, 256,
           "Most events coalesced into one Subscribe write.");
-ABSL_FLAG(int64_t, history_limit, 100000,
-          "Events kept per room by the in-memory history.");
+ABSL_FLAG(int64_t, history_max_page, 1000,
+          "Most messages one history page (n, page_size) may ask for.");
+ABSL_FLAG(std::string, sqlite_synchronous, "normal",
+          "SQLite's synchronous setting: normal (durable against a crash of "
+          "the server) or full (also against power loss).");
+ABSL_FLAG(int64_t, store_max_batch, 1024,
+          "Most writes the store's writer commits in one transaction.");
+ABSL_FLAG(std::string, token_key_file, "",
+          "File holding the HS256 token key (>= 32 bytes). Empty: "
+          "<data_dir>/token.key, generated on first start.");
+ABSL_FLAG(absl::Duration, token_lifetime, absl::Hours(24),
+          "How long a user or room token is valid.");
+ABSL_FLAG(std::vector<std::string>, admin_users, {},
+          "Comma-separated usernames with admin rights (manage every room).");
+ABSL_FLAG(int64_t, password_hash_ops, 2,
+          "argon2id passes per password hash (libsodium opslimit).");
+ABSL_FLAG(int64_t, password_hash_mem_kib, 64 * 1024,
+          "argon2id memory per password hash, in KiB.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -94,17 +104,6 @@ int64_t Positive(const absl::Flag<int64_t>& flag, const char* name) {
   return v;
 }
 
-// Reaps idle sessions periodically, on the scheduler's thread.
-void ScheduleReaper(parley::Scheduler* scheduler, parley::chat::Hub* hub,
-                    absl::Duration every) {
-  scheduler->Schedule(absl::Now() + every, [scheduler, hub, every] {
-    if (int n = hub->ReapIdle(); n > 0) {
-      Log(absl::StrCat("reaped ", n, " idle session(s)"));
-    }
-    ScheduleReaper(scheduler, hub, every);
-  });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -141,6 +140,7 @@ int main(int argc, char** argv) {
     Die("--session_idle_timeout must be positive");
   }
 
+  parley::api::ServerOptions options;
   parley::api::ReadOptions read_options;
   read_options.receive_default_timeout =
       absl::GetFlag(FLAGS_receive_default_timeout);
@@ -153,39 +153,41 @@ int main(int argc, char** argv) {
       Positive(FLAGS_receive_max_events, "receive_max_events");
   read_options.stream_max_batch =
       Positive(FLAGS_stream_max_batch, "stream_max_batch");
+  read_options.history_max_page =
+      Positive(FLAGS_history_max_page, "history_max_page");
 
-  parley::store::MemoryStore store(Positive(FLAGS_history_limit,
-                                            "history_limit"));
-  parley::Scheduler scheduler;
-  parley::chat::Hub hub(hub_options, &store, parley::Clock::Real());
-  parley::api::ChatService chat_service(&hub, &scheduler, read_options);
-  ScheduleReaper(&scheduler, &hub,
-                 std::clamp(hub_options.session_idle_timeout / 4,
-                            absl::Milliseconds(100), absl::Seconds(10)));
+  options.read = read_options;
+  options.hub = hub_options;
+  options.grpc_addr = absl::GetFlag(FLAGS_grpc_addr);
+  options.data_dir = data_dir;
+  const std::string sync = absl::GetFlag(FLAGS_sqlite_synchronous);
+  if (sync != "normal" && sync != "full") {
+    Die("--sqlite_synchronous must be normal or full");
+  }
+  options.sqlite_synchronous_full = sync == "full";
+  options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
+  options.token_key_file = absl::GetFlag(FLAGS_token_key_file);
+  options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
+  if (options.token_lifetime <= absl::ZeroDuration()) {
+    Die("--token_lifetime must be positive");
+  }
+  options.admin_users = absl::GetFlag(FLAGS_admin_users);
+  options.password.ops_limit = Positive(FLAGS_password_hash_ops,
+                                        "password_hash_ops");
+  options.password.mem_limit =
+      static_cast<size_t>(Positive(FLAGS_password_hash_mem_kib,
+                                   "password_hash_mem_kib")) * 1024;
+  options.max_request_bytes = Positive(FLAGS_max_request_bytes,
+                                       "max_request_bytes");
+  options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
 
-  // Referencing the health messages links their descriptors, so reflection
-  // (and so grpcurl) can describe grpc.health.v1.Health.
-  (void)grpc::health::v1::HealthCheckRequest::descriptor();
-  grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  int port = 0;
-  const std::string addr = absl::GetFlag(FLAGS_grpc_addr);
-  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&chat_service);
-  builder.SetMaxReceiveMessageSize(
-      static_cast<int>(Positive(FLAGS_max_request_bytes, "max_request_bytes")));
-  // Find dead peers of idle streams, and let clients keep theirs alive.
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
-  builder.AddChannelArgument(
-      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
-  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
-  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (server == nullptr || port == 0) Die(absl::StrCat("cannot listen on ", addr));
-
-  Log(absl::StrCat("listening on ", addr, " (port ", port, "), data in ",
-                   data_dir, "; history is kept in memory"));
+  absl::StatusOr<std::unique_ptr<parley::api::Server>> server =
+      parley::api::Server::Start(options);
+  if (!server.ok()) Die(std::string(server.status().ToString()));
+  const int port = (*server)->port();
+  Log(absl::StrCat("listening on ", options.grpc_addr, " (port ", port,
+                   "), data in ", data_dir, " (SQLite, synchronous=", sync,
+                   ")"));
   if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
     WritePortFile(pf, port);
   }
@@ -193,13 +195,7 @@ int main(int argc, char** argv) {
   int sig = 0;
   sigwait(&signals, &sig);
   Log(absl::StrCat("signal ", sig, ": shutting down"));
-  server->GetHealthCheckService()->Shutdown();
-  // Open streams and polls end with UNAVAILABLE instead of a dropped
-  // connection; then in-flight calls get the grace period.
-  hub.Shutdown();
-  server->Shutdown(absl::ToChronoTime(absl::Now() +
-                                      absl::GetFlag(FLAGS_shutdown_grace)));
-  server->Wait();
+  (*server)->Shutdown();
   Log("stopped");
   return 0;
 }

@@ -3,11 +3,13 @@
 #include <algorithm>
 #include <cmath>
 #include <memory>
+#include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "request_traits.h"
+#include "server/chat/validate.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 
@@ -18,36 +20,6 @@ using chat::Channel;
 using chat::ChannelReader;
 using chat::CloseReason;
 using chat::EventPtr;
-
-parley::v1::EventKind KindToProto(chat::EventKind kind) {
-  switch (kind) {
-    case chat::EventKind::kMessage:
-      return parley::v1::EVENT_KIND_MESSAGE;
-    case chat::EventKind::kJoin:
-      return parley::v1::EVENT_KIND_JOIN;
-    case chat::EventKind::kLeave:
-      return parley::v1::EVENT_KIND_LEAVE;
-    case chat::EventKind::kGap:
-      return parley::v1::EVENT_KIND_GAP;
-  }
-  return parley::v1::EVENT_KIND_UNSPECIFIED;
-}
-
-grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
-                                    const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, context));
-  return reactor;
-}
-
-// INVALID_ARGUMENT when the request arrived with a string field that was not
-// UTF-8 (see proto/request_traits.h); OK otherwise.
-absl::Status CheckUtf8(const google::protobuf::Message& request) {
-  const std::string field = proto::MalformedField(request);
-  if (field.empty()) return absl::OkStatus();
-  return InvalidInput("INVALID_UTF8", field,
-                      absl::StrCat(field, " is not valid UTF-8"));
-}
 
 // The status a read ends with once its channel is closed.
 absl::Status ClosedStatus(CloseReason reason) {
@@ -62,6 +34,16 @@ absl::Status ClosedStatus(CloseReason reason) {
     case CloseReason::kShutdown:
       return WithReason(absl::UnavailableError("the server is shutting down"),
                         "SHUTTING_DOWN");
+    case CloseReason::kRemoved:
+      return WithReason(absl::PermissionDeniedError(
+                            "you are no longer a member of this room"),
+                        "NOT_A_MEMBER", "room");
+    case CloseReason::kDeleted:
+      return WithReason(absl::NotFoundError("the room was deleted"),
+                        "ROOM_NOT_FOUND", "room");
+    case CloseReason::kUserGone:
+      return WithReason(absl::UnauthenticatedError("the user was deleted"),
+                        "USER_GONE");
   }
   return absl::OkStatus();
 }
@@ -168,9 +150,22 @@ class PollCall final : public grpc::ServerUnaryReactor {
 // coalesced into the next write. Like PollCall, the reactor belongs to gRPC
 // and the shared pump decides under its lock who may call into it; Finish is
 // only called with no write in flight.
+//
+// A resuming stream first replays history from the store, a page per write,
+// up to the point where its channel's live events begin; channel wake-ups
+// are ignored until then (the channel keeps them) and the store is only read
+// from gRPC's threads, never from the writer thread that delivers events.
 class StreamCall final
     : public grpc::ServerWriteReactor<parley::v1::SubscribeResponse> {
  public:
+  // History to replay: events of `log` with after < sequence <= until.
+  struct Replay {
+    store::Store* store = nullptr;
+    std::string log;
+    uint64_t after = 0;
+    uint64_t until = 0;
+  };
+
   class Pump final : public ChannelReader,
                      public std::enable_shared_from_this<Pump> {
    public:
@@ -182,39 +177,35 @@ class StreamCall final
           hub_(hub),
           max_batch_(max_batch) {}
 
+    // Replays `replay` before live events. Call before Start.
+    void set_replay(Replay replay) {
+      MutexLock lock(&mu_);
+      if (replay.after < replay.until) replay_ = std::move(replay);
+    }
+    // Sends a first write at once, even with no events. Call before Start.
+    void set_first_write() {
+      MutexLock lock(&mu_);
+      first_write_ = true;
+    }
+    // Runs once when the stream finishes.
+    void set_on_finish(absl::AnyInvocable<void()> on_finish) {
+      on_finish_ = std::move(on_finish);
+    }
+
     void Start() {
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
-      OnReadable();
+      Step();
     }
 
+    // From the hub (possibly on the store's writer thread): no store reads.
     void OnReadable() override {
-      StreamCall* call;
-      bool writing = false;
       {
         MutexLock lock(&mu_);
-        if (call_ == nullptr || writing_ || finishing_) return;
-        Channel::TakeResult taken = channel_->Take(max_batch_);
-        if (taken.events.empty()) {
-          if (taken.closed == CloseReason::kOpen) return;
-          BeginFinishLocked(ClosedStatus(taken.closed));
-          call = FinishCallLocked();
-        } else {
-          response_.Clear();
-          for (const EventPtr& event : taken.events) {
-            ToProto(*event, response_.add_events());
-          }
-          writing_ = writing = true;
-          call = call_;
-        }
+        if (replay_.has_value()) return;  // Step drains the channel after.
       }
-      if (writing) {
-        // Outside the lock: gRPC may run OnWriteDone on this thread.
-        call->StartWrite(&response_);
-      } else {
-        Finish(call);
-      }
+      Step();
     }
 
     void OnSuperseded() override {
@@ -238,7 +229,7 @@ class StreamCall final
       if (finishing) {
         Finish(call);
       } else {
-        OnReadable();
+        Step();
       }
     }
 
@@ -255,6 +246,68 @@ class StreamCall final
     }
 
    private:
+    // Writes the next page of history, or what the channel holds; finishes
+    // when the channel is closed and drained.
+    void Step() {
+      StreamCall* call;
+      bool writing = false;
+      {
+        MutexLock lock(&mu_);
+        if (call_ == nullptr || writing_ || finishing_) return;
+        response_.Clear();
+        absl::Status replayed =
+            replay_.has_value() ? ReplayPageLocked() : absl::OkStatus();
+        CloseReason closed = CloseReason::kOpen;
+        if (replayed.ok() && !replay_.has_value() &&
+            response_.events_size() == 0) {
+          Channel::TakeResult taken = channel_->Take(max_batch_);
+          closed = taken.closed;
+          for (const EventPtr& event : taken.events) {
+            ToProto(*event, response_.add_events());
+          }
+        }
+        if (!replayed.ok()) {
+          BeginFinishLocked(replayed);
+          call = FinishCallLocked();
+        } else if (response_.events_size() > 0 || first_write_) {
+          first_write_ = false;
+          writing_ = writing = true;
+          call = call_;
+        } else if (closed != CloseReason::kOpen) {
+          BeginFinishLocked(ClosedStatus(closed));
+          call = FinishCallLocked();
+        } else {
+          return;
+        }
+      }
+      if (writing) {
+        // Outside the lock: gRPC may run OnWriteDone on this thread.
+        call->StartWrite(&response_);
+      } else {
+        Finish(call);
+      }
+    }
+
+    // Fills response_ with the next page of history and advances the cursor;
+    // clears replay_ once it reaches the live point.
+    absl::Status ReplayPageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      Replay& r = *replay_;
+      const size_t want =
+          static_cast<size_t>(std::min<uint64_t>(max_batch_, r.until - r.after));
+      absl::StatusOr<std::vector<EventPtr>> page =
+          r.store->ReadAfter(r.log, r.after, want);
+      if (!page.ok()) return page.status();
+      for (const EventPtr& event : *page) {
+        if (event->sequence > r.until) break;
+        ToProto(*event, response_.add_events());
+        r.after = event->sequence;
+      }
+      // Fewer than asked: the rest up to `until` was purged or never
+      // committed; live events start after `until`.
+      if (page->size() < want || r.after >= r.until) replay_.reset();
+      return absl::OkStatus();
+    }
+
     void BeginFinishLocked(const absl::Status& status)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       finishing_ = true;
@@ -274,6 +327,7 @@ class StreamCall final
         status = final_status_;
       }
       channel_->Detach(this, hub_->clock()->Now());
+      if (on_finish_) on_finish_();
       call->Finish(ToGrpcStatus(status, context_));
     }
 
@@ -285,7 +339,11 @@ class StreamCall final
     const size_t max_batch_;
     bool writing_ ABSL_GUARDED_BY(mu_) = false;
     bool finishing_ ABSL_GUARDED_BY(mu_) = false;
+    bool first_write_ ABSL_GUARDED_BY(mu_) = false;
+    std::optional<Replay> replay_ ABSL_GUARDED_BY(mu_);
     absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+    // Set before Start; run by the one thread that finishes the call.
+    absl::AnyInvocable<void()> on_finish_;
     // Written only by the thread that sets writing_, and left alone while the
     // write is in flight.
     parley::v1::SubscribeResponse response_;
@@ -306,63 +364,53 @@ class StreamCall final
   std::shared_ptr<Pump> pump_;
 };
 
-}  // namespace
-
-void ToProto(const chat::Event& event, parley::v1::Event* out) {
-  out->set_kind(KindToProto(event.kind));
-  out->set_room(event.room);
-  out->set_sequence(event.sequence);
-  out->set_id(event.id);
-  out->set_sender(event.sender);
-  out->set_text(event.text);
-  if (event.kind != chat::EventKind::kGap) {
-    const int64_t nanos = absl::ToUnixNanos(event.time);
-    out->mutable_create_time()->set_seconds(nanos / 1000000000);
-    out->mutable_create_time()->set_nanos(static_cast<int32_t>(nanos % 1000000000));
-  }
-  out->set_gap_first_sequence(event.gap_first);
-  out->set_gap_last_sequence(event.gap_last);
+// Finishes a unary reactor from a hub or store callback.
+void FinishWith(grpc::ServerUnaryReactor* reactor,
+                grpc::CallbackServerContext* context,
+                const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status, context));
 }
 
-ChatService::ChatService(chat::Hub* hub, Scheduler* scheduler,
-                         ReadOptions options)
-    : hub_(hub), scheduler_(scheduler), options_(options) {}
+}  // namespace
+
+ChatService::ChatService(const Deps& deps) : deps_(deps) {}
+
+// Join, Send and Leave are acknowledged from the store's writer thread once
+// their event is committed and delivered.
+#define PARLEY_LOBBY_CALL(Method, ...)                                       \
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {                       \
+    return FinishNow(context, s);                                            \
+  }                                                                          \
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();             \
+  deps_.hub->Method(__VA_ARGS__, [reactor, context, response](               \
+                                     absl::StatusOr<EventPtr> event) {       \
+    if (event.ok()) ToProto(**event, response->mutable_event());             \
+    FinishWith(reactor, context, event.status());                            \
+  });                                                                        \
+  return reactor
 
 grpc::ServerUnaryReactor* ChatService::Join(
     grpc::CallbackServerContext* context,
     const parley::v1::JoinRequest* request,
     parley::v1::JoinResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  auto event = hub_->Join(request->id());
-  if (event.ok()) ToProto(**event, response->mutable_event());
-  return FinishNow(context, event.status());
+  PARLEY_LOBBY_CALL(Join, request->id());
 }
 
 grpc::ServerUnaryReactor* ChatService::Send(
     grpc::CallbackServerContext* context,
     const parley::v1::SendRequest* request,
     parley::v1::SendResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  auto event = hub_->Send(request->id(), request->message());
-  if (event.ok()) ToProto(**event, response->mutable_event());
-  return FinishNow(context, event.status());
+  PARLEY_LOBBY_CALL(Send, request->id(), request->message());
 }
 
 grpc::ServerUnaryReactor* ChatService::Leave(
     grpc::CallbackServerContext* context,
     const parley::v1::LeaveRequest* request,
     parley::v1::LeaveResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  auto event = hub_->Leave(request->id());
-  if (event.ok()) ToProto(**event, response->mutable_event());
-  return FinishNow(context, event.status());
+  PARLEY_LOBBY_CALL(Leave, request->id());
 }
+
+#undef PARLEY_LOBBY_CALL
 
 grpc::ServerUnaryReactor* ChatService::Receive(
     grpc::CallbackServerContext* context,
@@ -378,19 +426,19 @@ grpc::ServerUnaryReactor* ChatService::Receive(
                                   "timeout must be a non-negative number of "
                                   "seconds"));
   }
-  absl::Duration timeout = seconds == 0 ? options_.receive_default_timeout
+  absl::Duration timeout = seconds == 0 ? deps_.read.receive_default_timeout
                                         : absl::Seconds(seconds);
-  timeout = std::min(timeout, options_.receive_max_timeout);
+  timeout = std::min(timeout, deps_.read.receive_max_timeout);
   size_t max_events = request->max_events() == 0
-                          ? options_.receive_max_events
+                          ? deps_.read.receive_max_events
                           : std::min<size_t>(request->max_events(),
-                                             options_.receive_max_events);
-  auto channel = hub_->FindChannel(request->id());
+                                             deps_.read.receive_max_events);
+  auto channel = deps_.hub->FindChannel(request->id());
   if (!channel.ok()) return FinishNow(context, channel.status());
 
   auto* call = new PollCall();
   auto waiter = std::make_shared<PollCall::Waiter>(
-      call, context, response, *std::move(channel), hub_, scheduler_,
+      call, context, response, *std::move(channel), deps_.hub, deps_.scheduler,
       max_events);
   call->set_waiter(waiter);
   waiter->Start(timeout);
@@ -401,19 +449,136 @@ grpc::ServerWriteReactor<parley::v1::SubscribeResponse>*
 ChatService::Subscribe(grpc::CallbackServerContext* context,
                        const parley::v1::SubscribeRequest* request) {
   auto* call = new StreamCall();
-  const absl::Status malformed = CheckUtf8(*request);
-  absl::StatusOr<std::shared_ptr<Channel>> channel =
-      malformed.ok() ? hub_->FindChannel(request->id())
-                     : absl::StatusOr<std::shared_ptr<Channel>>(malformed);
-  if (!channel.ok()) {
-    call->Finish(ToGrpcStatus(channel.status(), context));
+  auto refuse = [&](const absl::Status& status) {
+    call->Finish(ToGrpcStatus(status, context));
+    return call;
+  };
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) return refuse(s);
+  const int targets = (request->id().empty() ? 0 : 1) +
+                      (request->room().empty() ? 0 : 1) +
+                      (request->direct_messages() ? 1 : 0);
+  if (targets > 1) {
+    return refuse(InvalidInput(
+        "ONE_TARGET", "room",
+        "give exactly one of id, room and direct_messages"));
+  }
+  if (request->room().empty() && !request->direct_messages()) {
+    // Seed 000: a joined lobby client's own channel.
+    absl::StatusOr<std::shared_ptr<Channel>> channel =
+        deps_.hub->FindChannel(request->id());
+    if (!channel.ok()) return refuse(channel.status());
+    auto pump = std::make_shared<StreamCall::Pump>(
+        call, context, *std::move(channel), deps_.hub,
+        deps_.read.stream_max_batch);
+    call->set_pump(pump);
+    pump->Start();
     return call;
   }
+
+  absl::StatusOr<auth::Principal> who = Authenticate(deps_, context);
+  if (!who.ok()) return refuse(who.status());
+  std::string log;
+  chat::Subscriber subscriber;
+  subscriber.user_id = who->user_id;
+  if (request->direct_messages()) {
+    if (who->kind != auth::TokenKind::kUser) {
+      return refuse(WithReason(
+          absl::PermissionDeniedError("a room token has no direct messages"),
+          "USER_TOKEN_REQUIRED"));
+    }
+    log = store::InboxLog(who->user_id);
+  } else {
+    absl::StatusOr<RoomView> room = ResolveRoom(deps_, request->room(), *who);
+    if (!room.ok()) return refuse(room.status());
+    if (absl::Status s = auth::RequireRead(room->rights); !s.ok()) {
+      return refuse(s);
+    }
+    log = room->room.id;
+    subscriber.name = who->display_name;
+    subscriber.room = room->room.name;
+  }
+  absl::StatusOr<chat::Subscription> subscription =
+      deps_.hub->Subscribe(log, std::move(subscriber));
+  if (!subscription.ok()) return refuse(subscription.status());
+
   auto pump = std::make_shared<StreamCall::Pump>(
-      call, context, *std::move(channel), hub_, options_.stream_max_batch);
+      call, context, subscription->channel, deps_.hub,
+      deps_.read.stream_max_batch);
+  if (request->has_after_sequence()) {
+    pump->set_replay(StreamCall::Replay{deps_.store, log,
+                                        request->after_sequence(),
+                                        subscription->live_after});
+  }
+  pump->set_first_write();
+  pump->set_on_finish([hub = deps_.hub, sub = *subscription] {
+    hub->Unsubscribe(sub);
+  });
   call->set_pump(pump);
   pump->Start();
   return call;
+}
+
+grpc::ServerUnaryReactor* ChatService::ListRecentMessages(
+    grpc::CallbackServerContext* context,
+    const parley::v1::ListRecentMessagesRequest* request,
+    parley::v1::ListRecentMessagesResponse* response) {
+  absl::StatusOr<size_t> n =
+      PageSize(request->n(), 100, deps_.read.history_max_page, "n");
+  if (!n.ok()) return FinishNow(context, n.status());
+  absl::StatusOr<store::PageResult> page =
+      deps_.store->ListMessages(store::kLobbyId, store::Page{*n});
+  if (!page.ok()) return FinishNow(context, page.status());
+  for (const EventPtr& m : page->messages) {
+    if (m->deleted) continue;
+    auto* out = response->add_messages();
+    out->set_timestamp(static_cast<uint32_t>(absl::ToUnixSeconds(m->time)));
+    out->set_user(m->sender);
+    out->set_text(m->text);
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::PostRecentMessageRequest* request,
+    parley::v1::PostRecentMessageResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  const chat::HubOptions& limits = deps_.hub->options();
+  if (absl::Status s =
+          chat::ValidateClientId(request->user(), limits.max_id_bytes, "user");
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = chat::ValidateMessageText(
+          request->text(), limits.max_message_bytes, "text");
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  auto event = chat::NewEvent(chat::EventKind::kMessage, store::kLobbyId);
+  event->room_id = std::string(store::kLobbyId);
+  event->room = std::string(store::kLobbyName);
+  event->sender = request->user();
+  event->text = request->text();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->Publish(std::move(event), [reactor, context, response](
+                                            absl::StatusOr<EventPtr> event) {
+    if (event.ok()) response->set_ok(true);
+    FinishWith(reactor, context, event.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* ChatService::ListPosters(
+    grpc::CallbackServerContext* context,
+    const parley::v1::ListPostersRequest* /*request*/,
+    parley::v1::ListPostersResponse* response) {
+  absl::StatusOr<std::vector<std::string>> names =
+      deps_.store->ListPosters(store::kLobbyId);
+  if (!names.ok()) return FinishNow(context, names.status());
+  for (std::string& name : *names) response->add_users(std::move(name));
+  return FinishNow(context, absl::OkStatus());
 }
 
 }  // namespace parley::api

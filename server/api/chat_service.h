@@ -1,34 +1,21 @@
-// parley.v1.ChatService on the gRPC callback API: converts requests to hub
-// calls and hub events to protos. No thread is held by a waiting long poll or
-// an open stream: each waits as a ChannelReader attached to the client's
-// channel, and a long poll's timeout runs on the scheduler's thread.
-// `hub` and `scheduler` must outlive the service and every call it started.
+// parley.v1.ChatService on the gRPC callback API: the seed-000 lobby (join,
+// send, leave, long poll and stream by client id), seed 004's lobby calls,
+// and signed-in streams of any room or of one's direct messages, resumable
+// by sequence number. No thread is held by a waiting long poll or an open
+// stream: each waits as a ChannelReader attached to its channel, and a long
+// poll's timeout runs on the scheduler's thread. Sends are acknowledged from
+// the store's writer thread after their commit.
 #ifndef PARLEY_SERVER_API_CHAT_SERVICE_H_
 #define PARLEY_SERVER_API_CHAT_SERVICE_H_
 
-#include <cstddef>
-
-#include "absl/time/time.h"
 #include "parley/v1/chat.grpc.pb.h"
-#include "server/chat/hub.h"
-#include "server/common/scheduler.h"
+#include "server/api/common.h"
 
 namespace parley::api {
 
-// The limits of reads; each is a server flag (see main.cc).
-struct ReadOptions {
-  absl::Duration receive_default_timeout = absl::Seconds(30);
-  absl::Duration receive_max_timeout = absl::Seconds(60);
-  size_t receive_max_events = 256;
-  size_t stream_max_batch = 256;
-};
-
-// Fills `out` from `event`.
-void ToProto(const chat::Event& event, parley::v1::Event* out);
-
 class ChatService final : public parley::v1::ChatService::CallbackService {
  public:
-  ChatService(chat::Hub* hub, Scheduler* scheduler, ReadOptions options);
+  explicit ChatService(const Deps& deps);
 
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context,
                                  const parley::v1::JoinRequest* request,
@@ -46,11 +33,21 @@ class ChatService final : public parley::v1::ChatService::CallbackService {
   grpc::ServerWriteReactor<parley::v1::SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext* context,
       const parley::v1::SubscribeRequest* request) override;
+  grpc::ServerUnaryReactor* ListRecentMessages(
+      grpc::CallbackServerContext* context,
+      const parley::v1::ListRecentMessagesRequest* request,
+      parley::v1::ListRecentMessagesResponse* response) override;
+  grpc::ServerUnaryReactor* PostRecentMessage(
+      grpc::CallbackServerContext* context,
+      const parley::v1::PostRecentMessageRequest* request,
+      parley::v1::PostRecentMessageResponse* response) override;
+  grpc::ServerUnaryReactor* ListPosters(
+      grpc::CallbackServerContext* context,
+      const parley::v1::ListPostersRequest* request,
+      parley::v1::ListPostersResponse* response) override;
 
  private:
-  chat::Hub* const hub_;
-  Scheduler* const scheduler_;
-  const ReadOptions options_;
+  const Deps deps_;
 };
 
 }  // namespace parley::api

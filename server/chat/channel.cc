@@ -19,11 +19,14 @@ std::shared_ptr<ChannelReader> Channel::Push(EventPtr event) {
   if (closed_ != CloseReason::kOpen) return nullptr;
   if (queued_events_ >= capacity_) {
     ++dropped_;
+    // Live-only events (presence, sequence 0) are not in any log: a full
+    // channel drops them without a gap marker.
+    if (event->sequence == 0) return nullptr;
     if (!queue_.empty() && queue_.back().event == nullptr) {
       queue_.back().gap_last = event->sequence;
     } else {
       queue_.push_back(
-          Entry{nullptr, event->sequence, event->sequence, event->room});
+          Entry{nullptr, event->sequence, event->sequence, std::move(event)});
     }
   } else {
     queue_.push_back(Entry{std::move(event), 0, 0, {}});
@@ -56,7 +59,9 @@ Channel::TakeResult Channel::Take(size_t max_events) {
     } else {
       auto gap = std::make_shared<Event>();
       gap->kind = EventKind::kGap;
-      gap->room = std::move(entry.gap_room);
+      gap->log = entry.first_missed->log;
+      gap->room = entry.first_missed->room;
+      gap->room_id = entry.first_missed->room_id;
       gap->gap_first = entry.gap_first;
       gap->gap_last = entry.gap_last;
       result.events.push_back(std::move(gap));

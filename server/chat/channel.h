@@ -32,6 +32,9 @@ enum class CloseReason {
   kLeft,      // the client left
   kReaped,    // the session was idle too long
   kShutdown,  // the server is stopping
+  kRemoved,   // the reader's user lost access to the room (removed member)
+  kDeleted,   // the room was deleted
+  kUserGone,  // the reader's user was deleted
 };
 
 // Someone waiting on a channel. The channel holds a shared_ptr to it while it
@@ -51,8 +54,9 @@ class Channel {
   Channel(const Channel&) = delete;
   Channel& operator=(const Channel&) = delete;
 
-  // Queues `event` (or widens the gap marker when full). Returns the reader to
-  // wake, or null. Events must be pushed in sequence order.
+  // Queues `event` (or widens the gap marker when full; a full channel drops
+  // live-only events, sequence 0, without one). Returns the reader to wake,
+  // or null. Logged events must be pushed in sequence order.
   std::shared_ptr<ChannelReader> Push(EventPtr event);
 
   // Drops everything queued and refuses further events. Returns the reader to
@@ -93,7 +97,7 @@ class Channel {
     EventPtr event;  // null for a gap marker
     uint64_t gap_first = 0;
     uint64_t gap_last = 0;
-    std::string gap_room;
+    EventPtr first_missed;  // gap markers: names the log
   };
 
   std::shared_ptr<ChannelReader> WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,16 +1,19 @@
-// An entry of a room's ordered log as the hub delivers it. Events are built
-// once and shared immutably between every channel that carries them.
+// An entry of a log (a room's, or a user's direct-message inbox) as the hub
+// delivers it and the store keeps it. Events are built once and shared
+// immutably between every channel that carries them.
 #ifndef PARLEY_SERVER_CHAT_EVENT_H_
 #define PARLEY_SERVER_CHAT_EVENT_H_
 
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 
 namespace parley::chat {
 
+// Mirrors parley.v1.EventKind (see proto/parley/v1/resources.proto).
 enum class EventKind {
   kMessage,
   kJoin,
@@ -18,16 +21,42 @@ enum class EventKind {
   // Not a log entry: tells a reader that the events with sequence numbers
   // gap_first..gap_last did not fit in its channel and were not queued.
   kGap,
+  kEdit,
+  kDelete,
+  kPurge,
+  kMemberAdded,
+  kMemberRemoved,
+};
+
+struct MessageVersion {
+  std::string text;
+  absl::Time time;
 };
 
 struct Event {
   EventKind kind = EventKind::kMessage;
-  std::string room;
-  uint64_t sequence = 0;  // 1-based position in the room's log; 0 for gaps.
-  std::string id;         // UUID; empty for gaps.
-  std::string sender;
+  // The log the event belongs to: a room's id, or store::InboxLog(user).
+  std::string log;
+  std::string room_id;  // empty for direct messages
+  std::string room;     // the room's name; empty for direct messages
+  // 1-based position in the log; 0 for gaps and live-only events (room
+  // subscribers' join/leave).
+  uint64_t sequence = 0;
+  std::string id;  // UUID; empty for gaps
+  std::string sender;     // display name / lobby client id
+  std::string sender_id;  // user UUID; empty when anonymous
+  std::string recipient_id;  // direct messages
+  std::string recipient;     // direct messages: the recipient's username
   std::string text;
   absl::Time time;
+  std::string target_id;  // edit, delete: message id; member_*: user id
+  uint64_t target_sequence = 0;  // edit, delete
+  uint64_t purge_through = 0;    // purge
+  // Current state of a message read from history.
+  absl::Time update_time = absl::InfinitePast();  // InfinitePast: never edited
+  bool deleted = false;
+  std::vector<MessageVersion> previous_versions;  // oldest first
+  // Gap markers.
   uint64_t gap_first = 0;
   uint64_t gap_last = 0;
 };

@@ -2,8 +2,10 @@
 
 #include <uuid/uuid.h>
 
+#include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
@@ -19,188 +21,116 @@ std::string NewUuid() {
   return text;
 }
 
-// An event with everything but its sequence number and time, which only the
-// hub's lock may assign. Built before taking the lock: the UUID costs a
-// getrandom call, and the copies need no lock.
-std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view sender,
-                                absl::string_view text) {
-  auto event = std::make_shared<Event>();
-  event->kind = kind;
-  event->room = std::string(kLobby);
-  event->id = NewUuid();
-  event->sender = std::string(sender);
-  event->text = std::string(text);
-  return event;
-}
-
 absl::Status NotJoined(absl::string_view id) {
   return WithReason(absl::FailedPreconditionError(
                         absl::StrCat("client '", id, "' has not joined")),
                     "NOT_JOINED", "id");
 }
 
-}  // namespace
-
-Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
-    : options_(options), store_(store), clock_(clock) {
-  // A restarted hub continues the room's numbering rather than reusing it.
-  auto last = store_->LastSequence(kLobby);
-  if (last.ok()) last_sequence_ = *last;
-}
-
-absl::Status Hub::CheckRunningLocked() {
-  if (!shutdown_) return absl::OkStatus();
+absl::Status ShuttingDown() {
   return WithReason(absl::UnavailableError("the server is shutting down"),
                     "SHUTTING_DOWN");
 }
 
-absl::StatusOr<EventPtr> Hub::PublishLocked(std::shared_ptr<Event> event,
-                                            Wakeups* wake) {
-  event->sequence = last_sequence_ + 1;
-  event->time = clock_->Now();
-  EventPtr shared = std::move(event);
-  if (absl::Status s = store_->Append(shared); !s.ok()) return s;
-  last_sequence_ = shared->sequence;
-  for (auto& [id, session] : sessions_) {
-    if (auto reader = session->channel->Push(shared)) {
-      wake->push_back(std::move(reader));
-    }
-  }
-  return shared;
-}
+// Room logs carry presence events; direct-message inboxes do not.
+bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
 
-void Hub::WakeAll(const Wakeups& wake) {
-  for (const auto& reader : wake) reader->OnReadable();
-}
-
-absl::StatusOr<EventPtr> Hub::Join(absl::string_view id) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    return s;
-  }
-  auto joined = NewEvent(EventKind::kJoin, id, "");
-  Wakeups wake;
-  absl::StatusOr<EventPtr> event;
-  {
-    MutexLock lock(&mu_);
-    if (absl::Status s = CheckRunningLocked(); !s.ok()) return s;
-    if (sessions_.count(id) > 0) {
-      return WithReason(absl::AlreadyExistsError(absl::StrCat(
-                            "client '", id, "' has already joined")),
-                        "ALREADY_JOINED", "id");
-    }
-    auto session = std::make_unique<Session>();
-    session->id = std::string(id);
-    session->channel =
-        std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
-    auto [it, inserted] = sessions_.emplace(session->id, std::move(session));
-    event = PublishLocked(std::move(joined), &wake);
-    if (!event.ok()) sessions_.erase(it);
-  }
-  WakeAll(wake);
+// A lobby event of `kind` caused by client `id`.
+std::shared_ptr<Event> LobbyEvent(EventKind kind, absl::string_view id,
+                                  absl::string_view text) {
+  auto event = NewEvent(kind, store::kLobbyId);
+  event->room_id = std::string(store::kLobbyId);
+  event->room = std::string(store::kLobbyName);
+  event->sender = std::string(id);
+  event->text = std::string(text);
   return event;
 }
 
-absl::StatusOr<EventPtr> Hub::Send(absl::string_view id,
-                                   absl::string_view text) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = ValidateMessageText(text, options_.max_message_bytes);
-      !s.ok()) {
-    return s;
-  }
-  auto message = NewEvent(EventKind::kMessage, id, text);
-  Wakeups wake;
-  absl::StatusOr<EventPtr> event;
-  {
-    MutexLock lock(&mu_);
-    if (absl::Status s = CheckRunningLocked(); !s.ok()) return s;
-    auto it = sessions_.find(id);
-    if (it == sessions_.end()) return NotJoined(id);
-    it->second->channel->Touch(clock_->Now());
-    event = PublishLocked(std::move(message), &wake);
-  }
-  WakeAll(wake);
+}  // namespace
+
+std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log) {
+  auto event = std::make_shared<Event>();
+  event->kind = kind;
+  event->log = std::string(log);
+  event->id = NewUuid();
   return event;
 }
 
-absl::StatusOr<EventPtr> Hub::RemoveLocked(absl::string_view id,
-                                           CloseReason reason,
-                                           std::shared_ptr<Event> left,
-                                           Wakeups* wake) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotJoined(id);
-  std::unique_ptr<Session> session = std::move(it->second);
-  sessions_.erase(it);
-  if (auto reader = session->channel->Close(reason)) {
-    wake->push_back(std::move(reader));
-  }
-  // The session is out of the map, so the leaver is not sent its own leave.
-  return PublishLocked(std::move(left), wake);
-}
-
-absl::StatusOr<EventPtr> Hub::Leave(absl::string_view id) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    return s;
-  }
-  auto left = NewEvent(EventKind::kLeave, id, "");
-  Wakeups wake;
-  absl::StatusOr<EventPtr> event;
+Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
+    : options_(options), store_(store), clock_(clock) {
+  lobby_ = std::make_shared<Log>(std::string(store::kLobbyId));
+  // A restarted hub continues the lobby's numbering rather than reusing it;
+  // the server checks the store is readable before building the hub.
+  const uint64_t last = store_->LastSequence(store::kLobbyId).value_or(0);
   {
-    MutexLock lock(&mu_);
-    if (absl::Status s = CheckRunningLocked(); !s.ok()) return s;
-    event = RemoveLocked(id, CloseReason::kLeft, std::move(left), &wake);
-  }
-  WakeAll(wake);
-  return event;
-}
-
-absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
-    absl::string_view id) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    return s;
+    MutexLock lock(&lobby_->mu);
+    lobby_->last_assigned = last;
+    lobby_->delivered = last;
   }
   MutexLock lock(&mu_);
-  if (absl::Status s = CheckRunningLocked(); !s.ok()) return s;
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotJoined(id);
-  return it->second->channel;
+  logs_.emplace(lobby_->id, lobby_);
 }
 
-int Hub::ReapIdle() {
-  Wakeups wake;
-  int reaped = 0;
+absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
+  if (shutdown_.load()) return ShuttingDown();
   {
     MutexLock lock(&mu_);
-    if (shutdown_) return 0;
-    const absl::Time now = clock_->Now();
-    std::vector<std::string> idle;
-    for (const auto& [id, session] : sessions_) {
-      if (session->channel->IdleLongerThan(options_.session_idle_timeout,
-                                           now)) {
-        idle.push_back(id);
-      }
-    }
-    // Reaping is rare and off the send path, so its events are built here.
-    for (const std::string& id : idle) {
-      auto left = NewEvent(EventKind::kLeave, id, "");
-      if (RemoveLocked(id, CloseReason::kReaped, std::move(left), &wake).ok()) {
-        ++reaped;
-      }
-    }
+    auto it = logs_.find(log);
+    if (it != logs_.end()) return it->second;
   }
-  WakeAll(wake);
-  return reaped;
+  // First use since start: continue the numbering the store has. The read
+  // runs outside the map's lock; a concurrent first use reads the same value
+  // and the first to insert wins (nothing is published to a log before it is
+  // in the map).
+  absl::StatusOr<uint64_t> last = store_->LastSequence(log);
+  if (!last.ok()) return last.status();
+  MutexLock lock(&mu_);
+  auto [it, inserted] = logs_.try_emplace(std::string(log), nullptr);
+  if (inserted) {
+    it->second = std::make_shared<Log>(it->first);
+    MutexLock log_lock(&it->second->mu);
+    it->second->last_assigned = *last;
+    it->second->delivered = *last;
+  }
+  return it->second;
 }
 
-void Hub::Shutdown() {
+absl::Status Hub::CheckPublishableLocked(const Log& log) {
+  if (shutdown_.load()) return ShuttingDown();
+  if (log.dropped) {
+    return WithReason(absl::NotFoundError("the room no longer exists"),
+                      "ROOM_NOT_FOUND", "room");
+  }
+  return absl::OkStatus();
+}
+
+void Hub::PublishLocked(const std::shared_ptr<Log>& log,
+                        std::shared_ptr<Event> event, CommitDone done) {
+  event->sequence = ++log->last_assigned;
+  event->time = clock_->Now();
+  EventPtr shared = std::move(event);
+  // The writer commits this log's events in the order they are queued here,
+  // under the log's lock, and runs the callbacks in that order too.
+  store_->Submit(store::AppendEvent{shared},
+                 [this, log, shared, done = std::move(done)](
+                     absl::StatusOr<int64_t> committed) mutable {
+                   if (!committed.ok()) {
+                     done(committed.status(), 0);
+                     return;
+                   }
+                   Deliver(log.get(), shared);
+                   done(shared, *committed);
+                 });
+}
+
+void Hub::Deliver(Log* log, const EventPtr& event) {
   Wakeups wake;
   {
-    MutexLock lock(&mu_);
-    if (shutdown_) return;
-    shutdown_ = true;
-    for (auto& [id, session] : sessions_) {
-      if (auto reader = session->channel->Close(CloseReason::kShutdown)) {
+    MutexLock lock(&log->mu);
+    log->delivered = std::max(log->delivered, event->sequence);
+    for (Sub& sub : log->subs) {
+      if (event->sequence <= sub.start_after) continue;
+      if (auto reader = sub.channel->Push(event)) {
         wake.push_back(std::move(reader));
       }
     }
@@ -208,9 +138,374 @@ void Hub::Shutdown() {
   WakeAll(wake);
 }
 
+void Hub::PublishCommon(std::shared_ptr<Event> event, CommitDone done) {
+  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(event->log);
+  if (!log.ok()) {
+    done(log.status(), 0);
+    return;
+  }
+  absl::Status refused;
+  {
+    MutexLock lock(&(*log)->mu);
+    refused = CheckPublishableLocked(**log);
+    if (refused.ok()) PublishLocked(*log, std::move(event), std::move(done));
+  }
+  if (!refused.ok()) done(refused, 0);
+}
+
+void Hub::Publish(std::shared_ptr<Event> event, EventDone done) {
+  PublishCommon(std::move(event),
+                [done = std::move(done)](absl::StatusOr<EventPtr> event,
+                                         int64_t) mutable {
+                  done(std::move(event));
+                });
+}
+
+void Hub::PublishPurge(
+    std::shared_ptr<Event> event,
+    absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)> done) {
+  PublishCommon(std::move(event), std::move(done));
+}
+
+void Hub::WakeAll(const Wakeups& wake) {
+  for (const auto& reader : wake) reader->OnReadable();
+}
+
+void Hub::PushLiveLocked(Log* log, EventPtr event, const Channel* except,
+                         Wakeups* wake) {
+  for (Sub& sub : log->subs) {
+    if (sub.channel.get() == except) continue;
+    if (auto reader = sub.channel->Push(event)) {
+      wake->push_back(std::move(reader));
+    }
+  }
+}
+
+// ---- Lobby sessions ----
+
+void Hub::Join(absl::string_view id, EventDone done) {
+  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
+    done(s);
+    return;
+  }
+  auto joined = LobbyEvent(EventKind::kJoin, id, "");
+  absl::Status refused;
+  {
+    MutexLock lock(&lobby_->mu);
+    refused = CheckPublishableLocked(*lobby_);
+    if (refused.ok() && sessions_.count(id) > 0) {
+      refused = WithReason(absl::AlreadyExistsError(absl::StrCat(
+                               "client '", id, "' has already joined")),
+                           "ALREADY_JOINED", "id");
+    }
+    if (refused.ok()) {
+      auto channel =
+          std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
+      sessions_.emplace(std::string(id), channel);
+      // The session's channel gets everything after what was delivered so
+      // far, so its own join event included.
+      lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), ""},
+                                 lobby_->delivered});
+      PublishLocked(
+          lobby_, std::move(joined),
+          [this, channel, id = std::string(id), done = std::move(done)](
+              absl::StatusOr<EventPtr> event, int64_t) mutable {
+            if (!event.ok()) {
+              // Not committed: the client has not joined after all.
+              Wakeups wake;
+              {
+                MutexLock lock(&lobby_->mu);
+                auto it = sessions_.find(id);
+                if (it != sessions_.end() && it->second == channel) {
+                  RemoveSessionLocked(id, CloseReason::kLeft, &wake);
+                }
+              }
+              WakeAll(wake);
+            }
+            done(std::move(event));
+          });
+    }
+  }
+  if (!refused.ok()) done(refused);
+}
+
+void Hub::Send(absl::string_view id, absl::string_view text, EventDone done) {
+  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
+    done(s);
+    return;
+  }
+  if (absl::Status s = ValidateMessageText(text, options_.max_message_bytes);
+      !s.ok()) {
+    done(s);
+    return;
+  }
+  auto message = LobbyEvent(EventKind::kMessage, id, text);
+  absl::Status refused;
+  {
+    MutexLock lock(&lobby_->mu);
+    refused = CheckPublishableLocked(*lobby_);
+    auto it = sessions_.find(id);
+    if (refused.ok() && it == sessions_.end()) refused = NotJoined(id);
+    if (refused.ok()) {
+      it->second->Touch(clock_->Now());
+      PublishLocked(lobby_, std::move(message),
+                    [done = std::move(done)](absl::StatusOr<EventPtr> event,
+                                             int64_t) mutable {
+                      done(std::move(event));
+                    });
+    }
+  }
+  if (!refused.ok()) done(refused);
+}
+
+bool Hub::RemoveSessionLocked(absl::string_view id, CloseReason reason,
+                              Wakeups* wake) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return false;
+  std::shared_ptr<Channel> channel = std::move(it->second);
+  sessions_.erase(it);
+  auto& subs = lobby_->subs;
+  subs.erase(std::remove_if(subs.begin(), subs.end(),
+                            [&](const Sub& s) { return s.channel == channel; }),
+             subs.end());
+  if (auto reader = channel->Close(reason)) wake->push_back(std::move(reader));
+  return true;
+}
+
+void Hub::Leave(absl::string_view id, EventDone done) {
+  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
+    done(s);
+    return;
+  }
+  auto left = LobbyEvent(EventKind::kLeave, id, "");
+  absl::Status refused;
+  Wakeups wake;
+  {
+    MutexLock lock(&lobby_->mu);
+    refused = CheckPublishableLocked(*lobby_);
+    if (refused.ok() && !RemoveSessionLocked(id, CloseReason::kLeft, &wake)) {
+      refused = NotJoined(id);
+    }
+    // The session is gone, so the leaver is not sent its own leave.
+    if (refused.ok()) {
+      PublishLocked(lobby_, std::move(left),
+                    [done = std::move(done)](absl::StatusOr<EventPtr> event,
+                                             int64_t) mutable {
+                      done(std::move(event));
+                    });
+    }
+  }
+  WakeAll(wake);
+  if (!refused.ok()) done(refused);
+}
+
+absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
+    absl::string_view id) {
+  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
+    return s;
+  }
+  MutexLock lock(&lobby_->mu);
+  if (shutdown_.load()) return ShuttingDown();
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return NotJoined(id);
+  return it->second;
+}
+
+int Hub::ReapIdle() {
+  Wakeups wake;
+  int reaped = 0;
+  {
+    MutexLock lock(&lobby_->mu);
+    if (shutdown_.load()) return 0;
+    const absl::Time now = clock_->Now();
+    std::vector<std::string> idle;
+    for (const auto& [id, channel] : sessions_) {
+      if (channel->IdleLongerThan(options_.session_idle_timeout, now)) {
+        idle.push_back(id);
+      }
+    }
+    for (const std::string& id : idle) {
+      if (!RemoveSessionLocked(id, CloseReason::kReaped, &wake)) continue;
+      ++reaped;
+      PublishLocked(lobby_, LobbyEvent(EventKind::kLeave, id, ""),
+                    [](absl::StatusOr<EventPtr>, int64_t) {});
+    }
+  }
+  WakeAll(wake);
+  return reaped;
+}
+
 size_t Hub::SessionCount() {
-  MutexLock lock(&mu_);
+  MutexLock lock(&lobby_->mu);
   return sessions_.size();
+}
+
+// ---- Subscriptions ----
+
+absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
+                                            Subscriber who) {
+  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  if (!log.ok()) return log.status();
+  Subscription subscription;
+  Wakeups wake;
+  {
+    MutexLock lock(&(*log)->mu);
+    if (absl::Status s = CheckPublishableLocked(**log); !s.ok()) return s;
+    subscription.log = (*log)->id;
+    subscription.channel =
+        std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
+    subscription.live_after = (*log)->delivered;
+    if (IsRoomLog(log_id) && !who.name.empty()) {
+      auto joined = NewEvent(EventKind::kJoin, log_id);
+      joined->room_id = std::string(log_id);
+      joined->room = who.room;
+      joined->sender = who.name;
+      joined->sender_id = who.user_id;
+      joined->time = clock_->Now();
+      PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
+    }
+    (*log)->subs.push_back(
+        Sub{subscription.channel, std::move(who), subscription.live_after});
+  }
+  WakeAll(wake);
+  return subscription;
+}
+
+void Hub::Unsubscribe(const Subscription& subscription) {
+  std::shared_ptr<Log> log;
+  {
+    MutexLock lock(&mu_);
+    auto it = logs_.find(subscription.log);
+    if (it == logs_.end()) return;
+    log = it->second;
+  }
+  Wakeups wake;
+  {
+    MutexLock lock(&log->mu);
+    auto it = std::find_if(log->subs.begin(), log->subs.end(), [&](const Sub& s) {
+      return s.channel == subscription.channel;
+    });
+    if (it == log->subs.end()) return;  // closed by the hub already
+    Subscriber who = std::move(it->who);
+    log->subs.erase(it);
+    if (IsRoomLog(log->id) && !who.name.empty() && !log->dropped &&
+        !shutdown_.load()) {
+      auto left = NewEvent(EventKind::kLeave, log->id);
+      left->room_id = log->id;
+      left->room = who.room;
+      left->sender = who.name;
+      left->sender_id = who.user_id;
+      left->time = clock_->Now();
+      PushLiveLocked(log.get(), std::move(left), nullptr, &wake);
+    }
+  }
+  WakeAll(wake);
+}
+
+void Hub::CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
+                     CloseReason reason) {
+  Wakeups wake;
+  {
+    MutexLock lock(&log->mu);
+    auto& subs = log->subs;
+    auto closing = std::stable_partition(
+        subs.begin(), subs.end(), [&](const Sub& s) { return !close(s); });
+    for (auto it = closing; it != subs.end(); ++it) {
+      if (auto reader = it->channel->Close(reason)) {
+        wake.push_back(std::move(reader));
+      }
+    }
+    subs.erase(closing, subs.end());
+  }
+  WakeAll(wake);
+}
+
+void Hub::CloseSubscriptions(absl::string_view log_id,
+                             absl::string_view user_id, CloseReason reason) {
+  std::shared_ptr<Log> log;
+  {
+    MutexLock lock(&mu_);
+    auto it = logs_.find(log_id);
+    if (it == logs_.end()) return;
+    log = it->second;
+  }
+  CloseWhere(
+      log.get(),
+      [&](const Sub& s) { return user_id.empty() || s.who.user_id == user_id; },
+      reason);
+}
+
+void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
+                                   const absl::flat_hash_set<std::string>& keep,
+                                   CloseReason reason) {
+  std::shared_ptr<Log> log;
+  {
+    MutexLock lock(&mu_);
+    auto it = logs_.find(log_id);
+    if (it == logs_.end()) return;
+    log = it->second;
+  }
+  CloseWhere(
+      log.get(),
+      [&](const Sub& s) {
+        return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
+      },
+      reason);
+}
+
+void Hub::CloseUserSubscriptions(absl::string_view user_id,
+                                 CloseReason reason) {
+  if (user_id.empty()) return;
+  std::vector<std::shared_ptr<Log>> logs;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [id, log] : logs_) logs.push_back(log);
+  }
+  for (const auto& log : logs) {
+    CloseWhere(
+        log.get(), [&](const Sub& s) { return s.who.user_id == user_id; },
+        reason);
+  }
+}
+
+void Hub::DropLog(absl::string_view log_id) {
+  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  if (!log.ok()) return;
+  {
+    // Kept in the map, marked: a late publish finds it dropped instead of
+    // starting the log afresh.
+    MutexLock lock(&(*log)->mu);
+    (*log)->dropped = true;
+  }
+  CloseSubscriptions(log_id, "", CloseReason::kDeleted);
+}
+
+absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
+  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  if (!log.ok()) return log.status();
+  MutexLock lock(&(*log)->mu);
+  return (*log)->delivered;
+}
+
+void Hub::Shutdown() {
+  if (shutdown_.exchange(true)) return;
+  std::vector<std::shared_ptr<Log>> logs;
+  {
+    MutexLock lock(&mu_);
+    for (auto& [id, log] : logs_) logs.push_back(log);
+  }
+  for (const auto& log : logs) {
+    Wakeups wake;
+    {
+      MutexLock lock(&log->mu);
+      for (Sub& sub : log->subs) {
+        if (auto reader = sub.channel->Close(CloseReason::kShutdown)) {
+          wake.push_back(std::move(reader));
+        }
+      }
+    }
+    WakeAll(wake);
+  }
 }
 
 }  // namespace parley::chat

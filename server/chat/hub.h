@@ -1,13 +1,19 @@
-// The hub: the lobby's ordered log, the sessions of joined clients, and the
-// fan-out of every event to each session's bounded channel.
+// The hub: every log's ordering, the commit of each event through the store,
+// and the fan-out of committed events to each subscriber's bounded channel.
+// A log is a room's (its id) or a user's direct-message inbox
+// (store::InboxLog). The lobby's seed-000 sessions are subscribers of the
+// lobby's log that clients join, send to and leave by id.
 //
-// Ordering: one lock orders every event of the room; an event is committed to
-// the store and pushed to every channel before the next one is sequenced, so
-// all readers see the same order. Readers are woken after the lock is
+// Ordering: a log's mutex assigns sequence numbers and queues the event for
+// the store's writer in the same critical section, so the writer commits a
+// log's events in sequence order; after the commit, on the writer thread, the
+// event is pushed to every subscriber's channel (committed before delivered)
+// and only then acknowledged. Readers are woken after the log's lock is
 // released. Thread-safe. `store` and `clock` must outlive the hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -15,6 +21,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -34,7 +43,32 @@ struct HubOptions {
   absl::Duration session_idle_timeout = absl::Minutes(5);
 };
 
-inline constexpr absl::string_view kLobby = "lobby";
+// Called once with the committed event (or the error) on the store's writer
+// thread, or inline on the calling thread when the request fails before
+// reaching the store. Must not block.
+using EventDone = absl::AnyInvocable<void(absl::StatusOr<EventPtr>)>;
+
+// A new event with a fresh UUID: everything but its sequence number and time,
+// which the hub assigns.
+std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log);
+
+// Who holds a subscription; used for presence events and for closing the
+// subscriptions of one user.
+struct Subscriber {
+  std::string user_id;  // empty for room-token holders
+  std::string name;     // shown in presence events; empty: none sent
+  std::string room;     // the room's name, for presence events
+};
+
+// A registered channel on a log. Events with sequence numbers above
+// `live_after` arrive in `channel`; a reader resuming after an earlier
+// sequence number reads (resume point, live_after] from the store, all of it
+// committed, before draining the channel.
+struct Subscription {
+  std::string log;
+  std::shared_ptr<Channel> channel;
+  uint64_t live_after = 0;
+};
 
 class Hub {
  public:
@@ -42,63 +76,127 @@ class Hub {
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
+  // ---- Seed 000: lobby sessions by client id ----
+
   // Creates client `id`'s session and broadcasts its join event to everyone
   // joined, the new client included. ALREADY_EXISTS if `id` is joined.
-  absl::StatusOr<EventPtr> Join(absl::string_view id);
-
+  void Join(absl::string_view id, EventDone done);
   // Commits `text` to the lobby's log and broadcasts it to every joined
   // client. FAILED_PRECONDITION if `id` has not joined.
-  absl::StatusOr<EventPtr> Send(absl::string_view id, absl::string_view text);
-
+  void Send(absl::string_view id, absl::string_view text, EventDone done);
   // Ends `id`'s session (its reader is woken and finds the channel closed)
   // and broadcasts the leave event to the others.
-  absl::StatusOr<EventPtr> Leave(absl::string_view id);
-
+  void Leave(absl::string_view id, EventDone done);
   // The channel of joined client `id`, for a reader to attach to.
   absl::StatusOr<std::shared_ptr<Channel>> FindChannel(absl::string_view id);
-
   // Ends every session that has had no reader and no send for longer than
   // the idle timeout, as a leave. Returns how many were reaped.
   int ReapIdle();
 
+  // ---- Any log ----
+
+  // Assigns `event` (kind, log and content set by the caller, e.g. from
+  // NewEvent) the log's next sequence number and the time, commits it,
+  // delivers it to the log's subscribers, then calls `done`.
+  void Publish(std::shared_ptr<Event> event, EventDone done);
+  // Publish, for a purge: `done` also gets the number of messages purged.
+  void PublishPurge(
+      std::shared_ptr<Event> event,
+      absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)> done);
+
+  // Registers a channel on `log`. Room logs (not inboxes) tell the other
+  // subscribers with a live-only join event when `who.name` is set.
+  absl::StatusOr<Subscription> Subscribe(absl::string_view log,
+                                         Subscriber who);
+  // Removes a subscription (a live-only leave event for the others). Safe to
+  // call after the channel was closed by the hub.
+  void Unsubscribe(const Subscription& subscription);
+  // Closes, with `reason`, the channels of `log`'s subscribers that are
+  // `user_id` (every subscriber when `user_id` is empty).
+  void CloseSubscriptions(absl::string_view log, absl::string_view user_id,
+                          CloseReason reason);
+  // Closes, with `reason`, the channels of `log`'s subscribers whose user is
+  // not in `keep` (room-token holders, with no user, stay).
+  void CloseSubscriptionsExcept(absl::string_view log,
+                                const absl::flat_hash_set<std::string>& keep,
+                                CloseReason reason);
+  // Closes every subscription of `user_id` on every log, with `reason`.
+  void CloseUserSubscriptions(absl::string_view user_id, CloseReason reason);
+  // Closes every subscription of `log` with kDeleted, refuses further
+  // publishing to it (NOT_FOUND) and forgets its state.
+  void DropLog(absl::string_view log);
+
+  // The sequence number of the log's last delivered (so committed) event.
+  absl::StatusOr<uint64_t> LastDelivered(absl::string_view log);
+
   // Closes every channel with kShutdown and refuses new calls with
-  // UNAVAILABLE. Idempotent.
+  // UNAVAILABLE. Idempotent. Events already queued for the store still
+  // complete.
   void Shutdown();
 
   size_t SessionCount();
   const HubOptions& options() const { return options_; }
   Clock* clock() const { return clock_; }
+  store::Store* store() const { return store_; }
 
  private:
-  struct Session {
-    std::string id;
+  struct Sub {
     std::shared_ptr<Channel> channel;
+    Subscriber who;
+    uint64_t start_after = 0;  // deliver only events above this sequence
+  };
+  // One log's ordering and subscribers.
+  struct Log {
+    explicit Log(std::string id) : id(std::move(id)) {}
+    const std::string id;
+    Mutex mu;
+    bool dropped ABSL_GUARDED_BY(mu) = false;
+    uint64_t last_assigned ABSL_GUARDED_BY(mu) = 0;
+    uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
+    std::vector<Sub> subs ABSL_GUARDED_BY(mu);
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
-  // Gives `event` the next sequence number and the time, commits it, and
-  // pushes it to every joined session; collects the readers to wake.
-  absl::StatusOr<EventPtr> PublishLocked(std::shared_ptr<Event> event,
-                                         Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends `id`'s session and publishes `left`, its leave event.
-  absl::StatusOr<EventPtr> RemoveLocked(absl::string_view id,
-                                        CloseReason reason,
-                                        std::shared_ptr<Event> left,
-                                        Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status CheckRunningLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The state of `log`, loaded from the store on first use.
+  absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
+  // Assigns the sequence number and time and queues the commit; delivery
+  // and `done` follow on the writer thread.
+  using CommitDone =
+      absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)>;
+  void PublishLocked(const std::shared_ptr<Log>& log,
+                     std::shared_ptr<Event> event, CommitDone done)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
+  void PublishCommon(std::shared_ptr<Event> event, CommitDone done);
+  // After the commit: push to subscribers (advancing `delivered`).
+  void Deliver(Log* log, const EventPtr& event);
+  // The refusal of a publish to `log`, or OK.
+  absl::Status CheckPublishableLocked(const Log& log)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
+  // Removes lobby session `id` (closing its channel); false when absent.
+  bool RemoveSessionLocked(absl::string_view id, CloseReason reason,
+                           Wakeups* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
+  // Closes the subscriptions of `log` for which `close` is true.
+  void CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
+                  CloseReason reason);
+  // Pushes a live-only event to every subscriber of `log` but `except`.
+  void PushLiveLocked(Log* log, EventPtr event, const Channel* except,
+                      Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   static void WakeAll(const Wakeups& wake);
 
   const HubOptions options_;
   store::Store* const store_;
   Clock* const clock_;
 
-  Mutex mu_;
-  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  std::map<std::string, std::unique_ptr<Session>, std::less<>> sessions_
+  std::atomic<bool> shutdown_{false};
+  Mutex mu_;  // guards logs_; taken before a Log::mu, never after
+  std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
       ABSL_GUARDED_BY(mu_);
+
+  // Lobby sessions by client id. Guarded by the lobby log's mutex.
+  std::shared_ptr<Log> lobby_;
+  std::map<std::string, std::shared_ptr<Channel>, std::less<>> sessions_
+      ABSL_GUARDED_BY(lobby_->mu);
 };
 
 }  // namespace parley::chat

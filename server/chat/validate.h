@@ -13,12 +13,17 @@
 
 namespace parley::chat {
 
-// A client id: 1..max_bytes bytes without control characters.
-absl::Status ValidateClientId(absl::string_view id, size_t max_bytes);
+// A client id (or another name, given as `field`): 1..max_bytes bytes
+// without control characters. Reasons <FIELD>_REQUIRED, <FIELD>_TOO_LONG,
+// INVALID_<FIELD>.
+absl::Status ValidateClientId(absl::string_view id, size_t max_bytes,
+                              absl::string_view field = "id");
 
 // A message text with something other than white space, at most max_bytes
 // bytes.
-absl::Status ValidateMessageText(absl::string_view text, size_t max_bytes);
+// Reasons MESSAGE_TOO_LONG, MESSAGE_REQUIRED; the field is `field`.
+absl::Status ValidateMessageText(absl::string_view text, size_t max_bytes,
+                                 absl::string_view field = "message");
 
 }  // namespace parley::chat
 

@@ -72,6 +72,31 @@ class CondVar {
   std::condition_variable cv_;
 };
 
+// A one-shot event one thread waits for and another signals, on the
+// std::mutex above so ThreadSanitizer sees the hand-off (Debian's Abseil,
+// and so absl::Notification, is not instrumented).
+class Notification {
+ public:
+  void Notify() {
+    MutexLock lock(&mu_);
+    notified_ = true;
+    cv_.SignalAll();
+  }
+  void WaitForNotification() {
+    MutexLock lock(&mu_);
+    while (!notified_) cv_.Wait();
+  }
+  bool HasBeenNotified() {
+    MutexLock lock(&mu_);
+    return notified_;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  bool notified_ ABSL_GUARDED_BY(mu_) = false;
+};
+
 }  // namespace parley
 
 #endif  // PARLEY_SERVER_COMMON_MUTEX_H_

@@ -132,32 +132,106 @@ func (p *proc) waitPortFile(t *testing.T, path string) int {
 }
 
 // stack is one server and one gateway in front of it, private to a test.
+// The server keeps its data in its own temp data directory, which a restart
+// reuses.
 type stack struct {
 	server   *proc
 	gateway  *proc
 	grpcAddr string // host:port of the server
 	httpURL  string // http://host:port of the gateway
+
+	dir     string // the test's temp dir: logs, port files
+	dataDir string // the server's --data_dir
+	opts    stackOptions
+	starts  int // servers started so far, to name their logs
+
+	mu     sync.Mutex
+	bodies []string // every REST response body, for checks over all of them
+	// noCoverage keeps the stack's requests out of the route coverage
+	// (coverage_test.go).
+	noCoverage bool
 }
 
-func startStack(t *testing.T) *stack {
+// stackOptions are the server flags a test may choose.
+type stackOptions struct {
+	admins        []string      // --admin_users
+	tokenLifetime time.Duration // --token_lifetime, when not 0
+	synchronous   string        // --sqlite_synchronous, when not empty
+}
+
+type stackOption func(*stackOptions)
+
+// withAdmins lists usernames in --admin_users.
+func withAdmins(names ...string) stackOption {
+	return func(o *stackOptions) { o.admins = append(o.admins, names...) }
+}
+
+func withTokenLifetime(d time.Duration) stackOption {
+	return func(o *stackOptions) { o.tokenLifetime = d }
+}
+
+func withSynchronous(mode string) stackOption {
+	return func(o *stackOptions) { o.synchronous = mode }
+}
+
+func startStack(t *testing.T, options ...stackOption) *stack {
 	t.Helper()
-	serverBin := binary(t, "PARLEY_SERVER_BIN")
-	gatewayBin := binary(t, "PARLEY_GATEWAY_BIN")
-	dir := t.TempDir()
+	binary(t, "PARLEY_SERVER_BIN")
+	binary(t, "PARLEY_GATEWAY_BIN")
+	s := &stack{dir: t.TempDir()}
+	s.dataDir = filepath.Join(s.dir, "data")
+	for _, o := range options {
+		o(&s.opts)
+	}
+	s.startServer(t)
+	s.startGateway(t)
+	return s
+}
 
-	s := &stack{}
-	grpcPortFile := filepath.Join(dir, "grpc.port")
-	s.server = startProc(t, dir, "server", serverBin,
-		"--grpc_addr=127.0.0.1:0", "--port_file="+grpcPortFile, "--data_dir="+filepath.Join(dir, "data"),
+// serverFlags are the flags of every server: its own data directory, and
+// the cheapest argon2id parameters so that sign-ups are fast.
+func (s *stack) serverFlags(portFile string) []string {
+	flags := []string{
+		"--grpc_addr=127.0.0.1:0", "--port_file=" + portFile, "--data_dir=" + s.dataDir,
 		"--receive_default_timeout=30s", "--receive_max_timeout=60s",
-		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m")
-	s.grpcAddr = fmt.Sprintf("127.0.0.1:%d", s.server.waitPortFile(t, grpcPortFile))
+		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m",
+		"--password_hash_ops=1", "--password_hash_mem_kib=8",
+	}
+	if len(s.opts.admins) > 0 {
+		flags = append(flags, "--admin_users="+strings.Join(s.opts.admins, ","))
+	}
+	if s.opts.tokenLifetime != 0 {
+		flags = append(flags, "--token_lifetime="+s.opts.tokenLifetime.String())
+	}
+	if s.opts.synchronous != "" {
+		flags = append(flags, "--sqlite_synchronous="+s.opts.synchronous)
+	}
+	return flags
+}
 
-	httpPortFile := filepath.Join(dir, "http.port")
-	s.gateway = startProc(t, dir, "gateway", gatewayBin,
-		"--grpc_server="+s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file="+httpPortFile,
+func (s *stack) startServer(t *testing.T) {
+	t.Helper()
+	s.starts++
+	name := "server"
+	if s.starts > 1 {
+		name = fmt.Sprintf("server-%d", s.starts)
+	}
+	portFile := filepath.Join(s.dir, name+".port")
+	s.server = startProc(t, s.dir, name, binary(t, "PARLEY_SERVER_BIN"), s.serverFlags(portFile)...)
+	s.grpcAddr = fmt.Sprintf("127.0.0.1:%d", s.server.waitPortFile(t, portFile))
+}
+
+func (s *stack) startGateway(t *testing.T) {
+	t.Helper()
+	name := "gateway"
+	if s.starts > 1 {
+		name = fmt.Sprintf("gateway-%d", s.starts)
+	}
+	portFile := filepath.Join(s.dir, name+".port")
+	s.gateway = startProc(t, s.dir, name, binary(t, "PARLEY_GATEWAY_BIN"),
+		"--grpc_server="+s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file="+portFile,
 		"--log_level=debug")
-	s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", s.gateway.waitPortFile(t, httpPortFile))
+	s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", s.gateway.waitPortFile(t, portFile))
 
 	deadline := time.Now().Add(startTimeout)
 	for {
@@ -165,7 +239,7 @@ func startStack(t *testing.T) *stack {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return s
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -175,9 +249,34 @@ func startStack(t *testing.T) *stack {
 	}
 }
 
+// restart stops the server, with SIGTERM (which must end in a clean exit)
+// or with SIGKILL, and starts a new server on the same data directory and a
+// new gateway in front of it.
+func (s *stack) restart(t *testing.T, kill bool) {
+	t.Helper()
+	if kill {
+		select {
+		case <-s.server.done: // already gone
+		default:
+			if err := s.server.cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			<-s.server.done
+		}
+	} else if err := s.server.stop(); err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if err := s.gateway.stop(); err != nil {
+		t.Errorf("gateway: %v", err)
+	}
+	s.startServer(t)
+	s.startGateway(t)
+}
+
 // reply is one REST response.
 type reply struct {
 	status int
+	header http.Header
 	body   []byte
 }
 
@@ -195,25 +294,90 @@ func (s *stack) call(t *testing.T, method, target string) reply {
 
 // try is call for goroutines other than the test's.
 func (s *stack) try(method, target string) (reply, error) {
-	req, err := http.NewRequest(method, s.httpURL+target, nil)
+	return s.tryReq(method, target, "", nil)
+}
+
+func (s *stack) get(t *testing.T, target string) reply {
+	t.Helper()
+	return s.call(t, http.MethodGet, target)
+}
+
+// req sends method target with body, which is nil (no body), a string (sent
+// as it is) or a value sent as JSON, and, when token is not empty, the
+// header Authorization: Bearer token. header holds more header name, value
+// pairs.
+func (s *stack) req(t *testing.T, method, target, token string, body any, header ...string) reply {
+	t.Helper()
+	r, err := s.tryReq(method, target, token, body, header...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// tryReq is req for goroutines other than the test's.
+func (s *stack) tryReq(method, target, token string, body any, header ...string) (reply, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			return reply{}, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.httpURL+target, rd)
 	if err != nil {
 		return reply{}, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {
 		return reply{}, fmt.Errorf("%s %s: %w", method, target, err)
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return reply{}, fmt.Errorf("%s %s: reading body: %w", method, target, err)
 	}
-	return reply{status: resp.StatusCode, body: body}, nil
+	s.mu.Lock()
+	s.bodies = append(s.bodies, string(b))
+	s.mu.Unlock()
+	if !s.noCoverage {
+		recordHit(method, target, resp.StatusCode)
+	}
+	return reply{status: resp.StatusCode, header: resp.Header, body: b}, nil
 }
 
-func (s *stack) get(t *testing.T, target string) reply {
+// responseBodies is every REST response body so far.
+func (s *stack) responseBodies() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bodies...)
+}
+
+// mustStatus asserts the status and decodes the body into v.
+func mustStatus(t *testing.T, r reply, status int, v any) {
 	t.Helper()
-	return s.call(t, http.MethodGet, target)
+	if r.status != status {
+		t.Fatalf("got %v, want %d", r, status)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.body, v); err != nil {
+			t.Fatalf("decoding %s: %v", r.body, err)
+		}
+	}
 }
 
 // mustOK asserts a 200 and decodes the body into v.
@@ -232,15 +396,31 @@ func mustOK(t *testing.T, r reply, v any) {
 // event is parley.v1.Event as protojson writes it: camelCase names, 64-bit
 // integers as strings.
 type event struct {
-	Kind             string `json:"kind"`
-	Room             string `json:"room"`
-	Sequence         uint64 `json:"sequence,string"`
-	ID               string `json:"id"`
-	Sender           string `json:"sender"`
-	Text             string `json:"text"`
-	CreateTime       string `json:"createTime"`
-	GapFirstSequence uint64 `json:"gapFirstSequence,string"`
-	GapLastSequence  uint64 `json:"gapLastSequence,string"`
+	Kind                 string           `json:"kind"`
+	Room                 string           `json:"room"`
+	Sequence             uint64           `json:"sequence,string"`
+	ID                   string           `json:"id"`
+	Sender               string           `json:"sender"`
+	Text                 string           `json:"text"`
+	CreateTime           string           `json:"createTime"`
+	GapFirstSequence     uint64           `json:"gapFirstSequence,string"`
+	GapLastSequence      uint64           `json:"gapLastSequence,string"`
+	RoomID               string           `json:"roomId"`
+	SenderID             string           `json:"senderId"`
+	RecipientID          string           `json:"recipientId"`
+	TargetID             string           `json:"targetId"`
+	TargetSequence       uint64           `json:"targetSequence,string"`
+	UpdateTime           *string          `json:"updateTime"`
+	Deleted              bool             `json:"deleted"`
+	PreviousVersions     []messageVersion `json:"previousVersions"`
+	PurgeThroughSequence uint64           `json:"purgeThroughSequence,string"`
+	Color                string           `json:"color"`
+	Recipient            string           `json:"recipient"`
+}
+
+type messageVersion struct {
+	Text       string `json:"text"`
+	CreateTime string `json:"createTime"`
 }
 
 type eventReply struct {
@@ -283,9 +463,16 @@ func wantError(t *testing.T, r reply, status int, code, field string) {
 	switch {
 	case field == "-" && e.Error.Field != nil:
 		t.Errorf("got %v, want no field", r)
-	case field != "" && field != "-" && (e.Error.Field == nil || *e.Error.Field != field):
+	case field != "" && field != "-" && (e.Error.Field == nil || !sameField(*e.Error.Field, field)):
 		t.Errorf("got %v, want field %q", r, field)
 	}
+}
+
+// sameField compares field names whether written in proto style
+// (display_name) or JSON style (displayName).
+func sameField(a, b string) bool {
+	norm := func(s string) string { return strings.ToLower(strings.ReplaceAll(s, "_", "")) }
+	return norm(a) == norm(b)
 }
 
 // drain polls id until nothing is queued, and returns what it took.
@@ -360,12 +547,22 @@ type stream struct {
 
 func (s *stack) subscribe(t *testing.T, id string) *stream {
 	t.Helper()
+	return s.openStream(t, "/subscribe?id="+id, "")
+}
+
+// openStream GETs target, a stream route, with token if not empty, and
+// reads its NDJSON lines in the background.
+func (s *stack) openStream(t *testing.T, target, token string) *stream {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	st := &stream{status: make(chan int, 1), lines: make(chan streamLine, 64), cancel: cancel}
+	st := &stream{status: make(chan int, 1), lines: make(chan streamLine, 1024), cancel: cancel}
 	t.Cleanup(cancel)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.httpURL+"/subscribe?id="+id, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.httpURL+target, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	go func() {
 		defer close(st.lines)
@@ -377,6 +574,7 @@ func (s *stack) subscribe(t *testing.T, id string) *stream {
 			return
 		}
 		defer resp.Body.Close()
+		recordHit(http.MethodGet, target, resp.StatusCode)
 		st.status <- resp.StatusCode
 		sc := bufio.NewScanner(resp.Body)
 		for sc.Scan() {
@@ -417,4 +615,34 @@ func (st *stream) next(t *testing.T, timeout time.Duration) (streamLine, bool) {
 		t.Fatalf("no stream line within %v", timeout)
 		return streamLine{}, false
 	}
+}
+
+// waitStatus returns the stream's HTTP status once its headers arrived.
+func (st *stream) waitStatus(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-st.status:
+		return code
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no stream status within 10s (%v)", st.readErr())
+		return 0
+	}
+}
+
+// collect reads result lines until the events read so far satisfy done, and
+// returns them; an error line or the end of the stream fails the test.
+func (st *stream) collect(t *testing.T, done func([]event) bool) []event {
+	t.Helper()
+	var all []event
+	for !done(all) {
+		l, ok := st.next(t, 10*time.Second)
+		if !ok {
+			t.Fatalf("stream ended after %+v: %v", all, st.readErr())
+		}
+		if l.Result == nil {
+			t.Fatalf("stream line %s, want a result", l.raw)
+		}
+		all = append(all, l.Result.Events...)
+	}
+	return all
 }

@@ -1,5 +1,5 @@
 // Command parley-gateway serves Parley's REST API: HTTP/JSON in front of the
-// ChatService gRPC server. It only parses flags; gateway.Run does the work.
+// parley.v1 gRPC services. It only parses flags; gateway.Run does the work.
 package main
 
 import (

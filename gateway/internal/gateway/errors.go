@@ -40,6 +40,14 @@ const (
 const (
 	reasonInvalidUTF8     = "INVALID_UTF8"
 	reasonRequestTooLarge = "REQUEST_TOO_LARGE"
+	// A request body that is not one JSON object.
+	reasonMalformedBody = "MALFORMED_JSON"
+	// A body field the request message does not have.
+	reasonUnknownField = "UNKNOWN_FIELD"
+	// A body field given twice.
+	reasonDuplicateField = "DUPLICATE_FIELD"
+	// A body field whose value has the wrong type or is out of range.
+	reasonInvalidFieldValue = "INVALID_FIELD_VALUE"
 )
 
 // reasonHTTPStatus overrides the status grpc-gateway derives from the gRPC
@@ -147,6 +155,10 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 		}
 
 		reason, field := reasonFrom(ctx, st)
+		if reason == "" && st.Code() == codes.InvalidArgument {
+			// grpc-gateway flattens a body decoding error into the message.
+			reason, field = bodyErrorReason(st.Message())
+		}
 		e := newAPIError(st, reason, field)
 		if reason == "" && st.Code() == codes.InvalidArgument {
 			// grpc-gateway reports a query value it cannot parse (timeout=abc)
@@ -244,7 +256,8 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 
 // streamErrorReasonInterceptor copies the reason and field from a failed
 // stream's trailers into an ErrorInfo detail of its status: grpc-gateway
-// keeps no trailers for streams, only the error.
+// keeps no trailers for streams, only the error. It also checks the request
+// for UTF-8 (see reasonStream.SendMsg).
 func streamErrorReasonInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
 	cs, err := streamer(ctx, desc, cc, method, opts...)
 	if err != nil {
@@ -255,6 +268,15 @@ func streamErrorReasonInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc
 
 type reasonStream struct {
 	grpc.ClientStream
+}
+
+// SendMsg refuses a request that is not valid UTF-8, as utf8UnaryInterceptor
+// does for unary calls.
+func (s *reasonStream) SendMsg(m any) error {
+	if err := checkMessageUTF8(m); err != nil {
+		return err
+	}
+	return s.ClientStream.SendMsg(m)
 }
 
 func (s *reasonStream) RecvMsg(m any) error {

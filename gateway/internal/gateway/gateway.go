@@ -1,6 +1,8 @@
 // Package gateway is Parley's REST gateway: the grpc-gateway mux generated
-// from proto/ and gateway/http_rules.yaml, wrapped with input checks, one JSON
-// error shape, /healthz and /openapi.json, served over HTTP/1.1.
+// from proto/ and gateway/http_rules.yaml for every parley.v1 service, wrapped
+// with input checks, the seed routes the mux cannot express (seed.go), HTTP
+// statuses and Location headers from the server (created.go), one JSON error
+// shape, /healthz and /openapi.json, served over HTTP/1.1.
 //
 // Run owns the process lifetime; NewHandler builds the http.Handler around a
 // caller-owned gRPC connection, which must outlive the handler.
@@ -142,6 +144,7 @@ func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
+		grpc.WithUnaryInterceptor(utf8UnaryInterceptor),
 		grpc.WithStreamInterceptor(streamErrorReasonInterceptor),
 	}
 }
@@ -153,16 +156,34 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 	}
 	mux := runtime.NewServeMux(
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonMarshaler{JSONPb: &runtime.JSONPb{
-			MarshalOptions:   protojson.MarshalOptions{EmitUnpopulated: true},
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: true},
+			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
+			// Unknown fields in a body are refused (400, field named), not
+			// silently dropped.
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 		}}),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithOutgoingHeaderMatcher(outgoingMetadata(runtime.MetadataHeaderPrefix)),
 		runtime.WithOutgoingTrailerMatcher(outgoingMetadata(runtime.MetadataTrailerPrefix)),
+		runtime.WithForwardResponseOption(forwardStatusAndLocation),
 	)
-	if err := parleyv1.RegisterChatServiceHandler(ctx, mux, conn); err != nil {
-		return nil, fmt.Errorf("register ChatService routes: %w", err)
+	// The mux tries the routes registered last first. ChatService goes last:
+	// its /v1/rooms/{room}:subscribe and /v1/direct-messages:subscribe must
+	// be tried before GetRoom's /v1/rooms/{room}, which would otherwise take
+	// "x:subscribe" for a room name.
+	for _, svc := range []struct {
+		name     string
+		register func(context.Context, *runtime.ServeMux, *grpc.ClientConn) error
+	}{
+		{"AuthService", parleyv1.RegisterAuthServiceHandler},
+		{"UserService", parleyv1.RegisterUserServiceHandler},
+		{"RoomService", parleyv1.RegisterRoomServiceHandler},
+		{"MessageService", parleyv1.RegisterMessageServiceHandler},
+		{"ChatService", parleyv1.RegisterChatServiceHandler},
+	} {
+		if err := svc.register(ctx, mux, conn); err != nil {
+			return nil, fmt.Errorf("register %s routes: %w", svc.name, err)
+		}
 	}
 	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn))); err != nil {
 		return nil, err
@@ -170,16 +191,17 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", openAPIHandler(openapi.JSON)); err != nil {
 		return nil, err
 	}
-	return accessLog(log, checkInput(mux)), nil
+	return accessLog(log, checkInput(routeSeeds(mux))), nil
 }
 
 // outgoingMetadata forwards the server's response metadata under prefix
 // (Grpc-Metadata- for headers, Grpc-Trailer- for trailers), less what only
-// describes the gRPC transport.
+// describes the gRPC transport and what forwardStatusAndLocation turns into
+// the status and Location.
 func outgoingMetadata(prefix string) runtime.HeaderMatcherFunc {
 	return func(key string) (string, bool) {
 		switch key {
-		case "content-type", "grpc-accept-encoding", "grpc-encoding":
+		case "content-type", "grpc-accept-encoding", "grpc-encoding", httpCodeKey, locationKey:
 			return "", false
 		}
 		return prefix + key, true

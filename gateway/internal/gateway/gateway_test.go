@@ -98,6 +98,9 @@ func (f *fakeChat) Receive(ctx context.Context, req *parleyv1.ReceiveRequest) (*
 }
 
 func (f *fakeChat) Subscribe(req *parleyv1.SubscribeRequest, stream grpc.ServerStreamingServer[parleyv1.SubscribeResponse]) error {
+	if req.GetRoom() != "" || req.GetDirectMessages() {
+		return f.subscribeSignedIn(req, stream)
+	}
 	f.record("Subscribe " + req.GetId())
 	if req.GetId() == "stranger" {
 		stream.SetTrailer(metadata.Pairs(reasonKey, "NOT_JOINED", fieldKey, "id"))
@@ -130,6 +133,9 @@ var client = &http.Client{Timeout: 10 * time.Second}
 
 type fixture struct {
 	chat   *fakeChat
+	rooms  *fakeRooms
+	msgs   *fakeMessages
+	users  *fakeUsers
 	health *health.Server
 	url    string
 	grpc   *grpc.Server
@@ -145,7 +151,11 @@ func start(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{chat: newFakeChat(), health: health.NewServer(), grpc: grpc.NewServer(), addr: ln.Addr().String()}
+	f.rooms, f.msgs, f.users = &fakeRooms{record: f.chat.record}, &fakeMessages{record: f.chat.record}, &fakeUsers{record: f.chat.record}
 	parleyv1.RegisterChatServiceServer(f.grpc, f.chat)
+	parleyv1.RegisterRoomServiceServer(f.grpc, f.rooms)
+	parleyv1.RegisterMessageServiceServer(f.grpc, f.msgs)
+	parleyv1.RegisterUserServiceServer(f.grpc, f.users)
 	healthpb.RegisterHealthServer(f.grpc, f.health)
 	go f.grpc.Serve(ln)
 	t.Cleanup(f.grpc.Stop)
@@ -172,7 +182,7 @@ type response struct {
 	body   string
 }
 
-func (f *fixture) do(t *testing.T, method, target, contentType, body string) response {
+func (f *fixture) do(t *testing.T, method, target, contentType, body string, header ...string) response {
 	t.Helper()
 	req, err := http.NewRequest(method, f.url+target, strings.NewReader(body))
 	if err != nil {
@@ -180,6 +190,9 @@ func (f *fixture) do(t *testing.T, method, target, contentType, body string) res
 	}
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
 	}
 	resp, err := client.Do(req)
 	if err != nil {

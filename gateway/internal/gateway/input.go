@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"maps"
@@ -12,11 +13,16 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// maxBodyBytes caps a request body. The routes take their parameters from the
-// query string; a body only matters as an HTML form.
+// maxBodyBytes caps a request body: a JSON object, or an HTML form on the
+// seed-000 routes.
 const maxBodyBytes = 1 << 20
 
 // checkInput refuses what must never reach the server: query strings and
@@ -89,4 +95,79 @@ func checkQuery(raw, where string) *apiError {
 		}
 	}
 	return nil
+}
+
+// utf8UnaryInterceptor refuses a request message with a string that is not
+// valid UTF-8 before it is sent: grpc-go would fail to marshal it and the
+// client would see a 500. checkInput has checked the query and the body
+// already; what remains is a path parameter such as /v1/rooms/%FF.
+func utf8UnaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if err := checkMessageUTF8(req); err != nil {
+		return err
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// checkMessageUTF8 is INVALID_ARGUMENT with reason INVALID_UTF8 and the
+// field (its JSON name, dotted when nested) when m has a string that is not
+// valid UTF-8.
+func checkMessageUTF8(m any) error {
+	pm, ok := m.(proto.Message)
+	if !ok {
+		return nil
+	}
+	field := invalidUTF8Field(pm.ProtoReflect())
+	if field == "" {
+		return nil
+	}
+	st, err := status.New(codes.InvalidArgument, field+" is not valid UTF-8").WithDetails(&errdetails.ErrorInfo{
+		Reason: reasonInvalidUTF8, Domain: errorDomain, Metadata: map[string]string{"field": field},
+	})
+	if err != nil {
+		return status.Error(codes.InvalidArgument, field+" is not valid UTF-8")
+	}
+	return st.Err()
+}
+
+// invalidUTF8Field names the first string field of m that is not valid
+// UTF-8; empty when there is none.
+func invalidUTF8Field(m protoreflect.Message) string {
+	var bad string
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		name := fd.JSONName()
+		switch {
+		case fd.IsList():
+			list := v.List()
+			for i := 0; i < list.Len() && bad == ""; i++ {
+				bad = invalidUTF8Value(fd, list.Get(i), name)
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if fd.MapKey().Kind() == protoreflect.StringKind && !utf8.ValidString(k.String()) {
+					bad = name
+				} else {
+					bad = invalidUTF8Value(fd.MapValue(), mv, name)
+				}
+				return bad == ""
+			})
+		default:
+			bad = invalidUTF8Value(fd, v, name)
+		}
+		return bad == ""
+	})
+	return bad
+}
+
+func invalidUTF8Value(fd protoreflect.FieldDescriptor, v protoreflect.Value, name string) string {
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		if !utf8.ValidString(v.String()) {
+			return name
+		}
+	case protoreflect.MessageKind, protoreflect.GroupKind:
+		if inner := invalidUTF8Field(v.Message()); inner != "" {
+			return name + "." + inner
+		}
+	}
+	return ""
 }

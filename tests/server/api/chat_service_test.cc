@@ -103,10 +103,10 @@ TEST(ChatServiceTest, AnEmptyPollReturnsAnEmptyListAfterItsTimeout) {
 }
 
 TEST(ChatServiceTest, TheTimeoutIsCappedByTheServerMaximum) {
-  ReadOptions read;
-  read.receive_default_timeout = absl::Milliseconds(200);
-  read.receive_max_timeout = absl::Milliseconds(300);
-  TestServer server({}, read);
+  ServerOptions options;
+  options.read.receive_default_timeout = absl::Milliseconds(200);
+  options.read.receive_max_timeout = absl::Milliseconds(300);
+  TestServer server(options);
   auto stub = server.NewStub();
   JoinAndDrain(stub.get(), "alice");
   const absl::Time start = absl::Now();
@@ -241,9 +241,9 @@ TEST(ChatServiceTest, ShutdownEndsStreamsWithUnavailable) {
 }
 
 TEST(ChatServiceTest, AFullChannelTellsThePollerWhatItMissed) {
-  chat::HubOptions hub;
-  hub.channel_capacity = 3;
-  TestServer server(hub);
+  ServerOptions options;
+  options.hub.channel_capacity = 3;
+  TestServer server(options);
   auto stub = server.NewStub();
   ASSERT_TRUE(Join(stub.get(), "slow").ok());                         // 1 (queued)
   ASSERT_TRUE(Join(stub.get(), "fast").ok());                         // 2 (queued)

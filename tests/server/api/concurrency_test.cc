@@ -35,9 +35,9 @@ class Barrier {
 };
 
 TEST(ConcurrencyTest, EveryClientReceivesEveryMessageInTheSameOrder) {
-  chat::HubOptions hub;
-  hub.channel_capacity = 4 * (kClients + kTotal);
-  TestServer server(hub);
+  api::ServerOptions options;
+  options.hub.channel_capacity = 4 * (kClients + kTotal);
+  TestServer server(options);
   constexpr int kConnections = 8;
   std::vector<std::unique_ptr<v1::ChatService::Stub>> stubs;
   for (int i = 0; i < kConnections; ++i) stubs.push_back(server.NewStub());

@@ -1,37 +1,57 @@
 #include "tests/server/api/test_server.h"
 
-#include <chrono>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <string>
 
 #include "gtest/gtest.h"
 
 namespace parley::testing {
+namespace {
 
-TestServer::TestServer(chat::HubOptions hub_options,
-                       api::ReadOptions read_options)
-    : hub_(hub_options, &store_, Clock::Real()),
-      service_(&hub_, &scheduler_, read_options) {
-  grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
-                           &port_);
-  builder.RegisterService(&service_);
-  server_ = builder.BuildAndStart();
-  EXPECT_NE(server_, nullptr);
-  EXPECT_NE(port_, 0);
+std::string FreshDataDir() {
+  std::string dir = ::testing::TempDir() + "parley-test-XXXXXX";
+  char* made = mkdtemp(dir.data());
+  EXPECT_NE(made, nullptr);
+  return dir;
+}
+
+}  // namespace
+
+TestServer::TestServer(api::ServerOptions options)
+    : options_(std::move(options)) {
+  options_.data_dir = FreshDataDir();
+  options_.grpc_addr = "127.0.0.1:0";
+  options_.password = auth::MinimalPasswordCost();
+  options_.shutdown_grace = absl::Seconds(2);
+  auto started = api::Server::Start(options_);
+  EXPECT_TRUE(started.ok()) << started.status();
+  if (started.ok()) server_ = *std::move(started);
 }
 
 TestServer::~TestServer() {
-  hub_.Shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    std::chrono::seconds(5));
-  server_->Wait();
+  server_.reset();
+  std::error_code ec;
+  std::filesystem::remove_all(options_.data_dir, ec);
+}
+
+void TestServer::Restart() {
+  server_.reset();
+  auto started = api::Server::Start(options_);
+  ASSERT_TRUE(started.ok()) << started.status();
+  server_ = *std::move(started);
+}
+
+std::shared_ptr<grpc::Channel> TestServer::NewChannel() {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port()),
+                                   grpc::InsecureChannelCredentials(), args);
 }
 
 std::unique_ptr<parley::v1::ChatService::Stub> TestServer::NewStub() {
-  grpc::ChannelArguments args;
-  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return parley::v1::ChatService::NewStub(grpc::CreateCustomChannel(
-      "127.0.0.1:" + std::to_string(port_), grpc::InsecureChannelCredentials(),
-      args));
+  return parley::v1::ChatService::NewStub(NewChannel());
 }
 
 std::string Trailer(const grpc::ClientContext& context,
@@ -40,6 +60,48 @@ std::string Trailer(const grpc::ClientContext& context,
   auto it = md.find(key);
   return it == md.end() ? "" : std::string(it->second.data(),
                                            it->second.size());
+}
+
+std::string Header(const grpc::ClientContext& context,
+                   const std::string& key) {
+  const auto& md = context.GetServerInitialMetadata();
+  auto it = md.find(key);
+  return it == md.end() ? "" : std::string(it->second.data(),
+                                           it->second.size());
+}
+
+void WithToken(grpc::ClientContext* context, const std::string& token) {
+  context->AddMetadata("authorization", "Bearer " + token);
+}
+
+TestUser SignUp(TestServer& server, const std::string& username) {
+  TestUser user;
+  user.username = username;
+  user.password = "pw-" + username + "-secret";
+  auto channel = server.NewChannel();
+  {
+    auto users = parley::v1::UserService::NewStub(channel);
+    grpc::ClientContext ctx;
+    parley::v1::CreateUserRequest req;
+    req.set_username(username);
+    req.set_password(user.password);
+    parley::v1::User created;
+    grpc::Status s = users->CreateUser(&ctx, req, &created);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    user.id = created.id();
+  }
+  {
+    auto auth = parley::v1::AuthService::NewStub(channel);
+    grpc::ClientContext ctx;
+    parley::v1::SignInRequest req;
+    req.set_username(username);
+    req.set_password(user.password);
+    parley::v1::SignInResponse resp;
+    grpc::Status s = auth->SignIn(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    user.token = resp.token();
+  }
+  return user;
 }
 
 }  // namespace parley::testing

@@ -1,13 +1,18 @@
 #include "server/chat/hub.h"
 
+#include <stdlib.h>
+
 #include <atomic>
+#include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "server/common/errors.h"
-#include "server/store/memory_store.h"
+#include "server/common/mutex.h"
+#include "server/store/sqlite_store.h"
 
 namespace parley::chat {
 namespace {
@@ -17,6 +22,59 @@ class RecordingReader : public ChannelReader {
   void OnReadable() override { ++readable; }
   void OnSuperseded() override {}
   std::atomic<int> readable{0};
+};
+
+// Runs an asynchronous hub call and waits for its acknowledgement.
+absl::StatusOr<EventPtr> Await(absl::AnyInvocable<void(EventDone)> call) {
+  Notification done;
+  absl::StatusOr<EventPtr> result;
+  call([&](absl::StatusOr<EventPtr> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+absl::StatusOr<EventPtr> Join(Hub& hub, absl::string_view id) {
+  return Await([&](EventDone d) { hub.Join(id, std::move(d)); });
+}
+absl::StatusOr<EventPtr> Send(Hub& hub, absl::string_view id,
+                              absl::string_view text) {
+  return Await([&](EventDone d) { hub.Send(id, text, std::move(d)); });
+}
+absl::StatusOr<EventPtr> Leave(Hub& hub, absl::string_view id) {
+  return Await([&](EventDone d) { hub.Leave(id, std::move(d)); });
+}
+absl::StatusOr<EventPtr> Publish(Hub& hub, std::shared_ptr<Event> event) {
+  return Await([&](EventDone d) { hub.Publish(std::move(event), std::move(d)); });
+}
+
+// A fresh SQLite store in a temporary directory, removed afterwards.
+class TempStore {
+ public:
+  TempStore() {
+    dir_ = ::testing::TempDir() + "hub-test-XXXXXX";
+    EXPECT_NE(mkdtemp(dir_.data()), nullptr);
+    Open();
+  }
+  ~TempStore() {
+    store_.reset();
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  void Open() {
+    store::SqliteOptions o;
+    o.path = dir_ + "/parley.db";
+    auto opened = store::SqliteStore::Open(o);
+    EXPECT_TRUE(opened.ok()) << opened.status();
+    store_ = *std::move(opened);
+  }
+  store::SqliteStore* get() { return store_.get(); }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<store::SqliteStore> store_;
 };
 
 class HubTest : public ::testing::Test {
@@ -34,13 +92,13 @@ class HubTest : public ::testing::Test {
   }
 
   ManualClock clock_;
-  store::MemoryStore store_{100000};
-  Hub hub_{Options(), &store_, &clock_};
+  TempStore store_;
+  Hub hub_{Options(), store_.get(), &clock_};
 };
 
 TEST_F(HubTest, JoinIsBroadcastToEveryoneIncludingTheJoiner) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  auto bob = hub_.Join("bob");
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  auto bob = Join(hub_, "bob");
   ASSERT_TRUE(bob.ok());
   EXPECT_EQ((*bob)->kind, EventKind::kJoin);
   EXPECT_EQ((*bob)->sequence, 2u);
@@ -56,11 +114,11 @@ TEST_F(HubTest, JoinIsBroadcastToEveryoneIncludingTheJoiner) {
 }
 
 TEST_F(HubTest, SendReachesEveryJoinedClientTheSenderIncluded) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  ASSERT_TRUE(hub_.Join("bob").ok());
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  ASSERT_TRUE(Join(hub_, "bob").ok());
   Drain("alice");
   Drain("bob");
-  auto sent = hub_.Send("alice", "hello");
+  auto sent = Send(hub_, "alice", "hello");
   ASSERT_TRUE(sent.ok()) << sent.status();
   for (const char* id : {"alice", "bob"}) {
     auto got = Drain(id);
@@ -76,13 +134,13 @@ TEST_F(HubTest, ConcurrentSendersProduceOneOrderThatEveryClientSees) {
   constexpr int kClients = 8;
   constexpr int kPerClient = 200;
   for (int i = 0; i < kClients; ++i) {
-    ASSERT_TRUE(hub_.Join("c" + std::to_string(i)).ok());
+    ASSERT_TRUE(Join(hub_, "c" + std::to_string(i)).ok());
   }
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i) {
     threads.emplace_back([this, i] {
       for (int j = 0; j < kPerClient; ++j) {
-        EXPECT_TRUE(hub_.Send("c" + std::to_string(i), std::to_string(j)).ok());
+        EXPECT_TRUE(Send(hub_, "c" + std::to_string(i), std::to_string(j)).ok());
       }
     });
   }
@@ -104,7 +162,7 @@ TEST_F(HubTest, ConcurrentSendersProduceOneOrderThatEveryClientSees) {
 }
 
 TEST_F(HubTest, SendBeforeJoinFailsWithFailedPrecondition) {
-  auto s = hub_.Send("ghost", "boo");
+  auto s = Send(hub_, "ghost", "boo");
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(ErrorReason(s.status()), "NOT_JOINED");
   EXPECT_EQ(ErrorField(s.status()), "id");
@@ -113,32 +171,32 @@ TEST_F(HubTest, SendBeforeJoinFailsWithFailedPrecondition) {
 }
 
 TEST_F(HubTest, SecondJoinOfAJoinedIdIsAlreadyExists) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  auto again = hub_.Join("alice");
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  auto again = Join(hub_, "alice");
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(ErrorReason(again.status()), "ALREADY_JOINED");
   EXPECT_EQ(hub_.SessionCount(), 1u);
 }
 
 TEST_F(HubTest, BadInputIsInvalidArgumentNamingTheField) {
-  EXPECT_EQ(ErrorField(hub_.Join("").status()), "id");
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  auto empty = hub_.Send("alice", "");
+  EXPECT_EQ(ErrorField(Join(hub_, "").status()), "id");
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  auto empty = Send(hub_, "alice", "");
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ErrorField(empty.status()), "message");
-  auto huge = hub_.Send("alice", std::string(4097, 'x'));
+  auto huge = Send(hub_, "alice", std::string(4097, 'x'));
   EXPECT_EQ(ErrorReason(huge.status()), "MESSAGE_TOO_LONG");
 }
 
 TEST_F(HubTest, AClientThatLeftReceivesNothingMore) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  ASSERT_TRUE(hub_.Join("bob").ok());
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  ASSERT_TRUE(Join(hub_, "bob").ok());
   auto bob_channel = *hub_.FindChannel("bob");
-  ASSERT_TRUE(hub_.Send("alice", "before").ok());
-  auto left = hub_.Leave("bob");
+  ASSERT_TRUE(Send(hub_, "alice", "before").ok());
+  auto left = Leave(hub_, "bob");
   ASSERT_TRUE(left.ok());
   EXPECT_EQ((*left)->kind, EventKind::kLeave);
-  ASSERT_TRUE(hub_.Send("alice", "after").ok());
+  ASSERT_TRUE(Send(hub_, "alice", "after").ok());
 
   auto taken = bob_channel->Take(100);
   EXPECT_TRUE(taken.events.empty());  // even what was queued is gone
@@ -154,12 +212,12 @@ TEST_F(HubTest, AClientThatLeftReceivesNothingMore) {
 }
 
 TEST_F(HubTest, LeaveWakesTheWaitingReader) {
-  ASSERT_TRUE(hub_.Join("bob").ok());
+  ASSERT_TRUE(Join(hub_, "bob").ok());
   auto ch = *hub_.FindChannel("bob");
   ch->Take(100);
   auto reader = std::make_shared<RecordingReader>();
   ch->Attach(reader);
-  ASSERT_TRUE(hub_.Leave("bob").ok());
+  ASSERT_TRUE(Leave(hub_, "bob").ok());
   EXPECT_EQ(reader->readable, 1);
   EXPECT_EQ(ch->Take(100).closed, CloseReason::kLeft);
 }
@@ -168,13 +226,13 @@ TEST_F(HubTest, LeaveWakesTheWaitingReader) {
 // and wakes them: every event arrives once, in order.
 TEST_F(HubTest, ReadersComingAndGoingWhileOthersSendLoseNothing) {
   constexpr int kMessages = 3000;
-  ASSERT_TRUE(hub_.Join("reader").ok());
-  ASSERT_TRUE(hub_.Join("sender").ok());
+  ASSERT_TRUE(Join(hub_, "reader").ok());
+  ASSERT_TRUE(Join(hub_, "sender").ok());
   auto ch = *hub_.FindChannel("reader");
   std::atomic<bool> done{false};
   std::thread sender([&] {
     for (int i = 0; i < kMessages; ++i) {
-      EXPECT_TRUE(hub_.Send("sender", std::to_string(i)).ok());
+      EXPECT_TRUE(Send(hub_, "sender", std::to_string(i)).ok());
     }
     done = true;
   });
@@ -197,13 +255,13 @@ TEST_F(HubTest, ReadersComingAndGoingWhileOthersSendLoseNothing) {
 TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {
   HubOptions o = Options();
   o.channel_capacity = 4;
-  Hub hub(o, &store_, &clock_);
-  ASSERT_TRUE(hub.Join("stalled").ok());
-  ASSERT_TRUE(hub.Join("reader").ok());
+  Hub hub(o, store_.get(), &clock_);
+  ASSERT_TRUE(Join(hub, "stalled").ok());
+  ASSERT_TRUE(Join(hub, "reader").ok());
   auto reader = *hub.FindChannel("reader");
   std::vector<EventPtr> got;
   for (int i = 0; i < 1000; ++i) {
-    ASSERT_TRUE(hub.Send("reader", "m" + std::to_string(i)).ok());
+    ASSERT_TRUE(Send(hub, "reader", "m" + std::to_string(i)).ok());
     for (auto& e : reader->Take(100).events) got.push_back(e);
   }
   EXPECT_EQ(got.size(), 1001u);  // stalled's join + 1000 messages
@@ -215,13 +273,13 @@ TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {
 }
 
 TEST_F(HubTest, IdleSessionsAreReapedAndAnnouncedAsLeaves) {
-  ASSERT_TRUE(hub_.Join("idle").ok());
-  ASSERT_TRUE(hub_.Join("talker").ok());
-  ASSERT_TRUE(hub_.Join("listener").ok());
+  ASSERT_TRUE(Join(hub_, "idle").ok());
+  ASSERT_TRUE(Join(hub_, "talker").ok());
+  ASSERT_TRUE(Join(hub_, "listener").ok());
   auto listener = *hub_.FindChannel("listener");
   listener->Attach(std::make_shared<RecordingReader>());
   clock_.Advance(absl::Seconds(50));
-  ASSERT_TRUE(hub_.Send("talker", "still here").ok());
+  ASSERT_TRUE(Send(hub_, "talker", "still here").ok());
   clock_.Advance(absl::Seconds(20));  // idle: 70s; talker: 20s
 
   EXPECT_EQ(hub_.ReapIdle(), 1);
@@ -229,45 +287,238 @@ TEST_F(HubTest, IdleSessionsAreReapedAndAnnouncedAsLeaves) {
             absl::StatusCode::kFailedPrecondition);
   EXPECT_TRUE(hub_.FindChannel("talker").ok());
   EXPECT_TRUE(hub_.FindChannel("listener").ok());
+  // The leave is committed and delivered asynchronously; a later send that
+  // has been acknowledged was delivered after it.
+  ASSERT_TRUE(Send(hub_, "talker", "marker").ok());
   auto events = listener->Take(100).events;
-  EXPECT_EQ(events.back()->kind, EventKind::kLeave);
-  EXPECT_EQ(events.back()->sender, "idle");
+  ASSERT_GE(events.size(), 2u);
+  const EventPtr& leave = events[events.size() - 2];
+  EXPECT_EQ(leave->kind, EventKind::kLeave);
+  EXPECT_EQ(leave->sender, "idle");
 }
 
 TEST_F(HubTest, ShutdownClosesChannelsAndRefusesNewCalls) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
+  ASSERT_TRUE(Join(hub_, "alice").ok());
   auto ch = *hub_.FindChannel("alice");
   hub_.Shutdown();
   EXPECT_EQ(ch->Take(10).closed, CloseReason::kShutdown);
-  EXPECT_EQ(hub_.Join("bob").status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(hub_.Send("alice", "x").status().code(),
+  EXPECT_EQ(Join(hub_, "bob").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Send(hub_, "alice", "x").status().code(),
             absl::StatusCode::kUnavailable);
 }
 
-// A store that refuses every append: the hub must not deliver what it could
-// not commit.
-class FailingStore : public store::MemoryStore {
+// A store whose writes all fail (reads go to a real one): the hub must not
+// deliver or acknowledge what it could not commit.
+class FailingStore : public store::Store {
  public:
-  FailingStore() : MemoryStore(10) {}
-  absl::Status Append(const EventPtr&) override {
-    return absl::UnavailableError("disk on fire");
+  explicit FailingStore(store::Store* reads) : reads_(reads) {}
+  ~FailingStore() override {
+    for (std::thread& t : writers_) t.join();
   }
+  // Like a real store, answers on a thread of its own, never inside Submit.
+  void Submit(store::Write, store::WriteDone done) override {
+    writers_.emplace_back([done = std::move(done)]() mutable {
+      done(absl::UnavailableError("disk on fire"));
+    });
+  }
+  void Close() override {}
+  absl::StatusOr<store::User> GetUser(absl::string_view id) override {
+    return reads_->GetUser(id);
+  }
+  absl::StatusOr<store::User> GetUserByName(absl::string_view n) override {
+    return reads_->GetUserByName(n);
+  }
+  absl::StatusOr<std::vector<store::User>> ListUsers(absl::string_view a,
+                                                     size_t l) override {
+    return reads_->ListUsers(a, l);
+  }
+  absl::StatusOr<store::Room> GetRoom(absl::string_view id) override {
+    return reads_->GetRoom(id);
+  }
+  absl::StatusOr<store::Room> GetRoomByName(absl::string_view n) override {
+    return reads_->GetRoomByName(n);
+  }
+  absl::StatusOr<std::vector<store::Room>> ListRooms(absl::string_view v,
+                                                     absl::string_view a,
+                                                     size_t l) override {
+    return reads_->ListRooms(v, a, l);
+  }
+  absl::StatusOr<std::optional<store::Member>> GetMember(
+      absl::string_view r, absl::string_view u) override {
+    return reads_->GetMember(r, u);
+  }
+  absl::StatusOr<std::vector<store::Member>> ListMembers(
+      absl::string_view r) override {
+    return reads_->ListMembers(r);
+  }
+  absl::StatusOr<size_t> CountMembers(absl::string_view r) override {
+    return reads_->CountMembers(r);
+  }
+  absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
+    return reads_->LastSequence(log);
+  }
+  absl::StatusOr<std::vector<EventPtr>> ReadAfter(absl::string_view log,
+                                                  uint64_t after,
+                                                  size_t limit) override {
+    return reads_->ReadAfter(log, after, limit);
+  }
+  absl::StatusOr<store::PageResult> ListMessages(
+      absl::string_view log, const store::Page& page) override {
+    return reads_->ListMessages(log, page);
+  }
+  absl::StatusOr<EventPtr> GetMessage(absl::string_view log,
+                                      absl::string_view id) override {
+    return reads_->GetMessage(log, id);
+  }
+  absl::StatusOr<std::vector<std::string>> ListPosters(
+      absl::string_view log) override {
+    return reads_->ListPosters(log);
+  }
+  absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override {
+    return reads_->ListRevokedTokens();
+  }
+
+ private:
+  store::Store* const reads_;
+  std::vector<std::thread> writers_;
 };
 
 TEST_F(HubTest, NothingIsDeliveredOrAcknowledgedWithoutACommit) {
-  FailingStore failing;
+  FailingStore failing(store_.get());
   Hub hub(Options(), &failing, &clock_);
-  EXPECT_EQ(hub.Join("alice").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Join(hub, "alice").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(hub.SessionCount(), 0u);
 }
 
 TEST_F(HubTest, SequenceNumbersContinueFromTheStore) {
-  ASSERT_TRUE(hub_.Join("alice").ok());
-  ASSERT_TRUE(hub_.Send("alice", "one").ok());
-  Hub restarted(Options(), &store_, &clock_);
-  auto joined = restarted.Join("bob");
+  ASSERT_TRUE(Join(hub_, "alice").ok());
+  ASSERT_TRUE(Send(hub_, "alice", "one").ok());
+  Hub restarted(Options(), store_.get(), &clock_);
+  auto joined = Join(restarted, "bob");
   ASSERT_TRUE(joined.ok());
   EXPECT_EQ((*joined)->sequence, 3u);
+}
+
+// An event for the lobby's log posted by a signed-in user.
+std::shared_ptr<Event> RoomMessage(absl::string_view log,
+                                   absl::string_view text) {
+  auto e = NewEvent(EventKind::kMessage, log);
+  e->room_id = std::string(log);
+  e->sender = "ann";
+  e->sender_id = "u-ann";
+  e->text = std::string(text);
+  return e;
+}
+
+TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "old")).ok());
+  }
+  auto sub = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "", ""});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  EXPECT_EQ(sub->live_after, 3u);
+  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "new1")).ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "new2")).ok());
+
+  auto live = sub->channel->Take(100).events;
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0]->sequence, 4u);
+  EXPECT_EQ(live[1]->sequence, 5u);
+  auto history = store_.get()->ReadAfter(store::kLobbyId, 0, sub->live_after);
+  ASSERT_TRUE(history.ok());
+  ASSERT_EQ(history->size(), 3u);
+  EXPECT_EQ(history->back()->sequence, 3u);
+  hub_.Unsubscribe(*sub);
+  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "after")).ok());
+  EXPECT_EQ(sub->channel->Size(), 0u);
+}
+
+TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
+  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  ASSERT_TRUE(ann.ok());
+  auto bob = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(bob.ok());
+  hub_.Unsubscribe(*bob);
+  auto seen = ann->channel->Take(100).events;
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0]->kind, EventKind::kJoin);
+  EXPECT_EQ(seen[0]->sender, "Bob");
+  EXPECT_EQ(seen[0]->sequence, 0u);  // not in the log
+  EXPECT_EQ(seen[1]->kind, EventKind::kLeave);
+  EXPECT_EQ(bob->channel->Size(), 0u);  // nobody announces you to yourself
+  EXPECT_EQ(*store_.get()->LastSequence(store::kLobbyId), 0u);
+}
+
+TEST_F(HubTest, InboxesCarryNoPresence) {
+  store::User ann;
+  ann.id = "u-ann";
+  ann.username = "ann";
+  ann.display_name = "Ann";
+  Notification created;
+  store_.get()->Submit(store::PutUser{ann, true},
+                       [&](absl::StatusOr<int64_t> r) {
+                         EXPECT_TRUE(r.ok()) << r.status();
+                         created.Notify();
+                       });
+  created.WaitForNotification();
+  const std::string inbox = store::InboxLog("u-ann");
+  auto a = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
+  auto b = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->channel->Size(), 0u);
+  auto dm = RoomMessage(inbox, "psst");
+  dm->room_id.clear();
+  ASSERT_TRUE(Publish(hub_, dm).ok());
+  EXPECT_EQ(a->channel->Take(10).events.at(0)->text, "psst");
+  EXPECT_EQ(b->channel->Take(10).events.at(0)->text, "psst");
+}
+
+TEST_F(HubTest, ClosingOneUsersSubscriptionsLeavesTheOthersOpen) {
+  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "", ""});
+  auto bob = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "", ""});
+  ASSERT_TRUE(ann.ok() && bob.ok());
+  auto reader = std::make_shared<RecordingReader>();
+  bob->channel->Attach(reader);
+  hub_.CloseSubscriptions(store::kLobbyId, "u-bob", CloseReason::kRemoved);
+  EXPECT_EQ(reader->readable, 1);
+  EXPECT_EQ(bob->channel->Take(10).closed, CloseReason::kRemoved);
+  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "hi")).ok());
+  EXPECT_EQ(ann->channel->Take(10).events.size(), 1u);
+  EXPECT_EQ(bob->channel->Take(10).events.size(), 0u);
+}
+
+TEST_F(HubTest, ADroppedLogClosesItsStreamsAndRefusesPublishing) {
+  const std::string log = store::InboxLog("u-gone");
+  auto sub = hub_.Subscribe(log, Subscriber{"u-gone", "", ""});
+  ASSERT_TRUE(sub.ok());
+  hub_.DropLog(log);
+  EXPECT_EQ(sub->channel->Take(10).closed, CloseReason::kDeleted);
+  auto refused = Publish(hub_, RoomMessage(log, "late"));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(hub_.Subscribe(log, Subscriber{}).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(HubTest, APurgeReportsHowManyMessagesItRemoved) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "m")).ok());
+  }
+  auto purge = NewEvent(EventKind::kPurge, store::kLobbyId);
+  purge->purge_through = 3;
+  Notification done;
+  int64_t purged = -1;
+  hub_.PublishPurge(std::move(purge),
+                    [&](absl::StatusOr<EventPtr> e, int64_t n) {
+                      EXPECT_TRUE(e.ok());
+                      purged = n;
+                      done.Notify();
+                    });
+  done.WaitForNotification();
+  EXPECT_EQ(purged, 3);
+  auto left = store_.get()->ListMessages(store::kLobbyId, store::Page{});
+  ASSERT_TRUE(left.ok());
+  ASSERT_EQ(left->messages.size(), 1u);
+  EXPECT_EQ(left->messages[0]->sequence, 4u);
 }
 
 }  // namespace

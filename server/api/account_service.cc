@@ -1,0 +1,445 @@
+#include "server/api/account_service.h"
+
+#include <uuid/uuid.h>
+
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "server/api/status.h"
+#include "server/common/errors.h"
+
+namespace parley::api {
+namespace {
+
+constexpr size_t kMaxUsernameChars = 64;
+constexpr size_t kMinPasswordBytes = 8;
+constexpr size_t kMaxPasswordBytes = 256;
+constexpr size_t kMaxDisplayNameChars = 64;
+constexpr size_t kDefaultPageSize = 100;
+constexpr size_t kMaxPageSize = 1000;
+
+absl::Status ValidateUsername(absl::string_view username) {
+  if (username.empty() || username.size() > kMaxUsernameChars) {
+    return InvalidInput("INVALID_USERNAME", "username",
+                        absl::StrCat("username must be 1 to ",
+                                     kMaxUsernameChars, " characters"));
+  }
+  for (char c : username) {
+    if (!absl::ascii_isalnum(c) && c != '.' && c != '_' && c != '-') {
+      return InvalidInput("INVALID_USERNAME", "username",
+                          "username may hold only letters, digits, '.', '_' "
+                          "and '-'");
+    }
+  }
+  if (LooksLikeUuid(username)) {
+    return InvalidInput("INVALID_USERNAME", "username",
+                        "username must not look like a UUID");
+  }
+  if (absl::EqualsIgnoreCase(username, "me")) {
+    return InvalidInput("INVALID_USERNAME", "username",
+                        "username 'me' is reserved");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidatePassword(absl::string_view password) {
+  if (password.size() < kMinPasswordBytes) {
+    return InvalidInput("PASSWORD_TOO_SHORT", "password",
+                        absl::StrCat("password must be at least ",
+                                     kMinPasswordBytes, " bytes"));
+  }
+  if (password.size() > kMaxPasswordBytes) {
+    return InvalidInput("PASSWORD_TOO_LONG", "password",
+                        absl::StrCat("password must be at most ",
+                                     kMaxPasswordBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+// Empty is allowed here: it stands for the username.
+absl::Status ValidateDisplayName(absl::string_view name) {
+  if (CountChars(name) > kMaxDisplayNameChars) {
+    return InvalidInput("INVALID_DISPLAY_NAME", "display_name",
+                        absl::StrCat("display_name must be at most ",
+                                     kMaxDisplayNameChars, " characters"));
+  }
+  if (HasControlChars(name)) {
+    return InvalidInput("INVALID_DISPLAY_NAME", "display_name",
+                        "display_name must not contain control characters");
+  }
+  if (!name.empty() && absl::StripAsciiWhitespace(name).empty()) {
+    return InvalidInput("INVALID_DISPLAY_NAME", "display_name",
+                        "display_name must not be only white space");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status BadCredentials() {
+  return WithReason(
+      absl::UnauthenticatedError("wrong username or password"),
+      "BAD_CREDENTIALS");
+}
+
+absl::Status NotAllowed(absl::string_view what) {
+  return WithReason(
+      absl::PermissionDeniedError(absl::StrCat(
+          "only the user themself or an admin may ", what, " this user")),
+      "NOT_ALLOWED", "user");
+}
+
+}  // namespace
+
+// ---- Shared helpers ----
+
+std::string NewUuid() {
+  uuid_t raw;
+  uuid_generate_random(raw);
+  char text[37];
+  uuid_unparse_lower(raw, text);
+  return text;
+}
+
+absl::Time StoredNow(const Deps& deps) {
+  return absl::FromUnixMicros(absl::ToUnixMicros(deps.hub->clock()->Now()));
+}
+
+size_t CountChars(absl::string_view s) {
+  size_t chars = 0;
+  for (unsigned char c : s) {
+    if ((c & 0xC0) != 0x80) ++chars;  // not a continuation byte
+  }
+  return chars;
+}
+
+bool HasControlChars(absl::string_view s, bool allow_line_breaks) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = s[i];
+    if (c < 0x20) {
+      if (allow_line_breaks && (c == '\n' || c == '\r' || c == '\t')) continue;
+      return true;
+    }
+    if (c == 0x7F) return true;
+    // C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
+    if (c == 0xC2 && i + 1 < s.size()) {
+      const unsigned char next = s[i + 1];
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+std::string EncodePageToken(absl::string_view kind, absl::string_view key) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kind, ":", key));
+}
+
+absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
+                                            absl::string_view token) {
+  if (token.empty()) return std::string();
+  std::string decoded;
+  const std::string prefix = absl::StrCat(kind, ":");
+  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
+      !absl::StartsWith(decoded, prefix) || decoded.size() == prefix.size()) {
+    return InvalidInput("INVALID_PAGE_TOKEN", "page_token",
+                        "page_token is not one this list returned");
+  }
+  return decoded.substr(prefix.size());
+}
+
+void FinishWith(grpc::ServerUnaryReactor* reactor,
+                grpc::CallbackServerContext* context,
+                const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status, context));
+}
+
+// ---- AuthService ----
+
+AuthService::AuthService(const Deps& deps) : deps_(deps) {}
+
+const std::string& AuthService::DummyHash() {
+  std::call_once(dummy_once_, [this] {
+    absl::StatusOr<std::string> hash =
+        deps_.passwords->Hash("parley: no such user");
+    if (hash.ok()) dummy_hash_ = *std::move(hash);
+  });
+  return dummy_hash_;
+}
+
+grpc::ServerUnaryReactor* AuthService::SignIn(
+    grpc::CallbackServerContext* context,
+    const parley::v1::SignInRequest* request,
+    parley::v1::SignInResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (request->username().empty()) {
+    return FinishNow(context, InvalidInput("USERNAME_REQUIRED", "username",
+                                           "username is required"));
+  }
+  if (request->password().empty()) {
+    return FinishNow(context, InvalidInput("PASSWORD_REQUIRED", "password",
+                                           "password is required"));
+  }
+  absl::StatusOr<store::User> user =
+      deps_.store->GetUserByName(request->username());
+  if (!user.ok()) {
+    if (!absl::IsNotFound(user.status())) {
+      return FinishNow(context, user.status());
+    }
+    // Spend the time a real check takes, then refuse.
+    deps_.passwords->Verify(DummyHash(), request->password());
+    return FinishNow(context, BadCredentials());
+  }
+  if (request->password().size() > kMaxPasswordBytes ||
+      !deps_.passwords->Verify(user->password_hash, request->password())) {
+    return FinishNow(context, BadCredentials());
+  }
+  absl::Time expire_time;
+  absl::StatusOr<std::string> token =
+      deps_.auth->IssueUserToken(*user, &expire_time);
+  if (!token.ok()) return FinishNow(context, token.status());
+  response->set_token(*std::move(token));
+  ToTimestamp(expire_time, response->mutable_expire_time());
+  ToProto(*user, response->mutable_user());
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* AuthService::SignOut(
+    grpc::CallbackServerContext* context,
+    const parley::v1::SignOutRequest* request,
+    parley::v1::SignOutResponse* /*response*/) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.auth->Revoke(principal->claims, [reactor, context](absl::Status s) {
+    FinishWith(reactor, context, s);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* AuthService::RenewToken(
+    grpc::CallbackServerContext* context,
+    const parley::v1::RenewTokenRequest* request,
+    parley::v1::RenewTokenResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  absl::StatusOr<store::User> user = deps_.store->GetUser(principal->user_id);
+  if (!user.ok()) {
+    if (absl::IsNotFound(user.status())) {
+      return FinishNow(context,
+                       WithReason(absl::UnauthenticatedError(
+                                      "the token's user no longer exists"),
+                                  "USER_GONE"));
+    }
+    return FinishNow(context, user.status());
+  }
+  absl::Time expire_time;
+  absl::StatusOr<std::string> token =
+      deps_.auth->IssueUserToken(*user, &expire_time);
+  if (!token.ok()) return FinishNow(context, token.status());
+  response->set_token(*std::move(token));
+  ToTimestamp(expire_time, response->mutable_expire_time());
+  return FinishNow(context, absl::OkStatus());
+}
+
+// ---- UserService ----
+
+UserService::UserService(const Deps& deps) : deps_(deps) {}
+
+grpc::ServerUnaryReactor* UserService::CreateUser(
+    grpc::CallbackServerContext* context,
+    const parley::v1::CreateUserRequest* request,
+    parley::v1::User* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = ValidateUsername(request->username()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = ValidatePassword(request->password()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (absl::Status s = ValidateDisplayName(request->display_name()); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<std::string> hash =
+      deps_.passwords->Hash(request->password());
+  if (!hash.ok()) return FinishNow(context, hash.status());
+
+  store::User user;
+  user.id = NewUuid();
+  user.username = request->username();
+  user.display_name = request->display_name().empty()
+                          ? request->username()
+                          : request->display_name();
+  user.password_hash = *std::move(hash);
+  user.create_time = user.update_time = StoredNow(deps_);
+  ToProto(user, response);  // Filled now; sent only on success.
+  const std::string location = absl::StrCat("/v1/users/", user.id);
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.store->Submit(
+      store::PutUser{std::move(user), /*create=*/true},
+      [reactor, context, location](absl::StatusOr<int64_t> done) {
+        if (done.ok()) SetCreated(context, location);
+        FinishWith(reactor, context, done.status());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* UserService::ListUsers(
+    grpc::CallbackServerContext* context,
+    const parley::v1::ListUsersRequest* request,
+    parley::v1::ListUsersResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  absl::StatusOr<size_t> size = PageSize(request->page_size(),
+                                         kDefaultPageSize, kMaxPageSize,
+                                         "page_size");
+  if (!size.ok()) return FinishNow(context, size.status());
+  absl::StatusOr<std::string> after =
+      DecodePageToken("users", request->page_token());
+  if (!after.ok()) return FinishNow(context, after.status());
+
+  // One more than asked tells whether there is a next page.
+  absl::StatusOr<std::vector<store::User>> users =
+      deps_.store->ListUsers(*after, *size + 1);
+  if (!users.ok()) return FinishNow(context, users.status());
+  const bool more = users->size() > *size;
+  if (more) users->resize(*size);
+  for (const store::User& user : *users) ToProto(user, response->add_users());
+  if (more) {
+    response->set_next_page_token(
+        EncodePageToken("users", users->back().username));
+  }
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* UserService::GetUser(
+    grpc::CallbackServerContext* context,
+    const parley::v1::GetUserRequest* request, parley::v1::User* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  absl::StatusOr<store::User> user =
+      ResolveUser(deps_, request->user(), *principal);
+  if (!user.ok()) return FinishNow(context, user.status());
+  ToProto(*user, response);
+  return FinishNow(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* UserService::UpdateUser(
+    grpc::CallbackServerContext* context,
+    const parley::v1::UpdateUserRequest* request,
+    parley::v1::User* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  absl::StatusOr<store::User> target =
+      ResolveUser(deps_, request->user(), *principal);
+  if (!target.ok()) return FinishNow(context, target.status());
+  if (target->id != principal->user_id && !principal->admin) {
+    return FinishNow(context, NotAllowed("change"));
+  }
+  if (request->has_display_name()) {
+    if (absl::Status s = ValidateDisplayName(request->display_name());
+        !s.ok()) {
+      return FinishNow(context, s);
+    }
+  }
+  if (request->has_password()) {
+    if (absl::Status s = ValidatePassword(request->password()); !s.ok()) {
+      return FinishNow(context, s);
+    }
+  }
+  store::User updated = *std::move(target);
+  if (!request->has_display_name() && !request->has_password()) {
+    ToProto(updated, response);  // Nothing to change.
+    return FinishNow(context, absl::OkStatus());
+  }
+  const absl::Time now = StoredNow(deps_);
+  if (request->has_display_name()) {
+    updated.display_name = request->display_name().empty()
+                               ? updated.username
+                               : request->display_name();
+  }
+  if (request->has_password()) {
+    absl::StatusOr<std::string> hash =
+        deps_.passwords->Hash(request->password());
+    if (!hash.ok()) return FinishNow(context, hash.status());
+    updated.password_hash = *std::move(hash);
+    updated.tokens_valid_after = now;
+  }
+  updated.update_time = now;
+  ToProto(updated, response);  // Sent only on success.
+
+  // A token's issue time has whole seconds, so tokens_valid_after alone
+  // cannot refuse a token issued in the same second as the change; the
+  // token that changed its own user's password is also revoked by id.
+  std::optional<auth::Claims> revoke;
+  if (request->has_password() && updated.id == principal->user_id) {
+    revoke = principal->claims;
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auth::Authenticator* authenticator = deps_.auth;
+  deps_.store->Submit(
+      store::PutUser{std::move(updated), /*create=*/false},
+      [reactor, context, authenticator,
+       revoke = std::move(revoke)](absl::StatusOr<int64_t> done) {
+        if (!done.ok() || !revoke.has_value()) {
+          return FinishWith(reactor, context, done.status());
+        }
+        authenticator->Revoke(*revoke, [reactor, context](absl::Status s) {
+          FinishWith(reactor, context, s);
+        });
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* UserService::DeleteUser(
+    grpc::CallbackServerContext* context,
+    const parley::v1::DeleteUserRequest* request,
+    parley::v1::DeleteUserResponse* /*response*/) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  if (!principal.ok()) return FinishNow(context, principal.status());
+  absl::StatusOr<store::User> target =
+      ResolveUser(deps_, request->user(), *principal);
+  if (!target.ok()) return FinishNow(context, target.status());
+  if (target->id != principal->user_id && !principal->admin) {
+    return FinishNow(context, NotAllowed("delete"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  chat::Hub* hub = deps_.hub;
+  std::string id = target->id;
+  deps_.store->Submit(
+      store::DeleteUser{id},
+      [reactor, context, hub, id](absl::StatusOr<int64_t> done) {
+        if (done.ok()) {
+          hub->CloseUserSubscriptions(id, chat::CloseReason::kUserGone);
+        }
+        FinishWith(reactor, context, done.status());
+      });
+  return reactor;
+}
+
+}  // namespace parley::api

@@ -1,0 +1,110 @@
+// What every parley.v1 service shares: its dependencies, the caller's
+// identity, resolving a user or room named by UUID or name, finishing calls,
+// and domain -> proto conversions.
+#ifndef PARLEY_SERVER_API_COMMON_H_
+#define PARLEY_SERVER_API_COMMON_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstddef>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "parley/v1/resources.pb.h"
+#include "parley/v1/rooms.pb.h"
+#include "server/auth/access.h"
+#include "server/auth/authenticator.h"
+#include "server/auth/password.h"
+#include "server/chat/hub.h"
+#include "server/common/scheduler.h"
+#include "server/store/store.h"
+
+namespace parley::api {
+
+// The limits of reads; each is a server flag (see main.cc).
+struct ReadOptions {
+  absl::Duration receive_default_timeout = absl::Seconds(30);
+  absl::Duration receive_max_timeout = absl::Seconds(60);
+  size_t receive_max_events = 256;
+  size_t stream_max_batch = 256;
+  size_t history_max_page = 1000;  // largest `n` / page_size accepted
+};
+
+// Everything the services use; owned by the server (see server.h), which
+// outlives every call.
+struct Deps {
+  chat::Hub* hub = nullptr;
+  store::Store* store = nullptr;
+  auth::Authenticator* auth = nullptr;
+  const auth::PasswordHasher* passwords = nullptr;
+  Scheduler* scheduler = nullptr;
+  ReadOptions read;
+};
+
+// Metadata the gateway turns into an HTTP status and an absolute Location
+// header (see gateway/internal/gateway).
+inline constexpr char kHttpCodeKey[] = "x-http-code";
+inline constexpr char kLocationKey[] = "x-location";
+
+// Finishes a unary call now with `status` (reason and field as trailers).
+grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
+                                    const absl::Status& status);
+
+// Marks a successful creation: HTTP 201 and Location `path` (e.g.
+// "/v1/rooms/<id>") through the gateway. Call before finishing.
+void SetCreated(grpc::CallbackServerContext* context, absl::string_view path);
+
+// INVALID_ARGUMENT (reason INVALID_UTF8) when the request arrived with a
+// string field that was not UTF-8 (see proto/request_traits.h).
+absl::Status CheckUtf8(const google::protobuf::Message& request);
+
+// The caller, from the `authorization` metadata: any valid token.
+absl::StatusOr<auth::Principal> Authenticate(const Deps& deps,
+                                             grpc::CallbackServerContext* ctx);
+// The caller, who must hold a user token (PERMISSION_DENIED, reason
+// USER_TOKEN_REQUIRED, for a room token).
+absl::StatusOr<auth::Principal> AuthenticateUser(
+    const Deps& deps, grpc::CallbackServerContext* ctx);
+
+// Whether `s` has the 8-4-4-4-12 hex shape of a UUID.
+bool LooksLikeUuid(absl::string_view s);
+
+// The user named by UUID, username, or "me"/"" (the caller). NOT_FOUND
+// (reason USER_NOT_FOUND, field `field`) when there is none.
+absl::StatusOr<store::User> ResolveUser(const Deps& deps,
+                                        absl::string_view user,
+                                        const auth::Principal& caller,
+                                        absl::string_view field = "user");
+
+// The room named by UUID or name, with the caller's rights in it. NOT_FOUND
+// (reason ROOM_NOT_FOUND, field `room`) when missing or hidden from the
+// caller; INVALID_ARGUMENT when `room` is empty.
+struct RoomView {
+  store::Room room;
+  std::optional<store::Member> member;  // the caller's membership
+  auth::RoomRights rights;
+};
+absl::StatusOr<RoomView> ResolveRoom(const Deps& deps, absl::string_view room,
+                                     const auth::Principal& caller);
+
+// Page sizes: 0 means `fallback`; above `max` is INVALID_ARGUMENT naming
+// `field`.
+absl::StatusOr<size_t> PageSize(uint32_t requested, size_t fallback,
+                                size_t max, absl::string_view field);
+
+void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
+void ToProto(const chat::Event& event, parley::v1::Event* out);
+void ToProto(const store::User& user, parley::v1::User* out);
+// Leaves last_sequence and member_count to the caller.
+void ToProto(const store::Room& room, parley::v1::Room* out);
+void ToProto(const store::Member& member, parley::v1::Member* out);
+parley::v1::Visibility ToProto(store::Visibility v);
+
+}  // namespace parley::api
+
+#endif  // PARLEY_SERVER_API_COMMON_H_

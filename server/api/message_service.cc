@@ -1,0 +1,362 @@
+#include "server/api/message_service.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "server/api/status.h"
+#include "server/chat/validate.h"
+#include "server/common/errors.h"
+
+namespace parley::api {
+namespace {
+
+using chat::EventPtr;
+
+// A call's caller and room, resolved and checked for read access.
+struct RoomCall {
+  auth::Principal who;
+  RoomView view;
+};
+
+absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
+                                      grpc::CallbackServerContext* context,
+                                      absl::string_view room,
+                                      bool user_token_only) {
+  absl::StatusOr<auth::Principal> who =
+      user_token_only ? AuthenticateUser(deps, context)
+                      : Authenticate(deps, context);
+  if (!who.ok()) return who.status();
+  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, *who);
+  if (!view.ok()) return view.status();
+  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) return s;
+  return RoomCall{*std::move(who), *std::move(view)};
+}
+
+// The message `id` of `log`, which must be a message's UUID.
+absl::StatusOr<EventPtr> FindMessage(const Deps& deps, absl::string_view log,
+                                     absl::string_view id) {
+  if (!LooksLikeUuid(id)) {
+    return InvalidInput("INVALID_MESSAGE_ID", "message",
+                        "message must be a message's UUID");
+  }
+  absl::StatusOr<EventPtr> found =
+      deps.store->GetMessage(log, absl::AsciiStrToLower(id));
+  if (absl::IsNotFound(found.status())) {
+    return WithReason(
+        absl::NotFoundError(absl::StrCat("no message '", id, "'")),
+        "MESSAGE_NOT_FOUND", "message");
+  }
+  return found;
+}
+
+// A page request: `before` and `after` are the request's optional fields.
+template <class Request>
+absl::StatusOr<store::Page> ToPage(const Deps& deps, const Request& request) {
+  absl::StatusOr<size_t> limit =
+      PageSize(request.n(), 100, deps.read.history_max_page, "n");
+  if (!limit.ok()) return limit.status();
+  if (request.has_before() && request.has_after()) {
+    return InvalidInput("BEFORE_AND_AFTER", "after",
+                        "give at most one of before and after");
+  }
+  if (request.has_before() && request.before() == 0) {
+    return InvalidInput("INVALID_BEFORE", "before",
+                        "before must be a sequence number, at least 1");
+  }
+  store::Page page;
+  page.limit = *limit;
+  page.before = request.before();
+  page.after = request.after();
+  page.oldest_first = request.has_after();
+  return page;
+}
+
+void FillPage(const store::PageResult& page,
+              parley::v1::ListMessagesResponse* response) {
+  for (const EventPtr& m : page.messages) {
+    ToProto(*m, response->add_messages());
+  }
+  response->set_has_older(page.has_older);
+  response->set_has_newer(page.has_newer);
+}
+
+void Finish(grpc::ServerUnaryReactor* reactor,
+            grpc::CallbackServerContext* context, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status, context));
+}
+
+// A new event of `room`'s log caused by `who`.
+std::shared_ptr<chat::Event> RoomEvent(chat::EventKind kind,
+                                       const store::Room& room,
+                                       const auth::Principal& who) {
+  auto event = chat::NewEvent(kind, room.id);
+  event->room_id = room.id;
+  event->room = room.name;
+  event->sender = who.display_name;
+  event->sender_id = who.user_id;
+  return event;
+}
+
+}  // namespace
+
+MessageService::MessageService(const Deps& deps) : deps_(deps) {}
+
+grpc::ServerUnaryReactor* MessageService::PostMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::PostMessageRequest* request,
+    parley::v1::Event* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, request->room(), false);
+  if (!call.ok()) return FinishNow(context, call.status());
+  if (absl::Status s = chat::ValidateMessageText(
+          request->text(), deps_.hub->options().max_message_bytes, "text");
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  auto event = RoomEvent(chat::EventKind::kMessage, call->view.room, call->who);
+  event->text = request->text();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->Publish(std::move(event), [reactor, context, response](
+                                            absl::StatusOr<EventPtr> event) {
+    if (event.ok()) {
+      ToProto(**event, response);
+      SetCreated(context, absl::StrCat("/v1/rooms/", (*event)->room_id,
+                                       "/messages/", (*event)->id));
+    }
+    Finish(reactor, context, event.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageService::ListMessages(
+    grpc::CallbackServerContext* context,
+    const parley::v1::ListMessagesRequest* request,
+    parley::v1::ListMessagesResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, request->room(), false);
+  if (!call.ok()) return FinishNow(context, call.status());
+  absl::StatusOr<store::Page> page =
+      ToPage(deps_, *request);
+  if (!page.ok()) return FinishNow(context, page.status());
+  absl::StatusOr<store::PageResult> result =
+      deps_.store->ListMessages(call->view.room.id, *page);
+  if (result.ok()) FillPage(*result, response);
+  return FinishNow(context, result.status());
+}
+
+grpc::ServerUnaryReactor* MessageService::GetMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::GetMessageRequest* request,
+    parley::v1::Event* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, request->room(), false);
+  if (!call.ok()) return FinishNow(context, call.status());
+  absl::StatusOr<EventPtr> message =
+      FindMessage(deps_, call->view.room.id, request->message());
+  if (message.ok()) ToProto(**message, response);
+  return FinishNow(context, message.status());
+}
+
+grpc::ServerUnaryReactor* MessageService::EditMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::EditMessageRequest* request,
+    parley::v1::Event* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, request->room(), true);
+  if (!call.ok()) return FinishNow(context, call.status());
+  absl::StatusOr<EventPtr> message =
+      FindMessage(deps_, call->view.room.id, request->message());
+  if (!message.ok()) return FinishNow(context, message.status());
+  if ((*message)->sender_id.empty() ||
+      (*message)->sender_id != call->who.user_id) {
+    return FinishNow(context,
+                     WithReason(absl::PermissionDeniedError(
+                                    "only the author may edit a message"),
+                                "NOT_AUTHOR", "message"));
+  }
+  if ((*message)->deleted) {
+    return FinishNow(context,
+                     WithReason(absl::FailedPreconditionError(
+                                    "the message was deleted"),
+                                "MESSAGE_DELETED", "message"));
+  }
+  if (absl::Status s = chat::ValidateMessageText(
+          request->text(), deps_.hub->options().max_message_bytes, "text");
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  auto event = RoomEvent(chat::EventKind::kEdit, call->view.room, call->who);
+  event->text = request->text();
+  event->target_id = (*message)->id;
+  event->target_sequence = (*message)->sequence;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->Publish(
+      std::move(event), [reactor, context, response, before = *message](
+                            absl::StatusOr<EventPtr> edit) {
+        if (edit.ok()) {
+          // The message as it now is, built without another read.
+          chat::Event after = *before;
+          after.previous_versions.push_back(chat::MessageVersion{
+              before->text, before->update_time == absl::InfinitePast()
+                                ? before->time
+                                : before->update_time});
+          after.text = (*edit)->text;
+          after.update_time = (*edit)->time;
+          ToProto(after, response);
+        }
+        Finish(reactor, context, edit.status());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageService::DeleteMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::DeleteMessageRequest* request,
+    parley::v1::Event* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, request->room(), true);
+  if (!call.ok()) return FinishNow(context, call.status());
+  absl::StatusOr<EventPtr> message =
+      FindMessage(deps_, call->view.room.id, request->message());
+  if (!message.ok()) return FinishNow(context, message.status());
+  const bool author = !(*message)->sender_id.empty() &&
+                      (*message)->sender_id == call->who.user_id;
+  if (!author && !call->view.rights.manage) {
+    return FinishNow(context,
+                     WithReason(absl::PermissionDeniedError(
+                                    "only the author or the room's owner may "
+                                    "delete a message"),
+                                "NOT_AUTHOR", "message"));
+  }
+  if ((*message)->deleted) {  // Deleting twice changes nothing.
+    ToProto(**message, response);
+    return FinishNow(context, absl::OkStatus());
+  }
+  auto event = RoomEvent(chat::EventKind::kDelete, call->view.room, call->who);
+  event->target_id = (*message)->id;
+  event->target_sequence = (*message)->sequence;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->Publish(
+      std::move(event), [reactor, context, response, before = *message](
+                            absl::StatusOr<EventPtr> deleted) {
+        if (deleted.ok()) {
+          chat::Event tombstone = *before;
+          tombstone.deleted = true;
+          tombstone.text.clear();
+          tombstone.previous_versions.clear();
+          tombstone.update_time = (*deleted)->time;
+          ToProto(tombstone, response);
+        }
+        Finish(reactor, context, deleted.status());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageService::PurgeMessages(
+    grpc::CallbackServerContext* context,
+    const parley::v1::PurgeMessagesRequest* request,
+    parley::v1::PurgeMessagesResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+  if (!who.ok()) return FinishNow(context, who.status());
+  absl::StatusOr<RoomView> view = ResolveRoom(deps_, request->room(), *who);
+  if (!view.ok()) return FinishNow(context, view.status());
+  if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  uint64_t through = request->through_sequence();
+  if (through == 0) {
+    absl::StatusOr<uint64_t> last = deps_.hub->LastDelivered(view->room.id);
+    if (!last.ok()) return FinishNow(context, last.status());
+    through = *last;
+  }
+  auto event = RoomEvent(chat::EventKind::kPurge, view->room, *who);
+  event->purge_through = through;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->PublishPurge(
+      std::move(event), [reactor, context, response](
+                            absl::StatusOr<EventPtr> purge, int64_t purged) {
+        if (purge.ok()) {
+          response->set_purged(static_cast<uint64_t>(purged));
+          ToProto(**purge, response->mutable_event());
+        }
+        Finish(reactor, context, purge.status());
+      });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
+    grpc::CallbackServerContext* context,
+    const parley::v1::SendDirectMessageRequest* request,
+    parley::v1::Event* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+  if (!who.ok()) return FinishNow(context, who.status());
+  if (request->user().empty()) {
+    return FinishNow(context, InvalidInput("USER_REQUIRED", "user",
+                                           "user must name the recipient"));
+  }
+  absl::StatusOr<store::User> to = ResolveUser(deps_, request->user(), *who);
+  if (!to.ok()) return FinishNow(context, to.status());
+  if (absl::Status s = chat::ValidateMessageText(
+          request->text(), deps_.hub->options().max_message_bytes, "text");
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
+  auto event =
+      chat::NewEvent(chat::EventKind::kMessage, store::InboxLog(to->id));
+  event->sender = who->display_name;
+  event->sender_id = who->user_id;
+  event->recipient_id = to->id;
+  event->recipient = to->username;
+  event->text = request->text();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.hub->Publish(std::move(event), [reactor, context, response](
+                                            absl::StatusOr<EventPtr> event) {
+    if (event.ok()) {
+      ToProto(**event, response);
+      context->AddInitialMetadata(kHttpCodeKey, "201");
+    }
+    Finish(reactor, context, event.status());
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* MessageService::ListDirectMessages(
+    grpc::CallbackServerContext* context,
+    const parley::v1::ListDirectMessagesRequest* request,
+    parley::v1::ListMessagesResponse* response) {
+  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+  if (!who.ok()) return FinishNow(context, who.status());
+  absl::StatusOr<store::Page> page =
+      ToPage(deps_, *request);
+  if (!page.ok()) return FinishNow(context, page.status());
+  absl::StatusOr<store::PageResult> result =
+      deps_.store->ListMessages(store::InboxLog(who->user_id), *page);
+  if (result.ok()) FillPage(*result, response);
+  return FinishNow(context, result.status());
+}
+
+}  // namespace parley::api

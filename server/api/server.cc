@@ -1,0 +1,144 @@
+#include "server/api/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.pb.h"
+#include "server/api/account_service.h"
+#include "server/api/chat_service.h"
+#include "server/api/message_service.h"
+#include "server/api/room_service.h"
+#include "server/store/sqlite_store.h"
+
+namespace parley::api {
+namespace {
+
+// Reaps idle lobby sessions periodically, on the scheduler's thread.
+void ScheduleReaper(Scheduler* scheduler, chat::Hub* hub,
+                    absl::Duration every) {
+  scheduler->Schedule(absl::Now() + every, [scheduler, hub, every] {
+    hub->ReapIdle();
+    ScheduleReaper(scheduler, hub, every);
+  });
+}
+
+}  // namespace
+
+struct Server::Services {
+  explicit Services(const Deps& deps)
+      : chat(deps), messages(deps), rooms(deps), users(deps), auth(deps) {}
+  ChatService chat;
+  MessageService messages;
+  RoomService rooms;
+  UserService users;
+  AuthService auth;
+};
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
+  std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
+  std::error_code ec;
+  std::filesystem::create_directories(options.data_dir, ec);
+  if (ec) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot create data directory ", options.data_dir, ": ", ec.message()));
+  }
+
+  store::SqliteOptions sqlite;
+  sqlite.path = (std::filesystem::path(options.data_dir) / "parley.db").string();
+  sqlite.synchronous = options.sqlite_synchronous_full
+                           ? store::SqliteOptions::Sync::kFull
+                           : store::SqliteOptions::Sync::kNormal;
+  sqlite.max_batch = options.store_max_batch;
+  absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
+      store::SqliteStore::Open(sqlite);
+  if (!opened.ok()) return opened.status();
+  server->store_ = *std::move(opened);
+  // The hub continues every log's numbering from the store; fail now rather
+  // than start with a store that cannot be read.
+  if (absl::StatusOr<uint64_t> last = server->store_->LastSequence(
+          store::kLobbyId);
+      !last.ok()) {
+    return last.status();
+  }
+
+  absl::StatusOr<std::string> key =
+      auth::LoadOrCreateKey(options.token_key_file, options.data_dir);
+  if (!key.ok()) return key.status();
+  server->signer_ = std::make_unique<auth::TokenSigner>(
+      *std::move(key), options.token_lifetime, Clock::Real());
+  server->auth_ = std::make_unique<auth::Authenticator>(
+      server->signer_.get(), server->store_.get(), options.admin_users);
+  if (absl::Status s = server->auth_->LoadRevoked(); !s.ok()) return s;
+  server->passwords_ = std::make_unique<auth::PasswordHasher>(options.password);
+  server->scheduler_ = std::make_unique<Scheduler>();
+  server->hub_ = std::make_unique<chat::Hub>(options.hub, server->store_.get(),
+                                             Clock::Real());
+
+  Deps deps;
+  deps.hub = server->hub_.get();
+  deps.store = server->store_.get();
+  deps.auth = server->auth_.get();
+  deps.passwords = server->passwords_.get();
+  deps.scheduler = server->scheduler_.get();
+  deps.read = options.read;
+  server->services_ = std::make_unique<Services>(deps);
+  ScheduleReaper(server->scheduler_.get(), server->hub_.get(),
+                 std::clamp(options.hub.session_idle_timeout / 4,
+                            absl::Milliseconds(100), absl::Seconds(10)));
+
+  // Referencing the health messages links their descriptors, so reflection
+  // (and so grpcurl) can describe grpc.health.v1.Health.
+  (void)grpc::health::v1::HealthCheckRequest::descriptor();
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_addr, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  builder.RegisterService(&server->services_->chat);
+  builder.RegisterService(&server->services_->messages);
+  builder.RegisterService(&server->services_->rooms);
+  builder.RegisterService(&server->services_->users);
+  builder.RegisterService(&server->services_->auth);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
+  // Find dead peers of idle streams, and let clients keep theirs alive.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);
+  builder.AddChannelArgument(
+      GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  server->grpc_server_ = builder.BuildAndStart();
+  if (server->grpc_server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.grpc_addr));
+  }
+  return server;
+}
+
+void Server::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  if (grpc_server_ != nullptr) {
+    grpc_server_->GetHealthCheckService()->Shutdown();
+    // Open streams and polls end with UNAVAILABLE instead of a dropped
+    // connection; then in-flight calls get the grace period.
+    hub_->Shutdown();
+    grpc_server_->Shutdown(
+        absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
+    grpc_server_->Wait();
+  }
+  // Everything acknowledged is committed already; this commits what is still
+  // queued (whose callers were cancelled) and stops the writer.
+  if (store_ != nullptr) store_->Close();
+  if (scheduler_ != nullptr) scheduler_.reset();
+}
+
+Server::~Server() { Shutdown(); }
+
+}  // namespace parley::api

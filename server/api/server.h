@@ -1,0 +1,76 @@
+// The assembled Parley server: store, hub, authenticator and every parley.v1
+// service on one gRPC server. main.cc and the tests build it the same way.
+#ifndef PARLEY_SERVER_API_SERVER_H_
+#define PARLEY_SERVER_API_SERVER_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "server/api/common.h"
+#include "server/auth/authenticator.h"
+#include "server/auth/password.h"
+#include "server/auth/tokens.h"
+#include "server/chat/hub.h"
+#include "server/common/clock.h"
+#include "server/common/scheduler.h"
+#include "server/store/store.h"
+
+namespace parley::api {
+
+struct ServerOptions {
+  std::string grpc_addr = "127.0.0.1:0";
+  std::string data_dir;        // holds parley.db and token.key
+  bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
+  size_t store_max_batch = 1024;
+  std::string token_key_file;  // empty: <data_dir>/token.key
+  absl::Duration token_lifetime = absl::Hours(24);
+  std::vector<std::string> admin_users;
+  auth::PasswordOptions password;
+  chat::HubOptions hub;
+  ReadOptions read;
+  size_t max_request_bytes = 1 << 20;
+  absl::Duration shutdown_grace = absl::Seconds(5);
+};
+
+class Server {
+ public:
+  // Opens the store, loads the key and revoked tokens, starts listening.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(ServerOptions options);
+  // Shuts down as on SIGTERM if not done yet.
+  ~Server();
+
+  // Health NOT_SERVING, open streams end UNAVAILABLE, in-flight calls get
+  // the grace period, then the store commits what is queued and closes.
+  void Shutdown();
+
+  int port() const { return port_; }
+  chat::Hub& hub() { return *hub_; }
+  store::Store& store() { return *store_; }
+  auth::Authenticator& authenticator() { return *auth_; }
+  grpc::Server* grpc_server() { return grpc_server_.get(); }
+
+ private:
+  Server() = default;
+  struct Services;
+
+  ServerOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<auth::TokenSigner> signer_;
+  std::unique_ptr<auth::Authenticator> auth_;
+  std::unique_ptr<auth::PasswordHasher> passwords_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<chat::Hub> hub_;
+  std::unique_ptr<Services> services_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace parley::api
+
+#endif  // PARLEY_SERVER_API_SERVER_H_

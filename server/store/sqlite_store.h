@@ -1,0 +1,195 @@
+// The durable Store of the embedded deployment: one SQLite database file
+// (the server uses <data_dir>/parley.db) in WAL mode, foreign keys on.
+//
+// Writes: Submit only queues. One writer thread, owned by the store, takes
+// everything queued (up to `max_batch` writes), runs it in one BEGIN
+// IMMEDIATE transaction with each write in its own SAVEPOINT (a failing write
+// is rolled back to its savepoint and gets its own error; the others
+// commit), commits, and then calls every `done` in submission order, on the
+// writer thread, holding no lock of the store's: a callback may call Submit
+// again, and Submit may be called while holding locks the callbacks take. If
+// the transaction itself fails (BEGIN or COMMIT), every write of the batch
+// fails with UNAVAILABLE, reason STORE_FAILED.
+//
+// Reads run on a pool of `read_connections` read-only connections, alongside
+// the writer (WAL), from any number of threads; a caller waits for a free
+// connection when all are busy. A read that runs several statements runs
+// them in one read transaction, so it sees one snapshot.
+//
+// Schema: an ordered list of migrations, each applied in its own transaction,
+// the version recorded in PRAGMA user_version. Opening an up-to-date database
+// applies nothing; a database written by a newer version is refused.
+//
+// Semantics beyond store.h (see the .cc for the schema):
+//  - Usernames and room names are unique ignoring ASCII case ("Alice" takes
+//    "alice"); lookups by name ignore ASCII case too; listing orders by name
+//    ignoring ASCII case.
+//  - Times are kept to the microsecond.
+//  - PutUser/PutRoom with create=false keep the stored create_time.
+//  - AppendEvent refuses: a null event, a gap, sequence 0 (INVALID_ARGUMENT);
+//    a log whose room (or, for InboxLog, user) does not exist (NOT_FOUND,
+//    ROOM_NOT_FOUND / USER_NOT_FOUND); a sequence not above the log's last
+//    (FAILED_PRECONDITION, SEQUENCE_OUT_OF_ORDER); an event id already used
+//    (ALREADY_EXISTS, EVENT_EXISTS). Sequence numbers may skip (an append
+//    that failed leaves its number unused) but never go back.
+//  - edit/delete find the target by target_id among the log's messages; a
+//    missing target, or editing a tombstone, is NOT_FOUND (MESSAGE_NOT_FOUND)
+//    and nothing is appended. Deleting a tombstone again is allowed.
+//  - Deleted text is really gone: delete and purge also drop the message's
+//    earlier versions and clear the text of the edit events that targeted it
+//    (the edit events keep their place in the log).
+//  - DeleteRoom of the lobby is refused (FAILED_PRECONDITION,
+//    LOBBY_PROTECTED). DeleteUser also drops the user's inbox log; rooms the
+//    user owned stay (with their owner_id). DeleteMember of a non-member is
+//    NOT_FOUND (MEMBER_NOT_FOUND). PutMember and PutRoom with an owner need
+//    the room and user to exist (ROOM_NOT_FOUND / USER_NOT_FOUND).
+//  - Expired revoked tokens are deleted at Open.
+//  - Submit after Close: `done` gets UNAVAILABLE (SHUTTING_DOWN) on the writer
+//    thread while it is still draining, or inline in Submit once Close has
+//    returned. Close must not be called from a `done` callback.
+//
+// Thread-safe.
+#ifndef PARLEY_SERVER_STORE_SQLITE_STORE_H_
+#define PARLEY_SERVER_STORE_SQLITE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "server/common/mutex.h"
+#include "server/store/store.h"
+
+namespace parley::store {
+
+namespace sqlite_internal {
+class Connection;
+}  // namespace sqlite_internal
+
+struct SqliteOptions {
+  // The database file; created (with its schema) when missing. Its directory
+  // must exist.
+  std::string path;
+  // kNormal: a commit is durable once the OS has it (survives a crash of the
+  // process, not necessarily of the machine); kFull: fsync on every commit.
+  enum class Sync { kNormal, kFull };
+  Sync synchronous = Sync::kNormal;
+  // The most writes one transaction takes from the queue (at least 1).
+  size_t max_batch = 1024;
+  // The size of the read connection pool (at least 1).
+  size_t read_connections = 4;
+  // How long a statement waits for a lock held by another process.
+  absl::Duration busy_timeout = absl::Seconds(5);
+};
+
+// Counters of the writer, for metrics. Monotonic.
+struct StoreStats {
+  uint64_t transactions = 0;  // transactions begun (one per batch)
+  uint64_t writes = 0;        // writes run in them (failed ones included)
+  size_t largest_batch = 0;
+  absl::Duration commit_time_total;  // BEGIN to end of COMMIT, summed
+};
+
+class SqliteStore : public Store {
+ public:
+  // Opens (creating when missing) and migrates the database, prunes expired
+  // revoked tokens and starts the writer thread. FAILED_PRECONDITION (reason
+  // SCHEMA_TOO_NEW) for a database of a newer schema version; UNAVAILABLE
+  // (reason STORE_FAILED) when SQLite fails; INVALID_ARGUMENT for bad options.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
+      SqliteOptions options);
+
+  // The schema version this build writes (the number of migrations).
+  static int LatestSchemaVersion();
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  ~SqliteStore() override;
+
+  void Submit(Write write, WriteDone done) override;
+  void Close() override;
+
+  absl::StatusOr<User> GetUser(absl::string_view id) override;
+  absl::StatusOr<User> GetUserByName(absl::string_view username) override;
+  absl::StatusOr<std::vector<User>> ListUsers(absl::string_view after_username,
+                                              size_t limit) override;
+  absl::StatusOr<Room> GetRoom(absl::string_view id) override;
+  absl::StatusOr<Room> GetRoomByName(absl::string_view name) override;
+  absl::StatusOr<std::vector<Room>> ListRooms(absl::string_view viewer_id,
+                                              absl::string_view after_name,
+                                              size_t limit) override;
+  absl::StatusOr<std::optional<Member>> GetMember(
+      absl::string_view room_id, absl::string_view user_id) override;
+  absl::StatusOr<std::vector<Member>> ListMembers(
+      absl::string_view room_id) override;
+  absl::StatusOr<size_t> CountMembers(absl::string_view room_id) override;
+  absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override;
+  absl::StatusOr<std::vector<chat::EventPtr>> ReadAfter(
+      absl::string_view log, uint64_t after, size_t limit) override;
+  absl::StatusOr<PageResult> ListMessages(absl::string_view log,
+                                          const Page& page) override;
+  absl::StatusOr<chat::EventPtr> GetMessage(absl::string_view log,
+                                            absl::string_view id) override;
+  absl::StatusOr<std::vector<std::string>> ListPosters(
+      absl::string_view log) override;
+  absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override;
+
+  StoreStats stats() const;
+  // How many migrations Open applied (0 when the database was up to date).
+  int migrations_applied() const { return migrations_applied_; }
+
+ private:
+  using Connection = sqlite_internal::Connection;
+  class ReaderLease;
+
+  // A queued write. `rejected`: submitted after Close; fails without running.
+  struct Pending {
+    Write write;
+    WriteDone done;
+    bool rejected = false;
+  };
+
+  SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer_db,
+              std::vector<std::unique_ptr<Connection>> readers,
+              int migrations_applied);
+
+  void WriterLoop();
+  // Runs one batch; returns one result per write.
+  std::vector<absl::StatusOr<int64_t>> RunBatch(std::vector<Pending>& batch);
+
+  const SqliteOptions options_;
+  const int migrations_applied_;
+
+  // Used by Open, then only by the writer thread. Destroyed last, so that
+  // closing it checkpoints the WAL into the database file.
+  std::unique_ptr<Connection> writer_db_;
+
+  Mutex readers_mu_;
+  CondVar readers_cv_{&readers_mu_};
+  std::vector<std::unique_ptr<Connection>> idle_readers_
+      ABSL_GUARDED_BY(readers_mu_);
+
+  Mutex queue_mu_;
+  CondVar queue_cv_{&queue_mu_};
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
+  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
+  // False once the writer thread has drained the queue and stopped.
+  bool writer_running_ ABSL_GUARDED_BY(queue_mu_) = true;
+
+  mutable Mutex stats_mu_;
+  StoreStats stats_ ABSL_GUARDED_BY(stats_mu_);
+
+  Mutex close_mu_;  // serializes Close
+  std::thread writer_ ABSL_GUARDED_BY(close_mu_);
+};
+
+}  // namespace parley::store
+
+#endif  // PARLEY_SERVER_STORE_SQLITE_STORE_H_

@@ -1,0 +1,449 @@
+// MessageService and the signed-in side of ChatService over real gRPC on
+// loopback: posting, paging, edit/delete/purge, direct messages, seed 004's
+// lobby calls, and room / inbox streams resumed by sequence number.
+#include "server/api/message_service.h"
+
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/server/api/test_server.h"
+
+namespace parley::api {
+namespace {
+
+using parley::testing::Header;
+using parley::testing::SignUp;
+using parley::testing::TestServer;
+using parley::testing::TestUser;
+using parley::testing::Trailer;
+using parley::testing::WithToken;
+
+class MessageServiceTest : public ::testing::Test {
+ protected:
+  MessageServiceTest()
+      : channel_(server_.NewChannel()),
+        messages_(v1::MessageService::NewStub(channel_)),
+        rooms_(v1::RoomService::NewStub(channel_)),
+        chat_(v1::ChatService::NewStub(channel_)) {}
+
+  v1::Room CreateRoom(const TestUser& owner, const std::string& name,
+                      v1::Visibility visibility = v1::VISIBILITY_PUBLIC,
+                      const std::string& password = "") {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, owner.token);
+    v1::CreateRoomRequest req;
+    req.set_name(name);
+    req.set_visibility(visibility);
+    req.set_password(password);
+    v1::Room room;
+    grpc::Status s = rooms_->CreateRoom(&ctx, req, &room);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return room;
+  }
+
+  grpc::Status Post(const TestUser& who, const std::string& room,
+                    const std::string& text, v1::Event* out = nullptr) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, who.token);
+    v1::PostMessageRequest req;
+    req.set_room(room);
+    req.set_text(text);
+    v1::Event event;
+    grpc::Status s = messages_->PostMessage(&ctx, req, &event);
+    if (out != nullptr) *out = event;
+    if (s.ok()) {
+      EXPECT_EQ(Header(ctx, "x-http-code"), "201");
+      EXPECT_EQ(Header(ctx, "x-location"),
+                "/v1/rooms/" + event.room_id() + "/messages/" + event.id());
+    }
+    return s;
+  }
+
+  v1::ListMessagesResponse List(const TestUser& who, const std::string& room,
+                                uint32_t n, uint64_t before = 0,
+                                uint64_t after = 0) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, who.token);
+    v1::ListMessagesRequest req;
+    req.set_room(room);
+    req.set_n(n);
+    if (before != 0) req.set_before(before);
+    if (after != 0) req.set_after(after);
+    v1::ListMessagesResponse resp;
+    grpc::Status s = messages_->ListMessages(&ctx, req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  // An open Subscribe call.
+  struct Stream {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader;
+    // Reads writes until `n` events with a sequence number arrived (live-only
+    // events are skipped); fails the test if the stream ends first.
+    std::vector<v1::Event> Read(size_t n) {
+      std::vector<v1::Event> got;
+      v1::SubscribeResponse resp;
+      while (got.size() < n && reader->Read(&resp)) {
+        for (const v1::Event& e : resp.events()) {
+          if (e.sequence() != 0) got.push_back(e);
+        }
+      }
+      EXPECT_EQ(got.size(), n);
+      return got;
+    }
+  };
+  std::unique_ptr<Stream> Subscribe(const TestUser& who,
+                                    const std::string& room,
+                                    std::optional<uint64_t> after,
+                                    bool direct = false) {
+    auto stream = std::make_unique<Stream>();
+    WithToken(&stream->ctx, who.token);
+    v1::SubscribeRequest req;
+    if (direct) {
+      req.set_direct_messages(true);
+    } else {
+      req.set_room(room);
+    }
+    if (after.has_value()) req.set_after_sequence(*after);
+    stream->reader = chat_->Subscribe(&stream->ctx, req);
+    // The first write says the subscription is in place.
+    v1::SubscribeResponse first;
+    EXPECT_TRUE(stream->reader->Read(&first));
+    pending_ = first;
+    return stream;
+  }
+
+  TestServer server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::MessageService::Stub> messages_;
+  std::unique_ptr<v1::RoomService::Stub> rooms_;
+  std::unique_ptr<v1::ChatService::Stub> chat_;
+  v1::SubscribeResponse pending_;  // the first write of the last Subscribe
+};
+
+TEST_F(MessageServiceTest, AnyoneSignedInPostsToAPublicRoomWithoutJoining) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  v1::Room room = CreateRoom(ann, "general");
+  v1::Event posted;
+  ASSERT_TRUE(Post(bob, "general", "hi from bob", &posted).ok());
+  EXPECT_EQ(posted.kind(), v1::EVENT_KIND_MESSAGE);
+  EXPECT_EQ(posted.sender_id(), bob.id);
+  EXPECT_EQ(posted.room_id(), room.id());
+  EXPECT_EQ(posted.sequence(), 1u);
+  EXPECT_EQ(posted.id().size(), 36u);
+  auto listed = List(ann, room.id(), 10);
+  ASSERT_EQ(listed.messages_size(), 1);
+  EXPECT_EQ(listed.messages(0).text(), "hi from bob");
+}
+
+TEST_F(MessageServiceTest, HistoryPagesBothWays) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "paged");
+  for (int i = 1; i <= 10; ++i) {
+    ASSERT_TRUE(Post(ann, "paged", "m" + std::to_string(i)).ok());
+  }
+  auto latest = List(ann, "paged", 3);
+  ASSERT_EQ(latest.messages_size(), 3);
+  EXPECT_EQ(latest.messages(0).text(), "m8");  // oldest first
+  EXPECT_EQ(latest.messages(2).text(), "m10");
+  EXPECT_TRUE(latest.has_older());
+  EXPECT_FALSE(latest.has_newer());
+  auto older = List(ann, "paged", 3, latest.messages(0).sequence());
+  ASSERT_EQ(older.messages_size(), 3);
+  EXPECT_EQ(older.messages(0).text(), "m5");
+  auto forward = List(ann, "paged", 4, 0, /*after=*/2);
+  ASSERT_EQ(forward.messages_size(), 4);
+  EXPECT_EQ(forward.messages(0).text(), "m3");
+  EXPECT_TRUE(forward.has_older());
+  EXPECT_TRUE(forward.has_newer());
+}
+
+TEST_F(MessageServiceTest, EditKeepsHistoryAndDeleteLeavesATombstone) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "edits");
+  v1::Event m;
+  ASSERT_TRUE(Post(ann, "edits", "frist", &m).ok());
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, bob.token);
+    v1::EditMessageRequest req;
+    req.set_room("edits");
+    req.set_message(m.id());
+    req.set_text("bob was here");
+    v1::Event out;
+    grpc::Status s = messages_->EditMessage(&ctx, req, &out);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+    EXPECT_EQ(Trailer(ctx, "parley-error-reason"), "NOT_AUTHOR");
+  }
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::EditMessageRequest req;
+    req.set_room("edits");
+    req.set_message(m.id());
+    req.set_text("first");
+    v1::Event out;
+    ASSERT_TRUE(messages_->EditMessage(&ctx, req, &out).ok());
+    EXPECT_EQ(out.text(), "first");
+    ASSERT_EQ(out.previous_versions_size(), 1);
+    EXPECT_EQ(out.previous_versions(0).text(), "frist");
+  }
+  auto listed = List(ann, "edits", 10);
+  ASSERT_EQ(listed.messages_size(), 1);
+  EXPECT_EQ(listed.messages(0).text(), "first");
+  EXPECT_TRUE(listed.messages(0).has_update_time());
+  ASSERT_EQ(listed.messages(0).previous_versions_size(), 1);
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::DeleteMessageRequest req;
+    req.set_room("edits");
+    req.set_message(m.id());
+    v1::Event out;
+    ASSERT_TRUE(messages_->DeleteMessage(&ctx, req, &out).ok());
+    EXPECT_TRUE(out.deleted());
+    EXPECT_EQ(out.text(), "");
+  }
+  listed = List(ann, "edits", 10);
+  ASSERT_EQ(listed.messages_size(), 1);
+  EXPECT_TRUE(listed.messages(0).deleted());
+  EXPECT_EQ(listed.messages(0).text(), "");
+}
+
+TEST_F(MessageServiceTest, OnlyTheOwnerPurgesAndPurgedMessagesAreGone) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "purge-me");
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Post(bob, "purge-me", "x").ok());
+  v1::PurgeMessagesRequest req;
+  req.set_room("purge-me");
+  req.set_through_sequence(3);
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, bob.token);
+    v1::PurgeMessagesResponse resp;
+    EXPECT_EQ(messages_->PurgeMessages(&ctx, req, &resp).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+  grpc::ClientContext ctx;
+  WithToken(&ctx, ann.token);
+  v1::PurgeMessagesResponse resp;
+  ASSERT_TRUE(messages_->PurgeMessages(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.purged(), 3u);
+  EXPECT_EQ(resp.event().kind(), v1::EVENT_KIND_PURGE);
+  auto left = List(ann, "purge-me", 10);
+  ASSERT_EQ(left.messages_size(), 2);
+  EXPECT_EQ(left.messages(0).sequence(), 4u);
+}
+
+TEST_F(MessageServiceTest, DirectMessagesReachOnlyTheRecipient) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  TestUser eve = SignUp(server_, "eve");
+  auto bob_inbox = Subscribe(bob, "", std::nullopt, /*direct=*/true);
+  auto eve_inbox = Subscribe(eve, "", std::nullopt, /*direct=*/true);
+  for (const std::string& to : {bob.username, bob.id}) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::SendDirectMessageRequest req;
+    req.set_user(to);
+    req.set_text("psst " + to);
+    v1::Event out;
+    ASSERT_TRUE(messages_->SendDirectMessage(&ctx, req, &out).ok());
+    EXPECT_EQ(out.recipient_id(), bob.id);
+    EXPECT_EQ(Header(ctx, "x-http-code"), "201");
+  }
+  auto got = bob_inbox->Read(2);
+  EXPECT_EQ(got[0].text(), "psst bob");
+  EXPECT_EQ(got[0].sender_id(), ann.id);
+  grpc::ClientContext ctx;
+  WithToken(&ctx, bob.token);
+  v1::ListDirectMessagesRequest req;
+  v1::ListMessagesResponse mine;
+  ASSERT_TRUE(messages_->ListDirectMessages(&ctx, req, &mine).ok());
+  EXPECT_EQ(mine.messages_size(), 2);
+  grpc::ClientContext eve_ctx;
+  WithToken(&eve_ctx, eve.token);
+  v1::ListMessagesResponse eves;
+  ASSERT_TRUE(messages_->ListDirectMessages(&eve_ctx, req, &eves).ok());
+  EXPECT_EQ(eves.messages_size(), 0);
+  eve_inbox->ctx.TryCancel();
+  bob_inbox->ctx.TryCancel();
+}
+
+// The cursor: history after the resume point, then live, with no gap and no
+// duplicate, while another user keeps posting.
+TEST_F(MessageServiceTest, ARoomStreamResumesWithNoGapAndNoDuplicate) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "resume");
+  for (int i = 1; i <= 300; ++i) {
+    ASSERT_TRUE(Post(ann, "resume", "h" + std::to_string(i)).ok());
+  }
+  auto stream = Subscribe(bob, "resume", /*after=*/100);
+  std::thread poster([&] {
+    for (int i = 1; i <= 200; ++i) {
+      EXPECT_TRUE(Post(ann, "resume", "l" + std::to_string(i)).ok());
+    }
+  });
+  std::vector<v1::Event> got;
+  for (const v1::Event& e : pending_.events()) {
+    if (e.sequence() != 0) got.push_back(e);
+  }
+  for (const v1::Event& e : stream->Read(400 - got.size())) got.push_back(e);
+  poster.join();
+  ASSERT_EQ(got.size(), 400u);
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].sequence(), 101 + i) << "at " << i;
+  }
+  EXPECT_EQ(got.back().text(), "l200");
+  stream->ctx.TryCancel();
+}
+
+TEST_F(MessageServiceTest, ARemovedMemberStopsReceivingAtOnce) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "secret", v1::VISIBILITY_PRIVATE, "open sesame");
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, bob.token);
+    v1::AddMemberRequest req;
+    req.set_room("secret");
+    req.set_password("open sesame");
+    v1::Member m;
+    ASSERT_TRUE(rooms_->AddMember(&ctx, req, &m).ok());
+  }
+  auto stream = Subscribe(bob, "secret", std::nullopt);
+  ASSERT_TRUE(Post(ann, "secret", "for members").ok());
+  EXPECT_EQ(stream->Read(1)[0].text(), "for members");
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::RemoveMemberRequest req;
+    req.set_room("secret");
+    req.set_user("bob");
+    v1::RemoveMemberResponse resp;
+    ASSERT_TRUE(rooms_->RemoveMember(&ctx, req, &resp).ok());
+  }
+  v1::SubscribeResponse resp;
+  while (stream->reader->Read(&resp)) {
+    for (const v1::Event& e : resp.events()) {
+      EXPECT_NE(e.kind(), v1::EVENT_KIND_MESSAGE) << e.text();
+    }
+  }
+  grpc::Status ended = stream->reader->Finish();
+  EXPECT_EQ(ended.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(Trailer(stream->ctx, "parley-error-reason"), "NOT_A_MEMBER");
+  EXPECT_EQ(Post(bob, "secret", "let me in").error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+}
+
+TEST_F(MessageServiceTest, PrivateHistoryIsClosedToOutsidersWhateverTheyGuess) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser eve = SignUp(server_, "eve");
+  v1::Room priv = CreateRoom(ann, "priv", v1::VISIBILITY_PRIVATE, "pw");
+  v1::Room hidden = CreateRoom(ann, "hid", v1::VISIBILITY_HIDDEN, "pw");
+  v1::Event m;
+  ASSERT_TRUE(Post(ann, "priv", "private words", &m).ok());
+  struct Case {
+    std::string room;
+    grpc::StatusCode want;
+  };
+  for (const Case& c : {Case{priv.id(), grpc::StatusCode::PERMISSION_DENIED},
+                        Case{"priv", grpc::StatusCode::PERMISSION_DENIED},
+                        Case{hidden.id(), grpc::StatusCode::NOT_FOUND},
+                        Case{"hid", grpc::StatusCode::NOT_FOUND}}) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, eve.token);
+    v1::ListMessagesRequest req;
+    req.set_room(c.room);
+    v1::ListMessagesResponse resp;
+    EXPECT_EQ(messages_->ListMessages(&ctx, req, &resp).error_code(), c.want)
+        << c.room;
+    EXPECT_EQ(resp.messages_size(), 0);
+    grpc::ClientContext get_ctx;
+    WithToken(&get_ctx, eve.token);
+    v1::GetMessageRequest get;
+    get.set_room(c.room);
+    get.set_message(m.id());
+    v1::Event out;
+    EXPECT_EQ(messages_->GetMessage(&get_ctx, get, &out).error_code(), c.want);
+  }
+  // Without a token: 401 before anything else.
+  grpc::ClientContext anon;
+  v1::ListMessagesRequest req;
+  req.set_room("priv");
+  v1::ListMessagesResponse resp;
+  EXPECT_EQ(messages_->ListMessages(&anon, req, &resp).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(MessageServiceTest, SeedFourPostsListsAndNamesPosters) {
+  for (const auto& [user, text] :
+       std::vector<std::pair<std::string, std::string>>{
+           {"superman", "hello"}, {"batman", "hello"}, {"superman", "bye"}}) {
+    grpc::ClientContext ctx;
+    v1::PostRecentMessageRequest req;
+    req.set_user(user);
+    req.set_text(text);
+    v1::PostRecentMessageResponse resp;
+    ASSERT_TRUE(chat_->PostRecentMessage(&ctx, req, &resp).ok());
+    EXPECT_TRUE(resp.ok());
+  }
+  grpc::ClientContext ctx;
+  v1::ListRecentMessagesRequest req;
+  req.set_n(2);
+  v1::ListRecentMessagesResponse recent;
+  ASSERT_TRUE(chat_->ListRecentMessages(&ctx, req, &recent).ok());
+  ASSERT_EQ(recent.messages_size(), 2);
+  EXPECT_EQ(recent.messages(0).user(), "batman");
+  EXPECT_EQ(recent.messages(1).text(), "bye");
+  EXPECT_GT(recent.messages(0).timestamp(), 1700000000u);
+  grpc::ClientContext posters_ctx;
+  v1::ListPostersResponse posters;
+  ASSERT_TRUE(
+      chat_->ListPosters(&posters_ctx, v1::ListPostersRequest(), &posters).ok());
+  ASSERT_EQ(posters.users_size(), 2);
+  EXPECT_EQ(posters.users(0), "superman");
+  EXPECT_EQ(posters.users(1), "batman");
+
+  grpc::ClientContext bad_ctx;
+  v1::PostRecentMessageRequest bad;
+  bad.set_text("no user");
+  v1::PostRecentMessageResponse out;
+  EXPECT_EQ(chat_->PostRecentMessage(&bad_ctx, bad, &out).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Trailer(bad_ctx, "parley-error-field"), "user");
+}
+
+TEST_F(MessageServiceTest, EverythingAcknowledgedIsThereAfterARestart) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "durable");
+  std::set<std::string> ids;
+  for (int i = 0; i < 50; ++i) {
+    v1::Event m;
+    ASSERT_TRUE(Post(ann, "durable", "m", &m).ok());
+    ids.insert(m.id());
+  }
+  server_.Restart();
+  channel_ = server_.NewChannel();
+  messages_ = v1::MessageService::NewStub(channel_);
+  auto listed = List(ann, "durable", 100);
+  std::set<std::string> found;
+  for (const v1::Event& e : listed.messages()) found.insert(e.id());
+  EXPECT_EQ(found, ids);
+  v1::Event next;
+  ASSERT_TRUE(Post(ann, "durable", "after restart", &next).ok());
+  EXPECT_EQ(next.sequence(), 51u);
+}
+
+}  // namespace
+}  // namespace parley::api
