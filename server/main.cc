@@ -168,8 +168,8 @@ int main(int argc, char** argv) {
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
   options.token_key_file = absl::GetFlag(FLAGS_token_key_file);
   options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
-  if (options.token_lifetime <= absl::ZeroDuration()) {
-    Die("--token_lifetime must be positive");
+  if (options.token_lifetime < absl::Seconds(1)) {
+    Die("--token_lifetime must be at least 1s (tokens count whole seconds)");
   }
   options.admin_users = absl::GetFlag(FLAGS_admin_users);
   options.password.ops_limit = Positive(FLAGS_password_hash_ops,

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 
 import grpc
 
-from parley.v1 import chat_pb2, chat_pb2_grpc
+from parley.v1 import chat_pb2, chat_pb2_grpc, resources_pb2
 
 # Every unary call gets a deadline: a client that waits forever on a server
 # that is gone is the bug this service exists to avoid.
@@ -40,13 +40,13 @@ def connect(server: str) -> tuple[grpc.Channel, chat_pb2_grpc.ChatServiceStub]:
     return channel, chat_pb2_grpc.ChatServiceStub(channel)
 
 
-def join(stub: chat_pb2_grpc.ChatServiceStub, client_id: str) -> chat_pb2.Event:
+def join(stub: chat_pb2_grpc.ChatServiceStub, client_id: str) -> resources_pb2.Event:
     """Joins the lobby; returns the join event as it was broadcast."""
     reply = stub.Join(chat_pb2.JoinRequest(id=client_id), timeout=RPC_TIMEOUT_S)
     return reply.event
 
 
-def send(stub: chat_pb2_grpc.ChatServiceStub, client_id: str, text: str) -> chat_pb2.Event:
+def send(stub: chat_pb2_grpc.ChatServiceStub, client_id: str, text: str) -> resources_pb2.Event:
     """Sends `text` to the lobby; returns the committed message event."""
     reply = stub.Send(chat_pb2.SendRequest(id=client_id, message=text), timeout=RPC_TIMEOUT_S)
     return reply.event
@@ -54,7 +54,7 @@ def send(stub: chat_pb2_grpc.ChatServiceStub, client_id: str, text: str) -> chat
 
 def receive(
     stub: chat_pb2_grpc.ChatServiceStub, client_id: str, wait_s: float = 5.0
-) -> list[chat_pb2.Event]:
+) -> list[resources_pb2.Event]:
     """Long-polls the client's channel: what is queued, or [] after `wait_s`."""
     reply = stub.Receive(
         chat_pb2.ReceiveRequest(id=client_id, timeout=wait_s),
@@ -72,13 +72,13 @@ def subscribe(
     return stub.Subscribe(chat_pb2.SubscribeRequest(id=client_id), timeout=timeout_s)
 
 
-def events_of(batches: Iterator[chat_pb2.SubscribeResponse]) -> Iterator[chat_pb2.Event]:
+def events_of(batches: Iterator[chat_pb2.SubscribeResponse]) -> Iterator[resources_pb2.Event]:
     """Flattens a Subscribe stream's batches into single events, in order."""
     for batch in batches:
         yield from batch.events
 
 
-def leave(stub: chat_pb2_grpc.ChatServiceStub, client_id: str) -> chat_pb2.Event:
+def leave(stub: chat_pb2_grpc.ChatServiceStub, client_id: str) -> resources_pb2.Event:
     """Leaves the lobby; returns the leave event the others received."""
     reply = stub.Leave(chat_pb2.LeaveRequest(id=client_id), timeout=RPC_TIMEOUT_S)
     return reply.event
@@ -90,7 +90,7 @@ class MissingEventError(Exception):
 
 def poll_until_sequence(
     stub: chat_pb2_grpc.ChatServiceStub, client_id: str, sequence: int, deadline_s: float = 10.0
-) -> chat_pb2.Event:
+) -> resources_pb2.Event:
     """Long-polls until the event numbered `sequence` arrives; earlier events
     (joins of others, older messages) are skipped."""
     end = time.monotonic() + deadline_s
@@ -101,7 +101,7 @@ def poll_until_sequence(
     raise MissingEventError(f"{client_id}: event #{sequence} not received within {deadline_s}s")
 
 
-def next_with_sequence(events: Iterator[chat_pb2.Event], sequence: int) -> chat_pb2.Event:
+def next_with_sequence(events: Iterator[resources_pb2.Event], sequence: int) -> resources_pb2.Event:
     """Reads a stream's events until the one numbered `sequence`."""
     for event in events:
         if event.sequence == sequence:
@@ -109,9 +109,9 @@ def next_with_sequence(events: Iterator[chat_pb2.Event], sequence: int) -> chat_
     raise MissingEventError(f"the stream ended before event #{sequence}")
 
 
-def describe(event: chat_pb2.Event) -> str:
+def describe(event: resources_pb2.Event) -> str:
     """One line for a human: `#7 message from alice: hello`."""
-    kind = chat_pb2.EventKind.Name(event.kind).removeprefix("EVENT_KIND_").lower()
+    kind = resources_pb2.EventKind.Name(event.kind).removeprefix("EVENT_KIND_").lower()
     text = f": {event.text}" if event.text else ""
     return f"#{event.sequence} {kind} from {event.sender}{text}"
 

@@ -19,7 +19,7 @@ import grpc
 import pytest
 
 import parley_example as parley
-from parley.v1 import chat_pb2
+from parley.v1 import chat_pb2, resources_pb2
 
 STARTUP_DEADLINE_S = 30.0
 SHUTDOWN_DEADLINE_S = 15.0
@@ -92,13 +92,13 @@ def test_two_joined_clients_receive_the_same_message_with_the_same_sequence(stub
 
     sent = parley.send(stub, alice, "hello, bob")
 
-    assert sent.kind == chat_pb2.EVENT_KIND_MESSAGE
+    assert sent.kind == resources_pb2.EVENT_KIND_MESSAGE
     assert sent.sequence > 0 and sent.id and sent.create_time.seconds > 0
     got_by_alice = parley.poll_until_sequence(stub, alice, sent.sequence)
     got_by_bob = parley.poll_until_sequence(stub, bob, sent.sequence)
     for got in (got_by_alice, got_by_bob):
         assert (got.kind, got.room, got.sender, got.text) == (
-            chat_pb2.EVENT_KIND_MESSAGE, "lobby", alice, "hello, bob")
+            resources_pb2.EVENT_KIND_MESSAGE, "lobby", alice, "hello, bob")
         assert (got.sequence, got.id) == (sent.sequence, sent.id)
     parley.leave(stub, alice)
     parley.leave(stub, bob)
@@ -120,7 +120,7 @@ def test_subscribe_yields_a_message_sent_while_the_stream_is_open(stub):
         got = parley.next_with_sequence(events, live.sequence)
 
         assert (got.kind, got.sender, got.text, got.id) == (
-            chat_pb2.EVENT_KIND_MESSAGE, alice, "live", live.id)
+            resources_pb2.EVENT_KIND_MESSAGE, alice, "live", live.id)
     finally:
         stream.cancel()
     parley.leave(stub, alice)

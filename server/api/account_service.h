@@ -89,7 +89,7 @@ class UserService final : public parley::v1::UserService::CallbackService {
       const parley::v1::UpdateUserRequest* request,
       parley::v1::User* response) override;
   // Self or admin (PERMISSION_DENIED, reason NOT_ALLOWED). After the commit
-  // the user's direct-message streams end (chat::CloseReason::kUserGone).
+  // every open stream of the user ends (chat::CloseReason::kUserGone).
   grpc::ServerUnaryReactor* DeleteUser(
       grpc::CallbackServerContext* context,
       const parley::v1::DeleteUserRequest* request,

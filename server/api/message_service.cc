@@ -284,12 +284,11 @@ grpc::ServerUnaryReactor* MessageService::PurgeMessages(
   if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
     return FinishNow(context, s);
   }
+  // A purge covers what exists when it is made, never later messages.
+  absl::StatusOr<uint64_t> last = deps_.hub->LastDelivered(view->room.id);
+  if (!last.ok()) return FinishNow(context, last.status());
   uint64_t through = request->through_sequence();
-  if (through == 0) {
-    absl::StatusOr<uint64_t> last = deps_.hub->LastDelivered(view->room.id);
-    if (!last.ok()) return FinishNow(context, last.status());
-    through = *last;
-  }
+  if (through == 0 || through > *last) through = *last;
   auto event = RoomEvent(chat::EventKind::kPurge, view->room, *who);
   event->purge_through = through;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();

@@ -417,6 +417,12 @@ grpc::ServerUnaryReactor* RoomService::DeleteRoom(
   if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
     return FinishNow(context, s);
   }
+  // Loads the room log's state here, so the writer thread's callback below
+  // never reads the store (see Hub::LastDelivered).
+  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(view->room.id);
+      !loaded.ok()) {
+    return FinishNow(context, loaded.status());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   chat::Hub* hub = deps_.hub;
   const std::string id = view->room.id;
@@ -490,6 +496,12 @@ grpc::ServerUnaryReactor* RoomService::AddMember(
   ToProto(member, response);  // Sent only on success.
   ToProto(*target, response->mutable_user());
 
+  // Loads the room log's state here, so the writer thread's callback below
+  // never reads the store (see Hub::LastDelivered).
+  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(room->id);
+      !loaded.ok()) {
+    return FinishNow(context, loaded.status());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   chat::Hub* hub = deps_.hub;
   std::shared_ptr<chat::Event> event =
@@ -544,9 +556,15 @@ grpc::ServerUnaryReactor* RoomService::RemoveMember(
                      WithReason(absl::NotFoundError(absl::StrCat(
                                     "'", target->username,
                                     "' is not a member of '", room.name, "'")),
-                                "NOT_A_MEMBER", "user"));
+                                "MEMBER_NOT_FOUND", "user"));
   }
 
+  // Loads the room log's state here, so the writer thread's callback below
+  // never reads the store (see Hub::LastDelivered).
+  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(room.id);
+      !loaded.ok()) {
+    return FinishNow(context, loaded.status());
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   chat::Hub* hub = deps_.hub;
   std::shared_ptr<chat::Event> event =

@@ -23,14 +23,23 @@ absl::Time TruncToSeconds(absl::Time t) {
   return absl::FromUnixSeconds(absl::ToUnixSeconds(t));
 }
 
+// Usernames are unique ignoring ASCII case, so admin names match that way.
+absl::flat_hash_set<std::string> LowerAll(std::vector<std::string> names) {
+  absl::flat_hash_set<std::string> lowered;
+  for (std::string& name : names) {
+    absl::AsciiStrToLower(&name);
+    lowered.insert(std::move(name));
+  }
+  return lowered;
+}
+
 }  // namespace
 
 Authenticator::Authenticator(const TokenSigner* signer, store::Store* store,
                              std::vector<std::string> admin_usernames)
     : signer_(signer),
       store_(store),
-      admins_(std::make_move_iterator(admin_usernames.begin()),
-              std::make_move_iterator(admin_usernames.end())) {}
+      admins_(LowerAll(std::move(admin_usernames))) {}
 
 absl::Status Authenticator::LoadRevoked() {
   absl::StatusOr<std::vector<std::string>> revoked =
@@ -144,7 +153,7 @@ void Authenticator::Revoke(const Claims& claims,
 }
 
 bool Authenticator::IsAdmin(absl::string_view username) const {
-  return admins_.contains(username);
+  return admins_.contains(absl::AsciiStrToLower(username));
 }
 
 }  // namespace parley::auth

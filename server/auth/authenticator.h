@@ -24,7 +24,7 @@ struct Principal {
   std::string username;      // user tokens
   std::string display_name;  // user tokens: the user's; room tokens: the name
   std::string room_id;       // room tokens
-  bool admin = false;        // username listed in --admin_users
+  bool admin = false;  // username listed in --admin_users (ignoring case)
   Claims claims;
 };
 
@@ -39,7 +39,8 @@ class Authenticator {
   // `authorization` is the metadata value, "Bearer <token>" (scheme
   // case-insensitive). UNAUTHENTICATED with reason TOKEN_MISSING (empty),
   // TOKEN_MALFORMED, TOKEN_BAD_ALGORITHM, TOKEN_BAD_SIGNATURE,
-  // TOKEN_EXPIRED, TOKEN_REVOKED or USER_GONE.
+  // TOKEN_EXPIRED, TOKEN_REVOKED, USER_GONE or ROOM_GONE (a room token's
+  // room was deleted).
   absl::StatusOr<Principal> Authenticate(absl::string_view authorization);
 
   // A user token for `user`.

@@ -122,11 +122,15 @@ class Hub {
                                 CloseReason reason);
   // Closes every subscription of `user_id` on every log, with `reason`.
   void CloseUserSubscriptions(absl::string_view user_id, CloseReason reason);
-  // Closes every subscription of `log` with kDeleted, refuses further
-  // publishing to it (NOT_FOUND) and forgets its state.
+  // Closes every subscription of `log` with kDeleted and refuses further
+  // publishing to it (NOT_FOUND). The log stays known, marked dropped, so a
+  // late publish cannot start it afresh.
   void DropLog(absl::string_view log);
 
   // The sequence number of the log's last delivered (so committed) event.
+  // Also loads the log's state from the store on first use: call it on a
+  // gRPC thread before a store callback (on the writer thread) publishes to
+  // a log, so the writer thread never reads the store.
   absl::StatusOr<uint64_t> LastDelivered(absl::string_view log);
 
   // Closes every channel with kShutdown and refuses new calls with

@@ -244,6 +244,26 @@ TEST_F(MessageServiceTest, OnlyTheOwnerPurgesAndPurgedMessagesAreGone) {
   EXPECT_EQ(left.messages(0).sequence(), 4u);
 }
 
+TEST_F(MessageServiceTest, APurgeNeverReachesPastTheLastMessage) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "capped");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Post(ann, "capped", "x").ok());
+  grpc::ClientContext ctx;
+  WithToken(&ctx, ann.token);
+  v1::PurgeMessagesRequest req;
+  req.set_room("capped");
+  req.set_through_sequence(UINT64_MAX);
+  v1::PurgeMessagesResponse resp;
+  ASSERT_TRUE(messages_->PurgeMessages(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.purged(), 3u);
+  EXPECT_EQ(resp.event().purge_through_sequence(), 3u);
+  v1::Event later;
+  ASSERT_TRUE(Post(ann, "capped", "after the purge", &later).ok());
+  auto left = List(ann, "capped", 10);
+  ASSERT_EQ(left.messages_size(), 1);
+  EXPECT_EQ(left.messages(0).id(), later.id());
+}
+
 TEST_F(MessageServiceTest, DirectMessagesReachOnlyTheRecipient) {
   TestUser ann = SignUp(server_, "ann");
   TestUser bob = SignUp(server_, "bob");

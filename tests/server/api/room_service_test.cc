@@ -786,7 +786,7 @@ TEST_F(RoomServiceTest, MembersLeaveAndOwnersRemove) {
   EXPECT_EQ(taken.events[0]->target_id, carol.id);
   EXPECT_EQ(taken.events[0]->room_id, room.id());
   EXPECT_TRUE(Failed(Remove(alice.token, "priv", "carol"),
-                     grpc::StatusCode::NOT_FOUND, "NOT_A_MEMBER", "user"));
+                     grpc::StatusCode::NOT_FOUND, "MEMBER_NOT_FOUND", "user"));
   v1::ListMembersResponse members;
   EXPECT_TRUE(Failed(Members(carol.token, "priv", &members),
                      grpc::StatusCode::PERMISSION_DENIED, "NOT_A_MEMBER"));
@@ -795,7 +795,7 @@ TEST_F(RoomServiceTest, MembersLeaveAndOwnersRemove) {
   ASSERT_TRUE(Succeeded(Remove(bob.token, room.id(), bob.id)));
   EXPECT_EQ(bobs->Take(10).closed, chat::CloseReason::kRemoved);
   EXPECT_TRUE(Failed(Remove(bob.token, "priv", "me"),
-                     grpc::StatusCode::NOT_FOUND, "NOT_A_MEMBER"));
+                     grpc::StatusCode::NOT_FOUND, "MEMBER_NOT_FOUND"));
   ASSERT_TRUE(Succeeded(Members(alice.token, "priv", &members)));
   ASSERT_EQ(members.members_size(), 1);
   EXPECT_EQ(members.members(0).user().id(), alice.id);

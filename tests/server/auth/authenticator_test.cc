@@ -261,8 +261,9 @@ TEST_F(AuthenticatorTest, PasswordChangeRefusesOlderTokens) {
 TEST_F(AuthenticatorTest, AdminsAreNamedByUsername) {
   const store::User root =
       MakeUser("7d1b5e0e-1111-4a5b-9c3d-000000000002", "root");
-  auth_ = NewAuthenticator({"root"});
-  EXPECT_TRUE(auth_->IsAdmin("root"));
+  auth_ = NewAuthenticator({"Root"});
+  EXPECT_TRUE(auth_->IsAdmin("root"));  // usernames ignore ASCII case
+  EXPECT_TRUE(auth_->IsAdmin("ROOT"));
   EXPECT_FALSE(auth_->IsAdmin("alice"));
 
   absl::StatusOr<Principal> admin =
