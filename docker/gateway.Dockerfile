@@ -18,12 +18,14 @@ RUN cd gateway && go mod download
 COPY . .
 RUN make gateway
 
-FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin parley
+# Nothing but the static binary: no shell, no package manager, no libc.
+FROM scratch
 COPY --from=build /src/build/bin/parley-gateway /usr/local/bin/parley-gateway
 ENV PARLEY_HTTP_ADDR=0.0.0.0:8080 \
     PARLEY_GRPC_SERVER=server:50051
 EXPOSE 8080
+# The same unprivileged ids as the server image; scratch has no passwd file,
+# so they are numeric.
 USER 10001:10001
 STOPSIGNAL SIGTERM
 # The binary probes its own /healthz, which asks the server's grpc.health.v1:

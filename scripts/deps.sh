@@ -9,6 +9,7 @@
 #                            through the Go module proxy's toolchains when
 #                            too old)
 #   scripts/deps.sh test     what the tests need besides server and gateway
+#   scripts/deps.sh compose  podman and friends for make test-compose
 #   scripts/deps.sh all      server + gateway + test
 set -euo pipefail
 
@@ -21,6 +22,9 @@ runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsod
 # protoc and the well-known .proto files, for generating the Go code.
 gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 test_pkgs=(python3 python3-venv curl docker-compose)
+# make test-compose: podman runs the Dockerfiles and the compose file; the base
+# images are made with debootstrap (see scripts/compose-test.sh).
+compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates)
 
 apt_updated=0
 apt_install() {
@@ -80,6 +84,7 @@ case "${1:-all}" in
   runtime) apt_install "${runtime_pkgs[@]}" ;;
   gateway) apt_install "${gateway_pkgs[@]}"; want_go ;;
   test) apt_install "${test_pkgs[@]}" ;;
+  compose) apt_install "${compose_pkgs[@]}" ;;
   all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
-  *) echo "usage: $0 server|runtime|gateway|test|all" >&2; exit 2 ;;
+  *) echo "usage: $0 server|runtime|gateway|test|compose|all" >&2; exit 2 ;;
 esac

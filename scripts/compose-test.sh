@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# make test-compose: the docker-compose demo, built and run for real.
+#
+# There is no Docker engine on these machines; podman builds the same
+# Dockerfiles and podman-compose runs the same docker-compose.yml. Base images
+# come from no registry: debian:bookworm-slim is made with debootstrap and
+# golang:<v>-bookworm from it plus this machine's Go, each tagged with the
+# public name the Dockerfiles use, so the files themselves stay exactly what a
+# Docker host with a registry builds.
+#
+# The test builds both images, starts the project on free loopback ports,
+# checks the containers (non-root, healthy), walks seed 000 over REST, calls
+# the server with grpcurl, signs up and posts, restarts the stack and checks
+# that the data and the token key survived in the named volume, and stops in
+# time on SIGTERM. It removes every container, volume, network and image it
+# built; the local base images, podman's layer cache and a ccache for the
+# server build stay in PARLEY_COMPOSE_CACHE to make the next run quick.
+#
+#   scripts/compose-test.sh GRPCURL_BIN
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+GRPCURL=${1:?usage: $0 GRPCURL_BIN}
+CACHE=${PARLEY_COMPOSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/parley-compose}
+PROJECT=parleyci$$
+COMPOSE_FILE=$ROOT/docker-compose.yml
+
+log() { printf 'compose-test: %s\n' "$*" >&2; }
+fail() { log "FAIL: $*"; exit 1; }
+
+bash "$ROOT/scripts/deps.sh" compose
+
+# podman's state lives in the cache directory, not in the machine's default
+# store. The machine's hard open-file limit is below podman's default, so the
+# containers get explicit ulimits (see shared notes in docs/testing.md).
+mkdir -p "$CACHE/ccache"
+export CONTAINERS_CONF=$CACHE/containers.conf
+export CONTAINERS_STORAGE_CONF=$CACHE/storage.conf
+nofile=$(ulimit -Hn)
+[ "$nofile" = unlimited ] && nofile=1048576
+cat > "$CONTAINERS_CONF" <<EOF
+[containers]
+default_ulimits = ["nofile=$nofile:$nofile", "nproc=32768:32768"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+EOF
+cat > "$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "overlay"
+runroot = "$CACHE/run"
+graphroot = "$CACHE/storage"
+EOF
+
+# ---- Base images, made locally ----
+DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
+GO_VERSION=$(sed -n 's/^ARG GO_VERSION=//p' "$ROOT/docker/gateway.Dockerfile")
+GOLANG_IMAGE=docker.io/library/golang:${GO_VERSION}-bookworm
+
+if ! podman image exists "$DEBIAN_IMAGE"; then
+  mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources 2>/dev/null || true)
+  mirror=${mirror:-http://deb.debian.org/debian}
+  rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+  log "debootstrap bookworm from $mirror"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" > "$CACHE/debootstrap.log" 2>&1 \
+    || { tail -20 "$CACHE/debootstrap.log" >&2; fail "debootstrap"; }
+  # Like the official slim image: no package cache, no package lists.
+  rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
+  tar -C "$rootfs" -c . | podman import - localhost/debian:bookworm > /dev/null
+  rm -rf "$rootfs"
+  podman tag localhost/debian:bookworm "$DEBIAN_IMAGE"
+fi
+
+if ! podman image exists "$GOLANG_IMAGE"; then
+  goroot=$(PATH="/usr/local/go/bin:$PATH" go env GOROOT)
+  ctx=$(mktemp -d "$CACHE/golang.XXXXXX")
+  cp -a "$goroot" "$ctx/go"
+  # What the official image adds to Debian that a build here relies on.
+  cat > "$ctx/Containerfile" <<EOF
+FROM $DEBIAN_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      ca-certificates curl git make gcc libc6-dev pkg-config > /dev/null \
+ && rm -rf /var/lib/apt/lists/*
+COPY go /usr/local/go
+ENV GOLANG_VERSION=$GO_VERSION GOPATH=/go GOTOOLCHAIN=local \
+    PATH=/go/bin:/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+WORKDIR /go
+EOF
+  log "building the local $GOLANG_IMAGE"
+  podman build -q --network=host -t "$GOLANG_IMAGE" "$ctx" > /dev/null
+  rm -rf "$ctx"
+fi
+
+# ---- Clean-up of everything this run creates ----
+compose() {
+  (cd "$ROOT" && podman-compose -p "$PROJECT" -f "$COMPOSE_FILE" "$@")
+}
+cleanup() {
+  local rc=$?
+  set +e
+  if [ $rc -ne 0 ]; then
+    log "server log:"; podman logs "${PROJECT}_server_1" 2>&1 | tail -20 >&2
+    log "gateway log:"; podman logs "${PROJECT}_gateway_1" 2>&1 | tail -20 >&2
+  fi
+  compose down -v > /dev/null 2>&1
+  podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" > /dev/null 2>&1
+  podman volume rm -f "${PROJECT}_parley-data" > /dev/null 2>&1
+  podman network rm -f "${PROJECT}_default" > /dev/null 2>&1
+  podman rmi -f "${PROJECT}_server" "${PROJECT}_gateway" > /dev/null 2>&1
+  podman image prune -f > /dev/null 2>&1
+  exit $rc
+}
+trap cleanup EXIT
+
+# ---- Build: the unchanged Dockerfiles, under the names compose uses ----
+# --format docker keeps HEALTHCHECK. The host's CA bundle is mounted into the
+# gateway build because this network's TLS proxy CA is not in Debian's.
+# ccache speeds the server's C++ build across runs (the image does not change).
+log "building ${PROJECT}_server"
+start=$SECONDS
+podman build -q --format docker --network=host \
+  -v "$CACHE/ccache:/root/.ccache" \
+  -f "$ROOT/docker/server.Dockerfile" -t "${PROJECT}_server" "$ROOT" > /dev/null
+log "built ${PROJECT}_server in $((SECONDS - start)) s"
+start=$SECONDS
+podman build -q --format docker --network=host \
+  -v /etc/ssl/certs:/etc/ssl/certs:ro \
+  -f "$ROOT/docker/gateway.Dockerfile" -t "${PROJECT}_gateway" "$ROOT" > /dev/null
+log "built ${PROJECT}_gateway in $((SECONDS - start)) s"
+for image in server gateway; do
+  size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_$image")
+  log "image $image: $((size / 1024 / 1024)) MiB"
+done
+# The gateway image is its static binary alone.
+size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_gateway")
+[ "$size" -lt $((64 * 1024 * 1024)) ] || fail "the gateway image is $size bytes"
+
+
+# ---- Run ----
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+export PARLEY_GRPC_PORT PARLEY_HTTP_PORT
+PARLEY_GRPC_PORT=$(free_port)
+PARLEY_HTTP_PORT=$(free_port)
+H=http://127.0.0.1:$PARLEY_HTTP_PORT
+G=127.0.0.1:$PARLEY_GRPC_PORT
+
+# Waits until the whole path (gateway -> server health service) answers;
+# returns how long it took.
+wait_healthy() {
+  local deadline=$((SECONDS + 120))
+  until curl -fsS "$H/healthz" > /dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || fail "the stack did not become healthy in 120 s"
+    sleep 0.5
+  done
+}
+
+up() {
+  compose up -d > "$CACHE/compose-up.log" 2>&1 || { cat "$CACHE/compose-up.log" >&2; fail "compose up"; }
+  wait_healthy
+}
+
+expect() {  # expect NAME ACTUAL PATTERN
+  grep -q -- "$3" <<< "$2" || fail "$1: got '$2', want /$3/"
+}
+
+log "starting the project on $G (gRPC) and $H (REST)"
+up
+
+# The containers: non-root (the uid of each container's main process, as the
+# host sees it), healthy by their own HEALTHCHECKs.
+for svc in server gateway; do
+  pid=$(podman inspect -f '{{.State.Pid}}' "${PROJECT}_${svc}_1")
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+  [ "$uid" = 10001 ] || fail "$svc runs as uid $uid, want 10001"
+  podman healthcheck run "${PROJECT}_${svc}_1" > /dev/null || fail "$svc healthcheck"
+done
+log "both containers run as uid 10001 and pass their healthchecks"
+
+# Seed 000 over REST.
+expect "join alice" "$(curl -fsS "$H/join?id=alice")" '"kind":"EVENT_KIND_JOIN"'
+curl -fsS "$H/join?id=bob" > /dev/null
+expect "send" "$(curl -fsS "$H/send?id=alice&message=hello+compose")" '"text":"hello compose"'
+expect "bob's poll" "$(curl -fsS "$H/messages?id=bob&timeout=5")" '"text":"hello compose"'
+expect "leave" "$(curl -fsS "$H/leave?id=bob")" '"kind":"EVENT_KIND_LEAVE"'
+log "seed 000 walk-through passed"
+
+# gRPC straight to the published port, by reflection.
+expect "grpcurl list" "$("$GRPCURL" -plaintext "$G" list)" 'parley.v1.ChatService'
+expect "grpcurl post" "$("$GRPCURL" -plaintext -d '{"user":"grpcurl","text":"kept across restarts"}' \
+  "$G" parley.v1.ChatService/PostRecentMessage)" '"ok": true'
+log "grpcurl reached the server"
+
+# An account and a token, to find again after the restart.
+curl -fsS -XPOST "$H/v1/users" -d '{"username":"carol","password":"compose-secret"}' > /dev/null
+token=$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"carol","password":"compose-secret"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS -XPOST "$H/rooms" -H "Authorization: Bearer $token" -d '{"name":"compose-room"}' > /dev/null
+curl -fsS -XPOST "$H/room/compose-room/messages" -H "Authorization: Bearer $token" \
+  -d '{"text":"in a room"}' > /dev/null
+
+# Restart: down (SIGTERM, in time) and up again on the same volume.
+start=$SECONDS
+compose down > /dev/null 2>&1
+took=$((SECONDS - start))
+[ $took -lt 20 ] || fail "compose down took $took s: SIGTERM not handled?"
+log "stopped in $took s"
+podman volume exists "${PROJECT}_parley-data" || fail "the data volume is gone after down"
+up
+
+# What was stored is there, and the token (signed with the key in the
+# volume) is still good.
+expect "lobby history" "$(curl -fsS "$H/messages")" '"text":"kept across restarts"'
+expect "lobby history" "$(curl -fsS "$H/messages")" '"text":"hello compose"'
+expect "room history" "$(curl -fsS "$H/room/compose-room/messages" -H "Authorization: Bearer $token")" '"text":"in a room"'
+expect "sign in" "$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"carol","password":"compose-secret"}')" '"token"'
+log "after the restart: history, account, room and token all survived"
+log "PASS"
