@@ -22,6 +22,7 @@
 #include "parley/v1/chat.pb.h"
 #include "parley/v1/messages.pb.h"
 #include "parley/v1/rooms.pb.h"
+#include "parley/v1/stats.pb.h"
 
 namespace parley::proto {
 
@@ -94,5 +95,6 @@ PARLEY_REQUEST_TRAITS(parley::v1::DeleteMessageRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::PurgeMessagesRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::SendDirectMessageRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::ListDirectMessagesRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::GetStatsRequest)
 
 #endif  // PARLEY_PROTO_REQUEST_TRAITS_H_

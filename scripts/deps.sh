@@ -10,21 +10,25 @@
 #                            too old)
 #   scripts/deps.sh test     what the tests need besides server and gateway
 #   scripts/deps.sh compose  podman and friends for make test-compose
+#   scripts/deps.sh bench    wrk, gnuplot and jq for make bench
 #   scripts/deps.sh all      server + gateway + test
 set -euo pipefail
 
 server_pkgs=(build-essential grpc-proto cmake ninja-build ccache pkg-config
   uuid-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
-  libsodium-dev libjwt-dev libpq-dev libhiredis-dev)
+  libsodium-dev libjwt-dev libpq-dev libhiredis-dev libspdlog-dev)
 runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsodium23
-  libjwt0 libpq5 libhiredis0.14 ca-certificates)
+  libjwt0 libpq5 libhiredis0.14 libspdlog1.10 libfmt9 ca-certificates)
 # protoc and the well-known .proto files, for generating the Go code.
 gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 test_pkgs=(python3 python3-venv curl docker-compose)
 # make test-compose: podman runs the Dockerfiles and the compose file; the base
 # images are made with debootstrap (see scripts/compose-test.sh).
 compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates)
+# make bench: wrk drives the REST side, gnuplot draws the plots, jq and curl
+# glue the scripts (scripts/bench/).
+bench_pkgs=(wrk gnuplot-nox jq curl python3)
 
 apt_updated=0
 apt_install() {
@@ -85,6 +89,7 @@ case "${1:-all}" in
   gateway) apt_install "${gateway_pkgs[@]}"; want_go ;;
   test) apt_install "${test_pkgs[@]}" ;;
   compose) apt_install "${compose_pkgs[@]}" ;;
+  bench) apt_install "${bench_pkgs[@]}" ;;
   all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
-  *) echo "usage: $0 server|runtime|gateway|test|compose|all" >&2; exit 2 ;;
+  *) echo "usage: $0 server|runtime|gateway|test|compose|bench|all" >&2; exit 2 ;;
 esac

@@ -3,7 +3,6 @@
 #include <signal.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -17,11 +16,10 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/api/server.h"
 #include "server/common/env_flags.h"
+#include "server/common/log.h"
 
 ABSL_FLAG(std::string, grpc_addr, "127.0.0.1:50051",
           "Address the gRPC server listens on; port 0 picks a free port.");
@@ -68,19 +66,19 @@ ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long calls may take to finish before they are "
           "cancelled.");
+ABSL_FLAG(absl::Duration, stats_window, absl::Minutes(5),
+          "The sliding window of StatsService's average and peak response "
+          "time and CPU percent (one-second resolution).");
+ABSL_FLAG(std::string, log_level, "info",
+          "Least severe log records written: debug (also every call), info, "
+          "warning or error.");
+ABSL_FLAG(std::string, log_format, "text",
+          "Log records as text lines or as one JSON object per line (json).");
 
 namespace {
 
-void Log(const std::string& line) {
-  std::fprintf(stderr, "%s parley_server: %s\n",
-               absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(),
-                                absl::UTCTimeZone())
-                   .c_str(),
-               line.c_str());
-}
-
 [[noreturn]] void Die(const std::string& line) {
-  Log(absl::StrCat("fatal: ", line));
+  parley::log::Error("fatal", {{"error", line}});
   std::exit(1);
 }
 
@@ -114,6 +112,15 @@ int main(int argc, char** argv) {
     Die(std::string(s.message()));
   }
   absl::ParseCommandLine(argc, argv);
+  parley::log::Level log_level;
+  parley::log::Format log_format;
+  if (!parley::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &log_level)) {
+    Die("--log_level must be debug, info, warning or error");
+  }
+  if (!parley::log::ParseFormat(absl::GetFlag(FLAGS_log_format), &log_format)) {
+    Die("--log_format must be text or json");
+  }
+  parley::log::Configure(log_level, log_format);
 
   // Every thread started from here on inherits the blocked signals; the main
   // thread takes them with sigwait.
@@ -180,22 +187,29 @@ int main(int argc, char** argv) {
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.stats_window = absl::GetFlag(FLAGS_stats_window);
+  if (options.stats_window < absl::Seconds(1)) {
+    Die("--stats_window must be at least 1s");
+  }
 
   absl::StatusOr<std::unique_ptr<parley::api::Server>> server =
       parley::api::Server::Start(options);
   if (!server.ok()) Die(std::string(server.status().ToString()));
   const int port = (*server)->port();
-  Log(absl::StrCat("listening on ", options.grpc_addr, " (port ", port,
-                   "), data in ", data_dir, " (SQLite, synchronous=", sync,
-                   ")"));
+  parley::log::Info("listening", {{"addr", options.grpc_addr},
+                          {"port", port},
+                          {"data_dir", data_dir},
+                          {"sqlite_synchronous", sync},
+                          {"stats_window", absl::FormatDuration(
+                                               options.stats_window)}});
   if (const std::string pf = absl::GetFlag(FLAGS_port_file); !pf.empty()) {
     WritePortFile(pf, port);
   }
 
   int sig = 0;
   sigwait(&signals, &sig);
-  Log(absl::StrCat("signal ", sig, ": shutting down"));
+  parley::log::Info("shutting down", {{"signal", sig}});
   (*server)->Shutdown();
-  Log("stopped");
+  parley::log::Info("stopped");
   return 0;
 }

@@ -9,9 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "request_traits.h"
 #include "server/chat/validate.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
+#include "server/common/metrics.h"
 
 namespace parley::api {
 namespace {
@@ -154,9 +156,10 @@ class PollCall final : public grpc::ServerUnaryReactor {
 // A resuming stream first replays history from the store, a page per write,
 // up to the point where its channel's live events begin; channel wake-ups
 // are ignored until then (the channel keeps them) and the store is only read
-// from gRPC's threads, never from the writer thread that delivers events.
+// from gRPC's threads, never from the hub's dispatcher thread that delivers
+// events.
 class StreamCall final
-    : public grpc::ServerWriteReactor<parley::v1::SubscribeResponse> {
+    : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   // History to replay: events of `log` with after < sequence <= until.
   struct Replay {
@@ -193,13 +196,14 @@ class StreamCall final
     }
 
     void Start() {
+      metrics::StreamStarted();
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
       Step();
     }
 
-    // From the hub (possibly on the store's writer thread): no store reads.
+    // From the hub (possibly on its dispatcher thread): no store reads.
     void OnReadable() override {
       {
         MutexLock lock(&mu_);
@@ -254,25 +258,26 @@ class StreamCall final
       {
         MutexLock lock(&mu_);
         if (call_ == nullptr || writing_ || finishing_) return;
-        response_.Clear();
+        batch_.clear();
+        batch_events_ = 0;
         absl::Status replayed =
             replay_.has_value() ? ReplayPageLocked() : absl::OkStatus();
         CloseReason closed = CloseReason::kOpen;
         if (replayed.ok() && !replay_.has_value() &&
-            response_.events_size() == 0) {
+            batch_events_ == 0) {
           Channel::TakeResult taken = channel_->Take(max_batch_);
           closed = taken.closed;
-          for (const EventPtr& event : taken.events) {
-            ToProto(*event, response_.add_events());
-          }
+          for (const EventPtr& event : taken.events) AppendLocked(*event);
         }
         if (!replayed.ok()) {
           BeginFinishLocked(replayed);
           call = FinishCallLocked();
-        } else if (response_.events_size() > 0 || first_write_) {
+        } else if (batch_events_ > 0 || first_write_) {
           first_write_ = false;
           writing_ = writing = true;
           call = call_;
+          grpc::Slice slice(batch_);
+          response_ = grpc::ByteBuffer(&slice, 1);
         } else if (closed != CloseReason::kOpen) {
           BeginFinishLocked(ClosedStatus(closed));
           call = FinishCallLocked();
@@ -288,7 +293,20 @@ class StreamCall final
       }
     }
 
-    // Fills response_ with the next page of history and advances the cursor;
+    // Adds `event` to the write being built: a SubscribeResponse is a
+    // repetition of field 1, so the events' encodings concatenate. Events
+    // from the hub carry theirs, made once for all readers.
+    void AppendLocked(const chat::Event& event)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (!event.wire.empty()) {
+        batch_.append(event.wire);
+      } else {
+        batch_.append(EncodeStreamEvent(event));
+      }
+      ++batch_events_;
+    }
+
+    // Fills the write with the next page of history and advances the cursor;
     // clears replay_ once it reaches the live point.
     absl::Status ReplayPageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       Replay& r = *replay_;
@@ -299,7 +317,7 @@ class StreamCall final
       if (!page.ok()) return page.status();
       for (const EventPtr& event : *page) {
         if (event->sequence > r.until) break;
-        ToProto(*event, response_.add_events());
+        AppendLocked(*event);
         r.after = event->sequence;
       }
       // Fewer than asked: the rest up to `until` was purged or never
@@ -321,6 +339,7 @@ class StreamCall final
     }
     void Finish(StreamCall* call) {
       if (call == nullptr) return;
+      metrics::StreamEnded();
       absl::Status status;
       {
         MutexLock lock(&mu_);
@@ -344,9 +363,12 @@ class StreamCall final
     absl::Status final_status_ ABSL_GUARDED_BY(mu_);
     // Set before Start; run by the one thread that finishes the call.
     absl::AnyInvocable<void()> on_finish_;
-    // Written only by the thread that sets writing_, and left alone while the
-    // write is in flight.
-    parley::v1::SubscribeResponse response_;
+    // The write being built (guarded by mu_), and the one in flight: written
+    // only by the thread that sets writing_, left alone while the write is in
+    // flight.
+    std::string batch_ ABSL_GUARDED_BY(mu_);
+    size_t batch_events_ ABSL_GUARDED_BY(mu_) = 0;
+    grpc::ByteBuffer response_;
   };
 
   StreamCall() = default;
@@ -375,7 +397,7 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
 
 ChatService::ChatService(const Deps& deps) : deps_(deps) {}
 
-// Join, Send and Leave are acknowledged from the store's writer thread once
+// Join, Send and Leave are acknowledged from the hub's dispatcher thread once
 // their event is committed and delivered.
 #define PARLEY_LOBBY_CALL(Method, ...)                                       \
   if (absl::Status s = CheckUtf8(*request); !s.ok()) {                       \
@@ -445,14 +467,28 @@ grpc::ServerUnaryReactor* ChatService::Receive(
   return call;
 }
 
-grpc::ServerWriteReactor<parley::v1::SubscribeResponse>*
-ChatService::Subscribe(grpc::CallbackServerContext* context,
-                       const parley::v1::SubscribeRequest* request) {
+std::string EncodeStreamEvent(const chat::Event& event) {
+  parley::v1::SubscribeResponse one;
+  ToProto(event, one.add_events());
+  return one.SerializeAsString();
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   auto* call = new StreamCall();
   auto refuse = [&](const absl::Status& status) {
     call->Finish(ToGrpcStatus(status, context));
     return call;
   };
+  // Subscribe is a raw method (its writes are pre-encoded bytes), so the
+  // request is parsed here, with the same UTF-8 handling as the others.
+  parley::v1::SubscribeRequest parsed;
+  grpc::ByteBuffer copy(*raw);
+  if (!proto::DeserializeRequest(&copy, &parsed).ok()) {
+    return refuse(InvalidInput("MALFORMED_REQUEST", "",
+                               "the request is not a SubscribeRequest"));
+  }
+  const parley::v1::SubscribeRequest* request = &parsed;
   if (absl::Status s = CheckUtf8(*request); !s.ok()) return refuse(s);
   const int targets = (request->id().empty() ? 0 : 1) +
                       (request->room().empty() ? 0 : 1) +

@@ -4,16 +4,26 @@
 // by sequence number. No thread is held by a waiting long poll or an open
 // stream: each waits as a ChannelReader attached to its channel, and a long
 // poll's timeout runs on the scheduler's thread. Sends are acknowledged from
-// the store's writer thread after their commit.
+// the hub's dispatcher thread after their commit and delivery.
 #ifndef PARLEY_SERVER_API_CHAT_SERVICE_H_
 #define PARLEY_SERVER_API_CHAT_SERVICE_H_
+
+#include <string>
 
 #include "parley/v1/chat.grpc.pb.h"
 #include "server/api/common.h"
 
 namespace parley::api {
 
-class ChatService final : public parley::v1::ChatService::CallbackService {
+// A SubscribeResponse holding just `event`, encoded: what a stream writes for
+// it. The hub encodes each event once with this (HubOptions::encoder), and
+// every stream's write concatenates those bytes instead of re-encoding.
+std::string EncodeStreamEvent(const chat::Event& event);
+
+// Subscribe is a raw method: its writes are those pre-encoded bytes.
+class ChatService final
+    : public parley::v1::ChatService::WithRawCallbackMethod_Subscribe<
+          parley::v1::ChatService::CallbackService> {
  public:
   explicit ChatService(const Deps& deps);
 
@@ -30,9 +40,9 @@ class ChatService final : public parley::v1::ChatService::CallbackService {
       grpc::CallbackServerContext* context,
       const parley::v1::ReceiveRequest* request,
       parley::v1::ReceiveResponse* response) override;
-  grpc::ServerWriteReactor<parley::v1::SubscribeResponse>* Subscribe(
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context,
-      const parley::v1::SubscribeRequest* request) override;
+      const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* ListRecentMessages(
       grpc::CallbackServerContext* context,
       const parley::v1::ListRecentMessagesRequest* request,

@@ -1,7 +1,7 @@
 // parley.v1.MessageService: messages in rooms (post without joining, paged
 // history, edit with history, delete as tombstone, purge) and direct
-// messages. Every write is acknowledged from the store's writer thread after
-// its commit and delivery.
+// messages. Every write is acknowledged from the hub's dispatcher thread
+// after its commit and delivery.
 #ifndef PARLEY_SERVER_API_MESSAGE_SERVICE_H_
 #define PARLEY_SERVER_API_MESSAGE_SERVICE_H_
 

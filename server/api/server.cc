@@ -5,15 +5,21 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <memory>
+#include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "grpc/health/v1/health.pb.h"
 #include "server/api/account_service.h"
 #include "server/api/chat_service.h"
+#include "server/api/interceptor.h"
 #include "server/api/message_service.h"
 #include "server/api/room_service.h"
+#include "server/api/stats_service.h"
+#include "server/common/log.h"
 #include "server/store/sqlite_store.h"
 
 namespace parley::api {
@@ -23,21 +29,38 @@ namespace {
 void ScheduleReaper(Scheduler* scheduler, chat::Hub* hub,
                     absl::Duration every) {
   scheduler->Schedule(absl::Now() + every, [scheduler, hub, every] {
-    hub->ReapIdle();
+    if (const int reaped = hub->ReapIdle(); reaped > 0) {
+      log::Info("reaped idle lobby sessions", {{"sessions", reaped}});
+    }
     ScheduleReaper(scheduler, hub, every);
+  });
+}
+
+// Samples the process's CPU time for StatsService's CPU percent.
+void ScheduleCpuSampler(Scheduler* scheduler, StatsService* stats) {
+  const absl::Duration every = stats->cpu_sample_interval();
+  scheduler->Schedule(absl::Now() + every, [scheduler, stats] {
+    stats->SampleCpu();
+    ScheduleCpuSampler(scheduler, stats);
   });
 }
 
 }  // namespace
 
 struct Server::Services {
-  explicit Services(const Deps& deps)
-      : chat(deps), messages(deps), rooms(deps), users(deps), auth(deps) {}
+  Services(const Deps& deps, StatsSources stats_sources)
+      : chat(deps),
+        messages(deps),
+        rooms(deps),
+        users(deps),
+        auth(deps),
+        stats(std::move(stats_sources)) {}
   ChatService chat;
   MessageService messages;
   RoomService rooms;
   UserService users;
   AuthService auth;
+  StatsService stats;
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
@@ -59,6 +82,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
       store::SqliteStore::Open(sqlite);
   if (!opened.ok()) return opened.status();
+  store::SqliteStore* const sqlite_store = opened->get();
   server->store_ = *std::move(opened);
   // The hub continues every log's numbering from the store; fail now rather
   // than start with a store that cannot be read.
@@ -78,7 +102,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (absl::Status s = server->auth_->LoadRevoked(); !s.ok()) return s;
   server->passwords_ = std::make_unique<auth::PasswordHasher>(options.password);
   server->scheduler_ = std::make_unique<Scheduler>();
-  server->hub_ = std::make_unique<chat::Hub>(options.hub, server->store_.get(),
+  chat::HubOptions hub_options = options.hub;
+  hub_options.encoder = &EncodeStreamEvent;
+  server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
 
   Deps deps;
@@ -88,7 +114,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.passwords = server->passwords_.get();
   deps.scheduler = server->scheduler_.get();
   deps.read = options.read;
-  server->services_ = std::make_unique<Services>(deps);
+  server->call_stats_ =
+      std::make_unique<CallStats>(Clock::Real(), options.stats_window);
+  StatsSources stats_sources;
+  stats_sources.hub = server->hub_.get();
+  stats_sources.calls = server->call_stats_.get();
+  stats_sources.store = [sqlite_store] { return sqlite_store->stats(); };
+  server->services_ =
+      std::make_unique<Services>(deps, std::move(stats_sources));
+  ScheduleCpuSampler(server->scheduler_.get(), &server->services_->stats);
   ScheduleReaper(server->scheduler_.get(), server->hub_.get(),
                  std::clamp(options.hub.session_idle_timeout / 4,
                             absl::Milliseconds(100), absl::Seconds(10)));
@@ -106,6 +140,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(&server->services_->rooms);
   builder.RegisterService(&server->services_->users);
   builder.RegisterService(&server->services_->auth);
+  builder.RegisterService(&server->services_->stats);
+  {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        interceptors;
+    interceptors.push_back(std::make_unique<StatsInterceptorFactory>(
+        server->call_stats_.get(),
+        absl::flat_hash_set<std::string>{"/parley.v1.ChatService/Receive"}));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
   // Find dead peers of idle streams, and let clients keep theirs alive.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);

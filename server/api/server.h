@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "server/api/call_stats.h"
 #include "server/api/common.h"
 #include "server/auth/authenticator.h"
 #include "server/auth/password.h"
@@ -35,6 +36,8 @@ struct ServerOptions {
   ReadOptions read;
   size_t max_request_bytes = 1 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // The sliding window of StatsService's response times and CPU percent.
+  absl::Duration stats_window = absl::Minutes(5);
 };
 
 class Server {
@@ -53,6 +56,7 @@ class Server {
   store::Store& store() { return *store_; }
   auth::Authenticator& authenticator() { return *auth_; }
   grpc::Server* grpc_server() { return grpc_server_.get(); }
+  CallStats& call_stats() { return *call_stats_; }
 
  private:
   Server() = default;
@@ -65,6 +69,8 @@ class Server {
   std::unique_ptr<auth::PasswordHasher> passwords_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<chat::Hub> hub_;
+  // Fed by the interceptor of every call; outlives grpc_server_.
+  std::unique_ptr<CallStats> call_stats_;
   std::unique_ptr<Services> services_;
   std::unique_ptr<grpc::Server> grpc_server_;
   int port_ = 0;

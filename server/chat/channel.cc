@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "server/common/metrics.h"
+
 namespace parley::chat {
 
 Channel::Channel(size_t capacity, absl::Time now)
@@ -19,6 +21,7 @@ std::shared_ptr<ChannelReader> Channel::Push(EventPtr event) {
   if (closed_ != CloseReason::kOpen) return nullptr;
   if (queued_events_ >= capacity_) {
     ++dropped_;
+    metrics::CountOverflow();
     // Live-only events (presence, sequence 0) are not in any log: a full
     // channel drops them without a gap marker.
     if (event->sequence == 0) return nullptr;
@@ -31,6 +34,7 @@ std::shared_ptr<ChannelReader> Channel::Push(EventPtr event) {
   } else {
     queue_.push_back(Entry{std::move(event), 0, 0, {}});
     ++queued_events_;
+    metrics::CountDelivery();
   }
   return WakeLocked();
 }

@@ -59,6 +59,10 @@ struct Event {
   // Gap markers.
   uint64_t gap_first = 0;
   uint64_t gap_last = 0;
+  // The event as the streaming transport writes it, encoded once by the
+  // hub's encoder (HubOptions::encoder) for every reader; empty for events
+  // that did not go through the hub (history, gap markers).
+  std::string wire;
 };
 
 using EventPtr = std::shared_ptr<const Event>;

@@ -58,6 +58,7 @@ std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log) {
 
 Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
     : options_(options), store_(store), clock_(clock) {
+  dispatcher_ = std::thread([this] { RunDispatcher(); });
   lobby_ = std::make_shared<Log>(std::string(store::kLobbyId));
   // A restarted hub continues the lobby's numbering rather than reusing it;
   // the server checks the store is readable before building the hub.
@@ -108,19 +109,56 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
                         std::shared_ptr<Event> event, CommitDone done) {
   event->sequence = ++log->last_assigned;
   event->time = clock_->Now();
+  if (options_.encoder) event->wire = options_.encoder(*event);
   EventPtr shared = std::move(event);
   // The writer commits this log's events in the order they are queued here,
   // under the log's lock, and runs the callbacks in that order too.
+  // The fan-out and the acknowledgement run on the hub's dispatcher thread,
+  // in the same order, so the writer goes back to committing at once.
   store_->Submit(store::AppendEvent{shared},
                  [this, log, shared, done = std::move(done)](
                      absl::StatusOr<int64_t> committed) mutable {
-                   if (!committed.ok()) {
-                     done(committed.status(), 0);
-                     return;
-                   }
-                   Deliver(log.get(), shared);
-                   done(shared, *committed);
+                   Dispatch([this, log = std::move(log),
+                             shared = std::move(shared),
+                             done = std::move(done),
+                             committed = std::move(committed)]() mutable {
+                     if (!committed.ok()) {
+                       done(committed.status(), 0);
+                       return;
+                     }
+                     Deliver(log.get(), shared);
+                     done(shared, *committed);
+                   });
                  });
+}
+
+void Hub::Dispatch(absl::AnyInvocable<void()> task) {
+  MutexLock lock(&dispatch_mu_);
+  dispatch_queue_.push_back(std::move(task));
+  if (dispatch_queue_.size() == 1) dispatch_cv_.Signal();
+}
+
+void Hub::RunDispatcher() {
+  std::deque<absl::AnyInvocable<void()>> batch;
+  for (;;) {
+    {
+      MutexLock lock(&dispatch_mu_);
+      while (dispatch_queue_.empty() && !dispatch_stop_) dispatch_cv_.Wait();
+      if (dispatch_queue_.empty()) return;  // stopping, and drained
+      batch.swap(dispatch_queue_);
+    }
+    for (auto& task : batch) task();
+    batch.clear();
+  }
+}
+
+Hub::~Hub() {
+  {
+    MutexLock lock(&dispatch_mu_);
+    dispatch_stop_ = true;
+    dispatch_cv_.Signal();
+  }
+  dispatcher_.join();
 }
 
 void Hub::Deliver(Log* log, const EventPtr& event) {
@@ -362,6 +400,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
       joined->sender = who.name;
       joined->sender_id = who.user_id;
       joined->time = clock_->Now();
+      if (options_.encoder) joined->wire = options_.encoder(*joined);
       PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
     }
     (*log)->subs.push_back(
@@ -396,6 +435,7 @@ void Hub::Unsubscribe(const Subscription& subscription) {
       left->sender = who.name;
       left->sender_id = who.user_id;
       left->time = clock_->Now();
+      if (options_.encoder) left->wire = options_.encoder(*left);
       PushLiveLocked(log.get(), std::move(left), nullptr, &wake);
     }
   }

@@ -6,9 +6,10 @@
 //
 // Ordering: a log's mutex assigns sequence numbers and queues the event for
 // the store's writer in the same critical section, so the writer commits a
-// log's events in sequence order; after the commit, on the writer thread, the
-// event is pushed to every subscriber's channel (committed before delivered)
-// and only then acknowledged. Readers are woken after the log's lock is
+// log's events in sequence order; after the commit the writer hands each
+// event, in commit order, to the hub's dispatcher thread, which pushes it to
+// every subscriber's channel (committed before delivered) and only then
+// acknowledges it. The writer never waits for the fan-out. Readers are woken after the log's lock is
 // released. Thread-safe. `store` and `clock` must outlive the hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
@@ -16,6 +17,9 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
+#include <thread>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -41,11 +45,14 @@ struct HubOptions {
   size_t max_message_bytes = 4096;
   size_t max_id_bytes = 128;
   absl::Duration session_idle_timeout = absl::Minutes(5);
+  // Fills Event::wire once per event, before it is delivered to any reader,
+  // so streams share one encoding instead of making one each. Optional.
+  std::function<std::string(const Event&)> encoder;
 };
 
-// Called once with the committed event (or the error) on the store's writer
-// thread, or inline on the calling thread when the request fails before
-// reaching the store. Must not block.
+// Called once with the committed and delivered event (or the error) on the
+// hub's dispatcher thread, or inline on the calling thread when the request
+// fails before reaching the store. Must not block.
 using EventDone = absl::AnyInvocable<void(absl::StatusOr<EventPtr>)>;
 
 // A new event with a fresh UUID: everything but its sequence number and time,
@@ -73,6 +80,9 @@ struct Subscription {
 class Hub {
  public:
   Hub(HubOptions options, store::Store* store, Clock* clock);
+  // Runs what is still queued for delivery, then stops the dispatcher. The
+  // store must have finished its callbacks (Store::Close) before.
+  ~Hub();
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
@@ -164,7 +174,7 @@ class Hub {
   // The state of `log`, loaded from the store on first use.
   absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
   // Assigns the sequence number and time and queues the commit; delivery
-  // and `done` follow on the writer thread.
+  // and `done` follow on the dispatcher thread.
   using CommitDone =
       absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)>;
   void PublishLocked(const std::shared_ptr<Log>& log,
@@ -174,6 +184,9 @@ class Hub {
   // After the commit: push to subscribers (advancing `delivered`).
   void Deliver(Log* log, const EventPtr& event);
   // The refusal of a publish to `log`, or OK.
+  // Queues `task` for the dispatcher thread, which runs tasks in order.
+  void Dispatch(absl::AnyInvocable<void()> task);
+  void RunDispatcher();
   absl::Status CheckPublishableLocked(const Log& log)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
   // Removes lobby session `id` (closing its channel); false when absent.
@@ -196,6 +209,14 @@ class Hub {
   Mutex mu_;  // guards logs_; taken before a Log::mu, never after
   std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
       ABSL_GUARDED_BY(mu_);
+
+  // Committed events waiting for delivery, in commit order.
+  Mutex dispatch_mu_;
+  CondVar dispatch_cv_{&dispatch_mu_};
+  std::deque<absl::AnyInvocable<void()>> dispatch_queue_
+      ABSL_GUARDED_BY(dispatch_mu_);
+  bool dispatch_stop_ ABSL_GUARDED_BY(dispatch_mu_) = false;
+  std::thread dispatcher_;
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
   std::shared_ptr<Log> lobby_;

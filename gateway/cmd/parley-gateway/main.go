@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -24,7 +25,9 @@ func main() {
 	portFile := fs.String("port_file", envOr("PARLEY_GATEWAY_PORT_FILE", ""),
 		"if set, the bound HTTP port is written to this file once listening (env PARLEY_GATEWAY_PORT_FILE)")
 	logLevel := fs.String("log_level", envOr("PARLEY_LOG_LEVEL", "info"),
-		"debug, info, warn or error (env PARLEY_LOG_LEVEL)")
+		"debug, info, warn (or warning) or error (env PARLEY_LOG_LEVEL)")
+	logFormat := fs.String("log_format", envOr("PARLEY_LOG_FORMAT", "json"),
+		"json (one object per line) or text (env PARLEY_LOG_FORMAT)")
 	shutdownGrace := fs.Duration("shutdown_grace", 5*time.Second,
 		"how long open requests may run on after SIGTERM before they are cancelled")
 	healthcheck := fs.Bool("healthcheck", false,
@@ -32,11 +35,26 @@ func main() {
 	_ = fs.Parse(os.Args[1:])
 
 	var level slog.Level
+	// The server spells it "warning"; PARLEY_LOG_LEVEL may serve both.
+	if strings.EqualFold(*logLevel, "warning") {
+		*logLevel = "warn"
+	}
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		fmt.Fprintf(os.Stderr, "parley-gateway: --log_level: %v\n", err)
 		os.Exit(2)
 	}
-	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	handlerOpts := &slog.HandlerOptions{Level: level}
+	var handler slog.Handler
+	switch strings.ToLower(*logFormat) {
+	case "json":
+		handler = slog.NewJSONHandler(os.Stderr, handlerOpts)
+	case "text":
+		handler = slog.NewTextHandler(os.Stderr, handlerOpts)
+	default:
+		fmt.Fprintf(os.Stderr, "parley-gateway: --log_format must be json or text, not %q\n", *logFormat)
+		os.Exit(2)
+	}
+	logger := slog.New(handler)
 
 	opts := gateway.Options{
 		HTTPAddr:      *httpAddr,

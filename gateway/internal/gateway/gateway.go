@@ -2,7 +2,8 @@
 // from proto/ and gateway/http_rules.yaml for every parley.v1 service, wrapped
 // with input checks, the seed routes the mux cannot express (seed.go), HTTP
 // statuses and Location headers from the server (created.go), one JSON error
-// shape, /healthz and /openapi.json, served over HTTP/1.1.
+// shape, /healthz, /openapi.json and Prometheus /metrics (metrics.go),
+// served over HTTP/1.1.
 //
 // Run owns the process lifetime; NewHandler builds the http.Handler around a
 // caller-owned gRPC connection, which must outlive the handler.
@@ -154,7 +155,9 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 	if log == nil {
 		log = slog.Default()
 	}
+	metrics := newHTTPMetrics()
 	mux := runtime.NewServeMux(
+		runtime.WithMiddlewares(metrics.middleware),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonMarshaler{JSONPb: &runtime.JSONPb{
 			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
 			// Unknown fields in a body are refused (400, field named), not
@@ -179,6 +182,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 		{"UserService", parleyv1.RegisterUserServiceHandler},
 		{"RoomService", parleyv1.RegisterRoomServiceHandler},
 		{"MessageService", parleyv1.RegisterMessageServiceHandler},
+		{"StatsService", parleyv1.RegisterStatsServiceHandler},
 		{"ChatService", parleyv1.RegisterChatServiceHandler},
 	} {
 		if err := svc.register(ctx, mux, conn); err != nil {
@@ -191,7 +195,11 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", openAPIHandler(openapi.JSON)); err != nil {
 		return nil, err
 	}
-	return accessLog(log, checkInput(routeSeeds(mux))), nil
+	registry := newRegistry(metrics, parleyv1.NewStatsServiceClient(conn), log)
+	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
+		return nil, err
+	}
+	return accessLog(log, metrics.observe(checkInput(routeSeeds(mux)))), nil
 }
 
 // outgoingMetadata forwards the server's response metadata under prefix

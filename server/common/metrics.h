@@ -1,0 +1,111 @@
+// Process-wide counters the chat layer bumps on its hot paths, and what the
+// process itself uses (CPU, memory), for StatsService and /metrics.
+//
+// The counters are relaxed atomics: each is only ever added to, and a reader
+// needs no ordering with anything else. Thread-safe. They count for the whole
+// process (tests that run several servers in one process compare deltas).
+#ifndef PARLEY_SERVER_COMMON_METRICS_H_
+#define PARLEY_SERVER_COMMON_METRICS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+
+#include "absl/time/time.h"
+#include "server/common/mutex.h"
+
+namespace parley::metrics {
+
+struct Counters {
+  std::atomic<uint64_t> deliveries{0};   // events queued to a channel
+  std::atomic<uint64_t> overflows{0};    // events a full channel dropped
+  std::atomic<uint64_t> streams_started{0};
+  std::atomic<uint64_t> streams_ended{0};
+};
+
+// The process's counters; never destroyed.
+inline Counters& Global() {
+  static Counters* counters = new Counters;
+  return *counters;
+}
+
+inline void CountDelivery() {
+  Global().deliveries.fetch_add(1, std::memory_order_relaxed);
+}
+inline void CountOverflow() {
+  Global().overflows.fetch_add(1, std::memory_order_relaxed);
+}
+inline void StreamStarted() {
+  Global().streams_started.fetch_add(1, std::memory_order_relaxed);
+}
+inline void StreamEnded() {
+  Global().streams_ended.fetch_add(1, std::memory_order_relaxed);
+}
+// Streams started and not ended. Both counters are read separately, so a
+// stream that starts and ends meanwhile may be missed, never counted twice
+// over: ended is read first.
+inline uint64_t OpenStreams() {
+  const uint64_t ended = Global().streams_ended.load(std::memory_order_relaxed);
+  const uint64_t started =
+      Global().streams_started.load(std::memory_order_relaxed);
+  return started > ended ? started - ended : 0;
+}
+
+// What the process uses, from getrusage and /proc/self.
+struct ProcessUsage {
+  absl::Duration cpu_user;
+  absl::Duration cpu_system;
+  uint64_t resident_bytes = 0;       // 0 when /proc cannot be read
+  uint64_t peak_resident_bytes = 0;  // ditto
+  uint32_t threads = 0;              // ditto
+  absl::Duration cpu() const { return cpu_user + cpu_system; }
+};
+ProcessUsage ReadProcessUsage();
+
+// When the process started (from /proc/self/stat; the first call's time when
+// that cannot be read). The same value on every call.
+absl::Time ProcessStartTime();
+
+// The cores this process may run on (at least 1).
+uint32_t CpuCount();
+
+// CPU use over a sliding window, from samples of the process's cumulative
+// CPU time taken every window/kSamplesPerWindow (see StatsService). The first
+// sample is the process start with no CPU used, so until a window has passed
+// the figure covers the whole uptime. Thread-safe.
+class CpuWindow {
+ public:
+  static constexpr int kSamplesPerWindow = 60;
+
+  CpuWindow(absl::Duration window, absl::Time process_start);
+
+  // Records the cumulative CPU time `cpu` at `now`; drops samples that can
+  // no longer be the start of a window.
+  void Sample(absl::Time now, absl::Duration cpu);
+
+  struct Usage {
+    double percent = 0;     // CPU time / wall time * 100, of one core
+    absl::Duration covers;  // the wall time it is over
+  };
+  // CPU use from the oldest sample within `window` of `now` to (`now`,
+  // `cpu`).
+  Usage Over(absl::Time now, absl::Duration cpu);
+
+  // How often Sample should be called.
+  absl::Duration interval() const { return interval_; }
+
+ private:
+  struct Point {
+    absl::Time time;
+    absl::Duration cpu;
+  };
+  const absl::Duration window_;
+  const absl::Duration interval_;
+  Mutex mu_;
+  std::deque<Point> samples_ ABSL_GUARDED_BY(mu_);  // oldest first
+};
+
+}  // namespace parley::metrics
+
+#endif  // PARLEY_SERVER_COMMON_METRICS_H_
