@@ -9,9 +9,11 @@
 #include <memory>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -50,6 +52,12 @@ ABSL_FLAG(std::string, sqlite_synchronous, "normal",
           "the server) or full (also against power loss).");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");
+ABSL_FLAG(int64_t, fanout_threads, 0,
+          "Threads delivering committed events to subscribers (a room "
+          "always on the same one); 0: one per CPU core.");
+ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(30),
+          "How often freed heap memory is handed back to the OS "
+          "(malloc_trim), e.g. after many streams closed; 0 disables.");
 ABSL_FLAG(std::string, token_key_file, "",
           "File holding the HS256 token key (>= 32 bytes). Empty: "
           "<data_dir>/token.key, generated on first start.");
@@ -112,6 +120,10 @@ int main(int argc, char** argv) {
     Die(std::string(s.message()));
   }
   absl::ParseCommandLine(argc, argv);
+  // gRPC's absl::Mutexes otherwise track lock order on every acquisition in
+  // Debian's (assertion-enabled) Abseil: a cost on every call, for a check
+  // meant for debugging.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   parley::log::Level log_level;
   parley::log::Format log_format;
   if (!parley::log::ParseLevel(absl::GetFlag(FLAGS_log_level), &log_level)) {
@@ -173,6 +185,12 @@ int main(int argc, char** argv) {
   }
   options.sqlite_synchronous_full = sync == "full";
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
+  const int64_t fanout = absl::GetFlag(FLAGS_fanout_threads);
+  if (fanout < 0) Die("--fanout_threads must not be negative");
+  options.hub.fanout_threads =
+      fanout > 0 ? static_cast<size_t>(fanout)
+                 : std::max(1u, std::thread::hardware_concurrency());
+  options.memory_trim_interval = absl::GetFlag(FLAGS_memory_trim_interval);
   options.token_key_file = absl::GetFlag(FLAGS_token_key_file);
   options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
   if (options.token_lifetime < absl::Seconds(1)) {

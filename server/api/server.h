@@ -28,6 +28,8 @@ struct ServerOptions {
   std::string data_dir;        // holds parley.db and token.key
   bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
   size_t store_max_batch = 1024;
+  // How often freed heap memory goes back to the OS; zero disables.
+  absl::Duration memory_trim_interval = absl::Seconds(30);
   std::string token_key_file;  // empty: <data_dir>/token.key
   absl::Duration token_lifetime = absl::Hours(24);
   std::vector<std::string> admin_users;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "server/chat/validate.h"
@@ -58,7 +59,11 @@ std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log) {
 
 Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
     : options_(options), store_(store), clock_(clock) {
-  dispatcher_ = std::thread([this] { RunDispatcher(); });
+  for (size_t i = 0; i < std::max<size_t>(options_.fanout_threads, 1); ++i) {
+    auto d = std::make_unique<Dispatcher>();
+    d->thread = std::thread([d = d.get()] { RunDispatcher(d); });
+    dispatchers_.push_back(std::move(d));
+  }
   lobby_ = std::make_shared<Log>(std::string(store::kLobbyId));
   // A restarted hub continues the lobby's numbering rather than reusing it;
   // the server checks the store is readable before building the hub.
@@ -118,7 +123,8 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
   store_->Submit(store::AppendEvent{shared},
                  [this, log, shared, done = std::move(done)](
                      absl::StatusOr<int64_t> committed) mutable {
-                   Dispatch([this, log = std::move(log),
+                   const std::string& id = log->id;
+                   Dispatch(id, [this, log = std::move(log),
                              shared = std::move(shared),
                              done = std::move(done),
                              committed = std::move(committed)]() mutable {
@@ -132,20 +138,23 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
                  });
 }
 
-void Hub::Dispatch(absl::AnyInvocable<void()> task) {
-  MutexLock lock(&dispatch_mu_);
-  dispatch_queue_.push_back(std::move(task));
-  if (dispatch_queue_.size() == 1) dispatch_cv_.Signal();
+void Hub::Dispatch(absl::string_view log, absl::AnyInvocable<void()> task) {
+  Dispatcher* d =
+      dispatchers_[absl::Hash<absl::string_view>()(log) % dispatchers_.size()]
+          .get();
+  MutexLock lock(&d->mu);
+  d->queue.push_back(std::move(task));
+  if (d->queue.size() == 1) d->cv.Signal();
 }
 
-void Hub::RunDispatcher() {
+void Hub::RunDispatcher(Dispatcher* d) {
   std::deque<absl::AnyInvocable<void()>> batch;
   for (;;) {
     {
-      MutexLock lock(&dispatch_mu_);
-      while (dispatch_queue_.empty() && !dispatch_stop_) dispatch_cv_.Wait();
-      if (dispatch_queue_.empty()) return;  // stopping, and drained
-      batch.swap(dispatch_queue_);
+      MutexLock lock(&d->mu);
+      while (d->queue.empty() && !d->stop) d->cv.Wait();
+      if (d->queue.empty()) return;  // stopping, and drained
+      batch.swap(d->queue);
     }
     for (auto& task : batch) task();
     batch.clear();
@@ -153,12 +162,12 @@ void Hub::RunDispatcher() {
 }
 
 Hub::~Hub() {
-  {
-    MutexLock lock(&dispatch_mu_);
-    dispatch_stop_ = true;
-    dispatch_cv_.Signal();
+  for (auto& d : dispatchers_) {
+    MutexLock lock(&d->mu);
+    d->stop = true;
+    d->cv.Signal();
   }
-  dispatcher_.join();
+  for (auto& d : dispatchers_) d->thread.join();
 }
 
 void Hub::Deliver(Log* log, const EventPtr& event) {

@@ -7,7 +7,8 @@
 // Ordering: a log's mutex assigns sequence numbers and queues the event for
 // the store's writer in the same critical section, so the writer commits a
 // log's events in sequence order; after the commit the writer hands each
-// event, in commit order, to the hub's dispatcher thread, which pushes it to
+// event, in commit order, to the log's dispatcher thread (one of
+// HubOptions::fanout_threads, always the same for a log), which pushes it to
 // every subscriber's channel (committed before delivered) and only then
 // acknowledges it. The writer never waits for the fan-out. Readers are woken after the log's lock is
 // released. Thread-safe. `store` and `clock` must outlive the hub.
@@ -17,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 #include <deque>
 #include <thread>
 #include <functional>
@@ -48,6 +50,8 @@ struct HubOptions {
   // Fills Event::wire once per event, before it is delivered to any reader,
   // so streams share one encoding instead of making one each. Optional.
   std::function<std::string(const Event&)> encoder;
+  // Threads that deliver committed events (each log always on the same one).
+  size_t fanout_threads = 1;
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -184,9 +188,10 @@ class Hub {
   // After the commit: push to subscribers (advancing `delivered`).
   void Deliver(Log* log, const EventPtr& event);
   // The refusal of a publish to `log`, or OK.
-  // Queues `task` for the dispatcher thread, which runs tasks in order.
-  void Dispatch(absl::AnyInvocable<void()> task);
-  void RunDispatcher();
+  struct Dispatcher;
+  // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.
+  void Dispatch(absl::string_view log, absl::AnyInvocable<void()> task);
+  static void RunDispatcher(Dispatcher* d);
   absl::Status CheckPublishableLocked(const Log& log)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
   // Removes lobby session `id` (closing its channel); false when absent.
@@ -210,13 +215,17 @@ class Hub {
   std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
       ABSL_GUARDED_BY(mu_);
 
-  // Committed events waiting for delivery, in commit order.
-  Mutex dispatch_mu_;
-  CondVar dispatch_cv_{&dispatch_mu_};
-  std::deque<absl::AnyInvocable<void()>> dispatch_queue_
-      ABSL_GUARDED_BY(dispatch_mu_);
-  bool dispatch_stop_ ABSL_GUARDED_BY(dispatch_mu_) = false;
-  std::thread dispatcher_;
+  // A delivery thread and its queue of committed events, in commit order. A
+  // log always goes to the same one, so its events stay in order, while
+  // different logs fan out in parallel.
+  struct Dispatcher {
+    Mutex mu;
+    CondVar cv{&mu};
+    std::deque<absl::AnyInvocable<void()>> queue ABSL_GUARDED_BY(mu);
+    bool stop ABSL_GUARDED_BY(mu) = false;
+    std::thread thread;
+  };
+  std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
   std::shared_ptr<Log> lobby_;

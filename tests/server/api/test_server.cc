@@ -25,6 +25,8 @@ TestServer::TestServer(api::ServerOptions options)
   options_.grpc_addr = "127.0.0.1:0";
   options_.password = auth::MinimalPasswordCost();
   options_.shutdown_grace = absl::Seconds(2);
+  // As in production on this machine: rooms fan out on two threads.
+  if (options_.hub.fanout_threads < 2) options_.hub.fanout_threads = 2;
   auto started = api::Server::Start(options_);
   EXPECT_TRUE(started.ok()) << started.status();
   if (started.ok()) server_ = *std::move(started);
