@@ -1,0 +1,1318 @@
+// parley_loadgen: the load generator of Parley's benchmark suite (issue 5).
+//
+//   parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow
+//                  --target=HOST:PORT --server_pid=PID [flags...]
+//
+// Built on the generated stubs and gRPC's callback client API: Subscribe
+// streams are ClientReadReactors and every unary call is a callback, so one
+// process holds tens of thousands of streams on gRPC's own few threads. Calls
+// are spread over --channels connections (each channel has its own subchannel
+// pool, so its own TCP connection).
+//
+// Messages carry the time they were scheduled to be sent (CLOCK_REALTIME ns,
+// at the start of their text), so receivers compute publish-to-receive
+// latency; open-loop senders stamp the scheduled time, not the time the call
+// went out, so a sender that falls behind shows up as latency (no coordinated
+// omission). Server CPU and RSS come from /proc/<server_pid>.
+//
+// Every run prints a human table, the command line, and one JSON line
+// (also appended to --json_out). The exit code is 1 when more calls failed
+// than --max_errors allows, or the run delivered nothing.
+#include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "clients/loadgen/histogram.h"
+#include "parley/v1/accounts.grpc.pb.h"
+#include "parley/v1/chat.grpc.pb.h"
+#include "parley/v1/messages.grpc.pb.h"
+#include "parley/v1/rooms.grpc.pb.h"
+
+ABSL_FLAG(std::string, scenario, "",
+          "fanout, streams, durable, unary, longpoll or slow.");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "The server's gRPC address.");
+ABSL_FLAG(int, server_pid, 0,
+          "The server's pid, for CPU and RSS from /proc; 0: not reported.");
+ABSL_FLAG(int, channels, 4,
+          "gRPC channels (one TCP connection each) to spread calls over.");
+ABSL_FLAG(int, users, 50, "Users signed up to hold the subscribers' tokens.");
+ABSL_FLAG(int, publishers, 10, "Users that post (fanout, durable, unary, slow).");
+ABSL_FLAG(int, rooms, 100, "Rooms (fanout, durable, unary).");
+ABSL_FLAG(int, subscribers, 1000,
+          "Subscribe streams, spread evenly over the rooms (fanout, slow).");
+ABSL_FLAG(double, rate, 100,
+          "Open loop: messages per second, in total (fanout, longpoll, slow).");
+ABSL_FLAG(double, warmup, 2, "Seconds of load before measuring.");
+ABSL_FLAG(double, duration, 10,
+          "Seconds measured (for slow: each of the two phases).");
+ABSL_FLAG(int, message_bytes, 100, "Length of each message's text.");
+ABSL_FLAG(int, inflight, 64, "Closed loop: calls in flight (durable, unary).");
+ABSL_FLAG(int, max_inflight, 20000,
+          "Open loop: a send due while this many are in flight is skipped "
+          "and counted as an error (the server is saturated).");
+ABSL_FLAG(std::string, call, "post",
+          "unary: post (MessageService.PostMessage) or list (ListMessages).");
+ABSL_FLAG(int, list_n, 10, "unary --call=list: messages per page.");
+ABSL_FLAG(int, streams, 10000, "streams: concurrent Subscribe streams.");
+ABSL_FLAG(int, room_size, 100, "streams: streams per room.");
+ABSL_FLAG(int, open_concurrency, 2000,
+          "Streams or joins waiting for their first answer at once.");
+ABSL_FLAG(double, churn_seconds, 0,
+          "streams: after opening, close and reopen streams for this long.");
+ABSL_FLAG(double, churn_rate, 1000,
+          "streams: streams closed and reopened per second during churn.");
+ABSL_FLAG(double, quiet, 1,
+          "Seconds with no event arriving that count as settled.");
+ABSL_FLAG(double, settle, 5, "Seconds to let the server settle before RSS.");
+ABSL_FLAG(int, clients, 1000, "longpoll: joined lobby clients polling.");
+ABSL_FLAG(double, poll_timeout, 30, "longpoll: Receive timeout in seconds.");
+ABSL_FLAG(double, setup_timeout, 300,
+          "Seconds allowed for streams to open or clients to join.");
+ABSL_FLAG(std::string, prefix, "",
+          "Prefix of the user, room and client names; empty: a random one.");
+ABSL_FLAG(std::string, json_out, "", "Append the JSON result line here.");
+ABSL_FLAG(std::string, tags, "",
+          "k=v,... copied into the result (e.g. sync=full).");
+ABSL_FLAG(std::string, commit, "", "The server's git commit, for the record.");
+ABSL_FLAG(int64_t, max_errors, 0,
+          "Exit 1 when more calls than this failed.");
+
+namespace parley::loadgen {
+namespace {
+
+using parley::v1::AuthService;
+using parley::v1::ChatService;
+using parley::v1::MessageService;
+using parley::v1::RoomService;
+using parley::v1::UserService;
+
+// ---------------------------------------------------------------- time
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void SleepUntilNs(int64_t at) {
+  timespec ts;
+  ts.tv_sec = static_cast<time_t>(at / 1000000000);
+  ts.tv_nsec = static_cast<long>(at % 1000000000);
+  while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &ts, nullptr) ==
+         EINTR) {
+  }
+}
+
+void SleepSeconds(double s) {
+  if (s > 0) SleepUntilNs(NowNs() + static_cast<int64_t>(s * 1e9));
+}
+
+int64_t Ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
+
+// ------------------------------------------------------------- /proc
+
+struct ProcSample {
+  bool ok = false;
+  double cpu_seconds = 0;  // utime + stime
+  int64_t rss_kb = 0;
+  int64_t hwm_kb = 0;
+};
+
+ProcSample SampleProc(int pid) {
+  ProcSample out;
+  if (pid <= 0) return out;
+  std::ifstream stat(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(stat, line)) return out;
+  // Fields after the command's closing parenthesis start at field 3; utime
+  // and stime are fields 14 and 15.
+  const size_t paren = line.rfind(')');
+  if (paren == std::string::npos) return out;
+  std::vector<std::string> fields =
+      absl::StrSplit(line.substr(paren + 2), ' ', absl::SkipEmpty());
+  if (fields.size() < 13) return out;
+  int64_t utime = 0, stime = 0;
+  if (!absl::SimpleAtoi(fields[11], &utime) ||
+      !absl::SimpleAtoi(fields[12], &stime)) {
+    return out;
+  }
+  out.cpu_seconds = static_cast<double>(utime + stime) /
+                    static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  while (std::getline(status, line)) {
+    int64_t* into = nullptr;
+    if (absl::StartsWith(line, "VmRSS:")) into = &out.rss_kb;
+    if (absl::StartsWith(line, "VmHWM:")) into = &out.hwm_kb;
+    if (into == nullptr) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (parts.size() >= 2) (void)absl::SimpleAtoi(parts[1], into);
+  }
+  out.ok = true;
+  return out;
+}
+
+double SelfCpuSeconds() {
+  rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+// ------------------------------------------------------------ results
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          out += absl::StrFormat("\\u%04x", c);
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string ShellQuote(absl::string_view s) {
+  if (!s.empty() && s.find_first_not_of(
+                        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                        "0123456789-_=./:,@%+") == absl::string_view::npos) {
+    return std::string(s);
+  }
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') {
+      out += "'\\''";
+    } else {
+      out += c;
+    }
+  }
+  return out + "'";
+}
+
+// The result of a run: ordered key/value pairs, printed as a table and as
+// one JSON object.
+class Result {
+ public:
+  void Num(const std::string& key, double v, int decimals = 3) {
+    if (!std::isfinite(v)) v = 0;
+    std::string text = absl::StrFormat("%.*f", decimals, v);
+    if (decimals > 0) {
+      // Trim trailing zeros for readability: 2.500 -> 2.5, 3.000 -> 3.
+      while (text.back() == '0') text.pop_back();
+      if (text.back() == '.') text.pop_back();
+    }
+    items_.push_back({key, text, text});
+  }
+  void Int(const std::string& key, int64_t v) {
+    items_.push_back({key, absl::StrCat(v), absl::StrCat(v)});
+  }
+  void Str(const std::string& key, const std::string& v) {
+    items_.push_back({key, JsonString(v), v});
+  }
+  void Bool(const std::string& key, bool v) {
+    items_.push_back({key, v ? "true" : "false", v ? "yes" : "no"});
+  }
+  std::string Json() const {
+    std::string out = "{";
+    for (size_t i = 0; i < items_.size(); ++i) {
+      if (i > 0) out += ",";
+      out += JsonString(items_[i].key) + ":" + items_[i].json;
+    }
+    return out + "}";
+  }
+  void PrintTable() const {
+    size_t width = 0;
+    for (const Item& i : items_) width = std::max(width, i.key.size());
+    for (const Item& i : items_) {
+      if (i.key == "command") continue;
+      std::printf("  %-*s  %s\n", static_cast<int>(width), i.key.c_str(),
+                  i.text.c_str());
+    }
+  }
+
+ private:
+  struct Item {
+    std::string key, json, text;
+  };
+  std::vector<Item> items_;
+};
+
+// Latency percentiles in milliseconds, as <prefix>_p50_ms etc.
+void AddLatency(Result& r, const std::string& prefix, const Histogram& h) {
+  r.Int(prefix + "_samples", static_cast<int64_t>(h.count()));
+  r.Num(prefix + "_p50_ms", static_cast<double>(h.Percentile(0.50)) / 1e6);
+  r.Num(prefix + "_p90_ms", static_cast<double>(h.Percentile(0.90)) / 1e6);
+  r.Num(prefix + "_p99_ms", static_cast<double>(h.Percentile(0.99)) / 1e6);
+  r.Num(prefix + "_p999_ms", static_cast<double>(h.Percentile(0.999)) / 1e6);
+  r.Num(prefix + "_max_ms", static_cast<double>(h.max()) / 1e6);
+  r.Num(prefix + "_mean_ms", h.mean() / 1e6);
+}
+
+// --------------------------------------------------------- shared state
+
+// Latency is recorded into the histogram of the phase whose time range
+// holds the message's scheduled send time; outside every phase, nowhere.
+class Phases {
+ public:
+  static constexpr int kMax = 2;
+  void Set(int i, int64_t begin, int64_t end) {
+    begin_[i].store(begin, std::memory_order_relaxed);
+    end_[i].store(end, std::memory_order_relaxed);
+  }
+  Histogram* For(int64_t stamp) {
+    for (int i = 0; i < kMax; ++i) {
+      if (stamp >= begin_[i].load(std::memory_order_relaxed) &&
+          stamp < end_[i].load(std::memory_order_relaxed)) {
+        return &hist_[i];
+      }
+    }
+    return nullptr;
+  }
+  Histogram& hist(int i) { return hist_[i]; }
+
+ private:
+  std::atomic<int64_t> begin_[kMax] = {};
+  std::atomic<int64_t> end_[kMax] = {};
+  Histogram hist_[kMax];
+};
+
+struct Shared {
+  std::atomic<uint64_t> deliveries{0};    // message events received
+  std::atomic<uint64_t> other_events{0};  // join, leave, ...
+  std::atomic<uint64_t> gaps{0};
+  std::atomic<uint64_t> errors{0};
+  std::atomic<uint64_t> first_writes{0};
+  std::atomic<uint64_t> failed_streams{0};
+  std::atomic<int64_t> live_streams{0};
+  std::atomic<int64_t> inflight{0};  // unary calls other than polls
+  std::atomic<int64_t> polls{0};     // Receive calls in flight
+  std::atomic<uint64_t> calls_ok{0};
+  std::atomic<uint64_t> skipped{0};
+  std::atomic<bool> stopping{false};
+  Phases phases;
+  Histogram send_latency;  // unary calls, completion inside the window
+  std::atomic<int64_t> window_begin{0}, window_end{0};
+};
+Shared g;
+
+void NoteError(const char* what, const grpc::Status& s) {
+  const uint64_t n = g.errors.fetch_add(1) + 1;
+  if (n <= 5 || (n & (n - 1)) == 0) {
+    std::fprintf(stderr, "loadgen: %s failed (%" PRIu64 " errors so far): %d %s\n",
+                 what, n, static_cast<int>(s.error_code()),
+                 s.error_message().c_str());
+  }
+}
+
+[[noreturn]] void Die(const std::string& why) {
+  std::fprintf(stderr, "loadgen: fatal: %s\n", why.c_str());
+  std::exit(2);
+}
+
+// Progress on stderr, with the time since start.
+void Progress(const std::string& what) {
+  static const int64_t start = NowNs();
+  std::fprintf(stderr, "loadgen [%7.2fs] %s\n",
+               static_cast<double>(NowNs() - start) / 1e9, what.c_str());
+}
+
+// A message text: "t=<scheduled ns>;k=<n>;" padded with 'x' to `bytes`.
+std::string StampedText(int64_t stamp, uint64_t k, int bytes) {
+  std::string text = absl::StrCat("t=", stamp, ";k=", k, ";");
+  if (static_cast<int>(text.size()) < bytes) text.resize(bytes, 'x');
+  return text;
+}
+
+int64_t ParseStamp(const std::string& text) {
+  if (text.size() < 3 || text[0] != 't' || text[1] != '=') return 0;
+  int64_t v = 0;
+  for (size_t i = 2; i < text.size() && text[i] >= '0' && text[i] <= '9'; ++i) {
+    v = v * 10 + (text[i] - '0');
+  }
+  return v;
+}
+
+// Counts and times the events of one write or poll answer.
+template <typename Events>
+void Consume(const Events& events, bool record) {
+  const int64_t now = NowNs();
+  uint64_t messages = 0;
+  for (const parley::v1::Event& e : events) {
+    switch (e.kind()) {
+      case parley::v1::EVENT_KIND_MESSAGE:
+        if (record) {
+          ++messages;
+          if (const int64_t t = ParseStamp(e.text()); t > 0) {
+            if (Histogram* h = g.phases.For(t)) h->Record(now - t);
+          }
+        }
+        break;
+      case parley::v1::EVENT_KIND_GAP:
+        g.gaps.fetch_add(1, std::memory_order_relaxed);
+        break;
+      default:
+        g.other_events.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  if (messages > 0) g.deliveries.fetch_add(messages, std::memory_order_relaxed);
+}
+
+bool InWindow(int64_t t) {
+  return t >= g.window_begin.load(std::memory_order_relaxed) &&
+         t < g.window_end.load(std::memory_order_relaxed);
+}
+
+// ------------------------------------------------------------ channels
+
+struct Conn {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<ChatService::Stub> chat;
+  std::unique_ptr<MessageService::Stub> messages;
+  std::unique_ptr<RoomService::Stub> rooms;
+  std::unique_ptr<UserService::Stub> users;
+  std::unique_ptr<AuthService::Stub> auth;
+};
+std::vector<std::unique_ptr<Conn>> conns;
+
+Conn& ConnFor(size_t i) { return *conns[i % conns.size()]; }
+
+void OpenChannels(int n) {
+  for (int i = 0; i < n; ++i) {
+    grpc::ChannelArguments args;
+    // A subchannel pool per channel: each channel its own connection.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt("parley.loadgen.channel", i);
+    args.SetMaxReceiveMessageSize(-1);
+    auto c = std::make_unique<Conn>();
+    c->channel = grpc::CreateCustomChannel(
+        absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args);
+    if (!c->channel->WaitForConnected(std::chrono::system_clock::now() +
+                                      std::chrono::seconds(10))) {
+      Die(absl::StrCat("cannot connect to ", absl::GetFlag(FLAGS_target)));
+    }
+    c->chat = ChatService::NewStub(c->channel);
+    c->messages = MessageService::NewStub(c->channel);
+    c->rooms = RoomService::NewStub(c->channel);
+    c->users = UserService::NewStub(c->channel);
+    c->auth = AuthService::NewStub(c->channel);
+    conns.push_back(std::move(c));
+  }
+}
+
+// ------------------------------------------------------- setup (sync)
+
+void ParallelFor(int n, int threads, const std::function<void(int)>& fn) {
+  std::atomic<int> next{0};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::min(n, threads); ++t) {
+    pool.emplace_back([&] {
+      for (int i; (i = next.fetch_add(1)) < n;) fn(i);
+    });
+  }
+  for (auto& t : pool) t.join();
+}
+
+std::string Prefix() {
+  static const std::string prefix = [] {
+    std::string p = absl::GetFlag(FLAGS_prefix);
+    if (p.empty()) {
+      std::random_device rd;
+      p = absl::StrFormat("lg%06x", rd() & 0xffffff);
+    }
+    return p;
+  }();
+  return prefix;
+}
+
+void Authorize(grpc::ClientContext* ctx, const std::string& token) {
+  if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+}
+
+// Signs up `n` users named <prefix>-<kind><i> and returns their tokens.
+std::vector<std::string> SignUp(const std::string& kind, int n) {
+  std::vector<std::string> tokens(n);
+  const std::string password = "loadgen-password";
+  ParallelFor(n, 8, [&](int i) {
+    Conn& c = ConnFor(i);
+    const std::string name = absl::StrCat(Prefix(), "-", kind, i);
+    {
+      grpc::ClientContext ctx;
+      parley::v1::CreateUserRequest req;
+      req.set_username(name);
+      req.set_password(password);
+      parley::v1::User user;
+      grpc::Status s = c.users->CreateUser(&ctx, req, &user);
+      if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+        Die(absl::StrCat("CreateUser ", name, ": ", s.error_message()));
+      }
+    }
+    grpc::ClientContext ctx;
+    parley::v1::SignInRequest req;
+    req.set_username(name);
+    req.set_password(password);
+    parley::v1::SignInResponse resp;
+    grpc::Status s = c.auth->SignIn(&ctx, req, &resp);
+    if (!s.ok()) Die(absl::StrCat("SignIn ", name, ": ", s.error_message()));
+    tokens[i] = resp.token();
+  });
+  return tokens;
+}
+
+// Creates `n` public rooms named <prefix>-r<i>; returns their names.
+std::vector<std::string> CreateRooms(int n, const std::string& token) {
+  std::vector<std::string> names(n);
+  ParallelFor(n, 8, [&](int i) {
+    names[i] = absl::StrCat(Prefix(), "-r", i);
+    grpc::ClientContext ctx;
+    Authorize(&ctx, token);
+    parley::v1::CreateRoomRequest req;
+    req.set_name(names[i]);
+    parley::v1::Room room;
+    grpc::Status s = ConnFor(i).rooms->CreateRoom(&ctx, req, &room);
+    if (!s.ok() && s.error_code() != grpc::StatusCode::ALREADY_EXISTS) {
+      Die(absl::StrCat("CreateRoom ", names[i], ": ", s.error_message()));
+    }
+  });
+  return names;
+}
+
+// --------------------------------------------------- callback calls
+
+template <typename Req, typename Resp>
+struct UnaryCall {
+  grpc::ClientContext ctx;
+  Req req;
+  Resp resp;
+  int64_t start = 0;
+};
+
+// Starts `method(ctx, req, resp, callback)`; `done(status, resp, latency)`
+// runs on a gRPC thread.
+template <typename Req, typename Resp, typename Method, typename Done>
+void CallAsync(Method method, const std::string& token, Req req, Done done) {
+  auto* call = new UnaryCall<Req, Resp>;
+  call->req = std::move(req);
+  Authorize(&call->ctx, token);
+  g.inflight.fetch_add(1);
+  call->start = NowNs();
+  method(&call->ctx, &call->req, &call->resp,
+         [call, done = std::move(done)](grpc::Status s) {
+           done(s, call->resp, NowNs() - call->start);
+           g.inflight.fetch_sub(1);
+           delete call;
+         });
+}
+
+void PostAsync(Conn& c, const std::string& token, const std::string& room,
+               std::string text) {
+  parley::v1::PostMessageRequest req;
+  req.set_room(room);
+  req.set_text(std::move(text));
+  CallAsync<parley::v1::PostMessageRequest, parley::v1::Event>(
+      [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
+        c.messages->async()->PostMessage(ctx, rq, rs, std::move(cb));
+      },
+      token, std::move(req),
+      [](const grpc::Status& s, const parley::v1::Event&, int64_t latency) {
+        if (!s.ok()) return NoteError("PostMessage", s);
+        g.calls_ok.fetch_add(1, std::memory_order_relaxed);
+        if (InWindow(NowNs())) g.send_latency.Record(latency);
+      });
+}
+
+// Calls fn(k, scheduled) at start + k/rate for every k scheduled before end,
+// skipping (and counting) sends while max_inflight calls are pending.
+void Pace(int64_t start, int64_t end, double rate,
+          const std::function<void(uint64_t, int64_t)>& fn) {
+  const int64_t cap = absl::GetFlag(FLAGS_max_inflight);
+  for (uint64_t k = 0;; ++k) {
+    const int64_t at = start + static_cast<int64_t>(static_cast<double>(k) *
+                                                    1e9 / rate);
+    if (at >= end) return;
+    if (at > NowNs()) SleepUntilNs(at);
+    if (g.inflight.load(std::memory_order_relaxed) >= cap) {
+      g.skipped.fetch_add(1);
+      g.errors.fetch_add(1);
+      continue;
+    }
+    fn(k, at);
+  }
+}
+
+// Waits until `done()` or the timeout; false on timeout.
+bool WaitFor(const std::function<bool()>& done, double timeout_s) {
+  const int64_t deadline = NowNs() + Ns(timeout_s);
+  while (!done()) {
+    if (NowNs() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Waits until the received-event counters stop moving for `quiet_s`.
+void WaitQuiet(double quiet_s, double timeout_s) {
+  const int64_t deadline = NowNs() + Ns(timeout_s);
+  uint64_t last = ~0ull;
+  int64_t since = NowNs();
+  while (NowNs() < deadline) {
+    const uint64_t now_count =
+        g.other_events.load() + g.deliveries.load() + g.gaps.load();
+    if (now_count != last) {
+      last = now_count;
+      since = NowNs();
+    } else if (NowNs() - since >= Ns(quiet_s)) {
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// ------------------------------------------------------ Subscribe streams
+
+class Stream final
+    : public grpc::ClientReadReactor<parley::v1::SubscribeResponse> {
+ public:
+  // Opens a Subscribe stream on `c`. The stream owns itself until OnDone.
+  static std::shared_ptr<Stream> Open(Conn& c, const std::string& token,
+                                      parley::v1::SubscribeRequest req,
+                                      bool record, bool pausable = false) {
+    auto s = std::shared_ptr<Stream>(new Stream(record, pausable));
+    s->self_ = s;
+    s->req_ = std::move(req);
+    Authorize(&s->ctx_, token);
+    g.live_streams.fetch_add(1);
+    c.chat->async()->Subscribe(&s->ctx_, &s->req_, s.get());
+    s->StartRead(&s->resp_);
+    s->StartCall();
+    return s;
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    if (!first_.exchange(true)) g.first_writes.fetch_add(1);
+    Consume(resp_.events(), record_);
+    received_.fetch_add(static_cast<uint64_t>(resp_.events_size()));
+    if (pausable_) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (pause_) {
+        paused_ = true;
+        return;
+      }
+    }
+    StartRead(&resp_);
+  }
+
+  void OnDone(const grpc::Status& s) override {
+    const bool expected =
+        (cancelled_.load() || g.stopping.load()) &&
+        (s.error_code() == grpc::StatusCode::CANCELLED ||
+         s.error_code() == grpc::StatusCode::UNAVAILABLE || s.ok());
+    if (!expected) NoteError("Subscribe", s);
+    if (!first_.load()) g.failed_streams.fetch_add(1);
+    g.live_streams.fetch_sub(1);
+    std::shared_ptr<Stream> keep = std::move(self_);  // may free this
+  }
+
+  // Stops reading after the write in flight (the slow consumer).
+  void Pause() {
+    std::lock_guard<std::mutex> lock(mu_);
+    pause_ = true;
+  }
+  void Resume() {
+    bool restart;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pause_ = false;
+      restart = paused_;
+      paused_ = false;
+    }
+    if (restart) StartRead(&resp_);
+  }
+  void Cancel() {
+    cancelled_.store(true);
+    ctx_.TryCancel();
+  }
+  uint64_t received() const { return received_.load(); }
+
+ private:
+  Stream(bool record, bool pausable) : record_(record), pausable_(pausable) {}
+
+  const bool record_;
+  const bool pausable_;
+  grpc::ClientContext ctx_;
+  parley::v1::SubscribeRequest req_;
+  parley::v1::SubscribeResponse resp_;
+  std::shared_ptr<Stream> self_;
+  std::atomic<bool> first_{false};
+  std::atomic<bool> cancelled_{false};
+  std::atomic<uint64_t> received_{0};
+  std::mutex mu_;
+  bool pause_ = false;
+  bool paused_ = false;
+};
+
+parley::v1::SubscribeRequest RoomRequest(const std::string& room) {
+  parley::v1::SubscribeRequest req;
+  req.set_room(room);
+  return req;
+}
+
+// Opens streams[i] = open(i) for i < n, with at most open_concurrency
+// waiting for their first write; waits until every one has it (or failed).
+bool OpenAll(int n, const std::function<std::shared_ptr<Stream>(int)>& open,
+             std::vector<std::shared_ptr<Stream>>* streams) {
+  const uint64_t base = g.first_writes.load() + g.failed_streams.load();
+  const int conc = absl::GetFlag(FLAGS_open_concurrency);
+  for (int i = 0; i < n; ++i) {
+    while (static_cast<int64_t>(i) -
+               static_cast<int64_t>(g.first_writes.load() +
+                                    g.failed_streams.load() - base) >=
+           conc) {
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    streams->push_back(open(i));
+  }
+  return WaitFor(
+      [&] {
+        return g.first_writes.load() + g.failed_streams.load() - base >=
+               static_cast<uint64_t>(n);
+      },
+      absl::GetFlag(FLAGS_setup_timeout));
+}
+
+void CancelAll(std::vector<std::shared_ptr<Stream>>* streams) {
+  for (auto& s : *streams) s->Cancel();
+  streams->clear();
+  WaitFor([] { return g.live_streams.load() == 0; }, 60);
+}
+
+void AddServer(Result& r, const std::string& prefix, const ProcSample& s) {
+  if (!s.ok) return;
+  r.Int(prefix + "_rss_kb", s.rss_kb);
+}
+
+// --------------------------------------------------------- scenarios
+
+// Open-loop publishing with a warm-up and a measured window; the window's
+// deliveries/s and the server's CPU per delivery. `send(k, stamp)` sends
+// message k.
+void RunOpenLoop(Result& r, double rate,
+                 const std::function<void(uint64_t, int64_t)>& send,
+                 double expected_fanout) {
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const double duration = absl::GetFlag(FLAGS_duration);
+  const int64_t t0 = NowNs() + Ns(0.1);
+  const int64_t w0 = t0 + Ns(warmup), w1 = w0 + Ns(duration);
+  g.phases.Set(0, w0, w1);
+  g.window_begin = w0;
+  g.window_end = w1;
+  std::thread pacer([&] { Pace(t0, w1, rate, send); });
+  Progress(absl::StrFormat("load at %.0f msgs/s: %.1fs warm-up, %.1fs measured",
+                           rate, warmup, duration));
+  SleepUntilNs(w0);
+  const ProcSample cpu0 = SampleProc(pid);
+  const double self0 = SelfCpuSeconds();
+  const uint64_t d0 = g.deliveries.load(), ok0 = g.calls_ok.load();
+  SleepUntilNs(w1);
+  const ProcSample cpu1 = SampleProc(pid);
+  const double self1 = SelfCpuSeconds();
+  const uint64_t d1 = g.deliveries.load(), ok1 = g.calls_ok.load();
+  pacer.join();
+  Progress("draining");
+  // Drain: every send answered and nothing more arriving.
+  WaitFor([] { return g.inflight.load() == 0; }, 60);
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 60);
+
+  const double deliveries = static_cast<double>(d1 - d0);
+  r.Num("offered_msgs_per_s", rate, 1);
+  r.Num("acked_msgs_per_s", static_cast<double>(ok1 - ok0) / duration, 1);
+  r.Num("expected_fanout", expected_fanout, 1);
+  r.Num("offered_deliveries_per_s", rate * expected_fanout, 1);
+  r.Num("deliveries_per_s", deliveries / duration, 1);
+  const Histogram& h = g.phases.hist(0);
+  const double expected = rate * duration * expected_fanout;
+  r.Num("delivered_fraction",
+        expected > 0 ? static_cast<double>(h.count()) / expected : 0, 4);
+  AddLatency(r, "latency", h);
+  AddLatency(r, "send", g.send_latency);
+  r.Int("skipped_sends", static_cast<int64_t>(g.skipped.load()));
+  r.Int("gap_events", static_cast<int64_t>(g.gaps.load()));
+  if (cpu0.ok && cpu1.ok) {
+    const double cpu = cpu1.cpu_seconds - cpu0.cpu_seconds;
+    r.Num("server_cpu_s", cpu, 2);
+    r.Num("server_cpu_cores", cpu / duration, 3);
+    r.Num("server_cpu_us_per_delivery",
+          deliveries > 0 ? cpu / deliveries * 1e6 : 0, 3);
+    r.Num("deliveries_per_server_core_s", cpu > 0 ? deliveries / cpu : 0, 0);
+    r.Int("server_rss_kb", cpu1.rss_kb);
+  }
+  r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
+}
+
+int Fanout(Result& r) {
+  const int subscribers = absl::GetFlag(FLAGS_subscribers);
+  const int rooms = std::max(1, absl::GetFlag(FLAGS_rooms));
+  const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), subscribers));
+  const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
+  const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  r.Int("subscribers", subscribers);
+  r.Int("rooms", rooms);
+  r.Int("publishers", publishers);
+  r.Int("message_bytes", message_bytes);
+
+  std::vector<std::string> pub_tokens = SignUp("p", publishers);
+  std::vector<std::string> sub_tokens = SignUp("u", users);
+  std::vector<std::string> room_names = CreateRooms(rooms, pub_tokens[0]);
+  const ProcSample before = SampleProc(pid);
+  std::vector<std::shared_ptr<Stream>> streams;
+  const int64_t open0 = NowNs();
+  if (!OpenAll(subscribers,
+               [&](int j) {
+                 return Stream::Open(ConnFor(j), sub_tokens[j % users],
+                                     RoomRequest(room_names[j % rooms]), true);
+               },
+               &streams)) {
+    Die("streams did not all open in time");
+  }
+  r.Num("open_s", static_cast<double>(NowNs() - open0) / 1e9, 2);
+  Progress(absl::StrCat(subscribers, " streams open"));
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 120);  // presence events of the joins
+  AddServer(r, "server_before_streams", before);
+
+  const double rate = absl::GetFlag(FLAGS_rate);
+  RunOpenLoop(
+      r, rate,
+      [&](uint64_t k, int64_t stamp) {
+        PostAsync(ConnFor(k), pub_tokens[k % publishers],
+                  room_names[k % rooms], StampedText(stamp, k, message_bytes));
+      },
+      static_cast<double>(subscribers) / rooms);
+  g.stopping = true;
+  CancelAll(&streams);
+  return g.deliveries.load() > 0 ? 0 : 1;
+}
+
+int Streams(Result& r) {
+  const int n = absl::GetFlag(FLAGS_streams);
+  const int room_size = std::max(1, absl::GetFlag(FLAGS_room_size));
+  const int rooms = std::max(1, (n + room_size - 1) / room_size);
+  const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), n));
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const double settle = absl::GetFlag(FLAGS_settle);
+  r.Int("streams", n);
+  r.Int("rooms", rooms);
+  r.Int("connections", static_cast<int64_t>(conns.size()));
+
+  std::vector<std::string> tokens = SignUp("u", users);
+  std::vector<std::string> room_names = CreateRooms(rooms, tokens[0]);
+  SleepSeconds(std::min(settle, 2.0));
+  const ProcSample base = SampleProc(pid);
+  std::vector<std::shared_ptr<Stream>> streams;
+  const int64_t open0 = NowNs();
+  const ProcSample cpu_open0 = SampleProc(pid);
+  auto open = [&](int j) {
+    return Stream::Open(ConnFor(j), tokens[j % users],
+                        RoomRequest(room_names[j % rooms]), false);
+  };
+  Progress(absl::StrCat("opening ", n, " streams"));
+  const bool all = OpenAll(n, open, &streams);
+  Progress(absl::StrCat(g.first_writes.load(), " streams have their first write"));
+  const double open_s = static_cast<double>(NowNs() - open0) / 1e9;
+  const ProcSample cpu_open1 = SampleProc(pid);
+  r.Bool("all_first_writes", all);
+  r.Int("first_writes", static_cast<int64_t>(g.first_writes.load()));
+  r.Num("open_s", open_s, 2);
+  r.Num("opens_per_s", n / open_s, 0);
+  if (cpu_open0.ok && cpu_open1.ok) {
+    r.Num("server_cpu_us_per_open",
+          (cpu_open1.cpu_seconds - cpu_open0.cpu_seconds) / n * 1e6, 1);
+  }
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 120);
+  SleepSeconds(settle);
+  const ProcSample open_rss = SampleProc(pid);
+  if (base.ok && open_rss.ok) {
+    r.Int("server_rss_base_kb", base.rss_kb);
+    r.Int("server_rss_open_kb", open_rss.rss_kb);
+    r.Num("server_bytes_per_stream",
+          static_cast<double>(open_rss.rss_kb - base.rss_kb) * 1024 / n, 0);
+  }
+
+  const double churn_s = absl::GetFlag(FLAGS_churn_seconds);
+  if (churn_s > 0) {
+    const double churn_rate = absl::GetFlag(FLAGS_churn_rate);
+    std::mt19937_64 rng(42);
+    Progress(absl::StrFormat("churn: %.0f streams/s for %.0fs", churn_rate, churn_s));
+    const uint64_t opened0 = g.first_writes.load();
+    const int64_t c0 = NowNs();
+    uint64_t k = 0;
+    for (;; ++k) {
+      const int64_t at = c0 + static_cast<int64_t>(k * 1e9 / churn_rate);
+      if (at >= c0 + Ns(churn_s)) break;
+      if (at > NowNs()) SleepUntilNs(at);
+      const size_t victim = rng() % streams.size();
+      const int room = static_cast<int>(rng() % rooms);
+      streams[victim]->Cancel();
+      streams[victim] = Stream::Open(ConnFor(victim), tokens[victim % users],
+                                     RoomRequest(room_names[room]), false);
+    }
+    WaitFor([&] { return g.first_writes.load() - opened0 +
+                         g.failed_streams.load() >= k; },
+            60);
+    WaitQuiet(absl::GetFlag(FLAGS_quiet), 60);
+    SleepSeconds(settle);
+    const ProcSample after = SampleProc(pid);
+    r.Num("churn_s", churn_s, 1);
+    r.Int("churn_reopened", static_cast<int64_t>(k));
+    if (after.ok && open_rss.ok) {
+      r.Int("server_rss_after_churn_kb", after.rss_kb);
+      r.Num("rss_after_churn_vs_before_pct",
+            100.0 * static_cast<double>(after.rss_kb - open_rss.rss_kb) /
+                static_cast<double>(open_rss.rss_kb),
+            2);
+    }
+  }
+  Progress("closing every stream");
+  g.stopping = true;
+  CancelAll(&streams);
+  SleepSeconds(settle);
+  const ProcSample closed = SampleProc(pid);
+  if (closed.ok && base.ok) {
+    r.Int("server_rss_all_closed_kb", closed.rss_kb);
+    r.Num("rss_closed_vs_base_pct",
+          100.0 * static_cast<double>(closed.rss_kb - base.rss_kb) /
+              static_cast<double>(base.rss_kb),
+          2);
+    r.Int("server_rss_peak_kb", closed.hwm_kb);
+  }
+  r.Int("loadgen_rss_peak_kb", SampleProc(getpid()).hwm_kb);
+  return all ? 0 : 1;
+}
+
+// Closed loop: `inflight` workers each issue the next call as soon as the
+// previous one is answered, for warmup + duration.
+int ClosedLoop(Result& r, bool post) {
+  const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
+  const int rooms = std::max(1, absl::GetFlag(FLAGS_rooms));
+  const int inflight = std::max(1, absl::GetFlag(FLAGS_inflight));
+  const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
+  const int list_n = absl::GetFlag(FLAGS_list_n);
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const double duration = absl::GetFlag(FLAGS_duration);
+  r.Str("call", post ? "PostMessage" : "ListMessages");
+  r.Int("inflight", inflight);
+  r.Int("rooms", rooms);
+  r.Int("publishers", publishers);
+  if (post) r.Int("message_bytes", message_bytes);
+  if (!post) r.Int("list_n", list_n);
+
+  std::vector<std::string> tokens = SignUp("p", publishers);
+  std::vector<std::string> room_names = CreateRooms(rooms, tokens[0]);
+  if (!post) {  // pages to read
+    for (int i = 0; i < rooms; ++i) {
+      for (int k = 0; k < list_n; ++k) {
+        PostAsync(ConnFor(i), tokens[0], room_names[i],
+                  StampedText(NowNs(), k, message_bytes));
+      }
+    }
+    WaitFor([] { return g.inflight.load() == 0; }, 60);
+  }
+  const int64_t t0 = NowNs();
+  const int64_t w0 = t0 + Ns(warmup), w1 = w0 + Ns(duration);
+  g.window_begin = w0;
+  g.window_end = w1;
+  std::atomic<uint64_t> in_window{0};
+  std::function<void(uint64_t)> issue = [&](uint64_t k) {
+    if (NowNs() >= w1) return;
+    Conn& c = ConnFor(k);
+    const std::string& token = tokens[k % publishers];
+    const std::string& room = room_names[k % rooms];
+    auto done = [&, k](const grpc::Status& s, const auto&, int64_t latency) {
+      if (!s.ok()) {
+        NoteError(post ? "PostMessage" : "ListMessages", s);
+      } else if (InWindow(NowNs())) {
+        in_window.fetch_add(1, std::memory_order_relaxed);
+        g.send_latency.Record(latency);
+      }
+      issue(k + static_cast<uint64_t>(inflight));
+    };
+    if (post) {
+      parley::v1::PostMessageRequest req;
+      req.set_room(room);
+      req.set_text(StampedText(NowNs(), k, message_bytes));
+      CallAsync<parley::v1::PostMessageRequest, parley::v1::Event>(
+          [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
+            c.messages->async()->PostMessage(ctx, rq, rs, std::move(cb));
+          },
+          token, std::move(req), done);
+    } else {
+      parley::v1::ListMessagesRequest req;
+      req.set_room(room);
+      req.set_n(static_cast<uint32_t>(list_n));
+      CallAsync<parley::v1::ListMessagesRequest,
+                parley::v1::ListMessagesResponse>(
+          [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
+            c.messages->async()->ListMessages(ctx, rq, rs, std::move(cb));
+          },
+          token, std::move(req), done);
+    }
+  };
+  for (int w = 0; w < inflight; ++w) issue(static_cast<uint64_t>(w));
+  SleepUntilNs(w0);
+  const ProcSample cpu0 = SampleProc(pid);
+  const double self0 = SelfCpuSeconds();
+  SleepUntilNs(w1);
+  const ProcSample cpu1 = SampleProc(pid);
+  const double self1 = SelfCpuSeconds();
+  WaitFor([] { return g.inflight.load() == 0; }, 60);
+  const double calls = static_cast<double>(in_window.load());
+  r.Num("calls_per_s", calls / duration, 1);
+  AddLatency(r, "latency", g.send_latency);
+  if (cpu0.ok && cpu1.ok) {
+    const double cpu = cpu1.cpu_seconds - cpu0.cpu_seconds;
+    r.Num("server_cpu_cores", cpu / duration, 3);
+    r.Num("server_cpu_us_per_call", calls > 0 ? cpu / calls * 1e6 : 0, 2);
+    r.Int("server_rss_kb", cpu1.rss_kb);
+  }
+  r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
+  return calls > 0 ? 0 : 1;
+}
+
+// ----------------------------------------------------------- long poll
+
+// A lobby client polling its channel: one Receive in flight at a time,
+// reissued as soon as it is answered, until Stop.
+class Poller : public std::enable_shared_from_this<Poller> {
+ public:
+  Poller(Conn* c, std::string id) : conn_(c), id_(std::move(id)) {}
+
+  void Next() {
+    auto call = std::make_shared<
+        UnaryCall<parley::v1::ReceiveRequest, parley::v1::ReceiveResponse>>();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stop_) return;
+      current_ = call;
+    }
+    call->req.set_id(id_);
+    call->req.set_timeout(absl::GetFlag(FLAGS_poll_timeout));
+    g.polls.fetch_add(1);
+    auto self = shared_from_this();
+    conn_->chat->async()->Receive(
+        &call->ctx, &call->req, &call->resp, [self, call](grpc::Status s) {
+          bool stop;
+          {
+            std::lock_guard<std::mutex> lock(self->mu_);
+            if (self->current_ == call) self->current_.reset();
+            stop = self->stop_;
+          }
+          if (s.ok()) {
+            if (!self->first_.exchange(true)) g.first_writes.fetch_add(1);
+            Consume(call->resp.events(), true);
+          } else if (!stop) {
+            NoteError("Receive", s);
+          }
+          g.polls.fetch_sub(1);
+          if (!stop) self->Next();
+        });
+  }
+
+  void Stop() {
+    std::shared_ptr<UnaryCall<parley::v1::ReceiveRequest,
+                              parley::v1::ReceiveResponse>>
+        call;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+      call = current_;
+    }
+    if (call) call->ctx.TryCancel();
+  }
+
+ private:
+  Conn* const conn_;
+  const std::string id_;
+  std::atomic<bool> first_{false};
+  std::mutex mu_;
+  bool stop_ = false;
+  std::shared_ptr<
+      UnaryCall<parley::v1::ReceiveRequest, parley::v1::ReceiveResponse>>
+      current_;
+};
+
+bool Join(Conn& c, const std::string& id) {
+  grpc::ClientContext ctx;
+  parley::v1::JoinRequest req;
+  req.set_id(id);
+  parley::v1::JoinResponse resp;
+  grpc::Status s = c.chat->Join(&ctx, req, &resp);
+  if (!s.ok()) NoteError("Join", s);
+  return s.ok();
+}
+
+int LongPoll(Result& r) {
+  const int clients = absl::GetFlag(FLAGS_clients);
+  const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  r.Int("clients", clients);
+  r.Num("poll_timeout_s", absl::GetFlag(FLAGS_poll_timeout), 1);
+  r.Int("message_bytes", message_bytes);
+
+  const std::string publisher = Prefix() + "-pub";
+  if (!Join(ConnFor(0), publisher)) Die("the publisher cannot join");
+  const ProcSample before = SampleProc(pid);
+  std::vector<std::shared_ptr<Poller>> pollers(clients);
+  const int64_t join0 = NowNs();
+  ParallelFor(clients, 16, [&](int i) {
+    Conn& c = ConnFor(i);
+    const std::string id = absl::StrCat(Prefix(), "-c", i);
+    if (!Join(c, id)) return;
+    pollers[i] = std::make_shared<Poller>(&c, id);
+    pollers[i]->Next();
+  });
+  r.Num("join_s", static_cast<double>(NowNs() - join0) / 1e9, 2);
+  Progress(absl::StrCat(clients, " clients joined and polling"));
+  WaitQuiet(2 * absl::GetFlag(FLAGS_quiet), absl::GetFlag(FLAGS_setup_timeout));  // the join storm
+  AddServer(r, "server_before_clients", before);
+  const double rate = absl::GetFlag(FLAGS_rate);
+  RunOpenLoop(
+      r, rate,
+      [&](uint64_t k, int64_t stamp) {
+        parley::v1::SendRequest req;
+        req.set_id(publisher);
+        req.set_message(StampedText(stamp, k, message_bytes));
+        Conn& c = ConnFor(k);
+        CallAsync<parley::v1::SendRequest, parley::v1::SendResponse>(
+            [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
+              c.chat->async()->Send(ctx, rq, rs, std::move(cb));
+            },
+            "", std::move(req),
+            [](const grpc::Status& s, const auto&, int64_t latency) {
+              if (!s.ok()) return NoteError("Send", s);
+              g.calls_ok.fetch_add(1, std::memory_order_relaxed);
+              if (InWindow(NowNs())) g.send_latency.Record(latency);
+            });
+      },
+      static_cast<double>(clients));
+  Progress("stopping the pollers");
+  g.stopping = true;
+  for (auto& p : pollers) {
+    if (p) p->Stop();
+  }
+  WaitFor([] { return g.inflight.load() == 0 && g.polls.load() == 0; }, 60);
+  Progress("stopped");
+  return g.deliveries.load() > 0 ? 0 : 1;
+}
+
+// -------------------------------------------------------- slow consumer
+
+int Slow(Result& r) {
+  const int subscribers = absl::GetFlag(FLAGS_subscribers);
+  const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
+  const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), subscribers));
+  const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
+  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const double rate = absl::GetFlag(FLAGS_rate);
+  const double warmup = absl::GetFlag(FLAGS_warmup);
+  const double duration = absl::GetFlag(FLAGS_duration);
+  r.Int("subscribers", subscribers);
+  r.Num("rate_msgs_per_s", rate, 1);
+  r.Int("message_bytes", message_bytes);
+
+  std::vector<std::string> pub_tokens = SignUp("p", publishers);
+  std::vector<std::string> sub_tokens = SignUp("u", users);
+  const std::string room = CreateRooms(1, pub_tokens[0])[0];
+  std::vector<std::shared_ptr<Stream>> streams;
+  // The stalled subscriber has a connection of its own (the last channel),
+  // so its unread stream holds no other stream's flow-control window.
+  Conn& own = *conns.back();
+  const size_t shared_conns = conns.size() > 1 ? conns.size() - 1 : 1;
+  if (!OpenAll(subscribers,
+               [&](int j) {
+                 return Stream::Open(*conns[j % shared_conns],
+                                     sub_tokens[j % users], RoomRequest(room),
+                                     true);
+               },
+               &streams)) {
+    Die("streams did not all open in time");
+  }
+  std::shared_ptr<Stream> stalled =
+      Stream::Open(own, sub_tokens[0], RoomRequest(room), false, true);
+  WaitFor([&] { return g.first_writes.load() >=
+                       static_cast<uint64_t>(subscribers) + 1; },
+          60);
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 60);
+
+  const int64_t t0 = NowNs() + Ns(0.1);
+  const int64_t b0 = t0 + Ns(warmup), b1 = b0 + Ns(duration),
+                d1 = b1 + Ns(duration);
+  g.phases.Set(0, b0, b1);
+  g.phases.Set(1, b1, d1);
+  g.window_begin = b0;
+  g.window_end = d1;
+  std::thread pacer([&] {
+    Pace(t0, d1, rate, [&](uint64_t k, int64_t stamp) {
+      PostAsync(ConnFor(k), pub_tokens[k % publishers], room,
+                StampedText(stamp, k, message_bytes));
+    });
+  });
+  SleepUntilNs(b1);
+  const ProcSample stall0 = SampleProc(pid);
+  const uint64_t received_before_stall = stalled->received();
+  stalled->Pause();
+  SleepUntilNs(d1);
+  const ProcSample stall1 = SampleProc(pid);
+  pacer.join();
+  WaitFor([] { return g.inflight.load() == 0; }, 60);
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 30);
+  const ProcSample stall2 = SampleProc(pid);
+  const uint64_t received_stalled = stalled->received() - received_before_stall;
+  const uint64_t gaps0 = g.gaps.load();
+  stalled->Resume();
+  WaitQuiet(absl::GetFlag(FLAGS_quiet), 30);
+
+  AddLatency(r, "before", g.phases.hist(0));
+  AddLatency(r, "during", g.phases.hist(1));
+  const double p99b = static_cast<double>(g.phases.hist(0).Percentile(0.99));
+  const double p99d = static_cast<double>(g.phases.hist(1).Percentile(0.99));
+  r.Num("p99_change_pct", p99b > 0 ? 100.0 * (p99d - p99b) / p99b : 0, 1);
+  r.Int("stalled_events_while_stalled", static_cast<int64_t>(received_stalled));
+  r.Int("stalled_events_after_resume",
+        static_cast<int64_t>(stalled->received() - received_before_stall -
+                             received_stalled));
+  r.Int("gap_events_after_resume", static_cast<int64_t>(g.gaps.load() - gaps0));
+  if (stall0.ok && stall1.ok) {
+    r.Int("server_rss_stall_start_kb", stall0.rss_kb);
+    r.Int("server_rss_stall_end_kb", stall1.rss_kb);
+    r.Int("server_rss_stalled_held_kb", stall1.rss_kb - stall0.rss_kb);
+    r.Int("server_rss_drained_kb", stall2.rss_kb);
+  }
+  r.Int("skipped_sends", static_cast<int64_t>(g.skipped.load()));
+  g.stopping = true;
+  streams.push_back(stalled);
+  CancelAll(&streams);
+  return g.phases.hist(1).count() > 0 ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace parley::loadgen
+
+int main(int argc, char** argv) {
+  using namespace parley::loadgen;
+  absl::SetProgramUsageMessage(
+      "parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow "
+      "[--target=HOST:PORT] [--server_pid=PID] ...");
+  absl::ParseCommandLine(argc, argv);
+  std::string command;
+  for (int i = 0; i < argc; ++i) {
+    if (i > 0) command += ' ';
+    command += ShellQuote(argv[i]);
+  }
+  // One process holds many connections; take every descriptor allowed.
+  rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
+
+  const std::string scenario = absl::GetFlag(FLAGS_scenario);
+  Result r;
+  r.Str("scenario", scenario);
+  r.Str("time", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now(),
+                                 absl::UTCTimeZone()));
+  r.Str("commit", absl::GetFlag(FLAGS_commit));
+  {
+    // Other load on the machine skews every figure: record it.
+    std::ifstream loadavg("/proc/loadavg");
+    double one = 0;
+    if (loadavg >> one) r.Num("loadavg_1m_at_start", one, 2);
+  }
+  for (absl::string_view kv :
+       absl::StrSplit(absl::GetFlag(FLAGS_tags), ',', absl::SkipEmpty())) {
+    std::pair<std::string, std::string> p =
+        absl::StrSplit(kv, absl::MaxSplits('=', 1));
+    r.Str(p.first, p.second);
+  }
+  int channels = std::max(1, absl::GetFlag(FLAGS_channels));
+  if (scenario == "slow") ++channels;  // the stalled stream's own
+  OpenChannels(channels);
+  r.Int("channels", channels);
+
+  int rc;
+  if (scenario == "fanout") {
+    rc = Fanout(r);
+  } else if (scenario == "streams") {
+    rc = Streams(r);
+  } else if (scenario == "durable") {
+    rc = ClosedLoop(r, true);
+  } else if (scenario == "unary") {
+    const std::string call = absl::GetFlag(FLAGS_call);
+    if (call != "post" && call != "list") Die("--call must be post or list");
+    rc = ClosedLoop(r, call == "post");
+  } else if (scenario == "longpoll") {
+    rc = LongPoll(r);
+  } else if (scenario == "slow") {
+    rc = Slow(r);
+  } else {
+    std::fprintf(stderr, "loadgen: unknown --scenario '%s'\n",
+                 scenario.c_str());
+    return 2;
+  }
+  const int64_t errors = static_cast<int64_t>(g.errors.load());
+  r.Int("errors", errors);
+  const bool ok = rc == 0 && errors <= absl::GetFlag(FLAGS_max_errors);
+  r.Bool("ok", ok);
+  r.Str("command", command);
+
+  std::printf("== parley_loadgen %s ==\n", scenario.c_str());
+  r.PrintTable();
+  std::printf("command: %s\n", command.c_str());
+  const std::string json = r.Json();
+  std::printf("%s\n", json.c_str());
+  std::fflush(stdout);
+  if (const std::string out = absl::GetFlag(FLAGS_json_out); !out.empty()) {
+    std::ofstream f(out, std::ios::app);
+    f << json << "\n";
+  }
+  // Streams and calls are all finished or cancelled; skip destructors of
+  // gRPC objects still referenced from gRPC threads.
+  std::_Exit(ok ? 0 : 1);
+}

@@ -1,0 +1,3 @@
+module parley/bench/ndjsonstreams
+
+go 1.26.0

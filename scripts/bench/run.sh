@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# The benchmark suite (issue 5). Starts the real server (and, for the REST
+# parts, the gateway) on loopback ports with a fresh data directory per part,
+# runs parley_loadgen, wrk and ndjson-streams against them, stops them, and
+# appends every result as one JSON line to a results file.
+#
+#   scripts/bench/run.sh smoke           tiny sizes, a few seconds; fails if
+#                                        the loadgen reports any error
+#   scripts/bench/run.sh full [PART...]  the suite (make bench); PARTs:
+#                                        fanout fanout1 streams durable rest
+#                                        longpoll slow (default: all)
+#
+# Binaries: SERVER_BIN, GATEWAY_BIN, LOADGEN_BIN (defaults: the release
+# build). Output: BENCH_DIR (build/bench): results.jsonl (full runs),
+# smoke.jsonl, logs/. Sizes can be changed through the variables below.
+set -euo pipefail
+
+mode=${1:-smoke}
+shift || true
+root=$(cd "$(dirname "$0")/../.." && pwd)
+SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
+GATEWAY_BIN=${GATEWAY_BIN:-$root/build/bin/parley-gateway}
+LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
+BENCH_DIR=${BENCH_DIR:-$root/build/bench}
+export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
+
+# Sizes of the full suite.
+FANOUT_SUBSCRIBERS=${FANOUT_SUBSCRIBERS:-10000}
+FANOUT_RATES=${FANOUT_RATES:-"100 200 300 400 700 1000 1500 2000 3000 4000 6000"}  # msgs/s, rooms of 100
+FANOUT1_RATES=${FANOUT1_RATES:-"1 2 4 8 16 32 64"}  # msgs/s, one room of 10,000
+STREAM_COUNTS=${STREAM_COUNTS:-"1000 10000 30000 60000 100000"}
+STREAMS_PER_CONN=${STREAMS_PER_CONN:-1000}
+CHURN_SECONDS=${CHURN_SECONDS:-150}
+CHURN_RATE=${CHURN_RATE:-1000}
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-3}
+LONGPOLL_CLIENTS=${LONGPOLL_CLIENTS:-10000}
+LONGPOLL_RATE=${LONGPOLL_RATE:-2}  # msgs/s, each to every client
+SLOW_RATE=${SLOW_RATE:-100}  # msgs/s to a room of 100
+REST_CONNS=${REST_CONNS:-64}
+REST_STREAMS=${REST_STREAMS:-1000}
+
+case "$mode" in
+  smoke) results=$BENCH_DIR/smoke.jsonl ;;
+  full) results=$BENCH_DIR/results.jsonl ;;
+  *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
+esac
+parts=("$@")
+[ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable rest longpoll slow)
+want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
+
+for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
+  [ -x "$b" ] || { echo "bench: missing $b (make loadgen)" >&2; exit 2; }
+done
+mkdir -p "$BENCH_DIR/logs"
+logs=$BENCH_DIR/logs
+# Tens of thousands of streams ride on a few connections, but the gateway
+# holds one socket per REST stream: take every descriptor allowed.
+ulimit -n "$(ulimit -Hn)"
+
+commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
+  commit="$commit-dirty"
+fi
+run_id=$(date -u +%Y%m%dT%H%M%SZ)
+failures=0
+
+server_pid="" gateway_pid="" data_dir="" grpc_port="" http_port="" server_args=""
+
+wait_file() {  # file seconds
+  local i
+  for ((i = 0; i < $2 * 20; i++)); do [ -s "$1" ] && return 0; sleep 0.05; done
+  echo "bench: $1 did not appear" >&2
+  return 1
+}
+
+start_server() {  # extra server flags...
+  data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
+  server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $*"
+  # shellcheck disable=SC2086
+  "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" \
+    --data_dir="$data_dir" $server_args >>"$logs/server.log" 2>&1 &
+  server_pid=$!
+  wait_file "$data_dir/grpc.port" 20
+  grpc_port=$(cat "$data_dir/grpc.port")
+  echo "bench: server pid $server_pid on 127.0.0.1:$grpc_port ($server_args)" >&2
+}
+
+start_gateway() {
+  [ -x "$GATEWAY_BIN" ] || { echo "bench: missing $GATEWAY_BIN (make gateway)" >&2; exit 2; }
+  local extra=()
+  # Access logs at info level would cost the gateway more than the calls.
+  if "$GATEWAY_BIN" -h 2>&1 | grep -q -- -log_level; then extra+=(--log_level=warn); fi
+  "$GATEWAY_BIN" --grpc_server="127.0.0.1:$grpc_port" --http_addr=127.0.0.1:0 \
+    --port_file="$data_dir/http.port" "${extra[@]}" >>"$logs/gateway.log" 2>&1 &
+  gateway_pid=$!
+  wait_file "$data_dir/http.port" 20
+  http_port=$(cat "$data_dir/http.port")
+  echo "bench: gateway pid $gateway_pid on 127.0.0.1:$http_port" >&2
+}
+
+stop_all() {
+  local p
+  for p in $gateway_pid $server_pid; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in $gateway_pid $server_pid; do wait "$p" 2>/dev/null || true; done
+  gateway_pid="" server_pid=""
+  [ -n "$data_dir" ] && rm -rf "$data_dir"
+  data_dir=""
+}
+trap stop_all EXIT
+
+# lg PART [loadgen flags...]: one loadgen run, its table on stdout, its JSON
+# line appended to $results.
+lg() {
+  local part=$1
+  shift
+  local out=$logs/loadgen.last
+  local rc=0
+  "$LOADGEN_BIN" --target="127.0.0.1:$grpc_port" --server_pid="$server_pid" \
+    --commit="$commit" --json_out="$results" \
+    --tags="suite=$mode,run=$run_id,part=$part,server_args=$server_args" \
+    "$@" >"$out" 2>&1 || rc=$?
+  cat "$out" >>"$logs/loadgen.log"
+  grep -v '^{' "$out" | grep -v '^loadgen \[' || true
+  if [ $rc -ne 0 ]; then
+    echo "bench: FAILED ($rc): $part" >&2
+    tail -5 "$out" >&2
+    failures=$((failures + 1))
+  fi
+  return 0
+}
+
+# The last result line of `part` in $results, as JSON.
+last_result() { grep "\"part\":\"$1\"" "$results" | grep "\"run\":\"$run_id\"" | tail -1; }
+
+append_json() {  # json object; adds the run's tags
+  jq -c --arg commit "$commit" --arg run "$run_id" --arg mode "$mode" \
+    --arg args "$server_args" \
+    '. + {commit: $commit, suite: $mode, run: $run, server_args: $args, time: (now | todate)}' \
+    <<<"$1" >>"$results"
+}
+
+if [ "$mode" = smoke ]; then
+  start_server
+  S=(--warmup=0.5 --duration=1 --settle=0.2 --quiet=0.3)
+  lg smoke-fanout --scenario=fanout --subscribers=40 --rooms=4 --users=4 --publishers=2 --rate=50 "${S[@]}"
+  lg smoke-streams --scenario=streams --streams=200 --room_size=20 --users=4 --channels=2 \
+    --churn_seconds=0.5 --churn_rate=200 "${S[@]}"
+  lg smoke-durable --scenario=durable --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
+  lg smoke-list --scenario=unary --call=list --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
+  lg smoke-longpoll --scenario=longpoll --clients=20 --rate=20 --poll_timeout=5 "${S[@]}"
+  lg smoke-slow --scenario=slow --subscribers=10 --users=4 --rate=50 "${S[@]}"
+  stop_all
+  if [ $failures -ne 0 ]; then
+    echo "bench-smoke: $failures loadgen run(s) failed" >&2
+    exit 1
+  fi
+  echo "bench-smoke: 6 passed, 0 failed"
+  exit 0
+fi
+
+# ---- the full suite ----
+command -v jq >/dev/null || { echo "bench: needs jq (scripts/deps.sh bench)" >&2; exit 2; }
+mem_kb=$(awk '/MemTotal/ {print $2}' /proc/meminfo)
+jq -n -c --arg cpu "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')" \
+  --arg kernel "$(uname -r)" --arg os "$(. /etc/os-release && echo "$PRETTY_NAME")" \
+  --argjson nproc "$(nproc)" --argjson mem_kb "$mem_kb" --arg run "$run_id" \
+  --arg commit "$commit" --argjson nofile "$(ulimit -Hn)" \
+  '{scenario: "machine", run: $run, commit: $commit, nproc: $nproc, cpu: $cpu,
+    mem_gib: ($mem_kb / 1048576 * 10 | round / 10), kernel: $kernel, os: $os,
+    nofile_hard: $nofile, time: (now | todate)}' >>"$results"
+
+if want fanout; then
+  # Rooms of 100, rising open-loop rates until the deliveries fall short.
+  start_server
+  for rate in $FANOUT_RATES; do
+    lg fanout --scenario=fanout --subscribers="$FANOUT_SUBSCRIBERS" --rooms=$((FANOUT_SUBSCRIBERS / 100)) \
+      --users=100 --publishers=20 --channels=16 --rate="$rate" --warmup="$WARMUP" --duration="$DURATION"
+    r=$(last_result fanout)
+    if [ -n "$r" ] && jq -e '.deliveries_per_s < 0.9 * .offered_deliveries_per_s or .latency_p99_ms > 1000' <<<"$r" >/dev/null; then
+      echo "bench: fanout saturated at $rate msgs/s" >&2
+      break
+    fi
+  done
+  stop_all
+fi
+
+if want fanout1; then
+  # One room of FANOUT_SUBSCRIBERS.
+  start_server
+  for rate in $FANOUT1_RATES; do
+    lg fanout1 --scenario=fanout --subscribers="$FANOUT_SUBSCRIBERS" --rooms=1 \
+      --users=100 --publishers=4 --channels=16 --rate="$rate" --warmup="$WARMUP" --duration="$DURATION" \
+      --setup_timeout=900
+    r=$(last_result fanout1)
+    if [ -n "$r" ] && jq -e '.deliveries_per_s < 0.9 * .offered_deliveries_per_s or .latency_p99_ms > 1000' <<<"$r" >/dev/null; then
+      echo "bench: one-room fanout saturated at $rate msgs/s" >&2
+      break
+    fi
+  done
+  stop_all
+fi
+
+if want streams; then
+  largest=0
+  for n in $STREAM_COUNTS; do [ "$n" -gt "$largest" ] && largest=$n; done
+  for n in $STREAM_COUNTS; do
+    start_server
+    conns=$(((n + STREAMS_PER_CONN - 1) / STREAMS_PER_CONN))
+    churn=()
+    [ "$n" -eq "$largest" ] && churn=(--churn_seconds="$CHURN_SECONDS" --churn_rate="$CHURN_RATE")
+    lg streams --scenario=streams --streams="$n" --room_size=100 --users=100 \
+      --channels="$conns" --settle=5 --setup_timeout=900 "${churn[@]}"
+    stop_all
+  done
+fi
+
+if want durable; then
+  for sync in normal full; do
+    start_server --sqlite_synchronous=$sync
+    lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
+      --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$sync,server_args=$server_args"
+    stop_all
+  done
+fi
+
+if want rest; then
+  command -v wrk >/dev/null || { echo "bench: needs wrk (scripts/deps.sh bench)" >&2; exit 2; }
+  start_server
+  start_gateway
+  H=http://127.0.0.1:$http_port
+  curl -fsS -XPOST "$H/v1/users" -d '{"username":"benchrest","password":"bench-password"}' >/dev/null
+  token=$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"benchrest","password":"bench-password"}' | jq -r .token)
+  curl -fsS -XPOST "$H/v1/rooms" -H "Authorization: Bearer $token" -d '{"name":"benchrest"}' >/dev/null
+  for call in post list; do
+    if [ $call = post ]; then
+      method=POST path=/v1/rooms/benchrest/messages
+    else
+      method=GET path="/v1/rooms/benchrest/messages?n=10"
+    fi
+    wrk_cmd=(wrk -t2 -c"$REST_CONNS" -d"${DURATION}s" --latency -s "$root/scripts/bench/wrk.lua" "$H$path")
+    echo "bench: WRK_METHOD=$method ${wrk_cmd[*]}" >&2
+    out=$(PARLEY_TOKEN=$token WRK_METHOD=$method "${wrk_cmd[@]}" 2>&1) || failures=$((failures + 1))
+    echo "$out" >>"$logs/wrk.log"
+    echo "$out" | grep -v WRKJSON
+    json=$(echo "$out" | sed -n 's/^WRKJSON //p')
+    if [ -n "$json" ]; then
+      append_json "$(jq -c --arg cmd "PARLEY_TOKEN=... WRK_METHOD=$method ${wrk_cmd[*]}" --arg call "$call" \
+        --argjson conns "$REST_CONNS" \
+        '. + {scenario: "rest", part: "rest", transport: "rest", call: $call, inflight: $conns, command: $cmd}' <<<"$json")"
+    fi
+    lg rest --scenario=unary --call=$call --inflight="$REST_CONNS" --rooms=1 --publishers=1 \
+      --channels=2 --list_n=10 --warmup=1 --duration="$DURATION" \
+      --tags="suite=full,run=$run_id,part=rest,transport=grpc,server_args=$server_args"
+  done
+  # >= 1,000 REST NDJSON streams at once through the gateway.
+  (cd "$root/scripts/bench/ndjson-streams" && go build -o "$BENCH_DIR/ndjson-streams" .)
+  nd_cmd=("$BENCH_DIR/ndjson-streams" --url="$H" --room=benchrest --token=... --streams="$REST_STREAMS")
+  echo "bench: ${nd_cmd[*]}" >&2
+  out=$("$BENCH_DIR/ndjson-streams" --url="$H" --room=benchrest --token="$token" --streams="$REST_STREAMS" 2>&1) ||
+    failures=$((failures + 1))
+  echo "$out"
+  json=$(echo "$out" | grep '^{' | tail -1)
+  [ -n "$json" ] && append_json "$(jq -c --arg cmd "${nd_cmd[*]}" '. + {part: "rest_streams", command: $cmd}' <<<"$json")"
+  stop_all
+fi
+
+if want longpoll; then
+  start_server
+  lg longpoll --scenario=longpoll --clients="$LONGPOLL_CLIENTS" --rate="$LONGPOLL_RATE" --channels=16 \
+    --warmup="$WARMUP" --duration="$DURATION" --setup_timeout=900
+  stop_all
+fi
+
+if want slow; then
+  start_server
+  lg slow --scenario=slow --subscribers=100 --users=20 --rate="$SLOW_RATE" --channels=4 \
+    --warmup="$WARMUP" --duration=15
+  stop_all
+fi
+
+echo "bench: results in $results (run $run_id); $failures failure(s)" >&2
+[ $failures -eq 0 ]
