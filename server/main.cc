@@ -55,6 +55,9 @@ ABSL_FLAG(int64_t, store_max_batch, 1024,
 ABSL_FLAG(int64_t, fanout_threads, 0,
           "Threads delivering committed events to subscribers (a room "
           "always on the same one); 0: one per CPU core.");
+ABSL_FLAG(int64_t, presence_max_subscribers, 1000,
+          "Rooms with this many open streams or more send no live join/leave "
+          "event per stream (n streams coming and going would cost n^2).");
 ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(30),
           "How often freed heap memory is handed back to the OS "
           "(malloc_trim), e.g. after many streams closed; 0 disables.");
@@ -191,6 +194,8 @@ int main(int argc, char** argv) {
       fanout > 0 ? static_cast<size_t>(fanout)
                  : std::max(1u, std::thread::hardware_concurrency());
   options.memory_trim_interval = absl::GetFlag(FLAGS_memory_trim_interval);
+  options.hub.presence_max_subscribers =
+      Positive(FLAGS_presence_max_subscribers, "presence_max_subscribers");
   options.token_key_file = absl::GetFlag(FLAGS_token_key_file);
   options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
   if (options.token_lifetime < absl::Seconds(1)) {

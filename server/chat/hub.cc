@@ -402,7 +402,8 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
     subscription.channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
     subscription.live_after = (*log)->delivered;
-    if (IsRoomLog(log_id) && !who.name.empty()) {
+    if (IsRoomLog(log_id) && !who.name.empty() &&
+        (*log)->subs.size() < options_.presence_max_subscribers) {
       auto joined = NewEvent(EventKind::kJoin, log_id);
       joined->room_id = std::string(log_id);
       joined->room = who.room;
@@ -435,8 +436,11 @@ void Hub::Unsubscribe(const Subscription& subscription) {
     });
     if (it == log->subs.end()) return;  // closed by the hub already
     Subscriber who = std::move(it->who);
-    log->subs.erase(it);
+    // Order among subscribers does not matter: swap with the last.
+    if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
+    log->subs.pop_back();
     if (IsRoomLog(log->id) && !who.name.empty() && !log->dropped &&
+        log->subs.size() < options_.presence_max_subscribers &&
         !shutdown_.load()) {
       auto left = NewEvent(EventKind::kLeave, log->id);
       left->room_id = log->id;

@@ -52,6 +52,10 @@ struct HubOptions {
   std::function<std::string(const Event&)> encoder;
   // Threads that deliver committed events (each log always on the same one).
   size_t fanout_threads = 1;
+  // Rooms with this many subscribers or more get no live join/leave events
+  // for each stream that opens or closes: n subscribers coming and going
+  // would cost n^2 events.
+  size_t presence_max_subscribers = 1000;
 };
 
 // Called once with the committed and delivered event (or the error) on the

@@ -449,6 +449,21 @@ TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
   EXPECT_EQ(*store_.get()->LastSequence(store::kLobbyId), 0u);
 }
 
+TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
+  HubOptions o = Options();
+  o.presence_max_subscribers = 2;
+  Hub hub(o, store_.get(), &clock_);
+  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto cat = hub.Subscribe(store::kLobbyId, Subscriber{"u-cat", "Cat", "lobby"});
+  ASSERT_TRUE(ann.ok() && bob.ok() && cat.ok());
+  auto seen = ann->channel->Take(100).events;
+  ASSERT_EQ(seen.size(), 1u);  // Bob's join; Cat came with the room full
+  EXPECT_EQ(seen[0]->sender, "Bob");
+  hub.Unsubscribe(*cat);
+  EXPECT_EQ(ann->channel->Size(), 0u);  // still crowded when Cat left
+}
+
 TEST_F(HubTest, InboxesCarryNoPresence) {
   store::User ann;
   ann.id = "u-ann";
