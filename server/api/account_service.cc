@@ -1,7 +1,5 @@
 #include "server/api/account_service.h"
 
-#include <uuid/uuid.h>
-
 #include <optional>
 #include <utility>
 #include <vector>
@@ -20,8 +18,6 @@ constexpr size_t kMaxUsernameChars = 64;
 constexpr size_t kMinPasswordBytes = 8;
 constexpr size_t kMaxPasswordBytes = 256;
 constexpr size_t kMaxDisplayNameChars = 64;
-constexpr size_t kDefaultPageSize = 100;
-constexpr size_t kMaxPageSize = 1000;
 
 absl::Status ValidateUsername(absl::string_view username) {
   if (username.empty() || username.size() > kMaxUsernameChars) {
@@ -93,68 +89,6 @@ absl::Status NotAllowed(absl::string_view what) {
 }
 
 }  // namespace
-
-// ---- Shared helpers ----
-
-std::string NewUuid() {
-  uuid_t raw;
-  uuid_generate_random(raw);
-  char text[37];
-  uuid_unparse_lower(raw, text);
-  return text;
-}
-
-absl::Time StoredNow(const Deps& deps) {
-  return absl::FromUnixMicros(absl::ToUnixMicros(deps.hub->clock()->Now()));
-}
-
-size_t CountChars(absl::string_view s) {
-  size_t chars = 0;
-  for (unsigned char c : s) {
-    if ((c & 0xC0) != 0x80) ++chars;  // not a continuation byte
-  }
-  return chars;
-}
-
-bool HasControlChars(absl::string_view s, bool allow_line_breaks) {
-  for (size_t i = 0; i < s.size(); ++i) {
-    const unsigned char c = s[i];
-    if (c < 0x20) {
-      if (allow_line_breaks && (c == '\n' || c == '\r' || c == '\t')) continue;
-      return true;
-    }
-    if (c == 0x7F) return true;
-    // C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
-    if (c == 0xC2 && i + 1 < s.size()) {
-      const unsigned char next = s[i + 1];
-      if (next >= 0x80 && next <= 0x9F) return true;
-    }
-  }
-  return false;
-}
-
-std::string EncodePageToken(absl::string_view kind, absl::string_view key) {
-  return absl::WebSafeBase64Escape(absl::StrCat(kind, ":", key));
-}
-
-absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
-                                            absl::string_view token) {
-  if (token.empty()) return std::string();
-  std::string decoded;
-  const std::string prefix = absl::StrCat(kind, ":");
-  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
-      !absl::StartsWith(decoded, prefix) || decoded.size() == prefix.size()) {
-    return InvalidInput("INVALID_PAGE_TOKEN", "page_token",
-                        "page_token is not one this list returned");
-  }
-  return decoded.substr(prefix.size());
-}
-
-void FinishWith(grpc::ServerUnaryReactor* reactor,
-                grpc::CallbackServerContext* context,
-                const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status, context));
-}
 
 // ---- AuthService ----
 
@@ -228,10 +162,8 @@ grpc::ServerUnaryReactor* AuthService::RenewToken(
     grpc::CallbackServerContext* context,
     const parley::v1::RenewTokenRequest* request,
     parley::v1::RenewTokenResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<store::User> user = deps_.store->GetUser(principal->user_id);
   if (!user.ok()) {
@@ -301,25 +233,19 @@ grpc::ServerUnaryReactor* UserService::ListUsers(
     grpc::CallbackServerContext* context,
     const parley::v1::ListUsersRequest* request,
     parley::v1::ListUsersResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<size_t> size = PageSize(request->page_size(),
-                                         kDefaultPageSize, kMaxPageSize,
-                                         "page_size");
-  if (!size.ok()) return FinishNow(context, size.status());
-  absl::StatusOr<std::string> after =
-      DecodePageToken("users", request->page_token());
-  if (!after.ok()) return FinishNow(context, after.status());
+  absl::StatusOr<NamePage> page =
+      ParseNamePage(request->page_size(), request->page_token(), "users");
+  if (!page.ok()) return FinishNow(context, page.status());
 
   // One more than asked tells whether there is a next page.
   absl::StatusOr<std::vector<store::User>> users =
-      deps_.store->ListUsers(*after, *size + 1);
+      deps_.store->ListUsers(page->after, page->size + 1);
   if (!users.ok()) return FinishNow(context, users.status());
-  const bool more = users->size() > *size;
-  if (more) users->resize(*size);
+  const bool more = users->size() > page->size;
+  if (more) users->resize(page->size);
   for (const store::User& user : *users) ToProto(user, response->add_users());
   if (more) {
     response->set_next_page_token(
@@ -331,10 +257,8 @@ grpc::ServerUnaryReactor* UserService::ListUsers(
 grpc::ServerUnaryReactor* UserService::GetUser(
     grpc::CallbackServerContext* context,
     const parley::v1::GetUserRequest* request, parley::v1::User* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<store::User> user =
       ResolveUser(deps_, request->user(), *principal);
@@ -347,10 +271,8 @@ grpc::ServerUnaryReactor* UserService::UpdateUser(
     grpc::CallbackServerContext* context,
     const parley::v1::UpdateUserRequest* request,
     parley::v1::User* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<store::User> target =
       ResolveUser(deps_, request->user(), *principal);
@@ -417,10 +339,8 @@ grpc::ServerUnaryReactor* UserService::DeleteUser(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteUserRequest* request,
     parley::v1::DeleteUserResponse* /*response*/) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<store::User> target =
       ResolveUser(deps_, request->user(), *principal);

@@ -99,36 +99,6 @@ class UserService final : public parley::v1::UserService::CallbackService {
   const Deps deps_;
 };
 
-// ---- Shared with RoomService ----
-
-// A fresh random (version 4) UUID, lower case.
-std::string NewUuid();
-
-// The hub clock's time in whole microseconds, the store's precision, so that
-// the response to a write equals what later reads return.
-absl::Time StoredNow(const Deps& deps);
-
-// The number of characters (code points) of valid UTF-8 `s`.
-size_t CountChars(absl::string_view s);
-
-// Whether `s` (valid UTF-8) holds a C0 or C1 control character or DEL;
-// `allow_line_breaks` lets '\n', '\r' and '\t' through.
-bool HasControlChars(absl::string_view s, bool allow_line_breaks = false);
-
-// An opaque page token carrying `key` (the last item of a page) for the list
-// named `kind` ("users", "rooms"), and its inverse: INVALID_ARGUMENT (reason
-// INVALID_PAGE_TOKEN, field page_token) when `token` is not one of `kind`.
-// An empty token decodes to "" (the first page).
-std::string EncodePageToken(absl::string_view kind, absl::string_view key);
-absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
-                                            absl::string_view token);
-
-// Finishes `reactor` of `context` with `status`. Callable from any thread,
-// e.g. a store write's completion.
-void FinishWith(grpc::ServerUnaryReactor* reactor,
-                grpc::CallbackServerContext* context,
-                const absl::Status& status);
-
 }  // namespace parley::api
 
 #endif  // PARLEY_SERVER_API_ACCOUNT_SERVICE_H_

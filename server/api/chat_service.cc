@@ -386,13 +386,6 @@ class StreamCall final
   std::shared_ptr<Pump> pump_;
 };
 
-// Finishes a unary reactor from a hub or store callback.
-void FinishWith(grpc::ServerUnaryReactor* reactor,
-                grpc::CallbackServerContext* context,
-                const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status, context));
-}
-
 }  // namespace
 
 ChatService::ChatService(const Deps& deps) : deps_(deps) {}

@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "request_traits.h"
 #include "server/api/status.h"
@@ -17,6 +19,12 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(ToGrpcStatus(status, context));
   return reactor;
+}
+
+void FinishWith(grpc::ServerUnaryReactor* reactor,
+                grpc::CallbackServerContext* context,
+                const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status, context));
 }
 
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path) {
@@ -57,6 +65,13 @@ absl::StatusOr<auth::Principal> AuthenticateUser(
                       "USER_TOKEN_REQUIRED");
   }
   return who;
+}
+
+absl::StatusOr<auth::Principal> SignedInUser(
+    const Deps& deps, grpc::CallbackServerContext* ctx,
+    const google::protobuf::Message& request) {
+  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
+  return AuthenticateUser(deps, ctx);
 }
 
 bool LooksLikeUuid(absl::string_view s) {
@@ -120,6 +135,19 @@ absl::StatusOr<RoomView> ResolveRoom(const Deps& deps, absl::string_view room,
   view.rights = auth::Evaluate(view.room, view.member, caller);
   if (!view.rights.visible) return not_found;
   return view;
+}
+
+absl::StatusOr<NamePage> ParseNamePage(uint32_t page_size,
+                                       absl::string_view page_token,
+                                       absl::string_view kind) {
+  constexpr size_t kDefaultPageSize = 100;
+  constexpr size_t kMaxPageSize = 1000;
+  absl::StatusOr<size_t> size =
+      PageSize(page_size, kDefaultPageSize, kMaxPageSize, "page_size");
+  if (!size.ok()) return size.status();
+  absl::StatusOr<std::string> after = DecodePageToken(kind, page_token);
+  if (!after.ok()) return after.status();
+  return NamePage{*size, *std::move(after)};
 }
 
 absl::StatusOr<size_t> PageSize(uint32_t requested, size_t fallback,
@@ -256,6 +284,52 @@ void ToProto(const store::Member& member, parley::v1::Member* out) {
   user->set_id(member.user_id);
   user->set_username(member.username);
   user->set_display_name(member.display_name);
+}
+
+absl::Time StoredNow(const Deps& deps) {
+  return absl::FromUnixMicros(absl::ToUnixMicros(deps.hub->clock()->Now()));
+}
+
+size_t CountChars(absl::string_view s) {
+  size_t chars = 0;
+  for (unsigned char c : s) {
+    if ((c & 0xC0) != 0x80) ++chars;  // not a continuation byte
+  }
+  return chars;
+}
+
+bool HasControlChars(absl::string_view s, bool allow_line_breaks) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const unsigned char c = s[i];
+    if (c < 0x20) {
+      if (allow_line_breaks && (c == '\n' || c == '\r' || c == '\t')) continue;
+      return true;
+    }
+    if (c == 0x7F) return true;
+    // C1 controls U+0080..U+009F are encoded as C2 80..C2 9F.
+    if (c == 0xC2 && i + 1 < s.size()) {
+      const unsigned char next = s[i + 1];
+      if (next >= 0x80 && next <= 0x9F) return true;
+    }
+  }
+  return false;
+}
+
+std::string EncodePageToken(absl::string_view kind, absl::string_view key) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kind, ":", key));
+}
+
+absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
+                                            absl::string_view token) {
+  if (token.empty()) return std::string();
+  std::string decoded;
+  const std::string prefix = absl::StrCat(kind, ":");
+  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
+      !absl::StartsWith(decoded, prefix) || decoded.size() == prefix.size()) {
+    return InvalidInput("INVALID_PAGE_TOKEN", "page_token",
+                        "page_token is not one this list returned");
+  }
+  return decoded.substr(prefix.size());
 }
 
 }  // namespace parley::api

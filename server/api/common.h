@@ -22,6 +22,7 @@
 #include "server/auth/password.h"
 #include "server/chat/hub.h"
 #include "server/common/scheduler.h"
+#include "server/common/uuid.h"
 #include "server/store/store.h"
 
 namespace parley::api {
@@ -55,6 +56,12 @@ inline constexpr char kLocationKey[] = "x-location";
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status);
 
+// Finishes `reactor` of `context` with `status`. Callable from any thread,
+// e.g. a store write's or the hub's completion.
+void FinishWith(grpc::ServerUnaryReactor* reactor,
+                grpc::CallbackServerContext* context,
+                const absl::Status& status);
+
 // Marks a successful creation: HTTP 201 and Location `path` (e.g.
 // "/v1/rooms/<id>") through the gateway. Call before finishing.
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path);
@@ -70,6 +77,12 @@ absl::StatusOr<auth::Principal> Authenticate(const Deps& deps,
 // USER_TOKEN_REQUIRED, for a room token).
 absl::StatusOr<auth::Principal> AuthenticateUser(
     const Deps& deps, grpc::CallbackServerContext* ctx);
+
+// The first two steps of most calls: `request`'s strings arrived as UTF-8
+// (CheckUtf8) and the caller holds a user token (AuthenticateUser).
+absl::StatusOr<auth::Principal> SignedInUser(
+    const Deps& deps, grpc::CallbackServerContext* ctx,
+    const google::protobuf::Message& request);
 
 // Whether `s` has the 8-4-4-4-12 hex shape of a UUID.
 bool LooksLikeUuid(absl::string_view s);
@@ -92,10 +105,39 @@ struct RoomView {
 absl::StatusOr<RoomView> ResolveRoom(const Deps& deps, absl::string_view room,
                                      const auth::Principal& caller);
 
+// A page of a list ordered by name (users, rooms): how many, and the name
+// to start after (from the request's page token of list `kind`).
+struct NamePage {
+  size_t size = 0;
+  std::string after;
+};
+absl::StatusOr<NamePage> ParseNamePage(uint32_t page_size,
+                                       absl::string_view page_token,
+                                       absl::string_view kind);
+
 // Page sizes: 0 means `fallback`; above `max` is INVALID_ARGUMENT naming
 // `field`.
 absl::StatusOr<size_t> PageSize(uint32_t requested, size_t fallback,
                                 size_t max, absl::string_view field);
+
+// The hub clock's time in whole microseconds, the store's precision, so that
+// the response to a write equals what later reads return.
+absl::Time StoredNow(const Deps& deps);
+
+// The number of characters (code points) of valid UTF-8 `s`.
+size_t CountChars(absl::string_view s);
+
+// Whether `s` (valid UTF-8) holds a C0 or C1 control character or DEL;
+// `allow_line_breaks` lets '\n', '\r' and '\t' through.
+bool HasControlChars(absl::string_view s, bool allow_line_breaks = false);
+
+// An opaque page token carrying `key` (the last item of a page) for the list
+// named `kind` ("users", "rooms"), and its inverse: INVALID_ARGUMENT (reason
+// INVALID_PAGE_TOKEN, field page_token) when `token` is not one of `kind`.
+// An empty token decodes to "" (the first page).
+std::string EncodePageToken(absl::string_view kind, absl::string_view key);
+absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
+                                            absl::string_view token);
 
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
 void ToProto(const chat::Event& event, parley::v1::Event* out);

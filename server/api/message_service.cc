@@ -21,10 +21,15 @@ struct RoomCall {
   RoomView view;
 };
 
+// Checks `request` (UTF-8), the caller (a user token, or also a room token
+// unless `user_token_only`) and its read access to `room`.
+template <class Request>
 absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
                                       grpc::CallbackServerContext* context,
-                                      absl::string_view room,
+                                      const Request& request,
                                       bool user_token_only) {
+  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
+  const std::string& room = request.room();
   absl::StatusOr<auth::Principal> who =
       user_token_only ? AuthenticateUser(deps, context)
                       : Authenticate(deps, context);
@@ -83,11 +88,6 @@ void FillPage(const store::PageResult& page,
   response->set_has_newer(page.has_newer);
 }
 
-void Finish(grpc::ServerUnaryReactor* reactor,
-            grpc::CallbackServerContext* context, const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status, context));
-}
-
 // A new event of `room`'s log caused by `who`.
 std::shared_ptr<chat::Event> RoomEvent(chat::EventKind kind,
                                        const store::Room& room,
@@ -108,11 +108,8 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::PostMessageRequest* request,
     parley::v1::Event* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, request->room(), false);
+      ReadableRoom(deps_, context, *request, false);
   if (!call.ok()) return FinishNow(context, call.status());
   if (absl::Status s = chat::ValidateMessageText(
           request->text(), deps_.hub->options().max_message_bytes, "text");
@@ -129,7 +126,7 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
       SetCreated(context, absl::StrCat("/v1/rooms/", (*event)->room_id,
                                        "/messages/", (*event)->id));
     }
-    Finish(reactor, context, event.status());
+    FinishWith(reactor, context, event.status());
   });
   return reactor;
 }
@@ -138,11 +135,8 @@ grpc::ServerUnaryReactor* MessageService::ListMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::ListMessagesRequest* request,
     parley::v1::ListMessagesResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, request->room(), false);
+      ReadableRoom(deps_, context, *request, false);
   if (!call.ok()) return FinishNow(context, call.status());
   absl::StatusOr<store::Page> page =
       ToPage(deps_, *request);
@@ -157,11 +151,8 @@ grpc::ServerUnaryReactor* MessageService::GetMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::GetMessageRequest* request,
     parley::v1::Event* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, request->room(), false);
+      ReadableRoom(deps_, context, *request, false);
   if (!call.ok()) return FinishNow(context, call.status());
   absl::StatusOr<EventPtr> message =
       FindMessage(deps_, call->view.room.id, request->message());
@@ -173,11 +164,8 @@ grpc::ServerUnaryReactor* MessageService::EditMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::EditMessageRequest* request,
     parley::v1::Event* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, request->room(), true);
+      ReadableRoom(deps_, context, *request, true);
   if (!call.ok()) return FinishNow(context, call.status());
   absl::StatusOr<EventPtr> message =
       FindMessage(deps_, call->view.room.id, request->message());
@@ -219,7 +207,7 @@ grpc::ServerUnaryReactor* MessageService::EditMessage(
           after.update_time = (*edit)->time;
           ToProto(after, response);
         }
-        Finish(reactor, context, edit.status());
+        FinishWith(reactor, context, edit.status());
       });
   return reactor;
 }
@@ -228,11 +216,8 @@ grpc::ServerUnaryReactor* MessageService::DeleteMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteMessageRequest* request,
     parley::v1::Event* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, request->room(), true);
+      ReadableRoom(deps_, context, *request, true);
   if (!call.ok()) return FinishNow(context, call.status());
   absl::StatusOr<EventPtr> message =
       FindMessage(deps_, call->view.room.id, request->message());
@@ -265,7 +250,7 @@ grpc::ServerUnaryReactor* MessageService::DeleteMessage(
           tombstone.update_time = (*deleted)->time;
           ToProto(tombstone, response);
         }
-        Finish(reactor, context, deleted.status());
+        FinishWith(reactor, context, deleted.status());
       });
   return reactor;
 }
@@ -274,10 +259,8 @@ grpc::ServerUnaryReactor* MessageService::PurgeMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::PurgeMessagesRequest* request,
     parley::v1::PurgeMessagesResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> who =
+      SignedInUser(deps_, context, *request);
   if (!who.ok()) return FinishNow(context, who.status());
   absl::StatusOr<RoomView> view = ResolveRoom(deps_, request->room(), *who);
   if (!view.ok()) return FinishNow(context, view.status());
@@ -299,7 +282,7 @@ grpc::ServerUnaryReactor* MessageService::PurgeMessages(
           response->set_purged(static_cast<uint64_t>(purged));
           ToProto(**purge, response->mutable_event());
         }
-        Finish(reactor, context, purge.status());
+        FinishWith(reactor, context, purge.status());
       });
   return reactor;
 }
@@ -308,10 +291,8 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::SendDirectMessageRequest* request,
     parley::v1::Event* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> who =
+      SignedInUser(deps_, context, *request);
   if (!who.ok()) return FinishNow(context, who.status());
   if (request->user().empty()) {
     return FinishNow(context, InvalidInput("USER_REQUIRED", "user",
@@ -338,7 +319,7 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
       ToProto(**event, response);
       context->AddInitialMetadata(kHttpCodeKey, "201");
     }
-    Finish(reactor, context, event.status());
+    FinishWith(reactor, context, event.status());
   });
   return reactor;
 }

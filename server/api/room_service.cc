@@ -21,10 +21,24 @@ constexpr size_t kMaxRoomNameChars = 100;
 constexpr size_t kMaxDescriptionChars = 1000;
 constexpr size_t kMaxRoomPasswordBytes = 256;
 constexpr size_t kMaxTokenNameChars = 64;
-constexpr size_t kDefaultPageSize = 100;
-constexpr size_t kMaxPageSize = 1000;
 
 bool IsLobby(const store::Room& room) { return room.id == store::kLobbyId; }
+
+// The room a call changes (`verb`: "changed", "deleted"): visible to `who`,
+// not the lobby (permanent), and managed by `who`.
+absl::StatusOr<RoomView> ManagedRoom(const Deps& deps, absl::string_view room,
+                                     const auth::Principal& who,
+                                     absl::string_view verb) {
+  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, who);
+  if (!view.ok()) return view.status();
+  if (IsLobby(view->room)) {
+    return WithReason(absl::FailedPreconditionError(
+                          absl::StrCat("the lobby cannot be ", verb)),
+                      "LOBBY_IS_PERMANENT", "room");
+  }
+  if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) return s;
+  return view;
+}
 
 absl::Status RoomNotFound(absl::string_view room) {
   return WithReason(
@@ -194,10 +208,8 @@ absl::Status RoomService::FillRoom(const store::Room& room,
 grpc::ServerUnaryReactor* RoomService::CreateRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::CreateRoomRequest* request, parley::v1::Room* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
 
   const bool from_title =
@@ -250,30 +262,20 @@ grpc::ServerUnaryReactor* RoomService::ListRooms(
     grpc::CallbackServerContext* context,
     const parley::v1::ListRoomsRequest* request,
     parley::v1::ListRoomsResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<size_t> size = PageSize(request->page_size(),
-                                         kDefaultPageSize, kMaxPageSize,
-                                         "page_size");
-  if (!size.ok()) return FinishNow(context, size.status());
-  absl::StatusOr<std::string> after =
-      DecodePageToken("rooms", request->page_token());
-  if (!after.ok()) return FinishNow(context, after.status());
+  absl::StatusOr<NamePage> page =
+      ParseNamePage(request->page_size(), request->page_token(), "rooms");
+  if (!page.ok()) return FinishNow(context, page.status());
 
   // One more than asked tells whether there is a next page.
   absl::StatusOr<std::vector<store::Room>> rooms =
-      deps_.store->ListRooms(principal->user_id, *after, *size + 1);
+      deps_.store->ListRooms(principal->user_id, page->after, page->size + 1);
   if (!rooms.ok()) return FinishNow(context, rooms.status());
-  const bool more = rooms->size() > *size;
-  if (more) rooms->resize(*size);
+  const bool more = rooms->size() > page->size;
+  if (more) rooms->resize(page->size);
   for (const store::Room& room : *rooms) {
-    // The lobby is the seed-000/004 room every client reaches by name; the
-    // room list (seed 003: "an empty array when there are none") shows the
-    // rooms people created.
-    if (IsLobby(room)) continue;
     if (absl::Status s = FillRoom(room, response->add_rooms()); !s.ok()) {
       return FinishNow(context, s);
     }
@@ -287,10 +289,8 @@ grpc::ServerUnaryReactor* RoomService::ListRooms(
 grpc::ServerUnaryReactor* RoomService::GetRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::GetRoomRequest* request, parley::v1::Room* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);
@@ -301,23 +301,12 @@ grpc::ServerUnaryReactor* RoomService::GetRoom(
 grpc::ServerUnaryReactor* RoomService::UpdateRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::UpdateRoomRequest* request, parley::v1::Room* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
+      ManagedRoom(deps_, request->room(), *principal, "changed");
   if (!view.ok()) return FinishNow(context, view.status());
-  if (IsLobby(view->room)) {
-    return FinishNow(context,
-                     WithReason(absl::FailedPreconditionError(
-                                    "the lobby cannot be changed"),
-                                "LOBBY_IS_PERMANENT", "room"));
-  }
-  if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
-    return FinishNow(context, s);
-  }
 
   const store::Room& before = view->room;
   store::Room updated = before;
@@ -400,23 +389,12 @@ grpc::ServerUnaryReactor* RoomService::DeleteRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteRoomRequest* request,
     parley::v1::DeleteRoomResponse* /*response*/) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
+      ManagedRoom(deps_, request->room(), *principal, "deleted");
   if (!view.ok()) return FinishNow(context, view.status());
-  if (IsLobby(view->room)) {
-    return FinishNow(context,
-                     WithReason(absl::FailedPreconditionError(
-                                    "the lobby cannot be deleted"),
-                                "LOBBY_IS_PERMANENT", "room"));
-  }
-  if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
-    return FinishNow(context, s);
-  }
   // Loads the room log's state here, so the writer thread's callback below
   // never reads the store (see Hub::LastDelivered).
   if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(view->room.id);
@@ -439,10 +417,8 @@ grpc::ServerUnaryReactor* RoomService::AddMember(
     grpc::CallbackServerContext* context,
     const parley::v1::AddMemberRequest* request,
     parley::v1::Member* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   // The user first: users are no secret, while the order of the checks on
   // the room below must not tell a hidden room from a missing one.
@@ -520,10 +496,8 @@ grpc::ServerUnaryReactor* RoomService::RemoveMember(
     grpc::CallbackServerContext* context,
     const parley::v1::RemoveMemberRequest* request,
     parley::v1::RemoveMemberResponse* /*response*/) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);
@@ -588,10 +562,8 @@ grpc::ServerUnaryReactor* RoomService::ListMembers(
     grpc::CallbackServerContext* context,
     const parley::v1::ListMembersRequest* request,
     parley::v1::ListMembersResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);
@@ -612,10 +584,8 @@ grpc::ServerUnaryReactor* RoomService::CheckAccess(
     grpc::CallbackServerContext* context,
     const parley::v1::CheckAccessRequest* request,
     parley::v1::CheckAccessResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = AuthenticateUser(deps_, context);
+  absl::StatusOr<auth::Principal> principal =
+      SignedInUser(deps_, context, *request);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);

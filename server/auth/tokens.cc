@@ -5,7 +5,6 @@
 #include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -22,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "server/common/errors.h"
+#include "server/common/uuid.h"
 
 namespace parley::auth {
 namespace {
@@ -55,14 +55,6 @@ absl::Status Refuse(absl::string_view reason, absl::string_view message) {
 
 absl::Status Malformed(absl::string_view what) {
   return Refuse("TOKEN_MALFORMED", absl::StrCat("malformed token: ", what));
-}
-
-std::string NewUuid() {
-  uuid_t uuid;
-  uuid_generate_random(uuid);
-  char text[37];
-  uuid_unparse_lower(uuid, text);
-  return text;
 }
 
 // A claim that must be a non-empty JSON string.

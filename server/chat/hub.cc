@@ -1,7 +1,5 @@
 #include "server/chat/hub.h"
 
-#include <uuid/uuid.h>
-
 #include <algorithm>
 #include <utility>
 
@@ -10,17 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
+#include "server/common/uuid.h"
 
 namespace parley::chat {
 namespace {
-
-std::string NewUuid() {
-  uuid_t raw;
-  uuid_generate_random(raw);
-  char text[37];
-  uuid_unparse_lower(raw, text);
-  return text;
-}
 
 absl::Status NotJoined(absl::string_view id) {
   return WithReason(absl::FailedPreconditionError(

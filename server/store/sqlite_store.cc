@@ -1259,12 +1259,13 @@ absl::StatusOr<std::vector<Room>> SqliteStore::ListRooms(
   ReaderLease c(this);
   Stmt stmt = c->Prepare(
       "SELECT " PARLEY_ROOM_COLUMNS
-      " FROM rooms r WHERE name > ?1 AND (visibility <> 3 OR EXISTS ("
-      "SELECT 1 FROM members m WHERE m.room_id = r.id AND m.user_id = ?2)) "
-      "ORDER BY name LIMIT ?3");
+      " FROM rooms r WHERE name > ?1 AND id <> ?4 AND (visibility <> 3 OR "
+      "EXISTS (SELECT 1 FROM members m WHERE m.room_id = r.id AND "
+      "m.user_id = ?2)) ORDER BY name LIMIT ?3");
   stmt.BindText(1, after_name);
   stmt.BindText(2, viewer_id);
   stmt.BindInt(3, ToSql(limit));
+  stmt.BindText(4, kLobbyId);
   std::vector<Room> rooms;
   while (true) {
     absl::StatusOr<bool> row = stmt.Next();

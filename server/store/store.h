@@ -169,7 +169,9 @@ class Store {
   virtual absl::StatusOr<Room> GetRoom(absl::string_view id) = 0;
   virtual absl::StatusOr<Room> GetRoomByName(absl::string_view name) = 0;
   // Rooms with name > `after_name`, by name, at most `limit`: every public
-  // and private room, and the hidden rooms `viewer_id` is a member of.
+  // and private room, and the hidden rooms `viewer_id` is a member of. The
+  // lobby, which every client reaches by name, is not listed: the list shows
+  // the rooms people created (seed 003: "an empty array when none").
   virtual absl::StatusOr<std::vector<Room>> ListRooms(
       absl::string_view viewer_id, absl::string_view after_name,
       size_t limit) = 0;
