@@ -203,14 +203,10 @@ class StreamCall final
       Step();
     }
 
-    // From the hub (possibly on its dispatcher thread): no store reads.
-    void OnReadable() override {
-      {
-        MutexLock lock(&mu_);
-        if (replay_.has_value()) return;  // Step drains the channel after.
-      }
-      Step();
-    }
+    // From the hub (possibly on its dispatcher thread): no store reads, so
+    // while history is still being replayed the channel just keeps what
+    // came; the replay's last step drains it.
+    void OnReadable() override { Step(/*from_hub=*/true); }
 
     void OnSuperseded() override {
       End(WithReason(absl::AbortedError("another reader took over this "
@@ -252,12 +248,13 @@ class StreamCall final
    private:
     // Writes the next page of history, or what the channel holds; finishes
     // when the channel is closed and drained.
-    void Step() {
+    void Step(bool from_hub = false) {
       StreamCall* call;
       bool writing = false;
       {
         MutexLock lock(&mu_);
         if (call_ == nullptr || writing_ || finishing_) return;
+        if (from_hub && replay_.has_value()) return;
         batch_.clear();
         batch_events_ = 0;
         absl::Status replayed =

@@ -68,6 +68,25 @@ Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
   logs_.emplace(lobby_->id, lobby_);
 }
 
+std::shared_ptr<Hub::Log> Hub::FindLog(absl::string_view log) {
+  MutexLock lock(&mu_);
+  auto it = logs_.find(log);
+  return it == logs_.end() ? nullptr : it->second;
+}
+
+std::vector<std::shared_ptr<Hub::Log>> Hub::AllLogs() {
+  MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Log>> logs;
+  logs.reserve(logs_.size());
+  for (auto& [id, log] : logs_) logs.push_back(log);
+  return logs;
+}
+
+Hub::CommitDone Hub::IgnoreCount(EventDone done) {
+  return [done = std::move(done)](absl::StatusOr<EventPtr> event,
+                                  int64_t) mutable { done(std::move(event)); };
+}
+
 absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
   if (shutdown_.load()) return ShuttingDown();
   {
@@ -193,10 +212,7 @@ void Hub::PublishCommon(std::shared_ptr<Event> event, CommitDone done) {
 
 void Hub::Publish(std::shared_ptr<Event> event, EventDone done) {
   PublishCommon(std::move(event),
-                [done = std::move(done)](absl::StatusOr<EventPtr> event,
-                                         int64_t) mutable {
-                  done(std::move(event));
-                });
+                IgnoreCount(std::move(done)));
 }
 
 void Hub::PublishPurge(
@@ -287,10 +303,7 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done) {
     if (refused.ok()) {
       it->second->Touch(clock_->Now());
       PublishLocked(lobby_, std::move(message),
-                    [done = std::move(done)](absl::StatusOr<EventPtr> event,
-                                             int64_t) mutable {
-                      done(std::move(event));
-                    });
+                    IgnoreCount(std::move(done)));
     }
   }
   if (!refused.ok()) done(refused);
@@ -327,10 +340,7 @@ void Hub::Leave(absl::string_view id, EventDone done) {
     // The session is gone, so the leaver is not sent its own leave.
     if (refused.ok()) {
       PublishLocked(lobby_, std::move(left),
-                    [done = std::move(done)](absl::StatusOr<EventPtr> event,
-                                             int64_t) mutable {
-                      done(std::move(event));
-                    });
+                    IgnoreCount(std::move(done)));
     }
   }
   WakeAll(wake);
@@ -412,13 +422,8 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
 }
 
 void Hub::Unsubscribe(const Subscription& subscription) {
-  std::shared_ptr<Log> log;
-  {
-    MutexLock lock(&mu_);
-    auto it = logs_.find(subscription.log);
-    if (it == logs_.end()) return;
-    log = it->second;
-  }
+  std::shared_ptr<Log> log = FindLog(subscription.log);
+  if (log == nullptr) return;
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
@@ -466,13 +471,8 @@ void Hub::CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
 
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
-  std::shared_ptr<Log> log;
-  {
-    MutexLock lock(&mu_);
-    auto it = logs_.find(log_id);
-    if (it == logs_.end()) return;
-    log = it->second;
-  }
+  std::shared_ptr<Log> log = FindLog(log_id);
+  if (log == nullptr) return;
   CloseWhere(
       log.get(),
       [&](const Sub& s) { return user_id.empty() || s.who.user_id == user_id; },
@@ -482,13 +482,8 @@ void Hub::CloseSubscriptions(absl::string_view log_id,
 void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
                                    const absl::flat_hash_set<std::string>& keep,
                                    CloseReason reason) {
-  std::shared_ptr<Log> log;
-  {
-    MutexLock lock(&mu_);
-    auto it = logs_.find(log_id);
-    if (it == logs_.end()) return;
-    log = it->second;
-  }
+  std::shared_ptr<Log> log = FindLog(log_id);
+  if (log == nullptr) return;
   CloseWhere(
       log.get(),
       [&](const Sub& s) {
@@ -500,12 +495,7 @@ void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
 void Hub::CloseUserSubscriptions(absl::string_view user_id,
                                  CloseReason reason) {
   if (user_id.empty()) return;
-  std::vector<std::shared_ptr<Log>> logs;
-  {
-    MutexLock lock(&mu_);
-    for (auto& [id, log] : logs_) logs.push_back(log);
-  }
-  for (const auto& log : logs) {
+  for (const std::shared_ptr<Log>& log : AllLogs()) {
     CloseWhere(
         log.get(), [&](const Sub& s) { return s.who.user_id == user_id; },
         reason);
@@ -533,22 +523,9 @@ absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
 
 void Hub::Shutdown() {
   if (shutdown_.exchange(true)) return;
-  std::vector<std::shared_ptr<Log>> logs;
-  {
-    MutexLock lock(&mu_);
-    for (auto& [id, log] : logs_) logs.push_back(log);
-  }
-  for (const auto& log : logs) {
-    Wakeups wake;
-    {
-      MutexLock lock(&log->mu);
-      for (Sub& sub : log->subs) {
-        if (auto reader = sub.channel->Close(CloseReason::kShutdown)) {
-          wake.push_back(std::move(reader));
-        }
-      }
-    }
-    WakeAll(wake);
+  for (const std::shared_ptr<Log>& log : AllLogs()) {
+    CloseWhere(log.get(), [](const Sub&) { return true; },
+               CloseReason::kShutdown);
   }
 }
 

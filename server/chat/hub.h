@@ -179,6 +179,9 @@ class Hub {
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
+  // The state of `log` if it was used since start, else null; and all.
+  std::shared_ptr<Log> FindLog(absl::string_view log);
+  std::vector<std::shared_ptr<Log>> AllLogs();
   // The state of `log`, loaded from the store on first use.
   absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
   // Assigns the sequence number and time and queues the commit; delivery
@@ -189,6 +192,8 @@ class Hub {
                      std::shared_ptr<Event> event, CommitDone done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   void PublishCommon(std::shared_ptr<Event> event, CommitDone done);
+  // A CommitDone for callers that need no purge count.
+  static CommitDone IgnoreCount(EventDone done);
   // After the commit: push to subscribers (advancing `delivered`).
   void Deliver(Log* log, const EventPtr& event);
   // The refusal of a publish to `log`, or OK.
