@@ -6,10 +6,12 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "parley/v1/accounts.grpc.pb.h"
 #include "parley/v1/chat.grpc.pb.h"
 #include "parley/v1/messages.grpc.pb.h"
@@ -62,6 +64,71 @@ struct TestUser {
 // Creates user `username` (password "pw-" + username + "-secret") and signs
 // in. Fails the test on error.
 TestUser SignUp(TestServer& server, const std::string& username);
+
+// ---- Calling a unary method and judging the outcome ----
+
+
+// Matches any reason or field in Failed().
+inline constexpr char kAny[] = "<any>";
+
+// What a finished call left behind, beyond its response.
+struct Outcome {
+  grpc::Status status;
+  std::string reason;
+  std::string field;
+  std::string http_code;
+  std::string location;
+};
+
+// Calls `method` on `stub` with `token` (none when empty).
+template <class Stub, class Req, class Resp>
+Outcome Call(Stub* stub,
+             grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&,
+                                          Resp*),
+             const std::string& token, const Req& request, Resp* response) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  if (!token.empty()) WithToken(&ctx, token);
+  Outcome out;
+  out.status = (stub->*method)(&ctx, request, response);
+  out.reason = Trailer(ctx, "parley-error-reason");
+  out.field = Trailer(ctx, "parley-error-field");
+  out.http_code = Header(ctx, "x-http-code");
+  out.location = Header(ctx, "x-location");
+  return out;
+}
+
+inline ::testing::AssertionResult Succeeded(const Outcome& o) {
+  if (o.status.ok()) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "failed with " << o.status.error_code() << " ("
+         << o.status.error_message() << ") reason " << o.reason;
+}
+
+// The call failed with `code`, `reason` and `field` ("" = none; kAny =
+// whatever).
+inline ::testing::AssertionResult Failed(const Outcome& o, grpc::StatusCode code,
+                                  const std::string& reason,
+                                  const std::string& field = kAny) {
+  if (o.status.error_code() == code && (reason == kAny || o.reason == reason) &&
+      (field == kAny || o.field == field)) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "got code " << o.status.error_code() << " reason '" << o.reason
+         << "' field '" << o.field << "' (" << o.status.error_message()
+         << "); want code " << code << " reason '" << reason << "' field '"
+         << field << "'";
+}
+
+// No password hash in anything a client can see.
+inline ::testing::AssertionResult NoHash(const google::protobuf::Message& m) {
+  const std::string bytes = m.SerializeAsString();
+  if (bytes.find("$argon2") == std::string::npos) {
+    return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure() << "hash in " << m.DebugString();
+}
 
 }  // namespace parley::testing
 
