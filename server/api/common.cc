@@ -29,7 +29,9 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
 
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path) {
   context->AddInitialMetadata(kHttpCodeKey, "201");
-  context->AddInitialMetadata(kLocationKey, std::string(path));
+  if (!path.empty()) {
+    context->AddInitialMetadata(kLocationKey, std::string(path));
+  }
 }
 
 absl::Status CheckUtf8(const google::protobuf::Message& request) {

@@ -62,8 +62,9 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
                 grpc::CallbackServerContext* context,
                 const absl::Status& status);
 
-// Marks a successful creation: HTTP 201 and Location `path` (e.g.
-// "/v1/rooms/<id>") through the gateway. Call before finishing.
+// Marks a successful creation: HTTP 201 and, unless `path` is empty,
+// Location `path` (e.g. "/v1/rooms/<id>") through the gateway. Call before
+// finishing.
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path);
 
 // INVALID_ARGUMENT (reason INVALID_UTF8) when the request arrived with a

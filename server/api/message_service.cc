@@ -317,7 +317,7 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
                                             absl::StatusOr<EventPtr> event) {
     if (event.ok()) {
       ToProto(**event, response);
-      context->AddInitialMetadata(kHttpCodeKey, "201");
+      SetCreated(context, "");  // a direct message has no URL of its own
     }
     FinishWith(reactor, context, event.status());
   });
