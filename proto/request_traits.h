@@ -21,6 +21,7 @@
 #include "parley/v1/accounts.pb.h"
 #include "parley/v1/chat.pb.h"
 #include "parley/v1/messages.pb.h"
+#include "parley/v1/presence.pb.h"
 #include "parley/v1/rooms.pb.h"
 #include "parley/v1/stats.pb.h"
 
@@ -96,5 +97,9 @@ PARLEY_REQUEST_TRAITS(parley::v1::PurgeMessagesRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::SendDirectMessageRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::ListDirectMessagesRequest)
 PARLEY_REQUEST_TRAITS(parley::v1::GetStatsRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::PollRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::ListPresenceRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SendTypingRequest)
+PARLEY_REQUEST_TRAITS(parley::v1::SetReadMarkerRequest)
 
 #endif  // PARLEY_PROTO_REQUEST_TRAITS_H_

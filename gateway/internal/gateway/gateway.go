@@ -183,6 +183,7 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 		{"RoomService", parleyv1.RegisterRoomServiceHandler},
 		{"MessageService", parleyv1.RegisterMessageServiceHandler},
 		{"StatsService", parleyv1.RegisterStatsServiceHandler},
+		{"PresenceService", parleyv1.RegisterPresenceServiceHandler},
 		{"ChatService", parleyv1.RegisterChatServiceHandler},
 	} {
 		if err := svc.register(ctx, mux, conn); err != nil {
