@@ -196,6 +196,8 @@ parley::v1::EventKind KindToProto(chat::EventKind kind) {
       return parley::v1::EVENT_KIND_MEMBER_ADDED;
     case chat::EventKind::kMemberRemoved:
       return parley::v1::EVENT_KIND_MEMBER_REMOVED;
+    case chat::EventKind::kTyping:
+      return parley::v1::EVENT_KIND_TYPING;
   }
   return parley::v1::EVENT_KIND_UNSPECIFIED;
 }
@@ -240,6 +242,9 @@ void ToProto(const chat::Event& event, parley::v1::Event* out) {
     ToTimestamp(event.update_time, out->mutable_update_time());
   }
   out->set_deleted(event.deleted);
+  if (event.kind == chat::EventKind::kTyping) {
+    ToTimestamp(event.typing_expire, out->mutable_typing_expire_time());
+  }
   for (const chat::MessageVersion& v : event.previous_versions) {
     auto* pv = out->add_previous_versions();
     pv->set_text(v.text);

@@ -26,6 +26,17 @@ enum class EventKind {
   kPurge,
   kMemberAdded,
   kMemberRemoved,
+  // Live only, never stored: `sender` is typing until `typing_expire`.
+  kTyping,
+};
+
+// The client's key of an idempotent send (see parley.v1.PostMessageRequest):
+// stored with the message in the same transaction, so a retry with the same
+// scope and key finds it. Empty `key`: not an idempotent send.
+struct IdempotencyKey {
+  std::string scope;   // who sent: "user:<uuid>", "client:<id>", ...
+  std::string key;     // the client's key
+  std::string digest;  // of the destination and text, to refuse reuse
 };
 
 struct MessageVersion {
@@ -59,6 +70,10 @@ struct Event {
   // Gap markers.
   uint64_t gap_first = 0;
   uint64_t gap_last = 0;
+  // Typing events: when the notice lapses.
+  absl::Time typing_expire;
+  // Sends with a client key; never delivered.
+  IdempotencyKey idempotency;
   // The event as the streaming transport writes it, encoded once by the
   // hub's encoder (HubOptions::encoder) for every reader; empty for events
   // that did not go through the hub (history, gap markers).

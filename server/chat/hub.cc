@@ -1,6 +1,8 @@
 #include "server/chat/hub.h"
 
 #include <algorithm>
+#include <map>
+#include <tuple>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -259,7 +261,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
       // The session's channel gets everything after what was delivered so
       // far, so its own join event included.
       lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), ""},
-                                 lobby_->delivered});
+                                 lobby_->delivered, clock_->Now()});
       PublishLocked(
           lobby_, std::move(joined),
           [this, channel, id = std::string(id), done = std::move(done)](
@@ -414,11 +416,57 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
       if (options_.encoder) joined->wire = options_.encoder(*joined);
       PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
     }
-    (*log)->subs.push_back(
-        Sub{subscription.channel, std::move(who), subscription.live_after});
+    (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
+                               subscription.live_after, clock_->Now()});
   }
   WakeAll(wake);
   return subscription;
+}
+
+std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
+                                      bool* truncated) {
+  *truncated = false;
+  std::shared_ptr<Log> log = FindLog(log_id);
+  if (log == nullptr) return {};
+  // Keyed by user id, or by name for subscribers without an account.
+  std::map<std::string, Present> by_who;
+  {
+    MutexLock lock(&log->mu);
+    for (const Sub& sub : log->subs) {
+      if (sub.who.name.empty()) continue;
+      std::string key = sub.who.user_id.empty()
+                            ? absl::StrCat("name:", sub.who.name)
+                            : absl::StrCat("user:", sub.who.user_id);
+      auto [it, added] = by_who.try_emplace(
+          std::move(key), Present{sub.who.user_id, sub.who.name, sub.since});
+      if (!added) it->second.since = std::min(it->second.since, sub.since);
+    }
+  }
+  std::vector<Present> present;
+  present.reserve(by_who.size());
+  for (auto& [key, p] : by_who) present.push_back(std::move(p));
+  std::sort(present.begin(), present.end(),
+            [](const Present& a, const Present& b) {
+              return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
+            });
+  if (present.size() > limit) {
+    present.resize(limit);
+    *truncated = true;
+  }
+  return present;
+}
+
+void Hub::PushLive(std::shared_ptr<Event> event) {
+  std::shared_ptr<Log> log = FindLog(event->log);
+  if (log == nullptr) return;
+  event->sequence = 0;
+  if (options_.encoder) event->wire = options_.encoder(*event);
+  Wakeups wake;
+  {
+    MutexLock lock(&log->mu);
+    PushLiveLocked(log.get(), std::move(event), nullptr, &wake);
+  }
+  WakeAll(wake);
 }
 
 void Hub::Unsubscribe(const Subscription& subscription) {

@@ -79,6 +79,13 @@ struct Subscriber {
 // `live_after` arrive in `channel`; a reader resuming after an earlier
 // sequence number reads (resume point, live_after] from the store, all of it
 // committed, before draining the channel.
+// Someone with a stream open on a log (see Hub::ListPresent).
+struct Present {
+  std::string user_id;  // empty for room-token holders and lobby clients
+  std::string name;
+  absl::Time since;  // when their oldest open subscription started
+};
+
 struct Subscription {
   std::string log;
   std::shared_ptr<Channel> channel;
@@ -129,6 +136,16 @@ class Hub {
   // Removes a subscription (a live-only leave event for the others). Safe to
   // call after the channel was closed by the hub.
   void Unsubscribe(const Subscription& subscription);
+  // Who has a subscription on `log` that announces itself (Subscriber::name
+  // set): one entry per user id, or per name for subscribers without one,
+  // ordered by name, at most `limit`; `truncated` tells whether more were.
+  std::vector<Present> ListPresent(absl::string_view log, size_t limit,
+                                   bool* truncated);
+  // Pushes `event` (sequence 0, never stored; e.g. a typing notice) to the
+  // current subscribers of event->log. Nothing happens when nobody is
+  // subscribed. Does not read the store.
+  void PushLive(std::shared_ptr<Event> event);
+
   // Closes, with `reason`, the channels of `log`'s subscribers that are
   // `user_id` (every subscriber when `user_id` is empty).
   void CloseSubscriptions(absl::string_view log, absl::string_view user_id,
@@ -166,6 +183,7 @@ class Hub {
     std::shared_ptr<Channel> channel;
     Subscriber who;
     uint64_t start_after = 0;  // deliver only events above this sequence
+    absl::Time since;
   };
   // One log's ordering and subscribers.
   struct Log {

@@ -44,6 +44,11 @@ namespace parley::store {
 //                   texts, `replaced_by` being the sequence of the edit that
 //                   replaced the text; cascades from events.
 //  revoked_tokens   jti PK, expire_time
+//  idempotency_keys (scope, key) PK: the message an idempotent send stored
+//                   (log, sequence, event_id) and a digest of its request;
+//                   rows older than the key lifetime are pruned
+//  read_markers     (user_id, room_id) PK, sequence: how far a user has read
+//                   a room; cascades from users and rooms
 //
 // Migrations are append-only: never edit one that has shipped; add the next.
 namespace {
@@ -123,6 +128,29 @@ INSERT INTO rooms VALUES (
   CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER),
   CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER));
 )sql",
+    // 2: idempotent sends and read markers.
+    R"sql(
+CREATE TABLE idempotency_keys (
+  scope TEXT NOT NULL,
+  key TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  log TEXT NOT NULL,
+  sequence INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
+CREATE INDEX idempotency_keys_by_time ON idempotency_keys (time);
+
+CREATE TABLE read_markers (
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  room_id TEXT NOT NULL REFERENCES rooms (id) ON DELETE CASCADE,
+  sequence INTEGER NOT NULL,
+  update_time INTEGER NOT NULL,
+  PRIMARY KEY (user_id, room_id)
+) WITHOUT ROWID;
+CREATE INDEX read_markers_by_room ON read_markers (room_id);
+)sql",
 };
 constexpr int kLatestSchemaVersion =
     static_cast<int>(sizeof(kMigrations) / sizeof(kMigrations[0]));
@@ -152,6 +180,8 @@ int64_t KindCode(chat::EventKind kind) {
       return 8;
     case chat::EventKind::kMemberRemoved:
       return 9;
+    case chat::EventKind::kTyping:
+      return 10;
   }
   return 0;
 }
@@ -762,6 +792,23 @@ absl::StatusOr<int64_t> Apply(Connection& c, const RevokeToken& w) {
   return 0;
 }
 
+absl::Status InsertIdempotencyKey(Connection& c, const chat::Event& e) {
+  // A key older than its lifetime may be taken again (OR REPLACE); a live
+  // one never reaches here twice (api::IdempotentSends).
+  Stmt stmt = c.Prepare(
+      "INSERT OR REPLACE INTO idempotency_keys "
+      "(scope, key, digest, log, sequence, event_id, time) "
+      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
+  stmt.BindText(1, e.idempotency.scope);
+  stmt.BindText(2, e.idempotency.key);
+  stmt.BindText(3, e.idempotency.digest);
+  stmt.BindText(4, e.log);
+  stmt.BindInt(5, ToSql(e.sequence));
+  stmt.BindText(6, e.id);
+  stmt.BindTime(7, e.time);
+  return stmt.Run();
+}
+
 absl::Status InsertEvent(Connection& c, const chat::Event& e) {
   Stmt stmt = c.Prepare(
       "INSERT INTO events (" PARLEY_EVENT_COLUMNS
@@ -891,7 +938,8 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w) {
     return absl::InvalidArgumentError("AppendEvent without an event");
   }
   const chat::Event& e = *w.event;
-  if (e.kind == chat::EventKind::kGap || e.sequence == 0 || e.log.empty() ||
+  if (e.kind == chat::EventKind::kGap || e.kind == chat::EventKind::kTyping ||
+      e.sequence == 0 || e.log.empty() ||
       e.sequence > static_cast<uint64_t>(kForever)) {
     return absl::InvalidArgumentError(
         absl::StrCat("not a log entry: log \"", e.log, "\", sequence ",
@@ -925,8 +973,42 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w) {
       return Purge(c, e);
     default:
       if (absl::Status s = InsertEvent(c, e); !s.ok()) return s;
+      if (!e.idempotency.key.empty()) {
+        if (absl::Status s = InsertIdempotencyKey(c, e); !s.ok()) return s;
+      }
       return 0;
   }
+}
+
+absl::StatusOr<int64_t> Apply(Connection& c, const PutReadMarker& w) {
+  absl::StatusOr<uint64_t> last = LastSequenceOf(c, w.room_id);
+  if (!last.ok()) return last.status();
+  Stmt stmt = c.Prepare(
+      "INSERT INTO read_markers (user_id, room_id, sequence, update_time) "
+      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (user_id, room_id) DO UPDATE SET "
+      "sequence = max(sequence, excluded.sequence), "
+      "update_time = excluded.update_time "
+      "RETURNING sequence");
+  stmt.BindText(1, w.user_id);
+  stmt.BindText(2, w.room_id);
+  stmt.BindInt(3, ToSql(std::min(w.sequence, *last)));
+  stmt.BindTime(4, absl::Now());
+  absl::StatusOr<bool> row = stmt.Next();
+  if (!row.ok()) {
+    // The user or the room is gone (foreign keys).
+    if (absl::IsFailedPrecondition(row.status())) return RoomNotFound();
+    return row.status();
+  }
+  const int64_t sequence = *row ? stmt.Int(0) : 0;
+  if (absl::Status s = stmt.Run(); !s.ok()) return s;
+  return sequence;
+}
+
+absl::StatusOr<int64_t> Apply(Connection& c, const PruneIdempotencyKeys& w) {
+  Stmt stmt = c.Prepare("DELETE FROM idempotency_keys WHERE time < ?1");
+  stmt.BindTime(1, w.before);
+  if (absl::Status s = stmt.Run(); !s.ok()) return s;
+  return stmt.changes();
 }
 
 // Applies the migrations `c`'s database lacks, each in its own transaction;
@@ -1438,6 +1520,54 @@ absl::StatusOr<std::vector<std::string>> SqliteStore::ListPosters(
     if (!*row) return posters;
     posters.push_back(stmt.Text(0));
   }
+}
+
+absl::StatusOr<std::optional<IdempotentSend>> SqliteStore::FindIdempotentSend(
+    absl::string_view scope, absl::string_view key, absl::Time not_before) {
+  ReaderLease c(this);
+  Stmt stmt = c->Prepare(
+      "SELECT digest, log, sequence, event_id, time FROM idempotency_keys "
+      "WHERE scope = ?1 AND key = ?2 AND time >= ?3");
+  stmt.BindText(1, scope);
+  stmt.BindText(2, key);
+  stmt.BindTime(3, not_before);
+  absl::StatusOr<bool> row = stmt.Next();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::nullopt;
+  IdempotentSend found;
+  found.digest = stmt.Text(0);
+  found.log = stmt.Text(1);
+  found.sequence = static_cast<uint64_t>(stmt.Int(2));
+  found.event_id = stmt.Text(3);
+  found.time = stmt.Time(4);
+  return found;
+}
+
+absl::StatusOr<ReadState> SqliteStore::GetReadState(
+    absl::string_view user_id, absl::string_view room_id) {
+  ReaderLease c(this);
+  ReadTransaction txn(*c);
+  if (!txn.status().ok()) return txn.status();
+  Stmt marker = c->Prepare(
+      "SELECT sequence FROM read_markers WHERE user_id = ?1 AND room_id = ?2");
+  marker.BindText(1, user_id);
+  marker.BindText(2, room_id);
+  absl::StatusOr<bool> row = marker.Next();
+  if (!row.ok()) return row.status();
+  ReadState state;
+  if (!*row) return state;  // never read: no marker, nothing counted unread
+  state.has_marker = true;
+  state.sequence = static_cast<uint64_t>(marker.Int(0));
+  Stmt unread = c->Prepare(
+      "SELECT count(*) FROM events WHERE log = ?1 AND sequence > ?2 "
+      "AND kind = 1 AND deleted = 0 AND sender_id <> ?3");
+  unread.BindText(1, room_id);
+  unread.BindInt(2, ToSql(state.sequence));
+  unread.BindText(3, user_id);
+  row = unread.Next();
+  if (!row.ok()) return row.status();
+  state.unread = *row ? static_cast<uint64_t>(unread.Int(0)) : 0;
+  return state;
 }
 
 absl::StatusOr<std::vector<std::string>> SqliteStore::ListRevokedTokens() {

@@ -139,6 +139,11 @@ class SqliteStore : public Store {
                                             absl::string_view id) override;
   absl::StatusOr<std::vector<std::string>> ListPosters(
       absl::string_view log) override;
+  absl::StatusOr<std::optional<IdempotentSend>> FindIdempotentSend(
+      absl::string_view scope, absl::string_view key,
+      absl::Time not_before) override;
+  absl::StatusOr<ReadState> GetReadState(absl::string_view user_id,
+                                         absl::string_view room_id) override;
   absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override;
 
   StoreStats stats() const;

@@ -122,8 +122,23 @@ struct AppendEvent {
   chat::EventPtr event;
 };
 
-using Write = std::variant<PutUser, DeleteUser, PutRoom, DeleteRoom, PutMember,
-                           DeleteMember, RevokeToken, AppendEvent>;
+// Moves `user_id`'s read marker in a room forward to `sequence` (capped at
+// the room's last sequence number; never backward). The done value is the
+// marker after the write. NOT_FOUND when the room or user is gone.
+struct PutReadMarker {
+  std::string user_id;
+  std::string room_id;
+  uint64_t sequence = 0;
+};
+// Forgets the idempotency keys of sends committed before `before`.
+struct PruneIdempotencyKeys {
+  absl::Time before;
+};
+
+using Write =
+    std::variant<PutUser, DeleteUser, PutRoom, DeleteRoom, PutMember,
+                 DeleteMember, RevokeToken, AppendEvent, PutReadMarker,
+                 PruneIdempotencyKeys>;
 // Called once per write with OK and a count (see AppendEvent), or the
 // write's error. Runs on the writer thread: it must not block.
 using WriteDone = absl::AnyInvocable<void(absl::StatusOr<int64_t>)>;
@@ -144,6 +159,22 @@ struct PageResult {
   std::vector<chat::EventPtr> messages;  // kind message only, tombstones too
   bool has_older = false;
   bool has_newer = false;
+};
+
+// The message an idempotent send stored (see chat::IdempotencyKey).
+struct IdempotentSend {
+  std::string digest;
+  std::string log;
+  uint64_t sequence = 0;
+  std::string event_id;
+  absl::Time time;
+};
+
+// How far a user has read a room.
+struct ReadState {
+  bool has_marker = false;
+  uint64_t sequence = 0;  // the marker
+  uint64_t unread = 0;    // messages after it, by others, not deleted
 };
 
 class Store {
@@ -202,6 +233,16 @@ class Store {
   // The distinct senders of the log's messages, in order of first post.
   virtual absl::StatusOr<std::vector<std::string>> ListPosters(
       absl::string_view log) = 0;
+
+  // The send stored under (`scope`, `key`) at or after `not_before`, or
+  // nullopt.
+  virtual absl::StatusOr<std::optional<IdempotentSend>> FindIdempotentSend(
+      absl::string_view scope, absl::string_view key,
+      absl::Time not_before) = 0;
+  // `user_id`'s read marker in the room and the messages counted unread
+  // after it; nothing unread when the user never set a marker there.
+  virtual absl::StatusOr<ReadState> GetReadState(absl::string_view user_id,
+                                                 absl::string_view room_id) = 0;
 
   // Every revoked token id that has not expired yet.
   virtual absl::StatusOr<std::vector<std::string>> ListRevokedTokens() = 0;

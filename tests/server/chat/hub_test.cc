@@ -374,6 +374,15 @@ class FailingStore : public store::Store {
       absl::string_view log) override {
     return reads_->ListPosters(log);
   }
+  absl::StatusOr<std::optional<store::IdempotentSend>> FindIdempotentSend(
+      absl::string_view scope, absl::string_view key,
+      absl::Time not_before) override {
+    return reads_->FindIdempotentSend(scope, key, not_before);
+  }
+  absl::StatusOr<store::ReadState> GetReadState(
+      absl::string_view user_id, absl::string_view room_id) override {
+    return reads_->GetReadState(user_id, room_id);
+  }
   absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override {
     return reads_->ListRevokedTokens();
   }
