@@ -58,6 +58,8 @@ ABSL_FLAG(int64_t, fanout_threads, 0,
 ABSL_FLAG(int64_t, presence_max_subscribers, 1000,
           "Rooms with this many open streams or more send no live join/leave "
           "event per stream (n streams coming and going would cost n^2).");
+ABSL_FLAG(absl::Duration, typing_ttl, absl::Seconds(6),
+          "How long a typing notice holds unless renewed.");
 ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(30),
           "How often freed heap memory is handed back to the OS "
           "(malloc_trim), e.g. after many streams closed; 0 disables.");
@@ -77,6 +79,9 @@ ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long calls may take to finish before they are "
           "cancelled.");
+ABSL_FLAG(absl::Duration, idempotency_key_ttl, absl::Hours(24),
+          "How long a send's idempotency key is honoured after the send: a "
+          "retry with the same key within it returns the stored message.");
 ABSL_FLAG(absl::Duration, stats_window, absl::Minutes(5),
           "The sliding window of StatsService's average and peak response "
           "time and CPU percent (one-second resolution).");
@@ -196,6 +201,10 @@ int main(int argc, char** argv) {
   options.memory_trim_interval = absl::GetFlag(FLAGS_memory_trim_interval);
   options.hub.presence_max_subscribers =
       Positive(FLAGS_presence_max_subscribers, "presence_max_subscribers");
+  options.typing_ttl = absl::GetFlag(FLAGS_typing_ttl);
+  if (options.typing_ttl <= absl::ZeroDuration()) {
+    Die("--typing_ttl must be positive");
+  }
   options.token_key_file = absl::GetFlag(FLAGS_token_key_file);
   options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
   if (options.token_lifetime < absl::Seconds(1)) {
@@ -210,6 +219,10 @@ int main(int argc, char** argv) {
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  options.idempotency_key_ttl = absl::GetFlag(FLAGS_idempotency_key_ttl);
+  if (options.idempotency_key_ttl < absl::Seconds(1)) {
+    Die("--idempotency_key_ttl must be at least 1s");
+  }
   options.stats_window = absl::GetFlag(FLAGS_stats_window);
   if (options.stats_window < absl::Seconds(1)) {
     Die("--stats_window must be at least 1s");

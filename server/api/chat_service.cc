@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "request_traits.h"
 #include "server/chat/validate.h"
+#include "server/api/idempotency.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 #include "server/common/metrics.h"
@@ -50,26 +51,85 @@ absl::Status ClosedStatus(CloseReason reason) {
   return absl::OkStatus();
 }
 
+// The wait of a long poll: `seconds` (0: the default), at most the maximum.
+absl::StatusOr<absl::Duration> PollTimeout(double seconds,
+                                           const ReadOptions& read) {
+  if (!std::isfinite(seconds) || seconds < 0) {
+    return InvalidInput("INVALID_TIMEOUT", "timeout",
+                        "timeout must be a non-negative number of seconds");
+  }
+  const absl::Duration timeout =
+      seconds == 0 ? read.receive_default_timeout : absl::Seconds(seconds);
+  return std::min(timeout, read.receive_max_timeout);
+}
+
+size_t PollMaxEvents(uint32_t asked, const ReadOptions& read) {
+  return asked == 0 ? read.receive_max_events
+                    : std::min<size_t>(asked, read.receive_max_events);
+}
+
+// What a signed-in Subscribe or Poll reads, and who reads it.
+struct StreamTarget {
+  std::string log;
+  chat::Subscriber subscriber;
+};
+
+// A readable room (by UUID or name), or the caller's own direct messages.
+absl::StatusOr<StreamTarget> SignedInTarget(const Deps& deps,
+                                            grpc::CallbackServerContext* ctx,
+                                            const std::string& room,
+                                            bool direct_messages) {
+  absl::StatusOr<auth::Principal> who = Authenticate(deps, ctx);
+  if (!who.ok()) return who.status();
+  StreamTarget target;
+  target.subscriber.user_id = who->user_id;
+  if (direct_messages) {
+    if (who->kind != auth::TokenKind::kUser) {
+      return WithReason(
+          absl::PermissionDeniedError("a room token has no direct messages"),
+          "USER_TOKEN_REQUIRED");
+    }
+    target.log = store::InboxLog(who->user_id);
+    return target;
+  }
+  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, *who);
+  if (!view.ok()) return view.status();
+  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) return s;
+  target.log = view->room.id;
+  target.subscriber.name = who->display_name;
+  target.subscriber.room = view->room.name;
+  return target;
+}
+
 // A long poll. The reactor is owned by gRPC until OnDone; the waiter that the
 // channel and the scheduler hold is shared, and decides under its lock which
 // of the possible endings (events, timeout, leave, takeover, cancel) wins.
 // Only the winner touches the reactor and the response, once.
 class PollCall final : public grpc::ServerUnaryReactor {
  public:
+  // Puts what was taken from the channel into the response; false when none
+  // of it is for the caller (then the poll keeps waiting). Runs under the
+  // waiter's lock, once per wake-up, until the poll ends.
+  using Consume = absl::AnyInvocable<bool(const std::vector<EventPtr>&)>;
+
   class Waiter final : public ChannelReader,
                        public std::enable_shared_from_this<Waiter> {
    public:
     Waiter(PollCall* call, grpc::CallbackServerContext* context,
-           parley::v1::ReceiveResponse* response,
-           std::shared_ptr<Channel> channel, chat::Hub* hub,
+           Consume consume, std::shared_ptr<Channel> channel, chat::Hub* hub,
            Scheduler* scheduler, size_t max_events)
         : call_(call),
           context_(context),
-          response_(response),
+          consume_(std::move(consume)),
           channel_(std::move(channel)),
           hub_(hub),
           scheduler_(scheduler),
           max_events_(max_events) {}
+
+    // Runs once when the poll ends, before the call finishes.
+    void set_on_finish(absl::AnyInvocable<void()> on_finish) {
+      on_finish_ = std::move(on_finish);
+    }
 
     void Start(absl::Duration timeout) {
       if (auto previous = channel_->Attach(shared_from_this())) {
@@ -108,12 +168,12 @@ class PollCall final : public grpc::ServerUnaryReactor {
           status = absl::CancelledError("the client cancelled the poll");
         } else if (ending != Ending::kSuperseded) {
           Channel::TakeResult taken = channel_->Take(max_events_);
-          if (taken.events.empty() && taken.closed == CloseReason::kOpen &&
+          const bool any = consume_(taken.events);
+          if (!any && taken.closed == CloseReason::kOpen &&
               ending == Ending::kIfReadable) {
-            return;  // Woken by a race with an earlier Take; keep waiting.
-          }
-          for (const EventPtr& event : taken.events) {
-            ToProto(*event, response_->add_events());
+            // Woken by a race with an earlier Take, or by nothing for the
+            // caller; keep waiting.
+            return;
           }
           status = ClosedStatus(taken.closed);
         }
@@ -123,13 +183,16 @@ class PollCall final : public grpc::ServerUnaryReactor {
       }
       channel_->Detach(this, hub_->clock()->Now());
       scheduler_->Cancel(timer);
+      if (on_finish_) on_finish_();
       call->Finish(ToGrpcStatus(status, context_));
     }
 
     Mutex mu_;
     PollCall* call_ ABSL_GUARDED_BY(mu_);  // null once the call is finished
     grpc::CallbackServerContext* const context_;
-    parley::v1::ReceiveResponse* const response_;
+    Consume consume_ ABSL_GUARDED_BY(mu_);
+    // Set before Start; run by the one thread that finishes the call.
+    absl::AnyInvocable<void()> on_finish_;
     const std::shared_ptr<Channel> channel_;
     chat::Hub* const hub_;
     Scheduler* const scheduler_;
@@ -412,7 +475,27 @@ grpc::ServerUnaryReactor* ChatService::Send(
     grpc::CallbackServerContext* context,
     const parley::v1::SendRequest* request,
     parley::v1::SendResponse* response) {
-  PARLEY_LOBBY_CALL(Send, request->id(), request->message());
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
+  if (!key.ok()) return FinishNow(context, key.status());
+  chat::IdempotencyKey idempotency =
+      IdempotentSends::Make(absl::StrCat("client:", request->id()), *key,
+                            store::kLobbyId, request->message());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  deps_.sends->Run(
+      idempotency,
+      [this, id = request->id(), text = request->message(),
+       idempotency](chat::EventDone done) mutable {
+        deps_.hub->Send(id, text, std::move(done), std::move(idempotency));
+      },
+      [reactor, context, response](absl::StatusOr<EventPtr> event) {
+        if (event.ok()) ToProto(**event, response->mutable_event());
+        FinishWith(reactor, context, event.status());
+      });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* ChatService::Leave(
@@ -431,29 +514,106 @@ grpc::ServerUnaryReactor* ChatService::Receive(
   if (absl::Status s = CheckUtf8(*request); !s.ok()) {
     return FinishNow(context, s);
   }
-  const double seconds = request->timeout();
-  if (!std::isfinite(seconds) || seconds < 0) {
-    return FinishNow(context,
-                     InvalidInput("INVALID_TIMEOUT", "timeout",
-                                  "timeout must be a non-negative number of "
-                                  "seconds"));
-  }
-  absl::Duration timeout = seconds == 0 ? deps_.read.receive_default_timeout
-                                        : absl::Seconds(seconds);
-  timeout = std::min(timeout, deps_.read.receive_max_timeout);
-  size_t max_events = request->max_events() == 0
-                          ? deps_.read.receive_max_events
-                          : std::min<size_t>(request->max_events(),
-                                             deps_.read.receive_max_events);
+  absl::StatusOr<absl::Duration> timeout =
+      PollTimeout(request->timeout(), deps_.read);
+  if (!timeout.ok()) return FinishNow(context, timeout.status());
+  const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
   auto channel = deps_.hub->FindChannel(request->id());
   if (!channel.ok()) return FinishNow(context, channel.status());
 
   auto* call = new PollCall();
   auto waiter = std::make_shared<PollCall::Waiter>(
-      call, context, response, *std::move(channel), deps_.hub, deps_.scheduler,
-      max_events);
+      call, context,
+      [response](const std::vector<EventPtr>& events) {
+        for (const EventPtr& event : events) {
+          ToProto(*event, response->add_events());
+        }
+        return !events.empty();
+      },
+      *std::move(channel), deps_.hub, deps_.scheduler, max_events);
   call->set_waiter(waiter);
-  waiter->Start(timeout);
+  waiter->Start(*timeout);
+  return call;
+}
+
+grpc::ServerUnaryReactor* ChatService::Poll(
+    grpc::CallbackServerContext* context,
+    const parley::v1::PollRequest* request,
+    parley::v1::PollResponse* response) {
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  if (request->room().empty() == !request->direct_messages()) {
+    return FinishNow(context,
+                     InvalidInput("ONE_TARGET", "room",
+                                  "give exactly one of room and "
+                                  "direct_messages"));
+  }
+  absl::StatusOr<absl::Duration> timeout =
+      PollTimeout(request->timeout(), deps_.read);
+  if (!timeout.ok()) return FinishNow(context, timeout.status());
+  const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
+  absl::StatusOr<StreamTarget> target = SignedInTarget(
+      deps_, context, request->room(), request->direct_messages());
+  if (!target.ok()) return FinishNow(context, target.status());
+  uint64_t after;
+  if (request->has_after_sequence()) {
+    after = request->after_sequence();
+  } else {
+    absl::StatusOr<uint64_t> end = deps_.hub->LastDelivered(target->log);
+    if (!end.ok()) return FinishNow(context, end.status());
+    after = *end;
+  }
+  // What is committed already comes from the store at once.
+  auto history = [&]() -> absl::StatusOr<bool> {
+    absl::StatusOr<std::vector<EventPtr>> page =
+        deps_.store->ReadAfter(target->log, after, max_events);
+    if (!page.ok()) return page.status();
+    for (const EventPtr& event : *page) ToProto(*event, response->add_events());
+    if (!page->empty()) {
+      response->set_next_after_sequence(page->back()->sequence);
+    }
+    return !page->empty();
+  };
+  absl::StatusOr<bool> found = history();
+  if (!found.ok()) return FinishNow(context, found.status());
+  if (*found) return FinishNow(context, absl::OkStatus());
+
+  // Nothing yet: wait on the log like a stream without presence (no name).
+  target->subscriber.name.clear();
+  absl::StatusOr<chat::Subscription> subscription =
+      deps_.hub->Subscribe(target->log, std::move(target->subscriber));
+  if (!subscription.ok()) return FinishNow(context, subscription.status());
+  if (subscription->live_after > after) {
+    // Committed between the read and the subscription.
+    found = history();
+    if (!found.ok() || *found) {
+      deps_.hub->Unsubscribe(*subscription);
+      return FinishNow(context, found.status());
+    }
+  }
+  response->set_next_after_sequence(after);
+  auto* call = new PollCall();
+  auto waiter = std::make_shared<PollCall::Waiter>(
+      call, context,
+      [response, next = after](const std::vector<EventPtr>& events) mutable {
+        // Log entries only, in order, up to the first one missing (a gap
+        // the next poll reads from history).
+        for (const EventPtr& event : events) {
+          if (event->kind == chat::EventKind::kGap) break;
+          if (event->sequence <= next) continue;  // live-only: sequence 0
+          ToProto(*event, response->add_events());
+          next = event->sequence;
+        }
+        response->set_next_after_sequence(next);
+        return response->events_size() > 0;
+      },
+      subscription->channel, deps_.hub, deps_.scheduler, max_events);
+  waiter->set_on_finish([hub = deps_.hub, sub = *subscription] {
+    hub->Unsubscribe(sub);
+  });
+  call->set_waiter(waiter);
+  waiter->Start(*timeout);
   return call;
 }
 
@@ -501,30 +661,12 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     return call;
   }
 
-  absl::StatusOr<auth::Principal> who = Authenticate(deps_, context);
-  if (!who.ok()) return refuse(who.status());
-  std::string log;
-  chat::Subscriber subscriber;
-  subscriber.user_id = who->user_id;
-  if (request->direct_messages()) {
-    if (who->kind != auth::TokenKind::kUser) {
-      return refuse(WithReason(
-          absl::PermissionDeniedError("a room token has no direct messages"),
-          "USER_TOKEN_REQUIRED"));
-    }
-    log = store::InboxLog(who->user_id);
-  } else {
-    absl::StatusOr<RoomView> room = ResolveRoom(deps_, request->room(), *who);
-    if (!room.ok()) return refuse(room.status());
-    if (absl::Status s = auth::RequireRead(room->rights); !s.ok()) {
-      return refuse(s);
-    }
-    log = room->room.id;
-    subscriber.name = who->display_name;
-    subscriber.room = room->room.name;
-  }
+  absl::StatusOr<StreamTarget> target = SignedInTarget(
+      deps_, context, request->room(), request->direct_messages());
+  if (!target.ok()) return refuse(target.status());
+  const std::string log = target->log;
   absl::StatusOr<chat::Subscription> subscription =
-      deps_.hub->Subscribe(log, std::move(subscriber));
+      deps_.hub->Subscribe(log, std::move(target->subscriber));
   if (!subscription.ok()) return refuse(subscription.status());
 
   auto pump = std::make_shared<StreamCall::Pump>(

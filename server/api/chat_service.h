@@ -40,6 +40,9 @@ class ChatService final
       grpc::CallbackServerContext* context,
       const parley::v1::ReceiveRequest* request,
       parley::v1::ReceiveResponse* response) override;
+  grpc::ServerUnaryReactor* Poll(grpc::CallbackServerContext* context,
+                                 const parley::v1::PollRequest* request,
+                                 parley::v1::PollResponse* response) override;
   grpc::ServerWriteReactor<grpc::ByteBuffer>* Subscribe(
       grpc::CallbackServerContext* context,
       const grpc::ByteBuffer* request) override;

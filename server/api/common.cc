@@ -139,6 +139,22 @@ absl::StatusOr<RoomView> ResolveRoom(const Deps& deps, absl::string_view room,
   return view;
 }
 
+absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
+                                      grpc::CallbackServerContext* context,
+                                      const google::protobuf::Message& request,
+                                      absl::string_view room,
+                                      bool user_token_only) {
+  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
+  absl::StatusOr<auth::Principal> who =
+      user_token_only ? AuthenticateUser(deps, context)
+                      : Authenticate(deps, context);
+  if (!who.ok()) return who.status();
+  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, *who);
+  if (!view.ok()) return view.status();
+  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) return s;
+  return RoomCall{*std::move(who), *std::move(view)};
+}
+
 absl::StatusOr<NamePage> ParseNamePage(uint32_t page_size,
                                        absl::string_view page_token,
                                        absl::string_view kind) {

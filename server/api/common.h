@@ -38,8 +38,11 @@ struct ReadOptions {
 
 // Everything the services use; owned by the server (see server.h), which
 // outlives every call.
+class IdempotentSends;
+
 struct Deps {
   chat::Hub* hub = nullptr;
+  IdempotentSends* sends = nullptr;
   store::Store* store = nullptr;
   auth::Authenticator* auth = nullptr;
   const auth::PasswordHasher* passwords = nullptr;
@@ -105,6 +108,27 @@ struct RoomView {
 };
 absl::StatusOr<RoomView> ResolveRoom(const Deps& deps, absl::string_view room,
                                      const auth::Principal& caller);
+
+// A call's caller and room, resolved and checked for read access.
+struct RoomCall {
+  auth::Principal who;
+  RoomView view;
+};
+// Checks `request` (UTF-8), the caller (a user token, or also a room token
+// for that room unless `user_token_only`) and its read access to `room`.
+absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
+                                      grpc::CallbackServerContext* context,
+                                      const google::protobuf::Message& request,
+                                      absl::string_view room,
+                                      bool user_token_only);
+// The same for a request whose `room()` names the room.
+template <class Request>
+absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
+                                      grpc::CallbackServerContext* context,
+                                      const Request& request,
+                                      bool user_token_only) {
+  return ReadableRoom(deps, context, request, request.room(), user_token_only);
+}
 
 // A page of a list ordered by name (users, rooms): how many, and the name
 // to start after (from the request's page token of list `kind`).

@@ -6,6 +6,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/idempotency.h"
 #include "server/api/status.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
@@ -14,31 +15,6 @@ namespace parley::api {
 namespace {
 
 using chat::EventPtr;
-
-// A call's caller and room, resolved and checked for read access.
-struct RoomCall {
-  auth::Principal who;
-  RoomView view;
-};
-
-// Checks `request` (UTF-8), the caller (a user token, or also a room token
-// unless `user_token_only`) and its read access to `room`.
-template <class Request>
-absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
-                                      grpc::CallbackServerContext* context,
-                                      const Request& request,
-                                      bool user_token_only) {
-  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
-  const std::string& room = request.room();
-  absl::StatusOr<auth::Principal> who =
-      user_token_only ? AuthenticateUser(deps, context)
-                      : Authenticate(deps, context);
-  if (!who.ok()) return who.status();
-  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, *who);
-  if (!view.ok()) return view.status();
-  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) return s;
-  return RoomCall{*std::move(who), *std::move(view)};
-}
 
 // The message `id` of `log`, which must be a message's UUID.
 absl::StatusOr<EventPtr> FindMessage(const Deps& deps, absl::string_view log,
@@ -89,6 +65,25 @@ void FillPage(const store::PageResult& page,
 }
 
 // A new event of `room`'s log caused by `who`.
+// Who a send's idempotency key belongs to: the user, or the holder of a
+// room token by room and name.
+std::string SenderScope(const auth::Principal& who) {
+  if (!who.user_id.empty()) return absl::StrCat("user:", who.user_id);
+  return absl::StrCat("room-token:", who.room_id, ":", who.display_name);
+}
+
+// Publishes a send, once per idempotency key (event->idempotency).
+void PublishOnce(const Deps& deps, std::shared_ptr<chat::Event> event,
+                 chat::EventDone done) {
+  chat::IdempotencyKey key = event->idempotency;
+  deps.sends->Run(
+      key,
+      [hub = deps.hub, event = std::move(event)](chat::EventDone d) mutable {
+        hub->Publish(std::move(event), std::move(d));
+      },
+      std::move(done));
+}
+
 std::shared_ptr<chat::Event> RoomEvent(chat::EventKind kind,
                                        const store::Room& room,
                                        const auth::Principal& who) {
@@ -116,11 +111,16 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
+  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
+  if (!key.ok()) return FinishNow(context, key.status());
   auto event = RoomEvent(chat::EventKind::kMessage, call->view.room, call->who);
   event->text = request->text();
+  event->idempotency = IdempotentSends::Make(SenderScope(call->who), *key,
+                                             event->log, event->text);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.hub->Publish(std::move(event), [reactor, context, response](
-                                            absl::StatusOr<EventPtr> event) {
+  PublishOnce(deps_, std::move(event), [reactor, context, response](
+                                           absl::StatusOr<EventPtr> event) {
     if (event.ok()) {
       ToProto(**event, response);
       SetCreated(context, absl::StrCat("/v1/rooms/", (*event)->room_id,
@@ -312,9 +312,14 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
   event->recipient_id = to->id;
   event->recipient = to->username;
   event->text = request->text();
+  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
+  if (!key.ok()) return FinishNow(context, key.status());
+  event->idempotency = IdempotentSends::Make(SenderScope(*who), *key,
+                                             event->log, event->text);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.hub->Publish(std::move(event), [reactor, context, response](
-                                            absl::StatusOr<EventPtr> event) {
+  PublishOnce(deps_, std::move(event), [reactor, context, response](
+                                           absl::StatusOr<EventPtr> event) {
     if (event.ok()) {
       ToProto(**event, response);
       SetCreated(context, "");  // a direct message has no URL of its own

@@ -189,6 +189,19 @@ void PublishThenFinish(chat::Hub* hub, std::shared_ptr<chat::Event> event,
                });
 }
 
+// The caller's read marker in `room` and the messages unread after it;
+// both stay 0 for room-token holders, who have no marker.
+absl::Status FillReadState(const Deps& deps, const auth::Principal& who,
+                           const store::Room& room, parley::v1::Room* out) {
+  if (who.kind != auth::TokenKind::kUser) return absl::OkStatus();
+  absl::StatusOr<store::ReadState> state =
+      deps.store->GetReadState(who.user_id, room.id);
+  if (!state.ok()) return state.status();
+  out->set_read_sequence(state->sequence);
+  out->set_unread_count(state->unread);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 RoomService::RoomService(const Deps& deps) : deps_(deps) {}
@@ -276,7 +289,12 @@ grpc::ServerUnaryReactor* RoomService::ListRooms(
   const bool more = rooms->size() > page->size;
   if (more) rooms->resize(page->size);
   for (const store::Room& room : *rooms) {
-    if (absl::Status s = FillRoom(room, response->add_rooms()); !s.ok()) {
+    parley::v1::Room* out = response->add_rooms();
+    if (absl::Status s = FillRoom(room, out); !s.ok()) {
+      return FinishNow(context, s);
+    }
+    if (absl::Status s = FillReadState(deps_, *principal, room, out);
+        !s.ok()) {
       return FinishNow(context, s);
     }
   }
@@ -295,7 +313,11 @@ grpc::ServerUnaryReactor* RoomService::GetRoom(
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);
   if (!view.ok()) return FinishNow(context, view.status());
-  return FinishNow(context, FillRoom(view->room, response));
+  if (absl::Status s = FillRoom(view->room, response); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  return FinishNow(context,
+                   FillReadState(deps_, *principal, view->room, response));
 }
 
 grpc::ServerUnaryReactor* RoomService::UpdateRoom(

@@ -19,6 +19,7 @@
 #include "server/api/chat_service.h"
 #include "server/api/interceptor.h"
 #include "server/api/message_service.h"
+#include "server/api/presence_service.h"
 #include "server/api/room_service.h"
 #include "server/api/stats_service.h"
 #include "server/common/log.h"
@@ -39,6 +40,24 @@ void ScheduleReaper(Scheduler* scheduler, chat::Hub* hub,
 }
 
 // Samples the process's CPU time for StatsService's CPU percent.
+// Forgets expired idempotency keys now and then (their lookups already
+// ignore them; this only bounds the table).
+void SchedulePruneKeys(Scheduler* scheduler, store::Store* store,
+                       absl::Duration ttl) {
+  const absl::Duration every = std::clamp(ttl / 10, absl::Seconds(1),
+                                          absl::Hours(1));
+  scheduler->Schedule(absl::Now() + every, [scheduler, store, ttl, every] {
+    store->Submit(store::PruneIdempotencyKeys{absl::Now() - ttl},
+                  [](absl::StatusOr<int64_t> pruned) {
+                    if (!pruned.ok()) {
+                      log::Warning("pruning idempotency keys failed",
+                                {{"error", pruned.status().ToString()}});
+                    }
+                  });
+    SchedulePruneKeys(scheduler, store, ttl);
+  });
+}
+
 void ScheduleCpuSampler(Scheduler* scheduler, StatsService* stats) {
   const absl::Duration every = stats->cpu_sample_interval();
   scheduler->Schedule(absl::Now() + every, [scheduler, stats] {
@@ -60,19 +79,22 @@ void ScheduleMemoryTrim(Scheduler* scheduler, absl::Duration every) {
 }  // namespace
 
 struct Server::Services {
-  Services(const Deps& deps, StatsSources stats_sources)
+  Services(const Deps& deps, StatsSources stats_sources,
+           absl::Duration typing_ttl)
       : chat(deps),
         messages(deps),
         rooms(deps),
         users(deps),
         auth(deps),
-        stats(std::move(stats_sources)) {}
+        stats(std::move(stats_sources)),
+        presence(deps, typing_ttl) {}
   ChatService chat;
   MessageService messages;
   RoomService rooms;
   UserService users;
   AuthService auth;
   StatsService stats;
+  PresenceService presence;
 };
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
@@ -119,8 +141,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
 
+  server->sends_ = std::make_unique<IdempotentSends>(
+      server->store_.get(), Clock::Real(), options.idempotency_key_ttl);
   Deps deps;
   deps.hub = server->hub_.get();
+  deps.sends = server->sends_.get();
   deps.store = server->store_.get();
   deps.auth = server->auth_.get();
   deps.passwords = server->passwords_.get();
@@ -133,11 +158,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   stats_sources.calls = server->call_stats_.get();
   stats_sources.store = [sqlite_store] { return sqlite_store->stats(); };
   server->services_ =
-      std::make_unique<Services>(deps, std::move(stats_sources));
+      std::make_unique<Services>(deps, std::move(stats_sources),
+                                 options.typing_ttl);
   ScheduleCpuSampler(server->scheduler_.get(), &server->services_->stats);
   if (options.memory_trim_interval > absl::ZeroDuration()) {
     ScheduleMemoryTrim(server->scheduler_.get(), options.memory_trim_interval);
   }
+  SchedulePruneKeys(server->scheduler_.get(), server->store_.get(),
+                    options.idempotency_key_ttl);
   ScheduleReaper(server->scheduler_.get(), server->hub_.get(),
                  std::clamp(options.hub.session_idle_timeout / 4,
                             absl::Milliseconds(100), absl::Seconds(10)));
@@ -156,6 +184,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(&server->services_->users);
   builder.RegisterService(&server->services_->auth);
   builder.RegisterService(&server->services_->stats);
+  builder.RegisterService(&server->services_->presence);
   {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>

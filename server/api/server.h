@@ -17,6 +17,7 @@
 #include "server/auth/password.h"
 #include "server/auth/tokens.h"
 #include "server/chat/hub.h"
+#include "server/api/idempotency.h"
 #include "server/common/clock.h"
 #include "server/common/scheduler.h"
 #include "server/store/store.h"
@@ -38,8 +39,12 @@ struct ServerOptions {
   ReadOptions read;
   size_t max_request_bytes = 1 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
+  // How long a send's idempotency key is honoured after its commit.
+  absl::Duration idempotency_key_ttl = absl::Hours(24);
   // The sliding window of StatsService's response times and CPU percent.
   absl::Duration stats_window = absl::Minutes(5);
+  // How long a typing notice holds unless renewed (PresenceService).
+  absl::Duration typing_ttl = absl::Seconds(6);
 };
 
 class Server {
@@ -71,6 +76,7 @@ class Server {
   std::unique_ptr<auth::PasswordHasher> passwords_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<chat::Hub> hub_;
+  std::unique_ptr<IdempotentSends> sends_;
   // Fed by the interceptor of every call; outlives grpc_server_.
   std::unique_ptr<CallStats> call_stats_;
   std::unique_ptr<Services> services_;

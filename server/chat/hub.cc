@@ -285,7 +285,8 @@ void Hub::Join(absl::string_view id, EventDone done) {
   if (!refused.ok()) done(refused);
 }
 
-void Hub::Send(absl::string_view id, absl::string_view text, EventDone done) {
+void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
+               IdempotencyKey key) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -296,6 +297,7 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done) {
     return;
   }
   auto message = LobbyEvent(EventKind::kMessage, id, text);
+  message->idempotency = std::move(key);
   absl::Status refused;
   {
     MutexLock lock(&lobby_->mu);

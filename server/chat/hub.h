@@ -107,8 +107,10 @@ class Hub {
   // joined, the new client included. ALREADY_EXISTS if `id` is joined.
   void Join(absl::string_view id, EventDone done);
   // Commits `text` to the lobby's log and broadcasts it to every joined
-  // client. FAILED_PRECONDITION if `id` has not joined.
-  void Send(absl::string_view id, absl::string_view text, EventDone done);
+  // client. FAILED_PRECONDITION if `id` has not joined. A non-empty `key`
+  // is stored with the message (see api::IdempotentSends).
+  void Send(absl::string_view id, absl::string_view text, EventDone done,
+            IdempotencyKey key = {});
   // Ends `id`'s session (its reader is woken and finds the channel closed)
   // and broadcasts the leave event to the others.
   void Leave(absl::string_view id, EventDone done);

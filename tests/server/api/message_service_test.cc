@@ -465,5 +465,279 @@ TEST_F(MessageServiceTest, EverythingAcknowledgedIsThereAfterARestart) {
   EXPECT_EQ(next.sequence(), 51u);
 }
 
+// ---- Idempotent sends ----
+
+TEST_F(MessageServiceTest, ARetriedPostWithTheSameKeyStoresOneMessage) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "once");
+  auto post = [&](const TestUser& who, const std::string& text,
+                  const std::string& key, v1::Event* out) {
+    v1::PostMessageRequest req;
+    req.set_room("once");
+    req.set_text(text);
+    req.set_idempotency_key(key);
+    return parley::testing::Call(messages_.get(),
+                                 &v1::MessageService::Stub::PostMessage,
+                                 who.token, req, out);
+  };
+  v1::Event first, again, bobs;
+  ASSERT_TRUE(parley::testing::Succeeded(post(ann, "hello", "k-1", &first)));
+  ASSERT_TRUE(parley::testing::Succeeded(post(ann, "hello", "k-1", &again)));
+  EXPECT_EQ(again.id(), first.id());
+  EXPECT_EQ(again.sequence(), first.sequence());
+  EXPECT_EQ(again.text(), "hello");
+  // Another sender's key is another key.
+  ASSERT_TRUE(parley::testing::Succeeded(post(bob, "hello", "k-1", &bobs)));
+  EXPECT_NE(bobs.id(), first.id());
+  // The same key for another text is refused, not silently merged.
+  v1::Event reused;
+  EXPECT_TRUE(parley::testing::Failed(post(ann, "other", "k-1", &reused),
+                                      grpc::StatusCode::ALREADY_EXISTS,
+                                      "IDEMPOTENCY_KEY_REUSED",
+                                      "idempotency_key"));
+  EXPECT_EQ(List(ann, "once", 10).messages_size(), 2);
+
+  // The key also comes as metadata (the gateway's Idempotency-Key header).
+  v1::Event by_header_1, by_header_2;
+  for (v1::Event* out : {&by_header_1, &by_header_2}) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    ctx.AddMetadata("idempotency-key", "k-2");
+    v1::PostMessageRequest req;
+    req.set_room("once");
+    req.set_text("by header");
+    ASSERT_TRUE(messages_->PostMessage(&ctx, req, out).ok());
+  }
+  EXPECT_EQ(by_header_1.id(), by_header_2.id());
+  EXPECT_EQ(List(ann, "once", 10).messages_size(), 3);
+
+  v1::Event bad;
+  EXPECT_TRUE(parley::testing::Failed(
+      post(ann, "x", std::string(129, 'k'), &bad),
+      grpc::StatusCode::INVALID_ARGUMENT, "INVALID_IDEMPOTENCY_KEY",
+      "idempotency_key"));
+}
+
+TEST_F(MessageServiceTest, ConcurrentRetriesOfOneKeyStoreOneMessage) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "race");
+  constexpr int kTries = 8;
+  std::vector<v1::Event> got(kTries);
+  std::vector<grpc::Status> statuses(kTries);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kTries; ++i) {
+    threads.emplace_back([&, i] {
+      auto channel = server_.NewChannel();
+      auto stub = v1::MessageService::NewStub(channel);
+      grpc::ClientContext ctx;
+      WithToken(&ctx, ann.token);
+      v1::PostMessageRequest req;
+      req.set_room("race");
+      req.set_text("only once");
+      req.set_idempotency_key("same");
+      statuses[i] = stub->PostMessage(&ctx, req, &got[i]);
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kTries; ++i) {
+    ASSERT_TRUE(statuses[i].ok()) << statuses[i].error_message();
+    EXPECT_EQ(got[i].id(), got[0].id());
+  }
+  EXPECT_EQ(List(ann, "race", 10).messages_size(), 1);
+}
+
+TEST_F(MessageServiceTest, AnIdempotencyKeyHoldsAcrossARestart) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "durable-keys");
+  auto send = [&](v1::Event* room_out, v1::Event* dm_out) {
+    v1::PostMessageRequest req;
+    req.set_room("durable-keys");
+    req.set_text("before the crash");
+    req.set_idempotency_key("retry-me");
+    ASSERT_TRUE(parley::testing::Succeeded(parley::testing::Call(
+        messages_.get(), &v1::MessageService::Stub::PostMessage, ann.token,
+        req, room_out)));
+    v1::SendDirectMessageRequest dm;
+    dm.set_user("bob");
+    dm.set_text("psst");
+    dm.set_idempotency_key("retry-me-too");
+    ASSERT_TRUE(parley::testing::Succeeded(parley::testing::Call(
+        messages_.get(), &v1::MessageService::Stub::SendDirectMessage,
+        ann.token, dm, dm_out)));
+  };
+  v1::Event room_first, dm_first;
+  send(&room_first, &dm_first);
+  server_.Restart();
+  channel_ = server_.NewChannel();
+  messages_ = v1::MessageService::NewStub(channel_);
+  v1::Event room_again, dm_again;
+  send(&room_again, &dm_again);
+  EXPECT_EQ(room_again.id(), room_first.id());
+  EXPECT_EQ(room_again.sequence(), room_first.sequence());
+  EXPECT_EQ(room_again.text(), "before the crash");
+  EXPECT_EQ(dm_again.id(), dm_first.id());
+  EXPECT_EQ(List(ann, "durable-keys", 10).messages_size(), 1);
+  grpc::ClientContext ctx;
+  WithToken(&ctx, bob.token);
+  v1::ListDirectMessagesRequest req;
+  v1::ListMessagesResponse inbox;
+  ASSERT_TRUE(messages_->ListDirectMessages(&ctx, req, &inbox).ok());
+  EXPECT_EQ(inbox.messages_size(), 1);
+}
+
+TEST_F(MessageServiceTest, ALobbySendRetriedWithItsKeyIsBroadcastOnce) {
+  auto send = [&](const std::string& key, v1::SendResponse* out) {
+    grpc::ClientContext ctx;
+    v1::SendRequest req;
+    req.set_id("carol");
+    req.set_message("hi all");
+    req.set_idempotency_key(key);
+    return chat_->Send(&ctx, req, out);
+  };
+  {
+    grpc::ClientContext ctx;
+    v1::JoinRequest req;
+    req.set_id("carol");
+    v1::JoinResponse resp;
+    ASSERT_TRUE(chat_->Join(&ctx, req, &resp).ok());
+  }
+  v1::SendResponse a, b, c;
+  ASSERT_TRUE(send("s-1", &a).ok());
+  ASSERT_TRUE(send("s-1", &b).ok());
+  ASSERT_TRUE(send("s-2", &c).ok());
+  EXPECT_EQ(a.event().id(), b.event().id());
+  EXPECT_NE(a.event().id(), c.event().id());
+  EXPECT_EQ(c.event().sequence(), a.event().sequence() + 1);
+}
+
+// ---- Long poll with a cursor ----
+
+TEST_F(MessageServiceTest, APollReturnsWhatIsStoredThenWaitsForWhatComes) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "polled");
+  for (const char* text : {"one", "two", "three"}) {
+    ASSERT_TRUE(Post(ann, "polled", text).ok());
+  }
+  auto poll = [&](std::optional<uint64_t> after, double timeout,
+                  v1::PollResponse* out) {
+    v1::PollRequest req;
+    req.set_room("polled");
+    if (after.has_value()) req.set_after_sequence(*after);
+    req.set_timeout(timeout);
+    return parley::testing::Call(chat_.get(), &v1::ChatService::Stub::Poll,
+                                 ann.token, req, out);
+  };
+  v1::PollResponse stored;
+  ASSERT_TRUE(parley::testing::Succeeded(poll(0, 5, &stored)));
+  ASSERT_EQ(stored.events_size(), 3);
+  EXPECT_EQ(stored.events(0).text(), "one");
+  EXPECT_EQ(stored.events(2).text(), "three");
+  EXPECT_EQ(stored.next_after_sequence(), stored.events(2).sequence());
+
+  // Resuming in the middle gives exactly the rest.
+  v1::PollResponse rest;
+  ASSERT_TRUE(parley::testing::Succeeded(
+      poll(stored.events(0).sequence(), 5, &rest)));
+  ASSERT_EQ(rest.events_size(), 2);
+  EXPECT_EQ(rest.events(0).text(), "two");
+
+  // At the end: the poll waits, and whatever is posted meanwhile (before or
+  // after it starts waiting) is what it returns.
+  v1::PollResponse waited;
+  parley::testing::Outcome waited_outcome;
+  std::thread poller([&] {
+    auto channel = server_.NewChannel();
+    auto stub = v1::ChatService::NewStub(channel);
+    v1::PollRequest req;
+    req.set_room("polled");
+    req.set_after_sequence(stored.next_after_sequence());
+    req.set_timeout(30);
+    waited_outcome = parley::testing::Call(
+        stub.get(), &v1::ChatService::Stub::Poll, ann.token, req, &waited);
+  });
+  v1::Event four;
+  ASSERT_TRUE(Post(ann, "polled", "four", &four).ok());
+  poller.join();
+  ASSERT_TRUE(parley::testing::Succeeded(waited_outcome));
+  ASSERT_EQ(waited.events_size(), 1);
+  EXPECT_EQ(waited.events(0).id(), four.id());
+  EXPECT_EQ(waited.next_after_sequence(), four.sequence());
+
+  // Nothing new: an empty list once the timeout passes, and the same cursor.
+  v1::PollResponse empty;
+  ASSERT_TRUE(parley::testing::Succeeded(poll(four.sequence(), 0.2, &empty)));
+  EXPECT_EQ(empty.events_size(), 0);
+  EXPECT_EQ(empty.next_after_sequence(), four.sequence());
+  // Without a cursor: from now on only; the cursor is the log's end.
+  ASSERT_TRUE(parley::testing::Succeeded(poll(std::nullopt, 0.2, &empty)));
+  EXPECT_EQ(empty.events_size(), 0);
+  EXPECT_EQ(empty.next_after_sequence(), four.sequence());
+}
+
+TEST_F(MessageServiceTest, ADirectMessagePollWakesForTheRecipientOnly) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  v1::PollResponse got;
+  parley::testing::Outcome outcome;
+  std::thread poller([&] {
+    auto channel = server_.NewChannel();
+    auto stub = v1::ChatService::NewStub(channel);
+    v1::PollRequest req;
+    req.set_direct_messages(true);
+    req.set_after_sequence(0);
+    req.set_timeout(30);
+    outcome = parley::testing::Call(stub.get(), &v1::ChatService::Stub::Poll,
+                                    bob.token, req, &got);
+  });
+  grpc::ClientContext ctx;
+  WithToken(&ctx, ann.token);
+  v1::SendDirectMessageRequest dm;
+  dm.set_user("bob");
+  dm.set_text("for bob");
+  v1::Event sent;
+  ASSERT_TRUE(messages_->SendDirectMessage(&ctx, dm, &sent).ok());
+  poller.join();
+  ASSERT_TRUE(parley::testing::Succeeded(outcome));
+  ASSERT_EQ(got.events_size(), 1);
+  EXPECT_EQ(got.events(0).id(), sent.id());
+}
+
+TEST_F(MessageServiceTest, APollRefusesWhatItCannotServe) {
+  TestUser ann = SignUp(server_, "ann");
+  CreateRoom(ann, "p");
+  auto poll = [&](const std::string& token, v1::PollRequest req) {
+    v1::PollResponse out;
+    return parley::testing::Call(chat_.get(), &v1::ChatService::Stub::Poll,
+                                 token, req, &out);
+  };
+  v1::PollRequest both;
+  both.set_room("p");
+  both.set_direct_messages(true);
+  EXPECT_TRUE(parley::testing::Failed(poll(ann.token, both),
+                                      grpc::StatusCode::INVALID_ARGUMENT,
+                                      "ONE_TARGET", "room"));
+  EXPECT_TRUE(parley::testing::Failed(poll(ann.token, v1::PollRequest()),
+                                      grpc::StatusCode::INVALID_ARGUMENT,
+                                      "ONE_TARGET", "room"));
+  v1::PollRequest negative;
+  negative.set_room("p");
+  negative.set_timeout(-1);
+  EXPECT_TRUE(parley::testing::Failed(poll(ann.token, negative),
+                                      grpc::StatusCode::INVALID_ARGUMENT,
+                                      "INVALID_TIMEOUT", "timeout"));
+  v1::PollRequest room;
+  room.set_room("p");
+  EXPECT_TRUE(parley::testing::Failed(poll("", room),
+                                      grpc::StatusCode::UNAUTHENTICATED,
+                                      parley::testing::kAny));
+  v1::PollRequest missing;
+  missing.set_room("no-such-room");
+  EXPECT_TRUE(parley::testing::Failed(poll(ann.token, missing),
+                                      grpc::StatusCode::NOT_FOUND,
+                                      "ROOM_NOT_FOUND"));
+}
+
 }  // namespace
 }  // namespace parley::api

@@ -1334,5 +1334,58 @@ TEST_F(SqliteStoreTest, ReadsRunWhileWriting) {
   EXPECT_EQ(ReadAll(kLobby).size(), kMessages);
 }
 
+
+// ---- Read markers ----
+
+TEST_F(SqliteStoreTest, AReadMarkerMovesForwardOnlyAndCountsOthersLiveMessages) {
+  User amy = MakeUser(1, "amy");
+  User bob = MakeUser(2, "bob");
+  MustDo(PutUser{amy});
+  MustDo(PutUser{bob});
+  auto by = [](uint64_t sequence, const User& who) {
+    auto message = Message(kLobby, sequence, who.username, "m");
+    message->sender_id = who.id;
+    return message;
+  };
+  // 1 bob, 2 amy, 3 a join, 4 bob, 5 bob (deleted by 6), 7 amy, 8 bob.
+  MustAppend(by(1, bob));
+  MustAppend(by(2, amy));
+  MustAppend(NewEvent(EventKind::kJoin, kLobby, 3));
+  MustAppend(by(4, bob));
+  auto doomed = by(5, bob);
+  MustAppend(doomed);
+  MustAppend(DeletionOf(*doomed, 6));
+  MustAppend(by(7, amy));
+  MustAppend(by(8, bob));
+
+  // Never set: no marker, nothing counted unread.
+  absl::StatusOr<ReadState> state = store_->GetReadState(amy.id, kLobby);
+  ASSERT_TRUE(state.ok()) << state.status();
+  EXPECT_FALSE(state->has_marker);
+  EXPECT_EQ(state->sequence, 0u);
+  EXPECT_EQ(state->unread, 0u);
+
+  EXPECT_EQ(*Do(PutReadMarker{amy.id, kLobby, 1}), 1);
+  state = store_->GetReadState(amy.id, kLobby);
+  EXPECT_TRUE(state->has_marker);
+  EXPECT_EQ(state->sequence, 1u);
+  EXPECT_EQ(state->unread, 2u);  // 4 and 8: not amy's, not deleted, messages
+  EXPECT_EQ(*Do(PutReadMarker{amy.id, kLobby, 0}), 1);  // never backward
+  EXPECT_EQ(*Do(PutReadMarker{amy.id, kLobby, 4}), 4);
+  EXPECT_EQ(store_->GetReadState(amy.id, kLobby)->unread, 1u);
+  EXPECT_EQ(*Do(PutReadMarker{amy.id, kLobby, 1000}), 8);  // capped
+  EXPECT_EQ(store_->GetReadState(amy.id, kLobby)->unread, 0u);
+  EXPECT_FALSE(store_->GetReadState(bob.id, kLobby)->has_marker);
+
+  EXPECT_EQ(Do(PutReadMarker{amy.id, Uuid(2999), 1}).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Do(PutReadMarker{Uuid(1999), kLobby, 1}).status().code(),
+            absl::StatusCode::kNotFound);
+  Reopen();
+  state = store_->GetReadState(amy.id, kLobby);
+  EXPECT_EQ(state->sequence, 8u);
+  EXPECT_EQ(state->unread, 0u);
+}
+
 }  // namespace
 }  // namespace parley::store
