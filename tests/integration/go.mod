@@ -3,6 +3,7 @@ module parley/tests/integration
 go 1.26.0
 
 require (
+	github.com/coder/websocket v1.8.15
 	google.golang.org/grpc v1.85.0
 	parley/gateway v0.0.0
 )

@@ -30,6 +30,15 @@ func main() {
 		"json (one object per line) or text (env PARLEY_LOG_FORMAT)")
 	shutdownGrace := fs.Duration("shutdown_grace", 5*time.Second,
 		"how long open requests may run on after SIGTERM before they are cancelled")
+	sseKeepalive := fs.Duration("sse_keepalive", 15*time.Second,
+		"interval of the `: keepalive` comment on a Server-Sent Events stream")
+	sseRetry := fs.Duration("sse_retry", 2*time.Second,
+		"reconnection delay a Server-Sent Events stream announces (`retry:`)")
+	wsPingInterval := fs.Duration("ws_ping_interval", 30*time.Second,
+		"interval of WebSocket pings; a peer that does not answer within it is disconnected")
+	wsOrigins := fs.String("ws_origins", envOr("PARLEY_WS_ORIGINS", ""),
+		"comma-separated origins, besides the gateway's own host, whose pages may open WebSockets: host patterns "+
+			"such as *.example.com, or scheme://host patterns (env PARLEY_WS_ORIGINS)")
 	healthcheck := fs.Bool("healthcheck", false,
 		"instead of serving, probe the /healthz of the gateway at --http_addr (or --port_file) and exit 0 if it is serving, else 1")
 	_ = fs.Parse(os.Args[1:])
@@ -57,11 +66,15 @@ func main() {
 	logger := slog.New(handler)
 
 	opts := gateway.Options{
-		HTTPAddr:      *httpAddr,
-		GRPCServer:    *grpcServer,
-		PortFile:      *portFile,
-		ShutdownGrace: *shutdownGrace,
-		Logger:        logger,
+		HTTPAddr:       *httpAddr,
+		GRPCServer:     *grpcServer,
+		PortFile:       *portFile,
+		ShutdownGrace:  *shutdownGrace,
+		Logger:         logger,
+		SSEKeepalive:   *sseKeepalive,
+		SSERetry:       *sseRetry,
+		WSPingInterval: *wsPingInterval,
+		WSOrigins:      splitList(*wsOrigins),
 	}
 	if *healthcheck {
 		if err := gateway.Probe(context.Background(), opts); err != nil {
@@ -85,4 +98,15 @@ func envOr(name, fallback string) string {
 		return v
 	}
 	return fallback
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for _, item := range strings.Split(v, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			out = append(out, item)
+		}
+	}
+	return out
 }

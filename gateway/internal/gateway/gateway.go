@@ -2,8 +2,9 @@
 // from proto/ and gateway/http_rules.yaml for every parley.v1 service, wrapped
 // with input checks, the seed routes the mux cannot express (seed.go), HTTP
 // statuses and Location headers from the server (created.go), one JSON error
-// shape, /healthz, /openapi.json and Prometheus /metrics (metrics.go),
-// served over HTTP/1.1.
+// shape, Server-Sent Events and WebSockets over the same Subscribe streams
+// (realtime.go, sse.go, websocket.go), /healthz, /openapi.json and
+// Prometheus /metrics (metrics.go), served over HTTP/1.1.
 //
 // Run owns the process lifetime; NewHandler builds the http.Handler around a
 // caller-owned gRPC connection, which must outlive the handler.
@@ -16,6 +17,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -48,6 +50,29 @@ type Options struct {
 	MaxRecvMsgBytes int
 	// Logger receives structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// SSEKeepalive is the interval of the `: keepalive` comment on a
+	// Server-Sent Events stream. Default 15s.
+	SSEKeepalive time.Duration
+	// SSERetry is the reconnection delay an SSE stream announces with
+	// `retry:`. Default 2s.
+	SSERetry time.Duration
+	// WSPingInterval is the interval of WebSocket pings; a peer that does
+	// not answer one within the interval is disconnected. Default 30s.
+	WSPingInterval time.Duration
+	// WSOrigins are the foreign origins (host patterns in path.Match syntax,
+	// e.g. "*.example.com", or "https://app.example.com") whose pages may
+	// open WebSockets. The gateway's own host is always allowed, and so are
+	// clients that send no Origin.
+	WSOrigins []string
+}
+
+func (o Options) realtime() realtimeConfig {
+	return realtimeConfig{
+		sseKeepalive:   o.SSEKeepalive,
+		sseRetry:       o.SSERetry,
+		wsPingInterval: o.WSPingInterval,
+		wsOrigins:      o.WSOrigins,
+	}
 }
 
 const (
@@ -82,7 +107,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer conn.Close()
 
-	handler, err := NewHandler(ctx, conn, log)
+	handler, err := newHandler(ctx, conn, log, opts.realtime())
 	if err != nil {
 		return err
 	}
@@ -135,6 +160,13 @@ func Run(ctx context.Context, opts Options) error {
 			srv.Close()
 		}
 	}
+	// Shutdown does not wait for WebSockets (hijacked connections); they
+	// close themselves with 4503 once ctx is done.
+	sockCtx, cancelSock := context.WithTimeout(context.Background(), opts.ShutdownGrace)
+	defer cancelSock()
+	if err := handler.rt.wait(sockCtx); err != nil {
+		log.Warn("websockets still open after the grace period", "err", err)
+	}
 	log.Info("gateway stopped")
 	return nil
 }
@@ -150,20 +182,40 @@ func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 	}
 }
 
-// NewHandler returns the gateway's HTTP handler, forwarding to conn.
+// NewHandler returns the gateway's HTTP handler, forwarding to conn, with
+// the default stream settings. When ctx is done, its SSE and WebSocket
+// streams end with a resumable error (the gateway is shutting down).
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Handler, error) {
+	h, err := newHandler(ctx, conn, log, realtimeConfig{})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// handler is the gateway's HTTP handler and the realtime part Run waits
+// for at shutdown.
+type handler struct {
+	http.Handler
+	rt *realtime
+}
+
+func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cfg realtimeConfig) (*handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	metrics := newHTTPMetrics()
+	marshaler := &jsonMarshaler{JSONPb: &runtime.JSONPb{
+		MarshalOptions: jsonOptions,
+		// Unknown fields in a body are refused (400, field named), not
+		// silently dropped.
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
+	rt := newRealtime(ctx, conn, log, marshaler, cfg)
 	mux := runtime.NewServeMux(
-		runtime.WithMiddlewares(metrics.middleware),
-		runtime.WithMarshalerOption(runtime.MIMEWildcard, &jsonMarshaler{JSONPb: &runtime.JSONPb{
-			MarshalOptions: protojson.MarshalOptions{EmitUnpopulated: true},
-			// Unknown fields in a body are refused (400, field named), not
-			// silently dropped.
-			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-		}}),
+		runtime.WithMiddlewares(metrics.middleware, rt.middleware),
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithErrorHandler(errorHandler(log)),
 		runtime.WithRoutingErrorHandler(routingErrorHandler),
 		runtime.WithOutgoingHeaderMatcher(outgoingMetadata(runtime.MetadataHeaderPrefix)),
@@ -190,6 +242,21 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 			return nil, fmt.Errorf("register %s routes: %w", svc.name, err)
 		}
 	}
+	rt.mux = mux
+	// Registered after the services, so tried before GetRoom's
+	// /v1/rooms/{room}.
+	for _, ws := range []struct {
+		pattern string
+		kind    socketKind
+	}{
+		{roomSocketRoute, roomSocket},
+		{directSocketRoute, directSocket},
+		{seedSocketRoute, seedSocket},
+	} {
+		if err := mux.HandlePath(http.MethodGet, ws.pattern, rt.serveWebSocket(ws.kind)); err != nil {
+			return nil, fmt.Errorf("register %s: %w", ws.pattern, err)
+		}
+	}
 	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn))); err != nil {
 		return nil, err
 	}
@@ -200,7 +267,20 @@ func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (h
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
-	return accessLog(log, metrics.observe(checkInput(routeSeeds(mux)))), nil
+	return &handler{Handler: accessLog(log, metrics.observe(checkInput(routeSeeds(mux)))), rt: rt}, nil
+}
+
+// idempotencyKeyHeader is the HTTP header of a send's idempotency key; the
+// server reads it from the metadata key of the same name.
+const idempotencyKeyHeader = "Idempotency-Key"
+
+// incomingHeader forwards Idempotency-Key as the metadata idempotency-key,
+// and every other header as grpc-gateway does by default.
+func incomingHeader(key string) (string, bool) {
+	if textproto.CanonicalMIMEHeaderKey(key) == idempotencyKeyHeader {
+		return "idempotency-key", true
+	}
+	return runtime.DefaultHeaderMatcher(key)
 }
 
 // outgoingMetadata forwards the server's response metadata under prefix

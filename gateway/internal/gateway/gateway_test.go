@@ -35,8 +35,11 @@ type fakeChat struct {
 	mu    sync.Mutex
 	calls []string // "Send a hi", in arrival order
 
-	receiveCancelled chan struct{} // closed when a blocking Receive sees its ctx end
-	release          chan struct{} // each receive lets Subscribe send one more line
+	receiveCancelled chan struct{}                // closed when a blocking Receive sees its ctx end
+	release          chan struct{}                // each receive lets Subscribe send one more line
+	subscribed       []*parleyv1.SubscribeRequest // every room or inbox Subscribe, in order
+	polled           []*parleyv1.PollRequest      // every Poll, in order
+	holdInbox        bool                         // inbox streams stay open after their message
 }
 
 func newFakeChat() *fakeChat {
@@ -136,15 +139,25 @@ type fixture struct {
 	rooms  *fakeRooms
 	msgs   *fakeMessages
 	users  *fakeUsers
+	pres   *fakePresence
 	health *health.Server
 	url    string
 	grpc   *grpc.Server
 	addr   string // of the fake gRPC server
+	// handler is the gateway under test.
+	handler *handler
 }
 
 // start runs the fake server on a free port and the gateway handler in
 // front of it.
 func start(t *testing.T) *fixture {
+	t.Helper()
+	return startWith(t, context.Background(), realtimeConfig{})
+}
+
+// startWith is start with the handler's context (its end is the gateway's
+// shutdown) and stream settings.
+func startWith(t *testing.T, ctx context.Context, cfg realtimeConfig) *fixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -152,7 +165,9 @@ func start(t *testing.T) *fixture {
 	}
 	f := &fixture{chat: newFakeChat(), health: health.NewServer(), grpc: grpc.NewServer(), addr: ln.Addr().String()}
 	f.rooms, f.msgs, f.users = &fakeRooms{record: f.chat.record}, &fakeMessages{record: f.chat.record}, &fakeUsers{record: f.chat.record}
+	f.pres = &fakePresence{record: f.chat.record}
 	parleyv1.RegisterChatServiceServer(f.grpc, f.chat)
+	parleyv1.RegisterPresenceServiceServer(f.grpc, f.pres)
 	parleyv1.RegisterRoomServiceServer(f.grpc, f.rooms)
 	parleyv1.RegisterMessageServiceServer(f.grpc, f.msgs)
 	parleyv1.RegisterUserServiceServer(f.grpc, f.users)
@@ -166,10 +181,11 @@ func start(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { conn.Close() })
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h, err := NewHandler(context.Background(), conn, log)
+	h, err := newHandler(ctx, conn, log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	f.handler = h
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	f.url = srv.URL

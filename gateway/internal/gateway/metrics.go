@@ -37,6 +37,7 @@ type httpMetrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	streams   *prometheus.GaugeVec
+	opened    *prometheus.CounterVec
 	longPolls prometheus.Gauge
 }
 
@@ -54,11 +55,15 @@ func newHTTPMetrics() *httpMetrics {
 		}, []string{"route", "method"}),
 		streams: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "parley_gateway_open_streams",
-			Help: "Streams (NDJSON subscriptions) open now, by route pattern.",
+			Help: "Streams open now (NDJSON and Server-Sent Events subscriptions, WebSockets), by route pattern.",
 		}, []string{"route"}),
+		opened: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "parley_gateway_streams_opened_total",
+			Help: "Streams opened, by route pattern and transport (ndjson, sse, websocket).",
+		}, []string{"route", "transport"}),
 		longPolls: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "parley_gateway_open_long_polls",
-			Help: "Seed-000 long polls (GET /messages?id=) waiting now.",
+			Help: "Long polls waiting now: seed 000's GET /messages?id= and the Poll routes (/v1/rooms/{room}/events, /v1/direct-messages/events).",
 		}),
 	}
 }
@@ -67,7 +72,7 @@ func newHTTPMetrics() *httpMetrics {
 func newRegistry(m *httpMetrics, stats parleyv1.StatsServiceClient, log *slog.Logger) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
-		m.requests, m.duration, m.streams, m.longPolls,
+		m.requests, m.duration, m.streams, m.opened, m.longPolls,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newServerCollector(stats, statsTimeout, log),
@@ -102,11 +107,22 @@ func routePattern(r *http.Request) string {
 }
 
 func isStreamRoute(method, route string) bool {
-	return method == http.MethodGet && strings.HasSuffix(route, "subscribe")
+	return method == http.MethodGet && (isSubscribeRoute(route) || isWebSocketRoute(route))
 }
 
 func isLongPollRoute(method, route string) bool {
-	return method == http.MethodGet && route == "/messages"
+	return method == http.MethodGet && (route == "/messages" || isPollRoute(route))
+}
+
+// streamTransport names how a stream request is served.
+func streamTransport(r *http.Request, route string) string {
+	switch {
+	case isWebSocketRoute(route):
+		return "websocket"
+	case acceptsEventStream(r):
+		return "sse"
+	}
+	return "ndjson"
 }
 
 // middleware runs inside the mux, once a route matched: it notes the route
@@ -119,6 +135,7 @@ func (m *httpMetrics) middleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 		}
 		switch {
 		case isStreamRoute(r.Method, route):
+			m.opened.WithLabelValues(route, streamTransport(r, route)).Inc()
 			g := m.streams.WithLabelValues(route)
 			g.Inc()
 			defer g.Dec()

@@ -106,6 +106,13 @@ type fakeMessages struct {
 
 func (f *fakeMessages) PostMessage(ctx context.Context, req *parleyv1.PostMessageRequest) (*parleyv1.Event, error) {
 	f.record("PostMessage " + req.GetRoom() + " " + req.GetText())
+	md, _ := metadata.FromIncomingContext(ctx)
+	if key := md.Get("idempotency-key"); len(key) > 0 {
+		f.record("idempotency-key metadata " + key[0])
+	}
+	if req.GetIdempotencyKey() != "" {
+		f.record("idempotency_key field " + req.GetIdempotencyKey())
+	}
 	if err := signedIn(ctx); err != nil {
 		return nil, err
 	}
@@ -175,12 +182,18 @@ func (f *fakeChat) subscribeSignedIn(req *parleyv1.SubscribeRequest, stream grpc
 		what = "direct_messages"
 	}
 	f.record("Subscribe " + what)
+	f.mu.Lock()
+	f.subscribed = append(f.subscribed, req)
+	f.mu.Unlock()
 	fail := func(c codes.Code, reason, field, msg string) error {
 		stream.SetTrailer(metadata.Pairs(reasonKey, reason, fieldKey, field))
 		return status.Error(c, msg)
 	}
 	if reason, msg := tokenError(stream.Context()); reason != "" {
 		return fail(codes.Unauthenticated, reason, "", msg)
+	}
+	if strings.HasPrefix(req.GetRoom(), "rt-") {
+		return f.realtimeSubscribe(req, stream)
 	}
 	switch req.GetRoom() {
 	case "missing":
@@ -198,9 +211,17 @@ func (f *fakeChat) subscribeSignedIn(req *parleyv1.SubscribeRequest, stream grpc
 			return stream.Context().Err()
 		}
 	}
-	return stream.Send(&parleyv1.SubscribeResponse{Events: []*parleyv1.Event{{
+	err := stream.Send(&parleyv1.SubscribeResponse{Events: []*parleyv1.Event{{
 		Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, Sequence: 1, Text: "hello", Room: req.GetRoom(),
 	}}})
+	f.mu.Lock()
+	hold := f.holdInbox && req.GetDirectMessages()
+	f.mu.Unlock()
+	if err == nil && hold {
+		<-stream.Context().Done()
+		err = stream.Context().Err()
+	}
+	return err
 }
 
 // compact is body without insignificant white space (protojson varies it).

@@ -14,13 +14,15 @@ import (
 //     recent lobby messages (ChatService.ListRecentMessages, bound at
 //     recentMessagesPath); with `id` it stays seed 000's long poll (Receive).
 //     grpc-gateway routes on the path alone.
-//   - GET /v1/direct-messages:subscribe is ChatService.Subscribe with
+//   - GET /v1/direct-messages:subscribe and GET /v1/direct-messages/events
+//     are ChatService.Subscribe and ChatService.Poll with
 //     direct_messages=true, which the HTTP rule cannot set.
 //   - GET /room/{roomId}/subscribe answers 202 once the stream is in place,
 //     the success code seed 003 lists.
 const (
 	recentMessagesPath       = "/v1/lobby/recent-messages"
 	directMessagesStreamPath = "/v1/direct-messages:subscribe"
+	directMessagesPollPath   = "/v1/direct-messages/events"
 )
 
 // routeSeeds wraps the mux: it rewrites the requests above, notes the
@@ -34,7 +36,7 @@ func routeSeeds(next http.Handler) http.Handler {
 			switch path := r.URL.Path; {
 			case path == "/messages" && !hasQueryKey(r.URL.RawQuery, "id"):
 				r.URL.Path, r.URL.RawPath = recentMessagesPath, ""
-			case path == directMessagesStreamPath:
+			case path == directMessagesStreamPath, path == directMessagesPollPath:
 				q := r.URL.Query()
 				q.Del("directMessages")
 				q.Set("direct_messages", "true")

@@ -3,6 +3,7 @@
 // lobby calls, and room / inbox streams resumed by sequence number.
 #include "server/api/message_service.h"
 
+#include <algorithm>
 #include <optional>
 #include <set>
 #include <string>
@@ -737,6 +738,106 @@ TEST_F(MessageServiceTest, APollRefusesWhatItCannotServe) {
   EXPECT_TRUE(parley::testing::Failed(poll(ann.token, missing),
                                       grpc::StatusCode::NOT_FOUND,
                                       "ROOM_NOT_FOUND"));
+}
+
+// ---- Slow consumers ----
+
+// A room stream that stops reading overflows its small channel; once it
+// reads again, every sequence number is either delivered or named by a gap
+// event, and the gaps can be read back from history: nothing is lost in
+// silence.
+TEST(SlowConsumerTest, AStalledRoomStreamIsToldWhatItMissedAndRecoversIt) {
+  ServerOptions options;
+  options.hub.channel_capacity = 4;
+  options.hub.max_message_bytes = 64 * 1024;
+  TestServer server(options);
+  TestUser ann = SignUp(server, "ann");
+  auto channel = server.NewChannel();
+  auto rooms = v1::RoomService::NewStub(channel);
+  auto messages = v1::MessageService::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::CreateRoomRequest req;
+    req.set_name("firehose");
+    v1::Room room;
+    ASSERT_TRUE(rooms->CreateRoom(&ctx, req, &room).ok());
+  }
+  // The stream has its own connection, so its unread bytes fill only its
+  // own flow-control windows.
+  auto stream_channel = server.NewChannel();
+  auto chat = v1::ChatService::NewStub(stream_channel);
+  grpc::ClientContext stream_ctx;
+  WithToken(&stream_ctx, ann.token);
+  v1::SubscribeRequest sub;
+  sub.set_room("firehose");
+  auto reader = chat->Subscribe(&stream_ctx, sub);
+  v1::SubscribeResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+
+  // Far more than gRPC's flow-control windows hold (a few MiB): the pump's
+  // writes stall, and the channel overflows.
+  constexpr int kMessages = 400;
+  const std::string big(60 * 1024, 'x');
+  uint64_t first_seq = 0, last = 0;
+  for (int i = 0; i < kMessages; ++i) {
+    grpc::ClientContext ctx;
+    WithToken(&ctx, ann.token);
+    v1::PostMessageRequest req;
+    req.set_room("firehose");
+    req.set_text(big);
+    v1::Event event;
+    ASSERT_TRUE(messages->PostMessage(&ctx, req, &event).ok());
+    if (first_seq == 0) first_seq = event.sequence();
+    last = event.sequence();
+  }
+  const uint64_t want = last - first_seq + 1;
+
+  std::set<uint64_t> delivered;
+  std::vector<std::pair<uint64_t, uint64_t>> gaps;
+  v1::SubscribeResponse resp;
+  auto covered = [&] {
+    uint64_t n = delivered.size();
+    for (auto [a, b] : gaps) n += b - a + 1;
+    return n;
+  };
+  while (covered() < want && reader->Read(&resp)) {
+    for (const v1::Event& e : resp.events()) {
+      if (e.kind() == v1::EVENT_KIND_GAP) {
+        gaps.emplace_back(e.gap_first_sequence(), e.gap_last_sequence());
+      } else if (e.sequence() >= first_seq) {
+        EXPECT_TRUE(delivered.insert(e.sequence()).second) << e.sequence();
+      }
+    }
+  }
+  stream_ctx.TryCancel();
+  ASSERT_FALSE(gaps.empty()) << "the channel never overflowed";
+  // Every gap names numbers that were not delivered; history has them.
+  for (auto [a, b] : gaps) {
+    ASSERT_LE(a, b);
+    for (uint64_t seq = a; seq <= b; ++seq) {
+      EXPECT_EQ(delivered.count(seq), 0u) << seq;
+    }
+    // In pages that stay under gRPC's 4 MiB message limit.
+    for (uint64_t from = a; from <= b; from += 32) {
+      const uint64_t to = std::min(b, from + 31);
+      grpc::ClientContext ctx;
+      WithToken(&ctx, ann.token);
+      v1::ListMessagesRequest req;
+      req.set_room("firehose");
+      req.set_after(from - 1);
+      req.set_n(static_cast<uint32_t>(to - from + 1));
+      v1::ListMessagesResponse page;
+      grpc::Status status = messages->ListMessages(&ctx, req, &page);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      ASSERT_EQ(page.messages_size(), static_cast<int>(to - from + 1));
+      EXPECT_EQ(page.messages(0).sequence(), from);
+    }
+    for (uint64_t seq = a; seq <= b; ++seq) delivered.insert(seq);
+  }
+  EXPECT_EQ(delivered.size(), want);
+  EXPECT_EQ(*delivered.begin(), first_seq);
+  EXPECT_EQ(*delivered.rbegin(), last);
 }
 
 }  // namespace

@@ -1,0 +1,181 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/codes"
+
+	parleyv1 "parley/gateway/gen/parley/v1"
+)
+
+// Server-Sent Events on every Subscribe route, for a request that accepts
+// text/event-stream. Each event is one SSE message:
+//
+//	id: 42               (stored events only: not gaps, not live-only ones)
+//	event: message       (the kind, lower case, without EVENT_KIND_)
+//	data: {"kind":"EVENT_KIND_MESSAGE",...}
+//
+// so that a browser's EventSource resumes after the last stored event it
+// saw: its Last-Event-ID header becomes after_sequence. The stream opens
+// with `retry:` and carries a `: keepalive` comment every SSEKeepalive. A
+// refusal before the stream is in place is an ordinary JSON error response
+// (EventSource does not retry it); an error after that is an `event: error`
+// message with the JSON error body, and the end of the response.
+
+// lastEventIDHeader is the header EventSource resends on reconnection.
+const lastEventIDHeader = "Last-Event-ID"
+
+// acceptsEventStream reports whether the request's Accept lists
+// text/event-stream.
+func acceptsEventStream(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "text/event-stream" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// serveSSE streams the Subscribe call of a stream route as Server-Sent
+// Events.
+func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string, params map[string]string) {
+	ctx := r.Context()
+	// onError names a bad query parameter from the RPC in its context.
+	errCtx, err := runtime.AnnotateContext(ctx, g.mux, r, subscribeMethod, runtime.WithHTTPPathPattern(route))
+	if err != nil {
+		g.onError(ctx, g.mux, g.marshaler, w, r, err)
+		return
+	}
+	req, err := subscribeRequest(r, params)
+	if err != nil {
+		g.onError(errCtx, g.mux, g.marshaler, w, r, err)
+		return
+	}
+	if id := r.Header.Get(lastEventIDHeader); id != "" && !hasAfterSequence(r.URL.Query()) {
+		seq, ok := parseSequence(id)
+		if !ok {
+			writeError(w, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidFieldValue,
+				lastEventIDHeader, "Last-Event-ID must be the sequence number of an event"))
+			return
+		}
+		req.AfterSequence = &seq
+	}
+	sub, err := g.subscribe(ctx, r, route, req)
+	if err != nil {
+		g.onError(errCtx, g.mux, g.marshaler, w, r, err)
+		return
+	}
+	defer sub.Close()
+
+	sse := &sseWriter{w: w, rc: http.NewResponseController(w), retry: g.cfg.sseRetry}
+	keepalive := time.NewTicker(g.cfg.sseKeepalive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case write, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			if write.err != nil {
+				switch {
+				case isCleanEnd(write.err):
+					sse.start() // a stream that ended before its first write
+				case ctx.Err() != nil:
+					// The client went away.
+				case !sse.started:
+					// Refused: the status and error body of the NDJSON route.
+					g.onError(errCtx, g.mux, g.marshaler, w, r, write.err)
+				default:
+					sse.error(streamAPIError(write.err))
+				}
+				return
+			}
+			if err := sse.events(write.events); err != nil {
+				return
+			}
+		case <-keepalive.C:
+			if err := sse.comment("keepalive"); err != nil {
+				return
+			}
+		case <-g.stopping:
+			sse.error(shuttingDown())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// sseWriter writes and flushes SSE messages; the first write sends the
+// 200 and the retry delay.
+type sseWriter struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	retry   time.Duration
+	started bool
+	buf     bytes.Buffer
+}
+
+func (s *sseWriter) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	h := s.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	// EventSource accepts only 200: not seed 003's 202.
+	s.w.WriteHeader(http.StatusOK)
+	s.buf.WriteString("retry: " + strconv.FormatInt(s.retry.Milliseconds(), 10) + "\n\n")
+}
+
+// flush sends what is buffered.
+func (s *sseWriter) flush() error {
+	s.start()
+	_, err := s.w.Write(s.buf.Bytes())
+	s.buf.Reset()
+	if err != nil {
+		return err
+	}
+	return s.rc.Flush()
+}
+
+func (s *sseWriter) events(events []*parleyv1.Event) error {
+	s.start()
+	for _, e := range events {
+		if hasCursor(e) {
+			s.buf.WriteString("id: " + strconv.FormatUint(e.GetSequence(), 10) + "\n")
+		}
+		s.buf.WriteString("event: " + eventName(e.GetKind()) + "\n")
+		s.buf.WriteString("data: ")
+		s.buf.Write(marshalJSON(e))
+		s.buf.WriteString("\n\n")
+	}
+	return s.flush()
+}
+
+func (s *sseWriter) comment(text string) error {
+	s.start()
+	s.buf.WriteString(": " + text + "\n\n")
+	return s.flush()
+}
+
+// error sends `event: error` with the JSON error body.
+func (s *sseWriter) error(e apiError) {
+	b, _ := json.Marshal(errorBody{Error: e})
+	s.start()
+	s.buf.WriteString("event: error\ndata: ")
+	s.buf.Write(b)
+	s.buf.WriteString("\n\n")
+	_ = s.flush()
+}
