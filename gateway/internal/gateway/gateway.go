@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -31,6 +32,7 @@ import (
 
 	"parley/gateway/gen/openapi"
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/web"
 )
 
 // Options configures Run. The zero value of every field but GRPCServer and
@@ -267,7 +269,21 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
-	return &handler{Handler: accessLog(log, metrics.observe(checkInput(routeSeeds(mux)))), rt: rt}, nil
+	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(routeSeeds(mux))))), rt: rt}, nil
+}
+
+// routePage sends the browser page (GET / and its assets under
+// web.Prefix) to the embedded files and everything else to `api`.
+func routePage(api http.Handler) http.Handler {
+	page := web.Handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+			(r.URL.Path == "/" || r.URL.Path == "/index.html" || strings.HasPrefix(r.URL.Path, web.Prefix)) {
+			page.ServeHTTP(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
+	})
 }
 
 // idempotencyKeyHeader is the HTTP header of a send's idempotency key; the

@@ -492,6 +492,23 @@ func TestOpenAPIDocumentIsServed(t *testing.T) {
 	}
 }
 
+func TestTheBrowserPageIsServedAtTheRootAndTheAPIStaysReachable(t *testing.T) {
+	f := start(t)
+	page := f.get(t, "/")
+	if page.status != 200 || !strings.Contains(page.body, "<html") {
+		t.Fatalf("GET / = %d %.80q, want the page", page.status, page.body)
+	}
+	if js := f.get(t, "/static/js/app.js"); js.status != 200 {
+		t.Errorf("GET /static/js/app.js = %d", js.status)
+	}
+	if missing := f.get(t, "/static/nope.js"); missing.status != 404 {
+		t.Errorf("GET /static/nope.js = %d, want 404", missing.status)
+	}
+	if doc := f.get(t, "/openapi.json"); doc.status != 200 {
+		t.Errorf("GET /openapi.json = %d next to the page", doc.status)
+	}
+}
+
 func TestRunWritesThePortFileProbesHealthAndStopsOnCancel(t *testing.T) {
 	f := start(t)
 	portFile := filepath.Join(t.TempDir(), "http.port")
