@@ -37,7 +37,7 @@ run: deps build
 
 # Unit tests under ASan and TSan, then the integration and client tests
 # against the release build.
-test: deps test-server test-gateway test-clients test-compose-config bench-smoke
+test: deps test-server test-gateway test-clients test-browser test-compose-config bench-smoke
 	@echo "make test: all suites passed"
 
 clean:

@@ -9,6 +9,8 @@
 #                            through the Go module proxy's toolchains when
 #                            too old)
 #   scripts/deps.sh test     what the tests need besides server and gateway
+#   scripts/deps.sh browser  Chromium, and Node.js with npm when there is no
+#                            node, for make test-browser (part of make test)
 #   scripts/deps.sh compose  podman and friends for make test-compose
 #   scripts/deps.sh bench    wrk, gnuplot and jq for make bench
 #   scripts/deps.sh all      server + gateway + test
@@ -23,6 +25,11 @@ runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsod
 # protoc and the well-known .proto files, for generating the Go code.
 gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 test_pkgs=(python3 python3-venv curl docker-compose)
+# make test-browser: playwright-core (from the npm registry, tests/browser)
+# drives Debian's Chromium. Node.js and npm come from Debian only when the
+# machine has no node of its own (the pinned playwright-core needs node >= 20: see want_node).
+browser_pkgs=(chromium fonts-dejavu-core)
+node_pkgs=(nodejs npm)
 # make test-compose: podman runs the Dockerfiles and the compose file; the base
 # images are made with debootstrap (see scripts/compose-test.sh).
 compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates)
@@ -83,13 +90,48 @@ want_go() {
   go_new_enough "$GO_TOOLCHAIN_DIR/bin/go"
 }
 
+# The Node.js release the pinned playwright-core needs (tests/browser).
+NODE_MIN=${NODE_MIN:-20}
+NODE_DIR=${NODE_DIR:-/usr/local/lib/parley-node}
+
+node_new_enough() {
+  "$1" -e "process.exit(+process.versions.node.split('.')[0] >= $NODE_MIN ? 0 : 1)" 2>/dev/null
+}
+
+# Node.js >= NODE_MIN as `node` or $NODE_DIR/bin/node (mk/browser.mk puts
+# that first on PATH). Debian 12's is 18: then the official Linux build is
+# taken from the npm registry (package node-linux-<arch>), with Debian's npm.
+want_node() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install "${node_pkgs[@]}"
+  node_new_enough node && return 0
+  [ -x "$NODE_DIR/bin/node" ] && node_new_enough "$NODE_DIR/bin/node" && return 0
+  local arch
+  case "$(dpkg --print-architecture)" in
+    amd64) arch=x64 ;;
+    arm64) arch=arm64 ;;
+    *) echo "deps: no Node.js >= $NODE_MIN for this architecture" >&2; return 1 ;;
+  esac
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "deps: installing Node.js $NODE_MIN from the npm registry into $NODE_DIR" >&2
+  $sudo mkdir -p "$NODE_DIR/pkg" "$NODE_DIR/bin"
+  $sudo npm install --prefix "$NODE_DIR/pkg" --no-save --no-audit --no-fund \
+    --ignore-scripts "node-linux-$arch@$NODE_MIN" >&2
+  $sudo ln -sf "$NODE_DIR/pkg/node_modules/node-linux-$arch/bin/node" "$NODE_DIR/bin/node"
+  node_new_enough "$NODE_DIR/bin/node"
+}
+
 case "${1:-all}" in
   server) apt_install "${server_pkgs[@]}" ;;
   runtime) apt_install "${runtime_pkgs[@]}" ;;
   gateway) apt_install "${gateway_pkgs[@]}"; want_go ;;
   test) apt_install "${test_pkgs[@]}" ;;
+  browser)
+    apt_install "${browser_pkgs[@]}"
+    want_node
+    ;;
   compose) apt_install "${compose_pkgs[@]}" ;;
   bench) apt_install "${bench_pkgs[@]}" ;;
   all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
-  *) echo "usage: $0 server|runtime|gateway|test|compose|bench|all" >&2; exit 2 ;;
+  *) echo "usage: $0 server|runtime|gateway|test|browser|compose|bench|all" >&2; exit 2 ;;
 esac
