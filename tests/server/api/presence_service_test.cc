@@ -190,7 +190,8 @@ class PresenceServiceTest : public ::testing::Test {
 
 // ---- ListPresence ----
 
-TEST_F(PresenceServiceTest, ListsEveryoneWithAnOpenStreamOnceUntilTheirLastEnds) {
+TEST_F(PresenceServiceTest,
+       ListsEveryoneWithAnOpenStreamOnceUntilTheirLastEnds) {
   TestUser ann = SignUp(server_, "ann");
   TestUser bob = SignUp(server_, "bob");
   CreateRoom(ann, "hall");
@@ -352,7 +353,8 @@ TEST_F(PresenceServiceTest, TypingToAUserReachesOnlyTheirInbox) {
 
 // ---- SetReadMarker and the unread counts ----
 
-TEST_F(PresenceServiceTest, TheReadMarkerMovesForwardOnlyAndCountsOthersLiveMessages) {
+TEST_F(PresenceServiceTest,
+       TheReadMarkerMovesForwardOnlyAndCountsOthersLiveMessages) {
   TestUser ann = SignUp(server_, "ann");
   TestUser bob = SignUp(server_, "bob");
   v1::Room room = CreateRoom(ann, "news");

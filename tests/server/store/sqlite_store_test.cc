@@ -1334,10 +1334,10 @@ TEST_F(SqliteStoreTest, ReadsRunWhileWriting) {
   EXPECT_EQ(ReadAll(kLobby).size(), kMessages);
 }
 
-
 // ---- Read markers ----
 
-TEST_F(SqliteStoreTest, AReadMarkerMovesForwardOnlyAndCountsOthersLiveMessages) {
+TEST_F(SqliteStoreTest,
+       AReadMarkerMovesForwardOnlyAndCountsOthersLiveMessages) {
   User amy = MakeUser(1, "amy");
   User bob = MakeUser(2, "bob");
   MustDo(PutUser{amy});
