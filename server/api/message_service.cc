@@ -10,6 +10,7 @@
 #include "server/api/status.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
+#include "server/common/log.h"
 
 namespace parley::api {
 namespace {
@@ -82,6 +83,21 @@ void PublishOnce(const Deps& deps, std::shared_ptr<chat::Event> event,
         hub->Publish(std::move(event), std::move(d));
       },
       std::move(done));
+}
+
+// The sender's copy of direct message `sent`, for the sender's inbox `log`:
+// the same sender, recipient and text, its own id and (assigned) sequence
+// number, and `target_id` naming the recipient's message.
+std::shared_ptr<chat::Event> SenderCopy(const chat::Event& sent,
+                                        const std::string& log) {
+  auto copy = chat::NewEvent(chat::EventKind::kMessage, log);
+  copy->sender = sent.sender;
+  copy->sender_id = sent.sender_id;
+  copy->recipient_id = sent.recipient_id;
+  copy->recipient = sent.recipient;
+  copy->text = sent.text;
+  copy->target_id = sent.id;
+  return copy;
 }
 
 std::shared_ptr<chat::Event> RoomEvent(chat::EventKind kind,
@@ -317,15 +333,53 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
   if (!key.ok()) return FinishNow(context, key.status());
   event->idempotency = IdempotentSends::Make(SenderScope(*who), *key,
                                              event->log, event->text);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  PublishOnce(deps_, std::move(event), [reactor, context, response](
-                                           absl::StatusOr<EventPtr> event) {
-    if (event.ok()) {
-      ToProto(**event, response);
-      SetCreated(context, "");  // a direct message has no URL of its own
+  // The sender's copy goes to the sender's own inbox once the message is in
+  // the recipient's, so a conversation reads back (and streams to the
+  // sender's other sessions) from one log with one cursor. Its log is
+  // loaded here, on a gRPC thread: the copy is published from the hub's
+  // dispatcher thread, which must not read the store.
+  std::string copy_log;
+  if (to->id != who->user_id) {
+    copy_log = store::InboxLog(who->user_id);
+    if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(copy_log);
+        !loaded.ok()) {
+      return FinishNow(context, loaded.status());
     }
-    FinishWith(reactor, context, event.status());
-  });
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const chat::IdempotencyKey idempotency = event->idempotency;
+  deps_.sends->Run(
+      idempotency,
+      // Runs only for a first send, never for a retry of a stored one.
+      [hub = deps_.hub, event = std::move(event),
+       copy_log = std::move(copy_log)](chat::EventDone done) mutable {
+        hub->Publish(std::move(event), [hub, copy_log, done = std::move(done)](
+                                           absl::StatusOr<EventPtr> sent) mutable {
+          if (!sent.ok() || copy_log.empty()) {
+            done(std::move(sent));
+            return;
+          }
+          auto copy = SenderCopy(**sent, copy_log);
+          hub->Publish(std::move(copy), [sent, done = std::move(done)](
+                                            absl::StatusOr<EventPtr> copied) mutable {
+            // The message itself is committed and delivered: its sender
+            // gets the answer even when the copy failed.
+            if (!copied.ok()) {
+              log::Warning("a direct message's sender copy failed",
+                           {{"message", (*sent)->id},
+                            {"error", copied.status().ToString()}});
+            }
+            done(std::move(sent));
+          });
+        });
+      },
+      [reactor, context, response](absl::StatusOr<EventPtr> event) {
+        if (event.ok()) {
+          ToProto(**event, response);
+          SetCreated(context, "");  // a direct message has no URL of its own
+        }
+        FinishWith(reactor, context, event.status());
+      });
   return reactor;
 }
 

@@ -310,12 +310,16 @@ func TestDirectMessages(t *testing.T) {
 	if inbox.Messages[2].Sender != "CAROL" || inbox.Messages[2].SenderID != carol.ID {
 		t.Errorf("from carol = %+v", inbox.Messages[2])
 	}
+	// A sender's inbox holds a copy of what they sent, so a conversation
+	// reads back whole; each copy names the recipient's message.
 	mustStatus(t, s.req(t, http.MethodGet, "/v1/direct-messages", alice.token, nil), 200, &inbox)
-	if len(inbox.Messages) != 0 {
-		t.Errorf("alice's inbox holds %v, want nothing (she only sent)", texts(inbox.Messages))
+	if !slices.Equal(texts(inbox.Messages), []string{"psst, bob", "by name", "hi carol"}) {
+		t.Errorf("alice's inbox holds %v, want her three sent messages", texts(inbox.Messages))
+	} else if inbox.Messages[0].SenderID != alice.ID || inbox.Messages[0].RecipientID != bob.ID || inbox.Messages[0].TargetID != d1.ID {
+		t.Errorf("alice's copy %+v, want sender alice, recipient bob, target %s", inbox.Messages[0], d1.ID)
 	}
 	mustStatus(t, s.req(t, http.MethodGet, "/v1/direct-messages", carol.token, nil), 200, &inbox)
-	if !slices.Equal(texts(inbox.Messages), []string{"hi carol"}) {
+	if !slices.Equal(texts(inbox.Messages), []string{"from carol", "hi carol"}) {
 		t.Errorf("carol's inbox = %v", texts(inbox.Messages))
 	}
 	mustStatus(t, s.req(t, http.MethodGet, "/v1/direct-messages?n=2", bob.token, nil), 200, &inbox)

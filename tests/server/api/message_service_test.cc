@@ -296,6 +296,20 @@ TEST_F(MessageServiceTest, DirectMessagesReachOnlyTheRecipient) {
   v1::ListMessagesResponse eves;
   ASSERT_TRUE(messages_->ListDirectMessages(&eve_ctx, req, &eves).ok());
   EXPECT_EQ(eves.messages_size(), 0);
+  // The sender's inbox holds its copies: the conversation reads back whole,
+  // each copy naming the recipient's message.
+  grpc::ClientContext ann_ctx;
+  WithToken(&ann_ctx, ann.token);
+  v1::ListMessagesResponse anns;
+  ASSERT_TRUE(messages_->ListDirectMessages(&ann_ctx, req, &anns).ok());
+  ASSERT_EQ(anns.messages_size(), 2);
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(anns.messages(i).sender_id(), ann.id);
+    EXPECT_EQ(anns.messages(i).recipient_id(), bob.id);
+    EXPECT_EQ(anns.messages(i).text(), mine.messages(i).text());
+    EXPECT_EQ(anns.messages(i).target_id(), mine.messages(i).id());
+    EXPECT_NE(anns.messages(i).id(), mine.messages(i).id());
+  }
   eve_inbox->ctx.TryCancel();
   bob_inbox->ctx.TryCancel();
 }

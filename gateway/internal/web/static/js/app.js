@@ -8,7 +8,6 @@ const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 50;
 const TYPING_EVERY_MS = 3_000;
 const ROOMS_REFRESH_MS = 20_000;
-const SENT_DMS_KEPT = 500;
 
 const session = new Session();
 const state = {
@@ -664,19 +663,15 @@ $('composer-text').addEventListener('input', () => {
 
 // ---- direct messages -------------------------------------------------------------------
 
-const sentKey = () => `parley.sent.${me()}`;
-
-function saveSent(ev) {
-  try {
-    const list = JSON.parse(sessionStorage.getItem(sentKey()) || '[]').filter((e) => e.id !== ev.id);
-    list.push(ev);
-    sessionStorage.setItem(sentKey(), JSON.stringify(list.slice(-SENT_DMS_KEPT)));
-  } catch { /* storage full: the message stays on screen */ }
-}
-
-/** Files a direct message under the other person's conversation. */
+/**
+ * Files a direct message under the other person's conversation. The inbox
+ * holds both sides: what others sent me, and the server's copy of what I
+ * sent (its targetId is the id of the message the send's ack carried), so
+ * an ack and its copy are one message.
+ */
 function fileDm(ev) {
   const mine = ev.senderId === me();
+  const key = mine && ev.targetId ? ev.targetId : ev.id;
   const otherId = mine ? ev.recipientId : ev.senderId;
   if (!otherId) return null;
   let conv = state.dms.get(otherId);
@@ -685,8 +680,8 @@ function fileDm(ev) {
     state.dms.set(otherId, conv);
   }
   if (!mine && ev.sender) conv.name = ev.sender;
-  if (conv.events.has(ev.id)) return null;
-  conv.events.set(ev.id, ev);
+  if (conv.events.has(key)) return null;
+  conv.events.set(key, ev);
   conv.last = Math.max(conv.last || 0, Date.parse(ev.createTime) || 0);
   return conv;
 }
@@ -702,9 +697,6 @@ async function startDms() {
   } catch (err) {
     if (!(err instanceof ApiError && err.network)) alertError(`Could not load your direct messages`, err);
   }
-  try {
-    for (const ev of JSON.parse(sessionStorage.getItem(sentKey()) || '[]')) fileDm(ev);
-  } catch { /* nothing kept */ }
   if (!session.signedIn) return;
   renderDms();
   const feed = new Feed({
@@ -719,7 +711,6 @@ async function startDms() {
     onOutbox: () => { if (state.view?.type === 'dm') renderPending(state.view); },
     onAck: (item, ev) => {
       if (!ev || !ev.id) return;
-      saveSent(ev);
       const conv = fileDm(ev);
       const v = state.view;
       if (conv && v?.type === 'dm' && v.userId === conv.id) keepBottom(() => v.timeline.add(ev), true);
@@ -740,7 +731,6 @@ function dmEvent(ev) {
   const open = v?.type === 'dm' ? v : null;
   switch (ev.kind) {
     case 'EVENT_KIND_MESSAGE': {
-      if (ev.senderId === me()) saveSent(ev);
       const conv = fileDm(ev);
       if (!conv) return;
       if (open && open.userId === conv.id) {
