@@ -52,6 +52,9 @@ ABSL_FLAG(std::string, sqlite_synchronous, "normal",
           "the server) or full (also against power loss).");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");
+ABSL_FLAG(int64_t, store_cache_entries, 100000,
+          "Users, rooms and memberships (each) kept in memory in front of "
+          "SQLite; 0 turns the cache off.");
 ABSL_FLAG(int64_t, fanout_threads, 0,
           "Threads delivering committed events to subscribers (a room "
           "always on the same one); 0: one per CPU core.");
@@ -193,6 +196,9 @@ int main(int argc, char** argv) {
   }
   options.sqlite_synchronous_full = sync == "full";
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
+  const int64_t cache_entries = absl::GetFlag(FLAGS_store_cache_entries);
+  if (cache_entries < 0) Die("--store_cache_entries must not be negative");
+  options.store_cache_entries = static_cast<size_t>(cache_entries);
   const int64_t fanout = absl::GetFlag(FLAGS_fanout_threads);
   if (fanout < 0) Die("--fanout_threads must not be negative");
   options.hub.fanout_threads =

@@ -23,6 +23,7 @@
 #include "server/api/room_service.h"
 #include "server/api/stats_service.h"
 #include "server/common/log.h"
+#include "server/store/cached_store.h"
 #include "server/store/sqlite_store.h"
 
 namespace parley::api {
@@ -117,7 +118,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       store::SqliteStore::Open(sqlite);
   if (!opened.ok()) return opened.status();
   store::SqliteStore* const sqlite_store = opened->get();
-  server->store_ = *std::move(opened);
+  if (options.store_cache_entries > 0) {
+    server->store_ = std::make_unique<store::CachedStore>(
+        *std::move(opened), options.store_cache_entries);
+  } else {
+    server->store_ = *std::move(opened);
+  }
   // The hub continues every log's numbering from the store; fail now rather
   // than start with a store that cannot be read.
   if (absl::StatusOr<uint64_t> last = server->store_->LastSequence(

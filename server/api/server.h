@@ -29,6 +29,8 @@ struct ServerOptions {
   std::string data_dir;        // holds parley.db and token.key
   bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
   size_t store_max_batch = 1024;
+  // Users, rooms and memberships kept in memory (each; 0: no cache).
+  size_t store_cache_entries = 100000;
   // How often freed heap memory goes back to the OS; zero disables.
   absl::Duration memory_trim_interval = absl::Seconds(30);
   std::string token_key_file;  // empty: <data_dir>/token.key
