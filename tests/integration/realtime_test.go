@@ -795,6 +795,222 @@ func TestSeed002ChatSocketWithARoomToken(t *testing.T) {
 	}
 }
 
+// seed001Frame is a frame of seed 001's socket, /ws.
+type seed001Frame struct {
+	Type    string          `json:"type"`
+	Content json.RawMessage `json:"content"`
+}
+
+// seed001Message is the content of its send-message and update-message
+// frames.
+type seed001Message struct {
+	ChatID     string `json:"chatId"`
+	CustomerID string `json:"customerId"`
+	Username   string `json:"username"`
+	Content    string `json:"content"`
+	MessageID  string `json:"messageId"`
+	Sequence   uint64 `json:"sequence"`
+	CreateTime string `json:"createTime"`
+}
+
+func (f seed001Frame) decode(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(f.Content, v); err != nil {
+		t.Fatalf("%s frame content %s: %v", f.Type, f.Content, err)
+	}
+}
+
+func (f seed001Frame) message(t *testing.T) seed001Message {
+	t.Helper()
+	var m seed001Message
+	f.decode(t, &m)
+	return m
+}
+
+func (f seed001Frame) text(t *testing.T) string {
+	t.Helper()
+	var s string
+	f.decode(t, &s)
+	return s
+}
+
+func (c *wsConn) seed001Frame(t *testing.T) seed001Frame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("reading a seed 001 frame: %v", err)
+	}
+	var f seed001Frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		t.Fatalf("seed 001 frame %s: %v", b, err)
+	}
+	return f
+}
+
+// seed001Where reads frames until one of type typ ("": any) satisfies ok
+// (nil: any).
+func (c *wsConn) seed001Where(t *testing.T, typ string, ok func(seed001Frame) bool) seed001Frame {
+	t.Helper()
+	for {
+		if f := c.seed001Frame(t); (typ == "" || f.Type == typ) && (ok == nil || ok(f)) {
+			return f
+		}
+	}
+}
+
+// seed001Ack reads until the answer to a command, which must be an ack of
+// an event of type typ, and returns that event's frame.
+func (c *wsConn) seed001Ack(t *testing.T, typ string) seed001Frame {
+	t.Helper()
+	f := c.seed001Where(t, "", func(f seed001Frame) bool { return f.Type == "ack" || f.Type == "error" })
+	var inner seed001Frame
+	if f.Type == "ack" {
+		f.decode(t, &inner)
+	}
+	if inner.Type != typ {
+		t.Fatalf("answer %s %s, want an ack of %s", f.Type, f.Content, typ)
+	}
+	return inner
+}
+
+// seed001Error reads until the answer to a command, which must be an
+// error.
+func (c *wsConn) seed001Error(t *testing.T) (e struct {
+	Code     string `json:"code"`
+	Status   int    `json:"status"`
+	GRPCCode string `json:"grpc_code"`
+	Field    string `json:"field"`
+}) {
+	t.Helper()
+	f := c.seed001Where(t, "", func(f seed001Frame) bool { return f.Type == "ack" || f.Type == "error" })
+	if f.Type != "error" {
+		t.Fatalf("answer %s %s, want an error", f.Type, f.Content)
+	}
+	f.decode(t, &e)
+	return e
+}
+
+func TestSeed001WebSocket(t *testing.T) {
+	s := startStack(t)
+	alice := s.signUp(t, "alice")
+	bob := s.signUp(t, "bob")
+	rm := s.createRoom(t, alice.token, "seed001", "", "")
+	seed := func(typ string, content any) map[string]any { return map[string]any{"type": typ, "content": content} }
+
+	a := s.mustDialWS(t, "/ws", bearer(alice.token))
+	b := s.mustDialWS(t, "/ws", nil, bob.token) // the token as the only subprotocol
+
+	// Before connect-chat, and a frame that is not JSON: error frames, and
+	// the socket stays open.
+	b.write(t, seed("send-message", map[string]any{"chatId": 1, "customerId": 2, "content": "too early"}))
+	if e := b.seed001Error(t); e.Code != "NOT_CONNECTED" || e.Status != 400 || e.GRPCCode != "FAILED_PRECONDITION" {
+		t.Errorf("send-message before connect-chat: %+v", e)
+	}
+	b.write(t, `{"type":"connect-chat",`)
+	if e := b.seed001Error(t); e.Code != "MALFORMED_JSON" || e.Status != 400 {
+		t.Errorf("bad JSON: %+v", e)
+	}
+
+	// connect-chat by UUID and by name. The token says who the caller is;
+	// customerId and username are informational.
+	type chat struct{ ChatID, Name, CustomerID, Username string }
+	var ca, cb chat
+	a.write(t, seed("connect-chat", map[string]any{"customerId": 1, "chatId": rm.ID, "username": "someone else"}))
+	a.seed001Ack(t, "connect-chat").decode(t, &ca)
+	b.write(t, seed("connect-chat", map[string]any{"customerId": 2, "chatId": rm.Name, "username": "bob"}))
+	b.seed001Ack(t, "connect-chat").decode(t, &cb)
+	if ca != (chat{rm.ID, rm.Name, alice.ID, "alice"}) || cb != (chat{rm.ID, rm.Name, bob.ID, "bob"}) {
+		t.Errorf("connect-chat acks %+v and %+v", ca, cb)
+	}
+	var joined struct{ ChatID, CustomerID, Username string }
+	a.seed001Where(t, "join", nil).decode(t, &joined)
+	if joined.ChatID != rm.ID || joined.CustomerID != bob.ID || joined.Username != "BOB" {
+		t.Errorf("alice saw bob join as %+v", joined)
+	}
+
+	// send-message reaches the other user.
+	b.write(t, seed("send-message", map[string]any{"chatId": rm.ID, "customerId": 2, "content": "Hi world."}))
+	sent := b.seed001Ack(t, "send-message").message(t)
+	if !isUUID(sent.MessageID) || sent.Content != "Hi world." || sent.CustomerID != bob.ID || sent.Sequence == 0 {
+		t.Fatalf("send-message ack %+v", sent)
+	}
+	if got := a.seed001Where(t, "send-message", nil).message(t); got != sent || got.ChatID != rm.ID || got.Username != "BOB" {
+		t.Errorf("alice got %+v, want %+v", got, sent)
+	}
+
+	// alice posts last; bob's update-message without messageId still edits
+	// his own most recent message.
+	a.write(t, seed("send-message", map[string]any{"content": "alice here"}))
+	hers := a.seed001Ack(t, "send-message").message(t)
+	b.write(t, seed("update-message", map[string]any{"chatId": rm.ID, "customerId": 2, "content": "Hello world!"}))
+	if u := b.seed001Ack(t, "update-message").message(t); u.MessageID != sent.MessageID || u.Content != "Hello world!" {
+		t.Errorf("update-message without messageId: ack %+v, want message %s edited", u, sent.MessageID)
+	}
+	isUpdate := func(text string) func(seed001Frame) bool {
+		return func(f seed001Frame) bool { return f.message(t).Content == text }
+	}
+	if u := a.seed001Where(t, "update-message", isUpdate("Hello world!")).message(t); u.MessageID != sent.MessageID || u.CustomerID != bob.ID {
+		t.Errorf("alice saw the edit as %+v", u)
+	}
+	b.write(t, seed("update-message", map[string]any{"messageId": sent.MessageID, "content": "Hello again!"}))
+	if u := b.seed001Ack(t, "update-message").message(t); u.MessageID != sent.MessageID {
+		t.Errorf("update-message with messageId: ack %+v", u)
+	}
+	a.seed001Where(t, "update-message", isUpdate("Hello again!"))
+	b.write(t, seed("update-message", map[string]any{"messageId": hers.MessageID, "content": "hijacked"}))
+	if e := b.seed001Error(t); e.Status != 403 {
+		t.Errorf("editing alice's message: %+v, want 403", e)
+	}
+
+	// delete-message takes the id as its content.
+	b.write(t, seed("delete-message", sent.MessageID))
+	if id := b.seed001Ack(t, "delete-message").text(t); id != sent.MessageID {
+		t.Errorf("delete-message ack %q", id)
+	}
+	if id := a.seed001Where(t, "delete-message", nil).text(t); id != sent.MessageID {
+		t.Errorf("alice saw the delete of %q", id)
+	}
+	got := s.listMessages(t, alice.token, rm.ID, "").Messages
+	if len(got) != 2 || got[0].ID != sent.MessageID || !got[0].Deleted || got[1].ID != hers.MessageID {
+		t.Errorf("history %+v", got)
+	}
+
+	// A room that does not exist: an error frame. A bad token closes the
+	// socket with 4401, a room token with 4403: /ws needs a user.
+	b.write(t, seed("connect-chat", map[string]any{"chatId": "no-such-room"}))
+	if e := b.seed001Error(t); e.Status != 404 || e.Field != "content.chatId" {
+		t.Errorf("connect-chat to a missing room: %+v", e)
+	}
+	priv := s.createRoom(t, alice.token, "closed", "VISIBILITY_PRIVATE", "closed-pw")
+	for token, code := range map[string]websocket.StatusCode{
+		"not-a-token": 4401,
+		s.roomToken(t, priv.ID, "closed-pw", "david").Token: 4403,
+	} {
+		bad := s.mustDialWS(t, "/ws", nil, token)
+		f := bad.seed001Frame(t)
+		if ce := bad.closeError(t); f.Type != "error" || ce.Code != code {
+			t.Errorf("token %.20s: frame %+v, close %d %q; want an error and %d", token, f, ce.Code, ce.Reason, code)
+		}
+	}
+
+	// Resuming from the beginning replays the room in the same frames; the
+	// deleted message is left out, its delete-message is not.
+	r := s.mustDialWS(t, "/ws", bearer(alice.token))
+	r.write(t, seed("connect-chat", map[string]any{"chatId": rm.ID, "afterSequence": 0}))
+	r.seed001Ack(t, "connect-chat")
+	var replayed []string
+	for f := r.seed001Frame(t); f.Type != "delete-message"; f = r.seed001Frame(t) {
+		if f.Type == "send-message" {
+			replayed = append(replayed, f.message(t).Content)
+		}
+	}
+	if !slices.Equal(replayed, []string{"alice here"}) {
+		t.Errorf("replayed messages %q", replayed)
+	}
+}
+
 // The presence, typing and read-marker routes, seen from an SSE stream.
 func TestPresenceTypingAndReadMarkerRoutes(t *testing.T) {
 	s := startStack(t)

@@ -254,6 +254,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		{roomSocketRoute, roomSocket},
 		{directSocketRoute, directSocket},
 		{seedSocketRoute, seedSocket},
+		{seed001Route, seed001Socket},
 	} {
 		if err := mux.HandlePath(http.MethodGet, ws.pattern, rt.serveWebSocket(ws.kind)); err != nil {
 			return nil, fmt.Errorf("register %s: %w", ws.pattern, err)

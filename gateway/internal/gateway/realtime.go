@@ -77,6 +77,7 @@ const (
 	roomSocketRoute   = "/v1/rooms/{room}:ws"
 	directSocketRoute = "/v1/direct-messages:ws"
 	seedSocketRoute   = "/chats/{room}/ws"
+	seed001Route      = "/ws"
 )
 
 // isSubscribeRoute matches the ChatService.Subscribe routes.
@@ -89,7 +90,11 @@ func isSubscribeRoute(route string) bool {
 }
 
 func isWebSocketRoute(route string) bool {
-	return route == roomSocketRoute || route == directSocketRoute || route == seedSocketRoute
+	switch route {
+	case roomSocketRoute, directSocketRoute, seedSocketRoute, seed001Route:
+		return true
+	}
+	return false
 }
 
 // isPollRoute matches the ChatService.Poll routes.

@@ -72,8 +72,56 @@ func (f *fakeChat) realtimeSubscribe(req *parleyv1.SubscribeRequest, stream grpc
 			return err
 		}
 		return hold()
+	case "rt-seed1":
+		ts := timestamppb.New(time.Unix(1700000000, 0))
+		bob := func(k parleyv1.EventKind) *parleyv1.Event {
+			return &parleyv1.Event{Kind: k, Room: "rt-seed1", RoomId: roomID, Sender: "BOB", SenderId: "u-bob"}
+		}
+		mine := func(k parleyv1.EventKind, seq uint64) *parleyv1.Event {
+			return &parleyv1.Event{Kind: k, Room: "rt-seed1", RoomId: roomID, Sequence: seq, Sender: "ALICE", SenderId: userID, CreateTime: ts}
+		}
+		m3, m4, edit, del := mine(parleyv1.EventKind_EVENT_KIND_MESSAGE, 3), mine(parleyv1.EventKind_EVENT_KIND_MESSAGE, 4),
+			mine(parleyv1.EventKind_EVENT_KIND_EDIT, 5), mine(parleyv1.EventKind_EVENT_KIND_DELETE, 6)
+		m3.Id, m3.Text = "m3", "hi"
+		m4.Id, m4.Deleted = "m4", true
+		edit.Id, edit.TargetId, edit.TargetSequence, edit.Text = "e5", "m3", 3, "hello"
+		del.Id, del.TargetId, del.TargetSequence = "d6", "m3", 3
+		err := send(bob(parleyv1.EventKind_EVENT_KIND_JOIN), m3, m4, edit, del,
+			bob(parleyv1.EventKind_EVENT_KIND_TYPING), bob(parleyv1.EventKind_EVENT_KIND_LEAVE))
+		if err != nil {
+			return err
+		}
+		return hold()
 	}
 	return fail(codes.NotFound, "ROOM_NOT_FOUND", "no such room")
+}
+
+// seed001History pages through room rt-seed1's history, newest page first:
+// the caller's most recent message that is not deleted, m-old, is on the
+// older page.
+func seed001History(req *parleyv1.ListMessagesRequest) *parleyv1.ListMessagesResponse {
+	msg := func(seq uint64, id, senderID string, deleted bool) *parleyv1.Event {
+		return &parleyv1.Event{Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, Sequence: seq, Id: id, SenderId: senderID, Deleted: deleted}
+	}
+	if req.Before == nil {
+		return &parleyv1.ListMessagesResponse{HasOlder: true, Messages: []*parleyv1.Event{
+			msg(9, "m-deleted", userID, true), msg(10, "m-theirs", "u-bob", false)}}
+	}
+	if req.GetBefore() == 9 {
+		return &parleyv1.ListMessagesResponse{Messages: []*parleyv1.Event{
+			msg(7, "m-old", userID, false), msg(8, "m-older-theirs", "u-bob", false)}}
+	}
+	return &parleyv1.ListMessagesResponse{}
+}
+
+func (f *fakeMessages) EditMessage(ctx context.Context, req *parleyv1.EditMessageRequest) (*parleyv1.Event, error) {
+	f.record("EditMessage " + req.GetRoom() + " " + req.GetMessage() + " " + req.GetText())
+	if err := signedIn(ctx); err != nil {
+		return nil, err
+	}
+	// The message as it now is, as the server answers.
+	return &parleyv1.Event{Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, RoomId: roomID, Sequence: 3, Id: req.GetMessage(),
+		Text: req.GetText(), Sender: "ALICE", SenderId: userID}, nil
 }
 
 func (f *fakeChat) Poll(ctx context.Context, req *parleyv1.PollRequest) (*parleyv1.PollResponse, error) {
@@ -690,5 +738,161 @@ func TestOriginCheck(t *testing.T) {
 		if got := originAllowed(r, patterns); got != c.ok {
 			t.Errorf("Origin %q (forwarded host %q): allowed %v, want %v", c.origin, c.forwardedHost, got, c.ok)
 		}
+	}
+}
+
+// readSeed001 reads one frame of seed 001's socket, compacted.
+func readSeed001(t *testing.T, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	return compact(t, string(b))
+}
+
+// seed001Error reads a frame and returns its error, failing unless it is
+// one.
+func seed001Error(t *testing.T, c *websocket.Conn) apiError {
+	t.Helper()
+	frame := readSeed001(t, c)
+	var f struct {
+		Type    string   `json:"type"`
+		Content apiError `json:"content"`
+	}
+	if err := json.Unmarshal([]byte(frame), &f); err != nil || f.Type != "error" || f.Content.Message == "" {
+		t.Fatalf("frame %s, want an error", frame)
+	}
+	return f.Content
+}
+
+func TestSeed001SocketConnectsToAChatAndSpeaksSeed001Frames(t *testing.T) {
+	f := start(t)
+	c, _, err := dialWS(t, f, "/ws", nil, "good")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Subprotocol() != "good" {
+		t.Errorf("subprotocol %q, want the token echoed", c.Subprotocol())
+	}
+	wantErr := func(frame string, status int, code, field string) {
+		t.Helper()
+		writeFrame(t, c, frame)
+		if e := seed001Error(t, c); e.Status != status || e.Code != code || e.Field != field {
+			t.Errorf("%s: error %+v, want %d %s on field %q", frame, e, status, code, field)
+		}
+	}
+	// Before connect-chat, and frames that cannot be read.
+	wantErr(`{"type":"send-message","content":{"chatId":1,"customerId":1,"content":"Hi world."}}`, 400, reasonNotConnected, "")
+	wantErr(`{"type":"connect-chat",`, 400, reasonMalformedBody, "")
+	wantErr(`{"type":"dance"}`, 400, reasonUnknownFrameType, "type")
+	wantErr(`{"type":"delete-message","content":{"id":1}}`, 400, reasonInvalidFieldValue, "content")
+	wantErr(`{"type":"connect-chat","content":{"chatId":true}}`, 400, reasonInvalidFieldValue, "content.chatId")
+	wantErr(`{"type":"connect-chat","content":{"customerId":1}}`, 400, "ROOM_REQUIRED", "content.chatId")
+
+	// The seed's own connect-chat (customerId misspelt as it is there), with
+	// a resume point: the ack, then the room's events in seed 001's shape.
+	writeFrame(t, c, `{"type":"connect-chat","content":{"customerd":1,"chatId":"rt-seed1","username":"name","afterSequence":"2"}}`)
+	r := strings.NewReplacer("ROOM", roomID, "USER", userID)
+	for _, want := range []string{
+		`{"type":"ack","content":{"type":"connect-chat","content":{"chatId":"ROOM","name":"rt-seed1","customerId":"USER","username":"alice"}}}`,
+		`{"type":"join","content":{"chatId":"ROOM","customerId":"u-bob","username":"BOB"}}`,
+		`{"type":"send-message","content":{"chatId":"ROOM","customerId":"USER","username":"ALICE","content":"hi","messageId":"m3","sequence":3,"createTime":"2023-11-14T22:13:20Z"}}`,
+		`{"type":"update-message","content":{"chatId":"ROOM","customerId":"USER","username":"ALICE","content":"hello","messageId":"m3","sequence":5,"createTime":"2023-11-14T22:13:20Z"}}`,
+		`{"type":"delete-message","content":"m3"}`,
+		`{"type":"typing","content":{"kind":"EVENT_KIND_TYPING",`,
+		`{"type":"leave","content":{"chatId":"ROOM","customerId":"u-bob","username":"BOB"}}`,
+	} {
+		want = r.Replace(want)
+		if got := readSeed001(t, c); got != want && !(strings.HasSuffix(want, ",") && strings.HasPrefix(got, want)) {
+			t.Errorf("frame\n%s\nwant\n%s", got, want)
+		}
+	}
+	if got := f.chat.lastSubscribe(t); got.GetRoom() != "rt-seed1" || got.GetAfterSequence() != 2 {
+		t.Errorf("server got %v", got)
+	}
+
+	ack := func(frame, want string) {
+		t.Helper()
+		writeFrame(t, c, frame)
+		if got, want := readSeed001(t, c), r.Replace(want); got != want {
+			t.Errorf("%s: frame\n%s\nwant\n%s", frame, got, want)
+		}
+	}
+	ack(`{"type":"send-message","content":{"customerId":1,"content":"Hi world."}}`,
+		`{"type":"ack","content":{"type":"send-message","content":{"chatId":"","customerId":"","username":"","content":"Hi world.","messageId":"m1","sequence":1}}}`)
+	ack(`{"type":"send-message","content":{"chatId":7,"content":"x"}}`,
+		`{"type":"ack","content":{"type":"send-message","content":{"chatId":"","customerId":"","username":"","content":"x","messageId":"m1","sequence":1}}}`)
+	ack(`{"type":"update-message","content":{"chatId":"rt-seed1","customerId":1,"content":"Hello world!","messageId":"m3"}}`,
+		`{"type":"ack","content":{"type":"update-message","content":{"chatId":"ROOM","customerId":"USER","username":"ALICE","content":"Hello world!","messageId":"m3","sequence":3}}}`)
+	// Without messageId: the caller's most recent message, not deleted.
+	ack(`{"type":"update-message","content":{"content":"again"}}`,
+		`{"type":"ack","content":{"type":"update-message","content":{"chatId":"ROOM","customerId":"USER","username":"ALICE","content":"again","messageId":"m-old","sequence":3}}}`)
+	wantErr(`{"type":"update-message","content":{"chatId":"r1","content":"nothing to edit"}}`, 404, "MESSAGE_NOT_FOUND", "content.messageId")
+	// The server's refusals, with its fields named as in the frame.
+	wantErr(`{"type":"delete-message","content":"m3"}`, 501, "UNIMPLEMENTED", "")
+	wantErr(`{"type":"send-message","content":{"chatId":"missing","content":"y"}}`, 404, "ROOM_NOT_FOUND", "content.chatId")
+	wantErr(`{"type":"connect-chat","content":{"chatId":"missing"}}`, 404, "ROOM_NOT_FOUND", "content.chatId")
+
+	// Another connect-chat switches rooms.
+	writeFrame(t, c, `{"type":"connect-chat","content":{"chatId":"rt-hold"}}`)
+	if got := readSeed001(t, c); !strings.Contains(got, `"type":"connect-chat","content":{"chatId":"`+roomID+`","name":"rt-hold"`) {
+		t.Errorf("switch ack %s", got)
+	}
+	if got := readSeed001(t, c); !strings.HasPrefix(got, `{"type":"send-message","content":{"chatId":"","customerId":"","username":"ANN","content":"hello"`) {
+		t.Errorf("rt-hold's message %s", got)
+	}
+	if got := f.chat.lastSubscribe(t); got.GetRoom() != "rt-hold" || got.AfterSequence != nil {
+		t.Errorf("server got %v, want rt-hold live", got)
+	}
+	writeFrame(t, c, `{"type":"send-message","content":{"content":"z"}}`)
+	readSeed001(t, c)
+	wantCalls(t, f, "GetUser me", "GetRoom rt-seed1", "Subscribe room=rt-seed1",
+		"PostMessage rt-seed1 Hi world.", "PostMessage 7 x",
+		"EditMessage rt-seed1 m3 Hello world!", "ListMessages rt-seed1", "ListMessages rt-seed1", "EditMessage rt-seed1 m-old again",
+		"ListMessages r1", "PostMessage missing y", "GetRoom missing", "Subscribe room=missing",
+		"GetRoom rt-hold", "Subscribe room=rt-hold", "PostMessage rt-hold z")
+}
+
+func TestSeed001SocketChecksTheTokenWhenItOpens(t *testing.T) {
+	ctx, shutdown := context.WithCancel(context.Background())
+	defer shutdown()
+	f := startWith(t, ctx, realtimeConfig{})
+	for _, c := range []struct {
+		protocols []string
+		code      websocket.StatusCode
+		reason    string
+	}{
+		{[]string{"forged"}, 4401, "TOKEN_MALFORMED"},
+		{[]string{socketSubprotocol, "forged"}, 4401, "TOKEN_MALFORMED"},
+		{nil, 4401, "TOKEN_MISSING"},
+	} {
+		conn, _, err := dialWS(t, f, "/ws", nil, c.protocols...)
+		if err != nil {
+			t.Fatalf("%v: %v", c.protocols, err)
+		}
+		if e := seed001Error(t, conn); e.Code != c.reason || e.Status != int(c.code)-4000 {
+			t.Errorf("%v: error %+v", c.protocols, e)
+		}
+		if ce, _ := readClose(t, conn); ce.Code != c.code || ce.Reason != c.reason {
+			t.Errorf("%v: closed with %d %q, want %d %q", c.protocols, ce.Code, ce.Reason, c.code, c.reason)
+		}
+	}
+
+	// A good token opens the socket, which, with no room yet, still closes
+	// resumably at shutdown.
+	conn, _, err := dialWS(t, f, "/ws", http.Header{"Authorization": {goodToken}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFrame(t, conn, `{"type":"delete-message","content":"m1"}`)
+	if e := seed001Error(t, conn); e.Code != reasonNotConnected {
+		t.Errorf("error %+v", e)
+	}
+	shutdown()
+	if ce, _ := readClose(t, conn); ce.Code != 4503 || ce.Reason != "SHUTTING_DOWN" {
+		t.Errorf("closed with %d %q, want 4503 SHUTTING_DOWN", ce.Code, ce.Reason)
 	}
 }

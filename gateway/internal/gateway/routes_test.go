@@ -128,6 +128,9 @@ func (f *fakeMessages) ListMessages(ctx context.Context, req *parleyv1.ListMessa
 	if err := signedIn(ctx); err != nil {
 		return nil, err
 	}
+	if req.GetRoom() == "rt-seed1" {
+		return seed001History(req), nil
+	}
 	return &parleyv1.ListMessagesResponse{}, nil
 }
 

@@ -169,6 +169,8 @@ type grpcClients struct {
 	chat     parleyv1.ChatServiceClient
 	messages parleyv1.MessageServiceClient
 	presence parleyv1.PresenceServiceClient
+	rooms    parleyv1.RoomServiceClient
+	users    parleyv1.UserServiceClient
 }
 
 func newGRPCClients(conn *grpc.ClientConn) grpcClients {
@@ -176,5 +178,7 @@ func newGRPCClients(conn *grpc.ClientConn) grpcClients {
 		chat:     parleyv1.NewChatServiceClient(conn),
 		messages: parleyv1.NewMessageServiceClient(conn),
 		presence: parleyv1.NewPresenceServiceClient(conn),
+		rooms:    parleyv1.NewRoomServiceClient(conn),
+		users:    parleyv1.NewUserServiceClient(conn),
 	}
 }

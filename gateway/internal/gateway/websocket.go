@@ -30,6 +30,8 @@ import (
 //	GET /v1/rooms/{room}:ws[?after_sequence=N|after=N]
 //	GET /v1/direct-messages:ws[?after_sequence=N|after=N]
 //	GET /chats/{room}/ws                 seed 002's frames
+//	GET /ws                              seed 001's frames; connect-chat
+//	                                     picks the room (websocket_seed001.go)
 //
 // The token comes from the Authorization header, or from
 // Sec-WebSocket-Protocol, which browsers can set: offered "parley.v1" plus
@@ -65,9 +67,10 @@ const (
 type socketKind int
 
 const (
-	roomSocket   socketKind = iota // Parley frames, one room
-	directSocket                   // Parley frames, the caller's inbox
-	seedSocket                     // seed 002's frames, one room
+	roomSocket    socketKind = iota // Parley frames, one room
+	directSocket                    // Parley frames, the caller's inbox
+	seedSocket                      // seed 002's frames, one room
+	seed001Socket                   // seed 001's frames, the room connect-chat names
 )
 
 // serveWebSocket is the handler of one WebSocket route.
@@ -86,18 +89,22 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 				"origin "+r.Header.Get("Origin")+" may not open a socket here (see --ws_origins)"))
 			return
 		}
-		req := &parleyv1.SubscribeRequest{}
-		if kind == directSocket {
-			req.DirectMessages = true
-		} else {
-			req.Room = params["room"]
+		// Seed 001's socket subscribes when the client names the room.
+		var req *parleyv1.SubscribeRequest
+		if kind != seed001Socket {
+			req = &parleyv1.SubscribeRequest{}
+			if kind == directSocket {
+				req.DirectMessages = true
+			} else {
+				req.Room = params["room"]
+			}
+			after, e := socketCursor(r.URL.Query())
+			if e != nil {
+				writeError(w, *e)
+				return
+			}
+			req.AfterSequence = after
 		}
-		after, e := socketCursor(r.URL.Query())
-		if e != nil {
-			writeError(w, *e)
-			return
-		}
-		req.AfterSequence = after
 
 		token, subprotocol := socketAuth(r)
 		if token != "" {
@@ -106,16 +113,24 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 		}
 		ctx, cancel := context.WithCancel(r.Context())
 		defer cancel()
-		route := routePattern(r)
+		s := &socket{g: g, kind: kind, route: routePattern(r), r: r}
 
 		// The upgrade completes once the subscription is in place (its
 		// first write, empty or not, or its refusal): whatever is posted
-		// after the client sees the socket open reaches it.
-		var first streamWrite
-		sub, err := g.subscribe(ctx, r, route, req)
-		if err != nil {
+		// after the client sees the socket open reaches it. Without a
+		// subscription yet, once the token is checked and its user known.
+		var (
+			first streamWrite
+			sub   *subscription
+			err   error
+		)
+		if req == nil {
+			s.me, first.err = g.whoAmI(ctx, r, s.route)
+			s.switches = make(chan roomSwitch)
+		} else if sub, err = g.subscribe(ctx, r, s.route, req); err != nil {
 			first.err = err
 		} else {
+			s.room = req.GetRoom()
 			defer sub.Close()
 			select {
 			case write, ok := <-sub.C:
@@ -142,8 +157,8 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 		}
 		defer conn.CloseNow()
 		conn.SetReadLimit(maxFrameBytes)
-		s := &socket{g: g, conn: conn, kind: kind, room: req.GetRoom(), r: r}
-		s.run(ctx, route, sub, first)
+		s.conn = conn
+		s.run(ctx, sub, first)
 	}
 }
 
@@ -254,39 +269,56 @@ func socketCursor(q url.Values) (*uint64, *apiError) {
 	return nil, nil
 }
 
-// socket is one accepted WebSocket connection.
+// socket is one accepted WebSocket connection. Once it runs, the reader
+// goroutine (readLoop) alone uses room and callCtx; the writes of both
+// goroutines go through conn, which allows one reader and concurrent
+// writers.
 type socket struct {
-	g    *realtime
-	conn *websocket.Conn
-	kind socketKind
-	room string
-	r    *http.Request // the upgrade request, with the token as Authorization
+	g     *realtime
+	conn  *websocket.Conn
+	kind  socketKind
+	route string         // the matched pattern, for logs and metadata
+	r     *http.Request  // the upgrade request, with the token as Authorization
+	room  string         // the room of commands; "" for the inbox, or before connect-chat
+	me    *parleyv1.User // seed 001's socket: the token's user
+	// switches hands a new room's subscription from the reader to run
+	// (seed 001's connect-chat); nil on the other sockets.
+	switches chan roomSwitch
 	// callCtx carries the caller's metadata for the commands' calls.
 	callCtx context.Context
 }
 
-// run streams events, starting with the subscription's first write, until
-// the stream, the client or the gateway ends it.
-func (s *socket) run(ctx context.Context, route string, sub *subscription, first streamWrite) {
+// roomSwitch is a subscription to stream from now on, with its first write
+// and the frame acknowledging the switch, to be sent before that write.
+type roomSwitch struct {
+	sub   *subscription
+	first streamWrite
+	ack   any
+}
+
+// run streams events, starting with the subscription's first write (sub is
+// nil while seed 001's socket has no room), until the stream, the client or
+// the gateway ends it.
+func (s *socket) run(ctx context.Context, sub *subscription, first streamWrite) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	callCtx, err := runtime.AnnotateContext(ctx, s.g.mux, s.r, subscribeMethod, runtime.WithHTTPPathPattern(route))
-	if err == nil {
-		err = first.err
-	}
-	if err != nil {
-		if !isCleanEnd(err) {
-			s.closeWithError(ctx, streamAPIError(err))
-		} else {
-			_ = s.conn.Close(websocket.StatusNormalClosure, "")
+	defer func() {
+		if sub != nil {
+			sub.Close()
 		}
+	}()
+	callCtx, err := runtime.AnnotateContext(ctx, s.g.mux, s.r, subscribeMethod, runtime.WithHTTPPathPattern(s.route))
+	if err != nil {
+		s.closeWithError(ctx, streamAPIError(err))
 		return
 	}
 	s.callCtx = callCtx
-	for _, e := range first.events {
-		if err := s.writeEvent(ctx, e); err != nil {
-			return
-		}
+	if s.deliver(ctx, first) {
+		return
+	}
+	var writes <-chan streamWrite
+	if sub != nil {
+		writes = sub.C
 	}
 
 	// The reader runs the client's commands; the pinger checks the peer is
@@ -302,24 +334,19 @@ func (s *socket) run(ctx context.Context, route string, sub *subscription, first
 
 	for {
 		select {
-		case write, ok := <-sub.C:
-			if !ok {
+		case write, ok := <-writes:
+			if !ok || s.deliver(ctx, write) {
 				return
 			}
-			if write.err != nil {
-				switch {
-				case isCleanEnd(write.err):
-					_ = s.conn.Close(websocket.StatusNormalClosure, "")
-				case ctx.Err() != nil:
-				default:
-					s.closeWithError(ctx, streamAPIError(write.err))
-				}
-				return
+		case sw := <-s.switches:
+			// The old room's events still queued are dropped: the client
+			// asked for the new room.
+			if sub != nil {
+				sub.Close()
 			}
-			for _, e := range write.events {
-				if err := s.writeEvent(ctx, e); err != nil {
-					return
-				}
+			sub, writes = sw.sub, sw.sub.C
+			if s.writeJSON(ctx, sw.ack) != nil || s.deliver(ctx, sw.first) {
+				return
 			}
 		case <-s.g.stopping:
 			s.closeWithError(ctx, shuttingDown())
@@ -328,6 +355,27 @@ func (s *socket) run(ctx context.Context, route string, sub *subscription, first
 			return
 		}
 	}
+}
+
+// deliver writes one write of the stream, or closes the socket as the
+// stream ended; it reports whether the socket is done.
+func (s *socket) deliver(ctx context.Context, write streamWrite) bool {
+	if write.err != nil {
+		switch {
+		case isCleanEnd(write.err):
+			_ = s.conn.Close(websocket.StatusNormalClosure, "")
+		case ctx.Err() != nil:
+		default:
+			s.closeWithError(ctx, streamAPIError(write.err))
+		}
+		return true
+	}
+	for _, e := range write.events {
+		if err := s.writeEvent(ctx, e); err != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *socket) readLoop(ctx context.Context) {
@@ -342,9 +390,12 @@ func (s *socket) readLoop(ctx context.Context) {
 			s.writeError(ctx, nil, e)
 			continue
 		}
-		if s.kind == seedSocket {
+		switch s.kind {
+		case seedSocket:
 			s.seedCommand(ctx, data)
-		} else {
+		case seed001Socket:
+			s.seed001Command(ctx, data)
+		default:
 			s.command(ctx, data)
 		}
 	}
@@ -398,7 +449,14 @@ func (s *socket) writeJSON(ctx context.Context, v any) error {
 }
 
 func (s *socket) writeEvent(ctx context.Context, e *parleyv1.Event) error {
-	if s.kind != seedSocket {
+	switch s.kind {
+	case seedSocket:
+	case seed001Socket:
+		if f, ok := seed001EventFrame(e); ok {
+			return s.writeJSON(ctx, f)
+		}
+		return nil
+	default:
 		return s.writeJSON(ctx, socketFrame{Type: "event", Event: marshalJSON(e)})
 	}
 	var t string
@@ -420,11 +478,14 @@ func (s *socket) writeEvent(ctx context.Context, e *parleyv1.Event) error {
 
 // writeError sends an error frame; ref is the command's, nil for none.
 func (s *socket) writeError(ctx context.Context, ref json.RawMessage, e apiError) {
-	if s.kind == seedSocket {
+	switch s.kind {
+	case seedSocket:
 		_ = s.writeJSON(ctx, seedFrame{EventType: "error", Error: &e})
-		return
+	case seed001Socket:
+		_ = s.writeJSON(ctx, seed001ErrorFrame(e))
+	default:
+		_ = s.writeJSON(ctx, socketFrame{Type: "error", Ref: ref, Error: &e})
 	}
-	_ = s.writeJSON(ctx, socketFrame{Type: "error", Ref: ref, Error: &e})
 }
 
 // closeWithError sends the error frame, then closes with 4000 + its HTTP
