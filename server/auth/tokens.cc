@@ -237,6 +237,25 @@ absl::StatusOr<std::string> TokenSigner::Sign(Claims* claims) const {
 }
 
 absl::StatusOr<Claims> TokenSigner::Verify(absl::string_view token) const {
+  {
+    MutexLock lock(&verified_mu_);
+    auto it = verified_.find(token);
+    if (it != verified_.end()) {
+      if (it->second.expire_time > clock_->Now()) return it->second;
+      verified_.erase(it);
+    }
+  }
+  absl::StatusOr<Claims> claims = VerifyUncached(token);
+  if (claims.ok()) {
+    MutexLock lock(&verified_mu_);
+    if (verified_.size() >= kVerifiedTokens) verified_.clear();
+    verified_.insert_or_assign(std::string(token), *claims);
+  }
+  return claims;
+}
+
+absl::StatusOr<Claims> TokenSigner::VerifyUncached(
+    absl::string_view token) const {
   if (key_.size() < kMinKeyBytes) {
     return absl::FailedPreconditionError(
         "the token signing key is too short to verify with");
