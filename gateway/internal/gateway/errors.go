@@ -236,8 +236,10 @@ func badQueryParameter(ctx context.Context, r *http.Request) (string, error) {
 	return "", nil
 }
 
-// jsonMarshaler is protojson with one change: the error line that ends a
-// failed stream gets the same shape as every other error.
+// jsonMarshaler is protojson with two changes: the error line that ends a
+// failed stream gets the same shape as every other error, and events (in
+// history pages and stream lines) come from the encoded-event cache
+// (eventjson.go).
 type jsonMarshaler struct {
 	*runtime.JSONPb
 }
@@ -250,6 +252,9 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 			reason, field := reasonFrom(context.Background(), st)
 			return json.Marshal(errorBody{Error: newAPIError(st, reason, field)})
 		}
+	}
+	if b, ok := marshalEvents(v); ok {
+		return b, nil
 	}
 	return m.JSONPb.Marshal(v)
 }

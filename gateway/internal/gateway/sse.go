@@ -158,7 +158,7 @@ func (s *sseWriter) events(events []*parleyv1.Event) error {
 		}
 		s.buf.WriteString("event: " + eventName(e.GetKind()) + "\n")
 		s.buf.WriteString("data: ")
-		s.buf.Write(marshalJSON(e))
+		s.buf.Write(encodedEvents.marshal(e))
 		s.buf.WriteString("\n\n")
 	}
 	return s.flush()

@@ -457,7 +457,7 @@ func (s *socket) writeEvent(ctx context.Context, e *parleyv1.Event) error {
 		}
 		return nil
 	default:
-		return s.writeJSON(ctx, socketFrame{Type: "event", Event: marshalJSON(e)})
+		return s.writeJSON(ctx, socketFrame{Type: "event", Event: encodedEvents.marshal(e)})
 	}
 	var t string
 	switch e.GetKind() {
