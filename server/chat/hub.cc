@@ -8,6 +8,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
 #include "server/common/uuid.h"
@@ -46,7 +47,7 @@ std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log) {
   auto event = std::make_shared<Event>();
   event->kind = kind;
   event->log = std::string(log);
-  event->id = NewUuid();
+  event->id = NewTimeOrderedUuid(absl::Now());
   return event;
 }
 
