@@ -467,6 +467,7 @@ namespace {
 
 using sqlite_internal::Connection;
 using sqlite_internal::Stmt;
+using sqlite_internal::WriterLogs;
 
 // Runs a read of several statements on one snapshot.
 class ReadTransaction {
@@ -933,7 +934,8 @@ absl::StatusOr<int64_t> Purge(Connection& c, const chat::Event& e) {
   return purge.changes();
 }
 
-absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w) {
+absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
+                              WriterLogs* logs) {
   if (w.event == nullptr) {
     return absl::InvalidArgumentError("AppendEvent without an event");
   }
@@ -945,39 +947,58 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w) {
         absl::StrCat("not a log entry: log \"", e.log, "\", sequence ",
                      e.sequence));
   }
-  // The log belongs to a room or, for an inbox, a user that exists.
-  if (absl::StartsWith(e.log, "dm:")) {
-    absl::StatusOr<bool> user =
-        UserExists(c, absl::string_view(e.log).substr(3));
-    if (!user.ok()) return user.status();
-    if (!*user) return UserNotFound();
+  // The log belongs to a room or, for an inbox, a user that exists, and
+  // the event comes after the log's last. Known logs skip both reads (see
+  // WriterLogs).
+  uint64_t last;
+  auto known = logs->last.find(e.log);
+  if (known != logs->last.end()) {
+    last = known->second;
   } else {
-    absl::StatusOr<bool> room = RoomExists(c, e.log);
-    if (!room.ok()) return room.status();
-    if (!*room) return RoomNotFound();
+    if (absl::StartsWith(e.log, "dm:")) {
+      absl::StatusOr<bool> user =
+          UserExists(c, absl::string_view(e.log).substr(3));
+      if (!user.ok()) return user.status();
+      if (!*user) return UserNotFound();
+    } else {
+      absl::StatusOr<bool> room = RoomExists(c, e.log);
+      if (!room.ok()) return room.status();
+      if (!*room) return RoomNotFound();
+    }
+    absl::StatusOr<uint64_t> stored = LastSequenceOf(c, e.log);
+    if (!stored.ok()) return stored.status();
+    last = *stored;
   }
-  absl::StatusOr<uint64_t> last = LastSequenceOf(c, e.log);
-  if (!last.ok()) return last.status();
-  if (e.sequence <= *last) {
+  if (e.sequence <= last) {
     return WithReason(
         absl::FailedPreconditionError(absl::StrCat(
-            "sequence ", e.sequence, " is not after the log's last, ", *last)),
+            "sequence ", e.sequence, " is not after the log's last, ", last)),
         "SEQUENCE_OUT_OF_ORDER");
   }
+  absl::StatusOr<int64_t> applied;
   switch (e.kind) {
     case chat::EventKind::kEdit:
-      return Edit(c, e);
+      applied = Edit(c, e);
+      break;
     case chat::EventKind::kDelete:
-      return Delete(c, e);
+      applied = Delete(c, e);
+      break;
     case chat::EventKind::kPurge:
-      return Purge(c, e);
+      applied = Purge(c, e);
+      break;
     default:
       if (absl::Status s = InsertEvent(c, e); !s.ok()) return s;
       if (!e.idempotency.key.empty()) {
         if (absl::Status s = InsertIdempotencyKey(c, e); !s.ok()) return s;
       }
-      return 0;
+      applied = 0;
+      break;
   }
+  if (applied.ok()) {
+    if (logs->last.size() >= WriterLogs::kMaxLogs) logs->last.clear();
+    logs->last.insert_or_assign(e.log, e.sequence);
+  }
+  return applied;
 }
 
 absl::StatusOr<int64_t> Apply(Connection& c, const PutReadMarker& w) {
@@ -1234,8 +1255,18 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
       continue;
     }
     absl::StatusOr<int64_t> result = std::visit(
-        [&c](const auto& write) -> absl::StatusOr<int64_t> {
-          return Apply(c, write);
+        [this, &c](const auto& write) -> absl::StatusOr<int64_t> {
+          using W = std::decay_t<decltype(write)>;
+          if constexpr (std::is_same_v<W, AppendEvent>) {
+            return Apply(c, write, &writer_logs_);
+          } else {
+            // A deleted room or user takes its log with it.
+            if constexpr (std::is_same_v<W, DeleteRoom> ||
+                          std::is_same_v<W, DeleteUser>) {
+              writer_logs_.last.clear();
+            }
+            return Apply(c, write);
+          }
         },
         pending.write);
     if (result.ok()) {
@@ -1251,6 +1282,8 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
   }
   if (failed.ok()) failed = c.Prepare("COMMIT").Run();
   if (!failed.ok()) {
+    // What the lost transaction taught about logs may not be true.
+    writer_logs_.last.clear();
     if (!sqlite3_get_autocommit(c.db())) {
       c.Prepare("ROLLBACK").Run().IgnoreError();
     }

@@ -61,6 +61,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -71,6 +72,16 @@ namespace parley::store {
 
 namespace sqlite_internal {
 class Connection;
+
+// What the writer thread has learnt about the logs it appended to: each
+// log's owner (room or user) exists and its last sequence number. Appends to
+// a known log skip the two reads that check both. Only the writer changes
+// rooms, users and logs, so this stays true until the writer itself deletes
+// a room or a user, or loses a transaction; then it forgets everything.
+struct WriterLogs {
+  static constexpr size_t kMaxLogs = 100000;  // then it starts afresh
+  absl::flat_hash_map<std::string, uint64_t> last;
+};
 }  // namespace sqlite_internal
 
 struct SqliteOptions {
@@ -175,6 +186,8 @@ class SqliteStore : public Store {
   // Used by Open, then only by the writer thread. Destroyed last, so that
   // closing it checkpoints the WAL into the database file.
   std::unique_ptr<Connection> writer_db_;
+  // The writer thread's only.
+  sqlite_internal::WriterLogs writer_logs_;
 
   Mutex readers_mu_;
   CondVar readers_cv_{&readers_mu_};

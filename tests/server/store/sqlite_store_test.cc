@@ -1389,6 +1389,31 @@ TEST_F(SqliteStoreTest,
   EXPECT_EQ(state->unread, 0u);
 }
 
+// The writer remembers the logs it appended to (their owner exists, their
+// last number); deleting the owner, or a lost transaction, must not leave
+// that memory behind.
+TEST_F(SqliteStoreTest, AppendsAfterTheOwnerIsDeletedAreRefusedEvenForAKnownLog) {
+  User ann = MakeUser(1, "ann");
+  MustDo(PutUser{ann});
+  Room room = MakeRoom(1, "cafe");
+  MustDo(PutRoom{room});
+  MustDo(AppendEvent{Message(room.id, 1, "ann", "one")});
+  MustDo(AppendEvent{Message(room.id, 2, "ann", "two")});
+  // Known now: still in order, and still refused when out of order.
+  EXPECT_EQ(Do(AppendEvent{Message(room.id, 2, "ann", "again")}).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  MustDo(AppendEvent{Message(room.id, 3, "ann", "three")});
+  MustDo(AppendEvent{Message(InboxLog(ann.id), 1, "bob", "psst")});
+
+  MustDo(DeleteRoom{room.id});
+  EXPECT_EQ(Do(AppendEvent{Message(room.id, 4, "ann", "gone")}).status().code(),
+            absl::StatusCode::kNotFound);
+  MustDo(DeleteUser{ann.id});
+  EXPECT_EQ(
+      Do(AppendEvent{Message(InboxLog(ann.id), 2, "bob", "gone")}).status().code(),
+      absl::StatusCode::kNotFound);
+}
+
 // ---- CachedStore in front of SQLite ----
 
 class CachedStoreTest : public SqliteStoreTest {
