@@ -75,29 +75,25 @@ struct StreamTarget {
 };
 
 // A readable room (by UUID or name), or the caller's own direct messages.
-absl::StatusOr<StreamTarget> SignedInTarget(const Deps& deps,
-                                            grpc::CallbackServerContext* ctx,
-                                            const std::string& room,
-                                            bool direct_messages) {
-  absl::StatusOr<auth::Principal> who = Authenticate(deps, ctx);
-  if (!who.ok()) return who.status();
+absl::StatusOr<StreamTarget> SignedInTarget(
+    const Deps& deps, grpc::CallbackServerContext* ctx,
+    const google::protobuf::Message& request, const std::string& room,
+    bool direct_messages) {
   StreamTarget target;
-  target.subscriber.user_id = who->user_id;
   if (direct_messages) {
-    if (who->kind != auth::TokenKind::kUser) {
-      return WithReason(
-          absl::PermissionDeniedError("a room token has no direct messages"),
-          "USER_TOKEN_REQUIRED");
-    }
+    absl::StatusOr<auth::Principal> who = AuthenticateUser(deps, ctx);
+    if (!who.ok()) return who.status();
+    target.subscriber.user_id = who->user_id;
     target.log = store::InboxLog(who->user_id);
     return target;
   }
-  absl::StatusOr<RoomView> view = ResolveRoom(deps, room, *who);
-  if (!view.ok()) return view.status();
-  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) return s;
-  target.log = view->room.id;
-  target.subscriber.name = who->display_name;
-  target.subscriber.room = view->room.name;
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps, ctx, request, room, /*user_token_only=*/false);
+  if (!call.ok()) return call.status();
+  target.log = call->view.room.id;
+  target.subscriber.user_id = call->who.user_id;
+  target.subscriber.name = call->who.display_name;
+  target.subscriber.room = call->view.room.name;
   return target;
 }
 
@@ -478,18 +474,17 @@ grpc::ServerUnaryReactor* ChatService::Send(
   if (absl::Status s = CheckUtf8(*request); !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
-      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
-  if (!key.ok()) return FinishNow(context, key.status());
-  chat::IdempotencyKey idempotency =
-      IdempotentSends::Make(absl::StrCat("client:", request->id()), *key,
-                            store::kLobbyId, request->message());
+  absl::StatusOr<chat::IdempotencyKey> idempotency = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
+      [&] { return absl::StrCat("client:", request->id()); }, store::kLobbyId,
+      request->message());
+  if (!idempotency.ok()) return FinishNow(context, idempotency.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   deps_.sends->Run(
-      idempotency,
+      *idempotency,
       [this, id = request->id(), text = request->message(),
-       idempotency](chat::EventDone done) mutable {
-        deps_.hub->Send(id, text, std::move(done), std::move(idempotency));
+       key = *idempotency](chat::EventDone done) mutable {
+        deps_.hub->Send(id, text, std::move(done), std::move(key));
       },
       [reactor, context, response](absl::StatusOr<EventPtr> event) {
         if (event.ok()) ToProto(**event, response->mutable_event());
@@ -543,7 +538,9 @@ grpc::ServerUnaryReactor* ChatService::Poll(
   if (absl::Status s = CheckUtf8(*request); !s.ok()) {
     return FinishNow(context, s);
   }
-  if (request->room().empty() == !request->direct_messages()) {
+  const int targets =
+      (request->room().empty() ? 0 : 1) + (request->direct_messages() ? 1 : 0);
+  if (targets != 1) {
     return FinishNow(context,
                      InvalidInput("ONE_TARGET", "room",
                                   "give exactly one of room and "
@@ -554,7 +551,7 @@ grpc::ServerUnaryReactor* ChatService::Poll(
   if (!timeout.ok()) return FinishNow(context, timeout.status());
   const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
   absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, request->room(), request->direct_messages());
+      deps_, context, *request, request->room(), request->direct_messages());
   if (!target.ok()) return FinishNow(context, target.status());
   uint64_t after;
   if (request->has_after_sequence()) {
@@ -662,7 +659,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
   }
 
   absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, request->room(), request->direct_messages());
+      deps_, context, *request, request->room(), request->direct_messages());
   if (!target.ok()) return refuse(target.status());
   const std::string log = target->log;
   absl::StatusOr<chat::Subscription> subscription =

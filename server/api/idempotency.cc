@@ -9,9 +9,10 @@
 
 namespace parley::api {
 
-absl::StatusOr<std::string> IdempotentSends::KeyOf(
+absl::StatusOr<chat::IdempotencyKey> IdempotentSends::KeyOf(
     grpc::CallbackServerContext* ctx, absl::string_view field,
-    size_t max_bytes) {
+    size_t max_bytes, absl::FunctionRef<std::string()> scope,
+    absl::string_view log, absl::string_view text) {
   std::string key(field);
   if (key.empty()) {
     const auto& md = ctx->client_metadata();
@@ -27,12 +28,7 @@ absl::StatusOr<std::string> IdempotentSends::KeyOf(
     return InvalidInput("INVALID_IDEMPOTENCY_KEY", "idempotency_key",
                         "idempotency_key has control characters");
   }
-  return key;
-}
-
-chat::IdempotencyKey IdempotentSends::Make(std::string scope, std::string key,
-                                           absl::string_view log,
-                                           absl::string_view text) {
+  if (key.empty()) return chat::IdempotencyKey();
   // BLAKE2b of the destination and the text: enough to tell a retry from a
   // reuse of the key, without keeping the text (a deleted message's text
   // must not survive in this table).
@@ -50,7 +46,7 @@ chat::IdempotencyKey IdempotentSends::Make(std::string scope, std::string key,
       text.size());
   crypto_generichash_final(&state, hash, sizeof(hash));
   return chat::IdempotencyKey{
-      std::move(scope), std::move(key),
+      scope(), std::move(key),
       absl::BytesToHexString(absl::string_view(
           reinterpret_cast<const char*>(hash), sizeof(hash)))};
 }

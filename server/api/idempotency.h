@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -35,18 +36,17 @@ class IdempotentSends {
   IdempotentSends(store::Store* store, Clock* clock, absl::Duration ttl)
       : store_(store), clock_(clock), ttl_(ttl) {}
 
-  // The client's key of a call: the request's field, else the
-  // `idempotency-key` metadata (the gateway's Idempotency-Key header).
-  // Empty when there is none; INVALID_ARGUMENT (field idempotency_key) when
-  // it is longer than `max_bytes` or has control characters.
-  static absl::StatusOr<std::string> KeyOf(grpc::CallbackServerContext* ctx,
-                                           absl::string_view field,
-                                           size_t max_bytes);
-
-  // The key of a send of `text` to `log` by `scope`, for Run.
-  static chat::IdempotencyKey Make(std::string scope, std::string key,
-                                   absl::string_view log,
-                                   absl::string_view text);
+  // The idempotency key of a call sending `text` to `log`, for Run: the
+  // client's key (the request's `field`, else the `idempotency-key`
+  // metadata, which the gateway fills from the Idempotency-Key header) in
+  // the sender's `scope`, and a digest of the destination and text. Empty
+  // (and nothing computed, `scope` not called) when the call has no key;
+  // INVALID_ARGUMENT (field idempotency_key) when it is longer than
+  // `max_bytes` or has control characters.
+  static absl::StatusOr<chat::IdempotencyKey> KeyOf(
+      grpc::CallbackServerContext* ctx, absl::string_view field,
+      size_t max_bytes, absl::FunctionRef<std::string()> scope,
+      absl::string_view log, absl::string_view text);
 
   // Runs `publish` (which must attach `key` to the event it commits and call
   // its argument with the outcome) unless a send with the same scope and key

@@ -127,13 +127,14 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
-      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
+  absl::StatusOr<chat::IdempotencyKey> key = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
+      [&] { return SenderScope(call->who); }, call->view.room.id,
+      request->text());
   if (!key.ok()) return FinishNow(context, key.status());
   auto event = RoomEvent(chat::EventKind::kMessage, call->view.room, call->who);
   event->text = request->text();
-  event->idempotency = IdempotentSends::Make(SenderScope(call->who), *key,
-                                             event->log, event->text);
+  event->idempotency = *std::move(key);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   PublishOnce(deps_, std::move(event), [reactor, context, response](
                                            absl::StatusOr<EventPtr> event) {
@@ -328,11 +329,11 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
   event->recipient_id = to->id;
   event->recipient = to->username;
   event->text = request->text();
-  absl::StatusOr<std::string> key = IdempotentSends::KeyOf(
-      context, request->idempotency_key(), deps_.hub->options().max_id_bytes);
+  absl::StatusOr<chat::IdempotencyKey> key = IdempotentSends::KeyOf(
+      context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
+      [&] { return SenderScope(*who); }, event->log, event->text);
   if (!key.ok()) return FinishNow(context, key.status());
-  event->idempotency = IdempotentSends::Make(SenderScope(*who), *key,
-                                             event->log, event->text);
+  event->idempotency = *std::move(key);
   // The sender's copy goes to the sender's own inbox once the message is in
   // the recipient's, so a conversation reads back (and streams to the
   // sender's other sessions) from one log with one cursor. Its log is

@@ -584,17 +584,11 @@ grpc::ServerUnaryReactor* RoomService::ListMembers(
     grpc::CallbackServerContext* context,
     const parley::v1::ListMembersRequest* request,
     parley::v1::ListMembersResponse* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
-  if (!view.ok()) return FinishNow(context, view.status());
-  if (absl::Status s = auth::RequireRead(view->rights); !s.ok()) {
-    return FinishNow(context, s);
-  }
+  absl::StatusOr<RoomCall> call =
+      ReadableRoom(deps_, context, *request, /*user_token_only=*/true);
+  if (!call.ok()) return FinishNow(context, call.status());
   absl::StatusOr<std::vector<store::Member>> members =
-      deps_.store->ListMembers(view->room.id);
+      deps_.store->ListMembers(call->view.room.id);
   if (!members.ok()) return FinishNow(context, members.status());
   for (const store::Member& member : *members) {
     ToProto(member, response->add_members());
