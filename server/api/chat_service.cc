@@ -74,14 +74,15 @@ struct StreamTarget {
   chat::Subscriber subscriber;
 };
 
-// A readable room (by UUID or name), or the caller's own direct messages.
+// A readable room (by UUID or name), or the caller's own direct messages;
+// `request` is checked for UTF-8 too.
 absl::StatusOr<StreamTarget> SignedInTarget(
     const Deps& deps, grpc::CallbackServerContext* ctx,
     const google::protobuf::Message& request, const std::string& room,
     bool direct_messages) {
   StreamTarget target;
   if (direct_messages) {
-    absl::StatusOr<auth::Principal> who = AuthenticateUser(deps, ctx);
+    absl::StatusOr<auth::Principal> who = SignedInUser(deps, ctx, request);
     if (!who.ok()) return who.status();
     target.subscriber.user_id = who->user_id;
     target.log = store::InboxLog(who->user_id);
@@ -535,9 +536,6 @@ grpc::ServerUnaryReactor* ChatService::Poll(
     grpc::CallbackServerContext* context,
     const parley::v1::PollRequest* request,
     parley::v1::PollResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
   const int targets =
       (request->room().empty() ? 0 : 1) + (request->direct_messages() ? 1 : 0);
   if (targets != 1) {
