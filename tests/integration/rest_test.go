@@ -116,9 +116,14 @@ func TestWaitingLongPollReturnsAsSoonAsAMessageIsSent(t *testing.T) {
 		}
 		done <- result{r, time.Now()}
 	}()
-	// The send comes a little later so that, in practice, the poll is
-	// already waiting; the assertions hold either way.
-	time.Sleep(300 * time.Millisecond)
+	// The send comes once the gateway counts the poll as waiting.
+	deadline := time.Now().Add(10 * time.Second)
+	for s.scrape(t)["parley_gateway_open_long_polls"] < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the long poll never started waiting")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	sentAt := time.Now()
 	mustOK(t, s.get(t, "/send?id=talker&message=wake+up"), nil)
 
