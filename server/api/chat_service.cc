@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "grpc/slice.h"
 #include "request_traits.h"
 #include "server/chat/validate.h"
 #include "server/api/idempotency.h"
@@ -280,6 +282,8 @@ class StreamCall final
       {
         MutexLock lock(&mu_);
         writing_ = false;
+        // gRPC is done with the bytes: a quiet stream holds no buffer.
+        response_.Clear();
         if (!ok && !finishing_) {
           BeginFinishLocked(absl::UnavailableError("the stream broke"));
         }
@@ -316,25 +320,22 @@ class StreamCall final
         if (call_ == nullptr || writing_ || finishing_) return;
         if (from_hub && replay_.has_value()) return;
         batch_.clear();
-        batch_events_ = 0;
         absl::Status replayed =
             replay_.has_value() ? ReplayPageLocked() : absl::OkStatus();
         CloseReason closed = CloseReason::kOpen;
-        if (replayed.ok() && !replay_.has_value() &&
-            batch_events_ == 0) {
+        if (replayed.ok() && !replay_.has_value() && batch_.empty()) {
           Channel::TakeResult taken = channel_->Take(max_batch_);
           closed = taken.closed;
-          for (const EventPtr& event : taken.events) AppendLocked(*event);
+          for (EventPtr& event : taken.events) AppendLocked(std::move(event));
         }
         if (!replayed.ok()) {
           BeginFinishLocked(replayed);
           call = FinishCallLocked();
-        } else if (batch_events_ > 0 || first_write_) {
+        } else if (!batch_.empty() || first_write_) {
           first_write_ = false;
           writing_ = writing = true;
           call = call_;
-          grpc::Slice slice(batch_);
-          response_ = grpc::ByteBuffer(&slice, 1);
+          response_ = TakeBatchLocked();
         } else if (closed != CloseReason::kOpen) {
           BeginFinishLocked(ClosedStatus(closed));
           call = FinishCallLocked();
@@ -350,17 +351,39 @@ class StreamCall final
       }
     }
 
-    // Adds `event` to the write being built: a SubscribeResponse is a
-    // repetition of field 1, so the events' encodings concatenate. Events
-    // from the hub carry theirs, made once for all readers.
-    void AppendLocked(const chat::Event& event)
-        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      if (!event.wire.empty()) {
-        batch_.append(event.wire);
-      } else {
-        batch_.append(EncodeStreamEvent(event));
+    // Adds `event` to the write being built. Events from the hub carry
+    // their encoding, made once for all readers; history pages are encoded
+    // here.
+    void AppendLocked(EventPtr event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      if (event->wire.empty()) {
+        auto encoded = std::make_shared<chat::Event>();
+        encoded->wire = EncodeStreamEvent(*event);
+        event = std::move(encoded);
       }
-      ++batch_events_;
+      batch_.push_back(std::move(event));
+    }
+
+    // The write: a SubscribeResponse is a repetition of field 1, so the
+    // events' encodings concatenate, into one slice of exactly their size
+    // (nothing kept between writes: a stream's memory between events is
+    // its channel and gRPC's call).
+    grpc::ByteBuffer TakeBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      size_t size = 0;
+      for (const EventPtr& event : batch_) size += event->wire.size();
+      grpc_slice slice = grpc_slice_malloc(size);
+      uint8_t* out = GRPC_SLICE_START_PTR(slice);
+      for (const EventPtr& event : batch_) {
+        std::memcpy(out, event->wire.data(), event->wire.size());
+        out += event->wire.size();
+      }
+      // A burst (presence, a replayed page) must not leave a large vector.
+      if (batch_.capacity() > 16) {
+        std::vector<EventPtr>().swap(batch_);
+      } else {
+        batch_.clear();
+      }
+      grpc::Slice owned(slice, grpc::Slice::STEAL_REF);
+      return grpc::ByteBuffer(&owned, 1);
     }
 
     // Fills the write with the next page of history and advances the cursor;
@@ -372,10 +395,10 @@ class StreamCall final
       absl::StatusOr<std::vector<EventPtr>> page =
           r.store->ReadAfter(r.log, r.after, want);
       if (!page.ok()) return page.status();
-      for (const EventPtr& event : *page) {
+      for (EventPtr& event : *page) {
         if (event->sequence > r.until) break;
-        AppendLocked(*event);
         r.after = event->sequence;
+        AppendLocked(std::move(event));
       }
       // Fewer than asked: the rest up to `until` was purged or never
       // committed; live events start after `until`.
@@ -423,8 +446,7 @@ class StreamCall final
     // The write being built (guarded by mu_), and the one in flight: written
     // only by the thread that sets writing_, left alone while the write is in
     // flight.
-    std::string batch_ ABSL_GUARDED_BY(mu_);
-    size_t batch_events_ ABSL_GUARDED_BY(mu_) = 0;
+    std::vector<EventPtr> batch_ ABSL_GUARDED_BY(mu_);
     grpc::ByteBuffer response_;
   };
 
