@@ -9,6 +9,10 @@
 #                      the plots in docs/bench/ regenerated from them.
 #                      BENCH_PARTS="fanout streams" runs only those parts.
 #   make bench-report  regenerate docs/benchmarks.md and the plots only
+#   make bench-ndebug  the suite again with gRPC's libraries rebuilt with
+#                      -DNDEBUG (scripts/bench/grpc-ndebug.sh builds Debian's
+#                      own gRPC source once, ~30 minutes on 2 cores, into
+#                      build/grpc-ndebug/lib); Parley's binaries are the same
 #
 # Not part of `make test`: the suite needs the whole machine for a while.
 
@@ -16,7 +20,7 @@ LOADGEN_BIN := $(BUILD)/release/clients/loadgen/parley_loadgen
 BENCH_DIR := $(BUILD)/bench
 BENCH_PARTS ?=
 
-.PHONY: loadgen bench bench-smoke bench-report bench-deps
+.PHONY: loadgen bench bench-ndebug bench-smoke bench-report bench-deps
 
 bench-deps:
 	@scripts/deps.sh bench
@@ -29,6 +33,12 @@ bench-smoke: loadgen
 
 bench: bench-deps loadgen $(GATEWAY_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh full $(BENCH_PARTS); rc=$$?; \
+	  $(MAKE) bench-report && exit $$rc
+
+bench-ndebug: bench-deps loadgen $(GATEWAY_BIN)
+	GRPC_NDEBUG_DIR=$(BUILD)/grpc-ndebug scripts/bench/grpc-ndebug.sh
+	GRPC_LIB_DIR=$(BUILD)/grpc-ndebug/lib BENCH_DIR=$(BENCH_DIR) \
+	  scripts/bench/run.sh full $(BENCH_PARTS); rc=$$?; \
 	  $(MAKE) bench-report && exit $$rc
 
 bench-report:

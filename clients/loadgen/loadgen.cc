@@ -18,6 +18,7 @@
 // Every run prints a human table, the command line, and one JSON line
 // (also appended to --json_out). The exit code is 1 when more calls failed
 // than --max_errors allows, or the run delivered nothing.
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -79,7 +80,9 @@ ABSL_FLAG(int, max_inflight, 20000,
           "Open loop: a send due while this many are in flight is skipped "
           "and counted as an error (the server is saturated).");
 ABSL_FLAG(std::string, call, "post",
-          "unary: post (MessageService.PostMessage) or list (ListMessages).");
+          "unary: post (MessageService.PostMessage), list (ListMessages), or "
+          "health (grpc.health.v1.Health/Check: no auth, no store; the cost "
+          "of a gRPC unary call itself on this machine).");
 ABSL_FLAG(int, list_n, 10, "unary --call=list: messages per page.");
 ABSL_FLAG(int, streams, 10000, "streams: concurrent Subscribe streams.");
 ABSL_FLAG(int, room_size, 100, "streams: streams per room.");
@@ -407,6 +410,7 @@ struct Conn {
   std::unique_ptr<RoomService::Stub> rooms;
   std::unique_ptr<UserService::Stub> users;
   std::unique_ptr<AuthService::Stub> auth;
+  std::unique_ptr<grpc::GenericStub> generic;
 };
 std::vector<std::unique_ptr<Conn>> conns;
 
@@ -431,6 +435,7 @@ void OpenChannels(int n) {
     c->rooms = RoomService::NewStub(c->channel);
     c->users = UserService::NewStub(c->channel);
     c->auth = AuthService::NewStub(c->channel);
+    c->generic = std::make_unique<grpc::GenericStub>(c->channel);
     conns.push_back(std::move(c));
   }
 }
@@ -928,7 +933,10 @@ int Streams(Result& r) {
 
 // Closed loop: `inflight` workers each issue the next call as soon as the
 // previous one is answered, for warmup + duration.
-int ClosedLoop(Result& r, bool post) {
+enum class Call { kPost, kList, kHealth };
+
+int ClosedLoop(Result& r, Call kind) {
+  const bool post = kind == Call::kPost;
   const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
   const int rooms = std::max(1, absl::GetFlag(FLAGS_rooms));
   const int inflight = std::max(1, absl::GetFlag(FLAGS_inflight));
@@ -937,16 +945,21 @@ int ClosedLoop(Result& r, bool post) {
   const int pid = absl::GetFlag(FLAGS_server_pid);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
-  r.Str("call", post ? "PostMessage" : "ListMessages");
+  r.Str("call", kind == Call::kPost   ? "PostMessage"
+                : kind == Call::kList ? "ListMessages"
+                                      : "grpc.health.v1.Health/Check");
   r.Int("inflight", inflight);
   r.Int("rooms", rooms);
   r.Int("publishers", publishers);
   if (post) r.Int("message_bytes", message_bytes);
-  if (!post) r.Int("list_n", list_n);
+  if (kind == Call::kList) r.Int("list_n", list_n);
 
-  std::vector<std::string> tokens = SignUp("p", publishers);
-  std::vector<std::string> room_names = CreateRooms(rooms, tokens[0]);
-  if (!post) {  // pages to read
+  std::vector<std::string> tokens, room_names;
+  if (kind != Call::kHealth) {
+    tokens = SignUp("p", publishers);
+    room_names = CreateRooms(rooms, tokens[0]);
+  }
+  if (kind == Call::kList) {  // pages to read
     for (int i = 0; i < rooms; ++i) {
       for (int k = 0; k < list_n; ++k) {
         PostAsync(ConnFor(i), tokens[0], room_names[i],
@@ -963,17 +976,31 @@ int ClosedLoop(Result& r, bool post) {
   std::function<void(uint64_t)> issue = [&](uint64_t k) {
     if (NowNs() >= w1) return;
     Conn& c = ConnFor(k);
-    const std::string& token = tokens[k % publishers];
-    const std::string& room = room_names[k % rooms];
     auto done = [&, k](const grpc::Status& s, const auto&, int64_t latency) {
       if (!s.ok()) {
-        NoteError(post ? "PostMessage" : "ListMessages", s);
+        NoteError(kind == Call::kPost   ? "PostMessage"
+                  : kind == Call::kList ? "ListMessages"
+                                        : "Health/Check",
+                  s);
       } else if (InWindow(NowNs())) {
         in_window.fetch_add(1, std::memory_order_relaxed);
         g.send_latency.Record(latency);
       }
       issue(k + static_cast<uint64_t>(inflight));
     };
+    if (kind == Call::kHealth) {
+      // An empty HealthCheckRequest encodes to no bytes.
+      grpc::Slice empty;
+      CallAsync<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
+            c.generic->UnaryCall(ctx, "/grpc.health.v1.Health/Check",
+                                 grpc::StubOptions(), rq, rs, std::move(cb));
+          },
+          /*token=*/"", grpc::ByteBuffer(&empty, 1), done);
+      return;
+    }
+    const std::string& token = tokens[k % publishers];
+    const std::string& room = room_names[k % rooms];
     if (post) {
       parley::v1::PostMessageRequest req;
       req.set_room(room);
@@ -1282,11 +1309,15 @@ int main(int argc, char** argv) {
   } else if (scenario == "streams") {
     rc = Streams(r);
   } else if (scenario == "durable") {
-    rc = ClosedLoop(r, true);
+    rc = ClosedLoop(r, Call::kPost);
   } else if (scenario == "unary") {
     const std::string call = absl::GetFlag(FLAGS_call);
-    if (call != "post" && call != "list") Die("--call must be post or list");
-    rc = ClosedLoop(r, call == "post");
+    if (call != "post" && call != "list" && call != "health") {
+      Die("--call must be post, list or health");
+    }
+    rc = ClosedLoop(r, call == "post"   ? Call::kPost
+                       : call == "list" ? Call::kList
+                                        : Call::kHealth);
   } else if (scenario == "longpoll") {
     rc = LongPoll(r);
   } else if (scenario == "slow") {

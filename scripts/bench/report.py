@@ -124,173 +124,209 @@ def main():
                    ["open files (hard limit)", m.get("nofile_hard")],
                ]), ""]
 
-    # ---- 1. fan-out ----
-    plots = []
-    for part, title in (("fanout", "rooms of 100"), ("fanout1", "one room")):
-        fr = newest(rows, part)
-        if not fr:
+    # Each part once per gRPC build measured: Debian's libgrpc (what ships;
+    # rows without a grpc tag predate the tag and used it) and the same
+    # release rebuilt with -DNDEBUG (scripts/bench/grpc-ndebug.sh).
+    for variant, suffix, prefix in (("debian", "", ""),
+                                    ("ndebug", " — gRPC built with -DNDEBUG", "ndebug-")):
+        vrows = [r for r in rows if r.get("grpc", "debian") == variant]
+        if not vrows:
             continue
-        fr.sort(key=lambda r: r.get("offered_msgs_per_s", 0))
-        first = fr[0]
-        md += [f"## 1. Fan-out: {fmt(first.get('subscribers'))} subscribers, {title} "
-               f"({fmt(first.get('rooms'))} room(s) of {fmt(first.get('expected_fanout'))})", "",
-               meta(fr),
-               table(["msgs/s offered", "deliveries/s offered", "deliveries/s", "p50 ms", "p99 ms",
-                      "p99.9 ms", "max ms", "send p99 ms", "server cores", "server µs CPU/delivery",
-                      "deliveries per core-second", "server RSS MB", "errors"],
-                     [[r.get("offered_msgs_per_s"), r.get("offered_deliveries_per_s"),
-                       r.get("deliveries_per_s"), r.get("latency_p50_ms"), r.get("latency_p99_ms"),
-                       r.get("latency_p999_ms"), r.get("latency_max_ms"), r.get("send_p99_ms"),
-                       r.get("server_cpu_cores"), r.get("server_cpu_us_per_delivery"),
-                       r.get("deliveries_per_server_core_s"),
-                       (r.get("server_rss_kb") or 0) / 1024, r.get("errors")] for r in fr]),
-               commands(fr)]
-        dat = os.path.join(data_dir, f"{part}.dat")
-        with open(dat, "w") as f:
-            for r in fr:
-                f.write(f"{r.get('deliveries_per_s', 0)} {r.get('latency_p50_ms', 0)} "
-                        f"{r.get('latency_p99_ms', 0)} {r.get('latency_p999_ms', 0)}\n")
-        plots.append((part, title, dat))
-    if plots:
-        png = os.path.join(bench_dir, "fanout-latency.png")
-        series = []
-        for part, title, dat in plots:
-            for col, name in ((2, "p50"), (3, "p99"), (4, "p99.9")):
-                series.append(f"'{dat}' using 1:{col} with linespoints title '{title} {name}'")
-        if gnuplot(f"""set terminal pngcairo size 900,560
-set output '{png}'
-set title 'Fan-out: publish-to-receive latency against load'
-set xlabel 'deliveries per second'
-set ylabel 'latency (ms)'
-set logscale y
-set grid
-set key top left
-plot {', '.join(series)}
-"""):
-            md += ["![fan-out latency against load](bench/fanout-latency.png)", ""]
-
-    # ---- 2. streams ----
-    sr = newest(rows, "streams")
-    if sr:
-        sr.sort(key=lambda r: r.get("streams", 0))
-        md += ["## 2. Concurrent Subscribe streams and memory", "", meta(sr),
-               table(["streams", "connections", "all got first write", "open s", "opens/s",
-                      "server µs CPU/open", "RSS before MB", "RSS open MB", "server bytes/stream",
-                      "churn s", "reopened", "RSS after churn vs before %",
-                      "RSS all closed vs base %", "errors"],
-                     [[r.get("streams"), r.get("connections"), r.get("all_first_writes"),
-                       r.get("open_s"), r.get("opens_per_s"), r.get("server_cpu_us_per_open"),
-                       (r.get("server_rss_base_kb") or 0) / 1024,
-                       (r.get("server_rss_open_kb") or 0) / 1024,
-                       r.get("server_bytes_per_stream"), r.get("churn_s"),
-                       r.get("churn_reopened"), r.get("rss_after_churn_vs_before_pct"),
-                       r.get("rss_closed_vs_base_pct"), r.get("errors")] for r in sr]),
-               commands(sr)]
-        dat = os.path.join(data_dir, "streams.dat")
-        with open(dat, "w") as f:
-            for r in sr:
-                f.write(f"{r.get('streams', 0)} {(r.get('server_rss_open_kb') or 0) / 1024} "
-                        f"{(r.get('server_bytes_per_stream') or 0) / 1024}\n")
-        png = os.path.join(bench_dir, "streams-memory.png")
-        if gnuplot(f"""set terminal pngcairo size 900,560
-set output '{png}'
-set title 'Server memory against concurrent Subscribe streams'
-set xlabel 'concurrent streams'
-set ylabel 'server RSS (MB)'
-set y2label 'KB per stream'
-set ytics nomirror
-set y2tics
-set grid
-set key top left
-plot '{dat}' using 1:2 with linespoints axes x1y1 title 'RSS (MB)', \\
-     '{dat}' using 1:3 with linespoints axes x1y2 title 'KB per stream'
-"""):
-            md += ["![memory against streams](bench/streams-memory.png)", ""]
-
-    # ---- 3. durable ----
-    dr = newest(rows, "durable")
-    if dr:
-        md += ["## 3. Durable sends (closed loop, PostMessage acknowledged after commit)", "",
-               meta(dr),
-               table(["synchronous", "in flight", "messages/s", "p50 ms", "p99 ms", "p99.9 ms",
-                      "max ms", "server cores", "server µs CPU/message", "errors"],
-                     [[r.get("sync", ""), r.get("inflight"), r.get("calls_per_s"),
-                       r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("latency_p999_ms"),
-                       r.get("latency_max_ms"), r.get("server_cpu_cores"),
-                       r.get("server_cpu_us_per_call"), r.get("errors")] for r in dr]),
-               commands(dr)]
-
-    # ---- 4. REST vs gRPC ----
-    rr = newest(rows, "rest")
-    if rr:
-        lines = []
-        by = {}
-        for r in rr:
-            by[(r.get("call") if r.get("transport") == "rest" else
-                ("post" if r.get("call") == "PostMessage" else "list"), r.get("transport"))] = r
-        for call in ("post", "list"):
-            g, h = by.get((call, "grpc")), by.get((call, "rest"))
-            if not g or not h:
+        first_line = len(md)
+        if variant == "ndebug":
+            md += ["## The same parts with gRPC built with -DNDEBUG", "",
+                   "Debian's libgrpc29 is built without `-DNDEBUG`, which keeps gRPC's debug-only",
+                   "checks, among them a linear scan over every outstanding completion-queue tag",
+                   "at each completion (see the notes at the end). These runs load the same gRPC",
+                   "release (Debian's source package 1.51.1-3, its patches) built with `-DNDEBUG`",
+                   "by `scripts/bench/grpc-ndebug.sh`, through `GRPC_LIB_DIR` (`make bench-ndebug`);",
+                   "Parley's binaries are the same.", ""]
+        # ---- 1. fan-out ----
+        plots = []
+        for part, title in (("fanout", "rooms of 100"), ("fanout1", "one room")):
+            fr = newest(vrows, part)
+            if not fr:
                 continue
-            ratio = h["calls_per_s"] / g["calls_per_s"] if g.get("calls_per_s") else 0
-            added = h.get("latency_p99_ms", 0) - g.get("latency_p99_ms", 0)
-            errs = sum(h.get(k, 0) for k in ("errors_connect", "errors_read", "errors_write",
-                                             "errors_status", "errors_timeout"))
-            lines.append([("POST" if call == "post" else "GET") + " messages", g.get("inflight"),
-                          g.get("calls_per_s"), h.get("calls_per_s"), ratio,
-                          g.get("latency_p50_ms"), h.get("latency_p50_ms"),
-                          g.get("latency_p99_ms"), h.get("latency_p99_ms"), added,
-                          g.get("errors"), errs])
-        md += ["## 4. REST through the gateway against direct gRPC", "", meta(rr),
-               "Closed loop, the same number of connections (wrk) and calls in flight"
-               " (loadgen); gRPC rows are `MessageService.PostMessage` and `ListMessages(n=10)`,"
-               " REST rows `POST /v1/rooms/{room}/messages` and"
-               " `GET /v1/rooms/{room}/messages?n=10`.", "",
-               table(["call", "concurrency", "gRPC calls/s", "REST calls/s", "REST/gRPC",
-                      "gRPC p50 ms", "REST p50 ms", "gRPC p99 ms", "REST p99 ms",
-                      "added p99 ms", "gRPC errors", "REST errors"], lines),
-               commands(rr)]
-    nr = newest(rows, "rest_streams")
-    if nr:
-        r = nr[-1]
-        md += ["### REST NDJSON streams at once", "",
-               table(["streams", "got first line", "got the message posted after", "failed",
-                      "all first lines after s", "message reached all after s", "ok"],
-                     [[r.get("streams"), r.get("first_lines"), r.get("got_message"),
-                       r.get("failed"), r.get("all_first_s"), r.get("message_to_all_s"),
-                       r.get("ok")]]),
-               commands(nr)]
+            fr.sort(key=lambda r: r.get("offered_msgs_per_s", 0))
+            first = fr[0]
+            md += [f"## 1. Fan-out: {fmt(first.get('subscribers'))} subscribers, {title} "
+                   f"({fmt(first.get('rooms'))} room(s) of {fmt(first.get('expected_fanout'))})", "",
+                   meta(fr),
+                   table(["msgs/s offered", "deliveries/s offered", "deliveries/s", "p50 ms", "p99 ms",
+                          "p99.9 ms", "max ms", "send p99 ms", "server cores", "server µs CPU/delivery",
+                          "deliveries per core-second", "server RSS MB", "errors"],
+                         [[r.get("offered_msgs_per_s"), r.get("offered_deliveries_per_s"),
+                           r.get("deliveries_per_s"), r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                           r.get("latency_p999_ms"), r.get("latency_max_ms"), r.get("send_p99_ms"),
+                           r.get("server_cpu_cores"), r.get("server_cpu_us_per_delivery"),
+                           r.get("deliveries_per_server_core_s"),
+                           (r.get("server_rss_kb") or 0) / 1024, r.get("errors")] for r in fr]),
+                   commands(fr)]
+            dat = os.path.join(data_dir, f"{prefix}{part}.dat")
+            with open(dat, "w") as f:
+                for r in fr:
+                    f.write(f"{r.get('deliveries_per_s', 0)} {r.get('latency_p50_ms', 0)} "
+                            f"{r.get('latency_p99_ms', 0)} {r.get('latency_p999_ms', 0)}\n")
+            plots.append((part, title, dat))
+        if plots:
+            png = os.path.join(bench_dir, f"{prefix}fanout-latency.png")
+            series = []
+            for part, title, dat in plots:
+                for col, name in ((2, "p50"), (3, "p99"), (4, "p99.9")):
+                    series.append(f"'{dat}' using 1:{col} with linespoints title '{title} {name}'")
+            if gnuplot(f"""set terminal pngcairo size 900,560
+    set output '{png}'
+    set title 'Fan-out: publish-to-receive latency against load'
+    set xlabel 'deliveries per second'
+    set ylabel 'latency (ms)'
+    set logscale y
+    set grid
+    set key top left
+    plot {', '.join(series)}
+    """):
+                md += [f"![fan-out latency against load](bench/{prefix}fanout-latency.png)", ""]
 
-    # ---- 5. long poll ----
-    lr = newest(rows, "longpoll")
-    if lr:
-        md += ["## 5. Long-poll clients (seed 000 lobby: Join, then Receive in a loop)", "",
-               meta(lr),
-               table(["clients", "msgs/s", "deliveries/s offered", "deliveries/s", "p50 ms",
-                      "p99 ms", "p99.9 ms", "max ms", "server cores", "server µs CPU/delivery",
-                      "join s", "gap events", "errors"],
-                     [[r.get("clients"), r.get("offered_msgs_per_s"),
-                       r.get("offered_deliveries_per_s"), r.get("deliveries_per_s"),
-                       r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("latency_p999_ms"),
-                       r.get("latency_max_ms"), r.get("server_cpu_cores"),
-                       r.get("server_cpu_us_per_delivery"), r.get("join_s"),
-                       r.get("gap_events"), r.get("errors")] for r in lr]),
-               commands(lr)]
+        # ---- 2. streams ----
+        sr = newest(vrows, "streams")
+        if sr:
+            sr.sort(key=lambda r: r.get("streams", 0))
+            md += ["## 2. Concurrent Subscribe streams and memory", "", meta(sr),
+                   table(["streams", "connections", "all got first write", "open s", "opens/s",
+                          "server µs CPU/open", "RSS before MB", "RSS open MB", "server bytes/stream",
+                          "churn s", "reopened", "RSS after churn vs before %",
+                          "RSS all closed vs base %", "errors"],
+                         [[r.get("streams"), r.get("connections"), r.get("all_first_writes"),
+                           r.get("open_s"), r.get("opens_per_s"), r.get("server_cpu_us_per_open"),
+                           (r.get("server_rss_base_kb") or 0) / 1024,
+                           (r.get("server_rss_open_kb") or 0) / 1024,
+                           r.get("server_bytes_per_stream"), r.get("churn_s"),
+                           r.get("churn_reopened"), r.get("rss_after_churn_vs_before_pct"),
+                           r.get("rss_closed_vs_base_pct"), r.get("errors")] for r in sr]),
+                   commands(sr)]
+            dat = os.path.join(data_dir, f"{prefix}streams.dat")
+            with open(dat, "w") as f:
+                for r in sr:
+                    f.write(f"{r.get('streams', 0)} {(r.get('server_rss_open_kb') or 0) / 1024} "
+                            f"{(r.get('server_bytes_per_stream') or 0) / 1024}\n")
+            png = os.path.join(bench_dir, f"{prefix}streams-memory.png")
+            if gnuplot(f"""set terminal pngcairo size 900,560
+    set output '{png}'
+    set title 'Server memory against concurrent Subscribe streams'
+    set xlabel 'concurrent streams'
+    set ylabel 'server RSS (MB)'
+    set y2label 'KB per stream'
+    set ytics nomirror
+    set y2tics
+    set grid
+    set key top left
+    plot '{dat}' using 1:2 with linespoints axes x1y1 title 'RSS (MB)', \\
+         '{dat}' using 1:3 with linespoints axes x1y2 title 'KB per stream'
+    """):
+                md += [f"![memory against streams](bench/{prefix}streams-memory.png)", ""]
 
-    # ---- 6. slow consumer ----
-    wr = newest(rows, "slow")
-    if wr:
-        md += ["## 6. Slow consumer (one subscriber of the room stops reading)", "", meta(wr),
-               table(["subscribers", "msgs/s", "p99 before ms", "p99 during ms", "p99 change %",
-                      "p99.9 before ms", "p99.9 during ms", "server RSS held by the stall KB",
-                      "events to the stalled one while stalled", "after resume", "gaps after resume",
-                      "errors"],
-                     [[r.get("subscribers"), r.get("rate_msgs_per_s"), r.get("before_p99_ms"),
-                       r.get("during_p99_ms"), r.get("p99_change_pct"), r.get("before_p999_ms"),
-                       r.get("during_p999_ms"), r.get("server_rss_stalled_held_kb"),
-                       r.get("stalled_events_while_stalled"), r.get("stalled_events_after_resume"),
-                       r.get("gap_events_after_resume"), r.get("errors")] for r in wr]),
-               commands(wr)]
+        # ---- 3. durable ----
+        dr = newest(vrows, "durable")
+        if dr:
+            md += ["## 3. Durable sends (closed loop, PostMessage acknowledged after commit)", "",
+                   meta(dr),
+                   table(["synchronous", "in flight", "messages/s", "p50 ms", "p99 ms", "p99.9 ms",
+                          "max ms", "server cores", "server µs CPU/message", "errors"],
+                         [[r.get("sync", ""), r.get("inflight"), r.get("calls_per_s"),
+                           r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("latency_p999_ms"),
+                           r.get("latency_max_ms"), r.get("server_cpu_cores"),
+                           r.get("server_cpu_us_per_call"), r.get("errors")] for r in dr]),
+                   commands(dr)]
+
+        fl = newest(vrows, "floor")
+        if fl:
+            md += ["### The floor: a gRPC unary call that does nothing", "",
+                   "`grpc.health.v1.Health/Check` with the same calls in flight and connections as"
+                   " the durable sends: no token, no store, no Parley code — what one unary call"
+                   " costs the server and the load generator on this machine.", "",
+                   meta(fl),
+                   table(["call", "in flight", "calls/s", "p50 ms", "p99 ms", "server cores",
+                          "server µs CPU/call", "load generator cores", "errors"],
+                         [[r.get("call", ""), r.get("inflight"), r.get("calls_per_s"),
+                           r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                           r.get("server_cpu_cores"), r.get("server_cpu_us_per_call"),
+                           r.get("loadgen_cpu_cores"), r.get("errors")] for r in fl]),
+                   commands(fl)]
+
+        # ---- 4. REST vs gRPC ----
+        rr = newest(vrows, "rest")
+        if rr:
+            lines = []
+            by = {}
+            for r in rr:
+                by[(r.get("call") if r.get("transport") == "rest" else
+                    ("post" if r.get("call") == "PostMessage" else "list"), r.get("transport"))] = r
+            for call in ("post", "list"):
+                g, h = by.get((call, "grpc")), by.get((call, "rest"))
+                if not g or not h:
+                    continue
+                ratio = h["calls_per_s"] / g["calls_per_s"] if g.get("calls_per_s") else 0
+                added = h.get("latency_p99_ms", 0) - g.get("latency_p99_ms", 0)
+                errs = sum(h.get(k, 0) for k in ("errors_connect", "errors_read", "errors_write",
+                                                 "errors_status", "errors_timeout"))
+                lines.append([("POST" if call == "post" else "GET") + " messages", g.get("inflight"),
+                              g.get("calls_per_s"), h.get("calls_per_s"), ratio,
+                              g.get("latency_p50_ms"), h.get("latency_p50_ms"),
+                              g.get("latency_p99_ms"), h.get("latency_p99_ms"), added,
+                              g.get("errors"), errs])
+            md += ["## 4. REST through the gateway against direct gRPC", "", meta(rr),
+                   "Closed loop, the same number of connections (wrk) and calls in flight"
+                   " (loadgen); gRPC rows are `MessageService.PostMessage` and `ListMessages(n=10)`,"
+                   " REST rows `POST /v1/rooms/{room}/messages` and"
+                   " `GET /v1/rooms/{room}/messages?n=10`.", "",
+                   table(["call", "concurrency", "gRPC calls/s", "REST calls/s", "REST/gRPC",
+                          "gRPC p50 ms", "REST p50 ms", "gRPC p99 ms", "REST p99 ms",
+                          "added p99 ms", "gRPC errors", "REST errors"], lines),
+                   commands(rr)]
+        nr = newest(vrows, "rest_streams")
+        if nr:
+            r = nr[-1]
+            md += ["### REST NDJSON streams at once", "",
+                   table(["streams", "got first line", "got the message posted after", "failed",
+                          "all first lines after s", "message reached all after s", "ok"],
+                         [[r.get("streams"), r.get("first_lines"), r.get("got_message"),
+                           r.get("failed"), r.get("all_first_s"), r.get("message_to_all_s"),
+                           r.get("ok")]]),
+                   commands(nr)]
+
+        # ---- 5. long poll ----
+        lr = newest(vrows, "longpoll")
+        if lr:
+            md += ["## 5. Long-poll clients (seed 000 lobby: Join, then Receive in a loop)", "",
+                   meta(lr),
+                   table(["clients", "msgs/s", "deliveries/s offered", "deliveries/s", "p50 ms",
+                          "p99 ms", "p99.9 ms", "max ms", "server cores", "server µs CPU/delivery",
+                          "join s", "gap events", "errors"],
+                         [[r.get("clients"), r.get("offered_msgs_per_s"),
+                           r.get("offered_deliveries_per_s"), r.get("deliveries_per_s"),
+                           r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("latency_p999_ms"),
+                           r.get("latency_max_ms"), r.get("server_cpu_cores"),
+                           r.get("server_cpu_us_per_delivery"), r.get("join_s"),
+                           r.get("gap_events"), r.get("errors")] for r in lr]),
+                   commands(lr)]
+
+        # ---- 6. slow consumer ----
+        wr = newest(vrows, "slow")
+        if wr:
+            md += ["## 6. Slow consumer (one subscriber of the room stops reading)", "", meta(wr),
+                   table(["subscribers", "msgs/s", "p99 before ms", "p99 during ms", "p99 change %",
+                          "p99.9 before ms", "p99.9 during ms", "server RSS held by the stall KB",
+                          "events to the stalled one while stalled", "after resume", "gaps after resume",
+                          "errors"],
+                         [[r.get("subscribers"), r.get("rate_msgs_per_s"), r.get("before_p99_ms"),
+                           r.get("during_p99_ms"), r.get("p99_change_pct"), r.get("before_p999_ms"),
+                           r.get("during_p999_ms"), r.get("server_rss_stalled_held_kb"),
+                           r.get("stalled_events_while_stalled"), r.get("stalled_events_after_resume"),
+                           r.get("gap_events_after_resume"), r.get("errors")] for r in wr]),
+                   commands(wr)]
+
+        if variant == "ndebug":
+            md[first_line:] = [l + suffix if l.startswith("## ") and l[3:4].isdigit() else l
+                               for l in md[first_line:]]
 
     notes = os.path.join(bench_dir, "notes.md")  # hand-written findings
     if os.path.exists(notes):

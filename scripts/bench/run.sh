@@ -7,12 +7,16 @@
 #   scripts/bench/run.sh smoke           tiny sizes, a few seconds; fails if
 #                                        the loadgen reports any error
 #   scripts/bench/run.sh full [PART...]  the suite (make bench); PARTs:
-#                                        fanout fanout1 streams durable rest
-#                                        longpoll slow (default: all)
+#                                        fanout fanout1 streams durable floor
+#                                        rest longpoll slow (default: all)
 #
 # Binaries: SERVER_BIN, GATEWAY_BIN, LOADGEN_BIN (defaults: the release
-# build). Output: BENCH_DIR (build/bench): results.jsonl (full runs),
-# smoke.jsonl, logs/. Sizes can be changed through the variables below.
+# build). GRPC_LIB_DIR: a directory of libgrpc/libgrpc++ to load instead of
+# Debian's (the same release built with -DNDEBUG by
+# scripts/bench/grpc-ndebug.sh; `make bench-ndebug`), for the server and
+# the load generator; results are tagged grpc=ndebug (else grpc=debian).
+# Output: BENCH_DIR (build/bench): results.jsonl (full runs), smoke.jsonl,
+# logs/. Sizes can be changed through the variables below.
 set -euo pipefail
 
 mode=${1:-smoke}
@@ -22,6 +26,13 @@ SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
 GATEWAY_BIN=${GATEWAY_BIN:-$root/build/bin/parley-gateway}
 LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
 BENCH_DIR=${BENCH_DIR:-$root/build/bench}
+GRPC_LIB_DIR=${GRPC_LIB_DIR:-}
+grpc_build=debian
+if [ -n "$GRPC_LIB_DIR" ]; then
+  [ -e "$GRPC_LIB_DIR/libgrpc.so.29" ] || { echo "bench: no libgrpc.so.29 in $GRPC_LIB_DIR" >&2; exit 2; }
+  export LD_LIBRARY_PATH=$GRPC_LIB_DIR${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  grpc_build=ndebug
+fi
 export PATH=/usr/local/go/bin:$PATH GOTOOLCHAIN=${GOTOOLCHAIN:-auto}
 
 # Sizes of the full suite.
@@ -46,7 +57,7 @@ case "$mode" in
   *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
 esac
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable rest longpoll slow)
+[ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
@@ -118,7 +129,7 @@ lg() {
   local rc=0
   "$LOADGEN_BIN" --target="127.0.0.1:$grpc_port" --server_pid="$server_pid" \
     --commit="$commit" --json_out="$results" \
-    --tags="suite=$mode,run=$run_id,part=$part,server_args=$server_args" \
+    --tags="suite=$mode,run=$run_id,part=$part,grpc=$grpc_build,server_args=$server_args" \
     "$@" >"$out" 2>&1 || rc=$?
   cat "$out" >>"$logs/loadgen.log"
   grep -v '^{' "$out" | grep -v '^loadgen \[' || true
@@ -135,8 +146,8 @@ last_result() { grep "\"part\":\"$1\"" "$results" | grep "\"run\":\"$run_id\"" |
 
 append_json() {  # json object; adds the run's tags
   jq -c --arg commit "$commit" --arg run "$run_id" --arg mode "$mode" \
-    --arg args "$server_args" \
-    '. + {commit: $commit, suite: $mode, run: $run, server_args: $args, time: (now | todate)}' \
+    --arg args "$server_args" --arg grpc "$grpc_build" \
+    '. + {commit: $commit, suite: $mode, run: $run, grpc: $grpc, server_args: $args, time: (now | todate)}' \
     <<<"$1" >>"$results"
 }
 
@@ -219,9 +230,18 @@ if want durable; then
   for sync in normal full; do
     start_server --sqlite_synchronous=$sync
     lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
-      --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$sync,server_args=$server_args"
+      --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$sync,grpc=$grpc_build,server_args=$server_args"
     stop_all
   done
+fi
+
+# The floor under every unary figure: grpc.health.v1.Health/Check (no auth,
+# no store, no Parley code) with the durable part's calls in flight.
+if want floor; then
+  start_server
+  lg floor --scenario=unary --call=health --inflight=256 --channels=8 \
+    --warmup="$WARMUP" --duration="$DURATION"
+  stop_all
 fi
 
 if want rest; then
@@ -251,7 +271,7 @@ if want rest; then
     fi
     lg rest --scenario=unary --call=$call --inflight="$REST_CONNS" --rooms=1 --publishers=1 \
       --channels=2 --list_n=10 --warmup=1 --duration="$DURATION" \
-      --tags="suite=full,run=$run_id,part=rest,transport=grpc,server_args=$server_args"
+      --tags="suite=full,run=$run_id,part=rest,transport=grpc,grpc=$grpc_build,server_args=$server_args"
   done
   # >= 1,000 REST NDJSON streams at once through the gateway.
   (cd "$root/scripts/bench/ndjson-streams" && go build -o "$BENCH_DIR/ndjson-streams" .)
