@@ -14,6 +14,7 @@
 #include "request_traits.h"
 #include "server/chat/validate.h"
 #include "server/api/idempotency.h"
+#include "server/api/interceptor.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 #include "server/common/metrics.h"
@@ -427,7 +428,7 @@ class StreamCall final
       }
       channel_->Detach(this, hub_->clock()->Now());
       if (on_finish_) on_finish_();
-      call->Finish(ToGrpcStatus(status, context_));
+      call->FinishWith(status, context_);
     }
 
     Mutex mu_;
@@ -450,8 +451,26 @@ class StreamCall final
     grpc::ByteBuffer response_;
   };
 
-  StreamCall() = default;
+  // `calls` may be null (no record of the call).
+  explicit StreamCall(CallStats* calls) {
+    if (calls != nullptr) {
+      record_.emplace(calls, ChatService::kSubscribeMethod,
+                      CallStats::Kind::kStreaming);
+    }
+  }
   void set_pump(std::shared_ptr<Pump> pump) { pump_ = std::move(pump); }
+
+  // Records the call's status, then sends it. Once.
+  void FinishWith(const absl::Status& status,
+                  grpc::CallbackServerContext* context) {
+    grpc::Status sent = ToGrpcStatus(status, context);
+    if (record_.has_value()) {
+      record_->End(sent.error_code(), sent.error_message(),
+                   status.ok() ? "" : ErrorReason(status));
+    }
+    Finish(std::move(sent));
+  }
+
   void OnWriteDone(bool ok) override { pump_->OnWriteDone(ok); }
   void OnCancel() override {
     // No pump when the call was refused before it started.
@@ -463,6 +482,8 @@ class StreamCall final
 
  private:
   std::shared_ptr<Pump> pump_;
+  // The interceptor leaves Subscribe alone (it would run at every write).
+  std::optional<CallRecord> record_;
 };
 
 }  // namespace
@@ -642,9 +663,9 @@ std::string EncodeStreamEvent(const chat::Event& event) {
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
-  auto* call = new StreamCall();
+  auto* call = new StreamCall(deps_.calls);
   auto refuse = [&](const absl::Status& status) {
-    call->Finish(ToGrpcStatus(status, context));
+    call->FinishWith(status, context);
     return call;
   };
   // Subscribe is a raw method (its writes are pre-encoded bytes), so the

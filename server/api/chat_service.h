@@ -25,6 +25,9 @@ class ChatService final
     : public parley::v1::ChatService::WithRawCallbackMethod_Subscribe<
           parley::v1::ChatService::CallbackService> {
  public:
+  // Subscribe's full name; it keeps its own CallRecord (see interceptor.h).
+  static constexpr char kSubscribeMethod[] = "/parley.v1.ChatService/Subscribe";
+
   explicit ChatService(const Deps& deps);
 
   grpc::ServerUnaryReactor* Join(grpc::CallbackServerContext* context,

@@ -39,6 +39,7 @@ struct ReadOptions {
 // Everything the services use; owned by the server (see server.h), which
 // outlives every call.
 class IdempotentSends;
+class CallStats;
 
 struct Deps {
   chat::Hub* hub = nullptr;
@@ -47,6 +48,9 @@ struct Deps {
   auth::Authenticator* auth = nullptr;
   const auth::PasswordHasher* passwords = nullptr;
   Scheduler* scheduler = nullptr;
+  // Calls of methods that record themselves (ChatService.Subscribe); may be
+  // null (no record).
+  CallStats* calls = nullptr;
   ReadOptions read;
 };
 

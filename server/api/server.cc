@@ -159,6 +159,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.read = options.read;
   server->call_stats_ =
       std::make_unique<CallStats>(Clock::Real(), options.stats_window);
+  deps.calls = server->call_stats_.get();
   StatsSources stats_sources;
   stats_sources.hub = server->hub_.get();
   stats_sources.calls = server->call_stats_.get();
@@ -197,7 +198,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         interceptors;
     interceptors.push_back(std::make_unique<StatsInterceptorFactory>(
         server->call_stats_.get(),
-        absl::flat_hash_set<std::string>{"/parley.v1.ChatService/Receive"}));
+        absl::flat_hash_set<std::string>{"/parley.v1.ChatService/Receive"},
+        absl::flat_hash_set<std::string>{ChatService::kSubscribeMethod}));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));

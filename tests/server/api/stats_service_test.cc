@@ -176,6 +176,25 @@ TEST_F(StatsServiceTest, CountsStreamsWithoutTimingThem) {
   EXPECT_EQ(subscribe.latency_bucket_counts_size(), 0);
 }
 
+// Subscribe keeps its own record (no interceptor runs at its writes): a
+// refused stream still counts, as an error.
+TEST_F(StatsServiceTest, CountsARefusedStreamAsAnError) {
+  const v1::MethodStats before = Method(GetStats(), kSubscribe);
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("nobody-joined-as-this");
+  auto reader = chat_->Subscribe(&ctx, req);
+  v1::SubscribeResponse event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);  // join first
+
+  const v1::MethodStats after = Method(GetStats(), kSubscribe);
+  EXPECT_EQ(after.requests_total(), before.requests_total() + 1);
+  EXPECT_EQ(after.errors_total(), before.errors_total() + 1);
+  EXPECT_EQ(after.in_flight(), 0u);
+}
+
 TEST_F(StatsServiceTest, LeavesLongPollsOutOfTheResponseTime) {
   ASSERT_TRUE(Join("dan").ok());
   const v1::GetStatsResponse before = GetStats();
