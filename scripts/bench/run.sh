@@ -42,6 +42,7 @@ FANOUT1_RATES=${FANOUT1_RATES:-"1 2 4 8 16 32 64"}  # msgs/s, one room of 10,000
 STREAM_COUNTS=${STREAM_COUNTS:-"1000 10000 30000 60000 100000"}
 STREAMS_PER_CONN=${STREAMS_PER_CONN:-1000}
 CHURN_SECONDS=${CHURN_SECONDS:-150}
+CHURN_STREAMS=${CHURN_STREAMS:-}  # the stream count that gets the churn (default: the largest)
 CHURN_RATE=${CHURN_RATE:-1000}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
@@ -215,6 +216,7 @@ fi
 if want streams; then
   largest=0
   for n in $STREAM_COUNTS; do [ "$n" -gt "$largest" ] && largest=$n; done
+  [ -n "$CHURN_STREAMS" ] && largest=$CHURN_STREAMS
   for n in $STREAM_COUNTS; do
     # RSS is read 5 s after each phase: trim freed memory at least that
     # often, so the figures show what is held rather than when glibc was
