@@ -17,6 +17,11 @@ func accessLog(log *slog.Logger, next http.Handler) http.Handler {
 		if rec.status >= 500 {
 			level = slog.LevelWarn
 		}
+		// Checked first so that a level that drops the line (the benchmarks
+		// run at warn) does not build its attributes.
+		if !log.Enabled(r.Context(), level) {
+			return
+		}
 		log.LogAttrs(r.Context(), level, "http request",
 			slog.String("method", r.Method),
 			slog.String("path", r.URL.Path),

@@ -256,6 +256,15 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 	if b, ok := marshalEvents(v); ok {
 		return b, nil
 	}
+	// What JSONPb.Marshal writes for a message, without its copy through
+	// a bytes.Buffer.
+	if pm, ok := v.(proto.Message); ok {
+		b, err := m.MarshalOptions.Marshal(pm)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
 	return m.JSONPb.Marshal(v)
 }
 

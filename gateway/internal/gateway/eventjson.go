@@ -32,11 +32,18 @@ var encodedEvents = &eventJSON{entries: map[string][]byte{}, max: eventJSONCache
 
 var keyOptions = proto.MarshalOptions{Deterministic: true}
 
+// keyBuffers recycle the buffers keys are encoded into: a key is only
+// copied (into a string) when it is stored.
+var keyBuffers = sync.Pool{New: func() any { return new([]byte) }}
+
 func (c *eventJSON) marshal(e *parleyv1.Event) []byte {
-	key, err := keyOptions.Marshal(e)
+	kb := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(kb)
+	key, err := keyOptions.MarshalAppend((*kb)[:0], e)
 	if err != nil {
 		return marshalJSON(e)
 	}
+	*kb = key
 	c.mu.Lock()
 	b, ok := c.entries[string(key)]
 	c.mu.Unlock()
@@ -53,16 +60,24 @@ func (c *eventJSON) marshal(e *parleyv1.Event) []byte {
 	return b
 }
 
-// appendEvents appends `"name":[e1,e2,...]` to buf.
+// appendEvents appends `"name":[e1,e2,...]` to buf, growing it once.
 func appendEvents(buf *bytes.Buffer, name string, list []*parleyv1.Event) {
+	encoded := make([][]byte, len(list))
+	size := len(name) + 4
+	for i, e := range list {
+		encoded[i] = encodedEvents.marshal(e)
+		size += len(encoded[i]) + 1
+	}
+	// Room for what marshalEvents writes around the list, too.
+	buf.Grow(size + 64)
 	buf.WriteByte('"')
 	buf.WriteString(name)
 	buf.WriteString(`":[`)
-	for i, e := range list {
+	for i, b := range encoded {
 		if i > 0 {
 			buf.WriteByte(',')
 		}
-		buf.Write(encodedEvents.marshal(e))
+		buf.Write(b)
 	}
 	buf.WriteByte(']')
 }

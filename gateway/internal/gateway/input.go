@@ -80,6 +80,11 @@ func checkQuery(raw, where string) *apiError {
 		e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, "", "", "malformed "+where+": "+err.Error())
 		return &e
 	}
+	if validUTF8Values(values) {
+		return nil // the common case, without sorting the keys
+	}
+	// The keys are sorted so that the error names the same parameter
+	// whatever the map's order.
 	for _, key := range slices.Sorted(maps.Keys(values)) {
 		if !utf8.ValidString(key) {
 			e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidUTF8,
@@ -95,6 +100,22 @@ func checkQuery(raw, where string) *apiError {
 		}
 	}
 	return nil
+}
+
+// validUTF8Values reports whether every name and value in values is valid
+// UTF-8.
+func validUTF8Values(values url.Values) bool {
+	for key, vs := range values {
+		if !utf8.ValidString(key) {
+			return false
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // utf8UnaryInterceptor refuses a request message with a string that is not

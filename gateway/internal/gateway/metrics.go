@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -106,6 +107,25 @@ func routePattern(r *http.Request) string {
 	return strings.ReplaceAll(p.String(), "=*}", "}")
 }
 
+// routeOf caches routePattern for one handler of the mux. The mux wraps
+// each route's handler in the middlewares on its own (runtime.ServeMux.Handle),
+// so every request through one wrapped handler has the same pattern, and
+// the middlewares work it out once rather than on every request.
+type routeOf struct {
+	pattern atomic.Pointer[string]
+}
+
+func (c *routeOf) get(r *http.Request) string {
+	if p := c.pattern.Load(); p != nil {
+		return *p
+	}
+	route := routePattern(r)
+	if route != "" {
+		c.pattern.Store(&route)
+	}
+	return route
+}
+
 func isStreamRoute(method, route string) bool {
 	return method == http.MethodGet && (isSubscribeRoute(route) || isWebSocketRoute(route))
 }
@@ -128,8 +148,9 @@ func streamTransport(r *http.Request, route string) string {
 // middleware runs inside the mux, once a route matched: it notes the route
 // for observe and counts open streams and long polls.
 func (m *httpMetrics) middleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+	var routes routeOf
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		route := routePattern(r)
+		route := routes.get(r)
 		if note, ok := r.Context().Value(routeKey{}).(*routeNote); ok {
 			note.pattern = route
 		}
@@ -153,7 +174,12 @@ func (m *httpMetrics) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		note := &routeNote{}
-		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+		// Under accessLog, w is its recorder already: one recorder serves
+		// both rather than a second layer on every write.
+		rec, ok := w.(*recorder)
+		if !ok {
+			rec = &recorder{ResponseWriter: w, status: http.StatusOK}
+		}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), routeKey{}, note)))
 		route := note.pattern
 		if route == "" {

@@ -106,8 +106,9 @@ func isPollRoute(route string) bool {
 // middleware: it applies the `after` alias, and answers SSE on the
 // Subscribe routes.
 func (g *realtime) middleware(next runtime.HandlerFunc) runtime.HandlerFunc {
+	var routes routeOf
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
-		route := routePattern(r)
+		route := routes.get(r)
 		if r.Method == http.MethodGet && (isSubscribeRoute(route) || isPollRoute(route)) {
 			aliasAfter(r.URL)
 		}
