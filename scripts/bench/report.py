@@ -264,7 +264,7 @@ def main():
                 g, h = by.get((call, "grpc")), by.get((call, "rest"))
                 if not g or not h:
                     continue
-                ratio = h["calls_per_s"] / g["calls_per_s"] if g.get("calls_per_s") else 0
+                ratio = f"{h['calls_per_s'] / g['calls_per_s']:.2f}" if g.get("calls_per_s") else "–"
                 added = h.get("latency_p99_ms", 0) - g.get("latency_p99_ms", 0)
                 errs = sum(h.get(k, 0) for k in ("errors_connect", "errors_read", "errors_write",
                                                  "errors_status", "errors_timeout"))
