@@ -49,14 +49,21 @@ TEST(ConcurrencyTest, EveryClientReceivesEveryMessageInTheSameOrder) {
     threads.emplace_back([&, c] {
       v1::ChatService::Stub* stub = stubs[c % kConnections].get();
       const std::string id = "client-" + std::to_string(c);
+      grpc::Status join_status;
       {
         grpc::ClientContext ctx;
         v1::JoinRequest req;
         req.set_id(id);
         v1::JoinResponse resp;
-        ASSERT_TRUE(stub->Join(&ctx, req, &resp).ok());
+        join_status = stub->Join(&ctx, req, &resp);
       }
+      // Arrive even when the join failed: a thread that left before the
+      // barrier would keep the others waiting forever (a hang instead of a
+      // failure).
       joined.ArriveAndWait();
+      ASSERT_TRUE(join_status.ok())
+          << id << ": " << join_status.error_code() << " "
+          << join_status.error_message();
       for (int m = 0; m < kMessagesEach; ++m) {
         grpc::ClientContext ctx;
         v1::SendRequest req;
