@@ -61,6 +61,10 @@ ABSL_FLAG(int64_t, fanout_threads, 0,
 ABSL_FLAG(int64_t, presence_max_subscribers, 1000,
           "Rooms with this many open streams or more send no live join/leave "
           "event per stream (n streams coming and going would cost n^2).");
+ABSL_FLAG(absl::Duration, presence_leave_grace, absl::Seconds(5),
+          "How long a user's leave from a room waits after their last stream "
+          "there ends; a stream reopened within it (a reconnect) announces "
+          "neither leave nor join. 0: leaves go out at once.");
 ABSL_FLAG(absl::Duration, typing_ttl, absl::Seconds(6),
           "How long a typing notice holds unless renewed.");
 ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(30),
@@ -207,6 +211,10 @@ int main(int argc, char** argv) {
   options.memory_trim_interval = absl::GetFlag(FLAGS_memory_trim_interval);
   options.hub.presence_max_subscribers =
       Positive(FLAGS_presence_max_subscribers, "presence_max_subscribers");
+  options.hub.presence_leave_grace = absl::GetFlag(FLAGS_presence_leave_grace);
+  if (options.hub.presence_leave_grace < absl::ZeroDuration()) {
+    Die("--presence_leave_grace must not be negative");
+  }
   options.typing_ttl = absl::GetFlag(FLAGS_typing_ttl);
   if (options.typing_ttl <= absl::ZeroDuration()) {
     Die("--typing_ttl must be positive");

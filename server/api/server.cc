@@ -40,6 +40,16 @@ void ScheduleReaper(Scheduler* scheduler, chat::Hub* hub,
   });
 }
 
+// Announces the room leaves whose grace has run out, on the scheduler's
+// thread, a few times per grace.
+void ScheduleLeaves(Scheduler* scheduler, chat::Hub* hub,
+                    absl::Duration every) {
+  scheduler->Schedule(absl::Now() + every, [scheduler, hub, every] {
+    hub->AnnounceLeaves();
+    ScheduleLeaves(scheduler, hub, every);
+  });
+}
+
 // Samples the process's CPU time for StatsService's CPU percent.
 // Forgets expired idempotency keys now and then (their lookups already
 // ignore them; this only bounds the table).
@@ -173,6 +183,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   }
   SchedulePruneKeys(server->scheduler_.get(), server->store_.get(),
                     options.idempotency_key_ttl);
+  if (options.hub.presence_leave_grace > absl::ZeroDuration()) {
+    ScheduleLeaves(server->scheduler_.get(), server->hub_.get(),
+                   std::clamp(options.hub.presence_leave_grace / 4,
+                              absl::Milliseconds(50), absl::Seconds(1)));
+  }
   ScheduleReaper(server->scheduler_.get(), server->hub_.get(),
                  std::clamp(options.hub.session_idle_timeout / 4,
                             absl::Milliseconds(100), absl::Seconds(10)));

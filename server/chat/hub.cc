@@ -30,6 +30,13 @@ absl::Status ShuttingDown() {
 // Room logs carry presence events; direct-message inboxes do not.
 bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
 
+// Presence is per user: by user id, or by name for subscribers without one
+// (room-token holders). ListPresent keys the same way.
+std::string PresenceKey(const Subscriber& who) {
+  return who.user_id.empty() ? absl::StrCat("name:", who.name)
+                             : absl::StrCat("user:", who.user_id);
+}
+
 // A lobby event of `kind` caused by client `id`.
 std::shared_ptr<Event> LobbyEvent(EventKind kind, absl::string_view id,
                                   absl::string_view text) {
@@ -408,7 +415,22 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
     subscription.channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
     subscription.live_after = (*log)->delivered;
-    if (IsRoomLog(log_id) && !who.name.empty() &&
+    const bool counted = IsRoomLog(log_id) && !who.name.empty();
+    bool announce = false;
+    if (counted) {
+      Presence& p = (*log)->presence[PresenceKey(who)];
+      if (p.streams++ == 0) {
+        if (p.leave_at != absl::InfiniteFuture()) {
+          // Back within the grace: the others never heard they had left.
+          p.leave_at = absl::InfiniteFuture();
+        } else {
+          p.who = who;
+          p.since = clock_->Now();
+          announce = true;
+        }
+      }
+    }
+    if (announce &&
         (*log)->subs.size() < options_.presence_max_subscribers) {
       auto joined = NewEvent(EventKind::kJoin, log_id);
       joined->room_id = std::string(log_id);
@@ -420,7 +442,8 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
       PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
     }
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
-                               subscription.live_after, clock_->Now()});
+                               subscription.live_after, clock_->Now(),
+                               counted});
   }
   WakeAll(wake);
   return subscription;
@@ -443,6 +466,11 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
       auto [it, added] = by_who.try_emplace(
           std::move(key), Present{sub.who.user_id, sub.who.name, sub.since});
       if (!added) it->second.since = std::min(it->second.since, sub.since);
+    }
+    // Gone, but their leave is still in its grace: not announced as gone.
+    for (const auto& [key, p] : log->presence) {
+      if (p.streams > 0) continue;
+      by_who.try_emplace(key, Present{p.who.user_id, p.who.name, p.since});
     }
   }
   std::vector<Present> present;
@@ -483,26 +511,92 @@ void Hub::Unsubscribe(const Subscription& subscription) {
     });
     if (it == log->subs.end()) return;  // closed by the hub already
     Subscriber who = std::move(it->who);
+    const bool counted = it->counted;
     // Order among subscribers does not matter: swap with the last.
     if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
     log->subs.pop_back();
-    if (IsRoomLog(log->id) && !who.name.empty() && !log->dropped &&
-        log->subs.size() < options_.presence_max_subscribers &&
-        !shutdown_.load()) {
-      auto left = NewEvent(EventKind::kLeave, log->id);
-      left->room_id = log->id;
-      left->room = who.room;
-      left->sender = who.name;
-      left->sender_id = who.user_id;
-      left->time = clock_->Now();
-      if (options_.encoder) left->wire = options_.encoder(*left);
-      PushLiveLocked(log.get(), std::move(left), nullptr, &wake);
+    if (counted) {
+      ReleasePresenceLocked(log, who, options_.presence_leave_grace, &wake);
     }
   }
   WakeAll(wake);
 }
 
-void Hub::CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
+void Hub::ReleasePresenceLocked(const std::shared_ptr<Log>& log,
+                                const Subscriber& who, absl::Duration grace,
+                                Wakeups* wake) {
+  auto it = log->presence.find(PresenceKey(who));
+  if (it == log->presence.end() || it->second.streams == 0) return;
+  if (--it->second.streams > 0) return;  // another stream of theirs is open
+  if (grace > absl::ZeroDuration() && !log->dropped && !shutdown_.load()) {
+    it->second.leave_at = clock_->Now() + grace;
+    if (!log->leave_queued) {
+      log->leave_queued = true;
+      MutexLock leaves(&leaves_mu_);
+      pending_leaves_.push_back(log);
+    }
+    return;
+  }
+  const Subscriber gone = std::move(it->second.who);
+  log->presence.erase(it);
+  AnnounceLeaveLocked(log.get(), gone, wake);
+}
+
+void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
+  if (log->dropped || shutdown_.load() ||
+      log->subs.size() >= options_.presence_max_subscribers) {
+    return;
+  }
+  auto left = NewEvent(EventKind::kLeave, log->id);
+  left->room_id = log->id;
+  left->room = who.room;
+  left->sender = who.name;
+  left->sender_id = who.user_id;
+  left->time = clock_->Now();
+  if (options_.encoder) left->wire = options_.encoder(*left);
+  PushLiveLocked(log, std::move(left), nullptr, wake);
+}
+
+int Hub::AnnounceLeaves() {
+  std::vector<std::shared_ptr<Log>> logs;
+  {
+    MutexLock leaves(&leaves_mu_);
+    logs.swap(pending_leaves_);
+  }
+  int announced = 0;
+  for (const std::shared_ptr<Log>& log : logs) {
+    Wakeups wake;
+    {
+      MutexLock lock(&log->mu);
+      log->leave_queued = false;
+      const absl::Time now = clock_->Now();
+      bool waiting = false;
+      for (auto it = log->presence.begin(); it != log->presence.end();) {
+        Presence& p = it->second;
+        if (p.streams > 0) {
+          ++it;
+        } else if (p.leave_at <= now) {
+          AnnounceLeaveLocked(log.get(), p.who, &wake);
+          ++announced;
+          log->presence.erase(it++);
+        } else {
+          waiting = true;
+          ++it;
+        }
+      }
+      if (waiting) {
+        log->leave_queued = true;
+        MutexLock leaves(&leaves_mu_);
+        pending_leaves_.push_back(log);
+      }
+    }
+    WakeAll(wake);
+  }
+  return announced;
+}
+
+void Hub::CloseWhere(const std::shared_ptr<Log>& log,
+                     absl::FunctionRef<bool(const Sub&)> close,
                      CloseReason reason) {
   Wakeups wake;
   {
@@ -510,12 +604,19 @@ void Hub::CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
     auto& subs = log->subs;
     auto closing = std::stable_partition(
         subs.begin(), subs.end(), [&](const Sub& s) { return !close(s); });
+    std::vector<Subscriber> released;
     for (auto it = closing; it != subs.end(); ++it) {
       if (auto reader = it->channel->Close(reason)) {
         wake.push_back(std::move(reader));
       }
+      if (it->counted) released.push_back(std::move(it->who));
     }
     subs.erase(closing, subs.end());
+    // Ended by the server (sign-out, removal, deletion), not a reconnect:
+    // no grace. Deleted rooms and shutdown announce nothing.
+    for (const Subscriber& who : released) {
+      ReleasePresenceLocked(log, who, absl::ZeroDuration(), &wake);
+    }
   }
   WakeAll(wake);
 }
@@ -525,7 +626,7 @@ void Hub::CloseSubscriptions(absl::string_view log_id,
   std::shared_ptr<Log> log = FindLog(log_id);
   if (log == nullptr) return;
   CloseWhere(
-      log.get(),
+      log,
       [&](const Sub& s) { return user_id.empty() || s.who.user_id == user_id; },
       reason);
 }
@@ -536,7 +637,7 @@ void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
   std::shared_ptr<Log> log = FindLog(log_id);
   if (log == nullptr) return;
   CloseWhere(
-      log.get(),
+      log,
       [&](const Sub& s) {
         return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
       },
@@ -548,7 +649,7 @@ void Hub::CloseUserSubscriptions(absl::string_view user_id,
   if (user_id.empty()) return;
   for (const std::shared_ptr<Log>& log : AllLogs()) {
     CloseWhere(
-        log.get(), [&](const Sub& s) { return s.who.user_id == user_id; },
+        log, [&](const Sub& s) { return s.who.user_id == user_id; },
         reason);
   }
 }
@@ -575,7 +676,7 @@ absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
 void Hub::Shutdown() {
   if (shutdown_.exchange(true)) return;
   for (const std::shared_ptr<Log>& log : AllLogs()) {
-    CloseWhere(log.get(), [](const Sub&) { return true; },
+    CloseWhere(log, [](const Sub&) { return true; },
                CloseReason::kShutdown);
   }
 }

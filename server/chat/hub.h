@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
@@ -56,6 +57,10 @@ struct HubOptions {
   // for each stream that opens or closes: n subscribers coming and going
   // would cost n^2 events.
   size_t presence_max_subscribers = 1000;
+  // How long a user's leave waits after their last stream on a room ends:
+  // a stream that reopens within it (a reconnect) announces nothing. Zero
+  // announces the leave at once. Due leaves go out at Hub::AnnounceLeaves.
+  absl::Duration presence_leave_grace = absl::ZeroDuration();
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -132,17 +137,25 @@ class Hub {
       absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)> done);
 
   // Registers a channel on `log`. Room logs (not inboxes) tell the other
-  // subscribers with a live-only join event when `who.name` is set.
+  // subscribers with a live-only join event when `who.name` is set and this
+  // is the user's (or, without a user id, the name's) only stream on the
+  // log, and no leave of theirs is still waiting out its grace.
   absl::StatusOr<Subscription> Subscribe(absl::string_view log,
                                          Subscriber who);
-  // Removes a subscription (a live-only leave event for the others). Safe to
-  // call after the channel was closed by the hub.
+  // Removes a subscription. When it was the user's last stream on a room,
+  // the others get a live-only leave event, after
+  // HubOptions::presence_leave_grace unless the user is back by then. Safe
+  // to call after the channel was closed by the hub.
   void Unsubscribe(const Subscription& subscription);
   // Who has a subscription on `log` that announces itself (Subscriber::name
-  // set): one entry per user id, or per name for subscribers without one,
-  // ordered by name, at most `limit`; `truncated` tells whether more were.
+  // set), or whose leave is still in its grace: one entry per user id, or
+  // per name for subscribers without one, ordered by name, at most `limit`;
+  // `truncated` tells whether more were.
   std::vector<Present> ListPresent(absl::string_view log, size_t limit,
                                    bool* truncated);
+  // Sends the leave events whose grace has run out by the clock's now.
+  // Returns how many. Call it periodically when the grace is not zero.
+  int AnnounceLeaves();
   // Pushes `event` (sequence 0, never stored; e.g. a typing notice) to the
   // current subscribers of event->log. Nothing happens when nobody is
   // subscribed. Does not read the store.
@@ -186,6 +199,15 @@ class Hub {
     Subscriber who;
     uint64_t start_after = 0;  // deliver only events above this sequence
     absl::Time since;
+    bool counted = false;  // in its log's `presence` (a room stream with a name)
+  };
+  // One user's (or name's) streams on a room log, for presence events.
+  struct Presence {
+    Subscriber who;  // as their first stream gave it
+    size_t streams = 0;
+    absl::Time since;
+    // With no stream left: when the leave is announced unless one reopens.
+    absl::Time leave_at = absl::InfiniteFuture();
   };
   // One log's ordering and subscribers.
   struct Log {
@@ -196,6 +218,9 @@ class Hub {
     uint64_t last_assigned ABSL_GUARDED_BY(mu) = 0;
     uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
     std::vector<Sub> subs ABSL_GUARDED_BY(mu);
+    // By PresenceKey. An entry with no streams is a leave in its grace.
+    absl::flat_hash_map<std::string, Presence> presence ABSL_GUARDED_BY(mu);
+    bool leave_queued ABSL_GUARDED_BY(mu) = false;  // in pending_leaves_
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
@@ -228,12 +253,20 @@ class Hub {
                            Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
   // Closes the subscriptions of `log` for which `close` is true.
-  void CloseWhere(Log* log, absl::FunctionRef<bool(const Sub&)> close,
+  void CloseWhere(const std::shared_ptr<Log>& log,
+                  absl::FunctionRef<bool(const Sub&)> close,
                   CloseReason reason);
   // Pushes a live-only event to every subscriber of `log` but `except`.
   void PushLiveLocked(Log* log, EventPtr event, const Channel* except,
                       Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   static void WakeAll(const Wakeups& wake);
+  // One stream of `who` on `log` ended: its presence count drops, and at
+  // zero the leave is announced, at once or after `grace`.
+  void ReleasePresenceLocked(const std::shared_ptr<Log>& log,
+                             const Subscriber& who, absl::Duration grace,
+                             Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
+  void AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
 
   const HubOptions options_;
   store::Store* const store_;
@@ -255,6 +288,10 @@ class Hub {
     std::thread thread;
   };
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+
+  // Logs with a leave in its grace. Taken after a Log::mu, never before.
+  Mutex leaves_mu_;
+  std::vector<std::shared_ptr<Log>> pending_leaves_ ABSL_GUARDED_BY(leaves_mu_);
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
   std::shared_ptr<Log> lobby_;

@@ -213,20 +213,28 @@ TEST_F(PresenceServiceTest,
   EXPECT_EQ(resp.users(2).user_id(), "");
   EXPECT_FALSE(resp.truncated());
 
-  // One of ann's two streams ends: she is still there.
+  // One of ann's two streams ends: she is still there, and the others are
+  // told she left only when her last stream ends (one leave, not two).
+  int ann_leaves = 0;
+  auto count_until = [&](const std::string& who) {
+    return [&ann_leaves, who](const v1::Event& e) {
+      if (IsKind(e, v1::EVENT_KIND_LEAVE, "ann")) ++ann_leaves;
+      return IsKind(e, v1::EVENT_KIND_LEAVE, who);
+    };
+  };
   ann_second->ctx.TryCancel();
-  bobs->ReadUntil([](const v1::Event& e) {
-    return IsKind(e, v1::EVENT_KIND_LEAVE, "ann");
-  });
   EXPECT_EQ(PresentNames(ann.token, "hall"),
             (std::vector<std::string>{"ann", "bob", "guest"}));
-
-  bobs->ctx.TryCancel();
-  ann_first->ReadUntil([](const v1::Event& e) {
-    return IsKind(e, v1::EVENT_KIND_LEAVE, "bob");
-  });
-  EXPECT_EQ(PresentNames(ann.token, "hall"),
-            (std::vector<std::string>{"ann", "guest"}));
+  ann_first->ctx.TryCancel();
+  bobs->ReadUntil(count_until("ann"));
+  EXPECT_EQ(PresentNames(bob.token, "hall"),
+            (std::vector<std::string>{"bob", "guest"}));
+  // The guest leaves after both of ann's streams were gone: whatever the
+  // server had to say about ann came before.
+  guests->ctx.TryCancel();
+  bobs->ReadUntil(count_until("guest"));
+  EXPECT_EQ(ann_leaves, 1);
+  EXPECT_EQ(PresentNames(bob.token, "hall"), (std::vector<std::string>{"bob"}));
 }
 
 TEST_F(PresenceServiceTest, JoinedLobbyClientsArePresentInTheLobby) {
@@ -476,6 +484,33 @@ TEST_F(PresenceServiceTest, EveryMethodNeedsReadAccessToTheRoom) {
   EXPECT_TRUE(Failed(ListPresence(ann.token, "", &presence),
                      grpc::StatusCode::INVALID_ARGUMENT, "ROOM_REQUIRED",
                      "room"));
+}
+
+// With a leave grace, the server's own timer announces the leave once the
+// grace has run out.
+class GracePresenceTest : public PresenceServiceTest {
+ protected:
+  static ServerOptions Options() {
+    ServerOptions options;
+    options.hub.presence_leave_grace = absl::Milliseconds(200);
+    return options;
+  }
+  GracePresenceTest() : PresenceServiceTest(Options()) {}
+};
+
+TEST_F(GracePresenceTest, TheLeaveComesAfterTheGrace) {
+  TestUser ann = SignUp(server_, "ann");
+  TestUser bob = SignUp(server_, "bob");
+  CreateRoom(ann, "hall");
+  auto anns = Subscribe(ann.token, "hall");
+  auto bobs = Subscribe(bob.token, "hall");
+  const absl::Time ended = absl::Now();
+  bobs->ctx.TryCancel();
+  anns->ReadUntil([](const v1::Event& e) {
+    return IsKind(e, v1::EVENT_KIND_LEAVE, "bob");
+  });
+  EXPECT_GE(absl::Now() - ended, absl::Milliseconds(200));
+  EXPECT_EQ(PresentNames(ann.token, "hall"), (std::vector<std::string>{"ann"}));
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/common/errors.h"
 #include "server/common/mutex.h"
@@ -471,6 +472,85 @@ TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
   EXPECT_EQ(seen[0]->sender, "Bob");
   hub.Unsubscribe(*cat);
   EXPECT_EQ(ann->channel->Size(), 0u);  // still crowded when Cat left
+}
+
+// The kinds and senders of what `sub` got, e.g. "join Bob".
+std::vector<std::string> Seen(const absl::StatusOr<Subscription>& sub) {
+  std::vector<std::string> seen;
+  for (const EventPtr& e : sub->channel->Take(100).events) {
+    seen.push_back(absl::StrCat(e->kind == EventKind::kJoin    ? "join "
+                                : e->kind == EventKind::kLeave ? "leave "
+                                                               : "other ",
+                                e->sender));
+  }
+  return seen;
+}
+
+TEST_F(HubTest, PresenceIsPerUserNotPerStream) {
+  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob1 = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto bob2 = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(ann.ok() && bob1.ok() && bob2.ok());
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});  // one join
+  hub_.Unsubscribe(*bob1);
+  EXPECT_TRUE(Seen(ann).empty()) << "Bob still has a stream open";
+  hub_.Unsubscribe(*bob2);
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
+}
+
+TEST_F(HubTest, AReconnectWithinTheGraceAnnouncesNothing) {
+  HubOptions o = Options();
+  o.presence_leave_grace = absl::Seconds(5);
+  Hub hub(o, store_.get(), &clock_);
+  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(ann.ok() && bob.ok());
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+
+  // Bob's stream drops and comes back 4 s later: nobody hears of it.
+  hub.Unsubscribe(*bob);
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_EQ(hub.AnnounceLeaves(), 0);
+  bool truncated = false;
+  EXPECT_EQ(hub.ListPresent(store::kLobbyId, 10, &truncated).size(), 2u)
+      << "Bob is not gone until his leave is announced";
+  bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(bob.ok());
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(hub.AnnounceLeaves(), 0);
+  EXPECT_TRUE(Seen(ann).empty());
+
+  // Now he goes for good: the leave comes once the grace has run out.
+  hub.Unsubscribe(*bob);
+  clock_.Advance(absl::Seconds(4));
+  EXPECT_EQ(hub.AnnounceLeaves(), 0);
+  EXPECT_TRUE(Seen(ann).empty());
+  clock_.Advance(absl::Seconds(1));
+  EXPECT_EQ(hub.AnnounceLeaves(), 1);
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
+  EXPECT_EQ(hub.ListPresent(store::kLobbyId, 10, &truncated).size(), 1u);
+  EXPECT_EQ(hub.AnnounceLeaves(), 0) << "announced once";
+
+  // Back after the leave: a join again.
+  bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(bob.ok());
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+}
+
+TEST_F(HubTest, AStreamTheServerEndsLeavesAtOnce) {
+  HubOptions o = Options();
+  o.presence_leave_grace = absl::Seconds(5);
+  Hub hub(o, store_.get(), &clock_);
+  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  ASSERT_TRUE(ann.ok() && bob.ok());
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+  hub.CloseUserSubscriptions("u-bob", CloseReason::kUserGone);
+  EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
+  hub.Unsubscribe(*bob);  // the stream ends afterwards: nothing more
+  clock_.Advance(absl::Seconds(10));
+  EXPECT_EQ(hub.AnnounceLeaves(), 0);
+  EXPECT_TRUE(Seen(ann).empty());
 }
 
 TEST_F(HubTest, InboxesCarryNoPresence) {
