@@ -76,9 +76,14 @@ ABSL_FLAG(double, duration, 10,
           "Seconds measured (for slow: each of the two phases).");
 ABSL_FLAG(int, message_bytes, 100, "Length of each message's text.");
 ABSL_FLAG(int, inflight, 64, "Closed loop: calls in flight (durable, unary).");
+ABSL_FLAG(double, call_rate, 0,
+          "unary: calls per second, in total, issued open loop instead of "
+          "--inflight closed loop; latency counts from each call's scheduled "
+          "time. 0: closed loop.");
 ABSL_FLAG(int, max_inflight, 20000,
           "Open loop: a send due while this many are in flight is skipped "
-          "and counted as an error (the server is saturated).");
+          "and counted as an error (the server is saturated); reported as "
+          "skipped_sends too.");
 ABSL_FLAG(std::string, call, "post",
           "unary: post (MessageService.PostMessage), list (ListMessages), or "
           "health (grpc.health.v1.Health/Check: no auth, no store; the cost "
@@ -734,12 +739,23 @@ void AddServer(Result& r, const std::string& prefix, const ProcSample& s) {
 
 // --------------------------------------------------------- scenarios
 
-// Open-loop publishing with a warm-up and a measured window; the window's
-// deliveries/s and the server's CPU per delivery. `send(k, stamp)` sends
-// message k.
-void RunOpenLoop(Result& r, double rate,
-                 const std::function<void(uint64_t, int64_t)>& send,
-                 double expected_fanout) {
+// CPU of the server and of this process at the edges of a measured window.
+struct WindowSamples {
+  ProcSample cpu0, cpu1;
+  double self0 = 0, self1 = 0;
+};
+
+// The clock of every open-loop run: `send(k, scheduled)` is paced at `rate`
+// (Pace) from 0.1 s from now through --warmup, then --duration measured.
+// Phase 0 of g.phases and g.window_* are the measured window, so a latency
+// is kept only when its call was *scheduled* inside it, however late it went
+// out. `at_begin` and `at_end` run at the window's edges, right after the
+// CPU samples, to read the caller's counters there. Returns once the last
+// send has been issued (or skipped); calls may still be in flight.
+WindowSamples PaceWindow(double rate, const std::string& unit,
+                         const std::function<void(uint64_t, int64_t)>& send,
+                         const std::function<void()>& at_begin,
+                         const std::function<void()>& at_end) {
   const int pid = absl::GetFlag(FLAGS_server_pid);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
@@ -749,17 +765,35 @@ void RunOpenLoop(Result& r, double rate,
   g.window_begin = w0;
   g.window_end = w1;
   std::thread pacer([&] { Pace(t0, w1, rate, send); });
-  Progress(absl::StrFormat("load at %.0f msgs/s: %.1fs warm-up, %.1fs measured",
-                           rate, warmup, duration));
+  Progress(absl::StrFormat("load at %.0f %s: %.1fs warm-up, %.1fs measured",
+                           rate, unit, warmup, duration));
+  WindowSamples s;
   SleepUntilNs(w0);
-  const ProcSample cpu0 = SampleProc(pid);
-  const double self0 = SelfCpuSeconds();
-  const uint64_t d0 = g.deliveries.load(), ok0 = g.calls_ok.load();
+  s.cpu0 = SampleProc(pid);
+  s.self0 = SelfCpuSeconds();
+  if (at_begin) at_begin();
   SleepUntilNs(w1);
-  const ProcSample cpu1 = SampleProc(pid);
-  const double self1 = SelfCpuSeconds();
-  const uint64_t d1 = g.deliveries.load(), ok1 = g.calls_ok.load();
+  s.cpu1 = SampleProc(pid);
+  s.self1 = SelfCpuSeconds();
+  if (at_end) at_end();
   pacer.join();
+  return s;
+}
+
+// Open-loop publishing with a warm-up and a measured window; the window's
+// deliveries/s and the server's CPU per delivery. `send(k, stamp)` sends
+// message k.
+void RunOpenLoop(Result& r, double rate,
+                 const std::function<void(uint64_t, int64_t)>& send,
+                 double expected_fanout) {
+  const double duration = absl::GetFlag(FLAGS_duration);
+  uint64_t d0 = 0, ok0 = 0, d1 = 0, ok1 = 0;
+  const WindowSamples w = PaceWindow(
+      rate, "msgs/s", send,
+      [&] { d0 = g.deliveries.load(), ok0 = g.calls_ok.load(); },
+      [&] { d1 = g.deliveries.load(), ok1 = g.calls_ok.load(); });
+  const ProcSample &cpu0 = w.cpu0, &cpu1 = w.cpu1;
+  const double self0 = w.self0, self1 = w.self1;
   Progress("draining");
   // Drain: every send answered and nothing more arriving.
   WaitFor([] { return g.inflight.load() == 0; }, 60);
@@ -931,12 +965,26 @@ int Streams(Result& r) {
   return all ? 0 : 1;
 }
 
-// Closed loop: `inflight` workers each issue the next call as soon as the
-// previous one is answered, for warmup + duration.
+// Unary calls of one kind, in one of two ways:
+//  - closed loop (rate == 0): `inflight` workers each issue the next call as
+//    soon as the previous one is answered, for warmup + duration; latency is
+//    from each call's start. What the server sustains, and the queueing at
+//    that throughput.
+//  - open loop (rate > 0): calls go out at `rate` per second on PaceWindow's
+//    clock whatever the answers do, and latency is from each call's scheduled
+//    time, so a sender that falls behind counts (no coordinated omission).
+//    What a call costs at a given load: the REST part runs REST and gRPC at
+//    the same offered rate, where a difference in p99 is what the REST path
+//    adds rather than queueing at two different throughputs. A call due while
+//    --max_inflight are pending is skipped and counted as an error (and in
+//    skipped_sends), as in every open-loop scenario.
+// Both report the same fields; open loop adds offered_rate, max_inflight and
+// skipped_sends, and its `inflight` is the most calls in flight at once.
 enum class Call { kPost, kList, kHealth };
 
-int ClosedLoop(Result& r, Call kind) {
+int UnaryLoad(Result& r, Call kind, double rate) {
   const bool post = kind == Call::kPost;
+  const bool open_loop = rate > 0;
   const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
   const int rooms = std::max(1, absl::GetFlag(FLAGS_rooms));
   const int inflight = std::max(1, absl::GetFlag(FLAGS_inflight));
@@ -945,10 +993,13 @@ int ClosedLoop(Result& r, Call kind) {
   const int pid = absl::GetFlag(FLAGS_server_pid);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
+  const char* const what = kind == Call::kPost   ? "PostMessage"
+                           : kind == Call::kList ? "ListMessages"
+                                                 : "Health/Check";
   r.Str("call", kind == Call::kPost   ? "PostMessage"
                 : kind == Call::kList ? "ListMessages"
                                       : "grpc.health.v1.Health/Check");
-  r.Int("inflight", inflight);
+  if (!open_loop) r.Int("inflight", inflight);
   r.Int("rooms", rooms);
   r.Int("publishers", publishers);
   if (post) r.Int("message_bytes", message_bytes);
@@ -968,26 +1019,12 @@ int ClosedLoop(Result& r, Call kind) {
     }
     WaitFor([] { return g.inflight.load() == 0; }, 60);
   }
-  const int64_t t0 = NowNs();
-  const int64_t w0 = t0 + Ns(warmup), w1 = w0 + Ns(duration);
-  g.window_begin = w0;
-  g.window_end = w1;
-  std::atomic<uint64_t> in_window{0};
-  std::function<void(uint64_t)> issue = [&](uint64_t k) {
-    if (NowNs() >= w1) return;
+
+  // Starts call k (its connection, user and room follow from k); a post's
+  // text carries `stamp`. `done(status, resp, latency from the start)` runs
+  // on a gRPC thread.
+  auto start = [&](uint64_t k, int64_t stamp, auto done) {
     Conn& c = ConnFor(k);
-    auto done = [&, k](const grpc::Status& s, const auto&, int64_t latency) {
-      if (!s.ok()) {
-        NoteError(kind == Call::kPost   ? "PostMessage"
-                  : kind == Call::kList ? "ListMessages"
-                                        : "Health/Check",
-                  s);
-      } else if (InWindow(NowNs())) {
-        in_window.fetch_add(1, std::memory_order_relaxed);
-        g.send_latency.Record(latency);
-      }
-      issue(k + static_cast<uint64_t>(inflight));
-    };
     if (kind == Call::kHealth) {
       // An empty HealthCheckRequest encodes to no bytes.
       grpc::Slice empty;
@@ -996,7 +1033,7 @@ int ClosedLoop(Result& r, Call kind) {
             c.generic->UnaryCall(ctx, "/grpc.health.v1.Health/Check",
                                  grpc::StubOptions(), rq, rs, std::move(cb));
           },
-          /*token=*/"", grpc::ByteBuffer(&empty, 1), done);
+          /*token=*/"", grpc::ByteBuffer(&empty, 1), std::move(done));
       return;
     }
     const std::string& token = tokens[k % publishers];
@@ -1004,12 +1041,12 @@ int ClosedLoop(Result& r, Call kind) {
     if (post) {
       parley::v1::PostMessageRequest req;
       req.set_room(room);
-      req.set_text(StampedText(NowNs(), k, message_bytes));
+      req.set_text(StampedText(stamp, k, message_bytes));
       CallAsync<parley::v1::PostMessageRequest, parley::v1::Event>(
           [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
             c.messages->async()->PostMessage(ctx, rq, rs, std::move(cb));
           },
-          token, std::move(req), done);
+          token, std::move(req), std::move(done));
     } else {
       parley::v1::ListMessagesRequest req;
       req.set_room(room);
@@ -1019,27 +1056,73 @@ int ClosedLoop(Result& r, Call kind) {
           [&c](auto* ctx, auto* rq, auto* rs, auto cb) {
             c.messages->async()->ListMessages(ctx, rq, rs, std::move(cb));
           },
-          token, std::move(req), done);
+          token, std::move(req), std::move(done));
     }
   };
-  for (int w = 0; w < inflight; ++w) issue(static_cast<uint64_t>(w));
-  SleepUntilNs(w0);
-  const ProcSample cpu0 = SampleProc(pid);
-  const double self0 = SelfCpuSeconds();
-  SleepUntilNs(w1);
-  const ProcSample cpu1 = SampleProc(pid);
-  const double self1 = SelfCpuSeconds();
-  WaitFor([] { return g.inflight.load() == 0; }, 60);
-  const double calls = static_cast<double>(in_window.load());
+
+  WindowSamples w;
+  double calls = 0;  // answered OK, in the measured window
+  if (open_loop) {
+    // Only the pacer thread sends, and only a send raises the count in
+    // flight, so reading it after each send sees every peak.
+    int64_t peak = 0;
+    w = PaceWindow(
+        rate, "calls/s",
+        [&](uint64_t k, int64_t at) {
+          start(k, at,
+                [what, at](const grpc::Status& s, const auto&, int64_t) {
+                  if (!s.ok()) return NoteError(what, s);
+                  if (Histogram* h = g.phases.For(at)) h->Record(NowNs() - at);
+                });
+          peak = std::max(peak, g.inflight.load(std::memory_order_relaxed));
+        },
+        nullptr, nullptr);
+    WaitFor([] { return g.inflight.load() == 0; }, 60);
+    // Calls scheduled in the window, answered whenever: the same calls the
+    // latencies are of.
+    calls = static_cast<double>(g.phases.hist(0).count());
+    r.Num("offered_rate", rate, 1);
+    r.Int("inflight", peak);
+    r.Int("max_inflight", absl::GetFlag(FLAGS_max_inflight));
+    r.Int("skipped_sends", static_cast<int64_t>(g.skipped.load()));
+  } else {
+    const int64_t t0 = NowNs();
+    const int64_t w0 = t0 + Ns(warmup), w1 = w0 + Ns(duration);
+    g.window_begin = w0;
+    g.window_end = w1;
+    std::atomic<uint64_t> in_window{0};
+    std::function<void(uint64_t)> issue = [&](uint64_t k) {
+      if (NowNs() >= w1) return;
+      start(k, NowNs(),
+            [&, k](const grpc::Status& s, const auto&, int64_t latency) {
+              if (!s.ok()) {
+                NoteError(what, s);
+              } else if (InWindow(NowNs())) {
+                in_window.fetch_add(1, std::memory_order_relaxed);
+                g.send_latency.Record(latency);
+              }
+              issue(k + static_cast<uint64_t>(inflight));
+            });
+    };
+    for (int i = 0; i < inflight; ++i) issue(static_cast<uint64_t>(i));
+    SleepUntilNs(w0);
+    w.cpu0 = SampleProc(pid);
+    w.self0 = SelfCpuSeconds();
+    SleepUntilNs(w1);
+    w.cpu1 = SampleProc(pid);
+    w.self1 = SelfCpuSeconds();
+    WaitFor([] { return g.inflight.load() == 0; }, 60);
+    calls = static_cast<double>(in_window.load());
+  }
   r.Num("calls_per_s", calls / duration, 1);
-  AddLatency(r, "latency", g.send_latency);
-  if (cpu0.ok && cpu1.ok) {
-    const double cpu = cpu1.cpu_seconds - cpu0.cpu_seconds;
+  AddLatency(r, "latency", open_loop ? g.phases.hist(0) : g.send_latency);
+  if (w.cpu0.ok && w.cpu1.ok) {
+    const double cpu = w.cpu1.cpu_seconds - w.cpu0.cpu_seconds;
     r.Num("server_cpu_cores", cpu / duration, 3);
     r.Num("server_cpu_us_per_call", calls > 0 ? cpu / calls * 1e6 : 0, 2);
-    r.Int("server_rss_kb", cpu1.rss_kb);
+    r.Int("server_rss_kb", w.cpu1.rss_kb);
   }
-  r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
+  r.Num("loadgen_cpu_cores", (w.self1 - w.self0) / duration, 3);
   return calls > 0 ? 0 : 1;
 }
 
@@ -1309,15 +1392,17 @@ int main(int argc, char** argv) {
   } else if (scenario == "streams") {
     rc = Streams(r);
   } else if (scenario == "durable") {
-    rc = ClosedLoop(r, Call::kPost);
+    rc = UnaryLoad(r, Call::kPost, 0);
   } else if (scenario == "unary") {
     const std::string call = absl::GetFlag(FLAGS_call);
     if (call != "post" && call != "list" && call != "health") {
       Die("--call must be post, list or health");
     }
-    rc = ClosedLoop(r, call == "post"   ? Call::kPost
-                       : call == "list" ? Call::kList
-                                        : Call::kHealth);
+    rc = UnaryLoad(r,
+                   call == "post"   ? Call::kPost
+                   : call == "list" ? Call::kList
+                                    : Call::kHealth,
+                   absl::GetFlag(FLAGS_call_rate));
   } else if (scenario == "longpoll") {
     rc = LongPoll(r);
   } else if (scenario == "slow") {
