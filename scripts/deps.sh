@@ -12,7 +12,8 @@
 #   scripts/deps.sh browser  Chromium, and Node.js with npm when there is no
 #                            node, for make test-browser (part of make test)
 #   scripts/deps.sh compose  podman and friends for make test-compose
-#   scripts/deps.sh bench    wrk, gnuplot and jq for make bench
+#   scripts/deps.sh bench    wrk, gnuplot and jq for make bench, Go, and the
+#                            modules of scripts/bench/rest-rate (vegeta)
 #   scripts/deps.sh all      server + gateway + test
 set -euo pipefail
 
@@ -33,9 +34,20 @@ node_pkgs=(nodejs npm)
 # make test-compose: podman runs the Dockerfiles and the compose file; the base
 # images are made with debootstrap (see scripts/compose-test.sh).
 compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates)
-# make bench: wrk drives the REST side, gnuplot draws the plots, jq and curl
-# glue the scripts (scripts/bench/).
+# make bench: wrk drives the REST side closed loop, gnuplot draws the plots, jq
+# and curl glue the scripts (scripts/bench/). The REST side at a fixed rate is
+# scripts/bench/rest-rate, built by run.sh on vegeta's library (the version
+# pinned in its go.mod): its modules are fetched here, so a run needs no
+# registry.
 bench_pkgs=(wrk gnuplot-nox jq curl python3)
+root=$(cd "$(dirname "$0")/.." && pwd)
+
+want_bench_go_modules() {
+  want_go
+  local go
+  go=$(go_bin)
+  (cd "$root/scripts/bench/rest-rate" && GOFLAGS=-mod=mod "$go" mod download)
+}
 
 apt_updated=0
 apt_install() {
@@ -131,7 +143,7 @@ case "${1:-all}" in
     want_node
     ;;
   compose) apt_install "${compose_pkgs[@]}" ;;
-  bench) apt_install "${bench_pkgs[@]}" ;;
+  bench) apt_install "${bench_pkgs[@]}"; want_bench_go_modules ;;
   all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
   *) echo "usage: $0 server|runtime|gateway|test|browser|compose|bench|all" >&2; exit 2 ;;
 esac

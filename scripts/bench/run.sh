@@ -16,7 +16,15 @@
 # scripts/bench/grpc-ndebug.sh; `make bench-ndebug`), for the server and
 # the load generator; results are tagged grpc=ndebug (else grpc=debian).
 # Output: BENCH_DIR (build/bench): results.jsonl (full runs), smoke.jsonl,
-# logs/. Sizes can be changed through the variables below.
+# logs/. Sizes can be changed through the variables below; among them
+# REST_RATE_FRACTION (default 0.5): the `rest` part runs each call closed loop
+# (wrk against the loadgen at REST_CONNS), then both sides again open loop at
+# the same offered rate, this fraction of the REST side's closed-loop calls/s
+# (rounded), so the added p99 is what the REST path adds at equal load, not
+# queueing at two different throughputs (scripts/bench/rest-rate with vegeta's
+# library against parley_loadgen --call_rate; rows tagged mode=rate), and
+# REST_RATE_MAX_INFLIGHT (default 1000): the calls either side of that pair
+# may have pending; one due past it is skipped and counted as an error.
 set -euo pipefail
 
 mode=${1:-smoke}
@@ -51,6 +59,8 @@ LONGPOLL_RATE=${LONGPOLL_RATE:-2}  # msgs/s, each to every client
 SLOW_RATE=${SLOW_RATE:-100}  # msgs/s to a room of 100
 REST_CONNS=${REST_CONNS:-64}
 REST_STREAMS=${REST_STREAMS:-1000}
+REST_RATE_FRACTION=${REST_RATE_FRACTION:-0.5}  # of REST's closed-loop calls/s
+REST_RATE_MAX_INFLIGHT=${REST_RATE_MAX_INFLIGHT:-1000}
 
 case "$mode" in
   smoke) results=$BENCH_DIR/smoke.jsonl ;;
@@ -160,6 +170,7 @@ if [ "$mode" = smoke ]; then
     --churn_seconds=0.5 --churn_rate=200 "${S[@]}"
   lg smoke-durable --scenario=durable --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
   lg smoke-list --scenario=unary --call=list --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
+  lg smoke-rate --scenario=unary --call=post --call_rate=200 --rooms=2 --publishers=2 "${S[@]}"
   lg smoke-longpoll --scenario=longpoll --clients=20 --rate=20 --poll_timeout=5 "${S[@]}"
   lg smoke-slow --scenario=slow --subscribers=10 --users=4 --rate=50 "${S[@]}"
   stop_all
@@ -167,7 +178,7 @@ if [ "$mode" = smoke ]; then
     echo "bench-smoke: $failures loadgen run(s) failed" >&2
     exit 1
   fi
-  echo "bench-smoke: 6 passed, 0 failed"
+  echo "bench-smoke: 7 passed, 0 failed"
   exit 0
 fi
 
@@ -257,6 +268,9 @@ if want rest; then
   curl -fsS -XPOST "$H/v1/users" -d '{"username":"benchrest","password":"bench-password"}' >/dev/null
   token=$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"benchrest","password":"bench-password"}' | jq -r .token)
   curl -fsS -XPOST "$H/v1/rooms" -H "Authorization: Bearer $token" -d '{"name":"benchrest"}' >/dev/null
+  # The REST side at a fixed rate, built before any load so the compiler
+  # takes no CPU from a measurement.
+  (cd "$root/scripts/bench/rest-rate" && go build -o "$BENCH_DIR/rest-rate" .)
   for call in post list; do
     if [ $call = post ]; then
       method=POST path=/v1/rooms/benchrest/messages
@@ -277,6 +291,36 @@ if want rest; then
     lg rest --scenario=unary --call=$call --inflight="$REST_CONNS" --rooms=1 --publishers=1 \
       --channels=2 --list_n=10 --warmup=1 --duration="$DURATION" \
       --tags="suite=full,run=$run_id,part=rest,transport=grpc,grpc=$grpc_build,server_args=$server_args"
+
+    # The same call on both sides at the same offered rate, open loop, each
+    # call's latency counted from its scheduled send time: REST_RATE_FRACTION
+    # of what REST just sustained closed loop. At most REST_RATE_MAX_INFLIGHT
+    # calls pending on either side; a call due past that is skipped and
+    # counted as an error. Not REST_CONNS: a stall of 64 calls' worth (17 ms
+    # at 3,800/s) is common on two shared cores, and a skipped call's
+    # latency would be missing from p99 instead of in it.
+    rate=0
+    [ -n "$json" ] && rate=$(jq -r --argjson f "$REST_RATE_FRACTION" '(.calls_per_s // 0) * $f | round' <<<"$json")
+    if [ "$rate" -lt 1 ]; then
+      echo "bench: no REST closed-loop figure for $call: no fixed-rate pair" >&2
+      failures=$((failures + 1))
+      continue
+    fi
+    rr_args=(--url="$H$path" --method="$method" --rate="$rate" --max_inflight="$REST_RATE_MAX_INFLIGHT"
+      --warmup=1s --duration="${DURATION}s")
+    rr_cmd="$BENCH_DIR/rest-rate --token=... ${rr_args[*]}"
+    echo "bench: $rr_cmd" >&2
+    out=$("$BENCH_DIR/rest-rate" --token="$token" "${rr_args[@]}" 2>&1) || failures=$((failures + 1))
+    echo "$out" >>"$logs/rest-rate.log"
+    echo "$out" | grep -v '^{' || true
+    rjson=$(echo "$out" | grep '^{' | tail -1)
+    if [ -n "$rjson" ]; then
+      append_json "$(jq -c --arg cmd "$rr_cmd" --arg call "$call" \
+        '. + {scenario: "rest", part: "rest", transport: "rest", mode: "rate", call: $call, command: $cmd}' <<<"$rjson")"
+    fi
+    lg rest --scenario=unary --call=$call --call_rate="$rate" --max_inflight="$REST_RATE_MAX_INFLIGHT" --rooms=1 \
+      --publishers=1 --channels=2 --list_n=10 --warmup=1 --duration="$DURATION" \
+      --tags="suite=full,run=$run_id,part=rest,transport=grpc,mode=rate,grpc=$grpc_build,server_args=$server_args"
   done
   # >= 1,000 REST NDJSON streams at once through the gateway.
   (cd "$root/scripts/bench/ndjson-streams" && go build -o "$BENCH_DIR/ndjson-streams" .)
