@@ -288,31 +288,30 @@ def main():
                           "added p99 ms", "gRPC errors", "REST errors"], lines),
                    commands(rr)]
         if rate_rows:
+            # Paired by call and offered rate: each REST_RATE_FRACTIONS step
+            # ran both sides at the same rate.
             by = {}
             for r in rate_rows:
                 call = r.get("call")
                 if r.get("transport") == "grpc":
                     call = "post" if call == "PostMessage" else "list"
-                by[(call, r.get("transport"))] = r
+                by[(call, r.get("offered_rate"), r.get("transport"))] = r
             lines = []
             for call in ("post", "list"):
-                g, h = by.get((call, "grpc")), by.get((call, "rest"))
-                if not g and not h:
-                    continue
-                g, h = g or {}, h or {}
-                rates = sorted({x.get("offered_rate") for x in (g, h) if x.get("offered_rate")})
-                # The fraction of REST's closed-loop calls/s it stands for.
                 closed = [r for r in rr if r.get("transport") == "rest" and r.get("call") == call]
-                offered = " / ".join(fmt(x) for x in rates) or "–"
-                if len(rates) == 1 and closed and closed[-1].get("calls_per_s"):
-                    offered += f" ({rates[0] / closed[-1]['calls_per_s']:.2f}×)"
-                added = (h["latency_p99_ms"] - g["latency_p99_ms"]
-                         if "latency_p99_ms" in g and "latency_p99_ms" in h else None)
-                lines.append([("POST" if call == "post" else "GET") + " messages",
-                              offered,
-                              h.get("latency_p50_ms"), h.get("latency_p99_ms"),
-                              g.get("latency_p50_ms"), g.get("latency_p99_ms"), added,
-                              h.get("errors"), g.get("errors")])
+                for rate in sorted({k[1] for k in by if k[0] == call and k[1]}):
+                    g = by.get((call, rate, "grpc"), {})
+                    h = by.get((call, rate, "rest"), {})
+                    offered = fmt(rate)
+                    if closed and closed[-1].get("calls_per_s"):
+                        offered += f" ({rate / closed[-1]['calls_per_s']:.2f}×)"
+                    added = (h["latency_p99_ms"] - g["latency_p99_ms"]
+                             if "latency_p99_ms" in g and "latency_p99_ms" in h else None)
+                    lines.append([("POST" if call == "post" else "GET") + " messages",
+                                  offered,
+                                  h.get("latency_p50_ms"), h.get("latency_p99_ms"),
+                                  g.get("latency_p50_ms"), g.get("latency_p99_ms"), added,
+                                  h.get("errors"), g.get("errors")])
             md += ["### The same calls at the same offered rate (open loop)", "",
                    "The closed-loop table above runs each side at its own saturation, where p99"
                    " is mostly queueing: with the same number of calls always in flight,"
@@ -321,8 +320,8 @@ def main():
                    " queueing at two different throughputs and their difference says more about"
                    " the throughputs than about what the gateway adds to one call. Here both"
                    " sides get the same offered load, open loop: calls go out on"
-                   " a fixed schedule whatever the answers do, at a fraction (`REST_RATE_FRACTION`,"
-                   " shown after the rate) of the calls/s REST sustained closed loop just before,"
+                   " a fixed schedule whatever the answers do, at fractions (`REST_RATE_FRACTIONS`,"
+                   " shown after each rate) of the calls/s REST sustained closed loop just before,"
                    " and each call's latency counts from its *scheduled* send time, so a sender"
                    " that falls behind counts (no coordinated omission). Added p99 is REST p99"
                    " − gRPC p99 at that equal load (the target: ≤ 2 ms). REST goes through"

@@ -17,10 +17,10 @@
 # the load generator; results are tagged grpc=ndebug (else grpc=debian).
 # Output: BENCH_DIR (build/bench): results.jsonl (full runs), smoke.jsonl,
 # logs/. Sizes can be changed through the variables below; among them
-# REST_RATE_FRACTION (default 0.5): the `rest` part runs each call closed loop
-# (wrk against the loadgen at REST_CONNS), then both sides again open loop at
-# the same offered rate, this fraction of the REST side's closed-loop calls/s
-# (rounded), so the added p99 is what the REST path adds at equal load, not
+# REST_RATE_FRACTIONS (default "0.1 0.25 0.5"): the `rest` part runs each call
+# closed loop (wrk against the loadgen at REST_CONNS), then both sides again
+# open loop at the same offered rate, each of these fractions of the REST
+# side's closed-loop calls/s (rounded) in turn, so the added p99 is what the REST path adds at equal load, not
 # queueing at two different throughputs (scripts/bench/rest-rate with vegeta's
 # library against parley_loadgen --call_rate; rows tagged mode=rate), and
 # REST_RATE_MAX_INFLIGHT (default 1000): the calls either side of that pair
@@ -59,7 +59,7 @@ LONGPOLL_RATE=${LONGPOLL_RATE:-2}  # msgs/s, each to every client
 SLOW_RATE=${SLOW_RATE:-100}  # msgs/s to a room of 100
 REST_CONNS=${REST_CONNS:-64}
 REST_STREAMS=${REST_STREAMS:-1000}
-REST_RATE_FRACTION=${REST_RATE_FRACTION:-0.5}  # of REST's closed-loop calls/s
+REST_RATE_FRACTIONS=${REST_RATE_FRACTIONS:-"0.1 0.25 0.5"}  # of REST's closed-loop calls/s
 REST_RATE_MAX_INFLIGHT=${REST_RATE_MAX_INFLIGHT:-1000}
 
 case "$mode" in
@@ -293,14 +293,15 @@ if want rest; then
       --tags="suite=full,run=$run_id,part=rest,transport=grpc,grpc=$grpc_build,server_args=$server_args"
 
     # The same call on both sides at the same offered rate, open loop, each
-    # call's latency counted from its scheduled send time: REST_RATE_FRACTION
+    # call's latency counted from its scheduled send time: REST_RATE_FRACTIONS
     # of what REST just sustained closed loop. At most REST_RATE_MAX_INFLIGHT
     # calls pending on either side; a call due past that is skipped and
     # counted as an error. Not REST_CONNS: a stall of 64 calls' worth (17 ms
     # at 3,800/s) is common on two shared cores, and a skipped call's
     # latency would be missing from p99 instead of in it.
+    for fraction in $REST_RATE_FRACTIONS; do
     rate=0
-    [ -n "$json" ] && rate=$(jq -r --argjson f "$REST_RATE_FRACTION" '(.calls_per_s // 0) * $f | round' <<<"$json")
+    [ -n "$json" ] && rate=$(jq -r --argjson f "$fraction" '(.calls_per_s // 0) * $f | round' <<<"$json")
     if [ "$rate" -lt 1 ]; then
       echo "bench: no REST closed-loop figure for $call: no fixed-rate pair" >&2
       failures=$((failures + 1))
@@ -321,6 +322,7 @@ if want rest; then
     lg rest --scenario=unary --call=$call --call_rate="$rate" --max_inflight="$REST_RATE_MAX_INFLIGHT" --rooms=1 \
       --publishers=1 --channels=2 --list_n=10 --warmup=1 --duration="$DURATION" \
       --tags="suite=full,run=$run_id,part=rest,transport=grpc,mode=rate,grpc=$grpc_build,server_args=$server_args"
+    done
   done
   # >= 1,000 REST NDJSON streams at once through the gateway.
   (cd "$root/scripts/bench/ndjson-streams" && go build -o "$BENCH_DIR/ndjson-streams" .)
