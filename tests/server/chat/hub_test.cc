@@ -498,14 +498,28 @@ TEST_F(HubTest, PresenceIsPerUserNotPerStream) {
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
 }
 
-TEST_F(HubTest, AReconnectWithinTheGraceAnnouncesNothing) {
-  HubOptions o = Options();
-  o.presence_leave_grace = absl::Seconds(5);
-  Hub hub(o, store_.get(), &clock_);
-  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
-  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
-  ASSERT_TRUE(ann.ok() && bob.ok());
-  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+// A hub whose leaves wait 5 s, with Ann and Bob on a room's log; Ann has
+// seen Bob's join.
+class GraceHubTest : public HubTest {
+ protected:
+  static HubOptions GraceOptions() {
+    HubOptions o;
+    o.channel_capacity = 1000;
+    o.presence_leave_grace = absl::Seconds(5);
+    return o;
+  }
+  void SetUp() override {
+    ASSERT_TRUE(ann.ok() && bob.ok());
+    ASSERT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+  }
+  Hub hub{GraceOptions(), store_.get(), &clock_};
+  absl::StatusOr<Subscription> ann =
+      hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  absl::StatusOr<Subscription> bob =
+      hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+};
+
+TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
 
   // Bob's stream drops and comes back 4 s later: nobody hears of it.
   hub.Unsubscribe(*bob);
@@ -537,14 +551,7 @@ TEST_F(HubTest, AReconnectWithinTheGraceAnnouncesNothing) {
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
 }
 
-TEST_F(HubTest, AStreamTheServerEndsLeavesAtOnce) {
-  HubOptions o = Options();
-  o.presence_leave_grace = absl::Seconds(5);
-  Hub hub(o, store_.get(), &clock_);
-  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
-  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
-  ASSERT_TRUE(ann.ok() && bob.ok());
-  EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
+TEST_F(GraceHubTest, AStreamTheServerEndsLeavesAtOnce) {
   hub.CloseUserSubscriptions("u-bob", CloseReason::kUserGone);
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
   hub.Unsubscribe(*bob);  // the stream ends afterwards: nothing more
