@@ -188,6 +188,16 @@ Hub::~Hub() {
     d->cv.Signal();
   }
   for (auto& d : dispatchers_) d->thread.join();
+  // A dispatcher that had stopped may have been handed part of another's
+  // wake-ups (WakeDelivered) after it drained: run them here.
+  for (auto& d : dispatchers_) {
+    std::deque<absl::AnyInvocable<void()>> left;
+    {
+      MutexLock lock(&d->mu);
+      left.swap(d->queue);
+    }
+    for (auto& task : left) task();
+  }
 }
 
 void Hub::Deliver(Log* log, const EventPtr& event) {
@@ -202,6 +212,37 @@ void Hub::Deliver(Log* log, const EventPtr& event) {
       }
     }
   }
+  WakeDelivered(log->id, std::move(wake));
+}
+
+// Below this many wake-ups a delivery stays on its own dispatcher: handing
+// a part to another thread costs about as much as a few stream writes.
+constexpr size_t kSplitWakeups = 32;
+
+void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
+  const size_t n = dispatchers_.size();
+  if (n < 2 || wake.size() < kSplitWakeups) {
+    WakeAll(wake);
+    return;
+  }
+  // Every event is in its channels already, in order; a reader takes what
+  // its channel holds whenever it is woken, so the order of wake-ups across
+  // readers does not matter. The other parts go to the front of the other
+  // dispatchers' queues: they are this event's deliveries, due now.
+  const size_t self = absl::Hash<absl::string_view>()(log) % n;
+  const size_t per = (wake.size() + n - 1) / n;
+  for (size_t i = 1; i < n; ++i) {
+    const size_t begin = std::min(wake.size(), i * per);
+    const size_t end = std::min(wake.size(), begin + per);
+    if (begin == end) break;
+    Wakeups part(std::make_move_iterator(wake.begin() + begin),
+                 std::make_move_iterator(wake.begin() + end));
+    Dispatcher* d = dispatchers_[(self + i) % n].get();
+    MutexLock lock(&d->mu);
+    d->queue.push_front([part = std::move(part)] { WakeAll(part); });
+    if (d->queue.size() == 1) d->cv.Signal();
+  }
+  wake.resize(std::min(wake.size(), per));
   WakeAll(wake);
 }
 

@@ -260,6 +260,10 @@ class Hub {
   void PushLiveLocked(Log* log, EventPtr event, const Channel* except,
                       Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   static void WakeAll(const Wakeups& wake);
+  // WakeAll for a delivery on `log`'s dispatcher: a large room's wake-ups
+  // (each starts a stream write) are shared with the other dispatchers, so
+  // the last subscriber is not served a whole room's writes after the first.
+  void WakeDelivered(absl::string_view log, Wakeups wake);
   // One stream of `who` on `log` ended: its presence count drops, and at
   // zero the leave is announced, at once or after `grace`.
   void ReleasePresenceLocked(const std::shared_ptr<Log>& log,

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -630,6 +631,76 @@ TEST_F(HubTest, APurgeReportsHowManyMessagesItRemoved) {
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->messages.size(), 1u);
   EXPECT_EQ(left->messages[0]->sequence, 4u);
+}
+
+// Takes what its channel holds whenever it is woken, and notes the thread.
+class TakingReader : public ChannelReader {
+ public:
+  TakingReader(std::shared_ptr<Channel> channel, std::atomic<int>* left,
+               Notification* all)
+      : channel_(std::move(channel)), left_(left), all_(all) {}
+  void OnReadable() override {
+    // Taken and noted under one lock, as a stream's pump does: two threads
+    // may wake the same reader at once.
+    MutexLock lock(&mu_);
+    std::vector<EventPtr> taken = channel_->Take(1000).events;
+    threads_.insert(std::this_thread::get_id());
+    for (const EventPtr& e : taken) {
+      sequences_.push_back(e->sequence);
+      if (left_->fetch_sub(1) == 1) all_->Notify();
+    }
+  }
+  void OnSuperseded() override {}
+  std::vector<uint64_t> sequences() {
+    MutexLock lock(&mu_);
+    return sequences_;
+  }
+  std::set<std::thread::id> threads() {
+    MutexLock lock(&mu_);
+    return threads_;
+  }
+
+ private:
+  const std::shared_ptr<Channel> channel_;
+  std::atomic<int>* const left_;
+  Notification* const all_;
+  Mutex mu_;
+  std::vector<uint64_t> sequences_;
+  std::set<std::thread::id> threads_;
+};
+
+TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
+  HubOptions o = Options();
+  o.fanout_threads = 2;
+  Hub hub(o, store_.get(), &clock_);
+  constexpr int kReaders = 200, kMessages = 20;
+  std::atomic<int> left{kReaders * kMessages};
+  Notification all;
+  std::vector<Subscription> subs;
+  std::vector<std::shared_ptr<TakingReader>> readers;
+  for (int i = 0; i < kReaders; ++i) {
+    auto sub = hub.Subscribe(store::kLobbyId, Subscriber{});  // no presence
+    ASSERT_TRUE(sub.ok());
+    readers.push_back(
+        std::make_shared<TakingReader>(sub->channel, &left, &all));
+    sub->channel->Attach(readers.back());
+    subs.push_back(*sub);
+  }
+  std::vector<uint64_t> sent;
+  for (int k = 0; k < kMessages; ++k) {
+    auto event = Publish(hub, RoomMessage(store::kLobbyId, absl::StrCat(k)));
+    ASSERT_TRUE(event.ok());
+    sent.push_back((*event)->sequence);
+  }
+  all.WaitForNotification();
+  std::set<std::thread::id> threads;
+  for (auto& reader : readers) {
+    EXPECT_EQ(reader->sequences(), sent);  // all of them, in order
+    for (const auto& t : reader->threads()) threads.insert(t);
+  }
+  // One room, yet both dispatchers woke its readers.
+  EXPECT_EQ(threads.size(), 2u);
+  for (const Subscription& sub : subs) hub.Unsubscribe(sub);
 }
 
 }  // namespace
