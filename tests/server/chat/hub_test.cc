@@ -700,7 +700,11 @@ TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
   }
   // One room, yet both dispatchers woke its readers.
   EXPECT_EQ(threads.size(), 2u);
-  for (const Subscription& sub : subs) hub.Unsubscribe(sub);
+  // Each reader holds its channel and the channel its reader: detach.
+  for (int i = 0; i < kReaders; ++i) {
+    subs[i].channel->Detach(readers[i].get(), clock_.Now());
+    hub.Unsubscribe(subs[i]);
+  }
 }
 
 }  // namespace
