@@ -996,9 +996,7 @@ int UnaryLoad(Result& r, Call kind, double rate) {
   const char* const what = kind == Call::kPost   ? "PostMessage"
                            : kind == Call::kList ? "ListMessages"
                                                  : "Health/Check";
-  r.Str("call", kind == Call::kPost   ? "PostMessage"
-                : kind == Call::kList ? "ListMessages"
-                                      : "grpc.health.v1.Health/Check");
+  r.Str("call", kind == Call::kHealth ? "grpc.health.v1.Health/Check" : what);
   if (!open_loop) r.Int("inflight", inflight);
   r.Int("rooms", rooms);
   r.Int("publishers", publishers);

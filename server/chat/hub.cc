@@ -158,12 +158,22 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
                  });
 }
 
+size_t Hub::DispatcherOf(absl::string_view log) const {
+  return absl::Hash<absl::string_view>()(log) % dispatchers_.size();
+}
+
 void Hub::Dispatch(absl::string_view log, absl::AnyInvocable<void()> task) {
-  Dispatcher* d =
-      dispatchers_[absl::Hash<absl::string_view>()(log) % dispatchers_.size()]
-          .get();
+  Enqueue(dispatchers_[DispatcherOf(log)].get(), std::move(task),
+          /*first=*/false);
+}
+
+void Hub::Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task, bool first) {
   MutexLock lock(&d->mu);
-  d->queue.push_back(std::move(task));
+  if (first) {
+    d->queue.push_front(std::move(task));
+  } else {
+    d->queue.push_back(std::move(task));
+  }
   if (d->queue.size() == 1) d->cv.Signal();
 }
 
@@ -229,7 +239,7 @@ void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
   // its channel holds whenever it is woken, so the order of wake-ups across
   // readers does not matter. The other parts go to the front of the other
   // dispatchers' queues: they are this event's deliveries, due now.
-  const size_t self = absl::Hash<absl::string_view>()(log) % n;
+  const size_t self = DispatcherOf(log);
   const size_t per = (wake.size() + n - 1) / n;
   for (size_t i = 1; i < n; ++i) {
     const size_t begin = std::min(wake.size(), i * per);
@@ -237,10 +247,8 @@ void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
     if (begin == end) break;
     Wakeups part(std::make_move_iterator(wake.begin() + begin),
                  std::make_move_iterator(wake.begin() + end));
-    Dispatcher* d = dispatchers_[(self + i) % n].get();
-    MutexLock lock(&d->mu);
-    d->queue.push_front([part = std::move(part)] { WakeAll(part); });
-    if (d->queue.size() == 1) d->cv.Signal();
+    Enqueue(dispatchers_[(self + i) % n].get(),
+            [part = std::move(part)] { WakeAll(part); }, /*first=*/true);
   }
   wake.resize(std::min(wake.size(), per));
   WakeAll(wake);
@@ -499,19 +507,15 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
   std::map<std::string, Present> by_who;
   {
     MutexLock lock(&log->mu);
-    for (const Sub& sub : log->subs) {
-      if (sub.who.name.empty()) continue;
-      std::string key = sub.who.user_id.empty()
-                            ? absl::StrCat("name:", sub.who.name)
-                            : absl::StrCat("user:", sub.who.user_id);
-      auto [it, added] = by_who.try_emplace(
-          std::move(key), Present{sub.who.user_id, sub.who.name, sub.since});
-      if (!added) it->second.since = std::min(it->second.since, sub.since);
-    }
-    // Gone, but their leave is still in its grace: not announced as gone.
+    // Room streams are counted per user in `presence`, those whose leave is
+    // still in its grace included; lobby sessions are subscribers outside it.
     for (const auto& [key, p] : log->presence) {
-      if (p.streams > 0) continue;
       by_who.try_emplace(key, Present{p.who.user_id, p.who.name, p.since});
+    }
+    for (const Sub& sub : log->subs) {
+      if (sub.counted || sub.who.name.empty()) continue;
+      by_who.try_emplace(PresenceKey(sub.who),
+                         Present{sub.who.user_id, sub.who.name, sub.since});
     }
   }
   std::vector<Present> present;

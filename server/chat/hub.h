@@ -88,7 +88,8 @@ struct Subscriber {
 struct Present {
   std::string user_id;  // empty for room-token holders and lobby clients
   std::string name;
-  absl::Time since;  // when their oldest open subscription started
+  absl::Time since;  // when their first stream opened (a reconnect within
+                     // the leave grace keeps it)
 };
 
 struct Subscription {
@@ -245,6 +246,11 @@ class Hub {
   struct Dispatcher;
   // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.
   void Dispatch(absl::string_view log, absl::AnyInvocable<void()> task);
+  // The index of `log`'s dispatcher in dispatchers_.
+  size_t DispatcherOf(absl::string_view log) const;
+  // Queues `task` on `d`, at the front when `first`.
+  static void Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task,
+                      bool first);
   static void RunDispatcher(Dispatcher* d);
   absl::Status CheckPublishableLocked(const Log& log)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
