@@ -39,7 +39,7 @@ compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificate
 # scripts/bench/rest-rate, built by run.sh on vegeta's library (the version
 # pinned in its go.mod): its modules are fetched here, so a run needs no
 # registry.
-bench_pkgs=(wrk gnuplot-nox jq curl python3)
+bench_pkgs=(wrk gnuplot-nox jq curl python3 linux-perf)
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 want_bench_go_modules() {

@@ -90,7 +90,14 @@ ABSL_FLAG(std::string, call, "post",
           "of a gRPC unary call itself on this machine).");
 ABSL_FLAG(int, list_n, 10, "unary --call=list: messages per page.");
 ABSL_FLAG(int, streams, 10000, "streams: concurrent Subscribe streams.");
-ABSL_FLAG(int, room_size, 100, "streams: streams per room.");
+ABSL_FLAG(int, room_size, 100, "streams: streams per room (on average).");
+ABSL_FLAG(std::string, stream_layout, "striped",
+          "streams: which room each stream opens in. striped: stream j in "
+          "room j mod rooms (so with --users dividing the room count, each "
+          "room's streams are one user's); random: a room drawn at random "
+          "for each stream, as the churn draws the room of each reopened "
+          "stream, so churning does not change how streams and users are "
+          "spread over rooms.");
 ABSL_FLAG(int, open_concurrency, 2000,
           "Streams or joins waiting for their first answer at once.");
 ABSL_FLAG(double, churn_seconds, 0,
@@ -879,6 +886,17 @@ int Streams(Result& r) {
   r.Int("streams", n);
   r.Int("rooms", rooms);
   r.Int("connections", static_cast<int64_t>(conns.size()));
+  const std::string layout = absl::GetFlag(FLAGS_stream_layout);
+  if (layout != "striped" && layout != "random") {
+    Die("--stream_layout must be striped or random");
+  }
+  r.Str("stream_layout", layout);
+  std::mt19937_64 rng(42);
+  std::vector<int> first_room(n);
+  for (int j = 0; j < n; ++j) {
+    first_room[j] = layout == "random" ? static_cast<int>(rng() % rooms)
+                                       : j % rooms;
+  }
 
   std::vector<std::string> tokens = SignUp("u", users);
   std::vector<std::string> room_names = CreateRooms(rooms, tokens[0]);
@@ -889,7 +907,7 @@ int Streams(Result& r) {
   const ProcSample cpu_open0 = SampleProc(pid);
   auto open = [&](int j) {
     return Stream::Open(ConnFor(j), tokens[j % users],
-                        RoomRequest(room_names[j % rooms]), false);
+                        RoomRequest(room_names[first_room[j]]), false);
   };
   Progress(absl::StrCat("opening ", n, " streams"));
   const bool all = OpenAll(n, open, &streams);
@@ -917,7 +935,6 @@ int Streams(Result& r) {
   const double churn_s = absl::GetFlag(FLAGS_churn_seconds);
   if (churn_s > 0) {
     const double churn_rate = absl::GetFlag(FLAGS_churn_rate);
-    std::mt19937_64 rng(42);
     Progress(absl::StrFormat("churn: %.0f streams/s for %.0fs", churn_rate, churn_s));
     const uint64_t opened0 = g.first_writes.load();
     const int64_t c0 = NowNs();

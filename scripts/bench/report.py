@@ -88,7 +88,66 @@ def gnuplot(script):
     return True
 
 
+SYSCALLS = ("sendmsg", "recvmsg", "futex", "epoll_wait", "write", "read")
+
+
+def cost_line(stat_path, dso_path, window_s, loadgen_json):
+    """The cost part's result: perf stat's counts (CSV) and perf report's
+    samples by library, per delivery at the loadgen's delivery rate."""
+    lg = json.loads(loadgen_json)
+    counts = {}
+    with open(stat_path) as f:
+        for line in f:
+            fields = line.strip().split(",")
+            if len(fields) < 3 or line.startswith("#"):
+                continue
+            try:
+                counts[fields[2]] = float(fields[0])
+            except ValueError:
+                pass  # "<not counted>"
+    delivered = (lg.get("deliveries_per_s") or 0) * float(window_s)
+    out = {"scenario": "cost", "part": "cost",
+           "offered_msgs_per_s": lg.get("offered_msgs_per_s"),
+           "deliveries_per_s": lg.get("deliveries_per_s"),
+           "server_cpu_us_per_delivery": lg.get("server_cpu_us_per_delivery"),
+           "window_s": float(window_s),
+           "command": (lg.get("command", "") + "  # with, inside its measured window: perf stat -p <server> "
+                       "-e task-clock,context-switches,syscalls:sys_enter_{" + ",".join(SYSCALLS) +
+                       "} -- sleep " + str(window_s) + "; perf record -p <server> -- sleep " + str(window_s) +
+                       "; perf report --sort dso")}
+    if delivered > 0:
+        per = lambda name: counts[name] / delivered if name in counts else None
+        out["perf_cpu_us_per_delivery"] = (counts["task-clock"] * 1000 / delivered
+                                           if "task-clock" in counts else None)
+        out["context_switches_per_delivery"] = per("context-switches")
+        for name in SYSCALLS:
+            out[name + "_per_delivery"] = per("syscalls:sys_enter_" + name)
+    shares = {"kernel": 0.0, "libgrpc": 0.0, "libc": 0.0, "parley_server": 0.0, "other": 0.0}
+    with open(dso_path) as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 2 or not fields[0].endswith("%") or line.startswith("#"):
+                continue
+            pct, dso = float(fields[0][:-1]), " ".join(fields[1:])
+            if "kernel" in dso:
+                shares["kernel"] += pct
+            elif dso.startswith("libgrpc") or dso.startswith("libgpr"):
+                shares["libgrpc"] += pct
+            elif dso.startswith("libc.so"):
+                shares["libc"] += pct
+            elif dso == "parley_server":
+                shares["parley_server"] += pct
+            else:
+                shares["other"] += pct
+    for k, v in shares.items():
+        out["cpu_pct_" + k] = round(v, 1)
+    return json.dumps(out)
+
+
 def main():
+    if len(sys.argv) == 6 and sys.argv[1] == "--cost":
+        print(cost_line(*sys.argv[2:]))
+        return
     results, docs = sys.argv[1], sys.argv[2]
     rows = load(results)
     bench_dir = os.path.join(docs, "bench")
@@ -376,6 +435,28 @@ def main():
                            r.get("stalled_events_while_stalled"), r.get("stalled_events_after_resume"),
                            r.get("gap_events_after_resume"), r.get("errors")] for r in wr]),
                    commands(wr)]
+
+        # ---- where a delivery's CPU goes ----
+        cr = [r for r in newest(vrows, "cost") if r.get("scenario") == "cost"]
+        if cr:
+            md += ["## 7. Where a delivery's server CPU goes (fan-out, rooms of 100)", "", meta(cr),
+                   "System calls and context switches of the server per delivery (`perf stat`)",
+                   "and its CPU samples by library (`perf record`), inside the load generator's",
+                   "measured window. `libgrpc` includes libgpr; `libc` is mostly malloc/free and",
+                   "mutexes; `kernel` is mostly the loopback TCP send (which also runs the",
+                   "receiving side's softirq) and futex wake-ups.", "",
+                   table(["msgs/s", "deliveries/s", "server µs CPU/delivery", "sendmsg/delivery",
+                          "recvmsg/delivery", "futex/delivery", "epoll_wait/delivery",
+                          "context switches/delivery", "% kernel", "% libgrpc", "% libc",
+                          "% parley_server", "% other"],
+                         [[r.get("offered_msgs_per_s"), r.get("deliveries_per_s"),
+                           r.get("server_cpu_us_per_delivery"),
+                           fmt(r.get("sendmsg_per_delivery"), 2), fmt(r.get("recvmsg_per_delivery"), 2),
+                           fmt(r.get("futex_per_delivery"), 2), fmt(r.get("epoll_wait_per_delivery"), 2),
+                           fmt(r.get("context_switches_per_delivery"), 2), r.get("cpu_pct_kernel"),
+                           r.get("cpu_pct_libgrpc"), r.get("cpu_pct_libc"),
+                           r.get("cpu_pct_parley_server"), r.get("cpu_pct_other")] for r in cr]),
+                   commands(cr)]
 
         if variant == "ndebug":
             md[first_line:] = [l + suffix if l.startswith("## ") and l[3:4].isdigit() else l

@@ -8,7 +8,8 @@
 #                                        the loadgen reports any error
 #   scripts/bench/run.sh full [PART...]  the suite (make bench); PARTs:
 #                                        fanout fanout1 streams durable floor
-#                                        rest longpoll slow (default: all)
+#                                        rest longpoll slow cost (default:
+#                                        all)
 #
 # Binaries: SERVER_BIN, GATEWAY_BIN, LOADGEN_BIN (defaults: the release
 # build). GRPC_LIB_DIR: a directory of libgrpc/libgrpc++ to load instead of
@@ -61,6 +62,8 @@ REST_CONNS=${REST_CONNS:-64}
 REST_STREAMS=${REST_STREAMS:-1000}
 REST_RATE_FRACTIONS=${REST_RATE_FRACTIONS:-"0.1 0.25 0.5"}  # of REST's closed-loop calls/s
 REST_RATE_MAX_INFLIGHT=${REST_RATE_MAX_INFLIGHT:-1000}
+COST_RATES=${COST_RATES:-"300 1000"}  # msgs/s, rooms of 100: where a delivery's CPU goes
+COST_WINDOW=${COST_WINDOW:-4}  # seconds of perf stat, then as many of perf record
 
 case "$mode" in
   smoke) results=$BENCH_DIR/smoke.jsonl ;;
@@ -68,7 +71,7 @@ case "$mode" in
   *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
 esac
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow)
+[ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow cost)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
@@ -348,6 +351,47 @@ if want slow; then
   lg slow --scenario=slow --subscribers=100 --users=20 --rate="$SLOW_RATE" --channels=4 \
     --warmup="$WARMUP" --duration=15
   stop_all
+fi
+
+if want cost; then
+  # Where a delivery's server CPU goes, the fan-out's figures broken down:
+  # the server's system calls and context switches per delivery (perf stat)
+  # and its CPU samples by library (perf record), both taken inside the
+  # loadgen's measured window, one after the other (recording slows the
+  # server, so it must not overlap the counts).
+  if ! command -v perf >/dev/null; then
+    echo "bench: the cost part needs perf (scripts/deps.sh bench)" >&2
+    failures=$((failures + 1))
+  else
+    for rate in $COST_RATES; do
+      start_server
+      lg cost --scenario=fanout --subscribers="$FANOUT_SUBSCRIBERS" \
+        --rooms=$((FANOUT_SUBSCRIBERS / 100)) --users=100 --publishers=20 --channels=16 \
+        --rate="$rate" --warmup="$WARMUP" --duration=$((2 * COST_WINDOW + 2)) &
+      lg_pid=$!
+      for ((i = 0; i < 6000; i++)); do
+        grep -q 'load at' "$logs/loadgen.last" 2>/dev/null && break
+        kill -0 "$lg_pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      sleep "$WARMUP"
+      perf stat -x, -o "$logs/cost.stat" -p "$server_pid" \
+        -e task-clock,context-switches,syscalls:sys_enter_sendmsg,syscalls:sys_enter_recvmsg,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_write,syscalls:sys_enter_read \
+        -- sleep "$COST_WINDOW" >/dev/null 2>&1 || true
+      perf record -q -o "$logs/cost.perf" -p "$server_pid" -- sleep "$COST_WINDOW" >/dev/null 2>&1 || true
+      wait "$lg_pid" || true
+      lgline=$(last_result cost)
+      if [ -n "$lgline" ] && [ -s "$logs/cost.stat" ]; then
+        perf report -i "$logs/cost.perf" --stdio --sort dso 2>/dev/null >"$logs/cost.dso" || true
+        append_json "$(python3 "$root/scripts/bench/report.py" --cost "$logs/cost.stat" \
+          "$logs/cost.dso" "$COST_WINDOW" "$lgline")"
+      else
+        echo "bench: FAILED: cost at $rate msgs/s (no loadgen result or no perf counts)" >&2
+        failures=$((failures + 1))
+      fi
+      stop_all
+    done
+  fi
 fi
 
 echo "bench: results in $results (run $run_id); $failures failure(s)" >&2
