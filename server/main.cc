@@ -50,6 +50,10 @@ ABSL_FLAG(int64_t, history_max_page, 1000,
 ABSL_FLAG(std::string, sqlite_synchronous, "normal",
           "SQLite's synchronous setting: normal (durable against a crash of "
           "the server) or full (also against power loss).");
+ABSL_FLAG(int64_t, sqlite_checkpoint_pages, 1000,
+          "WAL pages after a commit at which the store's checkpoint thread "
+          "copies the WAL into the database (off the writer's path); 0: "
+          "SQLite's automatic checkpoint, run by the writer itself.");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");
 ABSL_FLAG(int64_t, store_cache_entries, 100000,
@@ -199,6 +203,11 @@ int main(int argc, char** argv) {
     Die("--sqlite_synchronous must be normal or full");
   }
   options.sqlite_synchronous_full = sync == "full";
+  const int64_t checkpoint_pages = absl::GetFlag(FLAGS_sqlite_checkpoint_pages);
+  if (checkpoint_pages < 0 || checkpoint_pages > (int64_t{1} << 30)) {
+    Die("--sqlite_checkpoint_pages must be between 0 and 1073741824");
+  }
+  options.sqlite_checkpoint_pages = static_cast<uint32_t>(checkpoint_pages);
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
   const int64_t cache_entries = absl::GetFlag(FLAGS_store_cache_entries);
   if (cache_entries < 0) Die("--store_cache_entries must not be negative");

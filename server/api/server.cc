@@ -124,6 +124,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
                            ? store::SqliteOptions::Sync::kFull
                            : store::SqliteOptions::Sync::kNormal;
   sqlite.max_batch = options.store_max_batch;
+  sqlite.checkpoint_pages = options.sqlite_checkpoint_pages;
   absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
       store::SqliteStore::Open(sqlite);
   if (!opened.ok()) return opened.status();

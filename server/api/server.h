@@ -28,6 +28,8 @@ struct ServerOptions {
   std::string grpc_addr = "127.0.0.1:0";
   std::string data_dir;        // holds parley.db and token.key
   bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
+  // store::SqliteOptions::checkpoint_pages.
+  uint32_t sqlite_checkpoint_pages = 1000;
   size_t store_max_batch = 1024;
   // Users, rooms and memberships kept in memory (each; 0: no cache).
   size_t store_cache_entries = 100000;

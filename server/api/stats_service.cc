@@ -71,6 +71,10 @@ void StatsService::Fill(parley::v1::GetStatsResponse* response) {
             ? 0
             : absl::ToDoubleSeconds(s.commit_time_total) /
                   static_cast<double>(s.transactions));
+    out->set_commit_seconds_max(absl::ToDoubleSeconds(s.longest_commit));
+    out->set_checkpoints_total(s.checkpoints);
+    out->set_checkpoint_seconds_total(
+        absl::ToDoubleSeconds(s.checkpoint_time_total));
   }
 
   CallStats& calls = *sources_.calls;

@@ -68,6 +68,8 @@
 #include "server/common/mutex.h"
 #include "server/store/store.h"
 
+struct sqlite3;
+
 namespace parley::store {
 
 namespace sqlite_internal {
@@ -98,6 +100,12 @@ struct SqliteOptions {
   size_t read_connections = 4;
   // How long a statement waits for a lock held by another process.
   absl::Duration busy_timeout = absl::Seconds(5);
+  // WAL checkpoints: once a commit leaves this many pages in the WAL, a
+  // thread of the store's own copies them into the database file (a PASSIVE
+  // checkpoint on its own connection, with its own syncs), so the writer
+  // never waits for a checkpoint's fsyncs. 0: SQLite's automatic checkpoint
+  // at 1,000 pages, run by the committing writer itself.
+  uint32_t checkpoint_pages = 1000;
 };
 
 // Counters of the writer, for metrics. Monotonic.
@@ -106,6 +114,9 @@ struct StoreStats {
   uint64_t writes = 0;        // writes run in them (failed ones included)
   size_t largest_batch = 0;
   absl::Duration commit_time_total;  // BEGIN to end of COMMIT, summed
+  absl::Duration longest_commit;     // the longest of them
+  uint64_t checkpoints = 0;  // by the checkpoint thread (checkpoint_pages)
+  absl::Duration checkpoint_time_total;
 };
 
 class SqliteStore : public Store {
@@ -158,6 +169,9 @@ class SqliteStore : public Store {
   absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override;
 
   StoreStats stats() const;
+  // Waits until the checkpoint thread has run `n` checkpoints in all, or
+  // `timeout` passes; true if it has. For tests.
+  bool WaitForCheckpoints(uint64_t n, absl::Duration timeout);
   // How many migrations Open applied (0 when the database was up to date).
   int migrations_applied() const { return migrations_applied_; }
 
@@ -177,6 +191,11 @@ class SqliteStore : public Store {
               int migrations_applied);
 
   void WriterLoop();
+  // The checkpoint thread: a PASSIVE checkpoint each time a commit asks.
+  void CheckpointLoop();
+  // SQLite's WAL hook on the writer's connection, after every commit.
+  static int OnWalCommit(void* store, sqlite3* db, const char* name,
+                         int pages);
   // Runs one batch; returns one result per write.
   std::vector<absl::StatusOr<int64_t>> RunBatch(std::vector<Pending>& batch);
 
@@ -188,6 +207,19 @@ class SqliteStore : public Store {
   std::unique_ptr<Connection> writer_db_;
   // The writer thread's only.
   sqlite_internal::WriterLogs writer_logs_;
+  // The WAL's size when a commit last asked for a checkpoint (0 after the WAL
+  // started again). The writer thread's only (OnWalCommit).
+  uint64_t wal_pages_at_request_ = 0;
+  // The checkpoint thread's connection (null when checkpoint_pages is 0);
+  // closed before the writer's.
+  std::unique_ptr<Connection> checkpoint_db_;
+
+  Mutex checkpoint_mu_;
+  CondVar checkpoint_cv_{&checkpoint_mu_};       // one is due, or stop
+  CondVar checkpoint_done_cv_{&checkpoint_mu_};  // checkpoints_run_ grew
+  bool checkpoint_due_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  uint64_t checkpoints_run_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;
 
   Mutex readers_mu_;
   CondVar readers_cv_{&readers_mu_};
@@ -206,6 +238,7 @@ class SqliteStore : public Store {
 
   Mutex close_mu_;  // serializes Close
   std::thread writer_ ABSL_GUARDED_BY(close_mu_);
+  std::thread checkpointer_ ABSL_GUARDED_BY(close_mu_);
 };
 
 }  // namespace parley::store

@@ -230,6 +230,9 @@ var (
 	descWrites       = serverDesc("store_writes_total", "Writes run in the store's transactions.")
 	descLargestBatch = serverDesc("store_largest_batch", "Most writes committed in one transaction so far.")
 	descCommitTime   = serverDesc("store_commit_seconds_total", "Time from BEGIN to the end of COMMIT, summed over the store's transactions.")
+	descCommitMax    = serverDesc("store_commit_seconds_max", "The store's longest transaction so far, BEGIN to the end of COMMIT.")
+	descCheckpoints  = serverDesc("store_checkpoints_total", "WAL checkpoints run by the store's checkpoint thread.")
+	descCheckpointT  = serverDesc("store_checkpoint_seconds_total", "Time of the store's WAL checkpoints, summed.")
 	// gRPC calls.
 	descRequests = serverDesc("grpc_requests_total", "gRPC calls that ended, by service, method and type (unary, stream).", "service", "method", "type")
 	descErrors   = serverDesc("grpc_errors_total", "gRPC calls that ended with a status other than OK.", "service", "method")
@@ -244,7 +247,7 @@ var (
 	serverDescs = []*prometheus.Desc{
 		descUp, descStartTime, descUptime, descCPU, descCPUUsage, descRSS, descPeakRSS, descThreads,
 		descSessions, descStreams, descStreamsN, descDeliver, descOverflows,
-		descCommits, descWrites, descLargestBatch, descCommitTime,
+		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT,
 		descRequests, descErrors, descInFlight, descLatency, descMAvg, descMPeak, descAvg, descPeak, descWindow,
 	}
 )
@@ -294,6 +297,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descWrites, float64(st.GetWritesTotal()))
 	gauge(descLargestBatch, float64(st.GetLargestBatch()))
 	counter(descCommitTime, st.GetCommitSecondsTotal())
+	gauge(descCommitMax, st.GetCommitSecondsMax())
+	counter(descCheckpoints, float64(st.GetCheckpointsTotal()))
+	counter(descCheckpointT, st.GetCheckpointSecondsTotal())
 
 	bounds := s.GetLatencyBucketBounds()
 	for _, m := range s.GetMethods() {

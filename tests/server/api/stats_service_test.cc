@@ -115,6 +115,10 @@ TEST_F(StatsServiceTest, CountsDeliveriesSessionsAndCommits) {
   EXPECT_GE(after.store().largest_batch(), 1u);
   EXPECT_GT(after.store().commit_seconds_total(), 0);
   EXPECT_GT(after.store().commit_seconds_average(), 0);
+  EXPECT_GE(after.store().commit_seconds_max(),
+            after.store().commit_seconds_average());
+  EXPECT_LE(after.store().commit_seconds_max(),
+            after.store().commit_seconds_total());
 }
 
 TEST_F(StatsServiceTest, TimesUnaryCallsAndCountsErrors) {
