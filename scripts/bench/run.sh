@@ -26,6 +26,11 @@
 # library against parley_loadgen --call_rate; rows tagged mode=rate), and
 # REST_RATE_MAX_INFLIGHT (default 1000): the calls either side of that pair
 # may have pending; one due past it is skipped and counted as an error.
+# DURABLE_RATES (default "2000 5000 10000"): the `durable` part also sends at
+# these fixed rates (open loop) for each synchronous setting, and runs
+# grpc.health.v1.Health/Check at the same rates, so the report shows what the
+# send path adds to p99 at equal load. COST_RATES, COST_WINDOW: the `cost`
+# part (perf on the server during the fan-out; needs perf).
 set -euo pipefail
 
 mode=${1:-smoke}
@@ -62,6 +67,7 @@ REST_CONNS=${REST_CONNS:-64}
 REST_STREAMS=${REST_STREAMS:-1000}
 REST_RATE_FRACTIONS=${REST_RATE_FRACTIONS:-"0.1 0.25 0.5"}  # of REST's closed-loop calls/s
 REST_RATE_MAX_INFLIGHT=${REST_RATE_MAX_INFLIGHT:-1000}
+DURABLE_RATES=${DURABLE_RATES:-"2000 5000 10000"}  # open-loop sends/s: what the send path adds to p99
 COST_RATES=${COST_RATES:-"300 1000"}  # msgs/s, rooms of 100: where a delivery's CPU goes
 COST_WINDOW=${COST_WINDOW:-4}  # seconds of perf stat, then as many of perf record
 
@@ -246,12 +252,27 @@ if want streams; then
 fi
 
 if want durable; then
+  # Closed loop (the most sends/s), then open loop at DURABLE_RATES, and
+  # grpc.health.v1.Health/Check at the same rates on the same connections:
+  # what the send path (token, group commit, fan-out) adds to p99 over a
+  # call that does nothing, at equal load (rows tagged mode=rate).
+  rate_flags=(--max_inflight=1000 --rooms=10 --publishers=50 --channels=8 --warmup="$WARMUP" --duration="$DURATION")
   for sync in normal full; do
     start_server --sqlite_synchronous=$sync
     lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
       --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$sync,grpc=$grpc_build,server_args=$server_args"
+    for rate in $DURABLE_RATES; do
+      lg durable --scenario=unary --call=post --call_rate="$rate" "${rate_flags[@]}" \
+        --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=$sync,grpc=$grpc_build,server_args=$server_args"
+    done
     stop_all
   done
+  start_server
+  for rate in $DURABLE_RATES; do
+    lg durable --scenario=unary --call=health --call_rate="$rate" "${rate_flags[@]}" \
+      --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=none,grpc=$grpc_build,server_args=$server_args"
+  done
+  stop_all
 fi
 
 # The floor under every unary figure: grpc.health.v1.Health/Check (no auth,

@@ -1179,6 +1179,10 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   return store;
 }
 
+// How far past checkpoint_pages the WAL may grow before a checkpoint makes
+// the writer start it again (CheckpointLoop).
+constexpr uint64_t kRestartFactor = 16;
+
 int SqliteStore::OnWalCommit(void* store, sqlite3* /*db*/,
                              const char* /*name*/, int pages) {
   auto* self = static_cast<SqliteStore*>(store);
@@ -1212,6 +1216,18 @@ void SqliteStore::CheckpointLoop() {
     const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->db(), nullptr,
                                              SQLITE_CHECKPOINT_PASSIVE,
                                              &wal_pages, &copied);
+    // A PASSIVE checkpoint never catches up with a writer that keeps
+    // committing, and the WAL only starts again from its beginning at a
+    // write that finds all of it copied, so under steady load it would grow
+    // without end. Past kRestartFactor x checkpoint_pages the writer itself
+    // makes that moment, between two batches (RestartWal): a checkpoint
+    // from here would wait for the writer's lock, which a busy writer
+    // takes again at once.
+    if (rc == SQLITE_OK && wal_pages >= 0 &&
+        static_cast<uint64_t>(wal_pages) >=
+            kRestartFactor * uint64_t{options_.checkpoint_pages}) {
+      restart_due_.store(true, std::memory_order_relaxed);
+    }
     const absl::Duration took = absl::Now() - start;
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
       log::Warning("WAL checkpoint failed",
@@ -1309,7 +1325,25 @@ void SqliteStore::WriterLoop() {
       if (batch[i].done) batch[i].done(std::move(results[i]));
     }
     batch.clear();
+    if (restart_due_.exchange(false, std::memory_order_relaxed)) RestartWal();
   }
+}
+
+void SqliteStore::RestartWal() {
+  // The checkpoint thread has copied most of the WAL; this copies the rest
+  // (and syncs), after which the next write starts the WAL from its
+  // beginning. It waits (busy timeout) for readers still on old pages.
+  const absl::Time start = absl::Now();
+  const int rc = sqlite3_wal_checkpoint_v2(
+      writer_db_->db(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  const absl::Duration took = absl::Now() - start;
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    log::Warning("WAL restart checkpoint failed",
+                 {{"error", sqlite3_errmsg(writer_db_->db())}});
+  }
+  MutexLock lock(&stats_mu_);
+  ++stats_.checkpoint_restarts;
+  stats_.checkpoint_time_total += took;
 }
 
 std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(

@@ -52,6 +52,7 @@
 #ifndef PARLEY_SERVER_STORE_SQLITE_STORE_H_
 #define PARLEY_SERVER_STORE_SQLITE_STORE_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -116,6 +117,7 @@ struct StoreStats {
   absl::Duration commit_time_total;  // BEGIN to end of COMMIT, summed
   absl::Duration longest_commit;     // the longest of them
   uint64_t checkpoints = 0;  // by the checkpoint thread (checkpoint_pages)
+  uint64_t checkpoint_restarts = 0;  // by the writer, to start the WAL again
   absl::Duration checkpoint_time_total;
 };
 
@@ -193,6 +195,9 @@ class SqliteStore : public Store {
   void WriterLoop();
   // The checkpoint thread: a PASSIVE checkpoint each time a commit asks.
   void CheckpointLoop();
+  // On the writer thread between batches: a RESTART checkpoint, when the
+  // checkpoint thread found the WAL long (restart_due_).
+  void RestartWal();
   // SQLite's WAL hook on the writer's connection, after every commit.
   static int OnWalCommit(void* store, sqlite3* db, const char* name,
                          int pages);
@@ -210,6 +215,8 @@ class SqliteStore : public Store {
   // The WAL's size when a commit last asked for a checkpoint (0 after the WAL
   // started again). The writer thread's only (OnWalCommit).
   uint64_t wal_pages_at_request_ = 0;
+  // Set by the checkpoint thread, taken by the writer (RestartWal).
+  std::atomic<bool> restart_due_{false};
   // The checkpoint thread's connection (null when checkpoint_pages is 0);
   // closed before the writer's.
   std::unique_ptr<Connection> checkpoint_db_;
