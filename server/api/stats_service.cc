@@ -73,6 +73,7 @@ void StatsService::Fill(parley::v1::GetStatsResponse* response) {
                   static_cast<double>(s.transactions));
     out->set_commit_seconds_max(absl::ToDoubleSeconds(s.longest_commit));
     out->set_checkpoints_total(s.checkpoints);
+    out->set_checkpoint_restarts_total(s.checkpoint_restarts);
     out->set_checkpoint_seconds_total(
         absl::ToDoubleSeconds(s.checkpoint_time_total));
   }

@@ -1208,14 +1208,11 @@ void SqliteStore::CheckpointLoop() {
       if (checkpoint_stop_) return;
       checkpoint_due_ = false;
     }
-    const absl::Time start = absl::Now();
-    int wal_pages = 0;
-    int copied = 0;
     // PASSIVE: copies what no reader still needs, never blocks the writer
     // or the readers (and never waits for them).
-    const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->db(), nullptr,
-                                             SQLITE_CHECKPOINT_PASSIVE,
-                                             &wal_pages, &copied);
+    int wal_pages = -1;
+    const int rc =
+        Checkpoint(*checkpoint_db_, SQLITE_CHECKPOINT_PASSIVE, &wal_pages);
     // A PASSIVE checkpoint never catches up with a writer that keeps
     // committing, and the WAL only starts again from its beginning at a
     // write that finds all of it copied, so under steady load it would grow
@@ -1227,16 +1224,6 @@ void SqliteStore::CheckpointLoop() {
         static_cast<uint64_t>(wal_pages) >=
             kRestartFactor * uint64_t{options_.checkpoint_pages}) {
       restart_due_.store(true, std::memory_order_relaxed);
-    }
-    const absl::Duration took = absl::Now() - start;
-    if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-      log::Warning("WAL checkpoint failed",
-                   {{"error", sqlite3_errmsg(checkpoint_db_->db())}});
-    }
-    {
-      MutexLock lock(&stats_mu_);
-      ++stats_.checkpoints;
-      stats_.checkpoint_time_total += took;
     }
     MutexLock lock(&checkpoint_mu_);
     ++checkpoints_run_;
@@ -1333,17 +1320,24 @@ void SqliteStore::RestartWal() {
   // The checkpoint thread has copied most of the WAL; this copies the rest
   // (and syncs), after which the next write starts the WAL from its
   // beginning. It waits (busy timeout) for readers still on old pages.
+  Checkpoint(*writer_db_, SQLITE_CHECKPOINT_RESTART, nullptr);
+}
+
+int SqliteStore::Checkpoint(Connection& c, int mode, int* wal_pages) {
   const absl::Time start = absl::Now();
-  const int rc = sqlite3_wal_checkpoint_v2(
-      writer_db_->db(), nullptr, SQLITE_CHECKPOINT_RESTART, nullptr, nullptr);
+  const int rc =
+      sqlite3_wal_checkpoint_v2(c.db(), nullptr, mode, wal_pages, nullptr);
   const absl::Duration took = absl::Now() - start;
+  const bool restart = mode == SQLITE_CHECKPOINT_RESTART;
   if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-    log::Warning("WAL restart checkpoint failed",
-                 {{"error", sqlite3_errmsg(writer_db_->db())}});
+    log::Warning("WAL checkpoint failed",
+                 {{"mode", restart ? "restart" : "passive"},
+                  {"error", sqlite3_errmsg(c.db())}});
   }
   MutexLock lock(&stats_mu_);
-  ++stats_.checkpoint_restarts;
+  ++(restart ? stats_.checkpoint_restarts : stats_.checkpoints);
   stats_.checkpoint_time_total += took;
+  return rc;
 }
 
 std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(

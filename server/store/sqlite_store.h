@@ -198,6 +198,10 @@ class SqliteStore : public Store {
   // On the writer thread between batches: a RESTART checkpoint, when the
   // checkpoint thread found the WAL long (restart_due_).
   void RestartWal();
+  // One checkpoint of `mode` on `c`: logs a failure, counts it and its time
+  // (a RESTART as a restart). Returns SQLite's result; `wal_pages` (may be
+  // null) gets the WAL's length.
+  int Checkpoint(Connection& c, int mode, int* wal_pages);
   // SQLite's WAL hook on the writer's connection, after every commit.
   static int OnWalCommit(void* store, sqlite3* db, const char* name,
                          int pages);

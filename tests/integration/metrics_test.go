@@ -111,7 +111,7 @@ func TestStatsAndMetricsMoveWithTraffic(t *testing.T) {
 		"parley_server_channel_overflows_total", "parley_server_store_commits_total",
 		"parley_server_store_commit_seconds_total", "parley_server_store_largest_batch",
 		"parley_server_store_commit_seconds_max", "parley_server_store_checkpoints_total",
-		"parley_server_store_checkpoint_seconds_total",
+		"parley_server_store_checkpoint_seconds_total", "parley_server_store_checkpoint_restarts_total",
 		"parley_server_response_time_window_peak_seconds",
 		"go_goroutines", "process_resident_memory_bytes",
 	} {

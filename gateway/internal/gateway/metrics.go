@@ -233,6 +233,7 @@ var (
 	descCommitMax    = serverDesc("store_commit_seconds_max", "The store's longest transaction so far, BEGIN to the end of COMMIT.")
 	descCheckpoints  = serverDesc("store_checkpoints_total", "WAL checkpoints run by the store's checkpoint thread.")
 	descCheckpointT  = serverDesc("store_checkpoint_seconds_total", "Time of the store's WAL checkpoints, summed.")
+	descCkptRestarts = serverDesc("store_checkpoint_restarts_total", "RESTART checkpoints the store's writer ran so that the WAL starts again.")
 	// gRPC calls.
 	descRequests = serverDesc("grpc_requests_total", "gRPC calls that ended, by service, method and type (unary, stream).", "service", "method", "type")
 	descErrors   = serverDesc("grpc_errors_total", "gRPC calls that ended with a status other than OK.", "service", "method")
@@ -247,7 +248,7 @@ var (
 	serverDescs = []*prometheus.Desc{
 		descUp, descStartTime, descUptime, descCPU, descCPUUsage, descRSS, descPeakRSS, descThreads,
 		descSessions, descStreams, descStreamsN, descDeliver, descOverflows,
-		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT,
+		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts,
 		descRequests, descErrors, descInFlight, descLatency, descMAvg, descMPeak, descAvg, descPeak, descWindow,
 	}
 )
@@ -300,6 +301,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descCommitMax, st.GetCommitSecondsMax())
 	counter(descCheckpoints, float64(st.GetCheckpointsTotal()))
 	counter(descCheckpointT, st.GetCheckpointSecondsTotal())
+	counter(descCkptRestarts, float64(st.GetCheckpointRestartsTotal()))
 
 	bounds := s.GetLatencyBucketBounds()
 	for _, m := range s.GetMethods() {

@@ -106,7 +106,7 @@ func sampleStats() *parleyv1.GetStatsResponse {
 		},
 		Store: &parleyv1.StoreStats{
 			CommitsTotal: 10, WritesTotal: 25, LargestBatch: 6, CommitSecondsTotal: 0.25, CommitSecondsAverage: 0.025,
-			CommitSecondsMax: 0.125, CheckpointsTotal: 3, CheckpointSecondsTotal: 0.0625,
+			CommitSecondsMax: 0.125, CheckpointsTotal: 3, CheckpointSecondsTotal: 0.0625, CheckpointRestartsTotal: 1,
 		},
 		ResponseTime: &parleyv1.WindowStats{WindowSeconds: 300, Requests: 4, AverageSeconds: 0.002, PeakSeconds: 0.004},
 		Methods: []*parleyv1.MethodStats{
@@ -150,6 +150,7 @@ func TestServerCollectorExportsTheServersFigures(t *testing.T) {
 		`parley_server_store_commit_seconds_max 0.125`,
 		`parley_server_store_checkpoints_total 3`,
 		`parley_server_store_checkpoint_seconds_total 0.0625`,
+		`parley_server_store_checkpoint_restarts_total 1`,
 		`parley_server_grpc_requests_total{method="Send",service="parley.v1.ChatService",type="unary"} 4`,
 		`parley_server_grpc_requests_total{method="Subscribe",service="parley.v1.ChatService",type="stream"} 2`,
 		`parley_server_grpc_errors_total{method="Send",service="parley.v1.ChatService"} 1`,
