@@ -51,9 +51,10 @@ ABSL_FLAG(std::string, sqlite_synchronous, "normal",
           "SQLite's synchronous setting: normal (durable against a crash of "
           "the server) or full (also against power loss).");
 ABSL_FLAG(int64_t, sqlite_checkpoint_pages, 1000,
-          "WAL pages after a commit at which the store's checkpoint thread "
-          "copies the WAL into the database (off the writer's path); 0: "
-          "SQLite's automatic checkpoint, run by the writer itself.");
+          "New WAL pages at which the store's checkpoint thread copies the "
+          "WAL into the database (off the writer's path; the writer starts "
+          "the WAL again past 4 times this); 0: SQLite's automatic "
+          "checkpoint, run by the writer itself.");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");
 ABSL_FLAG(int64_t, store_cache_entries, 100000,

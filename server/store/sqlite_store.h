@@ -101,11 +101,13 @@ struct SqliteOptions {
   size_t read_connections = 4;
   // How long a statement waits for a lock held by another process.
   absl::Duration busy_timeout = absl::Seconds(5);
-  // WAL checkpoints: once a commit leaves this many pages in the WAL, a
+  // WAL checkpoints: each time commits add this many pages to the WAL, a
   // thread of the store's own copies them into the database file (a PASSIVE
   // checkpoint on its own connection, with its own syncs), so the writer
-  // never waits for a checkpoint's fsyncs. 0: SQLite's automatic checkpoint
-  // at 1,000 pages, run by the committing writer itself.
+  // does not wait for those fsyncs; once the WAL is 4 times this long the
+  // writer runs a short RESTART checkpoint between two batches so that the
+  // WAL starts again. 0: SQLite's automatic checkpoint at 1,000 pages, run
+  // by the committing writer itself.
   uint32_t checkpoint_pages = 1000;
 };
 
