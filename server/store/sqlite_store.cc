@@ -1130,9 +1130,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
                                     ": cannot use WAL journal mode (got \"",
                                     *mode, "\")"));
   }
-  absl::Status status = c.Script(absl::StrCat(
+  const std::string synchronous = absl::StrCat(
       "PRAGMA synchronous = ",
-      options.synchronous == SqliteOptions::Sync::kFull ? "FULL" : "NORMAL",
+      options.synchronous == SqliteOptions::Sync::kFull ? "FULL" : "NORMAL");
+  absl::Status status = c.Script(absl::StrCat(
+      synchronous,
       "; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;"
       " PRAGMA cache_size = -32768;"));
   if (!status.ok()) return status;
@@ -1158,10 +1160,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
         options.path, /*read_only=*/false, options.busy_timeout);
     if (!opened.ok()) return opened.status();
     // A checkpoint syncs as its own connection's setting says.
-    absl::Status set = (*opened)->Script(absl::StrCat(
-        "PRAGMA synchronous = ",
-        options.synchronous == SqliteOptions::Sync::kFull ? "FULL" : "NORMAL"));
-    if (!set.ok()) return set;
+    if (absl::Status s = (*opened)->Script(synchronous); !s.ok()) return s;
     checkpoint_db = *std::move(opened);
   }
   auto store = absl::WrapUnique(new SqliteStore(
@@ -1286,8 +1285,14 @@ void SqliteStore::Close() {
 }
 
 StoreStats SqliteStore::stats() const {
-  MutexLock lock(&stats_mu_);
-  return stats_;
+  StoreStats stats;
+  {
+    MutexLock lock(&stats_mu_);
+    stats = stats_;
+  }
+  MutexLock lock(&checkpoint_mu_);
+  stats.checkpoints = checkpoints_run_;
+  return stats;
 }
 
 void SqliteStore::WriterLoop() {
@@ -1335,7 +1340,7 @@ int SqliteStore::Checkpoint(Connection& c, int mode, int* wal_pages) {
                   {"error", sqlite3_errmsg(c.db())}});
   }
   MutexLock lock(&stats_mu_);
-  ++(restart ? stats_.checkpoint_restarts : stats_.checkpoints);
+  if (restart) ++stats_.checkpoint_restarts;  // PASSIVE: checkpoints_run_
   stats_.checkpoint_time_total += took;
   return rc;
 }

@@ -227,11 +227,12 @@ class SqliteStore : public Store {
   // closed before the writer's.
   std::unique_ptr<Connection> checkpoint_db_;
 
-  Mutex checkpoint_mu_;
+  mutable Mutex checkpoint_mu_;
   CondVar checkpoint_cv_{&checkpoint_mu_};       // one is due, or stop
   CondVar checkpoint_done_cv_{&checkpoint_mu_};  // checkpoints_run_ grew
   bool checkpoint_due_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
   bool checkpoint_stop_ ABSL_GUARDED_BY(checkpoint_mu_) = false;
+  // PASSIVE checkpoints run; stats() reports it as StoreStats::checkpoints.
   uint64_t checkpoints_run_ ABSL_GUARDED_BY(checkpoint_mu_) = 0;
 
   Mutex readers_mu_;
