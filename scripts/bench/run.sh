@@ -385,6 +385,7 @@ if want cost; then
     failures=$((failures + 1))
   else
     for rate in $COST_RATES; do
+      rm -f "$logs/cost.stat" "$logs/cost.perf"  # no figures from the last rate
       start_server
       lg cost --scenario=fanout --subscribers="$FANOUT_SUBSCRIBERS" \
         --rooms=$((FANOUT_SUBSCRIBERS / 100)) --users=100 --publishers=20 --channels=16 \
@@ -401,7 +402,10 @@ if want cost; then
         -- sleep "$COST_WINDOW" >/dev/null 2>&1 || true
       perf record -q -o "$logs/cost.perf" -p "$server_pid" -- sleep "$COST_WINDOW" >/dev/null 2>&1 || true
       wait "$lg_pid" || true
-      lgline=$(last_result cost)
+      # lg ran in the background (its failure count stays in that subshell):
+      # this rate's own loadgen line, or nothing.
+      lgline=$(last_result cost | jq -c --argjson r "$rate" \
+        'select(.scenario == "fanout" and .offered_msgs_per_s == $r)' 2>/dev/null || true)
       if [ -n "$lgline" ] && [ -s "$logs/cost.stat" ]; then
         perf report -i "$logs/cost.perf" --stdio --sort dso 2>/dev/null >"$logs/cost.dso" || true
         append_json "$(python3 "$root/scripts/bench/report.py" --cost "$logs/cost.stat" \
