@@ -56,6 +56,7 @@
 #include "parley/v1/chat.grpc.pb.h"
 #include "parley/v1/messages.grpc.pb.h"
 #include "parley/v1/rooms.grpc.pb.h"
+#include "parley/v1/stats.grpc.pb.h"
 
 ABSL_FLAG(std::string, scenario, "",
           "fanout, streams, durable, unary, longpoll or slow.");
@@ -744,6 +745,62 @@ void AddServer(Result& r, const std::string& prefix, const ProcSample& s) {
   r.Int(prefix + "_rss_kb", s.rss_kb);
 }
 
+// The server's store write-wait histogram (StatsService.GetStats: what
+// group commit adds to each write) at one moment.
+struct StoreWaits {
+  bool ok = false;
+  std::vector<double> bounds;  // seconds; one more bucket (+Inf) follows
+  std::vector<uint64_t> counts;
+  double sum = 0;
+};
+
+StoreWaits SampleStoreWaits() {
+  StoreWaits w;
+  auto stub = parley::v1::StatsService::NewStub(conns[0]->channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  parley::v1::GetStatsResponse stats;
+  if (!stub->GetStats(&ctx, parley::v1::GetStatsRequest(), &stats).ok()) {
+    return w;
+  }
+  const parley::v1::StoreStats& store = stats.store();
+  w.bounds.assign(stats.latency_bucket_bounds().begin(),
+                  stats.latency_bucket_bounds().end());
+  w.counts.assign(store.write_wait_bucket_counts().begin(),
+                  store.write_wait_bucket_counts().end());
+  w.sum = store.write_wait_seconds_sum();
+  w.ok = w.counts.size() == w.bounds.size() + 1;
+  return w;
+}
+
+// The writes that committed between samples `a` and `b`: how many, their
+// mean wait, and the bucket bounds that 50% and 99% of them did not pass
+// ("le": at most; -1 when beyond the last bound).
+void AddStoreWaits(Result& r, const StoreWaits& a, const StoreWaits& b) {
+  if (!a.ok || !b.ok || a.counts.size() != b.counts.size()) return;
+  std::vector<uint64_t> d(b.counts.size());
+  uint64_t n = 0;
+  for (size_t i = 0; i < d.size(); ++i) {
+    d[i] = b.counts[i] - a.counts[i];
+    n += d[i];
+  }
+  r.Int("store_writes", static_cast<int64_t>(n));
+  if (n == 0) return;
+  r.Num("store_write_wait_mean_ms",
+        (b.sum - a.sum) / static_cast<double>(n) * 1e3, 3);
+  for (const auto& [q, name] : {std::pair<double, const char*>{0.5, "p50"},
+                                {0.99, "p99"}}) {
+    uint64_t cumulative = 0;
+    size_t i = 0;
+    for (; i < d.size(); ++i) {
+      cumulative += d[i];
+      if (static_cast<double>(cumulative) >= q * static_cast<double>(n)) break;
+    }
+    r.Num(absl::StrCat("store_write_wait_", name, "_le_ms"),
+          i < b.bounds.size() ? b.bounds[i] * 1e3 : -1, 1);
+  }
+}
+
 // --------------------------------------------------------- scenarios
 
 // CPU of the server and of this process at the edges of a measured window.
@@ -1076,6 +1133,7 @@ int UnaryLoad(Result& r, Call kind, double rate) {
   };
 
   WindowSamples w;
+  StoreWaits waits0, waits1;  // sends only: what group commit adds
   double calls = 0;  // answered OK, in the measured window
   if (open_loop) {
     // Only the pacer thread sends, and only a send raises the count in
@@ -1091,7 +1149,12 @@ int UnaryLoad(Result& r, Call kind, double rate) {
                 });
           peak = std::max(peak, g.inflight.load(std::memory_order_relaxed));
         },
-        nullptr, nullptr);
+        [&] {
+          if (post) waits0 = SampleStoreWaits();
+        },
+        [&] {
+          if (post) waits1 = SampleStoreWaits();
+        });
     WaitFor([] { return g.inflight.load() == 0; }, 60);
     // Calls scheduled in the window, answered whenever: the same calls the
     // latencies are of.
@@ -1123,9 +1186,11 @@ int UnaryLoad(Result& r, Call kind, double rate) {
     SleepUntilNs(w0);
     w.cpu0 = SampleProc(pid);
     w.self0 = SelfCpuSeconds();
+    if (post) waits0 = SampleStoreWaits();
     SleepUntilNs(w1);
     w.cpu1 = SampleProc(pid);
     w.self1 = SelfCpuSeconds();
+    if (post) waits1 = SampleStoreWaits();
     WaitFor([] { return g.inflight.load() == 0; }, 60);
     calls = static_cast<double>(in_window.load());
   }
@@ -1138,6 +1203,7 @@ int UnaryLoad(Result& r, Call kind, double rate) {
     r.Int("server_rss_kb", w.cpu1.rss_kb);
   }
   r.Num("loadgen_cpu_cores", (w.self1 - w.self0) / duration, 3);
+  AddStoreWaits(r, waits0, waits1);
   return calls > 0 ? 0 : 1;
 }
 

@@ -86,11 +86,8 @@ void CallStats::Ended(Method* method, absl::Duration elapsed, bool ok) {
   elapsed = std::max(elapsed, absl::ZeroDuration());
   if (!ok) method->errors.fetch_add(1, std::memory_order_relaxed);
   if (timed) {
-    const double seconds = absl::ToDoubleSeconds(elapsed);
-    const size_t bucket =
-        std::lower_bound(kBucketBounds.begin(), kBucketBounds.end(), seconds) -
-        kBucketBounds.begin();
-    method->histogram[bucket].fetch_add(1, std::memory_order_relaxed);
+    method->histogram[metrics::LatencyBucketOf(elapsed)].fetch_add(
+        1, std::memory_order_relaxed);
     method->nanos_sum.fetch_add(absl::ToInt64Nanoseconds(elapsed),
                                 std::memory_order_relaxed);
   }

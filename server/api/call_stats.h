@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
+#include "server/common/metrics.h"
 #include "server/common/mutex.h"
 
 namespace parley::api {
@@ -37,9 +38,8 @@ class CallStats {
 
   // Upper bounds of the histogram buckets, in seconds; one more bucket
   // (+Inf) follows.
-  static constexpr std::array<double, 14> kBucketBounds = {
-      0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-      0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+  static constexpr std::array<double, 14> kBucketBounds =
+      metrics::kLatencyBucketBounds;
   // Methods beyond this many share one entry, kOtherMethod, so that calls to
   // made-up names cannot grow the registry without bound.
   static constexpr size_t kMaxMethods = 256;

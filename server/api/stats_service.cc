@@ -76,6 +76,12 @@ void StatsService::Fill(parley::v1::GetStatsResponse* response) {
     out->set_checkpoint_restarts_total(s.checkpoint_restarts);
     out->set_checkpoint_seconds_total(
         absl::ToDoubleSeconds(s.checkpoint_time_total));
+    for (uint64_t count : s.write_wait_buckets) {
+      out->add_write_wait_bucket_counts(count);
+    }
+    out->set_write_wait_seconds_sum(absl::ToDoubleSeconds(s.write_wait_total));
+    out->set_write_wait_seconds_max(
+        absl::ToDoubleSeconds(s.longest_write_wait));
   }
 
   CallStats& calls = *sources_.calls;

@@ -7,6 +7,8 @@
 #ifndef PARLEY_SERVER_COMMON_METRICS_H_
 #define PARLEY_SERVER_COMMON_METRICS_H_
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -16,6 +18,22 @@
 #include "server/common/mutex.h"
 
 namespace parley::metrics {
+
+// Upper bounds, in seconds, of every latency histogram the server reports
+// (per gRPC method, the store's write wait); one more bucket (+Inf) follows.
+inline constexpr std::array<double, 14> kLatencyBucketBounds = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+    0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+inline constexpr size_t kLatencyBuckets = kLatencyBucketBounds.size() + 1;
+
+// The bucket that counts `elapsed` (the first whose bound it does not pass).
+inline size_t LatencyBucketOf(absl::Duration elapsed) {
+  const double seconds = absl::ToDoubleSeconds(elapsed);
+  return static_cast<size_t>(std::lower_bound(kLatencyBucketBounds.begin(),
+                                              kLatencyBucketBounds.end(),
+                                              seconds) -
+                             kLatencyBucketBounds.begin());
+}
 
 struct Counters {
   std::atomic<uint64_t> deliveries{0};   // events queued to a channel

@@ -1119,6 +1119,9 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     return absl::InvalidArgumentError(
         "SqliteOptions.max_batch and read_connections must be at least 1");
   }
+  if (options.clock == nullptr) {
+    return absl::InvalidArgumentError("SqliteOptions.clock is null");
+  }
   absl::StatusOr<std::unique_ptr<Connection>> writer =
       Connection::Open(options.path, /*read_only=*/false, options.busy_timeout);
   if (!writer.ok()) return writer.status();
@@ -1257,10 +1260,12 @@ SqliteStore::~SqliteStore() {
 }
 
 void SqliteStore::Submit(Write write, WriteDone done) {
+  const absl::Time submitted = options_.clock->Now();
   {
     MutexLock lock(&queue_mu_);
     if (writer_running_) {
-      queue_.push_back(Pending{std::move(write), std::move(done), closing_});
+      queue_.push_back(
+          Pending{std::move(write), std::move(done), closing_, submitted});
       queue_cv_.Signal();
       return;
     }
@@ -1418,7 +1423,15 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
   }
 
   const absl::Duration elapsed = absl::Now() - start;
+  const absl::Time committed = options_.clock->Now();
   MutexLock lock(&stats_mu_);
+  for (const Pending& pending : batch) {
+    if (pending.rejected) continue;
+    const absl::Duration waited = committed - pending.submitted;
+    ++stats_.write_wait_buckets[metrics::LatencyBucketOf(waited)];
+    stats_.write_wait_total += waited;
+    stats_.longest_write_wait = std::max(stats_.longest_write_wait, waited);
+  }
   ++stats_.transactions;
   stats_.writes += runnable;
   stats_.largest_batch = std::max(stats_.largest_batch, runnable);

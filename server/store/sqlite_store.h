@@ -52,6 +52,7 @@
 #ifndef PARLEY_SERVER_STORE_SQLITE_STORE_H_
 #define PARLEY_SERVER_STORE_SQLITE_STORE_H_
 
+#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -66,6 +67,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/common/clock.h"
+#include "server/common/metrics.h"
 #include "server/common/mutex.h"
 #include "server/store/store.h"
 
@@ -109,6 +112,8 @@ struct SqliteOptions {
   // WAL starts again. 0: SQLite's automatic checkpoint at 1,000 pages, run
   // by the committing writer itself.
   uint32_t checkpoint_pages = 1000;
+  // The time source of StoreStats' write wait (tests move it by hand).
+  Clock* clock = Clock::Real();
 };
 
 // Counters of the writer, for metrics. Monotonic.
@@ -121,6 +126,12 @@ struct StoreStats {
   uint64_t checkpoints = 0;  // by the checkpoint thread (checkpoint_pages)
   uint64_t checkpoint_restarts = 0;  // by the writer, to start the WAL again
   absl::Duration checkpoint_time_total;
+  // What group commit adds to a write: from Submit to the end of the COMMIT
+  // of the transaction it ran in (its wait in the writer's queue, then its
+  // batch), one count per write run, in metrics::kLatencyBucketBounds.
+  std::array<uint64_t, metrics::kLatencyBuckets> write_wait_buckets{};
+  absl::Duration write_wait_total;
+  absl::Duration longest_write_wait;
 };
 
 class SqliteStore : public Store {
@@ -188,6 +199,7 @@ class SqliteStore : public Store {
     Write write;
     WriteDone done;
     bool rejected = false;
+    absl::Time submitted;  // for StoreStats' write wait
   };
 
   SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer_db,

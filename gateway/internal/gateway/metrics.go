@@ -234,6 +234,7 @@ var (
 	descCheckpoints  = serverDesc("store_checkpoints_total", "WAL checkpoints run by the store's checkpoint thread.")
 	descCheckpointT  = serverDesc("store_checkpoint_seconds_total", "Time of the store's WAL checkpoints, summed.")
 	descCkptRestarts = serverDesc("store_checkpoint_restarts_total", "RESTART checkpoints the store's writer ran so that the WAL starts again.")
+	descWriteWait    = serverDesc("store_write_wait_seconds", "What group commit adds to a write: from its arrival at the store's writer queue to the end of the COMMIT of the transaction it ran in.")
 	// gRPC calls.
 	descRequests = serverDesc("grpc_requests_total", "gRPC calls that ended, by service, method and type (unary, stream).", "service", "method", "type")
 	descErrors   = serverDesc("grpc_errors_total", "gRPC calls that ended with a status other than OK.", "service", "method")
@@ -248,7 +249,7 @@ var (
 	serverDescs = []*prometheus.Desc{
 		descUp, descStartTime, descUptime, descCPU, descCPUUsage, descRSS, descPeakRSS, descThreads,
 		descSessions, descStreams, descStreamsN, descDeliver, descOverflows,
-		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts,
+		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts, descWriteWait,
 		descRequests, descErrors, descInFlight, descLatency, descMAvg, descMPeak, descAvg, descPeak, descWindow,
 	}
 )
@@ -304,6 +305,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCkptRestarts, float64(st.GetCheckpointRestartsTotal()))
 
 	bounds := s.GetLatencyBucketBounds()
+	if h, ok := histogram(bounds, st.GetWriteWaitBucketCounts(), st.GetWriteWaitSecondsSum(), descWriteWait); ok {
+		ch <- h
+	}
 	for _, m := range s.GetMethods() {
 		service, method := splitMethod(m.GetMethod())
 		kind := "unary"
@@ -318,21 +322,31 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(descMAvg, m.GetWindow().GetAverageSeconds(), service, method)
 		gauge(descMPeak, m.GetWindow().GetPeakSeconds(), service, method)
-		if counts := m.GetLatencyBucketCounts(); len(counts) == len(bounds)+1 {
-			buckets := make(map[float64]uint64, len(bounds))
-			var cumulative uint64
-			for i, bound := range bounds {
-				cumulative += counts[i]
-				buckets[bound] = cumulative
-			}
-			total := cumulative + counts[len(bounds)]
-			ch <- prometheus.MustNewConstHistogram(descLatency, total, m.GetLatencySecondsSum(), buckets, service, method)
+		if h, ok := histogram(bounds, m.GetLatencyBucketCounts(), m.GetLatencySecondsSum(), descLatency, service, method); ok {
+			ch <- h
 		}
 	}
 	rt := s.GetResponseTime()
 	gauge(descAvg, rt.GetAverageSeconds())
 	gauge(descPeak, rt.GetPeakSeconds())
 	gauge(descWindow, rt.GetWindowSeconds())
+}
+
+// histogram makes a Prometheus histogram of the server's per-bucket counts
+// (one per bound, then the +Inf bucket); false when the counts do not match
+// the bounds (a server that reports none).
+func histogram(bounds []float64, counts []uint64, sum float64, desc *prometheus.Desc, labels ...string) (prometheus.Metric, bool) {
+	if len(counts) != len(bounds)+1 {
+		return nil, false
+	}
+	buckets := make(map[float64]uint64, len(bounds))
+	var cumulative uint64
+	for i, bound := range bounds {
+		cumulative += counts[i]
+		buckets[bound] = cumulative
+	}
+	total := cumulative + counts[len(bounds)]
+	return prometheus.MustNewConstHistogram(desc, total, sum, buckets, labels...), true
 }
 
 // splitMethod turns "/parley.v1.ChatService/Send" into its service and

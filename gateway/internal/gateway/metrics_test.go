@@ -107,6 +107,7 @@ func sampleStats() *parleyv1.GetStatsResponse {
 		Store: &parleyv1.StoreStats{
 			CommitsTotal: 10, WritesTotal: 25, LargestBatch: 6, CommitSecondsTotal: 0.25, CommitSecondsAverage: 0.025,
 			CommitSecondsMax: 0.125, CheckpointsTotal: 3, CheckpointSecondsTotal: 0.0625, CheckpointRestartsTotal: 1,
+			WriteWaitBucketCounts: []uint64{20, 3, 0, 2}, WriteWaitSecondsSum: 0.5, WriteWaitSecondsMax: 0.25,
 		},
 		ResponseTime: &parleyv1.WindowStats{WindowSeconds: 300, Requests: 4, AverageSeconds: 0.002, PeakSeconds: 0.004},
 		Methods: []*parleyv1.MethodStats{
@@ -151,6 +152,13 @@ func TestServerCollectorExportsTheServersFigures(t *testing.T) {
 		`parley_server_store_checkpoints_total 3`,
 		`parley_server_store_checkpoint_seconds_total 0.0625`,
 		`parley_server_store_checkpoint_restarts_total 1`,
+		// Per-bucket counts 20, 3, 0 and 2 above the last bound, cumulated.
+		`parley_server_store_write_wait_seconds_bucket{le="0.001"} 20`,
+		`parley_server_store_write_wait_seconds_bucket{le="0.005"} 23`,
+		`parley_server_store_write_wait_seconds_bucket{le="0.01"} 23`,
+		`parley_server_store_write_wait_seconds_bucket{le="+Inf"} 25`,
+		`parley_server_store_write_wait_seconds_sum 0.5`,
+		`parley_server_store_write_wait_seconds_count 25`,
 		`parley_server_grpc_requests_total{method="Send",service="parley.v1.ChatService",type="unary"} 4`,
 		`parley_server_grpc_requests_total{method="Subscribe",service="parley.v1.ChatService",type="stream"} 2`,
 		`parley_server_grpc_errors_total{method="Send",service="parley.v1.ChatService"} 1`,

@@ -119,6 +119,19 @@ TEST_F(StatsServiceTest, CountsDeliveriesSessionsAndCommits) {
             after.store().commit_seconds_average());
   EXPECT_LE(after.store().commit_seconds_max(),
             after.store().commit_seconds_total());
+  // Every write's wait for its commit, in the shared buckets: a write waits
+  // at least for its own transaction.
+  ASSERT_EQ(after.store().write_wait_bucket_counts_size(),
+            after.latency_bucket_bounds_size() + 1);
+  uint64_t waits = 0;
+  for (uint64_t count : after.store().write_wait_bucket_counts()) {
+    waits += count;
+  }
+  EXPECT_EQ(waits, after.store().writes_total());
+  EXPECT_GE(after.store().write_wait_seconds_max(),
+            after.store().commit_seconds_max());
+  EXPECT_GE(after.store().write_wait_seconds_sum(),
+            after.store().commit_seconds_total());
 }
 
 TEST_F(StatsServiceTest, TimesUnaryCallsAndCountsErrors) {

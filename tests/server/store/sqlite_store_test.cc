@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <array>
 #include <atomic>
 #include <filesystem>
 #include <memory>
@@ -19,7 +20,9 @@
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/common/clock.h"
 #include "server/common/errors.h"
+#include "server/common/metrics.h"
 #include "server/common/mutex.h"
 
 namespace parley::store {
@@ -1207,6 +1210,43 @@ TEST_F(SqliteStoreTest, GroupCommitBatchesAndKeepsSubmissionOrder) {
   EXPECT_LE(transactions, 2 + (kThreads * kPerThread) / 64);
   EXPECT_EQ(after.largest_batch, 64u);
   EXPECT_GT(after.commit_time_total, absl::ZeroDuration());
+}
+
+TEST_F(SqliteStoreTest, TheWriteWaitRunsFromSubmitToTheCommit) {
+  // The clock moves only by hand, so each write's wait is exactly the time
+  // the test moves it while the writer is held.
+  ManualClock clock;
+  SqliteOptions options = Options();
+  options.clock = &clock;
+  Reopen(options);
+  const StoreStats before = store_->stats();
+  auto gate = std::make_unique<WriterGate>(*store_);
+  auto early = SubmitWrite(*store_, PutRoom{MakeRoom(1, "early")});
+  clock.Advance(absl::Milliseconds(30));
+  auto late = SubmitWrite(*store_, PutRoom{MakeRoom(2, "late")});
+  clock.Advance(absl::Milliseconds(3));
+  gate.reset();
+  ASSERT_TRUE(early->Wait().ok());
+  ASSERT_TRUE(late->Wait().ok());
+  const StoreStats after = store_->stats();
+
+  // One count per write, the gate's own too (it committed before the clock
+  // moved: a wait of zero).
+  std::array<uint64_t, metrics::kLatencyBuckets> counted{};
+  uint64_t total = 0;
+  for (size_t i = 0; i < counted.size(); ++i) {
+    counted[i] = after.write_wait_buckets[i] - before.write_wait_buckets[i];
+    total += counted[i];
+  }
+  EXPECT_EQ(total, after.writes - before.writes);
+  EXPECT_EQ(total, 3u);
+  EXPECT_EQ(counted[metrics::LatencyBucketOf(absl::ZeroDuration())], 1u);
+  // early waited 33 ms (0.025 < 0.033 <= 0.05), late 3 ms (<= 0.005).
+  EXPECT_EQ(counted[metrics::LatencyBucketOf(absl::Milliseconds(33))], 1u);
+  EXPECT_EQ(counted[metrics::LatencyBucketOf(absl::Milliseconds(3))], 1u);
+  EXPECT_EQ(after.write_wait_total - before.write_wait_total,
+            absl::Milliseconds(36));
+  EXPECT_EQ(after.longest_write_wait, absl::Milliseconds(33));
 }
 
 TEST_F(SqliteStoreTest, CallbacksMaySubmitAgain) {
