@@ -53,7 +53,7 @@ ABSL_FLAG(std::string, sqlite_synchronous, "normal",
 ABSL_FLAG(int64_t, sqlite_checkpoint_pages, 1000,
           "New WAL pages at which the store's checkpoint thread copies the "
           "WAL into the database (off the writer's path; the writer starts "
-          "the WAL again past 4 times this); 0: SQLite's automatic "
+          "the WAL again past 16 times this); 0: SQLite's automatic "
           "checkpoint, run by the writer itself.");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");

@@ -1183,7 +1183,7 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
 
 // How far past checkpoint_pages the WAL may grow before a checkpoint makes
 // the writer start it again (CheckpointLoop).
-constexpr uint64_t kRestartFactor = 4;
+constexpr uint64_t kRestartFactor = 16;
 
 int SqliteStore::OnWalCommit(void* store, sqlite3* /*db*/,
                              const char* /*name*/, int pages) {

@@ -107,7 +107,7 @@ struct SqliteOptions {
   // WAL checkpoints: each time commits add this many pages to the WAL, a
   // thread of the store's own copies them into the database file (a PASSIVE
   // checkpoint on its own connection, with its own syncs), so the writer
-  // does not wait for those fsyncs; once the WAL is 4 times this long the
+  // does not wait for those fsyncs; once the WAL is 16 times this long the
   // writer runs a short RESTART checkpoint between two batches so that the
   // WAL starts again. 0: SQLite's automatic checkpoint at 1,000 pages, run
   // by the committing writer itself.
