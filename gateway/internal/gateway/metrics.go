@@ -235,6 +235,7 @@ var (
 	descCheckpointT  = serverDesc("store_checkpoint_seconds_total", "Time of the store's WAL checkpoints, summed.")
 	descCkptRestarts = serverDesc("store_checkpoint_restarts_total", "RESTART checkpoints the store's writer ran so that the WAL starts again.")
 	descWriteWait    = serverDesc("store_write_wait_seconds", "What group commit adds to a write: from its arrival at the store's writer queue to the end of the COMMIT of the transaction it ran in.")
+	descWriteWaitMax = serverDesc("store_write_wait_seconds_max", "The longest wait of a write for its commit so far.")
 	// gRPC calls.
 	descRequests = serverDesc("grpc_requests_total", "gRPC calls that ended, by service, method and type (unary, stream).", "service", "method", "type")
 	descErrors   = serverDesc("grpc_errors_total", "gRPC calls that ended with a status other than OK.", "service", "method")
@@ -249,7 +250,7 @@ var (
 	serverDescs = []*prometheus.Desc{
 		descUp, descStartTime, descUptime, descCPU, descCPUUsage, descRSS, descPeakRSS, descThreads,
 		descSessions, descStreams, descStreamsN, descDeliver, descOverflows,
-		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts, descWriteWait,
+		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts, descWriteWait, descWriteWaitMax,
 		descRequests, descErrors, descInFlight, descLatency, descMAvg, descMPeak, descAvg, descPeak, descWindow,
 	}
 )
@@ -308,6 +309,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	if h, ok := histogram(bounds, st.GetWriteWaitBucketCounts(), st.GetWriteWaitSecondsSum(), descWriteWait); ok {
 		ch <- h
 	}
+	gauge(descWriteWaitMax, st.GetWriteWaitSecondsMax())
 	for _, m := range s.GetMethods() {
 		service, method := splitMethod(m.GetMethod())
 		kind := "unary"

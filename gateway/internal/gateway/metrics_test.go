@@ -159,6 +159,7 @@ func TestServerCollectorExportsTheServersFigures(t *testing.T) {
 		`parley_server_store_write_wait_seconds_bucket{le="+Inf"} 25`,
 		`parley_server_store_write_wait_seconds_sum 0.5`,
 		`parley_server_store_write_wait_seconds_count 25`,
+		`parley_server_store_write_wait_seconds_max 0.25`,
 		`parley_server_grpc_requests_total{method="Send",service="parley.v1.ChatService",type="unary"} 4`,
 		`parley_server_grpc_requests_total{method="Subscribe",service="parley.v1.ChatService",type="stream"} 2`,
 		`parley_server_grpc_errors_total{method="Send",service="parley.v1.ChatService"} 1`,
