@@ -852,10 +852,17 @@ void RunOpenLoop(Result& r, double rate,
                  double expected_fanout) {
   const double duration = absl::GetFlag(FLAGS_duration);
   uint64_t d0 = 0, ok0 = 0, d1 = 0, ok1 = 0;
+  StoreWaits waits0, waits1;  // the sends' commit waits, part of the latency
   const WindowSamples w = PaceWindow(
       rate, "msgs/s", send,
-      [&] { d0 = g.deliveries.load(), ok0 = g.calls_ok.load(); },
-      [&] { d1 = g.deliveries.load(), ok1 = g.calls_ok.load(); });
+      [&] {
+        d0 = g.deliveries.load(), ok0 = g.calls_ok.load();
+        waits0 = SampleStoreWaits();
+      },
+      [&] {
+        d1 = g.deliveries.load(), ok1 = g.calls_ok.load();
+        waits1 = SampleStoreWaits();
+      });
   const ProcSample &cpu0 = w.cpu0, &cpu1 = w.cpu1;
   const double self0 = w.self0, self1 = w.self1;
   Progress("draining");
@@ -887,6 +894,7 @@ void RunOpenLoop(Result& r, double rate,
     r.Int("server_rss_kb", cpu1.rss_kb);
   }
   r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
+  AddStoreWaits(r, waits0, waits1);
 }
 
 int Fanout(Result& r) {
