@@ -144,6 +144,12 @@ def cost_line(stat_path, dso_path, window_s, loadgen_json):
     return json.dumps(out)
 
 
+def added_p99(slower, faster):
+    """What `slower` adds to `faster`'s p99 in ms, when both have one."""
+    a, b = slower.get("latency_p99_ms"), faster.get("latency_p99_ms")
+    return a - b if a is not None and b is not None else None
+
+
 def wait_bound(v):
     """A histogram bound in ms as the report shows it ("> 10000" past the last)."""
     if v is None:
@@ -315,9 +321,7 @@ def main():
             for r in sorted((r for r in dr_rate if r.get("sync") != "none"),
                             key=lambda r: (r.get("sync", ""), r.get("offered_rate") or 0)):
                 f = floor.get(r.get("offered_rate"), {})
-                added = (r["latency_p99_ms"] - f["latency_p99_ms"]
-                         if r.get("latency_p99_ms") is not None and f.get("latency_p99_ms") is not None
-                         else None)
+                added = added_p99(r, f)
                 rows_.append([r.get("sync", ""), r.get("offered_rate"), r.get("calls_per_s"),
                               r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("latency_p999_ms"),
                               f.get("latency_p99_ms"), added, r.get("store_write_wait_mean_ms"),
@@ -371,7 +375,7 @@ def main():
                 if not g or not h:
                     continue
                 ratio = f"{h['calls_per_s'] / g['calls_per_s']:.2f}" if g.get("calls_per_s") else "–"
-                added = h.get("latency_p99_ms", 0) - g.get("latency_p99_ms", 0)
+                added = added_p99(h, g)
                 errs = sum(h.get(k, 0) for k in ("errors_connect", "errors_read", "errors_write",
                                                  "errors_status", "errors_timeout"))
                 lines.append([("POST" if call == "post" else "GET") + " messages", g.get("inflight"),
@@ -406,8 +410,7 @@ def main():
                     offered = fmt(rate)
                     if closed and closed[-1].get("calls_per_s"):
                         offered += f" ({rate / closed[-1]['calls_per_s']:.2f}×)"
-                    added = (h["latency_p99_ms"] - g["latency_p99_ms"]
-                             if "latency_p99_ms" in g and "latency_p99_ms" in h else None)
+                    added = added_p99(h, g)
                     lines.append([("POST" if call == "post" else "GET") + " messages",
                                   offered,
                                   h.get("latency_p50_ms"), h.get("latency_p99_ms"),

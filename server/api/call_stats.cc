@@ -37,7 +37,7 @@ class CallStats::Method {
   std::atomic<uint64_t> ended{0};
   std::atomic<uint64_t> errors{0};
   std::atomic<int64_t> nanos_sum{0};
-  std::array<std::atomic<uint64_t>, kBucketBounds.size() + 1> histogram{};
+  std::array<std::atomic<uint64_t>, metrics::kLatencyBuckets> histogram{};
 
   Mutex mu;
   std::vector<Slot> ring ABSL_GUARDED_BY(mu);

@@ -36,10 +36,6 @@ class CallStats {
     kStreaming,  // not timed
   };
 
-  // Upper bounds of the histogram buckets, in seconds; one more bucket
-  // (+Inf) follows.
-  static constexpr std::array<double, 14> kBucketBounds =
-      metrics::kLatencyBucketBounds;
   // Methods beyond this many share one entry, kOtherMethod, so that calls to
   // made-up names cannot grow the registry without bound.
   static constexpr size_t kMaxMethods = 256;
@@ -83,7 +79,7 @@ class CallStats {
     uint64_t errors = 0;
     uint64_t in_flight = 0;
     Window window;
-    // kBucketBounds.size() + 1 counts (empty for streaming methods).
+    // metrics::kLatencyBuckets counts (empty for streaming methods).
     std::vector<uint64_t> buckets;
     double seconds_sum = 0;
   };

@@ -98,7 +98,7 @@ void StatsService::Fill(parley::v1::GetStatsResponse* response) {
     for (uint64_t count : f.buckets) m->add_latency_bucket_counts(count);
     m->set_latency_seconds_sum(f.seconds_sum);
   }
-  for (double bound : CallStats::kBucketBounds) {
+  for (double bound : metrics::kLatencyBucketBounds) {
     response->add_latency_bucket_bounds(bound);
   }
 }

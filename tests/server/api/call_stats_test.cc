@@ -44,7 +44,7 @@ TEST(CallStatsTest, CountsAndTimesUnaryCalls) {
   EXPECT_EQ(f->window.peak, absl::Milliseconds(9));
   EXPECT_DOUBLE_EQ(f->seconds_sum, 0.012);
   // 3 ms falls in (0.0025, 0.005], 9 ms in (0.005, 0.01].
-  ASSERT_EQ(f->buckets.size(), CallStats::kBucketBounds.size() + 1);
+  ASSERT_EQ(f->buckets.size(), metrics::kLatencyBuckets);
   EXPECT_EQ(f->buckets[3], 1u);
   EXPECT_EQ(f->buckets[4], 1u);
   uint64_t total = 0;

@@ -97,7 +97,7 @@ TEST_F(StatsServiceTest, ReportsTheProcess) {
   EXPECT_GE(p.cpu_count(), 1u);
   EXPECT_EQ(stats.response_time().window_seconds(), 300);
   EXPECT_EQ(static_cast<size_t>(stats.latency_bucket_bounds_size()),
-            CallStats::kBucketBounds.size());
+            metrics::kLatencyBucketBounds.size());
 }
 
 TEST_F(StatsServiceTest, CountsDeliveriesSessionsAndCommits) {
