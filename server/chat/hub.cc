@@ -152,8 +152,13 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
                        done(committed.status(), 0);
                        return;
                      }
-                     Deliver(log.get(), shared);
+                     // The event is in every reader's channel before the
+                     // acknowledgement, and the readers are woken after
+                     // it: a large room's stream writes do not delay the
+                     // sender's answer.
+                     Wakeups wake = Deliver(log.get(), shared);
                      done(shared, *committed);
+                     WakeDelivered(log->id, std::move(wake));
                    });
                  });
 }
@@ -210,7 +215,7 @@ Hub::~Hub() {
   }
 }
 
-void Hub::Deliver(Log* log, const EventPtr& event) {
+Hub::Wakeups Hub::Deliver(Log* log, const EventPtr& event) {
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
@@ -222,7 +227,7 @@ void Hub::Deliver(Log* log, const EventPtr& event) {
       }
     }
   }
-  WakeDelivered(log->id, std::move(wake));
+  return wake;
 }
 
 // Below this many wake-ups a delivery stays on its own dispatcher: handing

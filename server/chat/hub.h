@@ -9,9 +9,9 @@
 // log's events in sequence order; after the commit the writer hands each
 // event, in commit order, to the log's dispatcher thread (one of
 // HubOptions::fanout_threads, always the same for a log), which pushes it to
-// every subscriber's channel (committed before delivered) and only then
-// acknowledges it. The writer never waits for the fan-out. Readers are woken after the log's lock is
-// released. Thread-safe. `store` and `clock` must outlive the hub.
+// every subscriber's channel (committed before delivered), acknowledges it,
+// and then wakes the readers (the stream writes) after the log's lock is
+// released. The writer never waits for the fan-out. Thread-safe. `store` and `clock` must outlive the hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
@@ -240,8 +240,9 @@ class Hub {
   void PublishCommon(std::shared_ptr<Event> event, CommitDone done);
   // A CommitDone for callers that need no purge count.
   static CommitDone IgnoreCount(EventDone done);
-  // After the commit: push to subscribers (advancing `delivered`).
-  void Deliver(Log* log, const EventPtr& event);
+  // After the commit: push to subscribers (advancing `delivered`); the
+  // readers to wake (WakeDelivered) are returned.
+  Wakeups Deliver(Log* log, const EventPtr& event);
   // The refusal of a publish to `log`, or OK.
   struct Dispatcher;
   // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.

@@ -10,6 +10,7 @@
 #include <mutex>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace parley {
@@ -85,6 +86,15 @@ class Notification {
   void WaitForNotification() {
     MutexLock lock(&mu_);
     while (!notified_) cv_.Wait();
+  }
+  // Waits at most `timeout`; returns whether it was notified.
+  bool WaitForNotificationWithTimeout(absl::Duration timeout) {
+    const absl::Time deadline = absl::Now() + timeout;
+    MutexLock lock(&mu_);
+    while (!notified_) {
+      if (!cv_.WaitWithDeadline(deadline)) return notified_;
+    }
+    return true;
   }
   bool HasBeenNotified() {
     MutexLock lock(&mu_);

@@ -707,5 +707,55 @@ TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
   }
 }
 
+// A reader whose wake-up does not return until released: a stream whose
+// write is slow.
+class BlockedReader : public ChannelReader {
+ public:
+  explicit BlockedReader(Notification* release) : release_(release) {}
+  void OnReadable() override {
+    woken_.Notify();
+    release_->WaitForNotification();
+  }
+  void OnSuperseded() override {}
+  Notification& woken() { return woken_; }
+
+ private:
+  Notification* const release_;
+  Notification woken_;
+};
+
+TEST_F(HubTest, TheSenderIsAnsweredBeforeTheReadersAreWoken) {
+  HubOptions o = Options();
+  o.fanout_threads = 1;
+  Hub hub(o, store_.get(), &clock_);
+  auto sub = hub.Subscribe(store::kLobbyId, Subscriber{});
+  ASSERT_TRUE(sub.ok());
+  Notification release;
+  auto reader = std::make_shared<BlockedReader>(&release);
+  sub->channel->Attach(reader);
+  Notification acked;
+  size_t queued_at_ack = 0;
+  bool woken_at_ack = true;
+  hub.Publish(RoomMessage(store::kLobbyId, "hello"),
+              [&](absl::StatusOr<EventPtr> event) {
+                EXPECT_TRUE(event.ok()) << event.status();
+                // Already in the reader's channel, not yet handed to it.
+                queued_at_ack = sub->channel->Size();
+                woken_at_ack = reader->woken().HasBeenNotified();
+                acked.Notify();
+              });
+  // With the wake-up first, the only dispatcher would be held by the
+  // blocked reader and the answer would not come until it is released.
+  const bool answered = acked.WaitForNotificationWithTimeout(absl::Seconds(30));
+  release.Notify();
+  ASSERT_TRUE(answered);
+  EXPECT_EQ(queued_at_ack, 1u);
+  EXPECT_FALSE(woken_at_ack);
+  // The reader is still woken, after the answer.
+  EXPECT_TRUE(reader->woken().WaitForNotificationWithTimeout(absl::Seconds(30)));
+  sub->channel->Detach(reader.get(), clock_.Now());
+  hub.Unsubscribe(*sub);
+}
+
 }  // namespace
 }  // namespace parley::chat
