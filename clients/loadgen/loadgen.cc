@@ -745,49 +745,61 @@ void AddServer(Result& r, const std::string& prefix, const ProcSample& s) {
   r.Int(prefix + "_rss_kb", s.rss_kb);
 }
 
-// The server's store write-wait histogram (StatsService.GetStats: what
-// group commit adds to each write) at one moment.
-struct StoreWaits {
+// Two of the server's histograms (StatsService.GetStats) at one moment:
+// what group commit adds to each write (the store's write wait), and the
+// server's part of each stream delivery (the chat layer's delivery lag).
+struct ServerHistograms {
+  struct Counts {
+    std::vector<uint64_t> counts;  // one per bound, then +Inf
+    double sum = 0;                // seconds
+  };
   bool ok = false;
-  std::vector<double> bounds;  // seconds; one more bucket (+Inf) follows
-  std::vector<uint64_t> counts;
-  double sum = 0;
+  std::vector<double> bounds;  // seconds
+  Counts write_wait, delivery_lag;
 };
 
-StoreWaits SampleStoreWaits() {
-  StoreWaits w;
+ServerHistograms SampleServerHistograms() {
+  ServerHistograms h;
   auto stub = parley::v1::StatsService::NewStub(conns[0]->channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
   parley::v1::GetStatsResponse stats;
   if (!stub->GetStats(&ctx, parley::v1::GetStatsRequest(), &stats).ok()) {
-    return w;
+    return h;
   }
-  const parley::v1::StoreStats& store = stats.store();
-  w.bounds.assign(stats.latency_bucket_bounds().begin(),
+  h.bounds.assign(stats.latency_bucket_bounds().begin(),
                   stats.latency_bucket_bounds().end());
-  w.counts.assign(store.write_wait_bucket_counts().begin(),
-                  store.write_wait_bucket_counts().end());
-  w.sum = store.write_wait_seconds_sum();
-  w.ok = w.counts.size() == w.bounds.size() + 1;
-  return w;
+  h.write_wait.counts.assign(stats.store().write_wait_bucket_counts().begin(),
+                             stats.store().write_wait_bucket_counts().end());
+  h.write_wait.sum = stats.store().write_wait_seconds_sum();
+  h.delivery_lag.counts.assign(
+      stats.chat().delivery_lag_bucket_counts().begin(),
+      stats.chat().delivery_lag_bucket_counts().end());
+  h.delivery_lag.sum = stats.chat().delivery_lag_seconds_sum();
+  h.ok = h.write_wait.counts.size() == h.bounds.size() + 1 &&
+         h.delivery_lag.counts.size() == h.bounds.size() + 1;
+  return h;
 }
 
-// The writes that committed between samples `a` and `b`: how many, their
-// mean wait, and the bucket bounds that 50% and 99% of them did not pass
-// ("le": at most; -1 when beyond the last bound).
-void AddStoreWaits(Result& r, const StoreWaits& a, const StoreWaits& b) {
-  if (!a.ok || !b.ok || a.counts.size() != b.counts.size()) return;
+// What one histogram counted between samples `a` and `b`: `count_key` how
+// many, `prefix`_mean_ms their mean, and `prefix`_p50_le_ms / _p99_le_ms the
+// bucket bounds that 50% and 99% of them did not pass ("le": at most; -1
+// when beyond the last bound).
+void AddHistogramWindow(Result& r, const std::string& count_key,
+                        const std::string& prefix,
+                        const std::vector<double>& bounds,
+                        const ServerHistograms::Counts& a,
+                        const ServerHistograms::Counts& b) {
   std::vector<uint64_t> d(b.counts.size());
   uint64_t n = 0;
   for (size_t i = 0; i < d.size(); ++i) {
     d[i] = b.counts[i] - a.counts[i];
     n += d[i];
   }
-  r.Int("store_writes", static_cast<int64_t>(n));
+  r.Int(count_key, static_cast<int64_t>(n));
   if (n == 0) return;
-  r.Num("store_write_wait_mean_ms",
-        (b.sum - a.sum) / static_cast<double>(n) * 1e3, 3);
+  r.Num(prefix + "_mean_ms", (b.sum - a.sum) / static_cast<double>(n) * 1e3,
+        3);
   for (const auto& [q, name] : {std::pair<double, const char*>{0.5, "p50"},
                                 {0.99, "p99"}}) {
     uint64_t cumulative = 0;
@@ -796,9 +808,27 @@ void AddStoreWaits(Result& r, const StoreWaits& a, const StoreWaits& b) {
       cumulative += d[i];
       if (static_cast<double>(cumulative) >= q * static_cast<double>(n)) break;
     }
-    r.Num(absl::StrCat("store_write_wait_", name, "_le_ms"),
-          i < b.bounds.size() ? b.bounds[i] * 1e3 : -1, 1);
+    r.Num(absl::StrCat(prefix, "_", name, "_le_ms"),
+          i < bounds.size() ? bounds[i] * 1e3 : -1, 1);
   }
+}
+
+// The writes that committed between `a` and `b` (store_writes,
+// store_write_wait_*).
+void AddStoreWaits(Result& r, const ServerHistograms& a,
+                   const ServerHistograms& b) {
+  if (!a.ok || !b.ok || a.bounds != b.bounds) return;
+  AddHistogramWindow(r, "store_writes", "store_write_wait", b.bounds,
+                     a.write_wait, b.write_wait);
+}
+
+// The stream deliveries the server counted between `a` and `b`
+// (server_lag_deliveries, server_delivery_lag_*).
+void AddDeliveryLag(Result& r, const ServerHistograms& a,
+                    const ServerHistograms& b) {
+  if (!a.ok || !b.ok || a.bounds != b.bounds) return;
+  AddHistogramWindow(r, "server_lag_deliveries", "server_delivery_lag",
+                     b.bounds, a.delivery_lag, b.delivery_lag);
 }
 
 // --------------------------------------------------------- scenarios
@@ -852,16 +882,18 @@ void RunOpenLoop(Result& r, double rate,
                  double expected_fanout) {
   const double duration = absl::GetFlag(FLAGS_duration);
   uint64_t d0 = 0, ok0 = 0, d1 = 0, ok1 = 0;
-  StoreWaits waits0, waits1;  // the sends' commit waits, part of the latency
+  // The sends' commit waits and the deliveries' server part, both in the
+  // latency.
+  ServerHistograms waits0, waits1;
   const WindowSamples w = PaceWindow(
       rate, "msgs/s", send,
       [&] {
         d0 = g.deliveries.load(), ok0 = g.calls_ok.load();
-        waits0 = SampleStoreWaits();
+        waits0 = SampleServerHistograms();
       },
       [&] {
         d1 = g.deliveries.load(), ok1 = g.calls_ok.load();
-        waits1 = SampleStoreWaits();
+        waits1 = SampleServerHistograms();
       });
   const ProcSample &cpu0 = w.cpu0, &cpu1 = w.cpu1;
   const double self0 = w.self0, self1 = w.self1;
@@ -895,6 +927,7 @@ void RunOpenLoop(Result& r, double rate,
   }
   r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
   AddStoreWaits(r, waits0, waits1);
+  AddDeliveryLag(r, waits0, waits1);
 }
 
 int Fanout(Result& r) {
@@ -1141,7 +1174,7 @@ int UnaryLoad(Result& r, Call kind, double rate) {
   };
 
   WindowSamples w;
-  StoreWaits waits0, waits1;  // sends only: what group commit adds
+  ServerHistograms waits0, waits1;  // sends only: what group commit adds
   double calls = 0;  // answered OK, in the measured window
   if (open_loop) {
     // Only the pacer thread sends, and only a send raises the count in
@@ -1158,10 +1191,10 @@ int UnaryLoad(Result& r, Call kind, double rate) {
           peak = std::max(peak, g.inflight.load(std::memory_order_relaxed));
         },
         [&] {
-          if (post) waits0 = SampleStoreWaits();
+          if (post) waits0 = SampleServerHistograms();
         },
         [&] {
-          if (post) waits1 = SampleStoreWaits();
+          if (post) waits1 = SampleServerHistograms();
         });
     WaitFor([] { return g.inflight.load() == 0; }, 60);
     // Calls scheduled in the window, answered whenever: the same calls the
@@ -1194,11 +1227,11 @@ int UnaryLoad(Result& r, Call kind, double rate) {
     SleepUntilNs(w0);
     w.cpu0 = SampleProc(pid);
     w.self0 = SelfCpuSeconds();
-    if (post) waits0 = SampleStoreWaits();
+    if (post) waits0 = SampleServerHistograms();
     SleepUntilNs(w1);
     w.cpu1 = SampleProc(pid);
     w.self1 = SelfCpuSeconds();
-    if (post) waits1 = SampleStoreWaits();
+    if (post) waits1 = SampleServerHistograms();
     WaitFor([] { return g.inflight.load() == 0; }, 60);
     calls = static_cast<double>(in_window.load());
   }

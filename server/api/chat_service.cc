@@ -327,6 +327,7 @@ class StreamCall final
         if (replayed.ok() && !replay_.has_value() && batch_.empty()) {
           Channel::TakeResult taken = channel_->Take(max_batch_);
           closed = taken.closed;
+          if (!taken.events.empty()) CountLag(taken.events);
           for (EventPtr& event : taken.events) AppendLocked(std::move(event));
         }
         if (!replayed.ok()) {
@@ -349,6 +350,15 @@ class StreamCall final
         call->StartWrite(&response_);
       } else {
         Finish(call);
+      }
+    }
+
+    // The delivery lag of the log events in `events` (live-only events,
+    // presence and typing, and gap markers have no sequence number).
+    void CountLag(const std::vector<EventPtr>& events) {
+      const absl::Time now = hub_->clock()->Now();
+      for (const EventPtr& event : events) {
+        if (event->sequence != 0) metrics::CountDeliveryLag(now - event->time);
       }
     }
 

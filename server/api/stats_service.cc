@@ -58,6 +58,14 @@ void StatsService::Fill(parley::v1::GetStatsResponse* response) {
       counters.deliveries.load(std::memory_order_relaxed));
   chat->set_channel_overflows_total(
       counters.overflows.load(std::memory_order_relaxed));
+  for (const auto& count : counters.delivery_lag) {
+    chat->add_delivery_lag_bucket_counts(
+        count.load(std::memory_order_relaxed));
+  }
+  chat->set_delivery_lag_seconds_sum(
+      static_cast<double>(
+          counters.delivery_lag_nanos.load(std::memory_order_relaxed)) /
+      1e9);
 
   if (sources_.store) {
     const store::StoreStats s = sources_.store();

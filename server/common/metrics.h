@@ -40,6 +40,10 @@ struct Counters {
   std::atomic<uint64_t> overflows{0};    // events a full channel dropped
   std::atomic<uint64_t> streams_started{0};
   std::atomic<uint64_t> streams_ended{0};
+  // The delivery lag (CountDeliveryLag): a histogram over
+  // kLatencyBucketBounds, and the lags summed in nanoseconds.
+  std::array<std::atomic<uint64_t>, kLatencyBuckets> delivery_lag{};
+  std::atomic<uint64_t> delivery_lag_nanos{0};
 };
 
 // The process's counters; never destroyed.
@@ -53,6 +57,17 @@ inline void CountDelivery() {
 }
 inline void CountOverflow() {
   Global().overflows.fetch_add(1, std::memory_order_relaxed);
+}
+// A Subscribe stream took a log event from its channel for a write, `lag`
+// after the hub queued it for its commit: the server's part of the time
+// from a send to its delivery (commit, fan-out, the stream's turn to write).
+inline void CountDeliveryLag(absl::Duration lag) {
+  if (lag < absl::ZeroDuration()) lag = absl::ZeroDuration();
+  Counters& c = Global();
+  c.delivery_lag[LatencyBucketOf(lag)].fetch_add(1, std::memory_order_relaxed);
+  c.delivery_lag_nanos.fetch_add(
+      static_cast<uint64_t>(absl::ToInt64Nanoseconds(lag)),
+      std::memory_order_relaxed);
 }
 inline void StreamStarted() {
   Global().streams_started.fetch_add(1, std::memory_order_relaxed);

@@ -113,6 +113,7 @@ func TestStatsAndMetricsMoveWithTraffic(t *testing.T) {
 		"parley_server_store_commit_seconds_max", "parley_server_store_checkpoints_total",
 		"parley_server_store_checkpoint_seconds_total", "parley_server_store_checkpoint_restarts_total",
 		"parley_server_store_write_wait_seconds_count", "parley_server_store_write_wait_seconds_sum",
+		"parley_server_delivery_lag_seconds_count", "parley_server_delivery_lag_seconds_sum",
 		"parley_server_response_time_window_peak_seconds",
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
@@ -193,6 +194,10 @@ func TestStatsAndMetricsMoveWithTraffic(t *testing.T) {
 	// Every write the store ran waited for its commit once (one snapshot).
 	if w, n := mustSeries(t, m1, "parley_server_store_write_wait_seconds_count"), mustSeries(t, m1, "parley_server_store_writes_total"); w != n || w <= m0["parley_server_store_write_wait_seconds_count"] {
 		t.Errorf("write waits %v (before %v), store writes %v", w, m0["parley_server_store_write_wait_seconds_count"], n)
+	}
+	// noa's stream took the message for a write: its delivery lag counted.
+	if v, was := mustSeries(t, m1, "parley_server_delivery_lag_seconds_count"), m0["parley_server_delivery_lag_seconds_count"]; v < was+1 {
+		t.Errorf("delivery lags %v, want at least %v", v, was+1)
 	}
 	if v := mustSeries(t, m1, `parley_gateway_http_requests_total{code="200",method="GET",route="/send"}`); v != 1 {
 		t.Errorf("gateway /send requests %v, want 1", v)

@@ -225,6 +225,7 @@ var (
 	descStreamsN  = serverDesc("streams_total", "Subscribe streams started.")
 	descDeliver   = serverDesc("deliveries_total", "Events queued to a reader's channel, one per event and reader.")
 	descOverflows = serverDesc("channel_overflows_total", "Events a full reader channel could not take (the reader gets a gap marker instead).")
+	descDelivLag  = serverDesc("delivery_lag_seconds", "The server's part of a delivery: from the hub queueing a log event for its commit to a Subscribe stream taking it for a write.")
 	// The store.
 	descCommits      = serverDesc("store_commits_total", "Transactions committed by the store's writer, one per batch of writes.")
 	descWrites       = serverDesc("store_writes_total", "Writes run in the store's transactions.")
@@ -249,7 +250,7 @@ var (
 
 	serverDescs = []*prometheus.Desc{
 		descUp, descStartTime, descUptime, descCPU, descCPUUsage, descRSS, descPeakRSS, descThreads,
-		descSessions, descStreams, descStreamsN, descDeliver, descOverflows,
+		descSessions, descStreams, descStreamsN, descDeliver, descOverflows, descDelivLag,
 		descCommits, descWrites, descLargestBatch, descCommitTime, descCommitMax, descCheckpoints, descCheckpointT, descCkptRestarts, descWriteWait, descWriteWaitMax,
 		descRequests, descErrors, descInFlight, descLatency, descMAvg, descMPeak, descAvg, descPeak, descWindow,
 	}
@@ -306,6 +307,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descCkptRestarts, float64(st.GetCheckpointRestartsTotal()))
 
 	bounds := s.GetLatencyBucketBounds()
+	if h, ok := histogram(bounds, chat.GetDeliveryLagBucketCounts(), chat.GetDeliveryLagSecondsSum(), descDelivLag); ok {
+		ch <- h
+	}
 	if h, ok := histogram(bounds, st.GetWriteWaitBucketCounts(), st.GetWriteWaitSecondsSum(), descWriteWait); ok {
 		ch <- h
 	}

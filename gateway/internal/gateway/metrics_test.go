@@ -103,6 +103,7 @@ func sampleStats() *parleyv1.GetStatsResponse {
 		},
 		Chat: &parleyv1.ChatStats{
 			LobbySessions: 2, OpenStreams: 3, StreamsTotal: 9, DeliveriesTotal: 40, ChannelOverflowsTotal: 5,
+			DeliveryLagBucketCounts: []uint64{30, 4, 1, 0}, DeliveryLagSecondsSum: 0.125,
 		},
 		Store: &parleyv1.StoreStats{
 			CommitsTotal: 10, WritesTotal: 25, LargestBatch: 6, CommitSecondsTotal: 0.25, CommitSecondsAverage: 0.025,
@@ -153,6 +154,12 @@ func TestServerCollectorExportsTheServersFigures(t *testing.T) {
 		`parley_server_store_checkpoint_seconds_total 0.0625`,
 		`parley_server_store_checkpoint_restarts_total 1`,
 		// Per-bucket counts 20, 3, 0 and 2 above the last bound, cumulated.
+		`parley_server_delivery_lag_seconds_bucket{le="0.001"} 30`,
+		`parley_server_delivery_lag_seconds_bucket{le="0.005"} 34`,
+		`parley_server_delivery_lag_seconds_bucket{le="0.01"} 35`,
+		`parley_server_delivery_lag_seconds_bucket{le="+Inf"} 35`,
+		`parley_server_delivery_lag_seconds_sum 0.125`,
+		`parley_server_delivery_lag_seconds_count 35`,
 		`parley_server_store_write_wait_seconds_bucket{le="0.001"} 20`,
 		`parley_server_store_write_wait_seconds_bucket{le="0.005"} 23`,
 		`parley_server_store_write_wait_seconds_bucket{le="0.01"} 23`,

@@ -134,6 +134,44 @@ TEST_F(StatsServiceTest, CountsDeliveriesSessionsAndCommits) {
             after.store().commit_seconds_total());
 }
 
+uint64_t Sum(const google::protobuf::RepeatedField<uint64_t>& counts) {
+  uint64_t n = 0;
+  for (uint64_t c : counts) n += c;
+  return n;
+}
+
+// A stream's delivery lag runs from before the commit to the stream's take:
+// every log event it took is counted once, and waited at least as long as
+// its write waited for its commit.
+TEST_F(StatsServiceTest, CountsTheDeliveryLagOfWhatAStreamTook) {
+  const v1::GetStatsResponse before = GetStats();
+  ASSERT_EQ(before.chat().delivery_lag_bucket_counts_size(),
+            before.latency_bucket_bounds_size() + 1);
+  ASSERT_TRUE(Join("dan").ok());  // the join event waits in dan's channel
+  grpc::ClientContext ctx;
+  v1::SubscribeRequest req;
+  req.set_id("dan");
+  auto reader = chat_->Subscribe(&ctx, req);
+  v1::SubscribeResponse got;
+  ASSERT_TRUE(reader->Read(&got));  // the join
+  ASSERT_TRUE(Send("dan", "one").ok());
+  ASSERT_TRUE(reader->Read(&got));
+  ASSERT_TRUE(Send("dan", "two").ok());
+  ASSERT_TRUE(reader->Read(&got));
+  const v1::GetStatsResponse after = GetStats();
+  ctx.TryCancel();
+  reader->Finish();
+
+  // Three log events (the join and two messages), three store writes.
+  ASSERT_EQ(after.store().writes_total(), before.store().writes_total() + 3);
+  EXPECT_EQ(Sum(after.chat().delivery_lag_bucket_counts()),
+            Sum(before.chat().delivery_lag_bucket_counts()) + 3);
+  EXPECT_GE(after.chat().delivery_lag_seconds_sum() -
+                before.chat().delivery_lag_seconds_sum(),
+            after.store().write_wait_seconds_sum() -
+                before.store().write_wait_seconds_sum());
+}
+
 TEST_F(StatsServiceTest, TimesUnaryCallsAndCountsErrors) {
   ASSERT_TRUE(Join("bob").ok());
   ASSERT_TRUE(Send("bob", "one").ok());
