@@ -224,6 +224,13 @@ def main():
             first = fr[0]
             md += [f"## 1. Fan-out: {fmt(first.get('subscribers'))} subscribers, {title} "
                    f"({fmt(first.get('rooms'))} room(s) of {fmt(first.get('expected_fanout'))})", "",
+                   "Latency is publish-to-receive, from the timestamp each message carries; \"send"
+                   " p99\" is the publishers' acknowledgement. Measured by the server, read at the"
+                   " window's edges (p99 as the histogram bucket bound it does not pass): \"commit"
+                   " wait\", the sends' wait for their group commit, and \"server's part\", each"
+                   " delivery's time from its event being queued for the commit to its stream"
+                   " taking it for a write (the delivery lag in `GetStats`; blank in runs before"
+                   " it existed).", "",
                    meta(fr),
                    table(["msgs/s offered", "deliveries/s offered", "deliveries/s", "p50 ms", "p99 ms",
                           "p99.9 ms", "max ms", "send p99 ms", "commit wait p99 ≤ ms",
