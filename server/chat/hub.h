@@ -11,7 +11,8 @@
 // HubOptions::fanout_threads, always the same for a log), which pushes it to
 // every subscriber's channel (committed before delivered), acknowledges it,
 // and then wakes the readers (the stream writes) after the log's lock is
-// released. The writer never waits for the fan-out. Thread-safe. `store` and `clock` must outlive the hub.
+// released. The writer never waits for the fan-out. Thread-safe. `store`
+// and `clock` must outlive the hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
