@@ -753,9 +753,9 @@ struct ServerHistograms {
     std::vector<uint64_t> counts;  // one per bound, then +Inf
     double sum = 0;                // seconds
   };
-  bool ok = false;
+  bool ok = false;  // GetStats answered
   std::vector<double> bounds;  // seconds
-  Counts write_wait, delivery_lag;
+  Counts write_wait, delivery_lag;  // empty from a server without them
 };
 
 ServerHistograms SampleServerHistograms() {
@@ -776,20 +776,25 @@ ServerHistograms SampleServerHistograms() {
       stats.chat().delivery_lag_bucket_counts().begin(),
       stats.chat().delivery_lag_bucket_counts().end());
   h.delivery_lag.sum = stats.chat().delivery_lag_seconds_sum();
-  h.ok = h.write_wait.counts.size() == h.bounds.size() + 1 &&
-         h.delivery_lag.counts.size() == h.bounds.size() + 1;
+  h.ok = true;
   return h;
 }
 
 // What one histogram counted between samples `a` and `b`: `count_key` how
 // many, `prefix`_mean_ms their mean, and `prefix`_p50_le_ms / _p99_le_ms the
 // bucket bounds that 50% and 99% of them did not pass ("le": at most; -1
-// when beyond the last bound).
+// when beyond the last bound). Nothing when either sample lacks it.
 void AddHistogramWindow(Result& r, const std::string& count_key,
-                        const std::string& prefix,
-                        const std::vector<double>& bounds,
-                        const ServerHistograms::Counts& a,
-                        const ServerHistograms::Counts& b) {
+                        const std::string& prefix, const ServerHistograms& sa,
+                        const ServerHistograms& sb,
+                        ServerHistograms::Counts ServerHistograms::*which) {
+  if (!sa.ok || !sb.ok || sa.bounds != sb.bounds) return;
+  const std::vector<double>& bounds = sb.bounds;
+  const ServerHistograms::Counts &a = sa.*which, &b = sb.*which;
+  if (b.counts.size() != bounds.size() + 1 ||
+      a.counts.size() != b.counts.size()) {
+    return;
+  }
   std::vector<uint64_t> d(b.counts.size());
   uint64_t n = 0;
   for (size_t i = 0; i < d.size(); ++i) {
@@ -817,18 +822,16 @@ void AddHistogramWindow(Result& r, const std::string& count_key,
 // store_write_wait_*).
 void AddStoreWaits(Result& r, const ServerHistograms& a,
                    const ServerHistograms& b) {
-  if (!a.ok || !b.ok || a.bounds != b.bounds) return;
-  AddHistogramWindow(r, "store_writes", "store_write_wait", b.bounds,
-                     a.write_wait, b.write_wait);
+  AddHistogramWindow(r, "store_writes", "store_write_wait", a, b,
+                     &ServerHistograms::write_wait);
 }
 
 // The stream deliveries the server counted between `a` and `b`
 // (server_lag_deliveries, server_delivery_lag_*).
 void AddDeliveryLag(Result& r, const ServerHistograms& a,
                     const ServerHistograms& b) {
-  if (!a.ok || !b.ok || a.bounds != b.bounds) return;
-  AddHistogramWindow(r, "server_lag_deliveries", "server_delivery_lag",
-                     b.bounds, a.delivery_lag, b.delivery_lag);
+  AddHistogramWindow(r, "server_lag_deliveries", "server_delivery_lag", a, b,
+                     &ServerHistograms::delivery_lag);
 }
 
 // --------------------------------------------------------- scenarios

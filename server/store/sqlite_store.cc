@@ -1363,7 +1363,7 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
   }
 
   Connection& c = *writer_db_;
-  const absl::Time start = absl::Now();
+  const absl::Time start = options_.clock->Now();
   // `failed`: the transaction is lost; every write of the batch fails.
   absl::Status failed = c.Prepare("BEGIN IMMEDIATE").Run();
   for (Pending& pending : batch) {
@@ -1422,8 +1422,8 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
     }
   }
 
-  const absl::Duration elapsed = absl::Now() - start;
   const absl::Time committed = options_.clock->Now();
+  const absl::Duration elapsed = committed - start;
   MutexLock lock(&stats_mu_);
   for (const Pending& pending : batch) {
     if (pending.rejected) continue;

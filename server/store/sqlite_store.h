@@ -112,7 +112,9 @@ struct SqliteOptions {
   // WAL starts again. 0: SQLite's automatic checkpoint at 1,000 pages, run
   // by the committing writer itself.
   uint32_t checkpoint_pages = 1000;
-  // The time source of StoreStats' write wait (tests move it by hand).
+  // The time source of StoreStats' commit and write-wait times (one clock,
+  // so a write's wait always covers its transaction; tests move it by
+  // hand).
   Clock* clock = Clock::Real();
 };
 

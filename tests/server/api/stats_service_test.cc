@@ -75,11 +75,12 @@ v1::MethodStats Method(const v1::GetStatsResponse& stats,
   return v1::MethodStats();
 }
 
-uint64_t Sum(const v1::MethodStats& m) {
+uint64_t Sum(const google::protobuf::RepeatedField<uint64_t>& counts) {
   uint64_t n = 0;
-  for (uint64_t c : m.latency_bucket_counts()) n += c;
+  for (uint64_t c : counts) n += c;
   return n;
 }
+uint64_t Sum(const v1::MethodStats& m) { return Sum(m.latency_bucket_counts()); }
 
 TEST_F(StatsServiceTest, ReportsTheProcess) {
   const v1::GetStatsResponse stats = GetStats();
@@ -123,21 +124,12 @@ TEST_F(StatsServiceTest, CountsDeliveriesSessionsAndCommits) {
   // at least for its own transaction.
   ASSERT_EQ(after.store().write_wait_bucket_counts_size(),
             after.latency_bucket_bounds_size() + 1);
-  uint64_t waits = 0;
-  for (uint64_t count : after.store().write_wait_bucket_counts()) {
-    waits += count;
-  }
-  EXPECT_EQ(waits, after.store().writes_total());
+  EXPECT_EQ(Sum(after.store().write_wait_bucket_counts()),
+            after.store().writes_total());
   EXPECT_GE(after.store().write_wait_seconds_max(),
             after.store().commit_seconds_max());
   EXPECT_GE(after.store().write_wait_seconds_sum(),
             after.store().commit_seconds_total());
-}
-
-uint64_t Sum(const google::protobuf::RepeatedField<uint64_t>& counts) {
-  uint64_t n = 0;
-  for (uint64_t c : counts) n += c;
-  return n;
 }
 
 // A stream's delivery lag runs from before the commit to the stream's take:
