@@ -32,8 +32,12 @@ test_pkgs=(python3 python3-venv curl docker-compose)
 browser_pkgs=(chromium fonts-dejavu-core)
 node_pkgs=(nodejs npm)
 # make test-compose: podman runs the Dockerfiles and the compose file; the base
-# images are made with debootstrap (see scripts/compose-test.sh).
-compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates)
+# images are made with debootstrap (see scripts/compose-test.sh). Debian 12's
+# podman uses the CNI network backend, where one container finds another by
+# name only through the dnsname plugin: without it the gateway cannot reach
+# `server` (docs/testing.md).
+compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificates
+  golang-github-containernetworking-plugin-dnsname)
 # make bench: wrk drives the REST side closed loop, gnuplot draws the plots, jq
 # and curl glue the scripts (scripts/bench/). The REST side at a fixed rate is
 # scripts/bench/rest-rate, built by run.sh on vegeta's library (the version
