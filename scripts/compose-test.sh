@@ -100,10 +100,16 @@ compose() {
 cleanup() {
   local rc=$?
   set +e
-  if [ $rc -ne 0 ]; then
+  if [ $rc -ne 0 ] && podman container exists "${PROJECT}_server_1"; then
     log "server log:"; podman logs "${PROJECT}_server_1" 2>&1 | tail -20 >&2
+    # The gateway's own account of its upstream (the address it dialled and
+    # what the dial answered) first, then the rest of its log.
+    log "gateway's upstream errors:"
+    podman logs "${PROJECT}_gateway_1" 2>&1 | grep 'upstream server' | tail -5 >&2
     log "gateway log:"; podman logs "${PROJECT}_gateway_1" 2>&1 | tail -20 >&2
   fi
+  podman rm -f --time 0 "${PROJECT}_dnstarget" > /dev/null 2>&1
+  podman network rm -f "${PROJECT}_dnscheck" > /dev/null 2>&1
   compose down -v > /dev/null 2>&1
   podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" > /dev/null 2>&1
   podman volume rm -f "${PROJECT}_parley-data" > /dev/null 2>&1
@@ -113,6 +119,25 @@ cleanup() {
   exit $rc
 }
 trap cleanup EXIT
+
+# ---- Name resolution between containers ----
+# The gateway finds the server by its service name. On podman's CNI backend
+# that takes the dnsname plugin (scripts/deps.sh compose installs it); check
+# it on a throwaway network first, so that a machine without it fails here
+# with the reason rather than as an unhealthy stack two minutes later.
+podman network create "${PROJECT}_dnscheck" > /dev/null
+podman run -d --name "${PROJECT}_dnstarget" --network "${PROJECT}_dnscheck" \
+  --network-alias dnstarget "$DEBIAN_IMAGE" sleep 300 > /dev/null
+if ! podman run --rm --network "${PROJECT}_dnscheck" "$DEBIAN_IMAGE" \
+    getent hosts dnstarget > "$CACHE/dnscheck.log" 2>&1; then
+  backend=$(podman info -f '{{.Host.NetworkBackend}}' 2>/dev/null || echo unknown)
+  cat "$CACHE/dnscheck.log" >&2
+  fail "one container cannot resolve another's name (network backend: $backend);" \
+    "on CNI this needs golang-github-containernetworking-plugin-dnsname (scripts/deps.sh compose)"
+fi
+podman rm -f --time 0 "${PROJECT}_dnstarget" > /dev/null
+podman network rm -f "${PROJECT}_dnscheck" > /dev/null
+log "containers resolve each other's names"
 
 # ---- Build: the unchanged Dockerfiles, under the names compose uses ----
 # --format docker keeps HEALTHCHECK. The host's CA bundle is mounted into the
@@ -151,7 +176,10 @@ G=127.0.0.1:$PARLEY_GRPC_PORT
 wait_healthy() {
   local deadline=$((SECONDS + 120))
   until curl -fsS "$H/healthz" > /dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || fail "the stack did not become healthy in 120 s"
+    if [ $SECONDS -ge $deadline ]; then
+      log "the gateway's /healthz answers: $(curl -sS "$H/healthz" 2>&1)"
+      fail "the stack did not become healthy in 120 s"
+    fi
     sleep 0.5
   done
 }

@@ -260,7 +260,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 			return nil, fmt.Errorf("register %s: %w", ws.pattern, err)
 		}
 	}
-	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn))); err != nil {
+	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn), conn.Target(), log)); err != nil {
 		return nil, err
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", openAPIHandler(openapi.JSON)); err != nil {

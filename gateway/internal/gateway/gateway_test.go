@@ -472,6 +472,53 @@ func TestHealthzFollowsTheServersHealth(t *testing.T) {
 	}
 }
 
+// An unhealthy gateway says why in its own log: the address it dialled and
+// what the dial answered, once per change of state.
+func TestHealthzLogsTheDialledAddressAndTheDialError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := ln.Addr().String()
+	ln.Close() // nothing listens there now: every dial is refused
+	conn, err := grpc.NewClient(target, DialOptions(0)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	h := healthHandler(healthpb.NewHealthClient(conn), conn.Target(), log)
+	for i := 0; i < 2; i++ {
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil), nil)
+		if rec.Code != 503 || !strings.Contains(rec.Body.String(), "UNAVAILABLE") {
+			t.Fatalf("healthz = %d %s, want 503 UNAVAILABLE", rec.Code, rec.Body)
+		}
+	}
+	mu.Lock()
+	got := buf.String()
+	mu.Unlock()
+	if !strings.Contains(got, "grpc_server="+target) || !strings.Contains(got, "connection refused") {
+		t.Errorf("log = %q, want the address %s and the dial's answer", got, target)
+	}
+	if n := strings.Count(got, "upstream server not reachable"); n != 1 {
+		t.Errorf("logged %d times for one unchanged failure, want 1: %q", n, got)
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
 func TestOpenAPIDocumentIsServed(t *testing.T) {
 	f := start(t)
 	r := f.get(t, "/openapi.json")

@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"log/slog"
+	"sync"
+
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
@@ -26,8 +29,25 @@ type healthBody struct {
 
 // healthHandler answers /healthz from the server's grpc.health.v1 status:
 // 200 {"status":"SERVING"}, else 503 with the status, or UNKNOWN and the
-// error when the server cannot be asked.
-func healthHandler(client healthpb.HealthClient) runtime.HandlerFunc {
+// error when the server cannot be asked. Each change of the upstream's
+// state is logged with the address dialled (target) and what the dial or
+// the check answered, so an unhealthy gateway says why in its own log.
+func healthHandler(client healthpb.HealthClient, target string, log *slog.Logger) runtime.HandlerFunc {
+	var mu sync.Mutex
+	last := ""
+	report := func(state string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if state == last {
+			return
+		}
+		last = state
+		if err != nil {
+			log.Warn("upstream server not reachable", "grpc_server", target, "err", err.Error())
+		} else {
+			log.Info("upstream server health", "grpc_server", target, "status", state)
+		}
+	}
 	return func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
 		ctx, cancel := context.WithTimeout(r.Context(), healthCheckTimeout)
 		defer cancel()
@@ -39,10 +59,15 @@ func healthHandler(client healthpb.HealthClient) runtime.HandlerFunc {
 			e := newAPIError(status.Convert(err), "", "")
 			e.Status = code
 			body.Error = &e
+			if r.Context().Err() == nil {
+				report(status.Convert(err).Message(), err)
+			}
 		case resp.GetStatus() == healthpb.HealthCheckResponse_SERVING:
 			body.Status, code = resp.GetStatus().String(), http.StatusOK
+			report(body.Status, nil)
 		default:
 			body.Status = resp.GetStatus().String()
+			report(body.Status, nil)
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
