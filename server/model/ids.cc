@@ -1,13 +1,13 @@
-#include "server/store/store.h"
+#include "server/model/ids.h"
 
 #include <string>
 
 #include "absl/strings/str_cat.h"
 
-namespace parley::store {
+namespace parley::model {
 
 std::string InboxLog(absl::string_view user_id) {
   return absl::StrCat("dm:", user_id);
 }
 
-}  // namespace parley::store
+}  // namespace parley::model

@@ -1,8 +1,9 @@
 // An entry of a log (a room's, or a user's direct-message inbox) as the hub
 // delivers it and the store keeps it. Events are built once and shared
-// immutably between every channel that carries them.
-#ifndef PARLEY_SERVER_CHAT_EVENT_H_
-#define PARLEY_SERVER_CHAT_EVENT_H_
+// immutably between every channel that carries them. The model layer sits
+// below both the store and the chat layer: both speak in these types.
+#ifndef PARLEY_SERVER_MODEL_EVENT_H_
+#define PARLEY_SERVER_MODEL_EVENT_H_
 
 #include <cstdint>
 #include <memory>
@@ -11,7 +12,7 @@
 
 #include "absl/time/time.h"
 
-namespace parley::chat {
+namespace parley::model {
 
 // Mirrors parley.v1.EventKind (see proto/parley/v1/resources.proto).
 enum class EventKind {
@@ -46,12 +47,13 @@ struct MessageVersion {
 
 struct Event {
   EventKind kind = EventKind::kMessage;
-  // The log the event belongs to: a room's id, or store::InboxLog(user).
+  // The log the event belongs to: a room's id, or model::InboxLog(user).
   std::string log;
   std::string room_id;  // empty for direct messages
   std::string room;     // the room's name; empty for direct messages
-  // 1-based position in the log; 0 for gaps and live-only events (room
-  // subscribers' join/leave).
+  // 1-based position in the log, assigned by the store inside the commit
+  // that appends the event (gapless: one more than the log's last); 0 for
+  // gaps and live-only events (room subscribers' join/leave).
   uint64_t sequence = 0;
   std::string id;  // UUID; empty for gaps
   std::string sender;     // display name / lobby client id
@@ -82,6 +84,6 @@ struct Event {
 
 using EventPtr = std::shared_ptr<const Event>;
 
-}  // namespace parley::chat
+}  // namespace parley::model
 
-#endif  // PARLEY_SERVER_CHAT_EVENT_H_
+#endif  // PARLEY_SERVER_MODEL_EVENT_H_
