@@ -7,6 +7,8 @@
 #   scripts/test-postgres.sh start DIR   prints the DSN on stdout
 #   scripts/test-postgres.sh stop DIR
 #   scripts/test-postgres.sh restart DIR (same port; for restart tests)
+#   scripts/test-postgres.sh pause DIR   stop the server, keeping its data
+#   scripts/test-postgres.sh resume DIR  start it again on the same port
 #   scripts/test-postgres.sh kill DIR    SIGKILL to the postmaster
 #
 # PostgreSQL refuses to run as root: as root the server runs as the
@@ -14,8 +16,8 @@
 # binaries are (default: the newest /usr/lib/postgresql/*/bin).
 set -euo pipefail
 
-cmd=${1:?usage: $0 start|stop|restart|kill DIR}
-dir=${2:?usage: $0 start|stop|restart|kill DIR}
+cmd=${1:?usage: $0 start|stop|restart|pause|resume|kill DIR}
+dir=${2:?usage: $0 start|stop|restart|pause|resume|kill DIR}
 PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
 [ -x "$PG_BIN/initdb" ] || { echo "test-postgres: no PostgreSQL server binaries (scripts/deps.sh test)" >&2; exit 1; }
 
@@ -61,9 +63,15 @@ CONF
   restart)
     pgctl -m fast restart > /dev/null
     ;;
+  pause)
+    pgctl -m fast stop > /dev/null
+    ;;
+  resume)
+    pgctl start > /dev/null || { cat "$dir/server.log" >&2; exit 1; }
+    ;;
   kill)
     pid=$(head -1 "$dir/data/postmaster.pid")
     kill -9 "$pid"
     ;;
-  *) echo "usage: $0 start|stop|restart|kill DIR" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|restart|pause|resume|kill DIR" >&2; exit 2 ;;
 esac
