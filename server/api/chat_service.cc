@@ -18,6 +18,7 @@
 #include "server/api/status.h"
 #include "server/common/errors.h"
 #include "server/common/metrics.h"
+#include "server/model/ids.h"
 
 namespace parley::api {
 namespace {
@@ -25,7 +26,7 @@ namespace {
 using chat::Channel;
 using chat::ChannelReader;
 using chat::CloseReason;
-using chat::EventPtr;
+using model::EventPtr;
 
 // The status a read ends with once its channel is closed.
 absl::Status ClosedStatus(CloseReason reason) {
@@ -88,7 +89,7 @@ absl::StatusOr<StreamTarget> SignedInTarget(
     absl::StatusOr<auth::Principal> who = SignedInUser(deps, ctx, request);
     if (!who.ok()) return who.status();
     target.subscriber.user_id = who->user_id;
-    target.log = store::InboxLog(who->user_id);
+    target.log = model::InboxLog(who->user_id);
     return target;
   }
   absl::StatusOr<RoomCall> call =
@@ -367,7 +368,7 @@ class StreamCall final
     // here.
     void AppendLocked(EventPtr event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       if (event->wire.empty()) {
-        auto encoded = std::make_shared<chat::Event>();
+        auto encoded = std::make_shared<model::Event>();
         encoded->wire = EncodeStreamEvent(*event);
         event = std::move(encoded);
       }
@@ -528,9 +529,9 @@ grpc::ServerUnaryReactor* ChatService::Send(
   if (absl::Status s = CheckUtf8(*request); !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<chat::IdempotencyKey> idempotency = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> idempotency = IdempotentSends::KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
-      [&] { return absl::StrCat("client:", request->id()); }, store::kLobbyId,
+      [&] { return absl::StrCat("client:", request->id()); }, model::kLobbyId,
       request->message());
   if (!idempotency.ok()) return FinishNow(context, idempotency.status());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -648,7 +649,7 @@ grpc::ServerUnaryReactor* ChatService::Poll(
         // Log entries only, in order, up to the first one missing (a gap
         // the next poll reads from history).
         for (const EventPtr& event : events) {
-          if (event->kind == chat::EventKind::kGap) break;
+          if (event->kind == model::EventKind::kGap) break;
           if (event->sequence <= next) continue;  // live-only: sequence 0
           ToProto(*event, response->add_events());
           next = event->sequence;
@@ -665,7 +666,7 @@ grpc::ServerUnaryReactor* ChatService::Poll(
   return call;
 }
 
-std::string EncodeStreamEvent(const chat::Event& event) {
+std::string EncodeStreamEvent(const model::Event& event) {
   parley::v1::SubscribeResponse one;
   ToProto(event, one.add_events());
   return one.SerializeAsString();
@@ -751,7 +752,7 @@ grpc::ServerUnaryReactor* ChatService::ListRecentMessages(
       PageSize(request->n(), 100, deps_.read.history_max_page, "n");
   if (!n.ok()) return FinishNow(context, n.status());
   absl::StatusOr<store::PageResult> page =
-      deps_.store->ListMessages(store::kLobbyId, store::Page{*n});
+      deps_.store->ListMessages(model::kLobbyId, store::Page{*n});
   if (!page.ok()) return FinishNow(context, page.status());
   for (const EventPtr& m : page->messages) {
     if (m->deleted) continue;
@@ -781,9 +782,9 @@ grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
-  auto event = chat::NewEvent(chat::EventKind::kMessage, store::kLobbyId);
-  event->room_id = std::string(store::kLobbyId);
-  event->room = std::string(store::kLobbyName);
+  auto event = chat::NewEvent(model::EventKind::kMessage, model::kLobbyId);
+  event->room_id = std::string(model::kLobbyId);
+  event->room = std::string(model::kLobbyName);
   event->sender = request->user();
   event->text = request->text();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -800,7 +801,7 @@ grpc::ServerUnaryReactor* ChatService::ListPosters(
     const parley::v1::ListPostersRequest* /*request*/,
     parley::v1::ListPostersResponse* response) {
   absl::StatusOr<std::vector<std::string>> names =
-      deps_.store->ListPosters(store::kLobbyId);
+      deps_.store->ListPosters(model::kLobbyId);
   if (!names.ok()) return FinishNow(context, names.status());
   for (std::string& name : *names) response->add_users(std::move(name));
   return FinishNow(context, absl::OkStatus());

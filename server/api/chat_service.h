@@ -18,7 +18,7 @@ namespace parley::api {
 // A SubscribeResponse holding just `event`, encoded: what a stream writes for
 // it. The hub encodes each event once with this (HubOptions::encoder), and
 // every stream's write concatenates those bytes instead of re-encoding.
-std::string EncodeStreamEvent(const chat::Event& event);
+std::string EncodeStreamEvent(const model::Event& event);
 
 // Subscribe is a raw method: its writes are those pre-encoded bytes.
 class ChatService final

@@ -192,27 +192,27 @@ void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
 
 namespace {
 
-parley::v1::EventKind KindToProto(chat::EventKind kind) {
+parley::v1::EventKind KindToProto(model::EventKind kind) {
   switch (kind) {
-    case chat::EventKind::kMessage:
+    case model::EventKind::kMessage:
       return parley::v1::EVENT_KIND_MESSAGE;
-    case chat::EventKind::kJoin:
+    case model::EventKind::kJoin:
       return parley::v1::EVENT_KIND_JOIN;
-    case chat::EventKind::kLeave:
+    case model::EventKind::kLeave:
       return parley::v1::EVENT_KIND_LEAVE;
-    case chat::EventKind::kGap:
+    case model::EventKind::kGap:
       return parley::v1::EVENT_KIND_GAP;
-    case chat::EventKind::kEdit:
+    case model::EventKind::kEdit:
       return parley::v1::EVENT_KIND_EDIT;
-    case chat::EventKind::kDelete:
+    case model::EventKind::kDelete:
       return parley::v1::EVENT_KIND_DELETE;
-    case chat::EventKind::kPurge:
+    case model::EventKind::kPurge:
       return parley::v1::EVENT_KIND_PURGE;
-    case chat::EventKind::kMemberAdded:
+    case model::EventKind::kMemberAdded:
       return parley::v1::EVENT_KIND_MEMBER_ADDED;
-    case chat::EventKind::kMemberRemoved:
+    case model::EventKind::kMemberRemoved:
       return parley::v1::EVENT_KIND_MEMBER_REMOVED;
-    case chat::EventKind::kTyping:
+    case model::EventKind::kTyping:
       return parley::v1::EVENT_KIND_TYPING;
   }
   return parley::v1::EVENT_KIND_UNSPECIFIED;
@@ -234,7 +234,7 @@ std::string ColorFor(absl::string_view name) {
 
 }  // namespace
 
-void ToProto(const chat::Event& event, parley::v1::Event* out) {
+void ToProto(const model::Event& event, parley::v1::Event* out) {
   out->set_kind(KindToProto(event.kind));
   out->set_room(event.room);
   out->set_room_id(event.room_id);
@@ -245,7 +245,7 @@ void ToProto(const chat::Event& event, parley::v1::Event* out) {
   out->set_recipient_id(event.recipient_id);
   out->set_recipient(event.recipient);
   out->set_text(event.text);
-  if (event.kind != chat::EventKind::kGap) {
+  if (event.kind != model::EventKind::kGap) {
     ToTimestamp(event.time, out->mutable_create_time());
     if (!event.sender.empty()) out->set_color(ColorFor(event.sender));
   }
@@ -258,10 +258,10 @@ void ToProto(const chat::Event& event, parley::v1::Event* out) {
     ToTimestamp(event.update_time, out->mutable_update_time());
   }
   out->set_deleted(event.deleted);
-  if (event.kind == chat::EventKind::kTyping) {
+  if (event.kind == model::EventKind::kTyping) {
     ToTimestamp(event.typing_expire, out->mutable_typing_expire_time());
   }
-  for (const chat::MessageVersion& v : event.previous_versions) {
+  for (const model::MessageVersion& v : event.previous_versions) {
     auto* pv = out->add_previous_versions();
     pv->set_text(v.text);
     ToTimestamp(v.time, pv->mutable_create_time());

@@ -169,7 +169,7 @@ absl::StatusOr<std::string> DecodePageToken(absl::string_view kind,
                                             absl::string_view token);
 
 void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
-void ToProto(const chat::Event& event, parley::v1::Event* out);
+void ToProto(const model::Event& event, parley::v1::Event* out);
 void ToProto(const store::User& user, parley::v1::User* out);
 // Leaves last_sequence and member_count to the caller.
 void ToProto(const store::Room& room, parley::v1::Room* out);

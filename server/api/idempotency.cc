@@ -9,10 +9,10 @@
 
 namespace parley::api {
 
-absl::StatusOr<chat::IdempotencyKey> IdempotentSends::KeyOf(
-    grpc::CallbackServerContext* ctx, absl::string_view field,
-    size_t max_bytes, absl::FunctionRef<std::string()> scope,
-    absl::string_view log, absl::string_view text) {
+absl::StatusOr<model::IdempotencyKey> IdempotentSends::KeyOf(
+    grpc::CallbackServerContext* ctx, absl::string_view field, size_t max_bytes,
+    absl::FunctionRef<std::string()> scope, absl::string_view log,
+    absl::string_view text) {
   std::string key(field);
   if (key.empty()) {
     const auto& md = ctx->client_metadata();
@@ -28,7 +28,7 @@ absl::StatusOr<chat::IdempotencyKey> IdempotentSends::KeyOf(
     return InvalidInput("INVALID_IDEMPOTENCY_KEY", "idempotency_key",
                         "idempotency_key has control characters");
   }
-  if (key.empty()) return chat::IdempotencyKey();
+  if (key.empty()) return model::IdempotencyKey();
   // BLAKE2b of the destination and the text: enough to tell a retry from a
   // reuse of the key, without keeping the text (a deleted message's text
   // must not survive in this table).
@@ -45,7 +45,7 @@ absl::StatusOr<chat::IdempotencyKey> IdempotentSends::KeyOf(
       &state, reinterpret_cast<const unsigned char*>(text.data()),
       text.size());
   crypto_generichash_final(&state, hash, sizeof(hash));
-  return chat::IdempotencyKey{
+  return model::IdempotencyKey{
       scope(), std::move(key),
       absl::BytesToHexString(absl::string_view(
           reinterpret_cast<const char*>(hash), sizeof(hash)))};
@@ -62,7 +62,7 @@ absl::Status KeyReused() {
 
 }  // namespace
 
-void IdempotentSends::Run(const chat::IdempotencyKey& key,
+void IdempotentSends::Run(const model::IdempotencyKey& key,
                           absl::AnyInvocable<void(chat::EventDone)> publish,
                           chat::EventDone done) {
   if (key.key.empty()) {
@@ -93,34 +93,34 @@ void IdempotentSends::Run(const chat::IdempotencyKey& key,
   // Claimed: no other send with this key gets past here until Resolve, and
   // Resolve for a published send runs after its commit, so what the store
   // says now is final.
-  absl::StatusOr<chat::EventPtr> committed = FindCommitted(key);
+  absl::StatusOr<model::EventPtr> committed = FindCommitted(key);
   if (!committed.ok() || *committed != nullptr) {
     Resolve(id, committed);
     return;
   }
-  publish([this, id](absl::StatusOr<chat::EventPtr> result) {
+  publish([this, id](absl::StatusOr<model::EventPtr> result) {
     Resolve(id, result);
   });
 }
 
-absl::StatusOr<chat::EventPtr> IdempotentSends::FindCommitted(
-    const chat::IdempotencyKey& key) {
+absl::StatusOr<model::EventPtr> IdempotentSends::FindCommitted(
+    const model::IdempotencyKey& key) {
   absl::StatusOr<std::optional<store::IdempotentSend>> found =
       store_->FindIdempotentSend(key.scope, key.key, clock_->Now() - ttl_);
   if (!found.ok()) return found.status();
-  if (!found->has_value()) return chat::EventPtr();
+  if (!found->has_value()) return model::EventPtr();
   const store::IdempotentSend& sent = **found;
   if (sent.digest != key.digest) return KeyReused();
   // The message as it is now (edited, deleted); when it was purged since,
   // what the key's row remembers of it.
-  absl::StatusOr<std::vector<chat::EventPtr>> events =
+  absl::StatusOr<std::vector<model::EventPtr>> events =
       store_->ReadAfter(sent.log, sent.sequence - 1, 1);
   if (!events.ok()) return events.status();
   if (!events->empty() && events->front()->id == sent.event_id) {
     return events->front();
   }
-  auto purged = std::make_shared<chat::Event>();
-  purged->kind = chat::EventKind::kMessage;
+  auto purged = std::make_shared<model::Event>();
+  purged->kind = model::EventKind::kMessage;
   purged->log = sent.log;
   purged->sequence = sent.sequence;
   purged->id = sent.event_id;
@@ -130,7 +130,7 @@ absl::StatusOr<chat::EventPtr> IdempotentSends::FindCommitted(
 }
 
 void IdempotentSends::Resolve(const Key& key,
-                              const absl::StatusOr<chat::EventPtr>& result) {
+                              const absl::StatusOr<model::EventPtr>& result) {
   std::vector<chat::EventDone> waiters;
   {
     MutexLock lock(&mu_);

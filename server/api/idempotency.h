@@ -22,10 +22,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
-#include "server/chat/event.h"
 #include "server/chat/hub.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
+#include "server/model/event.h"
 #include "server/store/store.h"
 
 namespace parley::api {
@@ -43,7 +43,7 @@ class IdempotentSends {
   // (and nothing computed, `scope` not called) when the call has no key;
   // INVALID_ARGUMENT (field idempotency_key) when it is longer than
   // `max_bytes` or has control characters.
-  static absl::StatusOr<chat::IdempotencyKey> KeyOf(
+  static absl::StatusOr<model::IdempotencyKey> KeyOf(
       grpc::CallbackServerContext* ctx, absl::string_view field,
       size_t max_bytes, absl::FunctionRef<std::string()> scope,
       absl::string_view log, absl::string_view text);
@@ -54,7 +54,7 @@ class IdempotentSends {
   // has it now) or is in flight (then `done` gets that send's outcome). The
   // same key with another destination or text: ALREADY_EXISTS
   // (IDEMPOTENCY_KEY_REUSED). An empty key just runs `publish`.
-  void Run(const chat::IdempotencyKey& key,
+  void Run(const model::IdempotencyKey& key,
            absl::AnyInvocable<void(chat::EventDone)> publish,
            chat::EventDone done);
 
@@ -66,9 +66,10 @@ class IdempotentSends {
   using Key = std::pair<std::string, std::string>;  // scope, key
 
   // Finds the committed send of `key`, or nullptr.
-  absl::StatusOr<chat::EventPtr> FindCommitted(const chat::IdempotencyKey& key);
+  absl::StatusOr<model::EventPtr> FindCommitted(
+      const model::IdempotencyKey& key);
   // Hands `result` to everyone waiting on `key` and forgets it.
-  void Resolve(const Key& key, const absl::StatusOr<chat::EventPtr>& result);
+  void Resolve(const Key& key, const absl::StatusOr<model::EventPtr>& result);
 
   store::Store* const store_;
   Clock* const clock_;

@@ -11,11 +11,12 @@
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
 #include "server/common/log.h"
+#include "server/model/ids.h"
 
 namespace parley::api {
 namespace {
 
-using chat::EventPtr;
+using model::EventPtr;
 
 // The message `id` of `log`, which must be a message's UUID.
 absl::StatusOr<EventPtr> FindMessage(const Deps& deps, absl::string_view log,
@@ -74,9 +75,9 @@ std::string SenderScope(const auth::Principal& who) {
 }
 
 // Publishes a send, once per idempotency key (event->idempotency).
-void PublishOnce(const Deps& deps, std::shared_ptr<chat::Event> event,
+void PublishOnce(const Deps& deps, std::shared_ptr<model::Event> event,
                  chat::EventDone done) {
-  chat::IdempotencyKey key = event->idempotency;
+  model::IdempotencyKey key = event->idempotency;
   deps.sends->Run(
       key,
       [hub = deps.hub, event = std::move(event)](chat::EventDone d) mutable {
@@ -88,9 +89,9 @@ void PublishOnce(const Deps& deps, std::shared_ptr<chat::Event> event,
 // The sender's copy of direct message `sent`, for the sender's inbox `log`:
 // the same sender, recipient and text, its own id and (assigned) sequence
 // number, and `target_id` naming the recipient's message.
-std::shared_ptr<chat::Event> SenderCopy(const chat::Event& sent,
-                                        const std::string& log) {
-  auto copy = chat::NewEvent(chat::EventKind::kMessage, log);
+std::shared_ptr<model::Event> SenderCopy(const model::Event& sent,
+                                         const std::string& log) {
+  auto copy = chat::NewEvent(model::EventKind::kMessage, log);
   copy->sender = sent.sender;
   copy->sender_id = sent.sender_id;
   copy->recipient_id = sent.recipient_id;
@@ -100,9 +101,9 @@ std::shared_ptr<chat::Event> SenderCopy(const chat::Event& sent,
   return copy;
 }
 
-std::shared_ptr<chat::Event> RoomEvent(chat::EventKind kind,
-                                       const store::Room& room,
-                                       const auth::Principal& who) {
+std::shared_ptr<model::Event> RoomEvent(model::EventKind kind,
+                                        const store::Room& room,
+                                        const auth::Principal& who) {
   auto event = chat::NewEvent(kind, room.id);
   event->room_id = room.id;
   event->room = room.name;
@@ -127,12 +128,13 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<chat::IdempotencyKey> key = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> key = IdempotentSends::KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
       [&] { return SenderScope(call->who); }, call->view.room.id,
       request->text());
   if (!key.ok()) return FinishNow(context, key.status());
-  auto event = RoomEvent(chat::EventKind::kMessage, call->view.room, call->who);
+  auto event =
+      RoomEvent(model::EventKind::kMessage, call->view.room, call->who);
   event->text = request->text();
   event->idempotency = *std::move(key);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -205,7 +207,7 @@ grpc::ServerUnaryReactor* MessageService::EditMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
-  auto event = RoomEvent(chat::EventKind::kEdit, call->view.room, call->who);
+  auto event = RoomEvent(model::EventKind::kEdit, call->view.room, call->who);
   event->text = request->text();
   event->target_id = (*message)->id;
   event->target_sequence = (*message)->sequence;
@@ -215,8 +217,8 @@ grpc::ServerUnaryReactor* MessageService::EditMessage(
                             absl::StatusOr<EventPtr> edit) {
         if (edit.ok()) {
           // The message as it now is, built without another read.
-          chat::Event after = *before;
-          after.previous_versions.push_back(chat::MessageVersion{
+          model::Event after = *before;
+          after.previous_versions.push_back(model::MessageVersion{
               before->text, before->update_time == absl::InfinitePast()
                                 ? before->time
                                 : before->update_time});
@@ -252,7 +254,7 @@ grpc::ServerUnaryReactor* MessageService::DeleteMessage(
     ToProto(**message, response);
     return FinishNow(context, absl::OkStatus());
   }
-  auto event = RoomEvent(chat::EventKind::kDelete, call->view.room, call->who);
+  auto event = RoomEvent(model::EventKind::kDelete, call->view.room, call->who);
   event->target_id = (*message)->id;
   event->target_sequence = (*message)->sequence;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
@@ -260,7 +262,7 @@ grpc::ServerUnaryReactor* MessageService::DeleteMessage(
       std::move(event), [reactor, context, response, before = *message](
                             absl::StatusOr<EventPtr> deleted) {
         if (deleted.ok()) {
-          chat::Event tombstone = *before;
+          model::Event tombstone = *before;
           tombstone.deleted = true;
           tombstone.text.clear();
           tombstone.previous_versions.clear();
@@ -289,7 +291,7 @@ grpc::ServerUnaryReactor* MessageService::PurgeMessages(
   if (!last.ok()) return FinishNow(context, last.status());
   uint64_t through = request->through_sequence();
   if (through == 0 || through > *last) through = *last;
-  auto event = RoomEvent(chat::EventKind::kPurge, view->room, *who);
+  auto event = RoomEvent(model::EventKind::kPurge, view->room, *who);
   event->purge_through = through;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   deps_.hub->PublishPurge(
@@ -323,13 +325,13 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
     return FinishNow(context, s);
   }
   auto event =
-      chat::NewEvent(chat::EventKind::kMessage, store::InboxLog(to->id));
+      chat::NewEvent(model::EventKind::kMessage, model::InboxLog(to->id));
   event->sender = who->display_name;
   event->sender_id = who->user_id;
   event->recipient_id = to->id;
   event->recipient = to->username;
   event->text = request->text();
-  absl::StatusOr<chat::IdempotencyKey> key = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> key = IdempotentSends::KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
       [&] { return SenderScope(*who); }, event->log, event->text);
   if (!key.ok()) return FinishNow(context, key.status());
@@ -341,14 +343,14 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
   // dispatcher thread, which must not read the store.
   std::string copy_log;
   if (to->id != who->user_id) {
-    copy_log = store::InboxLog(who->user_id);
+    copy_log = model::InboxLog(who->user_id);
     if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(copy_log);
         !loaded.ok()) {
       return FinishNow(context, loaded.status());
     }
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const chat::IdempotencyKey idempotency = event->idempotency;
+  const model::IdempotencyKey idempotency = event->idempotency;
   deps_.sends->Run(
       idempotency,
       // Runs only for a first send, never for a retry of a stored one.
@@ -394,7 +396,7 @@ grpc::ServerUnaryReactor* MessageService::ListDirectMessages(
       ToPage(deps_, *request);
   if (!page.ok()) return FinishNow(context, page.status());
   absl::StatusOr<store::PageResult> result =
-      deps_.store->ListMessages(store::InboxLog(who->user_id), *page);
+      deps_.store->ListMessages(model::InboxLog(who->user_id), *page);
   if (result.ok()) FillPage(*result, response);
   return FinishNow(context, result.status());
 }

@@ -7,16 +7,17 @@
 #include <vector>
 
 #include "server/common/errors.h"
+#include "server/model/ids.h"
 
 namespace parley::api {
 namespace {
 
 // A typing notice from `who`, holding until `expire`; the caller sets where
 // it goes.
-std::shared_ptr<chat::Event> TypingEvent(absl::string_view log,
-                                         const auth::Principal& who,
-                                         absl::Time now, absl::Time expire) {
-  auto event = chat::NewEvent(chat::EventKind::kTyping, log);
+std::shared_ptr<model::Event> TypingEvent(absl::string_view log,
+                                          const auth::Principal& who,
+                                          absl::Time now, absl::Time expire) {
+  auto event = chat::NewEvent(model::EventKind::kTyping, log);
   event->sender = who.display_name;  // a room token's holder: its name
   event->sender_id = who.user_id;
   event->time = now;
@@ -68,7 +69,7 @@ grpc::ServerUnaryReactor* PresenceService::SendTyping(
   }
   const absl::Time now = deps_.hub->clock()->Now();
   const absl::Time expire = now + typing_ttl_;
-  std::shared_ptr<chat::Event> event;
+  std::shared_ptr<model::Event> event;
   if (to_room) {
     absl::StatusOr<RoomCall> call =
         ReadableRoom(deps_, context, *request, /*user_token_only=*/false);
@@ -82,7 +83,7 @@ grpc::ServerUnaryReactor* PresenceService::SendTyping(
     if (!who.ok()) return FinishNow(context, who.status());
     absl::StatusOr<store::User> to = ResolveUser(deps_, request->user(), *who);
     if (!to.ok()) return FinishNow(context, to.status());
-    event = TypingEvent(store::InboxLog(to->id), *who, now, expire);
+    event = TypingEvent(model::InboxLog(to->id), *who, now, expire);
     event->recipient_id = to->id;
     event->recipient = to->username;
   }

@@ -13,6 +13,7 @@
 #include "server/api/account_service.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
+#include "server/model/ids.h"
 
 namespace parley::api {
 namespace {
@@ -22,7 +23,7 @@ constexpr size_t kMaxDescriptionChars = 1000;
 constexpr size_t kMaxRoomPasswordBytes = 256;
 constexpr size_t kMaxTokenNameChars = 64;
 
-bool IsLobby(const store::Room& room) { return room.id == store::kLobbyId; }
+bool IsLobby(const store::Room& room) { return room.id == model::kLobbyId; }
 
 // The room a call changes (`verb`: "changed", "deleted"): visible to `who`,
 // not the lobby (permanent), and managed by `who`.
@@ -165,10 +166,10 @@ absl::Status ValidateTokenName(absl::string_view name) {
 }
 
 // A member_added / member_removed event about `user` in `room`.
-std::shared_ptr<chat::Event> MemberEvent(chat::EventKind kind,
-                                         const store::Room& room,
-                                         const store::User& user) {
-  std::shared_ptr<chat::Event> event = chat::NewEvent(kind, room.id);
+std::shared_ptr<model::Event> MemberEvent(model::EventKind kind,
+                                          const store::Room& room,
+                                          const store::User& user) {
+  std::shared_ptr<model::Event> event = chat::NewEvent(kind, room.id);
   event->room_id = room.id;
   event->room = room.name;
   event->sender = user.display_name;
@@ -180,11 +181,11 @@ std::shared_ptr<chat::Event> MemberEvent(chat::EventKind kind,
 // After a membership write: on success publishes `event` to the room's log,
 // then finishes the call; the membership stands even if publishing fails
 // (e.g. the room was deleted meanwhile).
-void PublishThenFinish(chat::Hub* hub, std::shared_ptr<chat::Event> event,
+void PublishThenFinish(chat::Hub* hub, std::shared_ptr<model::Event> event,
                        grpc::ServerUnaryReactor* reactor,
                        grpc::CallbackServerContext* context) {
   hub->Publish(std::move(event),
-               [reactor, context](absl::StatusOr<chat::EventPtr>) {
+               [reactor, context](absl::StatusOr<model::EventPtr>) {
                  FinishWith(reactor, context, absl::OkStatus());
                });
 }
@@ -502,8 +503,8 @@ grpc::ServerUnaryReactor* RoomService::AddMember(
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   chat::Hub* hub = deps_.hub;
-  std::shared_ptr<chat::Event> event =
-      MemberEvent(chat::EventKind::kMemberAdded, *room, *target);
+  std::shared_ptr<model::Event> event =
+      MemberEvent(model::EventKind::kMemberAdded, *room, *target);
   deps_.store->Submit(
       store::PutMember{std::move(member)},
       [reactor, context, hub,
@@ -563,8 +564,8 @@ grpc::ServerUnaryReactor* RoomService::RemoveMember(
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   chat::Hub* hub = deps_.hub;
-  std::shared_ptr<chat::Event> event =
-      MemberEvent(chat::EventKind::kMemberRemoved, room, *target);
+  std::shared_ptr<model::Event> event =
+      MemberEvent(model::EventKind::kMemberRemoved, room, *target);
   const bool closes_streams = room.visibility != store::Visibility::kPublic;
   deps_.store->Submit(
       store::DeleteMember{room.id, target->id},

@@ -23,6 +23,7 @@
 #include "server/api/room_service.h"
 #include "server/api/stats_service.h"
 #include "server/common/log.h"
+#include "server/model/ids.h"
 #include "server/store/cached_store.h"
 #include "server/store/sqlite_store.h"
 
@@ -137,8 +138,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   }
   // The hub continues every log's numbering from the store; fail now rather
   // than start with a store that cannot be read.
-  if (absl::StatusOr<uint64_t> last = server->store_->LastSequence(
-          store::kLobbyId);
+  if (absl::StatusOr<uint64_t> last =
+          server->store_->LastSequence(model::kLobbyId);
       !last.ok()) {
     return last.status();
   }

@@ -1,6 +1,7 @@
 #include "server/auth/access.h"
 
 #include "server/common/errors.h"
+#include "server/model/ids.h"
 
 namespace parley::auth {
 namespace {
@@ -28,7 +29,7 @@ RoomRights Evaluate(const store::Room& room,
     return rights;
   }
 
-  const bool lobby = room.id == store::kLobbyId;
+  const bool lobby = room.id == model::kLobbyId;
   // Only a membership of this user in this room counts.
   const bool is_member = member.has_value() && !who.user_id.empty() &&
                          member->user_id == who.user_id &&

@@ -16,7 +16,7 @@ std::shared_ptr<ChannelReader> Channel::WakeLocked() {
   return reader_;
 }
 
-std::shared_ptr<ChannelReader> Channel::Push(EventPtr event) {
+std::shared_ptr<ChannelReader> Channel::Push(model::EventPtr event) {
   MutexLock lock(&mu_);
   if (closed_ != CloseReason::kOpen) return nullptr;
   if (queued_events_ >= capacity_) {
@@ -61,8 +61,8 @@ Channel::TakeResult Channel::Take(size_t max_events) {
       result.events.push_back(std::move(entry.event));
       --queued_events_;
     } else {
-      auto gap = std::make_shared<Event>();
-      gap->kind = EventKind::kGap;
+      auto gap = std::make_shared<model::Event>();
+      gap->kind = model::EventKind::kGap;
       gap->log = entry.first_missed->log;
       gap->room = entry.first_missed->room;
       gap->room_id = entry.first_missed->room_id;

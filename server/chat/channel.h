@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "server/chat/event.h"
 #include "server/common/mutex.h"
+#include "server/model/event.h"
 
 namespace parley::chat {
 
@@ -57,14 +57,14 @@ class Channel {
   // Queues `event` (or widens the gap marker when full; a full channel drops
   // live-only events, sequence 0, without one). Returns the reader to wake,
   // or null. Logged events must be pushed in sequence order.
-  std::shared_ptr<ChannelReader> Push(EventPtr event);
+  std::shared_ptr<ChannelReader> Push(model::EventPtr event);
 
   // Drops everything queued and refuses further events. Returns the reader to
   // wake, or null. Closing twice keeps the first reason.
   std::shared_ptr<ChannelReader> Close(CloseReason reason);
 
   struct TakeResult {
-    std::vector<EventPtr> events;  // oldest first; gaps materialized
+    std::vector<model::EventPtr> events;  // oldest first; gaps materialized
     CloseReason closed = CloseReason::kOpen;
   };
   // Removes up to `max_events` events (at least 1) and re-arms the wake-up.
@@ -94,10 +94,10 @@ class Channel {
 
  private:
   struct Entry {
-    EventPtr event;  // null for a gap marker
+    model::EventPtr event;  // null for a gap marker
     uint64_t gap_first = 0;
     uint64_t gap_last = 0;
-    EventPtr first_missed;  // gap markers: names the log
+    model::EventPtr first_missed;  // gap markers: names the log
   };
 
   std::shared_ptr<ChannelReader> WakeLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

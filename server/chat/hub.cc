@@ -12,6 +12,7 @@
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
 #include "server/common/uuid.h"
+#include "server/model/ids.h"
 
 namespace parley::chat {
 namespace {
@@ -38,11 +39,12 @@ std::string PresenceKey(const Subscriber& who) {
 }
 
 // A lobby event of `kind` caused by client `id`.
-std::shared_ptr<Event> LobbyEvent(EventKind kind, absl::string_view id,
-                                  absl::string_view text) {
-  auto event = NewEvent(kind, store::kLobbyId);
-  event->room_id = std::string(store::kLobbyId);
-  event->room = std::string(store::kLobbyName);
+std::shared_ptr<model::Event> LobbyEvent(model::EventKind kind,
+                                         absl::string_view id,
+                                         absl::string_view text) {
+  auto event = NewEvent(kind, model::kLobbyId);
+  event->room_id = std::string(model::kLobbyId);
+  event->room = std::string(model::kLobbyName);
   event->sender = std::string(id);
   event->text = std::string(text);
   return event;
@@ -50,8 +52,9 @@ std::shared_ptr<Event> LobbyEvent(EventKind kind, absl::string_view id,
 
 }  // namespace
 
-std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log) {
-  auto event = std::make_shared<Event>();
+std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
+                                       absl::string_view log) {
+  auto event = std::make_shared<model::Event>();
   event->kind = kind;
   event->log = std::string(log);
   event->id = NewTimeOrderedUuid(absl::Now());
@@ -65,10 +68,10 @@ Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
     d->thread = std::thread([d = d.get()] { RunDispatcher(d); });
     dispatchers_.push_back(std::move(d));
   }
-  lobby_ = std::make_shared<Log>(std::string(store::kLobbyId));
+  lobby_ = std::make_shared<Log>(std::string(model::kLobbyId));
   // A restarted hub continues the lobby's numbering rather than reusing it;
   // the server checks the store is readable before building the hub.
-  const uint64_t last = store_->LastSequence(store::kLobbyId).value_or(0);
+  const uint64_t last = store_->LastSequence(model::kLobbyId).value_or(0);
   {
     MutexLock lock(&lobby_->mu);
     lobby_->last_assigned = last;
@@ -93,7 +96,7 @@ std::vector<std::shared_ptr<Hub::Log>> Hub::AllLogs() {
 }
 
 Hub::CommitDone Hub::IgnoreCount(EventDone done) {
-  return [done = std::move(done)](absl::StatusOr<EventPtr> event,
+  return [done = std::move(done)](absl::StatusOr<model::EventPtr> event,
                                   int64_t) mutable { done(std::move(event)); };
 }
 
@@ -131,11 +134,11 @@ absl::Status Hub::CheckPublishableLocked(const Log& log) {
 }
 
 void Hub::PublishLocked(const std::shared_ptr<Log>& log,
-                        std::shared_ptr<Event> event, CommitDone done) {
+                        std::shared_ptr<model::Event> event, CommitDone done) {
   event->sequence = ++log->last_assigned;
   event->time = clock_->Now();
   if (options_.encoder) event->wire = options_.encoder(*event);
-  EventPtr shared = std::move(event);
+  model::EventPtr shared = std::move(event);
   // The writer commits this log's events in the order they are queued here,
   // under the log's lock, and runs the callbacks in that order too.
   // The fan-out and the acknowledgement run on the hub's dispatcher thread,
@@ -215,7 +218,7 @@ Hub::~Hub() {
   }
 }
 
-Hub::Wakeups Hub::Deliver(Log* log, const EventPtr& event) {
+Hub::Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
@@ -259,7 +262,7 @@ void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
   WakeAll(wake);
 }
 
-void Hub::PublishCommon(std::shared_ptr<Event> event, CommitDone done) {
+void Hub::PublishCommon(std::shared_ptr<model::Event> event, CommitDone done) {
   absl::StatusOr<std::shared_ptr<Log>> log = GetLog(event->log);
   if (!log.ok()) {
     done(log.status(), 0);
@@ -274,14 +277,14 @@ void Hub::PublishCommon(std::shared_ptr<Event> event, CommitDone done) {
   if (!refused.ok()) done(refused, 0);
 }
 
-void Hub::Publish(std::shared_ptr<Event> event, EventDone done) {
+void Hub::Publish(std::shared_ptr<model::Event> event, EventDone done) {
   PublishCommon(std::move(event),
                 IgnoreCount(std::move(done)));
 }
 
 void Hub::PublishPurge(
-    std::shared_ptr<Event> event,
-    absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)> done) {
+    std::shared_ptr<model::Event> event,
+    absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)> done) {
   PublishCommon(std::move(event), std::move(done));
 }
 
@@ -289,7 +292,7 @@ void Hub::WakeAll(const Wakeups& wake) {
   for (const auto& reader : wake) reader->OnReadable();
 }
 
-void Hub::PushLiveLocked(Log* log, EventPtr event, const Channel* except,
+void Hub::PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
                          Wakeups* wake) {
   for (Sub& sub : log->subs) {
     if (sub.channel.get() == except) continue;
@@ -306,7 +309,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
     done(s);
     return;
   }
-  auto joined = LobbyEvent(EventKind::kJoin, id, "");
+  auto joined = LobbyEvent(model::EventKind::kJoin, id, "");
   absl::Status refused;
   {
     MutexLock lock(&lobby_->mu);
@@ -327,7 +330,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
       PublishLocked(
           lobby_, std::move(joined),
           [this, channel, id = std::string(id), done = std::move(done)](
-              absl::StatusOr<EventPtr> event, int64_t) mutable {
+              absl::StatusOr<model::EventPtr> event, int64_t) mutable {
             if (!event.ok()) {
               // Not committed: the client has not joined after all.
               Wakeups wake;
@@ -348,7 +351,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
 }
 
 void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
-               IdempotencyKey key) {
+               model::IdempotencyKey key) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -358,7 +361,7 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
     done(s);
     return;
   }
-  auto message = LobbyEvent(EventKind::kMessage, id, text);
+  auto message = LobbyEvent(model::EventKind::kMessage, id, text);
   message->idempotency = std::move(key);
   absl::Status refused;
   {
@@ -394,7 +397,7 @@ void Hub::Leave(absl::string_view id, EventDone done) {
     done(s);
     return;
   }
-  auto left = LobbyEvent(EventKind::kLeave, id, "");
+  auto left = LobbyEvent(model::EventKind::kLeave, id, "");
   absl::Status refused;
   Wakeups wake;
   {
@@ -441,8 +444,8 @@ int Hub::ReapIdle() {
     for (const std::string& id : idle) {
       if (!RemoveSessionLocked(id, CloseReason::kReaped, &wake)) continue;
       ++reaped;
-      PublishLocked(lobby_, LobbyEvent(EventKind::kLeave, id, ""),
-                    [](absl::StatusOr<EventPtr>, int64_t) {});
+      PublishLocked(lobby_, LobbyEvent(model::EventKind::kLeave, id, ""),
+                    [](absl::StatusOr<model::EventPtr>, int64_t) {});
     }
   }
   WakeAll(wake);
@@ -486,7 +489,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
     }
     if (announce &&
         (*log)->subs.size() < options_.presence_max_subscribers) {
-      auto joined = NewEvent(EventKind::kJoin, log_id);
+      auto joined = NewEvent(model::EventKind::kJoin, log_id);
       joined->room_id = std::string(log_id);
       joined->room = who.room;
       joined->sender = who.name;
@@ -537,7 +540,7 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
   return present;
 }
 
-void Hub::PushLive(std::shared_ptr<Event> event) {
+void Hub::PushLive(std::shared_ptr<model::Event> event) {
   std::shared_ptr<Log> log = FindLog(event->log);
   if (log == nullptr) return;
   event->sequence = 0;
@@ -597,7 +600,7 @@ void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
       log->subs.size() >= options_.presence_max_subscribers) {
     return;
   }
-  auto left = NewEvent(EventKind::kLeave, log->id);
+  auto left = NewEvent(model::EventKind::kLeave, log->id);
   left->room_id = log->id;
   left->room = who.room;
   left->sender = who.name;

@@ -1,7 +1,7 @@
 // The hub: every log's ordering, the commit of each event through the store,
 // and the fan-out of committed events to each subscriber's bounded channel.
 // A log is a room's (its id) or a user's direct-message inbox
-// (store::InboxLog). The lobby's seed-000 sessions are subscribers of the
+// (model::InboxLog). The lobby's seed-000 sessions are subscribers of the
 // lobby's log that clients join, send to and leave by id.
 //
 // Ordering: a log's mutex assigns sequence numbers and queues the event for
@@ -19,13 +19,12 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 #include <deque>
-#include <thread>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -36,9 +35,9 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/chat/channel.h"
-#include "server/chat/event.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
+#include "server/model/event.h"
 #include "server/store/store.h"
 
 namespace parley::chat {
@@ -51,7 +50,7 @@ struct HubOptions {
   absl::Duration session_idle_timeout = absl::Minutes(5);
   // Fills Event::wire once per event, before it is delivered to any reader,
   // so streams share one encoding instead of making one each. Optional.
-  std::function<std::string(const Event&)> encoder;
+  std::function<std::string(const model::Event&)> encoder;
   // Threads that deliver committed events (each log always on the same one).
   size_t fanout_threads = 1;
   // Rooms with this many subscribers or more get no live join/leave events
@@ -67,11 +66,12 @@ struct HubOptions {
 // Called once with the committed and delivered event (or the error) on the
 // hub's dispatcher thread, or inline on the calling thread when the request
 // fails before reaching the store. Must not block.
-using EventDone = absl::AnyInvocable<void(absl::StatusOr<EventPtr>)>;
+using EventDone = absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>)>;
 
 // A new event with a fresh UUID: everything but its sequence number and time,
 // which the hub assigns.
-std::shared_ptr<Event> NewEvent(EventKind kind, absl::string_view log);
+std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
+                                       absl::string_view log);
 
 // Who holds a subscription; used for presence events and for closing the
 // subscriptions of one user.
@@ -117,7 +117,7 @@ class Hub {
   // client. FAILED_PRECONDITION if `id` has not joined. A non-empty `key`
   // is stored with the message (see api::IdempotentSends).
   void Send(absl::string_view id, absl::string_view text, EventDone done,
-            IdempotencyKey key = {});
+            model::IdempotencyKey key = {});
   // Ends `id`'s session (its reader is woken and finds the channel closed)
   // and broadcasts the leave event to the others.
   void Leave(absl::string_view id, EventDone done);
@@ -132,11 +132,11 @@ class Hub {
   // Assigns `event` (kind, log and content set by the caller, e.g. from
   // NewEvent) the log's next sequence number and the time, commits it,
   // delivers it to the log's subscribers, then calls `done`.
-  void Publish(std::shared_ptr<Event> event, EventDone done);
+  void Publish(std::shared_ptr<model::Event> event, EventDone done);
   // Publish, for a purge: `done` also gets the number of messages purged.
   void PublishPurge(
-      std::shared_ptr<Event> event,
-      absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)> done);
+      std::shared_ptr<model::Event> event,
+      absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)> done);
 
   // Registers a channel on `log`. Room logs (not inboxes) tell the other
   // subscribers with a live-only join event when `who.name` is set and this
@@ -161,7 +161,7 @@ class Hub {
   // Pushes `event` (sequence 0, never stored; e.g. a typing notice) to the
   // current subscribers of event->log. Nothing happens when nobody is
   // subscribed. Does not read the store.
-  void PushLive(std::shared_ptr<Event> event);
+  void PushLive(std::shared_ptr<model::Event> event);
 
   // Closes, with `reason`, the channels of `log`'s subscribers that are
   // `user_id` (every subscriber when `user_id` is empty).
@@ -234,16 +234,16 @@ class Hub {
   // Assigns the sequence number and time and queues the commit; delivery
   // and `done` follow on the dispatcher thread.
   using CommitDone =
-      absl::AnyInvocable<void(absl::StatusOr<EventPtr>, int64_t)>;
+      absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)>;
   void PublishLocked(const std::shared_ptr<Log>& log,
-                     std::shared_ptr<Event> event, CommitDone done)
+                     std::shared_ptr<model::Event> event, CommitDone done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void PublishCommon(std::shared_ptr<Event> event, CommitDone done);
+  void PublishCommon(std::shared_ptr<model::Event> event, CommitDone done);
   // A CommitDone for callers that need no purge count.
   static CommitDone IgnoreCount(EventDone done);
   // After the commit: push to subscribers (advancing `delivered`); the
   // readers to wake (WakeDelivered) are returned.
-  Wakeups Deliver(Log* log, const EventPtr& event);
+  Wakeups Deliver(Log* log, const model::EventPtr& event);
   // The refusal of a publish to `log`, or OK.
   struct Dispatcher;
   // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.
@@ -265,7 +265,7 @@ class Hub {
                   absl::FunctionRef<bool(const Sub&)> close,
                   CloseReason reason);
   // Pushes a live-only event to every subscriber of `log` but `except`.
-  void PushLiveLocked(Log* log, EventPtr event, const Channel* except,
+  void PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
                       Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   static void WakeAll(const Wakeups& wake);
   // WakeAll for a delivery on `log`'s dispatcher: a large room's wake-ups

@@ -65,7 +65,7 @@ class CachedStore : public Store {
   absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
     return inner_->LastSequence(log);
   }
-  absl::StatusOr<std::vector<chat::EventPtr>> ReadAfter(
+  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
       absl::string_view log, uint64_t after, size_t limit) override {
     return inner_->ReadAfter(log, after, limit);
   }
@@ -73,8 +73,8 @@ class CachedStore : public Store {
                                           const Page& page) override {
     return inner_->ListMessages(log, page);
   }
-  absl::StatusOr<chat::EventPtr> GetMessage(absl::string_view log,
-                                            absl::string_view id) override {
+  absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
+                                             absl::string_view id) override {
     return inner_->GetMessage(log, id);
   }
   absl::StatusOr<std::vector<std::string>> ListPosters(

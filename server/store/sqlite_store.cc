@@ -36,7 +36,7 @@ namespace parley::store {
 //  members          (room_id, user_id) PK, role, join_time; cascades from
 //                   rooms and users
 //  events           (log, sequence) PK, id UNIQUE (NULL when the event has
-//                   none), every chat::Event field a log entry needs, plus
+//                   none), every model::Event field a log entry needs, plus
 //                   the message's current state (update_time, deleted).
 //                   Purge only removes kind-message rows and the purge event
 //                   itself stays, so max(sequence) of a log is always the
@@ -161,50 +161,50 @@ constexpr int kLatestSchemaVersion =
 constexpr int64_t kMessageCode = 1;
 constexpr int64_t kEditCode = 5;
 
-int64_t KindCode(chat::EventKind kind) {
+int64_t KindCode(model::EventKind kind) {
   switch (kind) {
-    case chat::EventKind::kMessage:
+    case model::EventKind::kMessage:
       return kMessageCode;
-    case chat::EventKind::kJoin:
+    case model::EventKind::kJoin:
       return 2;
-    case chat::EventKind::kLeave:
+    case model::EventKind::kLeave:
       return 3;
-    case chat::EventKind::kGap:
+    case model::EventKind::kGap:
       return 4;
-    case chat::EventKind::kEdit:
+    case model::EventKind::kEdit:
       return kEditCode;
-    case chat::EventKind::kDelete:
+    case model::EventKind::kDelete:
       return 6;
-    case chat::EventKind::kPurge:
+    case model::EventKind::kPurge:
       return 7;
-    case chat::EventKind::kMemberAdded:
+    case model::EventKind::kMemberAdded:
       return 8;
-    case chat::EventKind::kMemberRemoved:
+    case model::EventKind::kMemberRemoved:
       return 9;
-    case chat::EventKind::kTyping:
+    case model::EventKind::kTyping:
       return 10;
   }
   return 0;
 }
 
-std::optional<chat::EventKind> KindFromCode(int64_t code) {
+std::optional<model::EventKind> KindFromCode(int64_t code) {
   switch (code) {
     case 1:
-      return chat::EventKind::kMessage;
+      return model::EventKind::kMessage;
     case 2:
-      return chat::EventKind::kJoin;
+      return model::EventKind::kJoin;
     case 3:
-      return chat::EventKind::kLeave;
+      return model::EventKind::kLeave;
     case 5:
-      return chat::EventKind::kEdit;
+      return model::EventKind::kEdit;
     case 6:
-      return chat::EventKind::kDelete;
+      return model::EventKind::kDelete;
     case 7:
-      return chat::EventKind::kPurge;
+      return model::EventKind::kPurge;
     case 8:
-      return chat::EventKind::kMemberAdded;
+      return model::EventKind::kMemberAdded;
     case 9:
-      return chat::EventKind::kMemberRemoved;
+      return model::EventKind::kMemberRemoved;
     default:
       return std::nullopt;
   }
@@ -567,12 +567,12 @@ Member ReadMember(const Stmt& s) {
   return member;
 }
 
-absl::StatusOr<std::shared_ptr<chat::Event>> ReadEvent(const Stmt& s) {
-  std::optional<chat::EventKind> kind = KindFromCode(s.Int(2));
+absl::StatusOr<std::shared_ptr<model::Event>> ReadEvent(const Stmt& s) {
+  std::optional<model::EventKind> kind = KindFromCode(s.Int(2));
   if (!kind.has_value()) {
     return StoreFailed(absl::StrCat("unknown event kind ", s.Int(2)));
   }
-  auto event = std::make_shared<chat::Event>();
+  auto event = std::make_shared<model::Event>();
   event->kind = *kind;
   event->log = s.Text(0);
   event->sequence = static_cast<uint64_t>(s.Int(1));
@@ -595,19 +595,19 @@ absl::StatusOr<std::shared_ptr<chat::Event>> ReadEvent(const Stmt& s) {
 
 // Reads every row of `stmt` (selecting PARLEY_EVENT_COLUMNS) and fills the
 // earlier versions of edited messages.
-absl::StatusOr<std::vector<chat::EventPtr>> ReadEvents(Connection& c,
+absl::StatusOr<std::vector<model::EventPtr>> ReadEvents(Connection& c,
                                                         Stmt& stmt) {
-  std::vector<std::shared_ptr<chat::Event>> events;
+  std::vector<std::shared_ptr<model::Event>> events;
   while (true) {
     absl::StatusOr<bool> row = stmt.Next();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    absl::StatusOr<std::shared_ptr<chat::Event>> event = ReadEvent(stmt);
+    absl::StatusOr<std::shared_ptr<model::Event>> event = ReadEvent(stmt);
     if (!event.ok()) return event.status();
     events.push_back(*std::move(event));
   }
-  for (const std::shared_ptr<chat::Event>& event : events) {
-    if (event->kind != chat::EventKind::kMessage ||
+  for (const std::shared_ptr<model::Event>& event : events) {
+    if (event->kind != model::EventKind::kMessage ||
         event->update_time == absl::InfinitePast()) {
       continue;
     }
@@ -620,10 +620,10 @@ absl::StatusOr<std::vector<chat::EventPtr>> ReadEvents(Connection& c,
       if (!row.ok()) return row.status();
       if (!*row) break;
       event->previous_versions.push_back(
-          chat::MessageVersion{versions.Text(0), versions.Time(1)});
+          model::MessageVersion{versions.Text(0), versions.Time(1)});
     }
   }
-  return std::vector<chat::EventPtr>(events.begin(), events.end());
+  return std::vector<model::EventPtr>(events.begin(), events.end());
 }
 
 // ---- Writes ----
@@ -667,7 +667,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const DeleteUser& w) {
     if (absl::Status s = stmt.Run(); !s.ok()) return s;
     if (stmt.changes() == 0) return UserNotFound();
   }
-  const std::string inbox = InboxLog(w.id);
+  const std::string inbox = model::InboxLog(w.id);
   Stmt stmt = c.Prepare("DELETE FROM events WHERE log = ?1");
   stmt.BindText(1, inbox);
   if (absl::Status s = stmt.Run(); !s.ok()) return s;
@@ -739,7 +739,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const PutRoom& w) {
 }
 
 absl::StatusOr<int64_t> Apply(Connection& c, const DeleteRoom& w) {
-  if (w.id == kLobbyId) {
+  if (w.id == model::kLobbyId) {
     return WithReason(
         absl::FailedPreconditionError("the lobby cannot be deleted"),
         "LOBBY_PROTECTED");
@@ -794,7 +794,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const RevokeToken& w) {
   return 0;
 }
 
-absl::Status InsertIdempotencyKey(Connection& c, const chat::Event& e) {
+absl::Status InsertIdempotencyKey(Connection& c, const model::Event& e) {
   // A key older than its lifetime may be taken again (OR REPLACE); a live
   // one never reaches here twice (api::IdempotentSends).
   Stmt stmt = c.Prepare(
@@ -811,7 +811,7 @@ absl::Status InsertIdempotencyKey(Connection& c, const chat::Event& e) {
   return stmt.Run();
 }
 
-absl::Status InsertEvent(Connection& c, const chat::Event& e) {
+absl::Status InsertEvent(Connection& c, const model::Event& e) {
   Stmt stmt = c.Prepare(
       "INSERT INTO events (" PARLEY_EVENT_COLUMNS
       ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, "
@@ -852,7 +852,7 @@ absl::Status ClearEditTexts(Connection& c, absl::string_view log,
   return stmt.Run();
 }
 
-absl::StatusOr<int64_t> Edit(Connection& c, const chat::Event& e) {
+absl::StatusOr<int64_t> Edit(Connection& c, const model::Event& e) {
   std::string old_text;
   absl::Time old_time;
   uint64_t target_sequence = 0;
@@ -892,7 +892,7 @@ absl::StatusOr<int64_t> Edit(Connection& c, const chat::Event& e) {
   return 0;
 }
 
-absl::StatusOr<int64_t> Delete(Connection& c, const chat::Event& e) {
+absl::StatusOr<int64_t> Delete(Connection& c, const model::Event& e) {
   {
     Stmt tombstone = c.Prepare(
         "UPDATE events SET deleted = 1, text = '' "
@@ -915,7 +915,7 @@ absl::StatusOr<int64_t> Delete(Connection& c, const chat::Event& e) {
   return 0;
 }
 
-absl::StatusOr<int64_t> Purge(Connection& c, const chat::Event& e) {
+absl::StatusOr<int64_t> Purge(Connection& c, const model::Event& e) {
   if (absl::Status s = InsertEvent(c, e); !s.ok()) return s;
   {
     Stmt edits = c.Prepare(
@@ -940,8 +940,8 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
   if (w.event == nullptr) {
     return absl::InvalidArgumentError("AppendEvent without an event");
   }
-  const chat::Event& e = *w.event;
-  if (e.kind == chat::EventKind::kGap || e.kind == chat::EventKind::kTyping ||
+  const model::Event& e = *w.event;
+  if (e.kind == model::EventKind::kGap || e.kind == model::EventKind::kTyping ||
       e.sequence == 0 || e.log.empty() ||
       e.sequence > static_cast<uint64_t>(kForever)) {
     return absl::InvalidArgumentError(
@@ -978,13 +978,13 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
   }
   absl::StatusOr<int64_t> applied;
   switch (e.kind) {
-    case chat::EventKind::kEdit:
+    case model::EventKind::kEdit:
       applied = Edit(c, e);
       break;
-    case chat::EventKind::kDelete:
+    case model::EventKind::kDelete:
       applied = Delete(c, e);
       break;
-    case chat::EventKind::kPurge:
+    case model::EventKind::kPurge:
       applied = Purge(c, e);
       break;
     default:
@@ -1514,7 +1514,7 @@ absl::StatusOr<std::vector<Room>> SqliteStore::ListRooms(
   stmt.BindText(1, after_name);
   stmt.BindText(2, viewer_id);
   stmt.BindInt(3, ToSql(limit));
-  stmt.BindText(4, kLobbyId);
+  stmt.BindText(4, model::kLobbyId);
   std::vector<Room> rooms;
   while (true) {
     absl::StatusOr<bool> row = stmt.Next();
@@ -1571,7 +1571,7 @@ absl::StatusOr<uint64_t> SqliteStore::LastSequence(absl::string_view log) {
   return LastSequenceOf(*c, log);
 }
 
-absl::StatusOr<std::vector<chat::EventPtr>> SqliteStore::ReadAfter(
+absl::StatusOr<std::vector<model::EventPtr>> SqliteStore::ReadAfter(
     absl::string_view log, uint64_t after, size_t limit) {
   ReaderLease c(this);
   ReadTransaction txn(*c);
@@ -1611,7 +1611,8 @@ absl::StatusOr<PageResult> SqliteStore::ListMessages(absl::string_view log,
     stmt.BindInt(2, after);
     stmt.BindInt(3, before);
     stmt.BindInt(4, ToSql(page.limit));
-    absl::StatusOr<std::vector<chat::EventPtr>> messages = ReadEvents(*c, stmt);
+    absl::StatusOr<std::vector<model::EventPtr>> messages =
+        ReadEvents(*c, stmt);
     if (!messages.ok()) return messages.status();
     result.messages = *std::move(messages);
   }
@@ -1657,8 +1658,8 @@ absl::StatusOr<PageResult> SqliteStore::ListMessages(absl::string_view log,
   return result;
 }
 
-absl::StatusOr<chat::EventPtr> SqliteStore::GetMessage(absl::string_view log,
-                                                       absl::string_view id) {
+absl::StatusOr<model::EventPtr> SqliteStore::GetMessage(absl::string_view log,
+                                                        absl::string_view id) {
   ReaderLease c(this);
   ReadTransaction txn(*c);
   if (!txn.status().ok()) return txn.status();
@@ -1667,7 +1668,7 @@ absl::StatusOr<chat::EventPtr> SqliteStore::GetMessage(absl::string_view log,
                            "kind = 1");
   stmt.BindText(1, id);
   stmt.BindText(2, log);
-  absl::StatusOr<std::vector<chat::EventPtr>> events = ReadEvents(*c, stmt);
+  absl::StatusOr<std::vector<model::EventPtr>> events = ReadEvents(*c, stmt);
   if (!events.ok()) return events.status();
   if (events->empty()) return MessageNotFound();
   return events->front();

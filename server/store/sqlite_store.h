@@ -27,11 +27,11 @@
 //  - Times are kept to the microsecond.
 //  - PutUser/PutRoom with create=false keep the stored create_time.
 //  - AppendEvent refuses: a null event, a gap, sequence 0 (INVALID_ARGUMENT);
-//    a log whose room (or, for InboxLog, user) does not exist (NOT_FOUND,
-//    ROOM_NOT_FOUND / USER_NOT_FOUND); a sequence not above the log's last
-//    (FAILED_PRECONDITION, SEQUENCE_OUT_OF_ORDER); an event id already used
-//    (ALREADY_EXISTS, EVENT_EXISTS). Sequence numbers may skip (an append
-//    that failed leaves its number unused) but never go back.
+//    a log whose room (or, for model::InboxLog, user) does not exist
+//    (NOT_FOUND, ROOM_NOT_FOUND / USER_NOT_FOUND); a sequence not above the
+//    log's last (FAILED_PRECONDITION, SEQUENCE_OUT_OF_ORDER); an event id
+//    already used (ALREADY_EXISTS, EVENT_EXISTS). Sequence numbers may skip (an
+//    append that failed leaves its number unused) but never go back.
 //  - edit/delete find the target by target_id among the log's messages; a
 //    missing target, or editing a tombstone, is NOT_FOUND (MESSAGE_NOT_FOUND)
 //    and nothing is appended. Deleting a tombstone again is allowed.
@@ -170,12 +170,13 @@ class SqliteStore : public Store {
       absl::string_view room_id) override;
   absl::StatusOr<size_t> CountMembers(absl::string_view room_id) override;
   absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override;
-  absl::StatusOr<std::vector<chat::EventPtr>> ReadAfter(
-      absl::string_view log, uint64_t after, size_t limit) override;
+  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(absl::string_view log,
+                                                         uint64_t after,
+                                                         size_t limit) override;
   absl::StatusOr<PageResult> ListMessages(absl::string_view log,
                                           const Page& page) override;
-  absl::StatusOr<chat::EventPtr> GetMessage(absl::string_view log,
-                                            absl::string_view id) override;
+  absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
+                                             absl::string_view id) override;
   absl::StatusOr<std::vector<std::string>> ListPosters(
       absl::string_view log) override;
   absl::StatusOr<std::optional<IdempotentSend>> FindIdempotentSend(

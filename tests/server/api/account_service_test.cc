@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 #include "parley/v1/accounts.grpc.pb.h"
+#include "server/model/ids.h"
 #include "server/store/store.h"
 #include "tests/server/api/test_server.h"
 
@@ -516,7 +517,7 @@ TEST_F(AccountServiceTest, DeleteUserIsSelfOnlyAndEndsTheAccount) {
   // An open direct-message subscription of bob's ends with the account.
   chat::Subscriber who;
   who.user_id = bob.id;
-  auto inbox = server_.hub().Subscribe(store::InboxLog(bob.id), who);
+  auto inbox = server_.hub().Subscribe(model::InboxLog(bob.id), who);
   ASSERT_TRUE(inbox.ok()) << inbox.status();
 
   ASSERT_TRUE(Succeeded(DeleteUser(bob.token, "me")));

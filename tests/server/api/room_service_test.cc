@@ -14,6 +14,7 @@
 #include "parley/v1/accounts.grpc.pb.h"
 #include "parley/v1/rooms.grpc.pb.h"
 #include "server/api/account_service.h"
+#include "server/model/ids.h"
 #include "server/store/store.h"
 #include "tests/server/api/test_server.h"
 
@@ -518,12 +519,12 @@ TEST_F(RoomServiceTest, TheLobbyIsPermanent) {
   EXPECT_TRUE(Failed(Update(alice.token, req),
                      grpc::StatusCode::FAILED_PRECONDITION,
                      "LOBBY_IS_PERMANENT"));
-  EXPECT_TRUE(Failed(Delete(alice.token, std::string(store::kLobbyId)),
+  EXPECT_TRUE(Failed(Delete(alice.token, std::string(model::kLobbyId)),
                      grpc::StatusCode::FAILED_PRECONDITION,
                      "LOBBY_IS_PERMANENT"));
   v1::Room lobby;
   ASSERT_TRUE(Succeeded(Get(alice.token, "lobby", &lobby)));
-  EXPECT_EQ(lobby.id(), store::kLobbyId);
+  EXPECT_EQ(lobby.id(), model::kLobbyId);
   EXPECT_EQ(lobby.owner_id(), "");
 }
 
@@ -594,8 +595,8 @@ TEST_F(RoomServiceTest, JoiningAPublicRoomIsOpenAndIdempotent) {
   // The event was delivered before the call returned.
   chat::Channel::TakeResult taken = watcher->Take(10);
   ASSERT_EQ(taken.events.size(), 1u);
-  const chat::Event& added = *taken.events[0];
-  EXPECT_EQ(added.kind, chat::EventKind::kMemberAdded);
+  const model::Event& added = *taken.events[0];
+  EXPECT_EQ(added.kind, model::EventKind::kMemberAdded);
   EXPECT_EQ(added.sequence, 1u);
   EXPECT_EQ(added.room_id, room.id());
   EXPECT_EQ(added.room, "general");
@@ -726,7 +727,7 @@ TEST_F(RoomServiceTest, MembersLeaveAndOwnersRemove) {
   chat::Channel::TakeResult taken = bobs->Take(10);
   EXPECT_EQ(taken.closed, chat::CloseReason::kOpen);
   ASSERT_EQ(taken.events.size(), 1u);
-  EXPECT_EQ(taken.events[0]->kind, chat::EventKind::kMemberRemoved);
+  EXPECT_EQ(taken.events[0]->kind, model::EventKind::kMemberRemoved);
   EXPECT_EQ(taken.events[0]->target_id, carol.id);
   EXPECT_EQ(taken.events[0]->room_id, room.id());
   EXPECT_TRUE(Failed(Remove(alice.token, "priv", "carol"),
@@ -756,7 +757,7 @@ TEST_F(RoomServiceTest, LeavingAPublicRoomKeepsTheStream) {
   chat::Channel::TakeResult taken = bobs->Take(10);
   EXPECT_EQ(taken.closed, chat::CloseReason::kOpen);
   ASSERT_EQ(taken.events.size(), 1u);
-  EXPECT_EQ(taken.events[0]->kind, chat::EventKind::kMemberRemoved);
+  EXPECT_EQ(taken.events[0]->kind, model::EventKind::kMemberRemoved);
   EXPECT_EQ(taken.events[0]->target_id, bob.id);
 }
 

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/common/errors.h"
+#include "server/model/ids.h"
 
 namespace parley::auth {
 namespace {
@@ -52,8 +53,8 @@ std::string Name(Who w) {
 store::Room MakeRoom(RoomKind kind) {
   store::Room room;
   if (kind == RoomKind::kLobby) {
-    room.id = std::string(store::kLobbyId);
-    room.name = std::string(store::kLobbyName);
+    room.id = std::string(model::kLobbyId);
+    room.name = std::string(model::kLobbyName);
     room.visibility = store::Visibility::kPublic;
     return room;  // no owner
   }

@@ -8,9 +8,9 @@
 namespace parley::chat {
 namespace {
 
-EventPtr Message(uint64_t seq) {
-  auto e = std::make_shared<Event>();
-  e->kind = EventKind::kMessage;
+model::EventPtr Message(uint64_t seq) {
+  auto e = std::make_shared<model::Event>();
+  e->kind = model::EventKind::kMessage;
   e->room = "lobby";
   e->sequence = seq;
   e->text = "m" + std::to_string(seq);
@@ -53,7 +53,7 @@ TEST(ChannelTest, OverflowQueuesOneGapNamingEveryMissedSequence) {
   auto taken = ch.Take(100);
   ASSERT_EQ(taken.events.size(), 4u);
   EXPECT_EQ(taken.events[2]->sequence, 3u);
-  EXPECT_EQ(taken.events[3]->kind, EventKind::kGap);
+  EXPECT_EQ(taken.events[3]->kind, model::EventKind::kGap);
   EXPECT_EQ(taken.events[3]->gap_first, 4u);
   EXPECT_EQ(taken.events[3]->gap_last, 10u);
   EXPECT_EQ(taken.events[3]->room, "lobby");
@@ -67,7 +67,7 @@ TEST(ChannelTest, EventsAfterAGapKeepTheirOrderOnceThereIsRoom) {
   auto taken = ch.Take(100);
   ASSERT_EQ(taken.events.size(), 3u);
   EXPECT_EQ(taken.events[0]->sequence, 2u);
-  EXPECT_EQ(taken.events[1]->kind, EventKind::kGap);
+  EXPECT_EQ(taken.events[1]->kind, model::EventKind::kGap);
   EXPECT_EQ(taken.events[1]->gap_first, 3u);
   EXPECT_EQ(taken.events[1]->gap_last, 4u);
   EXPECT_EQ(taken.events[2]->sequence, 5u);

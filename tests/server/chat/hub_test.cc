@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "server/common/errors.h"
 #include "server/common/mutex.h"
+#include "server/model/ids.h"
 #include "server/store/sqlite_store.h"
 
 namespace parley::chat {
@@ -27,10 +28,11 @@ class RecordingReader : public ChannelReader {
 };
 
 // Runs an asynchronous hub call and waits for its acknowledgement.
-absl::StatusOr<EventPtr> Await(absl::AnyInvocable<void(EventDone)> call) {
+absl::StatusOr<model::EventPtr> Await(
+    absl::AnyInvocable<void(EventDone)> call) {
   Notification done;
-  absl::StatusOr<EventPtr> result;
-  call([&](absl::StatusOr<EventPtr> r) {
+  absl::StatusOr<model::EventPtr> result;
+  call([&](absl::StatusOr<model::EventPtr> r) {
     result = std::move(r);
     done.Notify();
   });
@@ -38,17 +40,18 @@ absl::StatusOr<EventPtr> Await(absl::AnyInvocable<void(EventDone)> call) {
   return result;
 }
 
-absl::StatusOr<EventPtr> Join(Hub& hub, absl::string_view id) {
+absl::StatusOr<model::EventPtr> Join(Hub& hub, absl::string_view id) {
   return Await([&](EventDone d) { hub.Join(id, std::move(d)); });
 }
-absl::StatusOr<EventPtr> Send(Hub& hub, absl::string_view id,
-                              absl::string_view text) {
+absl::StatusOr<model::EventPtr> Send(Hub& hub, absl::string_view id,
+                                     absl::string_view text) {
   return Await([&](EventDone d) { hub.Send(id, text, std::move(d)); });
 }
-absl::StatusOr<EventPtr> Leave(Hub& hub, absl::string_view id) {
+absl::StatusOr<model::EventPtr> Leave(Hub& hub, absl::string_view id) {
   return Await([&](EventDone d) { hub.Leave(id, std::move(d)); });
 }
-absl::StatusOr<EventPtr> Publish(Hub& hub, std::shared_ptr<Event> event) {
+absl::StatusOr<model::EventPtr> Publish(Hub& hub,
+                                        std::shared_ptr<model::Event> event) {
   return Await([&](EventDone d) { hub.Publish(std::move(event), std::move(d)); });
 }
 
@@ -87,10 +90,11 @@ class HubTest : public ::testing::Test {
     o.session_idle_timeout = absl::Minutes(1);
     return o;
   }
-  std::vector<EventPtr> Drain(absl::string_view id) {
+  std::vector<model::EventPtr> Drain(absl::string_view id) {
     auto ch = hub_.FindChannel(id);
     EXPECT_TRUE(ch.ok()) << ch.status();
-    return ch.ok() ? (*ch)->Take(100000).events : std::vector<EventPtr>{};
+    return ch.ok() ? (*ch)->Take(100000).events
+                   : std::vector<model::EventPtr>{};
   }
 
   ManualClock clock_;
@@ -102,7 +106,7 @@ TEST_F(HubTest, JoinIsBroadcastToEveryoneIncludingTheJoiner) {
   ASSERT_TRUE(Join(hub_, "alice").ok());
   auto bob = Join(hub_, "bob");
   ASSERT_TRUE(bob.ok());
-  EXPECT_EQ((*bob)->kind, EventKind::kJoin);
+  EXPECT_EQ((*bob)->kind, model::EventKind::kJoin);
   EXPECT_EQ((*bob)->sequence, 2u);
   EXPECT_EQ((*bob)->room, "lobby");
   EXPECT_EQ((*bob)->id.size(), 36u);  // a UUID
@@ -128,7 +132,7 @@ TEST_F(HubTest, SendReachesEveryJoinedClientTheSenderIncluded) {
     EXPECT_EQ(got[0], *sent);  // one shared event, not a copy per reader
     EXPECT_EQ(got[0]->text, "hello");
     EXPECT_EQ(got[0]->sender, "alice");
-    EXPECT_EQ(got[0]->kind, EventKind::kMessage);
+    EXPECT_EQ(got[0]->kind, model::EventKind::kMessage);
   }
 }
 
@@ -152,10 +156,10 @@ TEST_F(HubTest, ConcurrentSendersProduceOneOrderThatEveryClientSees) {
   for (int i = 0; i < kClients; ++i) {
     std::vector<std::string> seen;
     uint64_t last = 0;
-    for (const EventPtr& e : Drain("c" + std::to_string(i))) {
+    for (const model::EventPtr& e : Drain("c" + std::to_string(i))) {
       EXPECT_GT(e->sequence, last);
       last = e->sequence;
-      if (e->kind == EventKind::kMessage) seen.push_back(e->id);
+      if (e->kind == model::EventKind::kMessage) seen.push_back(e->id);
     }
     ASSERT_EQ(seen.size(), size_t{kClients * kPerClient});
     if (i == 0) reference = seen;
@@ -197,7 +201,7 @@ TEST_F(HubTest, AClientThatLeftReceivesNothingMore) {
   ASSERT_TRUE(Send(hub_, "alice", "before").ok());
   auto left = Leave(hub_, "bob");
   ASSERT_TRUE(left.ok());
-  EXPECT_EQ((*left)->kind, EventKind::kLeave);
+  EXPECT_EQ((*left)->kind, model::EventKind::kLeave);
   ASSERT_TRUE(Send(hub_, "alice", "after").ok());
 
   auto taken = bob_channel->Take(100);
@@ -208,7 +212,7 @@ TEST_F(HubTest, AClientThatLeftReceivesNothingMore) {
 
   auto alice = Drain("alice");
   ASSERT_EQ(alice.size(), 5u);  // join, join, before, leave, after
-  EXPECT_EQ(alice[3]->kind, EventKind::kLeave);
+  EXPECT_EQ(alice[3]->kind, model::EventKind::kLeave);
   EXPECT_EQ(alice[3]->sender, "bob");
   EXPECT_EQ(alice[4]->text, "after");
 }
@@ -240,7 +244,8 @@ TEST_F(HubTest, ReadersComingAndGoingWhileOthersSendLoseNothing) {
   });
   std::vector<uint64_t> seqs;
   auto take = [&] {
-    for (const EventPtr& e : ch->Take(64).events) seqs.push_back(e->sequence);
+    for (const model::EventPtr& e : ch->Take(64).events)
+      seqs.push_back(e->sequence);
   };
   while (!done) {
     auto reader = std::make_shared<RecordingReader>();
@@ -261,7 +266,7 @@ TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {
   ASSERT_TRUE(Join(hub, "stalled").ok());
   ASSERT_TRUE(Join(hub, "reader").ok());
   auto reader = *hub.FindChannel("reader");
-  std::vector<EventPtr> got;
+  std::vector<model::EventPtr> got;
   for (int i = 0; i < 1000; ++i) {
     ASSERT_TRUE(Send(hub, "reader", "m" + std::to_string(i)).ok());
     for (auto& e : reader->Take(100).events) got.push_back(e);
@@ -270,7 +275,7 @@ TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {
   auto stalled = *hub.FindChannel("stalled");
   EXPECT_LE(stalled->Size(), 4u);
   auto taken = stalled->Take(100).events;
-  ASSERT_EQ(taken.back()->kind, EventKind::kGap);
+  ASSERT_EQ(taken.back()->kind, model::EventKind::kGap);
   EXPECT_EQ(taken.back()->gap_last, 1002u);
 }
 
@@ -294,8 +299,8 @@ TEST_F(HubTest, IdleSessionsAreReapedAndAnnouncedAsLeaves) {
   ASSERT_TRUE(Send(hub_, "talker", "marker").ok());
   auto events = listener->Take(100).events;
   ASSERT_GE(events.size(), 2u);
-  const EventPtr& leave = events[events.size() - 2];
-  EXPECT_EQ(leave->kind, EventKind::kLeave);
+  const model::EventPtr& leave = events[events.size() - 2];
+  EXPECT_EQ(leave->kind, model::EventKind::kLeave);
   EXPECT_EQ(leave->sender, "idle");
 }
 
@@ -359,17 +364,16 @@ class FailingStore : public store::Store {
   absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
     return reads_->LastSequence(log);
   }
-  absl::StatusOr<std::vector<EventPtr>> ReadAfter(absl::string_view log,
-                                                  uint64_t after,
-                                                  size_t limit) override {
+  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
+      absl::string_view log, uint64_t after, size_t limit) override {
     return reads_->ReadAfter(log, after, limit);
   }
   absl::StatusOr<store::PageResult> ListMessages(
       absl::string_view log, const store::Page& page) override {
     return reads_->ListMessages(log, page);
   }
-  absl::StatusOr<EventPtr> GetMessage(absl::string_view log,
-                                      absl::string_view id) override {
+  absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
+                                             absl::string_view id) override {
     return reads_->GetMessage(log, id);
   }
   absl::StatusOr<std::vector<std::string>> ListPosters(
@@ -411,9 +415,9 @@ TEST_F(HubTest, SequenceNumbersContinueFromTheStore) {
 }
 
 // An event for the lobby's log posted by a signed-in user.
-std::shared_ptr<Event> RoomMessage(absl::string_view log,
-                                   absl::string_view text) {
-  auto e = NewEvent(EventKind::kMessage, log);
+std::shared_ptr<model::Event> RoomMessage(absl::string_view log,
+                                          absl::string_view text) {
+  auto e = NewEvent(model::EventKind::kMessage, log);
   e->room_id = std::string(log);
   e->sender = "ann";
   e->sender_id = "u-ann";
@@ -423,50 +427,55 @@ std::shared_ptr<Event> RoomMessage(absl::string_view log,
 
 TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "old")).ok());
+    ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "old")).ok());
   }
-  auto sub = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "", ""});
+  auto sub = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", ""});
   ASSERT_TRUE(sub.ok()) << sub.status();
   EXPECT_EQ(sub->live_after, 3u);
-  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "new1")).ok());
-  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "new2")).ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "new1")).ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "new2")).ok());
 
   auto live = sub->channel->Take(100).events;
   ASSERT_EQ(live.size(), 2u);
   EXPECT_EQ(live[0]->sequence, 4u);
   EXPECT_EQ(live[1]->sequence, 5u);
-  auto history = store_.get()->ReadAfter(store::kLobbyId, 0, sub->live_after);
+  auto history = store_.get()->ReadAfter(model::kLobbyId, 0, sub->live_after);
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 3u);
   EXPECT_EQ(history->back()->sequence, 3u);
   hub_.Unsubscribe(*sub);
-  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "after")).ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "after")).ok());
   EXPECT_EQ(sub->channel->Size(), 0u);
 }
 
 TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
-  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto ann =
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
   ASSERT_TRUE(ann.ok());
-  auto bob = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto bob =
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
   ASSERT_TRUE(bob.ok());
   hub_.Unsubscribe(*bob);
   auto seen = ann->channel->Take(100).events;
   ASSERT_EQ(seen.size(), 2u);
-  EXPECT_EQ(seen[0]->kind, EventKind::kJoin);
+  EXPECT_EQ(seen[0]->kind, model::EventKind::kJoin);
   EXPECT_EQ(seen[0]->sender, "Bob");
   EXPECT_EQ(seen[0]->sequence, 0u);  // not in the log
-  EXPECT_EQ(seen[1]->kind, EventKind::kLeave);
+  EXPECT_EQ(seen[1]->kind, model::EventKind::kLeave);
   EXPECT_EQ(bob->channel->Size(), 0u);  // nobody announces you to yourself
-  EXPECT_EQ(*store_.get()->LastSequence(store::kLobbyId), 0u);
+  EXPECT_EQ(*store_.get()->LastSequence(model::kLobbyId), 0u);
 }
 
 TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
   HubOptions o = Options();
   o.presence_max_subscribers = 2;
   Hub hub(o, store_.get(), &clock_);
-  auto ann = hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
-  auto bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
-  auto cat = hub.Subscribe(store::kLobbyId, Subscriber{"u-cat", "Cat", "lobby"});
+  auto ann =
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob =
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto cat =
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-cat", "Cat", "lobby"});
   ASSERT_TRUE(ann.ok() && bob.ok() && cat.ok());
   auto seen = ann->channel->Take(100).events;
   ASSERT_EQ(seen.size(), 1u);  // Bob's join; Cat came with the room full
@@ -478,19 +487,23 @@ TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
 // The kinds and senders of what `sub` got, e.g. "join Bob".
 std::vector<std::string> Seen(const absl::StatusOr<Subscription>& sub) {
   std::vector<std::string> seen;
-  for (const EventPtr& e : sub->channel->Take(100).events) {
-    seen.push_back(absl::StrCat(e->kind == EventKind::kJoin    ? "join "
-                                : e->kind == EventKind::kLeave ? "leave "
-                                                               : "other ",
+  for (const model::EventPtr& e : sub->channel->Take(100).events) {
+    seen.push_back(absl::StrCat(e->kind == model::EventKind::kJoin ? "join "
+                                : e->kind == model::EventKind::kLeave
+                                    ? "leave "
+                                    : "other ",
                                 e->sender));
   }
   return seen;
 }
 
 TEST_F(HubTest, PresenceIsPerUserNotPerStream) {
-  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
-  auto bob1 = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
-  auto bob2 = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto ann =
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+  auto bob1 =
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  auto bob2 =
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
   ASSERT_TRUE(ann.ok() && bob1.ok() && bob2.ok());
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});  // one join
   hub_.Unsubscribe(*bob1);
@@ -515,9 +528,9 @@ class GraceHubTest : public HubTest {
   }
   Hub hub{GraceOptions(), store_.get(), &clock_};
   absl::StatusOr<Subscription> ann =
-      hub.Subscribe(store::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
   absl::StatusOr<Subscription> bob =
-      hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
 };
 
 TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
@@ -527,9 +540,9 @@ TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
   clock_.Advance(absl::Seconds(4));
   EXPECT_EQ(hub.AnnounceLeaves(), 0);
   bool truncated = false;
-  EXPECT_EQ(hub.ListPresent(store::kLobbyId, 10, &truncated).size(), 2u)
+  EXPECT_EQ(hub.ListPresent(model::kLobbyId, 10, &truncated).size(), 2u)
       << "Bob is not gone until his leave is announced";
-  bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
   ASSERT_TRUE(bob.ok());
   clock_.Advance(absl::Seconds(10));
   EXPECT_EQ(hub.AnnounceLeaves(), 0);
@@ -543,11 +556,11 @@ TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
   clock_.Advance(absl::Seconds(1));
   EXPECT_EQ(hub.AnnounceLeaves(), 1);
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"leave Bob"});
-  EXPECT_EQ(hub.ListPresent(store::kLobbyId, 10, &truncated).size(), 1u);
+  EXPECT_EQ(hub.ListPresent(model::kLobbyId, 10, &truncated).size(), 1u);
   EXPECT_EQ(hub.AnnounceLeaves(), 0) << "announced once";
 
   // Back after the leave: a join again.
-  bob = hub.Subscribe(store::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
   ASSERT_TRUE(bob.ok());
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
 }
@@ -573,7 +586,7 @@ TEST_F(HubTest, InboxesCarryNoPresence) {
                          created.Notify();
                        });
   created.WaitForNotification();
-  const std::string inbox = store::InboxLog("u-ann");
+  const std::string inbox = model::InboxLog("u-ann");
   auto a = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
   auto b = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
   ASSERT_TRUE(a.ok() && b.ok());
@@ -586,21 +599,21 @@ TEST_F(HubTest, InboxesCarryNoPresence) {
 }
 
 TEST_F(HubTest, ClosingOneUsersSubscriptionsLeavesTheOthersOpen) {
-  auto ann = hub_.Subscribe(store::kLobbyId, Subscriber{"u-ann", "", ""});
-  auto bob = hub_.Subscribe(store::kLobbyId, Subscriber{"u-bob", "", ""});
+  auto ann = hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "", ""});
+  auto bob = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", ""});
   ASSERT_TRUE(ann.ok() && bob.ok());
   auto reader = std::make_shared<RecordingReader>();
   bob->channel->Attach(reader);
-  hub_.CloseSubscriptions(store::kLobbyId, "u-bob", CloseReason::kRemoved);
+  hub_.CloseSubscriptions(model::kLobbyId, "u-bob", CloseReason::kRemoved);
   EXPECT_EQ(reader->readable, 1);
   EXPECT_EQ(bob->channel->Take(10).closed, CloseReason::kRemoved);
-  ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "hi")).ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "hi")).ok());
   EXPECT_EQ(ann->channel->Take(10).events.size(), 1u);
   EXPECT_EQ(bob->channel->Take(10).events.size(), 0u);
 }
 
 TEST_F(HubTest, ADroppedLogClosesItsStreamsAndRefusesPublishing) {
-  const std::string log = store::InboxLog("u-gone");
+  const std::string log = model::InboxLog("u-gone");
   auto sub = hub_.Subscribe(log, Subscriber{"u-gone", "", ""});
   ASSERT_TRUE(sub.ok());
   hub_.DropLog(log);
@@ -613,21 +626,21 @@ TEST_F(HubTest, ADroppedLogClosesItsStreamsAndRefusesPublishing) {
 
 TEST_F(HubTest, APurgeReportsHowManyMessagesItRemoved) {
   for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(Publish(hub_, RoomMessage(store::kLobbyId, "m")).ok());
+    ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "m")).ok());
   }
-  auto purge = NewEvent(EventKind::kPurge, store::kLobbyId);
+  auto purge = NewEvent(model::EventKind::kPurge, model::kLobbyId);
   purge->purge_through = 3;
   Notification done;
   int64_t purged = -1;
   hub_.PublishPurge(std::move(purge),
-                    [&](absl::StatusOr<EventPtr> e, int64_t n) {
+                    [&](absl::StatusOr<model::EventPtr> e, int64_t n) {
                       EXPECT_TRUE(e.ok());
                       purged = n;
                       done.Notify();
                     });
   done.WaitForNotification();
   EXPECT_EQ(purged, 3);
-  auto left = store_.get()->ListMessages(store::kLobbyId, store::Page{});
+  auto left = store_.get()->ListMessages(model::kLobbyId, store::Page{});
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->messages.size(), 1u);
   EXPECT_EQ(left->messages[0]->sequence, 4u);
@@ -643,9 +656,9 @@ class TakingReader : public ChannelReader {
     // Taken and noted under one lock, as a stream's pump does: two threads
     // may wake the same reader at once.
     MutexLock lock(&mu_);
-    std::vector<EventPtr> taken = channel_->Take(1000).events;
+    std::vector<model::EventPtr> taken = channel_->Take(1000).events;
     threads_.insert(std::this_thread::get_id());
-    for (const EventPtr& e : taken) {
+    for (const model::EventPtr& e : taken) {
       sequences_.push_back(e->sequence);
       if (left_->fetch_sub(1) == 1) all_->Notify();
     }
@@ -679,7 +692,7 @@ TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
   std::vector<Subscription> subs;
   std::vector<std::shared_ptr<TakingReader>> readers;
   for (int i = 0; i < kReaders; ++i) {
-    auto sub = hub.Subscribe(store::kLobbyId, Subscriber{});  // no presence
+    auto sub = hub.Subscribe(model::kLobbyId, Subscriber{});  // no presence
     ASSERT_TRUE(sub.ok());
     readers.push_back(
         std::make_shared<TakingReader>(sub->channel, &left, &all));
@@ -688,7 +701,7 @@ TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
   }
   std::vector<uint64_t> sent;
   for (int k = 0; k < kMessages; ++k) {
-    auto event = Publish(hub, RoomMessage(store::kLobbyId, absl::StrCat(k)));
+    auto event = Publish(hub, RoomMessage(model::kLobbyId, absl::StrCat(k)));
     ASSERT_TRUE(event.ok());
     sent.push_back((*event)->sequence);
   }
@@ -728,7 +741,7 @@ TEST_F(HubTest, TheSenderIsAnsweredBeforeTheReadersAreWoken) {
   HubOptions o = Options();
   o.fanout_threads = 1;
   Hub hub(o, store_.get(), &clock_);
-  auto sub = hub.Subscribe(store::kLobbyId, Subscriber{});
+  auto sub = hub.Subscribe(model::kLobbyId, Subscriber{});
   ASSERT_TRUE(sub.ok());
   Notification release;
   auto reader = std::make_shared<BlockedReader>(&release);
@@ -736,8 +749,8 @@ TEST_F(HubTest, TheSenderIsAnsweredBeforeTheReadersAreWoken) {
   Notification acked;
   size_t queued_at_ack = 0;
   bool woken_at_ack = true;
-  hub.Publish(RoomMessage(store::kLobbyId, "hello"),
-              [&](absl::StatusOr<EventPtr> event) {
+  hub.Publish(RoomMessage(model::kLobbyId, "hello"),
+              [&](absl::StatusOr<model::EventPtr> event) {
                 EXPECT_TRUE(event.ok()) << event.status();
                 // Already in the reader's channel, not yet handed to it.
                 queued_at_ack = sub->channel->Size();

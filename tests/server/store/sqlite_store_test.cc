@@ -28,14 +28,14 @@
 namespace parley::store {
 namespace {
 
-using chat::Event;
-using chat::EventKind;
-using chat::EventPtr;
+using model::Event;
+using model::EventKind;
+using model::EventPtr;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
 
 constexpr absl::Duration kWait = absl::Seconds(60);
-const std::string kLobby(kLobbyId);
+const std::string kLobby(model::kLobbyId);
 
 // ---- Synchronization helpers (parley::Mutex, which TSan sees) ----
 
@@ -362,21 +362,21 @@ class SqliteStoreTest : public ::testing::Test {
 // ---- Opening and the schema ----
 
 TEST(InboxLogTest, IsTheUserIdAfterDm) {
-  EXPECT_EQ(InboxLog("abc"), "dm:abc");
+  EXPECT_EQ(model::InboxLog("abc"), "dm:abc");
 }
 
 TEST_F(SqliteStoreTest, OpenCreatesTheLobby) {
-  absl::StatusOr<Room> lobby = store_->GetRoom(kLobbyId);
+  absl::StatusOr<Room> lobby = store_->GetRoom(model::kLobbyId);
   ASSERT_TRUE(lobby.ok()) << lobby.status();
-  EXPECT_EQ(lobby->name, kLobbyName);
+  EXPECT_EQ(lobby->name, model::kLobbyName);
   EXPECT_EQ(lobby->visibility, Visibility::kPublic);
   EXPECT_EQ(lobby->owner_id, "");
   EXPECT_EQ(lobby->password_hash, "");
   EXPECT_GT(lobby->create_time, T(0) - absl::Hours(24 * 365));
   absl::StatusOr<Room> by_name = store_->GetRoomByName("lobby");
   ASSERT_TRUE(by_name.ok()) << by_name.status();
-  EXPECT_EQ(by_name->id, kLobbyId);
-  EXPECT_EQ(*store_->LastSequence(kLobbyId), 0u);
+  EXPECT_EQ(by_name->id, model::kLobbyId);
+  EXPECT_EQ(*store_->LastSequence(model::kLobbyId), 0u);
   EXPECT_EQ(store_->migrations_applied(), SqliteStore::LatestSchemaVersion());
   EXPECT_EQ(QueryText(Path(), "PRAGMA journal_mode"), "wal");
   EXPECT_EQ(QueryInt(Path(), "PRAGMA user_version"),
@@ -384,12 +384,12 @@ TEST_F(SqliteStoreTest, OpenCreatesTheLobby) {
 }
 
 TEST_F(SqliteStoreTest, ReopeningAnUpToDateDatabaseAppliesNoMigration) {
-  Room lobby = *store_->GetRoom(kLobbyId);
+  Room lobby = *store_->GetRoom(model::kLobbyId);
   lobby.description = "changed";
   MustDo(PutRoom{lobby, /*create=*/false});
   Reopen();
   EXPECT_EQ(store_->migrations_applied(), 0);
-  EXPECT_EQ(store_->GetRoom(kLobbyId)->description, "changed");
+  EXPECT_EQ(store_->GetRoom(model::kLobbyId)->description, "changed");
   EXPECT_EQ(QueryInt(Path(), "SELECT count(*) FROM rooms"), 1);
   Reopen();
   EXPECT_EQ(store_->migrations_applied(), 0);
@@ -666,7 +666,7 @@ TEST_F(SqliteStoreTest, RoomWritesReportTheirErrors) {
             absl::StatusCode::kInvalidArgument);
   ExpectError(Do(DeleteRoom{kLobby}), absl::StatusCode::kFailedPrecondition,
               "LOBBY_PROTECTED");
-  EXPECT_TRUE(store_->GetRoom(kLobbyId).ok());
+  EXPECT_TRUE(store_->GetRoom(model::kLobbyId).ok());
 }
 
 TEST_F(SqliteStoreTest, MembersArePutListedCountedAndDeleted) {
@@ -714,13 +714,13 @@ TEST_F(SqliteStoreTest, DeletingAUserEndsTheirMembershipsAndDropsTheirInbox) {
   Room room = MakeRoom(1, "amys", Visibility::kPublic, amy.id);
   MustDo(PutRoom{room});
   MustDo(PutMember{MakeMember(room.id, bob.id, "member", T(3))});
-  MustAppend(Message(InboxLog(amy.id), 1, "bob", "psst"));
+  MustAppend(Message(model::InboxLog(amy.id), 1, "bob", "psst"));
 
   MustDo(DeleteUser{amy.id});
   EXPECT_EQ(*store_->CountMembers(room.id), 1u);
   EXPECT_EQ(store_->GetRoom(room.id)->owner_id, amy.id);  // the room stays
-  EXPECT_EQ(*store_->LastSequence(InboxLog(amy.id)), 0u);
-  ExpectError(Append(Message(InboxLog(amy.id), 2, "bob", "hello?")),
+  EXPECT_EQ(*store_->LastSequence(model::InboxLog(amy.id)), 0u);
+  ExpectError(Append(Message(model::InboxLog(amy.id), 2, "bob", "hello?")),
               absl::StatusCode::kNotFound, "USER_NOT_FOUND");
 }
 
@@ -830,7 +830,7 @@ TEST_F(SqliteStoreTest, AppendRefusesWhatIsNotTheNextLogEntry) {
               "EVENT_EXISTS", "id");
   ExpectError(Append(Message(Uuid(77), 1, "alice", "nowhere")),
               absl::StatusCode::kNotFound, "ROOM_NOT_FOUND");
-  ExpectError(Append(Message(InboxLog(Uuid(77)), 1, "alice", "nobody")),
+  ExpectError(Append(Message(model::InboxLog(Uuid(77)), 1, "alice", "nobody")),
               absl::StatusCode::kNotFound, "USER_NOT_FOUND");
 
   EXPECT_EQ(*store_->LastSequence(kLobby), 5u);
@@ -841,14 +841,14 @@ TEST_F(SqliteStoreTest, AppendRefusesWhatIsNotTheNextLogEntry) {
 TEST_F(SqliteStoreTest, DirectMessagesGoToTheRecipientsInbox) {
   User amy = MakeUser(1, "amy");
   MustDo(PutUser{amy});
-  auto dm = Message(InboxLog(amy.id), 1, "bob", "for amy");
+  auto dm = Message(model::InboxLog(amy.id), 1, "bob", "for amy");
   dm->recipient_id = amy.id;
   dm->recipient = "amy";
   MustAppend(dm);
-  std::vector<EventPtr> inbox = ReadAll(InboxLog(amy.id));
+  std::vector<EventPtr> inbox = ReadAll(model::InboxLog(amy.id));
   ASSERT_EQ(inbox.size(), 1u);
   ExpectSameEvent(*inbox[0], *dm);
-  EXPECT_EQ(store_->GetMessage(InboxLog(amy.id), dm->id).value()->text,
+  EXPECT_EQ(store_->GetMessage(model::InboxLog(amy.id), dm->id).value()->text,
             "for amy");
   EXPECT_EQ(*store_->LastSequence(kLobby), 0u);
 }
@@ -1075,7 +1075,7 @@ TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
   MustAppend(DeletionOf(*gone, 4));
   MustAppend(purged);
   MustAppend(PurgeThrough(kLobby, 2, 1));
-  MustAppend(Message(InboxLog(amy.id), 1, "bob", "dm"));
+  MustAppend(Message(model::InboxLog(amy.id), 1, "bob", "dm"));
   MustDo(RevokeToken{"jti-1", absl::Now() + absl::Hours(1)});
 
   Reopen();
@@ -1086,7 +1086,7 @@ TEST_F(SqliteStoreTest, EverythingSurvivesReopening) {
   EXPECT_EQ(store_->ListRooms(amy.id, "", 10)->size(), 1u);  // club; no lobby
   EXPECT_EQ(*store_->LastSequence(room.id), 4u);
   EXPECT_EQ(*store_->LastSequence(kLobby), 2u);
-  EXPECT_EQ(*store_->LastSequence(InboxLog(amy.id)), 1u);
+  EXPECT_EQ(*store_->LastSequence(model::InboxLog(amy.id)), 1u);
   absl::StatusOr<EventPtr> got = store_->GetMessage(room.id, kept->id);
   ASSERT_TRUE(got.ok()) << got.status();
   EXPECT_EQ((*got)->text, "edited");
@@ -1504,15 +1504,16 @@ TEST_F(SqliteStoreTest, AppendsAfterTheOwnerIsDeletedAreRefusedEvenForAKnownLog)
   EXPECT_EQ(Do(AppendEvent{Message(room.id, 2, "ann", "again")}).status().code(),
             absl::StatusCode::kFailedPrecondition);
   MustDo(AppendEvent{Message(room.id, 3, "ann", "three")});
-  MustDo(AppendEvent{Message(InboxLog(ann.id), 1, "bob", "psst")});
+  MustDo(AppendEvent{Message(model::InboxLog(ann.id), 1, "bob", "psst")});
 
   MustDo(DeleteRoom{room.id});
   EXPECT_EQ(Do(AppendEvent{Message(room.id, 4, "ann", "gone")}).status().code(),
             absl::StatusCode::kNotFound);
   MustDo(DeleteUser{ann.id});
-  EXPECT_EQ(
-      Do(AppendEvent{Message(InboxLog(ann.id), 2, "bob", "gone")}).status().code(),
-      absl::StatusCode::kNotFound);
+  EXPECT_EQ(Do(AppendEvent{Message(model::InboxLog(ann.id), 2, "bob", "gone")})
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
 }
 
 // ---- CachedStore in front of SQLite ----
