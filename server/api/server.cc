@@ -129,7 +129,6 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
       store::SqliteStore::Open(sqlite);
   if (!opened.ok()) return opened.status();
-  store::SqliteStore* const sqlite_store = opened->get();
   if (options.store_cache_entries > 0) {
     server->store_ = std::make_unique<store::CachedStore>(
         *std::move(opened), options.store_cache_entries);
@@ -175,7 +174,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   StatsSources stats_sources;
   stats_sources.hub = server->hub_.get();
   stats_sources.calls = server->call_stats_.get();
-  stats_sources.store = [sqlite_store] { return sqlite_store->stats(); };
+  stats_sources.store = [store = server->store_.get()] {
+    return store->stats();
+  };
   server->services_ =
       std::make_unique<Services>(deps, std::move(stats_sources),
                                  options.typing_ttl);

@@ -12,7 +12,7 @@
 #include "server/api/call_stats.h"
 #include "server/chat/hub.h"
 #include "server/common/metrics.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/types.h"
 
 namespace parley::api {
 

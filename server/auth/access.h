@@ -13,7 +13,7 @@
 
 #include "absl/status/status.h"
 #include "server/auth/authenticator.h"
-#include "server/store/store.h"
+#include "server/store/types.h"
 
 namespace parley::auth {
 

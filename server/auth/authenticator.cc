@@ -35,7 +35,7 @@ absl::flat_hash_set<std::string> LowerAll(std::vector<std::string> names) {
 
 }  // namespace
 
-Authenticator::Authenticator(const TokenSigner* signer, store::Store* store,
+Authenticator::Authenticator(const TokenSigner* signer, store::Directory* store,
                              std::vector<std::string> admin_usernames)
     : signer_(signer),
       store_(store),

@@ -14,7 +14,7 @@
 #include "absl/strings/string_view.h"
 #include "server/auth/tokens.h"
 #include "server/common/mutex.h"
-#include "server/store/store.h"
+#include "server/store/directory.h"
 
 namespace parley::auth {
 
@@ -30,7 +30,7 @@ struct Principal {
 
 class Authenticator {
  public:
-  Authenticator(const TokenSigner* signer, store::Store* store,
+  Authenticator(const TokenSigner* signer, store::Directory* store,
                 std::vector<std::string> admin_usernames);
 
   // Reads the revoked token ids from the store. Call once before serving.
@@ -60,7 +60,7 @@ class Authenticator {
 
  private:
   const TokenSigner* const signer_;
-  store::Store* const store_;
+  store::Directory* const store_;
   const absl::flat_hash_set<std::string> admins_;
   Mutex mu_;
   absl::flat_hash_set<std::string> revoked_ ABSL_GUARDED_BY(mu_);

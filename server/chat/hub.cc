@@ -61,7 +61,7 @@ std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
   return event;
 }
 
-Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
+Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
     : options_(options), store_(store), clock_(clock) {
   for (size_t i = 0; i < std::max<size_t>(options_.fanout_threads, 1); ++i) {
     auto d = std::make_unique<Dispatcher>();
@@ -69,12 +69,11 @@ Hub::Hub(HubOptions options, store::Store* store, Clock* clock)
     dispatchers_.push_back(std::move(d));
   }
   lobby_ = std::make_shared<Log>(std::string(model::kLobbyId));
-  // A restarted hub continues the lobby's numbering rather than reusing it;
-  // the server checks the store is readable before building the hub.
+  // Lobby sessions start after what is stored; the server checks the store
+  // is readable before building the hub.
   const uint64_t last = store_->LastSequence(model::kLobbyId).value_or(0);
   {
     MutexLock lock(&lobby_->mu);
-    lobby_->last_assigned = last;
     lobby_->delivered = last;
   }
   MutexLock lock(&mu_);
@@ -107,10 +106,10 @@ absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
     auto it = logs_.find(log);
     if (it != logs_.end()) return it->second;
   }
-  // First use since start: continue the numbering the store has. The read
-  // runs outside the map's lock; a concurrent first use reads the same value
-  // and the first to insert wins (nothing is published to a log before it is
-  // in the map).
+  // First use since start: subscribers start after what the store has. The
+  // read runs outside the map's lock; a concurrent first use reads the same
+  // value and the first to insert wins (nothing is published to a log
+  // before it is in the map).
   absl::StatusOr<uint64_t> last = store_->LastSequence(log);
   if (!last.ok()) return last.status();
   MutexLock lock(&mu_);
@@ -118,7 +117,6 @@ absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
   if (inserted) {
     it->second = std::make_shared<Log>(it->first);
     MutexLock log_lock(&it->second->mu);
-    it->second->last_assigned = *last;
     it->second->delivered = *last;
   }
   return it->second;
@@ -135,35 +133,35 @@ absl::Status Hub::CheckPublishableLocked(const Log& log) {
 
 void Hub::PublishLocked(const std::shared_ptr<Log>& log,
                         std::shared_ptr<model::Event> event, CommitDone done) {
-  event->sequence = ++log->last_assigned;
   event->time = clock_->Now();
-  if (options_.encoder) event->wire = options_.encoder(*event);
-  model::EventPtr shared = std::move(event);
-  // The writer commits this log's events in the order they are queued here,
-  // under the log's lock, and runs the callbacks in that order too.
-  // The fan-out and the acknowledgement run on the hub's dispatcher thread,
-  // in the same order, so the writer goes back to committing at once.
-  store_->Submit(store::AppendEvent{shared},
-                 [this, log, shared, done = std::move(done)](
-                     absl::StatusOr<int64_t> committed) mutable {
-                   const std::string& id = log->id;
-                   Dispatch(id, [this, log = std::move(log),
-                             shared = std::move(shared),
-                             done = std::move(done),
-                             committed = std::move(committed)]() mutable {
-                     if (!committed.ok()) {
-                       done(committed.status(), 0);
-                       return;
-                     }
-                     // The event is in every reader's channel before the
-                     // acknowledgement, and the readers are woken after
-                     // it: a large room's stream writes do not delay the
-                     // sender's answer.
-                     Wakeups wake = Deliver(log.get(), shared);
-                     done(shared, *committed);
-                     WakeDelivered(log->id, std::move(wake));
-                   });
-                 });
+  // The store numbers and commits this log's events in the order they are
+  // queued here, under the log's lock, and runs the callbacks in that order
+  // too. The encoding, the fan-out and the acknowledgement run on the hub's
+  // dispatcher thread, in the same order, so the store's thread goes back to
+  // committing at once. Until then nothing else holds the event.
+  store::AppendEvent append{event};
+  store_->Append(
+      std::move(append),
+      [this, log, event = std::move(event),
+       done = std::move(done)](absl::StatusOr<int64_t> committed) mutable {
+        const std::string& id = log->id;
+        Dispatch(id, [this, log = std::move(log), event = std::move(event),
+                      done = std::move(done),
+                      committed = std::move(committed)]() mutable {
+          if (!committed.ok()) {
+            done(committed.status(), 0);
+            return;
+          }
+          if (options_.encoder) event->wire = options_.encoder(*event);
+          const model::EventPtr shared = std::move(event);
+          // The event is in every reader's channel before the
+          // acknowledgement, and the readers are woken after it: a large
+          // room's stream writes do not delay the sender's answer.
+          Wakeups wake = Deliver(log.get(), shared);
+          done(shared, *committed);
+          WakeDelivered(log->id, std::move(wake));
+        });
+      });
 }
 
 size_t Hub::DispatcherOf(absl::string_view log) const {

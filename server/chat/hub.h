@@ -4,15 +4,16 @@
 // (model::InboxLog). The lobby's seed-000 sessions are subscribers of the
 // lobby's log that clients join, send to and leave by id.
 //
-// Ordering: a log's mutex assigns sequence numbers and queues the event for
-// the store's writer in the same critical section, so the writer commits a
-// log's events in sequence order; after the commit the writer hands each
-// event, in commit order, to the log's dispatcher thread (one of
-// HubOptions::fanout_threads, always the same for a log), which pushes it to
-// every subscriber's channel (committed before delivered), acknowledges it,
-// and then wakes the readers (the stream writes) after the log's lock is
-// released. The writer never waits for the fan-out. Thread-safe. `store`
-// and `clock` must outlive the hub.
+// Ordering: a log's mutex stamps each event's time and queues it for the
+// store (EventLog::Append) in the same critical section, and the store
+// numbers a log's events inside the commit in the order they were queued;
+// after the commit the store hands each event, in commit order, to the
+// log's dispatcher thread (one of HubOptions::fanout_threads, always the
+// same for a log), which encodes it, pushes it to every subscriber's
+// channel (committed before delivered), acknowledges it, and then wakes the
+// readers (the stream writes) after the log's lock is released. The store's
+// threads never wait for the fan-out. Thread-safe. `store` and `clock` must
+// outlive the hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
@@ -38,7 +39,7 @@
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/model/event.h"
-#include "server/store/store.h"
+#include "server/store/event_log.h"
 
 namespace parley::chat {
 
@@ -48,8 +49,9 @@ struct HubOptions {
   size_t max_message_bytes = 4096;
   size_t max_id_bytes = 128;
   absl::Duration session_idle_timeout = absl::Minutes(5);
-  // Fills Event::wire once per event, before it is delivered to any reader,
-  // so streams share one encoding instead of making one each. Optional.
+  // Fills Event::wire once per event, after its commit (the encoding holds
+  // its sequence number) and before it is delivered to any reader, so
+  // streams share one encoding instead of making one each. Optional.
   std::function<std::string(const model::Event&)> encoder;
   // Threads that deliver committed events (each log always on the same one).
   size_t fanout_threads = 1;
@@ -68,8 +70,8 @@ struct HubOptions {
 // fails before reaching the store. Must not block.
 using EventDone = absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>)>;
 
-// A new event with a fresh UUID: everything but its sequence number and time,
-// which the hub assigns.
+// A new event with a fresh UUID: everything but its time, which the hub
+// sets, and its sequence number, which the store assigns.
 std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
                                        absl::string_view log);
 
@@ -101,7 +103,7 @@ struct Subscription {
 
 class Hub {
  public:
-  Hub(HubOptions options, store::Store* store, Clock* clock);
+  Hub(HubOptions options, store::EventLog* store, Clock* clock);
   // Runs what is still queued for delivery, then stops the dispatcher. The
   // store must have finished its callbacks (Store::Close) before.
   ~Hub();
@@ -129,9 +131,9 @@ class Hub {
 
   // ---- Any log ----
 
-  // Assigns `event` (kind, log and content set by the caller, e.g. from
-  // NewEvent) the log's next sequence number and the time, commits it,
-  // delivers it to the log's subscribers, then calls `done`.
+  // Sets `event`'s time (kind, log and content set by the caller, e.g. from
+  // NewEvent, its sequence 0), commits it (the store numbers it), delivers
+  // it to the log's subscribers, then calls `done`.
   void Publish(std::shared_ptr<model::Event> event, EventDone done);
   // Publish, for a purge: `done` also gets the number of messages purged.
   void PublishPurge(
@@ -181,8 +183,8 @@ class Hub {
 
   // The sequence number of the log's last delivered (so committed) event.
   // Also loads the log's state from the store on first use: call it on a
-  // gRPC thread before a store callback (on the writer thread) publishes to
-  // a log, so the writer thread never reads the store.
+  // gRPC thread before a store callback (on a store thread) publishes to a
+  // log, so the store's threads never read the store.
   absl::StatusOr<uint64_t> LastDelivered(absl::string_view log);
 
   // Closes every channel with kShutdown and refuses new calls with
@@ -193,7 +195,6 @@ class Hub {
   size_t SessionCount();
   const HubOptions& options() const { return options_; }
   Clock* clock() const { return clock_; }
-  store::Store* store() const { return store_; }
 
  private:
   struct Sub {
@@ -217,7 +218,6 @@ class Hub {
     const std::string id;
     Mutex mu;
     bool dropped ABSL_GUARDED_BY(mu) = false;
-    uint64_t last_assigned ABSL_GUARDED_BY(mu) = 0;
     uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
     std::vector<Sub> subs ABSL_GUARDED_BY(mu);
     // By PresenceKey. An entry with no streams is a leave in its grace.
@@ -231,8 +231,8 @@ class Hub {
   std::vector<std::shared_ptr<Log>> AllLogs();
   // The state of `log`, loaded from the store on first use.
   absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
-  // Assigns the sequence number and time and queues the commit; delivery
-  // and `done` follow on the dispatcher thread.
+  // Sets the time and queues the append; the encoding, delivery and `done`
+  // follow on the dispatcher thread.
   using CommitDone =
       absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)>;
   void PublishLocked(const std::shared_ptr<Log>& log,
@@ -281,7 +281,7 @@ class Hub {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
 
   const HubOptions options_;
-  store::Store* const store_;
+  store::EventLog* const store_;
   Clock* const clock_;
 
   std::atomic<bool> shutdown_{false};

@@ -1,6 +1,7 @@
 #include "server/store/cached_store.h"
 
-#include <type_traits>
+#include <utility>
+#include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -8,11 +9,12 @@
 namespace parley::store {
 
 CachedStore::CachedStore(std::unique_ptr<Store> inner, size_t max_entries)
-    : inner_(std::move(inner)), max_entries_(max_entries) {}
+    : ForwardingStore(inner.get()),
+      inner_(std::move(inner)),
+      max_entries_(max_entries) {}
 
-bool CachedStore::Invalidates(const Write& write) {
-  return !(std::holds_alternative<AppendEvent>(write) ||
-           std::holds_alternative<RevokeToken>(write) ||
+bool CachedStore::Invalidates(const DirectoryWrite& write) {
+  return !(std::holds_alternative<RevokeToken>(write) ||
            std::holds_alternative<PutReadMarker>(write) ||
            std::holds_alternative<PruneIdempotencyKeys>(write));
 }
@@ -27,7 +29,7 @@ void CachedStore::Clear() {
   members_.clear();
 }
 
-void CachedStore::Submit(Write write, WriteDone done) {
+void CachedStore::Submit(DirectoryWrite write, WriteDone done) {
   if (!Invalidates(write)) {
     inner_->Submit(std::move(write), std::move(done));
     return;

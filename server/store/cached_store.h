@@ -1,6 +1,7 @@
 // A Store that keeps users, rooms and memberships in memory in front of
 // another Store, so the reads every call makes (the token's user, the room,
-// the caller's membership) do not reach SQLite each time.
+// the caller's membership) do not reach the database each time. Everything
+// it does not cache is forwarded (ForwardingStore).
 //
 // Consistency: every write that can change a cached row (anything but
 // appending events, revoking tokens, read markers and idempotency-key
@@ -18,7 +19,6 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -27,7 +27,7 @@
 
 namespace parley::store {
 
-class CachedStore : public Store {
+class CachedStore : public ForwardingStore {
  public:
   // Each of the three caches holds at most `max_entries`; a full one is
   // emptied (the working set of a busy server refills it at once).
@@ -35,8 +35,9 @@ class CachedStore : public Store {
   // Closes the inner store first: its last callbacks still use the cache.
   ~CachedStore() override { inner_->Close(); }
 
-  void Submit(Write write, WriteDone done) override;
-  void Close() override { inner_->Close(); }
+  // Appends never change a cached row: they go straight through
+  // (ForwardingStore::Append).
+  void Submit(DirectoryWrite write, WriteDone done) override;
 
   absl::StatusOr<User> GetUser(absl::string_view id) override;
   absl::StatusOr<User> GetUserByName(absl::string_view username) override;
@@ -45,63 +46,13 @@ class CachedStore : public Store {
   absl::StatusOr<std::optional<Member>> GetMember(
       absl::string_view room_id, absl::string_view user_id) override;
 
-  // Not cached: passed through.
-  absl::StatusOr<std::vector<User>> ListUsers(absl::string_view after_username,
-                                              size_t limit) override {
-    return inner_->ListUsers(after_username, limit);
-  }
-  absl::StatusOr<std::vector<Room>> ListRooms(absl::string_view viewer_id,
-                                              absl::string_view after_name,
-                                              size_t limit) override {
-    return inner_->ListRooms(viewer_id, after_name, limit);
-  }
-  absl::StatusOr<std::vector<Member>> ListMembers(
-      absl::string_view room_id) override {
-    return inner_->ListMembers(room_id);
-  }
-  absl::StatusOr<size_t> CountMembers(absl::string_view room_id) override {
-    return inner_->CountMembers(room_id);
-  }
-  absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
-    return inner_->LastSequence(log);
-  }
-  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
-      absl::string_view log, uint64_t after, size_t limit) override {
-    return inner_->ReadAfter(log, after, limit);
-  }
-  absl::StatusOr<PageResult> ListMessages(absl::string_view log,
-                                          const Page& page) override {
-    return inner_->ListMessages(log, page);
-  }
-  absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
-                                             absl::string_view id) override {
-    return inner_->GetMessage(log, id);
-  }
-  absl::StatusOr<std::vector<std::string>> ListPosters(
-      absl::string_view log) override {
-    return inner_->ListPosters(log);
-  }
-  absl::StatusOr<std::optional<IdempotentSend>> FindIdempotentSend(
-      absl::string_view scope, absl::string_view key,
-      absl::Time not_before) override {
-    return inner_->FindIdempotentSend(scope, key, not_before);
-  }
-  absl::StatusOr<ReadState> GetReadState(absl::string_view user_id,
-                                         absl::string_view room_id) override {
-    return inner_->GetReadState(user_id, room_id);
-  }
-  absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override {
-    return inner_->ListRevokedTokens();
-  }
-
-  Store* inner() { return inner_.get(); }
   // Reads answered from memory, and reads that went to the inner store.
   uint64_t hits() const;
   uint64_t misses() const;
 
  private:
   // Whether committing `write` can change a cached row.
-  static bool Invalidates(const Write& write);
+  static bool Invalidates(const DirectoryWrite& write);
   void Clear();
 
   // Looks `key` up in `map`, else reads it with `read` and caches the result

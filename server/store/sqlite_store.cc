@@ -935,25 +935,29 @@ absl::StatusOr<int64_t> Purge(Connection& c, const model::Event& e) {
   return purge.changes();
 }
 
+// Numbers `w.event` one past its log's last (known to `logs`, else read)
+// and applies it. On failure the event's number is 0 again; on success the
+// caller records it in `logs` once the write's savepoint is released.
 absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
-                              WriterLogs* logs) {
+                              const WriterLogs& logs) {
   if (w.event == nullptr) {
     return absl::InvalidArgumentError("AppendEvent without an event");
   }
-  const model::Event& e = *w.event;
+  model::Event& e = *w.event;
   if (e.kind == model::EventKind::kGap || e.kind == model::EventKind::kTyping ||
-      e.sequence == 0 || e.log.empty() ||
-      e.sequence > static_cast<uint64_t>(kForever)) {
+      e.log.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("not a log entry: log \"", e.log, "\", sequence ",
-                     e.sequence));
+        absl::StrCat("not a log entry: log \"", e.log, "\""));
   }
-  // The log belongs to a room or, for an inbox, a user that exists, and
-  // the event comes after the log's last. Known logs skip both reads (see
-  // WriterLogs).
+  if (e.sequence != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the store numbers appends; got sequence ", e.sequence));
+  }
+  // The log belongs to a room or, for an inbox, a user that exists. Known
+  // logs skip that read and the read of their last number (see WriterLogs).
   uint64_t last;
-  auto known = logs->last.find(e.log);
-  if (known != logs->last.end()) {
+  auto known = logs.last.find(e.log);
+  if (known != logs.last.end()) {
     last = known->second;
   } else {
     if (absl::StartsWith(e.log, "dm:")) {
@@ -970,12 +974,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
     if (!stored.ok()) return stored.status();
     last = *stored;
   }
-  if (e.sequence <= last) {
-    return WithReason(
-        absl::FailedPreconditionError(absl::StrCat(
-            "sequence ", e.sequence, " is not after the log's last, ", last)),
-        "SEQUENCE_OUT_OF_ORDER");
-  }
+  e.sequence = last + 1;
   absl::StatusOr<int64_t> applied;
   switch (e.kind) {
     case model::EventKind::kEdit:
@@ -987,18 +986,20 @@ absl::StatusOr<int64_t> Apply(Connection& c, const AppendEvent& w,
     case model::EventKind::kPurge:
       applied = Purge(c, e);
       break;
-    default:
-      if (absl::Status s = InsertEvent(c, e); !s.ok()) return s;
-      if (!e.idempotency.key.empty()) {
-        if (absl::Status s = InsertIdempotencyKey(c, e); !s.ok()) return s;
+    default: {
+      absl::Status s = InsertEvent(c, e);
+      if (s.ok() && !e.idempotency.key.empty()) {
+        s = InsertIdempotencyKey(c, e);
       }
-      applied = 0;
+      if (s.ok()) {
+        applied = 0;
+      } else {
+        applied = s;
+      }
       break;
+    }
   }
-  if (applied.ok()) {
-    if (logs->last.size() >= WriterLogs::kMaxLogs) logs->last.clear();
-    logs->last.insert_or_assign(e.log, e.sequence);
-  }
+  if (!applied.ok()) e.sequence = 0;
   return applied;
 }
 
@@ -1259,7 +1260,16 @@ SqliteStore::~SqliteStore() {
   idle_readers_.clear();
 }
 
-void SqliteStore::Submit(Write write, WriteDone done) {
+void SqliteStore::Submit(DirectoryWrite write, WriteDone done) {
+  Enqueue(std::move(write), std::move(done));
+}
+
+void SqliteStore::Append(AppendEvent append, WriteDone done) {
+  Enqueue(std::move(append), std::move(done));
+}
+
+void SqliteStore::Enqueue(std::variant<DirectoryWrite, AppendEvent> write,
+                          WriteDone done) {
   const absl::Time submitted = options_.clock->Now();
   {
     MutexLock lock(&queue_mu_);
@@ -1379,23 +1389,30 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
       results.push_back(0);  // replaced below
       continue;
     }
-    absl::StatusOr<int64_t> result = std::visit(
-        [this, &c](const auto& write) -> absl::StatusOr<int64_t> {
-          using W = std::decay_t<decltype(write)>;
-          if constexpr (std::is_same_v<W, AppendEvent>) {
-            return Apply(c, write, &writer_logs_);
-          } else {
-            // A deleted room or user takes its log with it.
-            if constexpr (std::is_same_v<W, DeleteRoom> ||
-                          std::is_same_v<W, DeleteUser>) {
-              writer_logs_.last.clear();
-            }
-            return Apply(c, write);
-          }
-        },
-        pending.write);
+    const AppendEvent* append = std::get_if<AppendEvent>(&pending.write);
+    absl::StatusOr<int64_t> result;
+    if (append != nullptr) {
+      result = Apply(c, *append, writer_logs_);
+    } else {
+      const DirectoryWrite& write = std::get<DirectoryWrite>(pending.write);
+      // A deleted room or user takes its log with it.
+      if (std::holds_alternative<DeleteRoom>(write) ||
+          std::holds_alternative<DeleteUser>(write)) {
+        writer_logs_.last.clear();
+      }
+      result = std::visit(
+          [&c](const auto& w) -> absl::StatusOr<int64_t> {
+            return Apply(c, w);
+          },
+          write);
+    }
     if (result.ok()) {
       failed = c.Prepare("RELEASE w").Run();
+      if (failed.ok() && append != nullptr) {
+        auto& last = writer_logs_.last;
+        if (last.size() >= WriterLogs::kMaxLogs) last.clear();
+        last.insert_or_assign(append->event->log, append->event->sequence);
+      }
     } else if (sqlite3_get_autocommit(c.db())) {
       // SQLite rolled the whole transaction back (I/O error, disk full).
       failed = result.status();
@@ -1407,8 +1424,13 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
   }
   if (failed.ok()) failed = c.Prepare("COMMIT").Run();
   if (!failed.ok()) {
-    // What the lost transaction taught about logs may not be true.
+    // What the lost transaction taught about logs may not be true, and its
+    // appends took no number.
     writer_logs_.last.clear();
+    for (size_t i = 0; i < results.size(); ++i) {
+      auto* append = std::get_if<AppendEvent>(&batch[i].write);
+      if (append != nullptr && results[i].ok()) append->event->sequence = 0;
+    }
     if (!sqlite3_get_autocommit(c.db())) {
       c.Prepare("ROLLBACK").Run().IgnoreError();
     }

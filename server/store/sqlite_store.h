@@ -1,15 +1,16 @@
 // The durable Store of the embedded deployment: one SQLite database file
 // (the server uses <data_dir>/parley.db) in WAL mode, foreign keys on.
 //
-// Writes: Submit only queues. One writer thread, owned by the store, takes
-// everything queued (up to `max_batch` writes), runs it in one BEGIN
-// IMMEDIATE transaction with each write in its own SAVEPOINT (a failing write
-// is rolled back to its savepoint and gets its own error; the others
-// commit), commits, and then calls every `done` in submission order, on the
-// writer thread, holding no lock of the store's: a callback may call Submit
-// again, and Submit may be called while holding locks the callbacks take. If
-// the transaction itself fails (BEGIN or COMMIT), every write of the batch
-// fails with UNAVAILABLE, reason STORE_FAILED.
+// Writes: Submit and Append only queue, into one queue. One writer thread,
+// owned by the store, takes everything queued (up to `max_batch` writes),
+// runs it in one BEGIN IMMEDIATE transaction with each write in its own
+// SAVEPOINT (a failing write is rolled back to its savepoint and gets its
+// own error; the others commit), commits, and then calls every `done` in
+// submission order, on the writer thread, holding no lock of the store's: a
+// callback may write again, and writes may be queued while holding locks the
+// callbacks take. If the transaction itself fails (BEGIN or COMMIT), every
+// write of the batch fails with UNAVAILABLE, reason STORE_FAILED, and its
+// appends take no number.
 //
 // Reads run on a pool of `read_connections` read-only connections, alongside
 // the writer (WAL), from any number of threads; a caller waits for a free
@@ -20,39 +21,15 @@
 // the version recorded in PRAGMA user_version. Opening an up-to-date database
 // applies nothing; a database written by a newer version is refused.
 //
-// Semantics beyond store.h (see the .cc for the schema):
-//  - Usernames and room names are unique ignoring ASCII case ("Alice" takes
-//    "alice"); lookups by name ignore ASCII case too; listing orders by name
-//    ignoring ASCII case.
-//  - Times are kept to the microsecond.
-//  - PutUser/PutRoom with create=false keep the stored create_time.
-//  - AppendEvent refuses: a null event, a gap, sequence 0 (INVALID_ARGUMENT);
-//    a log whose room (or, for model::InboxLog, user) does not exist
-//    (NOT_FOUND, ROOM_NOT_FOUND / USER_NOT_FOUND); a sequence not above the
-//    log's last (FAILED_PRECONDITION, SEQUENCE_OUT_OF_ORDER); an event id
-//    already used (ALREADY_EXISTS, EVENT_EXISTS). Sequence numbers may skip (an
-//    append that failed leaves its number unused) but never go back.
-//  - edit/delete find the target by target_id among the log's messages; a
-//    missing target, or editing a tombstone, is NOT_FOUND (MESSAGE_NOT_FOUND)
-//    and nothing is appended. Deleting a tombstone again is allowed.
-//  - Deleted text is really gone: delete and purge also drop the message's
-//    earlier versions and clear the text of the edit events that targeted it
-//    (the edit events keep their place in the log).
-//  - DeleteRoom of the lobby is refused (FAILED_PRECONDITION,
-//    LOBBY_PROTECTED). DeleteUser also drops the user's inbox log; rooms the
-//    user owned stay (with their owner_id). DeleteMember of a non-member is
-//    NOT_FOUND (MEMBER_NOT_FOUND). PutMember and PutRoom with an owner need
-//    the room and user to exist (ROOM_NOT_FOUND / USER_NOT_FOUND).
-//  - Expired revoked tokens are deleted at Open.
-//  - Submit after Close: `done` gets UNAVAILABLE (SHUTTING_DOWN) on the writer
-//    thread while it is still draining, or inline in Submit once Close has
-//    returned. Close must not be called from a `done` callback.
+// Semantics: those of store.h. Beyond them: expired revoked tokens are
+// deleted at Open; a write queued after Close gets UNAVAILABLE
+// (SHUTTING_DOWN) on the writer thread while it is still draining, or inline
+// once Close has returned.
 //
 // Thread-safe.
 #ifndef PARLEY_SERVER_STORE_SQLITE_STORE_H_
 #define PARLEY_SERVER_STORE_SQLITE_STORE_H_
 
-#include <array>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -61,6 +38,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -68,7 +46,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
-#include "server/common/metrics.h"
 #include "server/common/mutex.h"
 #include "server/store/store.h"
 
@@ -83,7 +60,9 @@ class Connection;
 // log's owner (room or user) exists and its last sequence number. Appends to
 // a known log skip the two reads that check both. Only the writer changes
 // rooms, users and logs, so this stays true until the writer itself deletes
-// a room or a user, or loses a transaction; then it forgets everything.
+// a room or a user, or loses a transaction; then it forgets everything. An
+// append's number is learnt only once its savepoint is released, so one
+// rolled back leaves the log's last as it was.
 struct WriterLogs {
   static constexpr size_t kMaxLogs = 100000;  // then it starts afresh
   absl::flat_hash_map<std::string, uint64_t> last;
@@ -118,24 +97,6 @@ struct SqliteOptions {
   Clock* clock = Clock::Real();
 };
 
-// Counters of the writer, for metrics. Monotonic.
-struct StoreStats {
-  uint64_t transactions = 0;  // transactions begun (one per batch)
-  uint64_t writes = 0;        // writes run in them (failed ones included)
-  size_t largest_batch = 0;
-  absl::Duration commit_time_total;  // BEGIN to end of COMMIT, summed
-  absl::Duration longest_commit;     // the longest of them
-  uint64_t checkpoints = 0;  // by the checkpoint thread (checkpoint_pages)
-  uint64_t checkpoint_restarts = 0;  // by the writer, to start the WAL again
-  absl::Duration checkpoint_time_total;
-  // What group commit adds to a write: from Submit to the end of the COMMIT
-  // of the transaction it ran in (its wait in the writer's queue, then its
-  // batch), one count per write run, in metrics::kLatencyBucketBounds.
-  std::array<uint64_t, metrics::kLatencyBuckets> write_wait_buckets{};
-  absl::Duration write_wait_total;
-  absl::Duration longest_write_wait;
-};
-
 class SqliteStore : public Store {
  public:
   // Opens (creating when missing) and migrates the database, prunes expired
@@ -152,8 +113,10 @@ class SqliteStore : public Store {
   SqliteStore& operator=(const SqliteStore&) = delete;
   ~SqliteStore() override;
 
-  void Submit(Write write, WriteDone done) override;
+  void Submit(DirectoryWrite write, WriteDone done) override;
+  void Append(AppendEvent append, WriteDone done) override;
   void Close() override;
+  StoreStats stats() const override;
 
   absl::StatusOr<User> GetUser(absl::string_view id) override;
   absl::StatusOr<User> GetUserByName(absl::string_view username) override;
@@ -186,7 +149,6 @@ class SqliteStore : public Store {
                                          absl::string_view room_id) override;
   absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override;
 
-  StoreStats stats() const;
   // Waits until the checkpoint thread has run `n` checkpoints in all, or
   // `timeout` passes; true if it has. For tests.
   bool WaitForCheckpoints(uint64_t n, absl::Duration timeout);
@@ -199,11 +161,14 @@ class SqliteStore : public Store {
 
   // A queued write. `rejected`: submitted after Close; fails without running.
   struct Pending {
-    Write write;
+    std::variant<DirectoryWrite, AppendEvent> write;
     WriteDone done;
     bool rejected = false;
     absl::Time submitted;  // for StoreStats' write wait
   };
+
+  // Queues a write (Submit, Append).
+  void Enqueue(std::variant<DirectoryWrite, AppendEvent> write, WriteDone done);
 
   SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer_db,
               std::vector<std::unique_ptr<Connection>> readers,

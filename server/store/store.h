@@ -12,6 +12,35 @@
 // before it is durable; a gRPC thread never waits for the database. Reads
 // are synchronous and may run on any thread concurrently with the writer.
 //
+// Semantics every implementation shares, beyond the comments of
+// directory.h, event_log.h and types.h:
+//  - The lobby (model::kLobbyId, kLobbyName) exists from the start.
+//  - Usernames and room names are unique ignoring ASCII case ("Alice" takes
+//    "alice"); lookups by name ignore ASCII case too; listing orders by name
+//    ignoring ASCII case.
+//  - Times are kept to the microsecond.
+//  - PutUser/PutRoom with create=false keep the stored create_time. An empty
+//    id is INVALID_ARGUMENT (MISSING_ID), an unknown visibility
+//    INVALID_ARGUMENT (INVALID_VISIBILITY); creating with an id in use is
+//    ALREADY_EXISTS (USER_EXISTS / ROOM_EXISTS).
+//  - Append refuses: a null event, a gap or typing event, an empty log, a
+//    nonzero sequence (INVALID_ARGUMENT); a log whose room (or, for
+//    model::InboxLog, user) does not exist (NOT_FOUND, ROOM_NOT_FOUND /
+//    USER_NOT_FOUND); an event id already used (ALREADY_EXISTS,
+//    EVENT_EXISTS). A refused append takes no number.
+//  - edit/delete find the target by target_id among the log's messages; a
+//    missing target, or editing a tombstone, is NOT_FOUND (MESSAGE_NOT_FOUND)
+//    and nothing is appended. Deleting a tombstone again is allowed.
+//  - Deleted text is really gone: delete and purge also drop the message's
+//    earlier versions and clear the text of the edit events that targeted it
+//    (the edit events keep their place in the log).
+//  - DeleteRoom of the lobby is refused (FAILED_PRECONDITION,
+//    LOBBY_PROTECTED). DeleteUser also drops the user's inbox log,
+//    memberships and read markers; rooms the user owned stay (with their
+//    owner_id). DeleteMember of a non-member is NOT_FOUND
+//    (MEMBER_NOT_FOUND). PutMember and PutRoom with an owner need the room
+//    and user to exist (ROOM_NOT_FOUND / USER_NOT_FOUND).
+//
 // Implementations: SqliteStore (embedded, the default), PostgresStore
 // (shared by several servers), MemoryStore (tests), and ForwardingStore
 // underneath wrappers such as CachedStore. Every one passes the conformance

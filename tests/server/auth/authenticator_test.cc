@@ -47,7 +47,7 @@ class Result {
   std::optional<T> value_ ABSL_GUARDED_BY(mu_);
 };
 
-absl::Status Write(store::Store* s, store::Write write) {
+absl::Status Write(store::Store* s, store::DirectoryWrite write) {
   Result<absl::Status> result;
   s->Submit(std::move(write), [&result](absl::StatusOr<int64_t> r) {
     result.Set(r.status());

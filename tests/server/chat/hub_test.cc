@@ -316,85 +316,29 @@ TEST_F(HubTest, ShutdownClosesChannelsAndRefusesNewCalls) {
 
 // A store whose writes all fail (reads go to a real one): the hub must not
 // deliver or acknowledge what it could not commit.
-class FailingStore : public store::Store {
+class FailingStore : public store::ForwardingStore {
  public:
-  explicit FailingStore(store::Store* reads) : reads_(reads) {}
+  explicit FailingStore(store::Store* reads) : ForwardingStore(reads) {}
   ~FailingStore() override {
     for (std::thread& t : writers_) t.join();
   }
-  // Like a real store, answers on a thread of its own, never inside Submit.
-  void Submit(store::Write, store::WriteDone done) override {
+  // Like a real store, answers on a thread of its own, never inside the
+  // call.
+  void Submit(store::DirectoryWrite, store::WriteDone done) override {
+    Fail(std::move(done));
+  }
+  void Append(store::AppendEvent, store::WriteDone done) override {
+    Fail(std::move(done));
+  }
+  void Close() override {}
+
+ private:
+  void Fail(store::WriteDone done) {
     writers_.emplace_back([done = std::move(done)]() mutable {
       done(absl::UnavailableError("disk on fire"));
     });
   }
-  void Close() override {}
-  absl::StatusOr<store::User> GetUser(absl::string_view id) override {
-    return reads_->GetUser(id);
-  }
-  absl::StatusOr<store::User> GetUserByName(absl::string_view n) override {
-    return reads_->GetUserByName(n);
-  }
-  absl::StatusOr<std::vector<store::User>> ListUsers(absl::string_view a,
-                                                     size_t l) override {
-    return reads_->ListUsers(a, l);
-  }
-  absl::StatusOr<store::Room> GetRoom(absl::string_view id) override {
-    return reads_->GetRoom(id);
-  }
-  absl::StatusOr<store::Room> GetRoomByName(absl::string_view n) override {
-    return reads_->GetRoomByName(n);
-  }
-  absl::StatusOr<std::vector<store::Room>> ListRooms(absl::string_view v,
-                                                     absl::string_view a,
-                                                     size_t l) override {
-    return reads_->ListRooms(v, a, l);
-  }
-  absl::StatusOr<std::optional<store::Member>> GetMember(
-      absl::string_view r, absl::string_view u) override {
-    return reads_->GetMember(r, u);
-  }
-  absl::StatusOr<std::vector<store::Member>> ListMembers(
-      absl::string_view r) override {
-    return reads_->ListMembers(r);
-  }
-  absl::StatusOr<size_t> CountMembers(absl::string_view r) override {
-    return reads_->CountMembers(r);
-  }
-  absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
-    return reads_->LastSequence(log);
-  }
-  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
-      absl::string_view log, uint64_t after, size_t limit) override {
-    return reads_->ReadAfter(log, after, limit);
-  }
-  absl::StatusOr<store::PageResult> ListMessages(
-      absl::string_view log, const store::Page& page) override {
-    return reads_->ListMessages(log, page);
-  }
-  absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
-                                             absl::string_view id) override {
-    return reads_->GetMessage(log, id);
-  }
-  absl::StatusOr<std::vector<std::string>> ListPosters(
-      absl::string_view log) override {
-    return reads_->ListPosters(log);
-  }
-  absl::StatusOr<std::optional<store::IdempotentSend>> FindIdempotentSend(
-      absl::string_view scope, absl::string_view key,
-      absl::Time not_before) override {
-    return reads_->FindIdempotentSend(scope, key, not_before);
-  }
-  absl::StatusOr<store::ReadState> GetReadState(
-      absl::string_view user_id, absl::string_view room_id) override {
-    return reads_->GetReadState(user_id, room_id);
-  }
-  absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override {
-    return reads_->ListRevokedTokens();
-  }
 
- private:
-  store::Store* const reads_;
   std::vector<std::thread> writers_;
 };
 
@@ -423,6 +367,45 @@ std::shared_ptr<model::Event> RoomMessage(absl::string_view log,
   e->sender_id = "u-ann";
   e->text = std::string(text);
   return e;
+}
+
+TEST_F(HubTest, TheEncodingCarriesTheNumberTheStoreGave) {
+  HubOptions o = Options();
+  o.encoder = [](const model::Event& e) {
+    return absl::StrCat(e.sequence, ":", e.text);
+  };
+  Hub hub(o, store_.get(), &clock_);
+  auto sub = hub.Subscribe(model::kLobbyId, Subscriber{});
+  ASSERT_TRUE(sub.ok());
+  auto first = Publish(hub, RoomMessage(model::kLobbyId, "one"));
+  auto second = Publish(hub, RoomMessage(model::kLobbyId, "two"));
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ((*first)->wire, "1:one");
+  EXPECT_EQ((*second)->wire, "2:two");
+  auto live = sub->channel->Take(10).events;
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0], *first);  // the acknowledged event itself
+  EXPECT_EQ(live[1]->wire, "2:two");
+  hub.Unsubscribe(*sub);
+}
+
+TEST_F(HubTest, AnEventTheStoreRefusesTakesNoNumberAndReachesNobody) {
+  auto sub = hub_.Subscribe(model::kLobbyId, Subscriber{});
+  ASSERT_TRUE(sub.ok());
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "one")).ok());
+  auto edit = NewEvent(model::EventKind::kEdit, model::kLobbyId);
+  edit->target_id = "no-such-message";
+  edit->text = "changed";
+  EXPECT_EQ(Publish(hub_, std::move(edit)).status().code(),
+            absl::StatusCode::kNotFound);
+  auto two = Publish(hub_, RoomMessage(model::kLobbyId, "two"));
+  ASSERT_TRUE(two.ok()) << two.status();
+  EXPECT_EQ((*two)->sequence, 2u);  // no hole where the edit failed
+  auto live = sub->channel->Take(10).events;
+  ASSERT_EQ(live.size(), 2u);
+  EXPECT_EQ(live[0]->text, "one");
+  EXPECT_EQ(live[1]->text, "two");
+  hub_.Unsubscribe(*sub);
 }
 
 TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
