@@ -1,0 +1,65 @@
+// What SqliteStore's files share (sqlite_schema.cc, sqlite_writes.cc,
+// sqlite_reads.cc, sqlite_store.cc): the schema, the rows' columns, the
+// checks that a log's owner exists, and the writes. Internal.
+#ifndef PARLEY_SERVER_STORE_SQLITE_INTERNAL_H_
+#define PARLEY_SERVER_STORE_SQLITE_INTERNAL_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/model/event.h"
+#include "server/store/sqlite_connection.h"
+#include "server/store/sqlite_store.h"
+#include "server/store/types.h"
+
+namespace parley::store::sqlite_internal {
+
+// ---- Schema (sqlite_schema.cc) ----
+
+// Applies the migrations `c`'s database lacks, each in its own transaction;
+// returns how many. FAILED_PRECONDITION (SCHEMA_TOO_NEW) for a database of a
+// newer version.
+absl::StatusOr<int> Migrate(Connection& c);
+
+// An event kind as the events table stores it (parley.v1.EventKind's
+// number), and back; nullopt for a code no log entry has.
+int64_t KindCode(model::EventKind kind);
+std::optional<model::EventKind> KindFromCode(int64_t code);
+
+// The columns of each table's rows, in the order the row readers
+// (sqlite_reads.cc) and the inserts (sqlite_writes.cc) use.
+#define PARLEY_USER_COLUMNS                                                 \
+  "id, username, display_name, password_hash, create_time, update_time, " \
+  "tokens_valid_after"
+#define PARLEY_ROOM_COLUMNS                                                \
+  "id, name, description, visibility, password_hash, owner_id, create_time, " \
+  "update_time"
+#define PARLEY_MEMBER_COLUMNS                                             \
+  "m.room_id, m.user_id, m.role, m.join_time, u.username, u.display_name"
+#define PARLEY_EVENT_COLUMNS                                                  \
+  "log, sequence, kind, id, room_id, room, sender, sender_id, recipient_id, " \
+  "recipient, text, time, target_id, target_sequence, purge_through, "       \
+  "update_time, deleted"
+
+// ---- Lookups (sqlite_reads.cc) ----
+
+absl::StatusOr<bool> UserExists(Connection& c, absl::string_view id);
+absl::StatusOr<bool> RoomExists(Connection& c, absl::string_view id);
+// The highest sequence number of `log`, 0 when it has none.
+absl::StatusOr<uint64_t> LastSequenceOf(Connection& c, absl::string_view log);
+
+// ---- Writes (sqlite_writes.cc), each in the writer's open savepoint ----
+
+absl::StatusOr<int64_t> ApplyWrite(Connection& c, const DirectoryWrite& write);
+// Numbers `append.event` one past its log's last (known to `logs`, else
+// read) and applies it. On failure the event's number is 0 again; on
+// success the caller records it in `logs` once the write's savepoint is
+// released.
+absl::StatusOr<int64_t> ApplyAppend(Connection& c, const AppendEvent& append,
+                                    const WriterLogs& logs);
+
+}  // namespace parley::store::sqlite_internal
+
+#endif  // PARLEY_SERVER_STORE_SQLITE_INTERNAL_H_
