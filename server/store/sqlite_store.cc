@@ -94,7 +94,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     store->checkpointer_ =
         std::thread([s = store.get()] { s->CheckpointLoop(); });
   }
-  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->queue_.Start(
+      [s = store.get()](std::vector<WriteQueue::Pending>& batch) {
+        return s->RunBatch(batch);
+      },
+      [s = store.get()] {
+        if (s->restart_due_.exchange(false, std::memory_order_relaxed)) {
+          s->RestartWal();
+        }
+      });
   return store;
 }
 
@@ -168,7 +176,8 @@ SqliteStore::SqliteStore(SqliteOptions options,
     : options_(std::move(options)),
       migrations_applied_(migrations_applied),
       writer_db_(std::move(writer_db)),
-      idle_readers_(std::move(readers)) {}
+      idle_readers_(std::move(readers)),
+      queue_(options_.max_batch, options_.clock) {}
 
 SqliteStore::~SqliteStore() {
   Close();
@@ -177,36 +186,16 @@ SqliteStore::~SqliteStore() {
 }
 
 void SqliteStore::Submit(DirectoryWrite write, WriteDone done) {
-  Enqueue(std::move(write), std::move(done));
+  queue_.Enqueue(std::move(write), std::move(done));
 }
 
 void SqliteStore::Append(AppendEvent append, WriteDone done) {
-  Enqueue(std::move(append), std::move(done));
-}
-
-void SqliteStore::Enqueue(std::variant<DirectoryWrite, AppendEvent> write,
-                          WriteDone done) {
-  const absl::Time submitted = options_.clock->Now();
-  {
-    MutexLock lock(&queue_mu_);
-    if (writer_running_) {
-      queue_.push_back(
-          Pending{std::move(write), std::move(done), closing_, submitted});
-      queue_cv_.Signal();
-      return;
-    }
-  }
-  if (done) done(ShuttingDown());
+  queue_.Enqueue(std::move(append), std::move(done));
 }
 
 void SqliteStore::Close() {
   MutexLock close_lock(&close_mu_);
-  {
-    MutexLock lock(&queue_mu_);
-    closing_ = true;
-    queue_cv_.SignalAll();
-  }
-  if (writer_.joinable()) writer_.join();
+  queue_.Close();
   {
     MutexLock lock(&checkpoint_mu_);
     checkpoint_stop_ = true;
@@ -216,40 +205,15 @@ void SqliteStore::Close() {
 }
 
 StoreStats SqliteStore::stats() const {
-  StoreStats stats;
+  StoreStats stats = queue_.stats();
   {
     MutexLock lock(&stats_mu_);
-    stats = stats_;
+    stats.checkpoint_restarts = checkpoint_restarts_;
+    stats.checkpoint_time_total = checkpoint_time_total_;
   }
   MutexLock lock(&checkpoint_mu_);
   stats.checkpoints = checkpoints_run_;
   return stats;
-}
-
-void SqliteStore::WriterLoop() {
-  std::vector<Pending> batch;
-  while (true) {
-    {
-      MutexLock lock(&queue_mu_);
-      while (queue_.empty() && !closing_) queue_cv_.Wait();
-      if (queue_.empty()) {
-        writer_running_ = false;
-        return;
-      }
-      const size_t n = std::min(queue_.size(), options_.max_batch);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    std::vector<absl::StatusOr<int64_t>> results = RunBatch(batch);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].done) batch[i].done(std::move(results[i]));
-    }
-    batch.clear();
-    if (restart_due_.exchange(false, std::memory_order_relaxed)) RestartWal();
-  }
 }
 
 void SqliteStore::RestartWal() {
@@ -271,30 +235,21 @@ int SqliteStore::Checkpoint(Connection& c, int mode, int* wal_pages) {
                   {"error", sqlite3_errmsg(c.db())}});
   }
   MutexLock lock(&stats_mu_);
-  if (restart) ++stats_.checkpoint_restarts;  // PASSIVE: checkpoints_run_
-  stats_.checkpoint_time_total += took;
+  if (restart) ++checkpoint_restarts_;  // PASSIVE: checkpoints_run_
+  checkpoint_time_total_ += took;
   return rc;
 }
 
 std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
-    std::vector<Pending>& batch) {
+    std::vector<WriteQueue::Pending>& batch) {
   std::vector<absl::StatusOr<int64_t>> results;
   results.reserve(batch.size());
-  const size_t runnable = static_cast<size_t>(
-      std::count_if(batch.begin(), batch.end(),
-                    [](const Pending& p) { return !p.rejected; }));
-  if (runnable == 0) {
-    for (size_t i = 0; i < batch.size(); ++i) results.push_back(ShuttingDown());
-    return results;
-  }
-
   Connection& c = *writer_db_;
-  const absl::Time start = options_.clock->Now();
   // `failed`: the transaction is lost; every write of the batch fails.
   absl::Status failed = c.Prepare("BEGIN IMMEDIATE").Run();
-  for (Pending& pending : batch) {
+  for (WriteQueue::Pending& pending : batch) {
     if (pending.rejected) {
-      results.push_back(ShuttingDown());
+      results.push_back(0);  // the queue fails it
       continue;
     }
     if (!failed.ok()) {
@@ -341,7 +296,9 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
     writer_logs_.last.clear();
     for (size_t i = 0; i < results.size(); ++i) {
       auto* append = std::get_if<AppendEvent>(&batch[i].write);
-      if (append != nullptr && results[i].ok()) append->event->sequence = 0;
+      if (append != nullptr && !batch[i].rejected && results[i].ok()) {
+        append->event->sequence = 0;
+      }
     }
     if (!sqlite3_get_autocommit(c.db())) {
       c.Prepare("ROLLBACK").Run().IgnoreError();
@@ -356,21 +313,6 @@ std::vector<absl::StatusOr<int64_t>> SqliteStore::RunBatch(
     }
   }
 
-  const absl::Time committed = options_.clock->Now();
-  const absl::Duration elapsed = committed - start;
-  MutexLock lock(&stats_mu_);
-  for (const Pending& pending : batch) {
-    if (pending.rejected) continue;
-    const absl::Duration waited = committed - pending.submitted;
-    ++stats_.write_wait_buckets[metrics::LatencyBucketOf(waited)];
-    stats_.write_wait_total += waited;
-    stats_.longest_write_wait = std::max(stats_.longest_write_wait, waited);
-  }
-  ++stats_.transactions;
-  stats_.writes += runnable;
-  stats_.largest_batch = std::max(stats_.largest_batch, runnable);
-  stats_.commit_time_total += elapsed;
-  stats_.longest_commit = std::max(stats_.longest_commit, elapsed);
   return results;
 }
 

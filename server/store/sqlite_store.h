@@ -1,16 +1,15 @@
 // The durable Store of the embedded deployment: one SQLite database file
 // (the server uses <data_dir>/parley.db) in WAL mode, foreign keys on.
 //
-// Writes: Submit and Append only queue, into one queue. One writer thread,
-// owned by the store, takes everything queued (up to `max_batch` writes),
-// runs it in one BEGIN IMMEDIATE transaction with each write in its own
-// SAVEPOINT (a failing write is rolled back to its savepoint and gets its
-// own error; the others commit), commits, and then calls every `done` in
-// submission order, on the writer thread, holding no lock of the store's: a
-// callback may write again, and writes may be queued while holding locks the
-// callbacks take. If the transaction itself fails (BEGIN or COMMIT), every
-// write of the batch fails with UNAVAILABLE, reason STORE_FAILED, and its
-// appends take no number.
+// Writes: Submit and Append only queue, into one WriteQueue. Its writer
+// thread takes everything queued (up to `max_batch` writes), runs it in one
+// BEGIN IMMEDIATE transaction with each write in its own SAVEPOINT (a
+// failing write is rolled back to its savepoint and gets its own error; the
+// others commit), commits, and then calls every `done` in submission order,
+// on the writer thread, holding no lock of the store's (see write_queue.h).
+// If the transaction itself fails (BEGIN or COMMIT), every write of the
+// batch fails with UNAVAILABLE, reason STORE_FAILED, and its appends take no
+// number.
 //
 // Reads run on a pool of `read_connections` read-only connections, alongside
 // the writer (WAL), from any number of threads; a caller waits for a free
@@ -33,12 +32,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -48,6 +45,7 @@
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/store/store.h"
+#include "server/store/write_queue.h"
 
 struct sqlite3;
 
@@ -159,22 +157,10 @@ class SqliteStore : public Store {
   using Connection = sqlite_internal::Connection;
   class ReaderLease;
 
-  // A queued write. `rejected`: submitted after Close; fails without running.
-  struct Pending {
-    std::variant<DirectoryWrite, AppendEvent> write;
-    WriteDone done;
-    bool rejected = false;
-    absl::Time submitted;  // for StoreStats' write wait
-  };
-
-  // Queues a write (Submit, Append).
-  void Enqueue(std::variant<DirectoryWrite, AppendEvent> write, WriteDone done);
-
   SqliteStore(SqliteOptions options, std::unique_ptr<Connection> writer_db,
               std::vector<std::unique_ptr<Connection>> readers,
               int migrations_applied);
 
-  void WriterLoop();
   // The checkpoint thread: a PASSIVE checkpoint each time a commit asks.
   void CheckpointLoop();
   // On the writer thread between batches: a RESTART checkpoint, when the
@@ -187,8 +173,9 @@ class SqliteStore : public Store {
   // SQLite's WAL hook on the writer's connection, after every commit.
   static int OnWalCommit(void* store, sqlite3* db, const char* name,
                          int pages);
-  // Runs one batch; returns one result per write.
-  std::vector<absl::StatusOr<int64_t>> RunBatch(std::vector<Pending>& batch);
+  // Runs one batch in one transaction (WriteQueue::Commit).
+  std::vector<absl::StatusOr<int64_t>> RunBatch(
+      std::vector<WriteQueue::Pending>& batch);
 
   const SqliteOptions options_;
   const int migrations_applied_;
@@ -220,18 +207,14 @@ class SqliteStore : public Store {
   std::vector<std::unique_ptr<Connection>> idle_readers_
       ABSL_GUARDED_BY(readers_mu_);
 
-  Mutex queue_mu_;
-  CondVar queue_cv_{&queue_mu_};
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
-  // False once the writer thread has drained the queue and stopped.
-  bool writer_running_ ABSL_GUARDED_BY(queue_mu_) = true;
+  // The writes' queue and the writer thread (RunBatch).
+  WriteQueue queue_;
 
   mutable Mutex stats_mu_;
-  StoreStats stats_ ABSL_GUARDED_BY(stats_mu_);
+  uint64_t checkpoint_restarts_ ABSL_GUARDED_BY(stats_mu_) = 0;
+  absl::Duration checkpoint_time_total_ ABSL_GUARDED_BY(stats_mu_);
 
   Mutex close_mu_;  // serializes Close
-  std::thread writer_ ABSL_GUARDED_BY(close_mu_);
   std::thread checkpointer_ ABSL_GUARDED_BY(close_mu_);
 };
 
