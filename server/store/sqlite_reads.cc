@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "server/model/ids.h"
 #include "server/store/errors.h"
+#include "server/store/paging.h"
 #include "server/store/sqlite_internal.h"
 #include "server/store/sqlite_store.h"
 
@@ -51,7 +52,6 @@ absl::StatusOr<uint64_t> LastSequenceOf(Connection& c, absl::string_view log) {
 namespace {
 
 using sqlite_internal::Connection;
-using sqlite_internal::kForever;
 using sqlite_internal::KindFromCode;
 using sqlite_internal::LastSequenceOf;
 using sqlite_internal::ReadTransaction;
@@ -326,60 +326,40 @@ absl::StatusOr<std::vector<model::EventPtr>> SqliteStore::ReadAfter(
 
 absl::StatusOr<PageResult> SqliteStore::ListMessages(absl::string_view log,
                                                      const Page& page) {
-  // Messages strictly between `after` and `before`: the first `limit` after
-  // `after` when it is set, else the last `limit` before `before`.
-  const bool ascending = page.after != 0 || page.oldest_first;
-  const int64_t after = std::min(ToSql(page.after), kForever - 1);
-  const int64_t before = page.before == 0 ? kForever : ToSql(page.before);
-
+  const PageRange range = RangeOf(page);
   ReaderLease c(this);
   ReadTransaction txn(*c);
   if (!txn.status().ok()) return txn.status();
   PageResult result;
   {
-    Stmt stmt = c->Prepare(
-        ascending ? "SELECT " PARLEY_EVENT_COLUMNS
-                    " FROM events WHERE log = ?1 AND kind = 1 AND "
-                    "sequence > ?2 AND sequence < ?3 "
-                    "ORDER BY sequence LIMIT ?4"
-                  : "SELECT " PARLEY_EVENT_COLUMNS
-                    " FROM events WHERE log = ?1 AND kind = 1 AND "
-                    "sequence > ?2 AND sequence < ?3 "
-                    "ORDER BY sequence DESC LIMIT ?4");
+    Stmt stmt = c->Prepare(range.ascending
+                               ? "SELECT " PARLEY_EVENT_COLUMNS
+                                 " FROM events WHERE log = ?1 AND kind = 1 AND "
+                                 "sequence > ?2 AND sequence < ?3 "
+                                 "ORDER BY sequence LIMIT ?4"
+                               : "SELECT " PARLEY_EVENT_COLUMNS
+                                 " FROM events WHERE log = ?1 AND kind = 1 AND "
+                                 "sequence > ?2 AND sequence < ?3 "
+                                 "ORDER BY sequence DESC LIMIT ?4");
     stmt.BindText(1, log);
-    stmt.BindInt(2, after);
-    stmt.BindInt(3, before);
+    stmt.BindInt(2, range.after);
+    stmt.BindInt(3, range.before);
     stmt.BindInt(4, ToSql(page.limit));
     absl::StatusOr<std::vector<model::EventPtr>> messages =
         ReadEvents(*c, stmt);
     if (!messages.ok()) return messages.status();
     result.messages = *std::move(messages);
   }
-  if (!ascending) {
+  if (!range.ascending) {
     std::reverse(result.messages.begin(), result.messages.end());
   }
-
-  // Older: any message before the first listed (or, when none was, at or
-  // before `after` / before `before`). Newer: any after the last listed (or
-  // after `after` / at or after `before`).
-  int64_t older_than = 0;
-  int64_t newer_than = 0;
-  if (!result.messages.empty()) {
-    older_than = static_cast<int64_t>(result.messages.front()->sequence);
-    newer_than = static_cast<int64_t>(result.messages.back()->sequence);
-  } else if (ascending) {
-    older_than = after + 1;
-    newer_than = after;
-  } else {
-    older_than = before;
-    newer_than = before - 1;
-  }
+  const PageEdges edges = EdgesOf(range, result.messages);
   {
     Stmt older = c->Prepare(
         "SELECT 1 FROM events WHERE log = ?1 AND kind = 1 AND sequence < ?2 "
         "LIMIT 1");
     older.BindText(1, log);
-    older.BindInt(2, older_than);
+    older.BindInt(2, edges.older_than);
     absl::StatusOr<bool> row = older.Next();
     if (!row.ok()) return row.status();
     result.has_older = *row;
@@ -389,7 +369,7 @@ absl::StatusOr<PageResult> SqliteStore::ListMessages(absl::string_view log,
         "SELECT 1 FROM events WHERE log = ?1 AND kind = 1 AND sequence > ?2 "
         "LIMIT 1");
     newer.BindText(1, log);
-    newer.BindInt(2, newer_than);
+    newer.BindInt(2, edges.newer_than);
     absl::StatusOr<bool> row = newer.Next();
     if (!row.ok()) return row.status();
     result.has_newer = *row;

@@ -9,7 +9,6 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "server/common/errors.h"
 #include "server/model/ids.h"
 #include "server/store/errors.h"
 #include "server/store/sqlite_internal.h"
@@ -19,9 +18,7 @@ namespace {
 
 absl::StatusOr<int64_t> Apply(Connection& c, const PutUser& w) {
   const User& user = w.user;
-  if (user.id.empty()) {
-    return InvalidInput("MISSING_ID", "id", "the user has no id");
-  }
+  if (absl::Status s = CheckPutUser(w); !s.ok()) return s;
   Stmt stmt = c.Prepare(
       w.create ? "INSERT INTO users (" PARLEY_USER_COLUMNS
                  ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
@@ -36,14 +33,8 @@ absl::StatusOr<int64_t> Apply(Connection& c, const PutUser& w) {
   stmt.BindTime(6, user.update_time);
   stmt.BindTime(7, user.tokens_valid_after);
   const absl::Status status = stmt.Run();
-  if (stmt.UniqueFailed("users.username")) {
-    return WithReason(absl::AlreadyExistsError("the username is taken"),
-                      "USERNAME_TAKEN", "username");
-  }
-  if (stmt.UniqueFailed("users.id")) {
-    return WithReason(absl::AlreadyExistsError("a user with this id exists"),
-                      "USER_EXISTS", "id");
-  }
+  if (stmt.UniqueFailed("users.username")) return UsernameTaken();
+  if (stmt.UniqueFailed("users.id")) return UserIdTaken();
   if (!status.ok()) return status;
   if (!w.create && stmt.changes() == 0) return UserNotFound();
   return 0;
@@ -79,14 +70,8 @@ absl::Status UpsertMember(Connection& c, absl::string_view room_id,
 
 absl::StatusOr<int64_t> Apply(Connection& c, const PutRoom& w) {
   const Room& room = w.room;
-  if (room.id.empty()) {
-    return InvalidInput("MISSING_ID", "id", "the room has no id");
-  }
+  if (absl::Status s = CheckPutRoom(w); !s.ok()) return s;
   const int64_t visibility = static_cast<int64_t>(room.visibility);
-  if (visibility < 1 || visibility > 3) {
-    return InvalidInput("INVALID_VISIBILITY", "visibility",
-                        "unknown room visibility");
-  }
   if (w.create && !room.owner_id.empty()) {
     absl::StatusOr<bool> owner = UserExists(c, room.owner_id);
     if (!owner.ok()) return owner.status();
@@ -108,14 +93,8 @@ absl::StatusOr<int64_t> Apply(Connection& c, const PutRoom& w) {
     stmt.BindTime(7, room.create_time);
     stmt.BindTime(8, room.update_time);
     const absl::Status status = stmt.Run();
-    if (stmt.UniqueFailed("rooms.name")) {
-      return WithReason(absl::AlreadyExistsError("the room name is taken"),
-                        "ROOM_NAME_TAKEN", "name");
-    }
-    if (stmt.UniqueFailed("rooms.id")) {
-      return WithReason(absl::AlreadyExistsError("a room with this id exists"),
-                        "ROOM_EXISTS", "id");
-    }
+    if (stmt.UniqueFailed("rooms.name")) return RoomNameTaken();
+    if (stmt.UniqueFailed("rooms.id")) return RoomIdTaken();
     if (!status.ok()) return status;
     if (!w.create && stmt.changes() == 0) return RoomNotFound();
   }
@@ -128,11 +107,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const PutRoom& w) {
 }
 
 absl::StatusOr<int64_t> Apply(Connection& c, const DeleteRoom& w) {
-  if (w.id == model::kLobbyId) {
-    return WithReason(
-        absl::FailedPreconditionError("the lobby cannot be deleted"),
-        "LOBBY_PROTECTED");
-  }
+  if (w.id == model::kLobbyId) return LobbyProtected();
   {
     Stmt stmt = c.Prepare("DELETE FROM rooms WHERE id = ?1");
     stmt.BindText(1, w.id);
@@ -165,10 +140,7 @@ absl::StatusOr<int64_t> Apply(Connection& c, const DeleteMember& w) {
   stmt.BindText(1, w.room_id);
   stmt.BindText(2, w.user_id);
   if (absl::Status s = stmt.Run(); !s.ok()) return s;
-  if (stmt.changes() == 0) {
-    return WithReason(absl::NotFoundError("the user is not a member"),
-                      "MEMBER_NOT_FOUND");
-  }
+  if (stmt.changes() == 0) return MemberNotFound();
   return 0;
 }
 
@@ -223,10 +195,7 @@ absl::Status InsertEvent(Connection& c, const model::Event& e) {
   stmt.BindTime(16, e.update_time);
   stmt.BindInt(17, e.deleted ? 1 : 0);
   const absl::Status status = stmt.Run();
-  if (stmt.UniqueFailed("events.id")) {
-    return WithReason(absl::AlreadyExistsError("the event id is taken"),
-                      "EVENT_EXISTS", "id");
-  }
+  if (stmt.UniqueFailed("events.id")) return EventIdTaken();
   return status;
 }
 
@@ -365,19 +334,8 @@ absl::StatusOr<int64_t> ApplyWrite(Connection& c, const DirectoryWrite& write) {
 
 absl::StatusOr<int64_t> ApplyAppend(Connection& c, const AppendEvent& w,
                                     const WriterLogs& logs) {
-  if (w.event == nullptr) {
-    return absl::InvalidArgumentError("AppendEvent without an event");
-  }
+  if (absl::Status s = CheckAppend(w); !s.ok()) return s;
   model::Event& e = *w.event;
-  if (e.kind == model::EventKind::kGap || e.kind == model::EventKind::kTyping ||
-      e.log.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("not a log entry: log \"", e.log, "\""));
-  }
-  if (e.sequence != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the store numbers appends; got sequence ", e.sequence));
-  }
   // The log belongs to a room or, for an inbox, a user that exists. Known
   // logs skip that read and the read of their last number (see WriterLogs).
   uint64_t last;

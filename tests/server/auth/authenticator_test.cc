@@ -1,9 +1,6 @@
-// The Authenticator against the real SQLite store.
+// The Authenticator against an in-memory store.
 #include "server/auth/authenticator.h"
 
-#include <stdlib.h>
-
-#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,7 +14,7 @@
 #include "server/common/clock.h"
 #include "server/common/errors.h"
 #include "server/common/mutex.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/memory_store.h"
 #include "server/store/store.h"
 
 namespace parley::auth {
@@ -70,10 +67,6 @@ std::string Bearer(const std::string& token) {
 class AuthenticatorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string pattern = ::testing::TempDir() + "/authenticator_test.XXXXXX";
-    ASSERT_NE(::mkdtemp(pattern.data()), nullptr);
-    dir_ = pattern;
-    OpenStore();
     auth_ = NewAuthenticator();
     ASSERT_TRUE(auth_->LoadRevoked().ok());
     alice_ = MakeUser("7d1b5e0e-1111-4a5b-9c3d-000000000001", "alice");
@@ -81,16 +74,6 @@ class AuthenticatorTest : public ::testing::Test {
 
   void TearDown() override {
     store_->Close();  // runs pending callbacks before the authenticators go
-    std::filesystem::remove_all(dir_);
-  }
-
-  void OpenStore() {
-    store::SqliteOptions options;
-    options.path = dir_ + "/parley.db";
-    absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
-        store::SqliteStore::Open(options);
-    ASSERT_TRUE(opened.ok()) << opened.status();
-    store_ = *std::move(opened);
   }
 
   std::unique_ptr<Authenticator> NewAuthenticator(
@@ -133,11 +116,10 @@ class AuthenticatorTest : public ::testing::Test {
     return result.Wait();
   }
 
-  std::string dir_;
   // Revoked tokens are pruned by real time, so the test clock starts now.
   ManualClock clock_{absl::Now()};
   TokenSigner signer_{kKey, kLifetime, &clock_};
-  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<store::Store> store_ = std::make_unique<store::MemoryStore>();
   std::unique_ptr<Authenticator> auth_;
   store::User alice_;
 };
@@ -211,12 +193,8 @@ TEST_F(AuthenticatorTest, RevokedTokenIsRefusedDurably) {
   EXPECT_EQ(Reason(auth_->Authenticate(Bearer(revoked))), "TOKEN_REVOKED");
   EXPECT_EQ(Reason(auth_->Authenticate(Bearer(kept))), "accepted");
 
-  // A restart: the store is closed and reopened, and a new Authenticator
-  // loads the revocations from it.
-  store_->Close();
+  // A restart: a new Authenticator loads the revocations from the store.
   auth_.reset();
-  store_.reset();
-  OpenStore();
   auth_ = NewAuthenticator();
   // Not yet loaded: the revocation lives in the store, not in this object.
   EXPECT_EQ(Reason(auth_->Authenticate(Bearer(revoked))), "accepted");

@@ -1,9 +1,6 @@
 #include "server/chat/hub.h"
 
-#include <stdlib.h>
-
 #include <atomic>
-#include <filesystem>
 #include <set>
 #include <string>
 #include <thread>
@@ -15,7 +12,7 @@
 #include "server/common/errors.h"
 #include "server/common/mutex.h"
 #include "server/model/ids.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/memory_store.h"
 
 namespace parley::chat {
 namespace {
@@ -55,35 +52,10 @@ absl::StatusOr<model::EventPtr> Publish(Hub& hub,
   return Await([&](EventDone d) { hub.Publish(std::move(event), std::move(d)); });
 }
 
-// A fresh SQLite store in a temporary directory, removed afterwards.
-class TempStore {
- public:
-  TempStore() {
-    dir_ = ::testing::TempDir() + "hub-test-XXXXXX";
-    EXPECT_NE(mkdtemp(dir_.data()), nullptr);
-    Open();
-  }
-  ~TempStore() {
-    store_.reset();
-    std::error_code ec;
-    std::filesystem::remove_all(dir_, ec);
-  }
-  void Open() {
-    store::SqliteOptions o;
-    o.path = dir_ + "/parley.db";
-    auto opened = store::SqliteStore::Open(o);
-    EXPECT_TRUE(opened.ok()) << opened.status();
-    store_ = *std::move(opened);
-  }
-  store::SqliteStore* get() { return store_.get(); }
-
- private:
-  std::string dir_;
-  std::unique_ptr<store::SqliteStore> store_;
-};
-
 class HubTest : public ::testing::Test {
  protected:
+  // The store's last callbacks run before any hub goes.
+  void TearDown() override { store_.Close(); }
   HubOptions Options() {
     HubOptions o;
     o.channel_capacity = 100000;
@@ -98,8 +70,8 @@ class HubTest : public ::testing::Test {
   }
 
   ManualClock clock_;
-  TempStore store_;
-  Hub hub_{Options(), store_.get(), &clock_};
+  store::MemoryStore store_;
+  Hub hub_{Options(), &store_, &clock_};
 };
 
 TEST_F(HubTest, JoinIsBroadcastToEveryoneIncludingTheJoiner) {
@@ -262,7 +234,7 @@ TEST_F(HubTest, ReadersComingAndGoingWhileOthersSendLoseNothing) {
 TEST_F(HubTest, AStalledReaderNeverSlowsTheSenderOrOthers) {
   HubOptions o = Options();
   o.channel_capacity = 4;
-  Hub hub(o, store_.get(), &clock_);
+  Hub hub(o, &store_, &clock_);
   ASSERT_TRUE(Join(hub, "stalled").ok());
   ASSERT_TRUE(Join(hub, "reader").ok());
   auto reader = *hub.FindChannel("reader");
@@ -343,7 +315,7 @@ class FailingStore : public store::ForwardingStore {
 };
 
 TEST_F(HubTest, NothingIsDeliveredOrAcknowledgedWithoutACommit) {
-  FailingStore failing(store_.get());
+  FailingStore failing(&store_);
   Hub hub(Options(), &failing, &clock_);
   EXPECT_EQ(Join(hub, "alice").status().code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(hub.SessionCount(), 0u);
@@ -352,7 +324,7 @@ TEST_F(HubTest, NothingIsDeliveredOrAcknowledgedWithoutACommit) {
 TEST_F(HubTest, SequenceNumbersContinueFromTheStore) {
   ASSERT_TRUE(Join(hub_, "alice").ok());
   ASSERT_TRUE(Send(hub_, "alice", "one").ok());
-  Hub restarted(Options(), store_.get(), &clock_);
+  Hub restarted(Options(), &store_, &clock_);
   auto joined = Join(restarted, "bob");
   ASSERT_TRUE(joined.ok());
   EXPECT_EQ((*joined)->sequence, 3u);
@@ -374,7 +346,7 @@ TEST_F(HubTest, TheEncodingCarriesTheNumberTheStoreGave) {
   o.encoder = [](const model::Event& e) {
     return absl::StrCat(e.sequence, ":", e.text);
   };
-  Hub hub(o, store_.get(), &clock_);
+  Hub hub(o, &store_, &clock_);
   auto sub = hub.Subscribe(model::kLobbyId, Subscriber{});
   ASSERT_TRUE(sub.ok());
   auto first = Publish(hub, RoomMessage(model::kLobbyId, "one"));
@@ -422,7 +394,7 @@ TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
   ASSERT_EQ(live.size(), 2u);
   EXPECT_EQ(live[0]->sequence, 4u);
   EXPECT_EQ(live[1]->sequence, 5u);
-  auto history = store_.get()->ReadAfter(model::kLobbyId, 0, sub->live_after);
+  auto history = store_.ReadAfter(model::kLobbyId, 0, sub->live_after);
   ASSERT_TRUE(history.ok());
   ASSERT_EQ(history->size(), 3u);
   EXPECT_EQ(history->back()->sequence, 3u);
@@ -446,13 +418,13 @@ TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
   EXPECT_EQ(seen[0]->sequence, 0u);  // not in the log
   EXPECT_EQ(seen[1]->kind, model::EventKind::kLeave);
   EXPECT_EQ(bob->channel->Size(), 0u);  // nobody announces you to yourself
-  EXPECT_EQ(*store_.get()->LastSequence(model::kLobbyId), 0u);
+  EXPECT_EQ(*store_.LastSequence(model::kLobbyId), 0u);
 }
 
 TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
   HubOptions o = Options();
   o.presence_max_subscribers = 2;
-  Hub hub(o, store_.get(), &clock_);
+  Hub hub(o, &store_, &clock_);
   auto ann =
       hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
   auto bob =
@@ -509,7 +481,7 @@ class GraceHubTest : public HubTest {
     ASSERT_TRUE(ann.ok() && bob.ok());
     ASSERT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
   }
-  Hub hub{GraceOptions(), store_.get(), &clock_};
+  Hub hub{GraceOptions(), &store_, &clock_};
   absl::StatusOr<Subscription> ann =
       hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
   absl::StatusOr<Subscription> bob =
@@ -563,11 +535,10 @@ TEST_F(HubTest, InboxesCarryNoPresence) {
   ann.username = "ann";
   ann.display_name = "Ann";
   Notification created;
-  store_.get()->Submit(store::PutUser{ann, true},
-                       [&](absl::StatusOr<int64_t> r) {
-                         EXPECT_TRUE(r.ok()) << r.status();
-                         created.Notify();
-                       });
+  store_.Submit(store::PutUser{ann, true}, [&](absl::StatusOr<int64_t> r) {
+    EXPECT_TRUE(r.ok()) << r.status();
+    created.Notify();
+  });
   created.WaitForNotification();
   const std::string inbox = model::InboxLog("u-ann");
   auto a = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
@@ -623,7 +594,7 @@ TEST_F(HubTest, APurgeReportsHowManyMessagesItRemoved) {
                     });
   done.WaitForNotification();
   EXPECT_EQ(purged, 3);
-  auto left = store_.get()->ListMessages(model::kLobbyId, store::Page{});
+  auto left = store_.ListMessages(model::kLobbyId, store::Page{});
   ASSERT_TRUE(left.ok());
   ASSERT_EQ(left->messages.size(), 1u);
   EXPECT_EQ(left->messages[0]->sequence, 4u);
@@ -668,7 +639,7 @@ class TakingReader : public ChannelReader {
 TEST_F(HubTest, ALargeRoomsWakeUpsAreSharedAmongDispatchersInOrder) {
   HubOptions o = Options();
   o.fanout_threads = 2;
-  Hub hub(o, store_.get(), &clock_);
+  Hub hub(o, &store_, &clock_);
   constexpr int kReaders = 200, kMessages = 20;
   std::atomic<int> left{kReaders * kMessages};
   Notification all;
@@ -723,7 +694,7 @@ class BlockedReader : public ChannelReader {
 TEST_F(HubTest, TheSenderIsAnsweredBeforeTheReadersAreWoken) {
   HubOptions o = Options();
   o.fanout_threads = 1;
-  Hub hub(o, store_.get(), &clock_);
+  Hub hub(o, &store_, &clock_);
   auto sub = hub.Subscribe(model::kLobbyId, Subscriber{});
   ASSERT_TRUE(sub.ok());
   Notification release;
