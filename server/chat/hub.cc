@@ -138,7 +138,8 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
   // queued here, under the log's lock, and runs the callbacks in that order
   // too. The encoding, the fan-out and the acknowledgement run on the hub's
   // dispatcher thread, in the same order, so the store's thread goes back to
-  // committing at once. Until then nothing else holds the event.
+  // committing at once. Only the store touches the event until it calls
+  // back (it sets the number).
   store::AppendEvent append{event};
   store_->Append(
       std::move(append),
