@@ -24,7 +24,8 @@ GATEWAY_GEN_STAMP := $(GATEWAY_GEN)/.stamp
 GATEWAY_SOURCES = $(shell find $(GATEWAY_DIR) -name '*.go' -not -path '$(GATEWAY_GEN)/*') \
 	$(GATEWAY_DIR)/go.mod $(GATEWAY_DIR)/go.sum
 
-.PHONY: gateway gateway-gen gateway-tools test-gateway test-gateway-unit test-integration
+.PHONY: gateway gateway-gen gateway-tools test-gateway test-gateway-unit test-integration \
+	test-integration-postgres
 
 gateway: $(GATEWAY_BIN)
 
@@ -76,13 +77,21 @@ $(GATEWAY_BIN): $(GATEWAY_GEN_STAMP) $(GATEWAY_SOURCES)
 	@mkdir -p $(dir $@)
 	cd $(GATEWAY_DIR) && $(GO) build -trimpath -o $@ ./cmd/parley-gateway
 
-test-gateway: test-gateway-unit test-integration
+test-gateway: test-gateway-unit test-integration test-integration-postgres
 
 test-gateway-unit: $(GATEWAY_GEN_STAMP)
 	cd $(GATEWAY_DIR) && $(GO) vet ./... && $(GO) test -count=1 -v ./...
 
-# The integration tests start the real binaries on port 0.
+# The integration tests start the real binaries on port 0: once on the
+# embedded SQLite store, once with every server on PostgreSQL (a test server
+# of their own, scripts/test-postgres.sh).
+INTEGRATION_ENV = PARLEY_SERVER_BIN=$(SERVER_BIN) PARLEY_GATEWAY_BIN=$(GATEWAY_BIN) \
+	PARLEY_CLI_BIN=$(CLI_BIN) GRPCURL_BIN=$(GRPCURL)
 test-integration: server $(GATEWAY_BIN) $(GRPCURL)
 	cd $(INTEGRATION_DIR) && $(GO) vet ./... && \
-	  PARLEY_SERVER_BIN=$(SERVER_BIN) PARLEY_GATEWAY_BIN=$(GATEWAY_BIN) PARLEY_CLI_BIN=$(CLI_BIN) \
-	  GRPCURL_BIN=$(GRPCURL) $(GO) test -count=1 -v -timeout 10m ./...
+	  $(INTEGRATION_ENV) $(GO) test -count=1 -v -timeout 15m ./...
+
+test-integration-postgres: server $(GATEWAY_BIN) $(GRPCURL)
+	@scripts/deps.sh test
+	cd $(INTEGRATION_DIR) && PARLEY_TEST_STORE=postgres \
+	  $(INTEGRATION_ENV) $(GO) test -count=1 -v -timeout 15m ./...

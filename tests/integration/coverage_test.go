@@ -117,7 +117,18 @@ func uncovered(rules []httpRule) []string {
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	if os.Getenv("PARLEY_TEST_STORE") == "postgres" {
+		p, err := startPostgres()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		sharedPostgres = p
+	}
 	code := m.Run()
+	if sharedPostgres != nil {
+		sharedPostgres.stop()
+	}
 	// Only a full run against the real binaries says anything about
 	// coverage.
 	if os.Getenv("PARLEY_SERVER_BIN") != "" && flag.Lookup("test.run").Value.String() == "" {

@@ -6,14 +6,17 @@ import (
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 )
@@ -124,70 +127,27 @@ type acked struct {
 // duplicate.
 func TestAcknowledgedMessagesSurviveKill9(t *testing.T) {
 	for _, mode := range []string{"normal", "full"} {
-		t.Run("synchronous="+mode, func(t *testing.T) { stopMidFlight(t, mode, true) })
+		t.Run("synchronous="+mode, func(t *testing.T) { stopMidFlight(t, true, withSynchronous(mode)) })
 	}
+}
+
+// The same on PostgreSQL: what the server acknowledged was committed there.
+func TestAcknowledgedMessagesSurviveKill9OnPostgres(t *testing.T) {
+	stopMidFlight(t, true, withPostgres(postgresFor(t)))
 }
 
 // The same with SIGTERM: a clean shutdown under load loses nothing that was
 // acknowledged, and exits 0.
 func TestAcknowledgedMessagesSurviveSIGTERMUnderLoad(t *testing.T) {
-	stopMidFlight(t, "normal", false)
+	stopMidFlight(t, false)
 }
 
-func stopMidFlight(t *testing.T, synchronous string, kill bool) {
-	s := startStack(t, withSynchronous(synchronous))
+func stopMidFlight(t *testing.T, kill bool, options ...stackOption) {
+	s := startStack(t, options...)
 	owner := s.signUp(t, "writer")
 	rm := s.createRoom(t, owner.token, "durable", "", "")
-
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	msgs := parleyv1.NewMessageServiceClient(conn)
-	ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+owner.token)
-
-	const writers, enough = 4, 1000
-	var (
-		mu    sync.Mutex
-		acks  []acked
-		count atomic.Int64
-		wg    sync.WaitGroup
-		stop  = make(chan struct{})
-	)
-	for w := 0; w < writers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				text := fmt.Sprintf("writer %d message %d", w, i)
-				callCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-				ev, err := msgs.PostMessage(callCtx, &parleyv1.PostMessageRequest{Room: rm.ID, Text: text})
-				cancel()
-				if err != nil {
-					return // the server is gone
-				}
-				mu.Lock()
-				acks = append(acks, acked{ev.GetId(), text, ev.GetSequence()})
-				mu.Unlock()
-				count.Add(1)
-			}
-		}()
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for count.Load() < enough {
-		if time.Now().After(deadline) {
-			close(stop)
-			wg.Wait()
-			t.Fatalf("only %d messages acknowledged within 60s", count.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	load := startPostLoad(t, s, owner.token, rm.ID, 4)
+	load.waitAcks(t, 1000, 60*time.Second)
 	if kill {
 		if err := s.server.cmd.Process.Kill(); err != nil {
 			t.Fatal(err)
@@ -196,16 +156,176 @@ func stopMidFlight(t *testing.T, synchronous string, kill bool) {
 	} else if err := s.server.stop(); err != nil {
 		t.Errorf("server under load: %v", err)
 	}
-	close(stop)
-	wg.Wait()
-	mu.Lock()
-	acknowledged := append([]acked(nil), acks...)
-	mu.Unlock()
+	acknowledged := load.stop()
 	t.Logf("%d messages acknowledged before the server stopped", len(acknowledged))
 
 	s.restart(t, true) // the server is gone already
+	checkAcknowledged(t, s, owner.token, rm.ID, acknowledged)
+}
 
-	history := s.allMessages(t, owner.token, rm.ID, 1000)
+// The database goes away under load and comes back: while it is down every
+// send fails promptly with UNAVAILABLE (REST 503), never a 500 or a hang;
+// afterwards sends succeed again on the same server, and nothing that was
+// acknowledged is lost.
+func TestSendsFailCleanlyWhileTheDatabaseIsDownAndRecover(t *testing.T) {
+	pg := postgresFor(t)
+	s := startStack(t, withPostgres(pg))
+	owner := s.signUp(t, "writer")
+	rm := s.createRoom(t, owner.token, "outage", "", "")
+	load := startPostLoad(t, s, owner.token, rm.ID, 4)
+	load.waitAcks(t, 300, 60*time.Second)
+
+	pg.control(t, "pause")
+	// A send while the database is down: UNAVAILABLE within the connect
+	// timeout, over gRPC and over REST.
+	start := time.Now()
+	_, err := load.post("while the database is down")
+	if code := status.Code(err); code != codes.Unavailable {
+		t.Errorf("send while the database is down: %v, want UNAVAILABLE", err)
+	}
+	if took := time.Since(start); took > 8*time.Second {
+		t.Errorf("the failing send took %v", took)
+	}
+	r := s.req(t, http.MethodPost, "/v1/rooms/"+rm.ID+"/messages", owner.token, map[string]string{"text": "rest while down"})
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), `"code"`) {
+		t.Errorf("REST send while the database is down = %s, want 503 with the error body", r)
+	}
+	before := load.acks()
+	pg.control(t, "resume")
+	load.waitAcks(t, before+300, 60*time.Second)
+	acknowledged := load.stop()
+	for code, n := range load.errorCodes() {
+		if code != codes.Unavailable {
+			t.Errorf("%d sends failed with %v; only UNAVAILABLE is expected during the outage", n, code)
+		}
+	}
+	t.Logf("%d acknowledged, failures by code %v", len(acknowledged), load.errorCodes())
+	checkAcknowledged(t, s, owner.token, rm.ID, acknowledged)
+}
+
+// postLoad is a few writers posting to one room through gRPC as fast as
+// they can, each recording what was acknowledged and how the rest failed.
+type postLoad struct {
+	msgs  parleyv1.MessageServiceClient
+	ctx   context.Context
+	room  string
+	conn  *grpc.ClientConn
+	count atomic.Int64
+	wg    sync.WaitGroup
+	quit  chan struct{}
+
+	mu     sync.Mutex
+	acked  []acked
+	failed map[codes.Code]int
+}
+
+func startPostLoad(t *testing.T, s *stack, token, room string, writers int) *postLoad {
+	t.Helper()
+	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &postLoad{
+		msgs:   parleyv1.NewMessageServiceClient(conn),
+		ctx:    metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token),
+		room:   room,
+		conn:   conn,
+		quit:   make(chan struct{}),
+		failed: map[codes.Code]int{},
+	}
+	for w := 0; w < writers; w++ {
+		l.wg.Add(1)
+		go l.write(w)
+	}
+	t.Cleanup(func() { l.stop() })
+	return l
+}
+
+func (l *postLoad) post(text string) (*parleyv1.Event, error) {
+	ctx, cancel := context.WithTimeout(l.ctx, 10*time.Second)
+	defer cancel()
+	return l.msgs.PostMessage(ctx, &parleyv1.PostMessageRequest{Room: l.room, Text: text})
+}
+
+// write posts until stopped. A failure is counted and retried, unless the
+// server is gone (the connection refused): then the writer ends.
+func (l *postLoad) write(w int) {
+	defer l.wg.Done()
+	for i := 0; ; i++ {
+		select {
+		case <-l.quit:
+			return
+		default:
+		}
+		text := fmt.Sprintf("writer %d message %d", w, i)
+		ev, err := l.post(text)
+		if err != nil {
+			l.mu.Lock()
+			l.failed[status.Code(err)]++
+			l.mu.Unlock()
+			if strings.Contains(err.Error(), "connection refused") || status.Code(err) == codes.Canceled {
+				return // the server is gone
+			}
+			select {
+			case <-l.quit:
+				return
+			case <-time.After(10 * time.Millisecond): // not a spin while the store is down
+			}
+			continue
+		}
+		l.mu.Lock()
+		l.acked = append(l.acked, acked{ev.GetId(), text, ev.GetSequence()})
+		l.mu.Unlock()
+		l.count.Add(1)
+	}
+}
+
+func (l *postLoad) acks() int { return int(l.count.Load()) }
+
+// waitAcks waits until n sends in all were acknowledged.
+func (l *postLoad) waitAcks(t *testing.T, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for l.acks() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages acknowledged within %v (failures %v)", l.acks(), n, timeout, l.errorCodes())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// stop ends the writers and returns what was acknowledged. Idempotent.
+func (l *postLoad) stop() []acked {
+	l.mu.Lock()
+	select {
+	case <-l.quit:
+	default:
+		close(l.quit)
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	l.conn.Close()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]acked(nil), l.acked...)
+}
+
+func (l *postLoad) errorCodes() map[codes.Code]int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[codes.Code]int{}
+	for c, n := range l.failed {
+		out[c] = n
+	}
+	return out
+}
+
+// checkAcknowledged asserts that every acknowledged message is in the room's
+// history unchanged, that the sequence numbers have no gap and no duplicate,
+// and that the next send continues the numbering.
+func checkAcknowledged(t *testing.T, s *stack, token, room string, acknowledged []acked) {
+	t.Helper()
+	history := s.allMessages(t, token, room, 1000)
 	byID := map[string]event{}
 	for i, m := range history {
 		if _, dup := byID[m.ID]; dup {
@@ -223,7 +343,7 @@ func stopMidFlight(t *testing.T, synchronous string, kill bool) {
 		if !ok || m.Text != a.text || m.Sequence != a.sequence {
 			lost++
 			if lost <= 5 {
-				t.Errorf("acknowledged message %+v is lost or changed after the restart: %+v", a, m)
+				t.Errorf("acknowledged message %+v is lost or changed: %+v", a, m)
 			}
 		}
 	}
@@ -234,8 +354,8 @@ func stopMidFlight(t *testing.T, synchronous string, kill bool) {
 		t.Errorf("history holds %d messages, %d were acknowledged", len(history), len(acknowledged))
 	}
 	if len(history) > 0 {
-		if next := s.post(t, owner.token, rm.ID, "after the crash"); next.Sequence != history[len(history)-1].Sequence+1 {
-			t.Errorf("first sequence after the crash %d, last in history %d", next.Sequence, history[len(history)-1].Sequence)
+		if next := s.post(t, token, room, "afterwards"); next.Sequence != history[len(history)-1].Sequence+1 {
+			t.Errorf("first sequence afterwards %d, last in history %d", next.Sequence, history[len(history)-1].Sequence)
 		}
 	}
 }

@@ -142,8 +142,10 @@ type stack struct {
 
 	dir     string // the test's temp dir: logs, port files
 	dataDir string // the server's --data_dir
-	opts    stackOptions
-	starts  int // servers started so far, to name their logs
+	// The server's --postgres_dsn, kept across restarts; empty on SQLite.
+	postgresDSN string
+	opts        stackOptions
+	starts      int // servers started so far, to name their logs
 
 	mu     sync.Mutex
 	bodies []string // every REST response body, for checks over all of them
@@ -157,6 +159,9 @@ type stackOptions struct {
 	admins        []string      // --admin_users
 	tokenLifetime time.Duration // --token_lifetime, when not 0
 	synchronous   string        // --sqlite_synchronous, when not empty
+	// The PostgreSQL server whose database the server uses (--store=postgres);
+	// nil: SQLite in the data directory, unless PARLEY_TEST_STORE=postgres.
+	postgres *pgServer
 }
 
 type stackOption func(*stackOptions)
@@ -180,8 +185,12 @@ func startStack(t *testing.T, options ...stackOption) *stack {
 	binary(t, "PARLEY_GATEWAY_BIN")
 	s := &stack{dir: t.TempDir()}
 	s.dataDir = filepath.Join(s.dir, "data")
+	s.opts.postgres = sharedPostgres
 	for _, o := range options {
 		o(&s.opts)
+	}
+	if s.opts.postgres != nil {
+		s.postgresDSN = s.opts.postgres.newDatabase(t)
 	}
 	s.startServer(t)
 	s.startGateway(t)
@@ -205,6 +214,9 @@ func (s *stack) serverFlags(portFile string) []string {
 	}
 	if s.opts.synchronous != "" {
 		flags = append(flags, "--sqlite_synchronous="+s.opts.synchronous)
+	}
+	if s.postgresDSN != "" {
+		flags = append(flags, "--store=postgres", "--postgres_dsn="+s.postgresDSN)
 	}
 	return flags
 }
