@@ -93,6 +93,56 @@ EOF
   rm -rf "$ctx"
 fi
 
+# A stand-in for the official postgres image (the postgres profile's
+# `image:`), from Debian's PostgreSQL 15, with the same interface: the
+# POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB environment, PGDATA, port
+# 5432, password authentication for other hosts, and pg_isready on PATH.
+POSTGRES_IMAGE=docker.io/library/$(sed -n 's/^    image: \(postgres:.*\)$/\1/p' "$COMPOSE_FILE")
+if ! podman image exists "$POSTGRES_IMAGE"; then
+  ctx=$(mktemp -d "$CACHE/postgres.XXXXXX")
+  cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/bash
+set -euo pipefail
+mkdir -p "$PGDATA" /var/run/postgresql
+chown postgres:postgres "$PGDATA" /var/run/postgresql
+chmod 700 "$PGDATA"
+as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+  pw=$(mktemp); printf '%s\n' "${POSTGRES_PASSWORD:?}" > "$pw"; chown postgres "$pw"
+  as_postgres initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --pwfile="$pw" \
+    -A scram-sha-256 -E UTF8 --locale=C.UTF-8 > /dev/null
+  rm -f "$pw"
+  echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
+  echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
+  if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != postgres ]; then
+    as_postgres pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start > /dev/null
+    PGPASSWORD=$POSTGRES_PASSWORD as_postgres psql -qU "${POSTGRES_USER:-postgres}" -d postgres \
+      -c "CREATE DATABASE \"$POSTGRES_DB\""
+    as_postgres pg_ctl -D "$PGDATA" -w -m fast stop > /dev/null
+  fi
+fi
+exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"
+ENTRYPOINT
+  cat > "$ctx/Containerfile" <<CONTAINERFILE
+FROM $DEBIAN_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      postgresql-15 > /dev/null \\
+ && rm -rf /var/lib/apt/lists/*
+COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+ENV PATH=/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
+    PGDATA=/var/lib/postgresql/data
+VOLUME /var/lib/postgresql/data
+EXPOSE 5432
+STOPSIGNAL SIGINT
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["postgres"]
+CONTAINERFILE
+  log "building the local $POSTGRES_IMAGE"
+  podman build -q --format docker --network=host -t "$POSTGRES_IMAGE" "$ctx" > /dev/null
+  rm -rf "$ctx"
+fi
+
 # ---- Clean-up of everything this run creates ----
 compose() {
   (cd "$ROOT" && podman-compose -p "$PROJECT" -f "$COMPOSE_FILE" "$@")
@@ -110,11 +160,19 @@ cleanup() {
   fi
   podman rm -f --time 0 "${PROJECT}_dnstarget" > /dev/null 2>&1
   podman network rm -f "${PROJECT}_dnscheck" > /dev/null 2>&1
+  if [ $rc -ne 0 ] && podman container exists "${PROJECT}_server-postgres_1"; then
+    log "postgres log:"; podman logs "${PROJECT}_postgres_1" 2>&1 | tail -20 >&2
+    log "server-postgres log:"; podman logs "${PROJECT}_server-postgres_1" 2>&1 | tail -20 >&2
+    log "gateway-postgres log:"; podman logs "${PROJECT}_gateway-postgres_1" 2>&1 | tail -20 >&2
+  fi
   compose down -v > /dev/null 2>&1
-  podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" > /dev/null 2>&1
-  podman volume rm -f "${PROJECT}_parley-data" > /dev/null 2>&1
+  podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" "${PROJECT}_postgres_1" \
+    "${PROJECT}_server-postgres_1" "${PROJECT}_gateway-postgres_1" > /dev/null 2>&1
+  podman volume rm -f "${PROJECT}_parley-data" "${PROJECT}_parley-postgres-keys" \
+    "${PROJECT}_postgres-data" > /dev/null 2>&1
   podman network rm -f "${PROJECT}_default" > /dev/null 2>&1
-  podman rmi -f "${PROJECT}_server" "${PROJECT}_gateway" > /dev/null 2>&1
+  podman rmi -f "${PROJECT}_server" "${PROJECT}_gateway" "${PROJECT}_server-postgres" \
+    "${PROJECT}_gateway-postgres" > /dev/null 2>&1
   podman image prune -f > /dev/null 2>&1
   exit $rc
 }
@@ -154,6 +212,9 @@ podman build -q --format docker --network=host \
   -v /etc/ssl/certs:/etc/ssl/certs:ro \
   -f "$ROOT/docker/gateway.Dockerfile" -t "${PROJECT}_gateway" "$ROOT" > /dev/null
 log "built ${PROJECT}_gateway in $((SECONDS - start)) s"
+# The postgres profile's server and gateway are built from the same files.
+podman tag "${PROJECT}_server" "${PROJECT}_server-postgres"
+podman tag "${PROJECT}_gateway" "${PROJECT}_gateway-postgres"
 for image in server gateway; do
   size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_$image")
   log "image $image: $((size / 1024 / 1024)) MiB"
@@ -165,36 +226,46 @@ size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_gateway")
 
 # ---- Run ----
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export PARLEY_GRPC_PORT PARLEY_HTTP_PORT
+export PARLEY_GRPC_PORT PARLEY_HTTP_PORT PARLEY_POSTGRES_GRPC_PORT PARLEY_POSTGRES_HTTP_PORT
 PARLEY_GRPC_PORT=$(free_port)
 PARLEY_HTTP_PORT=$(free_port)
+PARLEY_POSTGRES_GRPC_PORT=$(free_port)
+PARLEY_POSTGRES_HTTP_PORT=$(free_port)
 H=http://127.0.0.1:$PARLEY_HTTP_PORT
 G=127.0.0.1:$PARLEY_GRPC_PORT
+PH=http://127.0.0.1:$PARLEY_POSTGRES_HTTP_PORT
 
-# Waits until the whole path (gateway -> server health service) answers;
-# returns how long it took.
+# Waits until the whole path (gateway -> server health service) answers at
+# the gateway URL $1.
 wait_healthy() {
   local deadline=$((SECONDS + 120))
-  until curl -fsS "$H/healthz" > /dev/null 2>&1; do
+  until curl -fsS "$1/healthz" > /dev/null 2>&1; do
     if [ $SECONDS -ge $deadline ]; then
-      log "the gateway's /healthz answers: $(curl -sS "$H/healthz" 2>&1)"
+      log "the gateway's /healthz answers: $(curl -sS "$1/healthz" 2>&1)"
       fail "the stack did not become healthy in 120 s"
     fi
     sleep 0.5
   done
 }
 
+# up URL SERVICE...: starts the services and waits for the gateway at URL.
+# podman-compose 1.0.3 knows no profiles (it would start every service), so
+# the services are named; Compose v2 enables a named service's profile.
 up() {
-  compose up -d > "$CACHE/compose-up.log" 2>&1 || { cat "$CACHE/compose-up.log" >&2; fail "compose up"; }
-  wait_healthy
+  local url=$1
+  shift
+  compose up -d "$@" > "$CACHE/compose-up.log" 2>&1 || { cat "$CACHE/compose-up.log" >&2; fail "compose up"; }
+  wait_healthy "$url"
 }
+EMBEDDED=(server gateway)
+ON_POSTGRES=(postgres server-postgres gateway-postgres)
 
 expect() {  # expect NAME ACTUAL PATTERN
   grep -q -- "$3" <<< "$2" || fail "$1: got '$2', want /$3/"
 }
 
 log "starting the project on $G (gRPC) and $H (REST)"
-up
+up "$H" "${EMBEDDED[@]}"
 
 # The containers: non-root (the uid of each container's main process, as the
 # host sees it), healthy by their own HEALTHCHECKs.
@@ -235,7 +306,7 @@ took=$((SECONDS - start))
 [ $took -lt 20 ] || fail "compose down took $took s: SIGTERM not handled?"
 log "stopped in $took s"
 podman volume exists "${PROJECT}_parley-data" || fail "the data volume is gone after down"
-up
+up "$H" "${EMBEDDED[@]}"
 
 # What was stored is there, and the token (signed with the key in the
 # volume) is still good.
@@ -244,4 +315,28 @@ expect "lobby history" "$(curl -fsS "$H/messages")" '"text":"hello compose"'
 expect "room history" "$(curl -fsS "$H/room/compose-room/messages" -H "Authorization: Bearer $token")" '"text":"in a room"'
 expect "sign in" "$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"carol","password":"compose-secret"}')" '"token"'
 log "after the restart: history, account, room and token all survived"
+compose down > /dev/null 2>&1
+
+# ---- The postgres profile: the same server on PostgreSQL ----
+log "starting the postgres profile on $PH (REST)"
+up "$PH" "${ON_POSTGRES[@]}"
+curl -fsS -XPOST "$PH/v1/users" -d '{"username":"dave","password":"compose-secret"}' > /dev/null
+token=$(curl -fsS -XPOST "$PH/v1/auth/sign-in" -d '{"username":"dave","password":"compose-secret"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS -XPOST "$PH/rooms" -H "Authorization: Bearer $token" -d '{"name":"pg-room"}' > /dev/null
+curl -fsS -XPOST "$PH/room/pg-room/messages" -H "Authorization: Bearer $token" \
+  -d '{"text":"kept in postgres"}' > /dev/null
+expect "seed 000 on postgres" "$(curl -fsS "$PH/send?id=erin&message=lobby+on+postgres")" '"text":"lobby on postgres"'
+# The rows are in PostgreSQL, not in a file of the server's.
+rows=$(podman exec "${PROJECT}_postgres_1" psql -qtAU parley -d parley \
+  -c "SELECT count(*) FROM users WHERE username = 'dave'")
+[ "$rows" = 1 ] || fail "dave is not in PostgreSQL's users table (got '$rows')"
+start=$SECONDS
+compose stop "${ON_POSTGRES[@]}" > /dev/null 2>&1
+took=$((SECONDS - start))
+[ $took -lt 30 ] || fail "stopping the postgres profile took $took s"
+up "$PH" "${ON_POSTGRES[@]}"
+expect "room history on postgres" "$(curl -fsS "$PH/room/pg-room/messages" -H "Authorization: Bearer $token")" '"text":"kept in postgres"'
+expect "lobby history on postgres" "$(curl -fsS "$PH/messages")" '"text":"lobby on postgres"'
+log "postgres profile: the server kept its data in PostgreSQL across a restart"
 log "PASS"
