@@ -29,7 +29,8 @@
 # DURABLE_RATES (default "2000 5000 10000"): the `durable` part also sends at
 # these fixed rates (open loop) for each synchronous setting, and runs
 # grpc.health.v1.Health/Check at the same rates, so the report shows what the
-# send path adds to p99 at equal load. COST_RATES, COST_WINDOW: the `cost`
+# send path adds to p99 at equal load; then the same sends with the server on
+# PostgreSQL (a server of its own, scripts/test-postgres.sh). COST_RATES, COST_WINDOW: the `cost`
 # part (perf on the server during the fan-out; needs perf).
 set -euo pipefail
 
@@ -130,6 +131,21 @@ start_gateway() {
   echo "bench: gateway pid $gateway_pid on 127.0.0.1:$http_port" >&2
 }
 
+# A PostgreSQL server of the suite's own (scripts/test-postgres.sh); its DSN
+# in pg_dsn.
+pg_dir="" pg_dsn=""
+start_postgres() {
+  pg_dir=$(mktemp -u /tmp/parley-bench-pg.XXXXXX)
+  "$root/scripts/test-postgres.sh" start "$pg_dir" > /dev/null
+  # As a URI: no spaces, so it survives server_args' word splitting.
+  pg_dsn="postgresql://postgres@127.0.0.1:$(cat "$pg_dir/port")/parley"
+  echo "bench: postgres at $pg_dsn" >&2
+}
+stop_postgres() {
+  [ -n "$pg_dir" ] && "$root/scripts/test-postgres.sh" stop "$pg_dir"
+  pg_dir=""
+}
+
 stop_all() {
   local p
   for p in $gateway_pid $server_pid; do kill -TERM "$p" 2>/dev/null || true; done
@@ -138,7 +154,7 @@ stop_all() {
   [ -n "$data_dir" ] && rm -rf "$data_dir"
   data_dir=""
 }
-trap stop_all EXIT
+trap 'stop_all; stop_postgres' EXIT
 
 # lg PART [loadgen flags...]: one loadgen run, its table on stdout, its JSON
 # line appended to $results.
@@ -178,6 +194,13 @@ if [ "$mode" = smoke ]; then
   lg smoke-streams --scenario=streams --streams=200 --room_size=20 --users=4 --channels=2 \
     --churn_seconds=0.5 --churn_rate=200 "${S[@]}"
   lg smoke-durable --scenario=durable --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
+  stop_all
+  start_postgres
+  start_server --store=postgres --postgres_dsn="$pg_dsn"
+  lg smoke-durable-postgres --scenario=durable --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
+  stop_all
+  stop_postgres
+  start_server
   lg smoke-list --scenario=unary --call=list --inflight=8 --rooms=2 --publishers=2 "${S[@]}"
   lg smoke-rate --scenario=unary --call=post --call_rate=200 --rooms=2 --publishers=2 "${S[@]}"
   lg smoke-longpoll --scenario=longpoll --clients=20 --rate=20 --poll_timeout=5 "${S[@]}"
@@ -187,7 +210,7 @@ if [ "$mode" = smoke ]; then
     echo "bench-smoke: $failures loadgen run(s) failed" >&2
     exit 1
   fi
-  echo "bench-smoke: 7 passed, 0 failed"
+  echo "bench-smoke: 8 passed, 0 failed"
   exit 0
 fi
 
@@ -267,6 +290,18 @@ if want durable; then
     done
     stop_all
   done
+  # The same on PostgreSQL (synchronous_commit=on), a server of its own on
+  # loopback, in the same run (rows tagged sync=postgres).
+  start_postgres
+  start_server --store=postgres --postgres_dsn="$pg_dsn"
+  lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
+    --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=postgres,grpc=$grpc_build,server_args=$server_args"
+  for rate in $DURABLE_RATES; do
+    lg durable --scenario=unary --call=post --call_rate="$rate" "${rate_flags[@]}" \
+      --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=postgres,grpc=$grpc_build,server_args=$server_args"
+  done
+  stop_all
+  stop_postgres
   start_server
   for rate in $DURABLE_RATES; do
     lg durable --scenario=unary --call=health --call_rate="$rate" "${rate_flags[@]}" \
