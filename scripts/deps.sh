@@ -17,7 +17,7 @@
 #   scripts/deps.sh all      server + gateway + test
 set -euo pipefail
 
-server_pkgs=(build-essential grpc-proto cmake ninja-build ccache pkg-config
+server_pkgs=(build-essential grpc-proto golang-github-gogo-googleapis-dev cmake ninja-build ccache pkg-config
   uuid-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libsodium-dev libjwt-dev libpq-dev libhiredis-dev libspdlog-dev)

@@ -185,7 +185,7 @@ class PollCall final : public grpc::ServerUnaryReactor {
       channel_->Detach(this, hub_->clock()->Now());
       scheduler_->Cancel(timer);
       if (on_finish_) on_finish_();
-      call->Finish(ToGrpcStatus(status, context_));
+      call->Finish(ToGrpcStatus(status));
     }
 
     Mutex mu_;
@@ -439,7 +439,7 @@ class StreamCall final
       }
       channel_->Detach(this, hub_->clock()->Now());
       if (on_finish_) on_finish_();
-      call->FinishWith(status, context_);
+      call->FinishWith(status);
     }
 
     Mutex mu_;
@@ -472,9 +472,8 @@ class StreamCall final
   void set_pump(std::shared_ptr<Pump> pump) { pump_ = std::move(pump); }
 
   // Records the call's status, then sends it. Once.
-  void FinishWith(const absl::Status& status,
-                  grpc::CallbackServerContext* context) {
-    grpc::Status sent = ToGrpcStatus(status, context);
+  void FinishWith(const absl::Status& status) {
+    grpc::Status sent = ToGrpcStatus(status);
     if (record_.has_value()) {
       record_->End(sent.error_code(), sent.error_message(),
                    status.ok() ? "" : ErrorReason(status));
@@ -676,7 +675,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* raw) {
   auto* call = new StreamCall(deps_.calls);
   auto refuse = [&](const absl::Status& status) {
-    call->FinishWith(status, context);
+    call->FinishWith(status);
     return call;
   };
   // Subscribe is a raw method (its writes are pre-encoded bytes), so the

@@ -17,14 +17,14 @@ namespace parley::api {
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status, context));
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
 void FinishWith(grpc::ServerUnaryReactor* reactor,
-                grpc::CallbackServerContext* context,
+                grpc::CallbackServerContext* /*context*/,
                 const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status, context));
+  reactor->Finish(ToGrpcStatus(status));
 }
 
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path) {

@@ -59,7 +59,7 @@ struct Deps {
 inline constexpr char kHttpCodeKey[] = "x-http-code";
 inline constexpr char kLocationKey[] = "x-location";
 
-// Finishes a unary call now with `status` (reason and field as trailers).
+// Finishes a unary call now with `status` (reason and field as ErrorInfo).
 grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
                                     const absl::Status& status);
 

@@ -1,6 +1,5 @@
 #include "server/api/interceptor.h"
 
-#include <map>
 #include <string>
 #include <utility>
 
@@ -27,13 +26,8 @@ class StatsInterceptor final : public grpc::experimental::Interceptor {
             InterceptionHookPoints::PRE_SEND_STATUS)) {
       recorded_ = true;
       const grpc::Status status = methods->GetSendStatus();
-      absl::string_view reason;
-      if (const auto* trailers = methods->GetSendTrailingMetadata()) {
-        if (auto it = trailers->find(kReasonKey); it != trailers->end()) {
-          reason = it->second;
-        }
-      }
-      record_.End(status.error_code(), status.error_message(), reason);
+      record_.End(status.error_code(), status.error_message(),
+                  ErrorInfoOf(status).reason);
     }
     methods->Proceed();
   }

@@ -31,7 +31,7 @@ class CallRecord {
   // as failed.
   ~CallRecord();
 
-  // Records the status the call sends; `reason` is its parley-error-reason
+  // Records the status the call sends; `reason` is its ErrorInfo reason
   // (empty if none). Only the first call counts.
   void End(grpc::StatusCode code, absl::string_view message,
            absl::string_view reason);

@@ -2,22 +2,47 @@
 
 #include <string>
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "server/common/errors.h"
 
 namespace parley::api {
 
-grpc::Status ToGrpcStatus(const absl::Status& status,
-                          grpc::CallbackServerContext* context) {
+grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  if (context != nullptr) {
-    const std::string reason = ErrorReason(status);
-    const std::string field = ErrorField(status);
-    if (!reason.empty()) context->AddTrailingMetadata(kReasonKey, reason);
-    if (!field.empty()) context->AddTrailingMetadata(kFieldKey, field);
-  }
   // absl::StatusCode and grpc::StatusCode share their numbering.
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const std::string message(status.message());
+  const std::string reason = ErrorReason(status);
+  const std::string field = ErrorField(status);
+  if (reason.empty() && field.empty()) return grpc::Status(code, message);
+
+  google::rpc::ErrorInfo info;
+  info.set_reason(reason);
+  info.set_domain(kErrorDomain);
+  if (!field.empty()) (*info.mutable_metadata())[kErrorFieldKey] = field;
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(code));
+  details.set_message(message);
+  details.add_details()->PackFrom(info);
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+ErrorInfoFields ErrorInfoOf(const grpc::Status& status) {
+  google::rpc::Status details;
+  if (status.error_details().empty() ||
+      !details.ParseFromString(status.error_details())) {
+    return {};
+  }
+  for (const google::protobuf::Any& any : details.details()) {
+    google::rpc::ErrorInfo info;
+    if (any.UnpackTo(&info)) {
+      auto field = info.metadata().find(kErrorFieldKey);
+      return {info.reason(),
+              field == info.metadata().end() ? "" : field->second};
+    }
+  }
+  return {};
 }
 
 }  // namespace parley::api

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
@@ -113,46 +113,52 @@ func TestGRPCErrorsCarryCodeReasonAndField(t *testing.T) {
 
 	for _, tc := range []struct {
 		name          string
-		call          func(opt grpc.CallOption) error
+		call          func() error
 		code          codes.Code
 		reason, field string
 	}{
-		{"join without id", func(o grpc.CallOption) error {
-			_, err := c.Join(ctx, &parleyv1.JoinRequest{}, o)
+		{"join without id", func() error {
+			_, err := c.Join(ctx, &parleyv1.JoinRequest{})
 			return err
 		}, codes.InvalidArgument, "ID_REQUIRED", "id"},
-		{"join twice", func(o grpc.CallOption) error {
-			_, err := c.Join(ctx, &parleyv1.JoinRequest{Id: "z"}, o)
+		{"join twice", func() error {
+			_, err := c.Join(ctx, &parleyv1.JoinRequest{Id: "z"})
 			return err
 		}, codes.AlreadyExists, "ALREADY_JOINED", "id"},
-		{"send before join", func(o grpc.CallOption) error {
-			_, err := c.Send(ctx, &parleyv1.SendRequest{Id: "nobody", Message: "hi"}, o)
+		{"send before join", func() error {
+			_, err := c.Send(ctx, &parleyv1.SendRequest{Id: "nobody", Message: "hi"})
 			return err
 		}, codes.FailedPrecondition, "NOT_JOINED", "id"},
-		{"empty message", func(o grpc.CallOption) error {
-			_, err := c.Send(ctx, &parleyv1.SendRequest{Id: "z"}, o)
+		{"empty message", func() error {
+			_, err := c.Send(ctx, &parleyv1.SendRequest{Id: "z"})
 			return err
 		}, codes.InvalidArgument, "MESSAGE_REQUIRED", "message"},
-		{"negative timeout", func(o grpc.CallOption) error {
-			_, err := c.Receive(ctx, &parleyv1.ReceiveRequest{Id: "z", Timeout: -1}, o)
+		{"negative timeout", func() error {
+			_, err := c.Receive(ctx, &parleyv1.ReceiveRequest{Id: "z", Timeout: -1})
 			return err
 		}, codes.InvalidArgument, "INVALID_TIMEOUT", "timeout"},
-		{"leave before join", func(o grpc.CallOption) error {
-			_, err := c.Leave(ctx, &parleyv1.LeaveRequest{Id: "nobody"}, o)
+		{"leave before join", func() error {
+			_, err := c.Leave(ctx, &parleyv1.LeaveRequest{Id: "nobody"})
 			return err
 		}, codes.FailedPrecondition, "NOT_JOINED", "id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var trailer metadata.MD
-			err := tc.call(grpc.Trailer(&trailer))
-			if status.Code(err) != tc.code {
+			err := tc.call()
+			st := status.Convert(err)
+			if st.Code() != tc.code {
 				t.Fatalf("got %v, want %v", err, tc.code)
 			}
-			if got := trailer.Get("parley-error-reason"); len(got) != 1 || got[0] != tc.reason {
-				t.Errorf("parley-error-reason = %q, want %s", got, tc.reason)
+			var info *errdetails.ErrorInfo
+			for _, d := range st.Details() {
+				if i, ok := d.(*errdetails.ErrorInfo); ok {
+					info = i
+				}
 			}
-			if got := trailer.Get("parley-error-field"); len(got) != 1 || got[0] != tc.field {
-				t.Errorf("parley-error-field = %q, want %s", got, tc.field)
+			if info == nil {
+				t.Fatalf("no google.rpc.ErrorInfo in the status details: %v", st.Details())
+			}
+			if info.GetReason() != tc.reason || info.GetDomain() != "parley" || info.GetMetadata()["field"] != tc.field {
+				t.Errorf("ErrorInfo = %v, want reason %s, domain parley, field %s", info, tc.reason, tc.field)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"io"
+	"parley/gateway/internal/apierror"
 	"regexp"
 	"strings"
 
@@ -55,13 +56,13 @@ func bodyErrorReason(msg string) (reason, field string) {
 		re     *regexp.Regexp
 		reason string
 	}{
-		{unknownFieldRE, reasonUnknownField},
-		{duplicateFieldRE, reasonDuplicateField},
-		{invalidValueRE, reasonInvalidFieldValue},
+		{unknownFieldRE, apierror.UnknownField},
+		{duplicateFieldRE, apierror.DuplicateField},
+		{invalidValueRE, apierror.InvalidFieldValue},
 	} {
 		if m := c.re.FindStringSubmatch(detail); m != nil {
 			return c.reason, m[1]
 		}
 	}
-	return reasonMalformedBody, ""
+	return apierror.MalformedJSON, ""
 }

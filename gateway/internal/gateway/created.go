@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,4 +40,11 @@ func forwardStatusAndLocation(ctx context.Context, w http.ResponseWriter, resp p
 		w.WriteHeader(c)
 	}
 	return nil
+}
+
+func first(md metadata.MD, key string) string {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

@@ -180,7 +180,7 @@ func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
 		grpc.WithUnaryInterceptor(utf8UnaryInterceptor),
-		grpc.WithStreamInterceptor(streamErrorReasonInterceptor),
+		grpc.WithStreamInterceptor(utf8StreamInterceptor),
 	}
 }
 

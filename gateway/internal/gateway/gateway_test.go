@@ -21,10 +21,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // fakeChat stands in for the C++ server: just enough behaviour to drive every
@@ -58,11 +58,10 @@ func (f *fakeChat) recorded() []string {
 	return append([]string(nil), f.calls...)
 }
 
-// refuse fails a call the way the C++ server does: a status plus the reason
-// and field in trailing metadata.
-func refuse(ctx context.Context, c codes.Code, reason, field, msg string) error {
-	_ = grpc.SetTrailer(ctx, metadata.Pairs(reasonKey, reason, fieldKey, field))
-	return status.Error(c, msg)
+// refuse fails a call the way the C++ server does: a status with the reason
+// and field in an ErrorInfo detail.
+func refuse(_ context.Context, c codes.Code, reason, field, msg string) error {
+	return apierror.StatusError(c, reason, field, msg)
 }
 
 func (f *fakeChat) Join(ctx context.Context, req *parleyv1.JoinRequest) (*parleyv1.JoinResponse, error) {
@@ -106,8 +105,7 @@ func (f *fakeChat) Subscribe(req *parleyv1.SubscribeRequest, stream grpc.ServerS
 	}
 	f.record("Subscribe " + req.GetId())
 	if req.GetId() == "stranger" {
-		stream.SetTrailer(metadata.Pairs(reasonKey, "NOT_JOINED", fieldKey, "id"))
-		return status.Error(codes.FailedPrecondition, "not joined")
+		return apierror.StatusError(codes.FailedPrecondition, "NOT_JOINED", "id", "not joined")
 	}
 	for i := 1; i <= 3; i++ {
 		if i > 1 {
@@ -411,7 +409,7 @@ func TestStreamErrorsUseTheErrorShape(t *testing.T) {
 	if len(lines) != 4 {
 		t.Fatalf("got %d lines, want 3 results and an error: %s", len(lines), b)
 	}
-	var last errorBody
+	var last apierror.Body
 	if err := json.Unmarshal([]byte(lines[3]), &last); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"parley/gateway/internal/apierror"
 	"strings"
 	"time"
 
@@ -23,8 +24,8 @@ import (
 const healthCheckTimeout = 3 * time.Second
 
 type healthBody struct {
-	Status string    `json:"status"`
-	Error  *apiError `json:"error,omitempty"`
+	Status string          `json:"status"`
+	Error  *apierror.Error `json:"error,omitempty"`
 }
 
 // healthHandler answers /healthz from the server's grpc.health.v1 status:
@@ -56,7 +57,7 @@ func healthHandler(client healthpb.HealthClient, target string, log *slog.Logger
 		resp, err := client.Check(ctx, &healthpb.HealthCheckRequest{})
 		switch {
 		case err != nil:
-			e := newAPIError(status.Convert(err), "", "")
+			e := apierror.Make(status.Convert(err), "", "")
 			e.Status = code
 			body.Error = &e
 			if r.Context().Err() == nil {

@@ -9,14 +9,13 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"parley/gateway/internal/apierror"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -32,7 +31,7 @@ const maxBodyBytes = 1 << 20
 func checkInput(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := checkQuery(r.URL.RawQuery, "query"); e != nil {
-			writeError(w, *e)
+			apierror.Write(w, *e)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -40,10 +39,10 @@ func checkInput(next http.Handler) http.Handler {
 			if err != nil {
 				var tooLarge *http.MaxBytesError
 				if errors.As(err, &tooLarge) {
-					writeError(w, gatewayError(http.StatusRequestEntityTooLarge, codes.InvalidArgument,
-						reasonRequestTooLarge, "", "request body is larger than 1 MiB"))
+					apierror.Write(w, apierror.New(http.StatusRequestEntityTooLarge, codes.InvalidArgument,
+						apierror.RequestTooLarge, "", "request body is larger than 1 MiB"))
 				} else {
-					writeError(w, gatewayError(http.StatusBadRequest, codes.InvalidArgument, "", "",
+					apierror.Write(w, apierror.New(http.StatusBadRequest, codes.InvalidArgument, "", "",
 						"reading request body: "+err.Error()))
 				}
 				return
@@ -51,12 +50,12 @@ func checkInput(next http.Handler) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			if isForm(r) {
 				if e := checkQuery(string(body), "form"); e != nil {
-					writeError(w, *e)
+					apierror.Write(w, *e)
 					return
 				}
 			} else if !utf8.Valid(body) {
-				writeError(w, gatewayError(http.StatusBadRequest, codes.InvalidArgument,
-					reasonInvalidUTF8, "", "request body is not valid UTF-8"))
+				apierror.Write(w, apierror.New(http.StatusBadRequest, codes.InvalidArgument,
+					apierror.InvalidUTF8, "", "request body is not valid UTF-8"))
 				return
 			}
 		}
@@ -71,13 +70,13 @@ func isForm(r *http.Request) bool {
 
 // checkQuery checks a URL-encoded query or form; where says which, for the
 // message.
-func checkQuery(raw, where string) *apiError {
+func checkQuery(raw, where string) *apierror.Error {
 	if raw == "" {
 		return nil
 	}
 	values, err := url.ParseQuery(raw)
 	if err != nil {
-		e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, "", "", "malformed "+where+": "+err.Error())
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, "", "", "malformed "+where+": "+err.Error())
 		return &e
 	}
 	if validUTF8Values(values) {
@@ -87,13 +86,13 @@ func checkQuery(raw, where string) *apiError {
 	// whatever the map's order.
 	for _, key := range slices.Sorted(maps.Keys(values)) {
 		if !utf8.ValidString(key) {
-			e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidUTF8,
+			e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.InvalidUTF8,
 				strings.ToValidUTF8(key, "\uFFFD"), "a "+where+" parameter name is not valid UTF-8")
 			return &e
 		}
 		for _, v := range values[key] {
 			if !utf8.ValidString(v) {
-				e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidUTF8,
+				e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.InvalidUTF8,
 					key, where+" parameter "+key+" is not valid UTF-8")
 				return &e
 			}
@@ -141,13 +140,7 @@ func checkMessageUTF8(m any) error {
 	if field == "" {
 		return nil
 	}
-	st, err := status.New(codes.InvalidArgument, field+" is not valid UTF-8").WithDetails(&errdetails.ErrorInfo{
-		Reason: reasonInvalidUTF8, Domain: errorDomain, Metadata: map[string]string{"field": field},
-	})
-	if err != nil {
-		return status.Error(codes.InvalidArgument, field+" is not valid UTF-8")
-	}
-	return st.Err()
+	return apierror.StatusError(codes.InvalidArgument, apierror.InvalidUTF8, field, field+" is not valid UTF-8")
 }
 
 // invalidUTF8Field names the first string field of m that is not valid

@@ -14,11 +14,10 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // realtimeSubscribe serves the rooms named rt-*: scripted streams for the
@@ -28,8 +27,7 @@ func (f *fakeChat) realtimeSubscribe(req *parleyv1.SubscribeRequest, stream grpc
 		return stream.Send(&parleyv1.SubscribeResponse{Events: events})
 	}
 	fail := func(c codes.Code, reason, msg string) error {
-		stream.SetTrailer(metadata.Pairs(reasonKey, reason))
-		return status.Error(c, msg)
+		return apierror.StatusError(c, reason, "", msg)
 	}
 	hold := func() error {
 		<-stream.Context().Done()
@@ -254,7 +252,7 @@ func TestSSEWritesOneMessagePerEventWithIDsOnlyForStoredEvents(t *testing.T) {
 	if last.event != "error" || last.hasID {
 		t.Fatalf("last message %+v, want an error event", last)
 	}
-	var body errorBody
+	var body apierror.Body
 	if err := json.Unmarshal([]byte(last.data), &body); err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +300,7 @@ func TestSSEResumePointComesFromQueryAfterOrLastEventID(t *testing.T) {
 	}
 	r := f.do(t, http.MethodGet, "/v1/rooms/rt-end:subscribe", "", "", "Accept", "text/event-stream",
 		"Authorization", goodToken, lastEventIDHeader, "abc")
-	wantError(t, r, 400, reasonInvalidFieldValue, "INVALID_ARGUMENT", lastEventIDHeader)
+	wantError(t, r, 400, apierror.InvalidFieldValue, "INVALID_ARGUMENT", lastEventIDHeader)
 	r = f.do(t, http.MethodGet, "/v1/rooms/rt-end:subscribe?after=abc", "", "", "Accept", "text/event-stream", "Authorization", goodToken)
 	wantError(t, r, 400, "INVALID_ARGUMENT", "INVALID_ARGUMENT", "after_sequence")
 }
@@ -345,7 +343,7 @@ func TestSSESendsKeepalivesAndEndsResumablyAtShutdown(t *testing.T) {
 	shutdown()
 	msgs := readSSE(t, resp.Body)
 	last := msgs[len(msgs)-1]
-	var body errorBody
+	var body apierror.Body
 	if err := json.Unmarshal([]byte(last.data), &body); err != nil || last.event != "error" ||
 		body.Error.Status != 503 || body.Error.Code != "SHUTTING_DOWN" {
 		t.Errorf("last message %+v, want a 503 SHUTTING_DOWN error event", last)
@@ -414,7 +412,7 @@ type wsFrame struct {
 	Ref    json.RawMessage `json:"ref"`
 	Event  map[string]any  `json:"event"`
 	Result map[string]any  `json:"result"`
-	Error  *apiError       `json:"error"`
+	Error  *apierror.Error `json:"error"`
 }
 
 func readFrame(t *testing.T, c *websocket.Conn) wsFrame {
@@ -498,11 +496,11 @@ func TestWebSocketStreamsEventsAndAnswersCommands(t *testing.T) {
 	for _, bad := range []struct {
 		frame, ref, code, field string
 	}{
-		{`{"type":"send",`, "", reasonMalformedBody, ""},
-		{`{"type":"shout","ref":"r4"}`, `"r4"`, reasonUnknownFrameType, "type"},
-		{`{"type":"send","ref":"r5","colour":"red"}`, `"r5"`, reasonUnknownField, "colour"},
-		{`{"type":"read","ref":"r6","sequence":-1}`, `"r6"`, reasonInvalidFieldValue, "sequence"},
-		{`{"type":"send","ref":"r7","text":5}`, `"r7"`, reasonInvalidFieldValue, "text"},
+		{`{"type":"send",`, "", apierror.MalformedJSON, ""},
+		{`{"type":"shout","ref":"r4"}`, `"r4"`, apierror.UnknownFrameType, "type"},
+		{`{"type":"send","ref":"r5","colour":"red"}`, `"r5"`, apierror.UnknownField, "colour"},
+		{`{"type":"read","ref":"r6","sequence":-1}`, `"r6"`, apierror.InvalidFieldValue, "sequence"},
+		{`{"type":"send","ref":"r7","text":5}`, `"r7"`, apierror.InvalidFieldValue, "text"},
 	} {
 		writeFrame(t, c, bad.frame)
 		e := readFrame(t, c)
@@ -644,7 +642,7 @@ func TestSeed002SocketSpeaksSeed002Frames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e seedFrame
-	if err := json.Unmarshal(b, &e); err != nil || e.EventType != "error" || e.Error == nil || e.Error.Code != reasonUnknownFrameType {
+	if err := json.Unmarshal(b, &e); err != nil || e.EventType != "error" || e.Error == nil || e.Error.Code != apierror.UnknownFrameType {
 		t.Errorf("frame %s, want an error", b)
 	}
 	wantCalls(t, f, "Subscribe room=rt-seed", "PostMessage rt-seed yo")
@@ -755,12 +753,12 @@ func readSeed001(t *testing.T, c *websocket.Conn) string {
 
 // seed001Error reads a frame and returns its error, failing unless it is
 // one.
-func seed001Error(t *testing.T, c *websocket.Conn) apiError {
+func seed001Error(t *testing.T, c *websocket.Conn) apierror.Error {
 	t.Helper()
 	frame := readSeed001(t, c)
 	var f struct {
-		Type    string   `json:"type"`
-		Content apiError `json:"content"`
+		Type    string         `json:"type"`
+		Content apierror.Error `json:"content"`
 	}
 	if err := json.Unmarshal([]byte(frame), &f); err != nil || f.Type != "error" || f.Content.Message == "" {
 		t.Fatalf("frame %s, want an error", frame)
@@ -786,10 +784,10 @@ func TestSeed001SocketConnectsToAChatAndSpeaksSeed001Frames(t *testing.T) {
 	}
 	// Before connect-chat, and frames that cannot be read.
 	wantErr(`{"type":"send-message","content":{"chatId":1,"customerId":1,"content":"Hi world."}}`, 400, reasonNotConnected, "")
-	wantErr(`{"type":"connect-chat",`, 400, reasonMalformedBody, "")
-	wantErr(`{"type":"dance"}`, 400, reasonUnknownFrameType, "type")
-	wantErr(`{"type":"delete-message","content":{"id":1}}`, 400, reasonInvalidFieldValue, "content")
-	wantErr(`{"type":"connect-chat","content":{"chatId":true}}`, 400, reasonInvalidFieldValue, "content.chatId")
+	wantErr(`{"type":"connect-chat",`, 400, apierror.MalformedJSON, "")
+	wantErr(`{"type":"dance"}`, 400, apierror.UnknownFrameType, "type")
+	wantErr(`{"type":"delete-message","content":{"id":1}}`, 400, apierror.InvalidFieldValue, "content")
+	wantErr(`{"type":"connect-chat","content":{"chatId":true}}`, 400, apierror.InvalidFieldValue, "content.chatId")
 	wantErr(`{"type":"connect-chat","content":{"customerId":1}}`, 400, "ROOM_REQUIRED", "content.chatId")
 
 	// The seed's own connect-chat (customerId misspelt as it is there), with

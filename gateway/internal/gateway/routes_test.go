@@ -11,12 +11,13 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/genproto/googleapis/rpc/code"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // The fakes of the signed-in services. "Bearer good" is the one valid token;
@@ -189,8 +190,7 @@ func (f *fakeChat) subscribeSignedIn(req *parleyv1.SubscribeRequest, stream grpc
 	f.subscribed = append(f.subscribed, req)
 	f.mu.Unlock()
 	fail := func(c codes.Code, reason, field, msg string) error {
-		stream.SetTrailer(metadata.Pairs(reasonKey, reason, fieldKey, field))
-		return status.Error(c, msg)
+		return apierror.StatusError(c, reason, field, msg)
 	}
 	if reason, msg := tokenError(stream.Context()); reason != "" {
 		return fail(codes.Unauthenticated, reason, "", msg)
@@ -515,7 +515,7 @@ func TestGRPCCodesMapToHTTPStatuses(t *testing.T) {
 	} {
 		t.Run(c.code.String(), func(t *testing.T) {
 			n := strconv.Itoa(int(c.code))
-			wantError(t, f.get(t, "/v1/rooms/code-"+n), c.status, "CODE_"+n, codeName(c.code), "room")
+			wantError(t, f.get(t, "/v1/rooms/code-"+n), c.status, "CODE_"+n, code.Code(c.code).String(), "room")
 		})
 	}
 }
@@ -528,18 +528,18 @@ func TestMalformedBodiesAre400(t *testing.T) {
 		name, body  string
 		code, field string
 	}{
-		{"truncated", `{"name":"x"`, reasonMalformedBody, ""},
-		{"not JSON", `name=x`, reasonMalformedBody, ""},
-		{"an array", `[]`, reasonMalformedBody, ""},
-		{"null", `null`, reasonMalformedBody, ""},
-		{"a string", `"general"`, reasonMalformedBody, ""},
-		{"trailing data", `{"name":"x"} {"name":"y"}`, reasonMalformedBody, ""},
-		{"trailing garbage", `{"name":"x"}garbage`, reasonMalformedBody, ""},
-		{"wrong type", `{"name":5}`, reasonInvalidFieldValue, "name"},
-		{"object for a string", `{"description":{"a":1}}`, reasonInvalidFieldValue, "description"},
-		{"unknown enum", `{"name":"x","visibility":"VISIBILITY_SECRET"}`, reasonInvalidFieldValue, "visibility"},
-		{"unknown field", `{"name":"x","colour":"red"}`, reasonUnknownField, "colour"},
-		{"duplicate field", `{"name":"x","name":"y"}`, reasonDuplicateField, "name"},
+		{"truncated", `{"name":"x"`, apierror.MalformedJSON, ""},
+		{"not JSON", `name=x`, apierror.MalformedJSON, ""},
+		{"an array", `[]`, apierror.MalformedJSON, ""},
+		{"null", `null`, apierror.MalformedJSON, ""},
+		{"a string", `"general"`, apierror.MalformedJSON, ""},
+		{"trailing data", `{"name":"x"} {"name":"y"}`, apierror.MalformedJSON, ""},
+		{"trailing garbage", `{"name":"x"}garbage`, apierror.MalformedJSON, ""},
+		{"wrong type", `{"name":5}`, apierror.InvalidFieldValue, "name"},
+		{"object for a string", `{"description":{"a":1}}`, apierror.InvalidFieldValue, "description"},
+		{"unknown enum", `{"name":"x","visibility":"VISIBILITY_SECRET"}`, apierror.InvalidFieldValue, "visibility"},
+		{"unknown field", `{"name":"x","colour":"red"}`, apierror.UnknownField, "colour"},
+		{"duplicate field", `{"name":"x","name":"y"}`, apierror.DuplicateField, "name"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := f.do(t, http.MethodPost, "/rooms", "application/json", c.body, "Authorization", goodToken)
@@ -575,16 +575,16 @@ func TestInvalidUTF8OnTheNewRoutes(t *testing.T) {
 		name, method, target, body string
 		code, field                string
 	}{
-		{"path parameter", "GET", "/v1/rooms/%FF", "", reasonInvalidUTF8, "room"},
-		{"seed path parameter", "POST", "/room/ab%C3%28/messages", `{"text":"hi"}`, reasonInvalidUTF8, "room"},
-		{"stream path parameter", "GET", "/room/%FE/subscribe", "", reasonInvalidUTF8, "room"},
-		{"verb route path parameter", "GET", "/v1/rooms/%FE:subscribe", "", reasonInvalidUTF8, "room"},
-		{"query", "GET", "/v1/rooms?pageToken=%FF", "", reasonInvalidUTF8, "pageToken"},
-		{"seed 004 query", "GET", "/messages?n=1&x=%FF", "", reasonInvalidUTF8, "x"},
-		{"JSON body", "POST", "/rooms", "{\"name\":\"\xff\"}", reasonInvalidUTF8, ""},
+		{"path parameter", "GET", "/v1/rooms/%FF", "", apierror.InvalidUTF8, "room"},
+		{"seed path parameter", "POST", "/room/ab%C3%28/messages", `{"text":"hi"}`, apierror.InvalidUTF8, "room"},
+		{"stream path parameter", "GET", "/room/%FE/subscribe", "", apierror.InvalidUTF8, "room"},
+		{"verb route path parameter", "GET", "/v1/rooms/%FE:subscribe", "", apierror.InvalidUTF8, "room"},
+		{"query", "GET", "/v1/rooms?pageToken=%FF", "", apierror.InvalidUTF8, "pageToken"},
+		{"seed 004 query", "GET", "/messages?n=1&x=%FF", "", apierror.InvalidUTF8, "x"},
+		{"JSON body", "POST", "/rooms", "{\"name\":\"\xff\"}", apierror.InvalidUTF8, ""},
 		// A lone surrogate escape is no valid string either; protojson
 		// refuses it.
-		{"JSON body escape", "POST", "/message", `{"user":"a","text":"\udc00"}`, reasonMalformedBody, ""},
+		{"JSON body escape", "POST", "/message", `{"user":"a","text":"\udc00"}`, apierror.MalformedJSON, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := f.do(t, c.method, c.target, "application/json", c.body, auth...)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // Server-Sent Events on every Subscribe route, for a request that accepts
@@ -63,7 +64,7 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 	if id := r.Header.Get(lastEventIDHeader); id != "" && !hasAfterSequence(r.URL.Query()) {
 		seq, ok := parseSequence(id)
 		if !ok {
-			writeError(w, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidFieldValue,
+			apierror.Write(w, apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.InvalidFieldValue,
 				lastEventIDHeader, "Last-Event-ID must be the sequence number of an event"))
 			return
 		}
@@ -95,7 +96,7 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 					// Refused: the status and error body of the NDJSON route.
 					g.onError(errCtx, g.mux, g.marshaler, w, r, write.err)
 				default:
-					sse.error(streamAPIError(write.err))
+					sse.error(apierror.FromError(write.err))
 				}
 				return
 			}
@@ -171,8 +172,8 @@ func (s *sseWriter) comment(text string) error {
 }
 
 // error sends `event: error` with the JSON error body.
-func (s *sseWriter) error(e apiError) {
-	b, _ := json.Marshal(errorBody{Error: e})
+func (s *sseWriter) error(e apierror.Error) {
+	b, _ := json.Marshal(apierror.Body{Error: e})
 	s.start()
 	s.buf.WriteString("event: error\ndata: ")
 	s.buf.Write(b)

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // The one ChatService.Subscribe reader behind Server-Sent Events (sse.go)
@@ -96,21 +97,12 @@ func (g *realtime) subscribe(ctx context.Context, r *http.Request, route string,
 	return &subscription{C: c, cancel: cancel}, nil
 }
 
-// streamAPIError is the error body for a failed stream or call: the server's
-// reason and field (which the stream interceptor or withTrailerReason put in
-// an ErrorInfo detail) and the HTTP status of its code.
-func streamAPIError(err error) apiError {
-	st := status.Convert(err)
-	reason, field := reasonFrom(context.Background(), st)
-	return newAPIError(st, reason, field)
-}
-
 // isCleanEnd reports whether a stream ended with OK.
 func isCleanEnd(err error) bool { return errors.Is(err, io.EOF) }
 
 // shuttingDown is the error a stream ends with when the gateway stops.
-func shuttingDown() apiError {
-	return gatewayError(http.StatusServiceUnavailable, codes.Unavailable, "SHUTTING_DOWN", "",
+func shuttingDown() apierror.Error {
+	return apierror.New(http.StatusServiceUnavailable, codes.Unavailable, "SHUTTING_DOWN", "",
 		"the gateway is shutting down; reconnect to resume")
 }
 

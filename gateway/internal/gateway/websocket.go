@@ -16,12 +16,11 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // WebSocket: a room's or the caller's direct-message stream, plus commands
@@ -59,7 +58,6 @@ const (
 const (
 	reasonUpgradeRequired   = "WEBSOCKET_UPGRADE_REQUIRED"
 	reasonOriginNotAllowed  = "ORIGIN_NOT_ALLOWED"
-	reasonUnknownFrameType  = "UNKNOWN_FRAME_TYPE"
 	reasonBinaryFrame       = "BINARY_FRAME"
 	reasonUnsupportedOnSock = "UNSUPPORTED_ON_THIS_SOCKET"
 )
@@ -80,12 +78,12 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 		defer g.sockets.Done()
 		if !isUpgrade(r) {
 			w.Header().Set("Upgrade", "websocket")
-			writeError(w, gatewayError(http.StatusUpgradeRequired, codes.FailedPrecondition, reasonUpgradeRequired, "",
+			apierror.Write(w, apierror.New(http.StatusUpgradeRequired, codes.FailedPrecondition, reasonUpgradeRequired, "",
 				"this route is a WebSocket: send Connection: Upgrade and Upgrade: websocket"))
 			return
 		}
 		if !originAllowed(r, g.cfg.wsOrigins) {
-			writeError(w, gatewayError(http.StatusForbidden, codes.PermissionDenied, reasonOriginNotAllowed, "",
+			apierror.Write(w, apierror.New(http.StatusForbidden, codes.PermissionDenied, reasonOriginNotAllowed, "",
 				"origin "+r.Header.Get("Origin")+" may not open a socket here (see --ws_origins)"))
 			return
 		}
@@ -100,7 +98,7 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 			}
 			after, e := socketCursor(r.URL.Query())
 			if e != nil {
-				writeError(w, *e)
+				apierror.Write(w, *e)
 				return
 			}
 			req.AfterSequence = after
@@ -141,7 +139,7 @@ func (g *realtime) serveWebSocket(kind socketKind) runtime.HandlerFunc {
 			case <-ctx.Done():
 				return
 			case <-g.stopping:
-				writeError(w, shuttingDown())
+				apierror.Write(w, shuttingDown())
 				return
 			}
 		}
@@ -253,14 +251,14 @@ func containsFold(list []string, s string) bool {
 
 // socketCursor reads the resume point of a socket from its query:
 // after_sequence, afterSequence or after, in that order of precedence.
-func socketCursor(q url.Values) (*uint64, *apiError) {
+func socketCursor(q url.Values) (*uint64, *apierror.Error) {
 	for _, name := range []string{afterSequenceParam, afterSequenceJSON, afterAlias} {
 		if _, ok := q[name]; !ok {
 			continue
 		}
 		n, ok := parseSequence(q.Get(name))
 		if !ok {
-			e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonInvalidFieldValue, name,
+			e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.InvalidFieldValue, name,
 				"query parameter "+name+" must be a sequence number")
 			return nil, &e
 		}
@@ -309,7 +307,7 @@ func (s *socket) run(ctx context.Context, sub *subscription, first streamWrite) 
 	}()
 	callCtx, err := runtime.AnnotateContext(ctx, s.g.mux, s.r, subscribeMethod, runtime.WithHTTPPathPattern(s.route))
 	if err != nil {
-		s.closeWithError(ctx, streamAPIError(err))
+		s.closeWithError(ctx, apierror.FromError(err))
 		return
 	}
 	s.callCtx = callCtx
@@ -366,7 +364,7 @@ func (s *socket) deliver(ctx context.Context, write streamWrite) bool {
 			_ = s.conn.Close(websocket.StatusNormalClosure, "")
 		case ctx.Err() != nil:
 		default:
-			s.closeWithError(ctx, streamAPIError(write.err))
+			s.closeWithError(ctx, apierror.FromError(write.err))
 		}
 		return true
 	}
@@ -385,7 +383,7 @@ func (s *socket) readLoop(ctx context.Context) {
 			return
 		}
 		if typ != websocket.MessageText {
-			e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonBinaryFrame, "",
+			e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, reasonBinaryFrame, "",
 				"frames are JSON text, not binary")
 			s.writeError(ctx, nil, e)
 			continue
@@ -428,16 +426,16 @@ type socketFrame struct {
 	Ref    json.RawMessage `json:"ref,omitempty"`
 	Event  json.RawMessage `json:"event,omitempty"`
 	Result json.RawMessage `json:"result,omitempty"`
-	Error  *apiError       `json:"error,omitempty"`
+	Error  *apierror.Error `json:"error,omitempty"`
 }
 
 // seedFrame is seed 002's frame, both ways.
 type seedFrame struct {
-	EventType string    `json:"event_type"`
-	Name      string    `json:"name,omitempty"`
-	Color     string    `json:"color,omitempty"`
-	Msg       string    `json:"msg,omitempty"`
-	Error     *apiError `json:"error,omitempty"`
+	EventType string          `json:"event_type"`
+	Name      string          `json:"name,omitempty"`
+	Color     string          `json:"color,omitempty"`
+	Msg       string          `json:"msg,omitempty"`
+	Error     *apierror.Error `json:"error,omitempty"`
 }
 
 func (s *socket) writeJSON(ctx context.Context, v any) error {
@@ -477,7 +475,7 @@ func (s *socket) writeEvent(ctx context.Context, e *parleyv1.Event) error {
 }
 
 // writeError sends an error frame; ref is the command's, nil for none.
-func (s *socket) writeError(ctx context.Context, ref json.RawMessage, e apiError) {
+func (s *socket) writeError(ctx context.Context, ref json.RawMessage, e apierror.Error) {
 	switch s.kind {
 	case seedSocket:
 		_ = s.writeJSON(ctx, seedFrame{EventType: "error", Error: &e})
@@ -490,14 +488,14 @@ func (s *socket) writeError(ctx context.Context, ref json.RawMessage, e apiError
 
 // closeWithError sends the error frame, then closes with 4000 + its HTTP
 // status and its code as the reason.
-func (s *socket) closeWithError(ctx context.Context, e apiError) {
+func (s *socket) closeWithError(ctx context.Context, e apierror.Error) {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	s.writeError(wctx, nil, e)
 	_ = s.conn.Close(closeCode(e), closeReason(e.Code))
 }
 
-func closeCode(e apiError) websocket.StatusCode {
+func closeCode(e apierror.Error) websocket.StatusCode {
 	if e.Status < 100 || e.Status > 999 {
 		return websocket.StatusInternalError
 	}
@@ -544,10 +542,10 @@ func (f *flexUint) UnmarshalJSON(b []byte) error {
 var unknownJSONFieldRE = regexp.MustCompile(`unknown field "([^"]*)"`)
 
 // decodeCommand decodes one frame strictly: one JSON object, known fields.
-func decodeCommand(data []byte) (socketCommand, *apiError) {
+func decodeCommand(data []byte) (socketCommand, *apierror.Error) {
 	var cmd socketCommand
-	bad := func(reason, field, msg string) (socketCommand, *apiError) {
-		e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reason, field, msg)
+	bad := func(reason, field, msg string) (socketCommand, *apierror.Error) {
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, reason, field, msg)
 		return cmd, &e
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
@@ -556,16 +554,16 @@ func decodeCommand(data []byte) (socketCommand, *apiError) {
 		var typeErr *json.UnmarshalTypeError
 		switch m := unknownJSONFieldRE.FindStringSubmatch(err.Error()); {
 		case m != nil:
-			return bad(reasonUnknownField, m[1], "frame: unknown field "+m[1])
+			return bad(apierror.UnknownField, m[1], "frame: unknown field "+m[1])
 		case errors.As(err, &typeErr):
-			return bad(reasonInvalidFieldValue, typeErr.Field, "frame: field "+typeErr.Field+" has the wrong type")
+			return bad(apierror.InvalidFieldValue, typeErr.Field, "frame: field "+typeErr.Field+" has the wrong type")
 		case strings.Contains(err.Error(), "not a sequence number"):
-			return bad(reasonInvalidFieldValue, "sequence", "frame: sequence must be a sequence number")
+			return bad(apierror.InvalidFieldValue, "sequence", "frame: sequence must be a sequence number")
 		}
-		return bad(reasonMalformedBody, "", "frame is not one JSON object: "+err.Error())
+		return bad(apierror.MalformedJSON, "", "frame is not one JSON object: "+err.Error())
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return bad(reasonMalformedBody, "", "frame: unexpected data after the JSON object")
+		return bad(apierror.MalformedJSON, "", "frame: unexpected data after the JSON object")
 	}
 	return cmd, nil
 }
@@ -585,8 +583,6 @@ func (s *socket) command(ctx context.Context, data []byte) {
 	}
 	cctx, cancel := context.WithTimeout(s.callCtx, commandTimeout)
 	defer cancel()
-	var trailer metadata.MD
-	tr := grpc.Trailer(&trailer)
 	key := cmd.IdempotencyKey
 	if key == "" {
 		key = cmd.IdempotencyKeyProto
@@ -601,34 +597,34 @@ func (s *socket) command(ctx context.Context, data []byte) {
 	switch {
 	case cmd.Type == "send" && direct:
 		event, err = s.g.messages.SendDirectMessage(cctx, &parleyv1.SendDirectMessageRequest{
-			User: cmd.User, Text: cmd.Text, IdempotencyKey: key}, tr)
+			User: cmd.User, Text: cmd.Text, IdempotencyKey: key})
 	case cmd.Type == "send":
 		event, err = s.g.messages.PostMessage(cctx, &parleyv1.PostMessageRequest{
-			Room: s.room, Text: cmd.Text, IdempotencyKey: key}, tr)
+			Room: s.room, Text: cmd.Text, IdempotencyKey: key})
 	case cmd.Type == "edit" && !direct:
 		event, err = s.g.messages.EditMessage(cctx, &parleyv1.EditMessageRequest{
-			Room: s.room, Message: cmd.Message, Text: cmd.Text}, tr)
+			Room: s.room, Message: cmd.Message, Text: cmd.Text})
 	case cmd.Type == "delete" && !direct:
 		event, err = s.g.messages.DeleteMessage(cctx, &parleyv1.DeleteMessageRequest{
-			Room: s.room, Message: cmd.Message}, tr)
+			Room: s.room, Message: cmd.Message})
 	case cmd.Type == "typing" && direct:
-		result, err = s.g.presence.SendTyping(cctx, &parleyv1.SendTypingRequest{User: cmd.User}, tr)
+		result, err = s.g.presence.SendTyping(cctx, &parleyv1.SendTypingRequest{User: cmd.User})
 	case cmd.Type == "typing":
-		result, err = s.g.presence.SendTyping(cctx, &parleyv1.SendTypingRequest{Room: s.room}, tr)
+		result, err = s.g.presence.SendTyping(cctx, &parleyv1.SendTypingRequest{Room: s.room})
 	case cmd.Type == "read" && !direct:
 		result, err = s.g.presence.SetReadMarker(cctx, &parleyv1.SetReadMarkerRequest{
-			Room: s.room, Sequence: uint64(cmd.Sequence)}, tr)
+			Room: s.room, Sequence: uint64(cmd.Sequence)})
 	case cmd.Type == "edit" || cmd.Type == "delete" || cmd.Type == "read":
-		s.writeError(ctx, cmd.Ref, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonUnsupportedOnSock, "type",
+		s.writeError(ctx, cmd.Ref, apierror.New(http.StatusBadRequest, codes.InvalidArgument, reasonUnsupportedOnSock, "type",
 			cmd.Type+" is for room sockets; direct messages cannot be edited, deleted or marked read here"))
 		return
 	default:
-		s.writeError(ctx, cmd.Ref, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonUnknownFrameType, "type",
+		s.writeError(ctx, cmd.Ref, apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.UnknownFrameType, "type",
 			"frame type "+strconv.Quote(cmd.Type)+" is not one of send, edit, delete, typing, read"))
 		return
 	}
 	if err != nil {
-		s.writeError(ctx, cmd.Ref, streamAPIError(withTrailerReason(err, trailer)))
+		s.writeError(ctx, cmd.Ref, apierror.FromError(err))
 		return
 	}
 	ack := socketFrame{Type: "ack", Ref: cmd.Ref}
@@ -646,7 +642,7 @@ func (s *socket) command(ctx context.Context, data []byte) {
 func (s *socket) seedCommand(ctx context.Context, data []byte) {
 	var f seedFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		s.writeError(ctx, nil, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonMalformedBody, "",
+		s.writeError(ctx, nil, apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
 			"frame is not one JSON object: "+err.Error()))
 		return
 	}
@@ -655,14 +651,13 @@ func (s *socket) seedCommand(ctx context.Context, data []byte) {
 		return
 	case "send":
 	default:
-		s.writeError(ctx, nil, gatewayError(http.StatusBadRequest, codes.InvalidArgument, reasonUnknownFrameType, "event_type",
+		s.writeError(ctx, nil, apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.UnknownFrameType, "event_type",
 			"event_type "+strconv.Quote(f.EventType)+" is not one of join, leave, send"))
 		return
 	}
 	cctx, cancel := context.WithTimeout(s.callCtx, commandTimeout)
 	defer cancel()
-	var trailer metadata.MD
-	if _, err := s.g.messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: s.room, Text: f.Msg}, grpc.Trailer(&trailer)); err != nil {
-		s.writeError(ctx, nil, streamAPIError(withTrailerReason(err, trailer)))
+	if _, err := s.g.messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: s.room, Text: f.Msg}); err != nil {
+		s.writeError(ctx, nil, apierror.FromError(err))
 	}
 }

@@ -9,12 +9,10 @@ import (
 	"strconv"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
 )
 
 // Seed 001's frames on the one socket of websocket.go, GET /ws:
@@ -70,7 +68,7 @@ var seed001Fields = map[string]string{
 	"after_sequence": "content.afterSequence",
 }
 
-func seed001ErrorFrame(e apiError) seed001Frame {
+func seed001ErrorFrame(e apierror.Error) seed001Frame {
 	if f, ok := seed001Fields[e.Field]; ok {
 		e.Field = f
 	}
@@ -137,10 +135,9 @@ func (g *realtime) whoAmI(ctx context.Context, r *http.Request, route string) (*
 	if err != nil {
 		return nil, err
 	}
-	var trailer metadata.MD
-	me, err := g.users.GetUser(actx, &parleyv1.GetUserRequest{User: "me"}, grpc.Trailer(&trailer))
+	me, err := g.users.GetUser(actx, &parleyv1.GetUserRequest{User: "me"})
 	if err != nil {
-		return nil, withTrailerReason(err, trailer)
+		return nil, err
 	}
 	return me, nil
 }
@@ -156,10 +153,10 @@ type seed001Request struct {
 
 // decodeSeed001 decodes one frame. Unknown fields are ignored: seed 001's
 // own connect-chat example spells customerId "customerd".
-func decodeSeed001(data []byte) (seed001Request, *apiError) {
+func decodeSeed001(data []byte) (seed001Request, *apierror.Error) {
 	var req seed001Request
-	bad := func(reason, field, msg string) (seed001Request, *apiError) {
-		e := gatewayError(http.StatusBadRequest, codes.InvalidArgument, reason, field, msg)
+	bad := func(reason, field, msg string) (seed001Request, *apierror.Error) {
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, reason, field, msg)
 		return req, &e
 	}
 	var frame struct {
@@ -169,9 +166,9 @@ func decodeSeed001(data []byte) (seed001Request, *apiError) {
 	if err := json.Unmarshal(data, &frame); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		if errors.As(err, &typeErr) && typeErr.Field != "" {
-			return bad(reasonInvalidFieldValue, typeErr.Field, "frame: field "+typeErr.Field+" has the wrong type")
+			return bad(apierror.InvalidFieldValue, typeErr.Field, "frame: field "+typeErr.Field+" has the wrong type")
 		}
-		return bad(reasonMalformedBody, "", "frame is not one JSON object: "+err.Error())
+		return bad(apierror.MalformedJSON, "", "frame is not one JSON object: "+err.Error())
 	}
 	req.typ = frame.Type
 	switch frame.Type {
@@ -179,37 +176,37 @@ func decodeSeed001(data []byte) (seed001Request, *apiError) {
 	case "delete-message":
 		id, ok := seed001ID(frame.Content)
 		if !ok || id == "" {
-			return bad(reasonInvalidFieldValue, "content", "delete-message: content must be the message's id")
+			return bad(apierror.InvalidFieldValue, "content", "delete-message: content must be the message's id")
 		}
 		req.messageID = id
 		return req, nil
 	default:
-		return bad(reasonUnknownFrameType, "type", "frame type "+strconv.Quote(frame.Type)+
+		return bad(apierror.UnknownFrameType, "type", "frame type "+strconv.Quote(frame.Type)+
 			" is not one of connect-chat, send-message, update-message, delete-message")
 	}
 
 	var content map[string]json.RawMessage
 	if len(frame.Content) > 0 {
 		if err := json.Unmarshal(frame.Content, &content); err != nil {
-			return bad(reasonInvalidFieldValue, "content", frame.Type+": content must be a JSON object")
+			return bad(apierror.InvalidFieldValue, "content", frame.Type+": content must be a JSON object")
 		}
 	}
 	var ok bool
 	if req.chatID, ok = seed001ID(content["chatId"]); !ok {
-		return bad(reasonInvalidFieldValue, "content.chatId", "content.chatId must be a string or a number")
+		return bad(apierror.InvalidFieldValue, "content.chatId", "content.chatId must be a string or a number")
 	}
 	if req.messageID, ok = seed001ID(content["messageId"]); !ok {
-		return bad(reasonInvalidFieldValue, "content.messageId", "content.messageId must be a string")
+		return bad(apierror.InvalidFieldValue, "content.messageId", "content.messageId must be a string")
 	}
 	if v := content["content"]; len(v) > 0 && string(v) != "null" {
 		if err := json.Unmarshal(v, &req.text); err != nil {
-			return bad(reasonInvalidFieldValue, "content.content", "content.content must be a string")
+			return bad(apierror.InvalidFieldValue, "content.content", "content.content must be a string")
 		}
 	}
 	if v := content["afterSequence"]; len(v) > 0 && string(v) != "null" {
 		var n flexUint
 		if err := n.UnmarshalJSON(v); err != nil {
-			return bad(reasonInvalidFieldValue, "content.afterSequence", "content.afterSequence must be a sequence number")
+			return bad(apierror.InvalidFieldValue, "content.afterSequence", "content.afterSequence must be a sequence number")
 		}
 		after := uint64(n)
 		req.afterSequence = &after
@@ -247,14 +244,12 @@ func (s *socket) seed001Command(ctx context.Context, data []byte) {
 		return
 	}
 	if s.room == "" {
-		s.writeError(ctx, nil, gatewayError(http.StatusBadRequest, codes.FailedPrecondition, reasonNotConnected, "",
+		s.writeError(ctx, nil, apierror.New(http.StatusBadRequest, codes.FailedPrecondition, reasonNotConnected, "",
 			req.typ+" before connect-chat: connect to a chat first"))
 		return
 	}
 	cctx, cancel := context.WithTimeout(s.callCtx, commandTimeout)
 	defer cancel()
-	var trailer metadata.MD
-	tr := grpc.Trailer(&trailer)
 	room := cmp.Or(req.chatID, s.room)
 
 	var (
@@ -263,20 +258,20 @@ func (s *socket) seed001Command(ctx context.Context, data []byte) {
 	)
 	switch req.typ {
 	case "send-message":
-		event, err = s.g.messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: room, Text: req.text}, tr)
+		event, err = s.g.messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: room, Text: req.text})
 	case "update-message":
 		id := req.messageID
 		if id == "" {
-			id, err = s.lastOwnMessage(cctx, room, tr)
+			id, err = s.lastOwnMessage(cctx, room)
 		}
 		if err == nil {
-			event, err = s.g.messages.EditMessage(cctx, &parleyv1.EditMessageRequest{Room: room, Message: id, Text: req.text}, tr)
+			event, err = s.g.messages.EditMessage(cctx, &parleyv1.EditMessageRequest{Room: room, Message: id, Text: req.text})
 		}
 	case "delete-message":
-		event, err = s.g.messages.DeleteMessage(cctx, &parleyv1.DeleteMessageRequest{Room: s.room, Message: req.messageID}, tr)
+		event, err = s.g.messages.DeleteMessage(cctx, &parleyv1.DeleteMessageRequest{Room: s.room, Message: req.messageID})
 	}
 	if err != nil {
-		s.writeError(ctx, nil, streamAPIError(withTrailerReason(err, trailer)))
+		s.writeError(ctx, nil, apierror.FromError(err))
 		return
 	}
 	_ = s.writeJSON(ctx, seed001AckFrame(req.typ, event))
@@ -285,10 +280,10 @@ func (s *socket) seed001Command(ctx context.Context, data []byte) {
 // lastOwnMessage finds the caller's most recent message in room that is not
 // deleted, paging back through the room's history; NOT_FOUND when there is
 // none.
-func (s *socket) lastOwnMessage(ctx context.Context, room string, opts ...grpc.CallOption) (string, error) {
+func (s *socket) lastOwnMessage(ctx context.Context, room string) (string, error) {
 	req := &parleyv1.ListMessagesRequest{Room: room}
 	for {
-		page, err := s.g.messages.ListMessages(ctx, req, opts...)
+		page, err := s.g.messages.ListMessages(ctx, req)
 		if err != nil {
 			return "", err
 		}
@@ -299,9 +294,8 @@ func (s *socket) lastOwnMessage(ctx context.Context, room string, opts ...grpc.C
 			}
 		}
 		if !page.GetHasOlder() || len(msgs) == 0 {
-			return "", withTrailerReason(status.Error(codes.NotFound,
-				"update-message without messageId edits your most recent message in the chat, and you have none there"),
-				metadata.Pairs(reasonKey, "MESSAGE_NOT_FOUND", fieldKey, "message"))
+			return "", apierror.StatusError(codes.NotFound, "MESSAGE_NOT_FOUND", "message",
+				"update-message without messageId edits your most recent message in the chat, and you have none there")
 		}
 		before := msgs[0].GetSequence()
 		req.Before = &before
@@ -313,21 +307,20 @@ func (s *socket) lastOwnMessage(ctx context.Context, room string, opts ...grpc.C
 // where it was.
 func (s *socket) connectChat(ctx context.Context, req seed001Request) {
 	if req.chatID == "" {
-		s.writeError(ctx, nil, gatewayError(http.StatusBadRequest, codes.InvalidArgument, "ROOM_REQUIRED", "content.chatId",
+		s.writeError(ctx, nil, apierror.New(http.StatusBadRequest, codes.InvalidArgument, "ROOM_REQUIRED", "content.chatId",
 			"connect-chat needs content.chatId: a room's UUID or name"))
 		return
 	}
 	cctx, cancel := context.WithTimeout(s.callCtx, commandTimeout)
 	defer cancel()
-	var trailer metadata.MD
-	room, err := s.g.rooms.GetRoom(cctx, &parleyv1.GetRoomRequest{Room: req.chatID}, grpc.Trailer(&trailer))
+	room, err := s.g.rooms.GetRoom(cctx, &parleyv1.GetRoomRequest{Room: req.chatID})
 	if err != nil {
-		s.writeError(ctx, nil, streamAPIError(withTrailerReason(err, trailer)))
+		s.writeError(ctx, nil, apierror.FromError(err))
 		return
 	}
 	sub, err := s.g.subscribe(ctx, s.r, s.route, &parleyv1.SubscribeRequest{Room: req.chatID, AfterSequence: req.afterSequence})
 	if err != nil {
-		s.writeError(ctx, nil, streamAPIError(err))
+		s.writeError(ctx, nil, apierror.FromError(err))
 		return
 	}
 	var first streamWrite
@@ -347,7 +340,7 @@ func (s *socket) connectChat(ctx context.Context, req seed001Request) {
 	}
 	if first.err != nil && !isCleanEnd(first.err) {
 		sub.Close()
-		s.writeError(ctx, nil, streamAPIError(first.err))
+		s.writeError(ctx, nil, apierror.FromError(first.err))
 		return
 	}
 	ack := seed001Frame{Type: "ack", Content: seed001Frame{Type: "connect-chat", Content: seed001Chat{

@@ -28,7 +28,6 @@ using parley::testing::Header;
 using parley::testing::SignUp;
 using parley::testing::TestServer;
 using parley::testing::TestUser;
-using parley::testing::Trailer;
 using parley::testing::WithToken;
 
 class AccountServiceTest : public ::testing::Test {

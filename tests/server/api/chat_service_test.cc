@@ -5,6 +5,8 @@
 #include <future>
 #include <string>
 
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
 #include "tests/server/api/test_server.h"
 
@@ -12,7 +14,8 @@ namespace parley::api {
 namespace {
 
 using parley::testing::TestServer;
-using parley::testing::Trailer;
+using parley::testing::Reason;
+using parley::testing::Field;
 using v1::ChatService;
 
 grpc::Status Join(ChatService::Stub* stub, const std::string& id) {
@@ -223,7 +226,7 @@ TEST(ChatServiceTest, ASecondReaderTakesOverAndTheFirstStreamIsAborted) {
   }
   grpc::Status s = first->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::ABORTED);
-  EXPECT_EQ(Trailer(stream.ctx, "parley-error-reason"), "SUPERSEDED");
+  EXPECT_EQ(Reason(s), "SUPERSEDED");
 }
 
 TEST(ChatServiceTest, ShutdownEndsStreamsWithUnavailable) {
@@ -322,9 +325,30 @@ TEST(ChatServiceTest, BadCallsGetTheRightCodeReasonAndField) {
     grpc::ClientContext ctx;
     grpc::Status s = c.call(stub.get(), &ctx);
     EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
-    EXPECT_EQ(Trailer(ctx, "parley-error-reason"), c.reason) << c.name;
-    EXPECT_EQ(Trailer(ctx, "parley-error-field"), c.field) << c.name;
+    EXPECT_EQ(Reason(s), c.reason) << c.name;
+    EXPECT_EQ(Field(s), c.field) << c.name;
   }
+}
+
+// The reason and field travel as the standard google.rpc.ErrorInfo detail,
+// which any gRPC client can read without knowing Parley.
+TEST(ChatServiceTest, AnErrorCarriesItsReasonAndFieldAsAStandardErrorInfo) {
+  TestServer server;
+  auto stub = server.NewStub();
+  grpc::Status s = Join(stub.get(), "");
+  ASSERT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(s.error_details()));
+  EXPECT_EQ(details.code(), static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
+  EXPECT_EQ(details.message(), s.error_message());
+  ASSERT_EQ(details.details_size(), 1);
+  EXPECT_EQ(details.details(0).type_url(),
+            "type.googleapis.com/google.rpc.ErrorInfo");
+  google::rpc::ErrorInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.reason(), "ID_REQUIRED");
+  EXPECT_EQ(info.domain(), "parley");
+  EXPECT_EQ(info.metadata().at("field"), "id");
 }
 
 TEST(ChatServiceTest, SubscribeBeforeJoinFailsWithFailedPrecondition) {
@@ -351,9 +375,8 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
     v1::JoinResponse resp;
     grpc::Status s = stub->Join(&ctx, req, &resp);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-    EXPECT_EQ(Trailer(ctx, "parley-error-reason"),
-              "INVALID_UTF8");
-    EXPECT_EQ(Trailer(ctx, "parley-error-field"), "id");
+    EXPECT_EQ(Reason(s), "INVALID_UTF8");
+    EXPECT_EQ(Field(s), "id");
   }
   {
     grpc::ClientContext ctx;
@@ -369,7 +392,7 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
   v1::SendResponse resp;
   grpc::Status s = stub->Send(&ctx, req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Trailer(ctx, "parley-error-field"), "message");
+  EXPECT_EQ(Field(s), "message");
   EXPECT_EQ(server.hub().SessionCount(), 1u);
 }
 

@@ -21,7 +21,8 @@ using parley::testing::Header;
 using parley::testing::SignUp;
 using parley::testing::TestServer;
 using parley::testing::TestUser;
-using parley::testing::Trailer;
+using parley::testing::Reason;
+using parley::testing::Field;
 using parley::testing::WithToken;
 
 class MessageServiceTest : public ::testing::Test {
@@ -182,7 +183,7 @@ TEST_F(MessageServiceTest, EditKeepsHistoryAndDeleteLeavesATombstone) {
     v1::Event out;
     grpc::Status s = messages_->EditMessage(&ctx, req, &out);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-    EXPECT_EQ(Trailer(ctx, "parley-error-reason"), "NOT_AUTHOR");
+    EXPECT_EQ(Reason(s), "NOT_AUTHOR");
   }
   {
     grpc::ClientContext ctx;
@@ -376,7 +377,7 @@ TEST_F(MessageServiceTest, ARemovedMemberStopsReceivingAtOnce) {
   }
   grpc::Status ended = stream->reader->Finish();
   EXPECT_EQ(ended.error_code(), grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_EQ(Trailer(stream->ctx, "parley-error-reason"), "NOT_A_MEMBER");
+  EXPECT_EQ(Reason(ended), "NOT_A_MEMBER");
   EXPECT_EQ(Post(bob, "secret", "let me in").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }
@@ -454,9 +455,9 @@ TEST_F(MessageServiceTest, SeedFourPostsListsAndNamesPosters) {
   v1::PostRecentMessageRequest bad;
   bad.set_text("no user");
   v1::PostRecentMessageResponse out;
-  EXPECT_EQ(chat_->PostRecentMessage(&bad_ctx, bad, &out).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Trailer(bad_ctx, "parley-error-field"), "user");
+  grpc::Status refused = chat_->PostRecentMessage(&bad_ctx, bad, &out);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Field(refused), "user");
 }
 
 TEST_F(MessageServiceTest, EverythingAcknowledgedIsThereAfterARestart) {

@@ -31,7 +31,6 @@ using parley::testing::Header;
 using parley::testing::SignUp;
 using parley::testing::TestServer;
 using parley::testing::TestUser;
-using parley::testing::Trailer;
 using parley::testing::WithToken;
 using v1::RoomService;
 

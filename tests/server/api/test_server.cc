@@ -56,14 +56,6 @@ std::unique_ptr<parley::v1::ChatService::Stub> TestServer::NewStub() {
   return parley::v1::ChatService::NewStub(NewChannel());
 }
 
-std::string Trailer(const grpc::ClientContext& context,
-                    const std::string& key) {
-  const auto& md = context.GetServerTrailingMetadata();
-  auto it = md.find(key);
-  return it == md.end() ? "" : std::string(it->second.data(),
-                                           it->second.size());
-}
-
 std::string Header(const grpc::ClientContext& context,
                    const std::string& key) {
   const auto& md = context.GetServerInitialMetadata();

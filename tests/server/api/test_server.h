@@ -17,6 +17,7 @@
 #include "parley/v1/messages.grpc.pb.h"
 #include "parley/v1/rooms.grpc.pb.h"
 #include "server/api/server.h"
+#include "server/api/status.h"
 
 namespace parley::testing {
 
@@ -46,8 +47,13 @@ class TestServer {
   std::unique_ptr<api::Server> server_;
 };
 
-// The trailing-metadata value `key` of a finished call, or "".
-std::string Trailer(const grpc::ClientContext& context, const std::string& key);
+// The ErrorInfo reason and field of a failed call's status ("" when none).
+inline std::string Reason(const grpc::Status& status) {
+  return api::ErrorInfoOf(status).reason;
+}
+inline std::string Field(const grpc::Status& status) {
+  return api::ErrorInfoOf(status).field;
+}
 // The initial-metadata value `key` of a call, or "".
 std::string Header(const grpc::ClientContext& context, const std::string& key);
 
@@ -91,8 +97,8 @@ Outcome Call(Stub* stub,
   if (!token.empty()) WithToken(&ctx, token);
   Outcome out;
   out.status = (stub->*method)(&ctx, request, response);
-  out.reason = Trailer(ctx, "parley-error-reason");
-  out.field = Trailer(ctx, "parley-error-field");
+  out.reason = Reason(out.status);
+  out.field = Field(out.status);
   out.http_code = Header(ctx, "x-http-code");
   out.location = Header(ctx, "x-location");
   return out;
