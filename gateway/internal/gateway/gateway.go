@@ -1,10 +1,11 @@
 // Package gateway is Parley's REST gateway: the grpc-gateway mux generated
 // from proto/ and gateway/http_rules.yaml for every parley.v1 service, wrapped
-// with input checks, the seed routes the mux cannot express (seed.go), HTTP
+// with input checks, the routes the mux cannot express (rewrite.go), HTTP
 // statuses and Location headers from the server (created.go), one JSON error
 // shape, Server-Sent Events and WebSockets over the same Subscribe streams
-// (realtime.go, sse.go, websocket.go), /healthz, /openapi.json and
-// Prometheus /metrics (metrics.go), served over HTTP/1.1.
+// (realtime.go, sse.go, websocket.go), the reproduced APIs' routes and
+// sockets (internal/compat), /healthz, /openapi.json and Prometheus /metrics
+// (metrics.go), served over HTTP/1.1.
 //
 // Run owns the process lifetime; NewHandler builds the http.Handler around a
 // caller-owned gRPC connection, which must outlive the handler.
@@ -32,6 +33,10 @@ import (
 
 	"parley/gateway/gen/openapi"
 	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
+	"parley/gateway/internal/compat"
+	"parley/gateway/internal/compat/chitchat"
+	"parley/gateway/internal/compat/messagingapi"
 	"parley/gateway/internal/web"
 )
 
@@ -247,17 +252,22 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 	rt.mux = mux
 	// Registered after the services, so tried before GetRoom's
 	// /v1/rooms/{room}.
-	for _, ws := range []struct {
-		pattern string
-		kind    socketKind
-	}{
-		{roomSocketRoute, roomSocket},
-		{directSocketRoute, directSocket},
-		{seedSocketRoute, seedSocket},
-		{seed001Route, seed001Socket},
-	} {
-		if err := mux.HandlePath(http.MethodGet, ws.pattern, rt.serveWebSocket(ws.kind)); err != nil {
-			return nil, fmt.Errorf("register %s: %w", ws.pattern, err)
+	sockets := []compat.Socket{
+		parleySocket{pattern: roomSocketRoute, clients: rt.clients, encoding: encodedEvents},
+		parleySocket{pattern: directSocketRoute, clients: rt.clients, encoding: encodedEvents, inbox: true},
+	}
+	for _, api := range []compat.API{chitchat.New(rt.clients), messagingapi.New(rt.clients)} {
+		if err := registerRoutes(mux, api.Routes()); err != nil {
+			return nil, err
+		}
+		sockets = append(sockets, api.Sockets()...)
+	}
+	for _, ws := range sockets {
+		if !isWebSocketRoute(ws.Pattern()) {
+			return nil, fmt.Errorf("WebSocket route %s must end in :ws or /ws", ws.Pattern())
+		}
+		if err := mux.HandlePath(http.MethodGet, ws.Pattern(), rt.serveWebSocket(ws)); err != nil {
+			return nil, fmt.Errorf("register %s: %w", ws.Pattern(), err)
 		}
 	}
 	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn), conn.Target(), log)); err != nil {
@@ -270,7 +280,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
-	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(routeSeeds(mux))))), rt: rt}, nil
+	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux))))), rt: rt}, nil
 }
 
 // routePage sends the browser page (GET / and its assets under
@@ -331,6 +341,27 @@ func writePortFile(path string, port int) error {
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("port file: %w", err)
+	}
+	return nil
+}
+
+// registerRoutes mounts a reproduced API's REST routes: each runs with the
+// caller's metadata, as a generated handler's call would.
+func registerRoutes(mux *runtime.ServeMux, routes []compat.Route) error {
+	for _, route := range routes {
+		serve := route.Serve
+		pattern := route.Pattern
+		err := mux.HandlePath(route.Method, pattern, func(w http.ResponseWriter, r *http.Request, params map[string]string) {
+			ctx, err := runtime.AnnotateContext(r.Context(), mux, r, pattern, runtime.WithHTTPPathPattern(pattern))
+			if err != nil {
+				apierror.Write(w, apierror.FromError(err))
+				return
+			}
+			serve(ctx, w, r, params)
+		})
+		if err != nil {
+			return fmt.Errorf("register %s %s: %w", route.Method, pattern, err)
+		}
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"parley/gateway/internal/compat"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,7 +20,7 @@ import (
 // Shutdown (the ctx given to NewHandler ending) ends its streams with a
 // resumable error.
 type realtime struct {
-	grpcClients
+	clients   *compat.Clients
 	mux       *runtime.ServeMux // set once built; the mux's middleware is ours
 	marshaler runtime.Marshaler
 	onError   runtime.ErrorHandlerFunc
@@ -61,12 +63,12 @@ func (c realtimeConfig) withDefaults() realtimeConfig {
 
 func newRealtime(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, marshaler runtime.Marshaler, cfg realtimeConfig) *realtime {
 	return &realtime{
-		grpcClients: newGRPCClients(conn),
-		marshaler:   marshaler,
-		onError:     errorHandler(log),
-		log:         log,
-		cfg:         cfg.withDefaults(),
-		stopping:    ctx.Done(),
+		clients:   compat.NewClients(conn),
+		marshaler: marshaler,
+		onError:   errorHandler(log),
+		log:       log,
+		cfg:       cfg.withDefaults(),
+		stopping:  ctx.Done(),
 	}
 }
 
@@ -76,8 +78,6 @@ const (
 	directEventsRoute = "/v1/direct-messages/events"
 	roomSocketRoute   = "/v1/rooms/{room}:ws"
 	directSocketRoute = "/v1/direct-messages:ws"
-	seedSocketRoute   = "/chats/{room}/ws"
-	seed001Route      = "/ws"
 )
 
 // isSubscribeRoute matches the ChatService.Subscribe routes.
@@ -89,12 +89,10 @@ func isSubscribeRoute(route string) bool {
 	return false
 }
 
+// isWebSocketRoute matches the WebSocket routes, whose patterns all end in
+// ":ws" or "/ws" (registerSocket checks it).
 func isWebSocketRoute(route string) bool {
-	switch route {
-	case roomSocketRoute, directSocketRoute, seedSocketRoute, seed001Route:
-		return true
-	}
-	return false
+	return strings.HasSuffix(route, ":ws") || strings.HasSuffix(route, "/ws")
 }
 
 // isPollRoute matches the ChatService.Poll routes.

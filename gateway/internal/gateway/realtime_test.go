@@ -557,7 +557,7 @@ func TestWebSocketTakesTheTokenFromTheHeaderOrTheOnlySubprotocol(t *testing.T) {
 		t.Errorf("typing to bob: %+v", ack)
 	}
 	writeFrame(t, c, `{"type":"edit","ref":"e","message":"m1","text":"x"}`)
-	if e := readFrame(t, c); e.Type != "error" || e.Error.Code != reasonUnsupportedOnSock {
+	if e := readFrame(t, c); e.Type != "error" || e.Error.Code != reasonUnsupportedOnSocket {
 		t.Errorf("edit on the inbox socket: %+v", e)
 	}
 }
@@ -610,7 +610,7 @@ func TestWebSocketRefusesWhatCannotBecomeASocket(t *testing.T) {
 	}
 }
 
-func TestSeed002SocketSpeaksSeed002Frames(t *testing.T) {
+func TestChitChatSocketSpeaksChitChatFrames(t *testing.T) {
 	f := start(t)
 	c, _, err := dialWS(t, f, "/chats/rt-seed/ws", nil, "good")
 	if err != nil {
@@ -641,7 +641,10 @@ func TestSeed002SocketSpeaksSeed002Frames(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var e seedFrame
+	var e struct {
+		EventType string          `json:"event_type"`
+		Error     *apierror.Error `json:"error"`
+	}
 	if err := json.Unmarshal(b, &e); err != nil || e.EventType != "error" || e.Error == nil || e.Error.Code != apierror.UnknownFrameType {
 		t.Errorf("frame %s, want an error", b)
 	}
@@ -753,7 +756,7 @@ func readSeed001(t *testing.T, c *websocket.Conn) string {
 
 // seed001Error reads a frame and returns its error, failing unless it is
 // one.
-func seed001Error(t *testing.T, c *websocket.Conn) apierror.Error {
+func messagingAPIError(t *testing.T, c *websocket.Conn) apierror.Error {
 	t.Helper()
 	frame := readSeed001(t, c)
 	var f struct {
@@ -766,7 +769,7 @@ func seed001Error(t *testing.T, c *websocket.Conn) apierror.Error {
 	return f.Content
 }
 
-func TestSeed001SocketConnectsToAChatAndSpeaksSeed001Frames(t *testing.T) {
+func TestMessagingAPISocketConnectsToAChatAndSpeaksItsFrames(t *testing.T) {
 	f := start(t)
 	c, _, err := dialWS(t, f, "/ws", nil, "good")
 	if err != nil {
@@ -778,12 +781,12 @@ func TestSeed001SocketConnectsToAChatAndSpeaksSeed001Frames(t *testing.T) {
 	wantErr := func(frame string, status int, code, field string) {
 		t.Helper()
 		writeFrame(t, c, frame)
-		if e := seed001Error(t, c); e.Status != status || e.Code != code || e.Field != field {
+		if e := messagingAPIError(t, c); e.Status != status || e.Code != code || e.Field != field {
 			t.Errorf("%s: error %+v, want %d %s on field %q", frame, e, status, code, field)
 		}
 	}
 	// Before connect-chat, and frames that cannot be read.
-	wantErr(`{"type":"send-message","content":{"chatId":1,"customerId":1,"content":"Hi world."}}`, 400, reasonNotConnected, "")
+	wantErr(`{"type":"send-message","content":{"chatId":1,"customerId":1,"content":"Hi world."}}`, 400, "NOT_CONNECTED", "")
 	wantErr(`{"type":"connect-chat",`, 400, apierror.MalformedJSON, "")
 	wantErr(`{"type":"dance"}`, 400, apierror.UnknownFrameType, "type")
 	wantErr(`{"type":"delete-message","content":{"id":1}}`, 400, apierror.InvalidFieldValue, "content")
@@ -854,7 +857,7 @@ func TestSeed001SocketConnectsToAChatAndSpeaksSeed001Frames(t *testing.T) {
 		"GetRoom rt-hold", "Subscribe room=rt-hold", "PostMessage rt-hold z")
 }
 
-func TestSeed001SocketChecksTheTokenWhenItOpens(t *testing.T) {
+func TestMessagingAPISocketChecksTheTokenWhenItOpens(t *testing.T) {
 	ctx, shutdown := context.WithCancel(context.Background())
 	defer shutdown()
 	f := startWith(t, ctx, realtimeConfig{})
@@ -871,7 +874,7 @@ func TestSeed001SocketChecksTheTokenWhenItOpens(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", c.protocols, err)
 		}
-		if e := seed001Error(t, conn); e.Code != c.reason || e.Status != int(c.code)-4000 {
+		if e := messagingAPIError(t, conn); e.Code != c.reason || e.Status != int(c.code)-4000 {
 			t.Errorf("%v: error %+v", c.protocols, e)
 		}
 		if ce, _ := readClose(t, conn); ce.Code != c.code || ce.Reason != c.reason {
@@ -886,7 +889,7 @@ func TestSeed001SocketChecksTheTokenWhenItOpens(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFrame(t, conn, `{"type":"delete-message","content":"m1"}`)
-	if e := seed001Error(t, conn); e.Code != reasonNotConnected {
+	if e := messagingAPIError(t, conn); e.Code != "NOT_CONNECTED" {
 		t.Errorf("error %+v", e)
 	}
 	shutdown()

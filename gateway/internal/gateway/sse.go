@@ -14,6 +14,7 @@ import (
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
+	"parley/gateway/internal/compat"
 )
 
 // Server-Sent Events on every Subscribe route, for a request that accepts
@@ -157,7 +158,7 @@ func (s *sseWriter) events(events []*parleyv1.Event) error {
 		if hasCursor(e) {
 			s.buf.WriteString("id: " + strconv.FormatUint(e.GetSequence(), 10) + "\n")
 		}
-		s.buf.WriteString("event: " + eventName(e.GetKind()) + "\n")
+		s.buf.WriteString("event: " + compat.EventName(e.GetKind()) + "\n")
 		s.buf.WriteString("data: ")
 		s.buf.Write(encodedEvents.marshal(e))
 		s.buf.WriteString("\n\n")

@@ -10,7 +10,6 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -70,7 +69,7 @@ func (g *realtime) subscribe(ctx context.Context, r *http.Request, route string,
 		cancel()
 		return nil, err
 	}
-	stream, err := g.chat.Subscribe(actx, req)
+	stream, err := g.clients.Chat.Subscribe(actx, req)
 	if err != nil {
 		cancel()
 		return nil, err
@@ -104,12 +103,6 @@ func isCleanEnd(err error) bool { return errors.Is(err, io.EOF) }
 func shuttingDown() apierror.Error {
 	return apierror.New(http.StatusServiceUnavailable, codes.Unavailable, "SHUTTING_DOWN", "",
 		"the gateway is shutting down; reconnect to resume")
-}
-
-// eventName is the SSE event name of a kind: EVENT_KIND_MEMBER_ADDED is
-// member_added.
-func eventName(k parleyv1.EventKind) string {
-	return strings.ToLower(strings.TrimPrefix(k.String(), "EVENT_KIND_"))
 }
 
 // hasCursor reports whether the event moves a reader's resume point: a
@@ -153,24 +146,4 @@ func subscribeRequest(r *http.Request, params map[string]string) (*parleyv1.Subs
 func parseSequence(v string) (uint64, bool) {
 	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 	return n, err == nil
-}
-
-// grpcClients are the gRPC clients of the streams and of the WebSocket
-// commands.
-type grpcClients struct {
-	chat     parleyv1.ChatServiceClient
-	messages parleyv1.MessageServiceClient
-	presence parleyv1.PresenceServiceClient
-	rooms    parleyv1.RoomServiceClient
-	users    parleyv1.UserServiceClient
-}
-
-func newGRPCClients(conn *grpc.ClientConn) grpcClients {
-	return grpcClients{
-		chat:     parleyv1.NewChatServiceClient(conn),
-		messages: parleyv1.NewMessageServiceClient(conn),
-		presence: parleyv1.NewPresenceServiceClient(conn),
-		rooms:    parleyv1.NewRoomServiceClient(conn),
-		users:    parleyv1.NewUserServiceClient(conn),
-	}
 }

@@ -25,10 +25,10 @@ const (
 	directMessagesPollPath   = "/v1/direct-messages/events"
 )
 
-// routeSeeds wraps the mux: it rewrites the requests above, notes the
+// rewriteRoutes wraps the mux: it rewrites the requests above, notes the
 // request's origin for absolute Location headers, and gives every response
 // a statusWriter.
-func routeSeeds(next http.Handler) http.Handler {
+func rewriteRoutes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
 		r = withURL(r.WithContext(withOrigin(r.Context(), requestOrigin(r))))
@@ -41,7 +41,7 @@ func routeSeeds(next http.Handler) http.Handler {
 				q.Del("directMessages")
 				q.Set("direct_messages", "true")
 				r.URL.RawQuery = q.Encode()
-			case isSeedRoomSubscribe(path):
+			case isRoomSubscribeAnswering202(path):
 				sw.implicitStatus = http.StatusAccepted
 			}
 		}
@@ -69,8 +69,8 @@ func hasQueryKey(rawQuery, key string) bool {
 	return ok
 }
 
-// isSeedRoomSubscribe matches /room/{roomId}/subscribe.
-func isSeedRoomSubscribe(path string) bool {
+// isRoomSubscribeAnswering202 matches /room/{roomId}/subscribe.
+func isRoomSubscribeAnswering202(path string) bool {
 	rest, ok := strings.CutPrefix(path, "/room/")
 	if !ok {
 		return false

@@ -1,0 +1,90 @@
+package chitchat
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"google.golang.org/grpc/codes"
+
+	parleyv1 "parley/gateway/gen/parley/v1"
+	"parley/gateway/internal/apierror"
+	"parley/gateway/internal/compat"
+)
+
+// ChitChat's socket, GET /chats/{room}/ws: the room's joins, leaves and
+// messages as {"event_type","name","color","msg"}; a client's "send" posts
+// to the room, its "join" and "leave" are accepted and ignored (the server
+// announces both when a socket opens and closes).
+
+type socket struct{ clients *compat.Clients }
+
+func (socket) Pattern() string { return "/chats/{room}/ws" }
+
+func (s socket) Open(_ context.Context, conn compat.Conn, params map[string]string, after *uint64) (compat.Session, *parleyv1.SubscribeRequest, error) {
+	room := params["room"]
+	return &session{clients: s.clients, conn: conn, room: room},
+		&parleyv1.SubscribeRequest{Room: room, AfterSequence: after}, nil
+}
+
+type session struct {
+	clients *compat.Clients
+	conn    compat.Conn
+	room    string
+}
+
+// frame is ChitChat's frame, both ways.
+type frame struct {
+	EventType string          `json:"event_type"`
+	Name      string          `json:"name,omitempty"`
+	Color     string          `json:"color,omitempty"`
+	Msg       string          `json:"msg,omitempty"`
+	Error     *apierror.Error `json:"error,omitempty"`
+}
+
+func (s *session) EventFrame(e *parleyv1.Event) any {
+	var t string
+	switch e.GetKind() {
+	case parleyv1.EventKind_EVENT_KIND_JOIN:
+		t = "join"
+	case parleyv1.EventKind_EVENT_KIND_LEAVE:
+		t = "leave"
+	case parleyv1.EventKind_EVENT_KIND_MESSAGE:
+		if e.GetDeleted() {
+			return nil
+		}
+		t = "send"
+	default:
+		return nil // ChitChat has no frame for it
+	}
+	return frame{EventType: t, Name: e.GetSender(), Color: e.GetColor(), Msg: e.GetText()}
+}
+
+func (s *session) ErrorFrame(e apierror.Error) any {
+	return frame{EventType: "error", Error: &e}
+}
+
+// Command runs one frame: "send" posts msg to the room.
+func (s *session) Command(ctx context.Context, data []byte) {
+	var f frame
+	if err := json.Unmarshal(data, &f); err != nil {
+		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
+			"frame is not one JSON object: "+err.Error())))
+		return
+	}
+	switch f.EventType {
+	case "join", "leave":
+		return
+	case "send":
+	default:
+		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.UnknownFrameType, "event_type",
+			"event_type "+strconv.Quote(f.EventType)+" is not one of join, leave, send")))
+		return
+	}
+	cctx, cancel := context.WithTimeout(s.conn.CallContext(), compat.CallTimeout)
+	defer cancel()
+	if _, err := s.clients.Messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: s.room, Text: f.Msg}); err != nil {
+		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.FromError(err)))
+	}
+}
