@@ -308,8 +308,11 @@ grpc::ServerUnaryReactor* RoomService::ListRooms(
 grpc::ServerUnaryReactor* RoomService::GetRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::GetRoomRequest* request, parley::v1::Room* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
+  // A room token sees its own room (ChitChat's GET /chats/<id> with one).
+  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+    return FinishNow(context, s);
+  }
+  absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
   if (!principal.ok()) return FinishNow(context, principal.status());
   absl::StatusOr<RoomView> view =
       ResolveRoom(deps_, request->room(), *principal);

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -718,80 +717,6 @@ func TestIdempotencyKeyOverRESTSurvivesARestart(t *testing.T) {
 	}
 	if got := s.allMessages(t, owner.token, rm.ID, 100); len(got) != 2 || n != 1 {
 		t.Errorf("history %v, want key-1's message once and key-2's", texts(got))
-	}
-}
-
-// seedFrame is seed 002's socket frame.
-type seedFrame struct {
-	EventType string `json:"event_type"`
-	Name      string `json:"name"`
-	Color     string `json:"color"`
-	Msg       string `json:"msg"`
-}
-
-func (c *wsConn) seedFrame(t *testing.T) seedFrame {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("reading a seed frame: %v", err)
-	}
-	var f seedFrame
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("seed frame %s: %v", b, err)
-	}
-	return f
-}
-
-// seedFrameWhere reads seed frames until one satisfies ok.
-func (c *wsConn) seedFrameWhere(t *testing.T, ok func(seedFrame) bool) seedFrame {
-	t.Helper()
-	for {
-		if f := c.seedFrame(t); ok(f) {
-			return f
-		}
-	}
-}
-
-func TestSeed002ChatSocketWithARoomToken(t *testing.T) {
-	s := startStack(t)
-	owner := s.signUp(t, "owner")
-	rm := s.createRoom(t, owner.token, "My chat room", "VISIBILITY_PRIVATE", "my_secret")
-	david := s.roomToken(t, rm.Name, "my_secret", "david")
-	eve := s.roomToken(t, rm.ID, "my_secret", "eve")
-	target := "/chats/" + url.PathEscape(rm.Name) + "/ws"
-
-	d := s.mustDialWS(t, target, nil, david.Token)
-	if d.Subprotocol() != david.Token {
-		t.Errorf("subprotocol %q, want the token echoed", d.Subprotocol())
-	}
-	e := s.mustDialWS(t, "/chats/"+rm.ID+"/ws", nil, eve.Token)
-	joined := d.seedFrameWhere(t, func(f seedFrame) bool { return f.EventType == "join" && f.Name == "eve" })
-	if !strings.HasPrefix(joined.Color, "#") || len(joined.Color) != 7 {
-		t.Errorf("join frame %+v, want a #rrggbb colour", joined)
-	}
-
-	e.write(t, `{"event_type":"join","name":"eve","color":"#000000","msg":""}`)
-	e.write(t, `{"event_type":"send","name":"eve","color":"#000000","msg":"hello from eve"}`)
-	for _, c := range []*wsConn{d, e} {
-		f := c.seedFrameWhere(t, func(f seedFrame) bool { return f.EventType == "send" })
-		if f.Name != "eve" || f.Msg != "hello from eve" || f.Color != joined.Color {
-			t.Errorf("send frame %+v", f)
-		}
-	}
-	e.Close(websocket.StatusNormalClosure, "")
-	if f := d.seedFrameWhere(t, func(f seedFrame) bool { return f.EventType != "send" }); f.EventType != "leave" || f.Name != "eve" {
-		t.Errorf("after eve left: %+v, want her leave", f)
-	}
-	if got := s.listMessages(t, owner.token, rm.ID, "").Messages; len(got) != 1 || got[0].Text != "hello from eve" || got[0].Sender != "eve" {
-		t.Errorf("history %+v", got)
-	}
-
-	// Without a token the private room closes the socket with 4401.
-	anon := s.mustDialWS(t, target, nil)
-	if ce := anon.closeError(t); ce.Code != 4401 {
-		t.Errorf("no token: close %d %q, want 4401", ce.Code, ce.Reason)
 	}
 }
 

@@ -341,7 +341,9 @@ func TestRoomTokens(t *testing.T) {
 	// Any other room, even a public one, does not exist for it.
 	wantError(t, s.req(t, http.MethodPost, "/v1/rooms/"+other.ID+"/messages", privTok.Token, map[string]string{"text": "x"}), 404, "ROOM_NOT_FOUND", "room")
 	wantError(t, s.req(t, http.MethodGet, "/v1/rooms/"+other.ID+"/messages", privTok.Token, nil), 404, "ROOM_NOT_FOUND", "room")
-	wantError(t, s.req(t, http.MethodGet, "/v1/rooms/"+priv.ID, privTok.Token, nil), 403, "USER_TOKEN_REQUIRED", "")
+	wantError(t, s.req(t, http.MethodGet, "/v1/rooms", privTok.Token, nil), 403, "USER_TOKEN_REQUIRED", "")
+	wantError(t, s.req(t, http.MethodGet, "/v1/rooms/"+other.ID, privTok.Token, nil), 404, "ROOM_NOT_FOUND", "room")
+	mustStatus(t, s.req(t, http.MethodGet, "/v1/rooms/"+priv.ID, privTok.Token, nil), 200, nil) // its own room
 	wantError(t, s.req(t, http.MethodGet, "/v1/direct-messages", privTok.Token, nil), 403, "USER_TOKEN_REQUIRED", "")
 	wantError(t, s.req(t, http.MethodPost, "/v1/auth/renew", privTok.Token, "{}"), 403, "USER_TOKEN_REQUIRED", "")
 

@@ -642,11 +642,14 @@ func TestChitChatSocketSpeaksChitChatFrames(t *testing.T) {
 		t.Fatal(err)
 	}
 	var e struct {
-		EventType string          `json:"event_type"`
-		Error     *apierror.Error `json:"error"`
+		EventType string `json:"event_type"`
+		Error     struct {
+			Code  int    `json:"code"`
+			Field string `json:"field"`
+		} `json:"error"`
 	}
-	if err := json.Unmarshal(b, &e); err != nil || e.EventType != "error" || e.Error == nil || e.Error.Code != apierror.UnknownFrameType {
-		t.Errorf("frame %s, want an error", b)
+	if err := json.Unmarshal(b, &e); err != nil || e.EventType != "error" || e.Error.Code != 201 || e.Error.Field != "event_type" {
+		t.Errorf("frame %s, want ChitChat's error 201 on event_type", b)
 	}
 	wantCalls(t, f, "Subscribe room=rt-seed", "PostMessage rt-seed yo")
 }

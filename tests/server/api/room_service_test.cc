@@ -304,7 +304,8 @@ TEST_F(RoomServiceTest, CreateRoomNeedsAUserTokenAndAFreeName) {
   EXPECT_TRUE(Failed(Create(room_token.token(), NewRoom("other")),
                      grpc::StatusCode::PERMISSION_DENIED,
                      "USER_TOKEN_REQUIRED"));
-  EXPECT_TRUE(Failed(Get(room_token.token(), "general"),
+  v1::ListRoomsResponse listed;
+  EXPECT_TRUE(Failed(List(room_token.token(), 0, "", &listed),
                      grpc::StatusCode::PERMISSION_DENIED,
                      "USER_TOKEN_REQUIRED"));
 }
@@ -828,6 +829,25 @@ TEST_F(RoomServiceTest, RoomTokensForPublicAndPrivateRooms) {
                      "room"));
   EXPECT_TRUE(Failed(RoomToken("nowhere", "", "Guest"),
                      grpc::StatusCode::NOT_FOUND, "ROOM_NOT_FOUND", "room"));
+}
+
+// ChitChat's GET /chats/<id> with a room token reads that room, and only it.
+TEST_F(RoomServiceTest, ARoomTokenGetsItsOwnRoomAndNoOther) {
+  TestUser alice = SignUp(server_, "alice");
+  v1::Room priv =
+      MustCreate(alice, NewRoom("priv", v1::VISIBILITY_PRIVATE, "priv-pw"));
+  MustCreate(alice, NewRoom("other"));
+  v1::RoomToken token;
+  ASSERT_TRUE(Succeeded(RoomToken("priv", "priv-pw", "Guest", &token)));
+  v1::Room got;
+  ASSERT_TRUE(Succeeded(Get(token.token(), "priv", &got)));
+  EXPECT_EQ(got.id(), priv.id());
+  EXPECT_EQ(got.unread_count(), 0u);
+  EXPECT_TRUE(NoHash(got));
+  EXPECT_TRUE(Failed(Get(token.token(), "other"), grpc::StatusCode::NOT_FOUND,
+                     "ROOM_NOT_FOUND", "room"));
+  EXPECT_TRUE(Failed(Get("", "priv"), grpc::StatusCode::UNAUTHENTICATED,
+                     "TOKEN_MISSING"));
 }
 
 TEST_F(RoomServiceTest, AHiddenRoomsTokenNeedsItsSecretOrItIsNotFound) {

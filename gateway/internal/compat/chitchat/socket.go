@@ -16,31 +16,51 @@ import (
 // ChitChat's socket, GET /chats/{room}/ws: the room's joins, leaves and
 // messages as {"event_type","name","color","msg"}; a client's "send" posts
 // to the room, its "join" and "leave" are accepted and ignored (the server
-// announces both when a socket opens and closes).
+// announces both when a socket opens and closes). The token is the
+// Sec-WebSocket-Protocol, needed for private and hidden rooms only.
 
 type socket struct{ clients *compat.Clients }
 
 func (socket) Pattern() string { return "/chats/{room}/ws" }
 
-func (s socket) Open(_ context.Context, conn compat.Conn, params map[string]string, after *uint64) (compat.Session, *parleyv1.SubscribeRequest, error) {
+// Open subscribes to the room. A client without a token reads and writes a
+// public room as a guest, as ChitChat lets it; its messages go out under
+// the frame's name.
+func (s socket) Open(ctx context.Context, conn compat.Conn, params map[string]string, after *uint64) (compat.Session, *parleyv1.SubscribeRequest, error) {
 	room := params["room"]
-	return &session{clients: s.clients, conn: conn, room: room},
-		&parleyv1.SubscribeRequest{Room: room, AfterSequence: after}, nil
+	sess := &session{clients: s.clients, conn: conn, room: room}
+	if !conn.HasToken() {
+		cctx, cancel := context.WithTimeout(conn.CallContext(), compat.CallTimeout)
+		defer cancel()
+		guest, err := s.clients.Rooms.CreateRoomToken(cctx, &parleyv1.CreateRoomTokenRequest{Room: room, Name: guestName})
+		if err != nil {
+			if reason, _ := apierror.Reason(statusOf(err)); reason == "WRONG_SECRET" {
+				err = apierror.StatusError(codes.Unauthenticated, "TOKEN_MISSING", "",
+					"this room is password-protected: send its token as the Sec-WebSocket-Protocol")
+			}
+			return sess, nil, err
+		}
+		conn.Authorize(guest.GetToken())
+		sess.names = map[string]string{}
+	}
+	return sess, &parleyv1.SubscribeRequest{Room: room, AfterSequence: after}, nil
 }
 
 type session struct {
 	clients *compat.Clients
 	conn    compat.Conn
 	room    string
+	// names holds a guest's room tokens by display name (nil when the
+	// client brought a token of its own); the reader goroutine's.
+	names map[string]string
 }
 
 // frame is ChitChat's frame, both ways.
 type frame struct {
-	EventType string          `json:"event_type"`
-	Name      string          `json:"name,omitempty"`
-	Color     string          `json:"color,omitempty"`
-	Msg       string          `json:"msg,omitempty"`
-	Error     *apierror.Error `json:"error,omitempty"`
+	EventType string `json:"event_type"`
+	Name      string `json:"name,omitempty"`
+	Color     string `json:"color,omitempty"`
+	Msg       string `json:"msg,omitempty"`
 }
 
 func (s *session) EventFrame(e *parleyv1.Event) any {
@@ -61,8 +81,16 @@ func (s *session) EventFrame(e *parleyv1.Event) any {
 	return frame{EventType: t, Name: e.GetSender(), Color: e.GetColor(), Msg: e.GetText()}
 }
 
+// ErrorFrame is {"event_type":"error","error":{"code","error","field"}},
+// ChitChat's error in a frame.
 func (s *session) ErrorFrame(e apierror.Error) any {
-	return frame{EventType: "error", Error: &e}
+	_, body := render(e, tokenFields)
+	return errorFrame{EventType: "error", Error: body.Error}
+}
+
+type errorFrame struct {
+	EventType string      `json:"event_type"`
+	Error     errorDetail `json:"error"`
 }
 
 // Command runs one frame: "send" posts msg to the room.
@@ -84,6 +112,19 @@ func (s *session) Command(ctx context.Context, data []byte) {
 	}
 	cctx, cancel := context.WithTimeout(s.conn.CallContext(), compat.CallTimeout)
 	defer cancel()
+	if s.names != nil && f.Name != "" {
+		token, ok := s.names[f.Name]
+		if !ok {
+			t, err := s.clients.Rooms.CreateRoomToken(cctx, &parleyv1.CreateRoomTokenRequest{Room: s.room, Name: f.Name})
+			if err != nil {
+				_ = s.conn.Write(ctx, s.ErrorFrame(apierror.FromError(err)))
+				return
+			}
+			token = t.GetToken()
+			s.names[f.Name] = token
+		}
+		cctx = withToken(cctx, token)
+	}
 	if _, err := s.clients.Messages.PostMessage(cctx, &parleyv1.PostMessageRequest{Room: s.room, Text: f.Msg}); err != nil {
 		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.FromError(err)))
 	}
