@@ -14,10 +14,16 @@ import (
 )
 
 // The REST routes the tests exercise, checked against gateway/http_rules.yaml
-// once every test has run: each route must have answered a success and,
-// unless listed in noErrorStatus, an error.
+// and the routes docs/api.md documents for the reproduced APIs once every
+// test has run: each route must have answered a success and, unless listed
+// in noErrorStatus, an error.
 
-const rulesFile = "../../gateway/http_rules.yaml"
+const (
+	rulesFile = "../../gateway/http_rules.yaml"
+	apiDoc    = "../../docs/api.md"
+	// compatSection is the heading of the reproduced APIs in apiDoc.
+	compatSection = "## The reproduced APIs"
+)
 
 // noErrorStatus lists the routes that cannot fail on input.
 var noErrorStatus = map[string]bool{
@@ -74,6 +80,38 @@ func readRules() ([]httpRule, error) {
 			pattern = `/messages` // the long poll; see recordHit
 		}
 		rules = append(rules, httpRule{strings.ToUpper(m[1]), tmpl, regexp.MustCompile("^" + pattern + "$")})
+	}
+	return rules, sc.Err()
+}
+
+// documentedRouteRE matches a route row of a table, e.g. "| `GET\|POST /chats/{room_id}/token/renew` |".
+var documentedRouteRE = regexp.MustCompile("^\\| `((?:[A-Z]+\\\\\\|)*[A-Z]+) (/[^` ?]*)")
+
+// readDocumentedRoutes reads the REST routes of the reproduced APIs from
+// apiDoc's tables; WebSocket routes (ending in /ws) are the socket tests'.
+func readDocumentedRoutes() ([]httpRule, error) {
+	f, err := os.Open(apiDoc)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rules []httpRule
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			in = line == compatSection
+			continue
+		}
+		m := documentedRouteRE.FindStringSubmatch(line)
+		if !in || m == nil || strings.HasSuffix(m[2], "/ws") {
+			continue
+		}
+		pattern := regexp.MustCompile(`\\\{[a-z_]+\\\}`).ReplaceAllString(regexp.QuoteMeta(m[2]), `[^/]+`)
+		for _, method := range strings.Split(m[1], `\|`) {
+			rules = append(rules, httpRule{method, m[2], regexp.MustCompile("^" + pattern + "$")})
+		}
 	}
 	return rules, sc.Err()
 }
@@ -136,16 +174,23 @@ func TestMain(m *testing.M) {
 		if err == nil && len(rules) == 0 {
 			err = fmt.Errorf("no rules in %s", rulesFile)
 		}
+		if err == nil {
+			var documented []httpRule
+			if documented, err = readDocumentedRoutes(); err == nil && len(documented) == 0 {
+				err = fmt.Errorf("no routes under %q in %s", compatSection, apiDoc)
+			}
+			rules = append(rules, documented...)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "route coverage:", err)
 			os.Exit(1)
 		}
 		if missing := uncovered(rules); len(missing) > 0 {
-			fmt.Fprintf(os.Stderr, "route coverage: %d of %d HTTP rules not exercised:\n  %s\n",
+			fmt.Fprintf(os.Stderr, "route coverage: %d of %d HTTP rules and documented routes not exercised:\n  %s\n",
 				len(missing), len(rules), strings.Join(missing, "\n  "))
 			code = 1
 		} else {
-			fmt.Fprintf(os.Stderr, "route coverage: all %d HTTP rules answered a success and an error\n", len(rules))
+			fmt.Fprintf(os.Stderr, "route coverage: all %d HTTP rules and documented routes answered a success and an error\n", len(rules))
 		}
 	}
 	os.Exit(code)

@@ -7,6 +7,7 @@ package messagingapi
 
 import (
 	"encoding/json"
+	"net/http"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -21,7 +22,25 @@ type API struct{ clients *compat.Clients }
 // New returns the API on Parley's clients.
 func New(clients *compat.Clients) *API { return &API{clients: clients} }
 
-func (a *API) Routes() []compat.Route { return nil }
+func (a *API) Routes() []compat.Route {
+	return []compat.Route{
+		{Method: http.MethodGet, Pattern: "/user", Serve: a.listUsers},
+		{Method: http.MethodPost, Pattern: "/user", Serve: a.createUser},
+		{Method: http.MethodGet, Pattern: "/user/{id}", Serve: a.getUser},
+		{Method: http.MethodPut, Pattern: "/user/{id}", Serve: a.updateUser},
+		{Method: http.MethodDelete, Pattern: "/user/{id}", Serve: a.deleteUser},
+		{Method: http.MethodGet, Pattern: "/user/username/{username}", Serve: a.getUser},
+		{Method: http.MethodGet, Pattern: "/user/chat/{chat_id}", Serve: a.usersOfChat},
+		{Method: http.MethodGet, Pattern: "/chat", Serve: a.listChats},
+		{Method: http.MethodPost, Pattern: "/chat", Serve: a.createChat},
+		{Method: http.MethodGet, Pattern: "/chat/{id}", Serve: a.getChat},
+		{Method: http.MethodPut, Pattern: "/chat/{id}", Serve: a.updateChat},
+		{Method: http.MethodDelete, Pattern: "/chat/{id}", Serve: a.deleteChat},
+		{Method: http.MethodGet, Pattern: "/chat/user/{user_id}", Serve: a.addUserToChat},
+		{Method: http.MethodDelete, Pattern: "/chat/user/{user_id}", Serve: a.removeUserFromChat},
+		{Method: http.MethodGet, Pattern: "/chat/user/{user_id}/chat/{chat_id}/access", Serve: a.userHasAccess},
+	}
+}
 
 func (a *API) Sockets() []compat.Socket { return []compat.Socket{socket{clients: a.clients}} }
 
