@@ -119,9 +119,9 @@ func badQueryParameter(ctx context.Context, r *http.Request) (string, error) {
 }
 
 // jsonMarshaler is protojson with two changes: the error line that ends a
-// failed stream gets the same shape as every other error, and events (in
-// history pages and stream lines) come from the encoded-event cache
-// (eventjson.go).
+// failed stream gets the same shape as every other error, and events
+// (alone, in history pages, stream lines and other responses) come from the
+// encoded-event cache with only the fields their kind sets (eventjson.go).
 type jsonMarshaler struct {
 	*runtime.JSONPb
 }
@@ -139,8 +139,11 @@ func (m *jsonMarshaler) Marshal(v any) ([]byte, error) {
 		return b, nil
 	}
 	// What JSONPb.Marshal writes for a message, without its copy through
-	// a bytes.Buffer.
+	// a bytes.Buffer; events as eventJSONOptions writes them.
 	if pm, ok := v.(proto.Message); ok {
+		if b, ok := marshalWithEvents(pm); ok {
+			return b, nil
+		}
 		b, err := m.MarshalOptions.Marshal(pm)
 		if err != nil {
 			return nil, err

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"bytes"
+	"encoding/json"
 	"strconv"
 	"sync"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // eventJSONCacheSize bounds the cache of encoded events (entries; all are
@@ -20,7 +22,7 @@ const eventJSONCacheSize = 20000
 // instead of one per reader. The key is the event's deterministic binary
 // encoding, so equal events share one entry and any difference (an edit,
 // a tombstone, a timestamp) is a different entry: what is served is always
-// exactly protojson's encoding of that event. Safe for concurrent use;
+// exactly protojson's encoding of that event (eventJSONOptions). Safe for concurrent use;
 // returned slices are shared and must not be modified.
 type eventJSON struct {
 	mu      sync.Mutex
@@ -41,7 +43,7 @@ func (c *eventJSON) marshal(e *parleyv1.Event) []byte {
 	defer keyBuffers.Put(kb)
 	key, err := keyOptions.MarshalAppend((*kb)[:0], e)
 	if err != nil {
-		return marshalJSON(e)
+		return marshalEventJSON(e)
 	}
 	*kb = key
 	c.mu.Lock()
@@ -50,7 +52,7 @@ func (c *eventJSON) marshal(e *parleyv1.Event) []byte {
 	if ok {
 		return b
 	}
-	b = marshalJSON(e)
+	b = marshalEventJSON(e)
 	c.mu.Lock()
 	if len(c.entries) >= c.max {
 		clear(c.entries)
@@ -96,10 +98,11 @@ func marshalEvents(v any) (b []byte, ok bool) {
 		buf.WriteString(`,"hasNewer":`)
 		buf.WriteString(strconv.FormatBool(m.GetHasNewer()))
 		buf.WriteByte('}')
-	case map[string]proto.Message:
-		// A stream's line, {"result": SubscribeResponse}.
-		resp, isEvents := m["result"].(*parleyv1.SubscribeResponse)
-		if len(m) != 1 || !isEvents {
+	case map[string]any, map[string]proto.Message:
+		// A stream's line, {"result": SubscribeResponse}: grpc-gateway
+		// hands it over as a map[string]any.
+		resp, isEvents := streamLine(m)
+		if !isEvents {
 			return nil, false
 		}
 		buf.WriteString(`{"result":{`)
@@ -109,4 +112,76 @@ func marshalEvents(v any) (b []byte, ok bool) {
 		return nil, false
 	}
 	return buf.Bytes(), true
+}
+
+// streamLine is the SubscribeResponse of a stream line {"result": ...}.
+func streamLine(v any) (*parleyv1.SubscribeResponse, bool) {
+	var result any
+	switch m := v.(type) {
+	case map[string]any:
+		if len(m) != 1 {
+			return nil, false
+		}
+		result = m["result"]
+	case map[string]proto.Message:
+		if len(m) != 1 {
+			return nil, false
+		}
+		result = m["result"]
+	}
+	resp, ok := result.(*parleyv1.SubscribeResponse)
+	return resp, ok
+}
+
+var eventDescriptor = (&parleyv1.Event{}).ProtoReflect().Descriptor()
+
+// marshalWithEvents writes a response: an event, or a message holding
+// events (JoinResponse, PollResponse, ...), with its events as
+// eventJSONOptions writes them and every other field as jsonOptions does;
+// ok is false for a message without events.
+func marshalWithEvents(m proto.Message) (b []byte, ok bool) {
+	if e, isEvent := m.(*parleyv1.Event); isEvent {
+		return encodedEvents.marshal(e), true
+	}
+	msg := m.ProtoReflect()
+	var eventFields []protoreflect.FieldDescriptor
+	fields := msg.Descriptor().Fields()
+	for i := 0; i < fields.Len(); i++ {
+		if f := fields.Get(i); f.Message() != nil && f.Message().FullName() == eventDescriptor.FullName() {
+			eventFields = append(eventFields, f)
+		}
+	}
+	if len(eventFields) == 0 {
+		return nil, false
+	}
+	rest := proto.Clone(m).ProtoReflect()
+	for _, f := range eventFields {
+		rest.Clear(f)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(marshalJSON(rest.Interface()), &obj); err != nil {
+		return nil, false
+	}
+	for _, f := range eventFields {
+		switch {
+		case f.IsList():
+			list := msg.Get(f).List()
+			var buf bytes.Buffer
+			buf.WriteByte('[')
+			for i := 0; i < list.Len(); i++ {
+				if i > 0 {
+					buf.WriteByte(',')
+				}
+				buf.Write(encodedEvents.marshal(list.Get(i).Message().Interface().(*parleyv1.Event)))
+			}
+			buf.WriteByte(']')
+			obj[f.JSONName()] = buf.Bytes()
+		case msg.Has(f):
+			obj[f.JSONName()] = encodedEvents.marshal(msg.Get(f).Message().Interface().(*parleyv1.Event))
+		default:
+			obj[f.JSONName()] = json.RawMessage("null")
+		}
+	}
+	b, err := json.Marshal(obj)
+	return b, err == nil
 }

@@ -324,7 +324,7 @@ func TestGetAndPostWithEmptyBodyReachTheServer(t *testing.T) {
 	}
 }
 
-func TestResponsesUseCamelCaseAndEmitEmptyFields(t *testing.T) {
+func TestResponsesEmitEmptyFieldsAndEventsOnlyTheirKinds(t *testing.T) {
 	f := start(t)
 	r := f.get(t, "/messages?id=a&timeout=1")
 	if r.status != 200 || strings.TrimSpace(r.body) != `{"events":[]}` {
@@ -337,9 +337,14 @@ func TestResponsesUseCamelCaseAndEmitEmptyFields(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range []string{"kind", "sequence", "createTime", "gapFirstSequence", "text"} {
+	for _, k := range []string{"kind", "sequence", "sender"} {
 		if _, ok := body.Event[k]; !ok {
 			t.Errorf("join event lacks %q: %s", k, r.body)
+		}
+	}
+	for _, k := range []string{"gapFirstSequence", "text", "previousVersions", "typingExpireTime"} {
+		if _, ok := body.Event[k]; ok {
+			t.Errorf("join event has %q, which a join does not set: %s", k, r.body)
 		}
 	}
 	if body.Event["kind"] != "EVENT_KIND_JOIN" {

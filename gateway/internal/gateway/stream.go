@@ -26,15 +26,29 @@ import (
 
 const subscribeMethod = "/parley.v1.ChatService/Subscribe"
 
-// jsonOptions is how every proto message is written as JSON: the REST
-// responses, NDJSON lines, SSE data and WebSocket frames all look alike.
+// jsonOptions is how a response is written as JSON: every field, set or
+// not, so a client sees a stable shape ({"messages":[]}, "hasOlder":false).
 var jsonOptions = protojson.MarshalOptions{EmitUnpopulated: true}
 
-// marshalJSON writes m as one line of JSON.
+// eventJSONOptions is how an event is written, wherever it appears: only
+// the fields its kind sets (protojson's default), so a message carries its
+// text and a gap its range, not twenty zero values (docs/api.md, "Events").
+var eventJSONOptions = protojson.MarshalOptions{}
+
+// marshalJSON writes a response as one line of JSON.
 func marshalJSON(m proto.Message) []byte {
 	b, err := jsonOptions.Marshal(m)
 	if err != nil {
 		// Only invalid UTF-8 fails, and the server never sends it.
+		return []byte("{}")
+	}
+	return b
+}
+
+// marshalEventJSON writes an event as one line of JSON.
+func marshalEventJSON(e *parleyv1.Event) []byte {
+	b, err := eventJSONOptions.Marshal(e)
+	if err != nil {
 		return []byte("{}")
 	}
 	return b

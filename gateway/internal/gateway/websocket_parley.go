@@ -199,7 +199,7 @@ func (s *parleySession) Command(ctx context.Context, data []byte) {
 	}
 	ack := socketFrame{Type: "ack", Ref: cmd.Ref}
 	if event != nil {
-		ack.Event = marshalJSON(event)
+		ack.Event = s.socket.encoding.marshal(event)
 	} else {
 		ack.Result = marshalJSON(result)
 	}
