@@ -303,17 +303,7 @@ type chitchatFrame struct {
 
 func (c *wsConn) chitchatFrame(t *testing.T) chitchatFrame {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("reading a ChitChat frame: %v", err)
-	}
-	var f chitchatFrame
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("ChitChat frame %s: %v", b, err)
-	}
-	return f
+	return readFrameAs[chitchatFrame](t, c)
 }
 
 // chitchatFrameWhere reads ChitChat frames until one satisfies ok.

@@ -1,14 +1,12 @@
 package integration
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -315,17 +313,7 @@ func (f messagingFrame) text(t *testing.T) string {
 
 func (c *wsConn) messagingFrame(t *testing.T) messagingFrame {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_, b, err := c.Read(ctx)
-	if err != nil {
-		t.Fatalf("reading a seed 001 frame: %v", err)
-	}
-	var f messagingFrame
-	if err := json.Unmarshal(b, &f); err != nil {
-		t.Fatalf("seed 001 frame %s: %v", b, err)
-	}
-	return f
+	return readFrameAs[messagingFrame](t, c)
 }
 
 // messagingWhere reads frames until one of type typ ("": any) satisfies ok

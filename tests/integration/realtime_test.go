@@ -285,13 +285,20 @@ type wsFrame struct {
 // read returns the next frame; a close ends the test.
 func (c *wsConn) read(t *testing.T) wsFrame {
 	t.Helper()
+	return readFrameAs[wsFrame](t, c)
+}
+
+// readFrameAs reads the next frame as a T, whatever API's frame it is; a
+// close ends the test.
+func readFrameAs[T any](t *testing.T, c *wsConn) T {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, b, err := c.Read(ctx)
 	if err != nil {
 		t.Fatalf("reading a frame: %v", err)
 	}
-	var f wsFrame
+	var f T
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("frame %s: %v", b, err)
 	}

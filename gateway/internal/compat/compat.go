@@ -12,12 +12,14 @@ package compat
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
@@ -114,6 +116,24 @@ type Conn interface {
 	// events not yet sent are dropped. A refusal leaves the socket as it
 	// was and is returned.
 	Switch(ctx context.Context, req *parleyv1.SubscribeRequest, ack any) error
+}
+
+// Time is t as the reproduced APIs write times: RFC 3339 in UTC, "" when
+// unset.
+func Time(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return ""
+	}
+	return t.AsTime().UTC().Format(time.RFC3339Nano)
+}
+
+// WriteJSON answers v as JSON with httpStatus; nil writes no body (204).
+func WriteJSON(w http.ResponseWriter, httpStatus int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(httpStatus)
+	if v != nil {
+		_ = json.NewEncoder(w).Encode(v)
+	}
 }
 
 // EventName is a kind's name in lower case: EVENT_KIND_MEMBER_ADDED is

@@ -8,11 +8,9 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
@@ -55,6 +53,16 @@ var visibilities = map[string]parleyv1.Visibility{
 	"hidden":  parleyv1.Visibility_VISIBILITY_HIDDEN,
 }
 
+// parseVisibility reads ChitChat's visibility, in any case.
+func parseVisibility(name string) (parleyv1.Visibility, *apierror.Error) {
+	v, ok := visibilities[strings.ToLower(name)]
+	if !ok {
+		e := badRequest("INVALID_VISIBILITY", "visibility", "visibility must be public, private or hidden")
+		return v, &e
+	}
+	return v, nil
+}
+
 func visibilityName(v parleyv1.Visibility) string {
 	for name, value := range visibilities {
 		if value == v {
@@ -64,19 +72,12 @@ func visibilityName(v parleyv1.Visibility) string {
 	return "public"
 }
 
-func timeString(t *timestamppb.Timestamp) string {
-	if t == nil {
-		return ""
-	}
-	return t.AsTime().UTC().Format(time.RFC3339Nano)
-}
-
 func roomOf(r *parleyv1.Room, users []string) room {
 	if users == nil {
 		users = []string{}
 	}
 	return room{Title: r.GetName(), Description: r.GetDescription(), Visibility: visibilityName(r.GetVisibility()),
-		CreatedAt: timeString(r.GetCreateTime()), UpdatedAt: timeString(r.GetUpdateTime()), ID: r.GetId(), Users: users}
+		CreatedAt: compat.Time(r.GetCreateTime()), UpdatedAt: compat.Time(r.GetUpdateTime()), ID: r.GetId(), Users: users}
 }
 
 func badRequest(reason, field, msg string) apierror.Error {
@@ -111,12 +112,6 @@ func decode(r *http.Request, v any) *apierror.Error {
 		return &e
 	}
 	return nil
-}
-
-func writeJSON(w http.ResponseWriter, httpStatus int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	_ = json.NewEncoder(w).Encode(v)
 }
 
 // withToken is ctx calling with token instead of the caller's own.
@@ -165,9 +160,9 @@ func (a *API) createRoom(ctx context.Context, w http.ResponseWriter, r *http.Req
 		writeError(w, badRequest("INVALID_VISIBILITY", "visibility", "visibility is required: public, private or hidden"), fieldNames)
 		return
 	}
-	v, ok := visibilities[strings.ToLower(*req.Visibility)]
-	if !ok {
-		writeError(w, badRequest("INVALID_VISIBILITY", "visibility", "visibility must be public, private or hidden"), fieldNames)
+	v, e := parseVisibility(*req.Visibility)
+	if e != nil {
+		writeError(w, *e, fieldNames)
 		return
 	}
 	create.Visibility = v
@@ -181,7 +176,7 @@ func (a *API) createRoom(ctx context.Context, w http.ResponseWriter, r *http.Req
 		writeError(w, apierror.FromError(err), fieldNames)
 		return
 	}
-	writeJSON(w, http.StatusCreated, roomOf(created, nil))
+	compat.WriteJSON(w, http.StatusCreated, roomOf(created, nil))
 }
 
 func (a *API) getRoom(ctx context.Context, w http.ResponseWriter, r *http.Request, params map[string]string) {
@@ -199,7 +194,7 @@ func (a *API) getRoom(ctx context.Context, w http.ResponseWriter, r *http.Reques
 		writeError(w, apierror.FromError(err), fieldNames)
 		return
 	}
-	writeJSON(w, http.StatusOK, roomOf(got, a.users(cctx, got.GetId())))
+	compat.WriteJSON(w, http.StatusOK, roomOf(got, a.users(cctx, got.GetId())))
 }
 
 // users names who is in the room's chat now (has a stream open), as far as
@@ -224,9 +219,9 @@ func (a *API) updateRoom(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	update := &parleyv1.UpdateRoomRequest{Room: params["room"], Name: req.Title, Description: req.Description, Password: req.Password}
 	if req.Visibility != nil {
-		v, ok := visibilities[strings.ToLower(*req.Visibility)]
-		if !ok {
-			writeError(w, badRequest("INVALID_VISIBILITY", "visibility", "visibility must be public, private or hidden"), fieldNames)
+		v, e := parseVisibility(*req.Visibility)
+		if e != nil {
+			writeError(w, *e, fieldNames)
 			return
 		}
 		update.Visibility = &v
@@ -238,7 +233,7 @@ func (a *API) updateRoom(ctx context.Context, w http.ResponseWriter, r *http.Req
 		writeError(w, apierror.FromError(err), fieldNames)
 		return
 	}
-	writeJSON(w, http.StatusOK, roomOf(updated, a.users(cctx, updated.GetId())))
+	compat.WriteJSON(w, http.StatusOK, roomOf(updated, a.users(cctx, updated.GetId())))
 }
 
 func (a *API) deleteRoom(ctx context.Context, w http.ResponseWriter, _ *http.Request, params map[string]string) {
@@ -248,7 +243,7 @@ func (a *API) deleteRoom(ctx context.Context, w http.ResponseWriter, _ *http.Req
 		writeError(w, apierror.FromError(err), fieldNames)
 		return
 	}
-	writeJSON(w, http.StatusOK, struct {
+	compat.WriteJSON(w, http.StatusOK, struct {
 		Status bool `json:"status"`
 	}{true})
 }

@@ -44,7 +44,7 @@ func (a *API) createToken(ctx context.Context, w http.ResponseWriter, r *http.Re
 		writeError(w, apierror.FromError(err), tokenFields)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponseOf(tok))
+	compat.WriteJSON(w, http.StatusOK, tokenResponseOf(tok))
 }
 
 func (a *API) renewToken(ctx context.Context, w http.ResponseWriter, _ *http.Request, params map[string]string) {
@@ -55,5 +55,5 @@ func (a *API) renewToken(ctx context.Context, w http.ResponseWriter, _ *http.Req
 		writeError(w, apierror.FromError(err), tokenFields)
 		return
 	}
-	writeJSON(w, http.StatusOK, tokenResponseOf(tok))
+	compat.WriteJSON(w, http.StatusOK, tokenResponseOf(tok))
 }

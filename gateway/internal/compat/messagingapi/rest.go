@@ -7,10 +7,8 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"time"
 
 	"google.golang.org/grpc/codes"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
@@ -50,27 +48,12 @@ type membership struct {
 // or GET /chat reads.
 const maxListPages = 100
 
-func timeString(t *timestamppb.Timestamp) string {
-	if t == nil {
-		return ""
-	}
-	return t.AsTime().UTC().Format(time.RFC3339Nano)
-}
-
 func userOf(u *parleyv1.User) user {
-	return user{CustomerID: u.GetId(), Username: u.GetUsername(), CreatedAt: timeString(u.GetCreateTime())}
+	return user{CustomerID: u.GetId(), Username: u.GetUsername(), CreatedAt: compat.Time(u.GetCreateTime())}
 }
 
 func chatOf(r *parleyv1.Room) chat {
-	return chat{ChatID: r.GetId(), ChatName: r.GetName(), CreatedAt: timeString(r.GetCreateTime())}
-}
-
-func writeJSON(w http.ResponseWriter, httpStatus int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(httpStatus)
-	if v != nil {
-		_ = json.NewEncoder(w).Encode(v)
-	}
+	return chat{ChatID: r.GetId(), ChatName: r.GetName(), CreatedAt: compat.Time(r.GetCreateTime())}
 }
 
 // writeError answers the API's error body, {"error":"<message>"}.
@@ -116,22 +99,43 @@ func call[T any](ctx context.Context, w http.ResponseWriter, rpc func(context.Co
 	return out, true
 }
 
-func (a *API) listUsers(ctx context.Context, w http.ResponseWriter, _ *http.Request, _ map[string]string) {
-	out := []user{}
-	req := &parleyv1.ListUsersRequest{}
+// listAll reads every page of a paged list (at most maxListPages); ok is
+// false when a call failed, which it answered.
+func listAll[T any](ctx context.Context, w http.ResponseWriter, page func(c context.Context, token string) ([]T, string, error)) ([]T, bool) {
+	out := []T{}
+	token := ""
 	for range maxListPages {
-		page, ok := call(ctx, w, func(c context.Context) (*parleyv1.ListUsersResponse, error) { return a.clients.Users.ListUsers(c, req) })
+		type result struct {
+			items []T
+			next  string
+		}
+		got, ok := call(ctx, w, func(c context.Context) (result, error) {
+			items, next, err := page(c, token)
+			return result{items, next}, err
+		})
 		if !ok {
-			return
+			return nil, false
 		}
-		for _, u := range page.GetUsers() {
-			out = append(out, userOf(u))
-		}
-		if req.PageToken = page.GetNextPageToken(); req.PageToken == "" {
+		out = append(out, got.items...)
+		if token = got.next; token == "" {
 			break
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, true
+}
+
+func (a *API) listUsers(ctx context.Context, w http.ResponseWriter, _ *http.Request, _ map[string]string) {
+	users, ok := listAll(ctx, w, func(c context.Context, token string) ([]user, string, error) {
+		page, err := a.clients.Users.ListUsers(c, &parleyv1.ListUsersRequest{PageToken: token})
+		var out []user
+		for _, u := range page.GetUsers() {
+			out = append(out, userOf(u))
+		}
+		return out, page.GetNextPageToken(), err
+	})
+	if ok {
+		compat.WriteJSON(w, http.StatusOK, users)
+	}
 }
 
 func (a *API) getUser(ctx context.Context, w http.ResponseWriter, _ *http.Request, params map[string]string) {
@@ -142,7 +146,7 @@ func (a *API) getUser(ctx context.Context, w http.ResponseWriter, _ *http.Reques
 	if u, ok := call(ctx, w, func(c context.Context) (*parleyv1.User, error) {
 		return a.clients.Users.GetUser(c, &parleyv1.GetUserRequest{User: name})
 	}); ok {
-		writeJSON(w, http.StatusOK, userOf(u))
+		compat.WriteJSON(w, http.StatusOK, userOf(u))
 	}
 }
 
@@ -166,7 +170,7 @@ func (a *API) createUser(ctx context.Context, w http.ResponseWriter, r *http.Req
 		create.Password = *req.Password
 	}
 	if u, ok := call(ctx, w, func(c context.Context) (*parleyv1.User, error) { return a.clients.Users.CreateUser(c, create) }); ok {
-		writeJSON(w, http.StatusCreated, userOf(u))
+		compat.WriteJSON(w, http.StatusCreated, userOf(u))
 	}
 }
 
@@ -190,7 +194,7 @@ func (a *API) updateUser(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 	update := &parleyv1.UpdateUserRequest{User: current.GetId(), Password: req.Password}
 	if u, ok := call(ctx, w, func(c context.Context) (*parleyv1.User, error) { return a.clients.Users.UpdateUser(c, update) }); ok {
-		writeJSON(w, http.StatusOK, userOf(u))
+		compat.WriteJSON(w, http.StatusOK, userOf(u))
 	}
 }
 
@@ -198,7 +202,7 @@ func (a *API) deleteUser(ctx context.Context, w http.ResponseWriter, _ *http.Req
 	if _, ok := call(ctx, w, func(c context.Context) (*parleyv1.DeleteUserResponse, error) {
 		return a.clients.Users.DeleteUser(c, &parleyv1.DeleteUserRequest{User: params["id"]})
 	}); ok {
-		writeJSON(w, http.StatusNoContent, nil)
+		compat.WriteJSON(w, http.StatusNoContent, nil)
 	}
 }
 
@@ -213,32 +217,28 @@ func (a *API) usersOfChat(ctx context.Context, w http.ResponseWriter, _ *http.Re
 	for _, m := range members.GetMembers() {
 		out = append(out, userOf(m.GetUser()))
 	}
-	writeJSON(w, http.StatusOK, out)
+	compat.WriteJSON(w, http.StatusOK, out)
 }
 
 func (a *API) listChats(ctx context.Context, w http.ResponseWriter, _ *http.Request, _ map[string]string) {
-	out := []chat{}
-	req := &parleyv1.ListRoomsRequest{}
-	for range maxListPages {
-		page, ok := call(ctx, w, func(c context.Context) (*parleyv1.ListRoomsResponse, error) { return a.clients.Rooms.ListRooms(c, req) })
-		if !ok {
-			return
-		}
+	chats, ok := listAll(ctx, w, func(c context.Context, token string) ([]chat, string, error) {
+		page, err := a.clients.Rooms.ListRooms(c, &parleyv1.ListRoomsRequest{PageToken: token})
+		var out []chat
 		for _, r := range page.GetRooms() {
 			out = append(out, chatOf(r))
 		}
-		if req.PageToken = page.GetNextPageToken(); req.PageToken == "" {
-			break
-		}
+		return out, page.GetNextPageToken(), err
+	})
+	if ok {
+		compat.WriteJSON(w, http.StatusOK, chats)
 	}
-	writeJSON(w, http.StatusOK, out)
 }
 
 func (a *API) getChat(ctx context.Context, w http.ResponseWriter, _ *http.Request, params map[string]string) {
 	if r, ok := call(ctx, w, func(c context.Context) (*parleyv1.Room, error) {
 		return a.clients.Rooms.GetRoom(c, &parleyv1.GetRoomRequest{Room: params["id"]})
 	}); ok {
-		writeJSON(w, http.StatusOK, chatOf(r))
+		compat.WriteJSON(w, http.StatusOK, chatOf(r))
 	}
 }
 
@@ -270,7 +270,7 @@ func (a *API) createChat(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if room, ok := call(ctx, w, func(c context.Context) (*parleyv1.Room, error) {
 		return a.clients.Rooms.CreateRoom(c, &parleyv1.CreateRoomRequest{Name: *name})
 	}); ok {
-		writeJSON(w, http.StatusCreated, chatOf(room))
+		compat.WriteJSON(w, http.StatusCreated, chatOf(room))
 	}
 }
 
@@ -283,7 +283,7 @@ func (a *API) updateChat(ctx context.Context, w http.ResponseWriter, r *http.Req
 	if room, ok := call(ctx, w, func(c context.Context) (*parleyv1.Room, error) {
 		return a.clients.Rooms.UpdateRoom(c, &parleyv1.UpdateRoomRequest{Room: params["id"], Name: req.name()})
 	}); ok {
-		writeJSON(w, http.StatusOK, chatOf(room))
+		compat.WriteJSON(w, http.StatusOK, chatOf(room))
 	}
 }
 
@@ -291,7 +291,7 @@ func (a *API) deleteChat(ctx context.Context, w http.ResponseWriter, _ *http.Req
 	if _, ok := call(ctx, w, func(c context.Context) (*parleyv1.DeleteRoomResponse, error) {
 		return a.clients.Rooms.DeleteRoom(c, &parleyv1.DeleteRoomRequest{Room: params["id"]})
 	}); ok {
-		writeJSON(w, http.StatusNoContent, nil)
+		compat.WriteJSON(w, http.StatusNoContent, nil)
 	}
 }
 
@@ -318,8 +318,8 @@ func (a *API) addUserToChat(ctx context.Context, w http.ResponseWriter, r *http.
 	if m, ok := call(ctx, w, func(c context.Context) (*parleyv1.Member, error) {
 		return a.clients.Rooms.AddMember(c, &parleyv1.AddMemberRequest{Room: room, User: params["user_id"], Password: r.URL.Query().Get("password")})
 	}); ok {
-		writeJSON(w, http.StatusCreated, membership{CustomerID: m.GetUser().GetId(), ChatID: m.GetRoomId(),
-			Role: m.GetRole(), JoinedAt: timeString(m.GetJoinTime())})
+		compat.WriteJSON(w, http.StatusCreated, membership{CustomerID: m.GetUser().GetId(), ChatID: m.GetRoomId(),
+			Role: m.GetRole(), JoinedAt: compat.Time(m.GetJoinTime())})
 	}
 }
 
@@ -332,7 +332,7 @@ func (a *API) removeUserFromChat(ctx context.Context, w http.ResponseWriter, r *
 	if _, ok := call(ctx, w, func(c context.Context) (*parleyv1.RemoveMemberResponse, error) {
 		return a.clients.Rooms.RemoveMember(c, &parleyv1.RemoveMemberRequest{Room: room, User: params["user_id"]})
 	}); ok {
-		writeJSON(w, http.StatusNoContent, nil)
+		compat.WriteJSON(w, http.StatusNoContent, nil)
 	}
 }
 
@@ -340,7 +340,7 @@ func (a *API) userHasAccess(ctx context.Context, w http.ResponseWriter, _ *http.
 	if access, ok := call(ctx, w, func(c context.Context) (*parleyv1.CheckAccessResponse, error) {
 		return a.clients.Rooms.CheckAccess(c, &parleyv1.CheckAccessRequest{Room: params["chat_id"], User: params["user_id"]})
 	}); ok {
-		writeJSON(w, http.StatusOK, struct {
+		compat.WriteJSON(w, http.StatusOK, struct {
 			HasAccess bool `json:"has_access"`
 		}{access.GetAllowed()})
 	}
