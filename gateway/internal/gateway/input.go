@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"mime"
@@ -16,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
@@ -115,6 +117,42 @@ func validUTF8Values(values url.Values) bool {
 		}
 	}
 	return true
+}
+
+// maxAuthorizationBytes bounds the Authorization the gateway forwards: far
+// more than any token Parley issues, and short enough that a call's
+// metadata, which carries it twice (authorization and
+// grpcgateway-authorization), stays within the server's limit on it
+// (8 KiB), over which grpc-go fails the call with INTERNAL before sending
+// it.
+const maxAuthorizationBytes = 2048
+
+// tokenUnaryInterceptor refuses a call whose token is longer than
+// maxAuthorizationBytes, as the server refuses a token it cannot parse.
+func tokenUnaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if err := checkAuthorizationSize(ctx); err != nil {
+		return err
+	}
+	return invoker(ctx, method, req, reply, cc, opts...)
+}
+
+// tokenStreamInterceptor is tokenUnaryInterceptor for streams.
+func tokenStreamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if err := checkAuthorizationSize(ctx); err != nil {
+		return nil, err
+	}
+	return streamer(ctx, desc, cc, method, opts...)
+}
+
+func checkAuthorizationSize(ctx context.Context) error {
+	md, _ := metadata.FromOutgoingContext(ctx)
+	for _, v := range md.Get("authorization") {
+		if len(v) > maxAuthorizationBytes {
+			return apierror.StatusError(codes.Unauthenticated, "TOKEN_MALFORMED", "",
+				fmt.Sprintf("malformed token: longer than %d bytes", maxAuthorizationBytes))
+		}
+	}
+	return nil
 }
 
 // utf8UnaryInterceptor refuses a request message with a string that is not

@@ -358,6 +358,29 @@ func TestAuthorizationHeaderReachesTheServer(t *testing.T) {
 	wantError(t, f.do(t, http.MethodGet, "/rooms", "", "", "Authorization", "Bearer forged"), 401, "TOKEN_MALFORMED", "UNAUTHENTICATED", "")
 }
 
+// A token too long to be one is refused before any call, on unary routes,
+// streams and the reproduced APIs alike: forwarded, it would overflow the
+// server's limit on a call's metadata and fail as a 500.
+func TestOversizedTokenIs401BeforeTheServer(t *testing.T) {
+	f := start(t)
+	big := "Bearer " + strings.Repeat("A", maxAuthorizationBytes)
+	wantError(t, f.do(t, http.MethodGet, "/v1/users/me", "", "", "Authorization", big), 401, "TOKEN_MALFORMED", "UNAUTHENTICATED", "")
+	wantError(t, f.do(t, http.MethodGet, "/v1/rooms/general:subscribe", "", "", "Authorization", big), 401, "TOKEN_MALFORMED", "UNAUTHENTICATED", "")
+	if r := f.do(t, http.MethodGet, "/chats/general", "", "", "Authorization", big); r.status != 401 || !strings.Contains(r.body, `"code":303`) {
+		t.Errorf("ChitChat: %d %s, want 401 with code 303", r.status, r.body)
+	}
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+	// A token just within the limit is forwarded.
+	if r := f.do(t, http.MethodGet, "/v1/users/me", "", "", "Authorization", big[:maxAuthorizationBytes]); r.status != 401 {
+		t.Errorf("a token within the limit: %d %s, want the server's 401", r.status, r.body)
+	}
+	if calls := f.chat.recorded(); len(calls) != 1 {
+		t.Errorf("server got %q, want the one call", calls)
+	}
+}
+
 // openStream starts a GET whose body is read line by line by the caller.
 func (f *fixture) openStream(t *testing.T, target string, header ...string) (*http.Response, *bufio.Scanner) {
 	t.Helper()
