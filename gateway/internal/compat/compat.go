@@ -61,6 +61,10 @@ type API interface {
 	Routes() []Route
 	// Sockets are its WebSocket routes.
 	Sockets() []Socket
+	// WriteError answers e in the API's error body: the gateway's own
+	// refusals of a request under the API's paths (no such route, a
+	// malformed query, a body too large or not UTF-8).
+	WriteError(w http.ResponseWriter, e apierror.Error)
 }
 
 // Route is one REST route. Serve runs with ctx carrying the caller's

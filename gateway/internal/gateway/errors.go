@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"parley/gateway/internal/apierror"
+	"parley/gateway/internal/compat"
 	"slices"
 	"strings"
 
@@ -69,18 +70,50 @@ func errorHandler(log *slog.Logger) runtime.ErrorHandlerFunc {
 	}
 }
 
-// routingErrorHandler answers requests that match no route.
-func routingErrorHandler(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
+// refusals answers the gateway's own refusals of a request (no route, bad
+// input) in the error body of the API whose paths the request is under: a
+// reproduced API's own, else Parley's.
+type refusals map[string]func(http.ResponseWriter, apierror.Error) // first path segment -> writer
+
+func newRefusals(apis []compat.API) refusals {
+	rf := refusals{}
+	for _, api := range apis {
+		for _, route := range api.Routes() {
+			rf[firstSegment(route.Pattern)] = api.WriteError
+		}
+		for _, socket := range api.Sockets() {
+			rf[firstSegment(socket.Pattern())] = api.WriteError
+		}
+	}
+	return rf
+}
+
+func firstSegment(path string) string {
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return first
+}
+
+// write answers e to r.
+func (rf refusals) write(w http.ResponseWriter, r *http.Request, e apierror.Error) {
+	if write, ok := rf[firstSegment(r.URL.Path)]; ok {
+		write(w, e)
+		return
+	}
+	apierror.Write(w, e)
+}
+
+// routingError answers requests that match no route.
+func (rf refusals) routingError(_ context.Context, _ *runtime.ServeMux, _ runtime.Marshaler, w http.ResponseWriter, r *http.Request, httpStatus int) {
 	switch httpStatus {
 	case http.StatusNotFound:
-		apierror.Write(w, apierror.New(httpStatus, codes.NotFound, "NOT_FOUND", "", "no route for "+r.URL.Path))
+		rf.write(w, r, apierror.New(httpStatus, codes.NotFound, "NOT_FOUND", "", "no route for "+r.URL.Path))
 	case http.StatusMethodNotAllowed:
-		apierror.Write(w, apierror.New(httpStatus, codes.Unimplemented, "METHOD_NOT_ALLOWED", "",
+		rf.write(w, r, apierror.New(httpStatus, codes.Unimplemented, "METHOD_NOT_ALLOWED", "",
 			"method "+r.Method+" is not allowed on "+r.URL.Path))
 	case http.StatusBadRequest:
-		apierror.Write(w, apierror.New(httpStatus, codes.InvalidArgument, "", "", "malformed request path"))
+		rf.write(w, r, apierror.New(httpStatus, codes.InvalidArgument, "", "", "malformed request path"))
 	default:
-		apierror.Write(w, apierror.New(httpStatus, codes.Internal, "", "", http.StatusText(httpStatus)))
+		rf.write(w, r, apierror.New(httpStatus, codes.Internal, "", "", http.StatusText(httpStatus)))
 	}
 }
 

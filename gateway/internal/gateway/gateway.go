@@ -219,12 +219,14 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
 	}}
 	rt := newRealtime(ctx, conn, log, marshaler, cfg)
+	apis := []compat.API{chitchat.New(rt.clients), messagingapi.New(rt.clients)}
+	rf := newRefusals(apis)
 	mux := runtime.NewServeMux(
 		runtime.WithMiddlewares(metrics.middleware, rt.middleware),
 		runtime.WithMarshalerOption(runtime.MIMEWildcard, marshaler),
 		runtime.WithIncomingHeaderMatcher(incomingHeader),
 		runtime.WithErrorHandler(errorHandler(log)),
-		runtime.WithRoutingErrorHandler(routingErrorHandler),
+		runtime.WithRoutingErrorHandler(rf.routingError),
 		runtime.WithOutgoingHeaderMatcher(outgoingMetadata(runtime.MetadataHeaderPrefix)),
 		runtime.WithOutgoingTrailerMatcher(outgoingMetadata(runtime.MetadataTrailerPrefix)),
 		runtime.WithForwardResponseOption(forwardStatusAndLocation),
@@ -256,8 +258,8 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		parleySocket{pattern: roomSocketRoute, clients: rt.clients, encoding: encodedEvents},
 		parleySocket{pattern: directSocketRoute, clients: rt.clients, encoding: encodedEvents, inbox: true},
 	}
-	for _, api := range []compat.API{chitchat.New(rt.clients), messagingapi.New(rt.clients)} {
-		if err := registerRoutes(mux, api.Routes()); err != nil {
+	for _, api := range apis {
+		if err := registerRoutes(mux, api); err != nil {
 			return nil, err
 		}
 		sockets = append(sockets, api.Sockets()...)
@@ -280,7 +282,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
-	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux))))), rt: rt}, nil
+	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux), rf)))), rt: rt}, nil
 }
 
 // routePage sends the browser page (GET / and its assets under
@@ -347,14 +349,14 @@ func writePortFile(path string, port int) error {
 
 // registerRoutes mounts a reproduced API's REST routes: each runs with the
 // caller's metadata, as a generated handler's call would.
-func registerRoutes(mux *runtime.ServeMux, routes []compat.Route) error {
-	for _, route := range routes {
+func registerRoutes(mux *runtime.ServeMux, api compat.API) error {
+	for _, route := range api.Routes() {
 		serve := route.Serve
 		pattern := route.Pattern
 		err := mux.HandlePath(route.Method, pattern, func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 			ctx, err := runtime.AnnotateContext(r.Context(), mux, r, pattern, runtime.WithHTTPPathPattern(pattern))
 			if err != nil {
-				apierror.Write(w, apierror.FromError(err))
+				api.WriteError(w, apierror.FromError(err))
 				return
 			}
 			serve(ctx, w, r, params)

@@ -635,3 +635,36 @@ func TestOversizedBodyIs413(t *testing.T) {
 		t.Errorf("server got %q, want no calls", calls)
 	}
 }
+
+// The gateway's own refusals of a request under a reproduced API's paths
+// come in that API's error body, with the same statuses.
+func TestRefusalsOnAReproducedAPIUseItsErrorBody(t *testing.T) {
+	f := start(t)
+	big := strings.Repeat("x", maxBodyBytes+1)
+	for _, c := range []struct {
+		method, target, body string
+		status               int
+		want                 string
+	}{
+		{"GET", "/chats/general?%zz", "", 400, `{"status":false,"error":{"code":201,"error":"Request error: Invalid request","field":""}}`},
+		{"GET", "/chats/general?x=%FF", "", 400, `{"status":false,"error":{"code":201,"error":"Request error: Invalid request","field":"x"}}`},
+		{"POST", "/chats", big, 413, `{"status":false,"error":{"code":201,"error":"Request error: Invalid request","field":""}}`},
+		{"POST", "/chats", "{\"title\":\"\xff\"}", 400, `{"status":false,"error":{"code":201,"error":"Request error: Invalid request","field":""}}`},
+		{"GET", "/chats/a%2Fb", "", 404, `{"status":false,"error":{"code":101,"error":"Room error: Room not found","field":""}}`},
+		{"PATCH", "/chats/general", "", 405, `{"status":false,"error":{"code":201,"error":"Request error: Invalid request","field":""}}`},
+		{"GET", "/user?%zz", "", 400, `{"error":"malformed query: invalid URL escape \"%zz\""}`},
+		{"POST", "/chat", big, 413, `{"error":"request body is larger than 1 MiB"}`},
+		{"GET", "/chat/user/a/b", "", 404, `{"error":"no route for /chat/user/a/b"}`},
+		{"GET", "/ws?%zz", "", 400, `{"error":"malformed query: invalid URL escape \"%zz\""}`},
+	} {
+		r := f.do(t, c.method, c.target, "application/json", c.body)
+		if r.status != c.status || strings.TrimSpace(r.body) != c.want || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Errorf("%s %s: %d %s, want %d %s", c.method, c.target, r.status, r.body, c.status, c.want)
+		}
+	}
+	// Parley's own paths keep Parley's body.
+	wantError(t, f.get(t, "/users/a/b"), 404, "NOT_FOUND", "NOT_FOUND", "")
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+}

@@ -29,11 +29,11 @@ const maxBodyBytes = 1 << 20
 // checkInput refuses what must never reach the server: query strings and
 // bodies that are not valid UTF-8 (grpc-go would fail to marshal the request
 // and the client would see a 500), malformed query strings and oversized
-// bodies. A body it has read is handed on in memory.
-func checkInput(next http.Handler) http.Handler {
+// bodies. A body it has read is handed on in memory. rf answers a refusal.
+func checkInput(next http.Handler, rf refusals) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if e := checkQuery(r.URL.RawQuery, "query"); e != nil {
-			apierror.Write(w, *e)
+			rf.write(w, r, *e)
 			return
 		}
 		if r.Body != nil && r.Body != http.NoBody {
@@ -41,10 +41,10 @@ func checkInput(next http.Handler) http.Handler {
 			if err != nil {
 				var tooLarge *http.MaxBytesError
 				if errors.As(err, &tooLarge) {
-					apierror.Write(w, apierror.New(http.StatusRequestEntityTooLarge, codes.InvalidArgument,
+					rf.write(w, r, apierror.New(http.StatusRequestEntityTooLarge, codes.InvalidArgument,
 						apierror.RequestTooLarge, "", "request body is larger than 1 MiB"))
 				} else {
-					apierror.Write(w, apierror.New(http.StatusBadRequest, codes.InvalidArgument, "", "",
+					rf.write(w, r, apierror.New(http.StatusBadRequest, codes.InvalidArgument, "", "",
 						"reading request body: "+err.Error()))
 				}
 				return
@@ -52,11 +52,11 @@ func checkInput(next http.Handler) http.Handler {
 			r.Body = io.NopCloser(bytes.NewReader(body))
 			if isForm(r) {
 				if e := checkQuery(string(body), "form"); e != nil {
-					apierror.Write(w, *e)
+					rf.write(w, r, *e)
 					return
 				}
 			} else if !utf8.Valid(body) {
-				apierror.Write(w, apierror.New(http.StatusBadRequest, codes.InvalidArgument,
+				rf.write(w, r, apierror.New(http.StatusBadRequest, codes.InvalidArgument,
 					apierror.InvalidUTF8, "", "request body is not valid UTF-8"))
 				return
 			}

@@ -15,6 +15,7 @@ package chitchat
 import (
 	"net/http"
 
+	"parley/gateway/internal/apierror"
 	"parley/gateway/internal/compat"
 )
 
@@ -37,3 +38,5 @@ func (a *API) Routes() []compat.Route {
 }
 
 func (a *API) Sockets() []compat.Socket { return []compat.Socket{socket{clients: a.clients}} }
+
+func (a *API) WriteError(w http.ResponseWriter, e apierror.Error) { writeError(w, e, fieldNames) }

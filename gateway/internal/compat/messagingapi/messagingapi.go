@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"parley/gateway/internal/apierror"
 	"parley/gateway/internal/compat"
 )
 
@@ -43,6 +44,8 @@ func (a *API) Routes() []compat.Route {
 }
 
 func (a *API) Sockets() []compat.Socket { return []compat.Socket{socket{clients: a.clients}} }
+
+func (a *API) WriteError(w http.ResponseWriter, e apierror.Error) { writeError(w, e) }
 
 // rawJSON is m in protojson, for the Parley values a frame carries as they
 // are (a time, an event of a kind the Messaging API does not know).
