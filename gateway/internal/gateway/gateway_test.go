@@ -668,3 +668,25 @@ func TestRefusalsOnAReproducedAPIUseItsErrorBody(t *testing.T) {
 		t.Errorf("server got %q, want no calls", calls)
 	}
 }
+
+// An empty path segment matches no route: the mux would bind an empty
+// variable, which the server reads as the caller where a user is named.
+func TestEmptyPathSegmentIs404(t *testing.T) {
+	f := start(t)
+	for _, target := range []string{"/v1/users/", "/v1/users//messages", "/v1/users/:typing", "/v1/rooms//members/x"} {
+		wantError(t, f.do(t, http.MethodDelete, target, "", ""), 404, "NOT_FOUND", "NOT_FOUND", "")
+	}
+	if r := f.do(t, http.MethodDelete, "/user/", "", ""); r.status != 404 || strings.TrimSpace(r.body) != `{"error":"no route for /user/"}` {
+		t.Errorf("Messaging API: %d %s", r.status, r.body)
+	}
+	if r := f.get(t, "/chats/"); r.status != 404 || !strings.Contains(r.body, `"code":101`) {
+		t.Errorf("ChitChat: %d %s", r.status, r.body)
+	}
+	if calls := f.chat.recorded(); len(calls) != 0 {
+		t.Errorf("server got %q, want no calls", calls)
+	}
+	// The page at the root is still served.
+	if r := f.get(t, "/"); r.status != 200 {
+		t.Errorf("GET /: %d", r.status)
+	}
+}

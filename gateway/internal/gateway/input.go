@@ -26,12 +26,17 @@ import (
 // seed-000 routes.
 const maxBodyBytes = 1 << 20
 
-// checkInput refuses what must never reach the server: query strings and
-// bodies that are not valid UTF-8 (grpc-go would fail to marshal the request
-// and the client would see a 500), malformed query strings and oversized
-// bodies. A body it has read is handed on in memory. rf answers a refusal.
+// checkInput refuses what must never reach the server: paths with an empty
+// segment, query strings and bodies that are not valid UTF-8 (grpc-go would
+// fail to marshal the request and the client would see a 500), malformed
+// query strings and oversized bodies. A body it has read is handed on in
+// memory. rf answers a refusal.
 func checkInput(next http.Handler, rf refusals) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if hasEmptySegment(r.URL.Path) {
+			rf.write(w, r, apierror.New(http.StatusNotFound, codes.NotFound, "NOT_FOUND", "", "no route for "+r.URL.Path))
+			return
+		}
 		if e := checkQuery(r.URL.RawQuery, "query"); e != nil {
 			rf.write(w, r, *e)
 			return
@@ -63,6 +68,14 @@ func checkInput(next http.Handler, rf refusals) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hasEmptySegment reports whether path has an empty segment, such as
+// /v1/users/ or /v1/users/:typing: no route has one, but the mux would bind
+// an empty path variable, which the server reads as the caller where a
+// user is named (DELETE /v1/users/ deleted the caller).
+func hasEmptySegment(path string) bool {
+	return path != "/" && (strings.HasSuffix(path, "/") || strings.Contains(path, "//") || strings.Contains(path, "/:"))
 }
 
 func isForm(r *http.Request) bool {
