@@ -27,6 +27,8 @@ const (
 const (
 	InvalidUTF8     = "INVALID_UTF8"
 	RequestTooLarge = "REQUEST_TOO_LARGE"
+	// Headers the gateway would forward that the server would not take.
+	HeadersTooLarge = "REQUEST_HEADERS_TOO_LARGE"
 	// A request body or frame that is not one JSON object.
 	MalformedJSON = "MALFORMED_JSON"
 	// A body field the request does not have.
@@ -44,6 +46,7 @@ const (
 var reasonHTTPStatus = map[string]int{
 	"MESSAGE_TOO_LONG": http.StatusRequestEntityTooLarge,
 	RequestTooLarge:    http.StatusRequestEntityTooLarge,
+	HeadersTooLarge:    http.StatusRequestHeaderFieldsTooLarge,
 }
 
 // Error is one failed call or refused request:

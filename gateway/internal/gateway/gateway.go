@@ -184,8 +184,8 @@ func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgBytes)),
-		grpc.WithChainUnaryInterceptor(tokenUnaryInterceptor, utf8UnaryInterceptor),
-		grpc.WithChainStreamInterceptor(tokenStreamInterceptor, utf8StreamInterceptor),
+		grpc.WithChainUnaryInterceptor(metadataUnaryInterceptor, utf8UnaryInterceptor),
+		grpc.WithChainStreamInterceptor(metadataStreamInterceptor, utf8StreamInterceptor),
 	}
 }
 

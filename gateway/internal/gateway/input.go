@@ -135,35 +135,50 @@ func validUTF8Values(values url.Values) bool {
 // maxAuthorizationBytes bounds the Authorization the gateway forwards: far
 // more than any token Parley issues, and short enough that a call's
 // metadata, which carries it twice (authorization and
-// grpcgateway-authorization), stays within the server's limit on it
-// (8 KiB), over which grpc-go fails the call with INTERNAL before sending
-// it.
+// grpcgateway-authorization), stays within maxMetadataBytes.
 const maxAuthorizationBytes = 2048
 
-// tokenUnaryInterceptor refuses a call whose token is longer than
-// maxAuthorizationBytes, as the server refuses a token it cannot parse.
-func tokenUnaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-	if err := checkAuthorizationSize(ctx); err != nil {
+// maxMetadataBytes bounds the metadata of a call (the forwarded headers, as
+// HTTP/2 counts a header list: name, value and 32 bytes each), leaving room
+// for gRPC's own headers within the server's limit (8 KiB), over which
+// grpc-go fails the call with INTERNAL before sending it.
+const maxMetadataBytes = 7 << 10
+
+// metadataUnaryInterceptor refuses a call whose metadata the server would
+// not take: a token longer than maxAuthorizationBytes, as the server
+// refuses a token it cannot parse; headers over maxMetadataBytes in all.
+func metadataUnaryInterceptor(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+	if err := checkMetadataSize(ctx); err != nil {
 		return err
 	}
 	return invoker(ctx, method, req, reply, cc, opts...)
 }
 
-// tokenStreamInterceptor is tokenUnaryInterceptor for streams.
-func tokenStreamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
-	if err := checkAuthorizationSize(ctx); err != nil {
+// metadataStreamInterceptor is metadataUnaryInterceptor for streams.
+func metadataStreamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+	if err := checkMetadataSize(ctx); err != nil {
 		return nil, err
 	}
 	return streamer(ctx, desc, cc, method, opts...)
 }
 
-func checkAuthorizationSize(ctx context.Context) error {
+func checkMetadataSize(ctx context.Context) error {
 	md, _ := metadata.FromOutgoingContext(ctx)
 	for _, v := range md.Get("authorization") {
 		if len(v) > maxAuthorizationBytes {
 			return apierror.StatusError(codes.Unauthenticated, "TOKEN_MALFORMED", "",
 				fmt.Sprintf("malformed token: longer than %d bytes", maxAuthorizationBytes))
 		}
+	}
+	size := 0
+	for key, values := range md {
+		for _, v := range values {
+			size += len(key) + len(v) + 32
+		}
+	}
+	if size > maxMetadataBytes {
+		return apierror.StatusError(codes.InvalidArgument, apierror.HeadersTooLarge, "",
+			fmt.Sprintf("the request's headers are larger than the %d bytes the gateway forwards", maxMetadataBytes))
 	}
 	return nil
 }

@@ -62,6 +62,7 @@ var byReason = map[string]chitchatError{
 	apierror.InvalidFieldValue: errBadRequest,
 	apierror.InvalidUTF8:       errBadRequest,
 	apierror.RequestTooLarge:   errBadRequest,
+	apierror.HeadersTooLarge:   errBadRequest,
 	apierror.UnknownFrameType:  errBadRequest,
 	"TOKEN_MISSING":            errUnauthorized,
 	"TOKEN_EXPIRED":            errTokenExpired,
