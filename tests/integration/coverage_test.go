@@ -56,6 +56,7 @@ func recordHit(method, target string, status int) {
 type httpRule struct {
 	method, template string
 	re               *regexp.Regexp
+	section          string // the "### " heading a documented route is under
 }
 
 var ruleLineRE = regexp.MustCompile(`^\s*-?\s*(get|post|patch|delete|put):\s*(\S+)\s*$`)
@@ -79,7 +80,7 @@ func readRules() ([]httpRule, error) {
 		if tmpl == "/messages" {
 			pattern = `/messages` // the long poll; see recordHit
 		}
-		rules = append(rules, httpRule{strings.ToUpper(m[1]), tmpl, regexp.MustCompile("^" + pattern + "$")})
+		rules = append(rules, httpRule{method: strings.ToUpper(m[1]), template: tmpl, re: regexp.MustCompile("^" + pattern + "$")})
 	}
 	return rules, sc.Err()
 }
@@ -96,12 +97,16 @@ func readDocumentedRoutes() ([]httpRule, error) {
 	}
 	defer f.Close()
 	var rules []httpRule
-	in := false
+	in, section := false, ""
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		line := sc.Text()
 		if strings.HasPrefix(line, "## ") {
 			in = line == compatSection
+			continue
+		}
+		if heading, ok := strings.CutPrefix(line, "### "); ok {
+			section = heading
 			continue
 		}
 		m := documentedRouteRE.FindStringSubmatch(line)
@@ -110,7 +115,7 @@ func readDocumentedRoutes() ([]httpRule, error) {
 		}
 		pattern := regexp.MustCompile(`\\\{[a-z_]+\\\}`).ReplaceAllString(regexp.QuoteMeta(m[2]), `[^/]+`)
 		for _, method := range strings.Split(m[1], `\|`) {
-			rules = append(rules, httpRule{method, m[2], regexp.MustCompile("^" + pattern + "$")})
+			rules = append(rules, httpRule{method: method, template: m[2], re: regexp.MustCompile("^" + pattern + "$"), section: section})
 		}
 	}
 	return rules, sc.Err()

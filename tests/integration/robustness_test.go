@@ -12,7 +12,8 @@ import (
 
 // Bad input is never a 500: every route of gateway/http_rules.yaml, with
 // odd path parameters, out-of-range and malformed query parameters and odd
-// bodies, signed in and not, answers below 500 with the JSON error shape.
+// bodies, signed in, anonymous and with an oversized token, answers below
+// 500 with the JSON error shape.
 func TestNoServerErrorOnBadInput(t *testing.T) {
 	s := startStack(t)
 	s.noCoverage = true // these requests prove nothing about the routes' behaviour
@@ -24,17 +25,7 @@ func TestNoServerErrorOnBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pathValues := []string{
-		"x",
-		strings.Repeat("long", 2000),
-		"00000000-0000-4000-8000-00000000abcd",
-		"%E2%9C%93",
-		"%00",
-		"a%2Fb",
-		"me",
-		"lobby",
-		rm.ID,
-	}
+	pathValues := oddPathValues(rm.ID)
 	const badQuery = "?n=99999999999&before=-1&after=18446744073709551616&page_size=0&page_token=%25%25" +
 		"&timeout=1e400&max_events=-1&after_sequence=abc&id=%00&room=&direct_messages=maybe"
 	bodies := []string{
@@ -94,7 +85,7 @@ func TestNoServerErrorOnBadInput(t *testing.T) {
 				if rule.template == "/v1/auth/sign-out" {
 					token = s.signIn(t, "alice", a.password).Token // one to spare
 				}
-				for _, token := range []string{token, ""} {
+				for _, token := range []string{token, "", oversizedToken} {
 					var body any
 					if rule.method != http.MethodGet && rule.method != http.MethodDelete {
 						body = `{}`
@@ -126,6 +117,29 @@ func TestNoServerErrorOnBadInput(t *testing.T) {
 	s.post(t, a.token, rm.ID, "still here")
 	mustStatus(t, s.req(t, http.MethodGet, "/healthz", "", nil), 200, nil)
 }
+
+// oddPathValues are the values every robustness sweep puts in a route's
+// path variables, then the real ids given.
+func oddPathValues(ids ...string) []string {
+	return append([]string{
+		"x",
+		strings.Repeat("long", 2000),
+		"00000000-0000-4000-8000-00000000abcd",
+		"%E2%9C%93%F0%9F%92%AC", // ✓💬
+		"%00",
+		"%FF", // not UTF-8
+		"..",
+		"%2E%2E",
+		"", // an empty segment
+		"a%2Fb",
+		"me",
+		"lobby",
+	}, ids...)
+}
+
+// oversizedToken is longer than any token, and than the server takes in a
+// call's metadata.
+var oversizedToken = strings.Repeat("A", 64<<10)
 
 // streamStatus GETs a stream route and returns its status as soon as the
 // headers arrive, closing the stream.
