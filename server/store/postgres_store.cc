@@ -1,0 +1,395 @@
+// PostgresStore: Open, the writer thread and its transactions, the
+// connection slots, Close. The statements are in postgres_writes.cc and
+// postgres_reads.cc, the schema in postgres_schema.cc.
+#include "server/store/postgres_store.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/memory/memory.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/common/errors.h"
+#include "server/common/log.h"
+#include "server/common/metrics.h"
+#include "server/store/postgres_connection.h"
+#include "server/store/postgres_sql.h"
+
+namespace parley::store {
+
+using pg_internal::Assigned;
+using pg_internal::Params;
+using pg_internal::Planned;
+using pg_internal::Result;
+
+namespace {
+
+// Statements sent before their results are read: bounds what the server
+// buffers for a client that is still sending.
+constexpr size_t kPipelineChunk = 256;
+constexpr absl::Duration kFirstBackoff = absl::Milliseconds(50);
+constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
+
+absl::Status ShuttingDown() {
+  return WithReason(absl::UnavailableError("the store is closed"),
+                    "SHUTTING_DOWN");
+}
+
+// A status of its own with `status`'s code, message and reason: copies of
+// one would share a reference-counted payload between the threads the
+// callbacks hand them to.
+absl::Status Copy(const absl::Status& status) {
+  return WithReason(absl::Status(status.code(), status.message()),
+                    ErrorReason(status), ErrorField(status));
+}
+
+pg_internal::ConnectOptions ConnectOptionsOf(const PostgresOptions& o) {
+  return pg_internal::ConnectOptions{o.dsn, o.connect_timeout,
+                                     o.statement_timeout};
+}
+
+}  // namespace
+
+int PostgresStore::LatestSchemaVersion() {
+  return pg_internal::LatestSchemaVersion();
+}
+
+absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
+    PostgresOptions options) {
+  if (options.dsn.empty()) {
+    return absl::InvalidArgumentError("PostgresOptions.dsn is empty");
+  }
+  if (options.max_batch == 0 || options.read_connections == 0) {
+    return absl::InvalidArgumentError(
+        "PostgresOptions.max_batch and read_connections must be at least 1");
+  }
+  if (options.clock == nullptr) {
+    return absl::InvalidArgumentError("PostgresOptions.clock is null");
+  }
+  if (options.connect_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "PostgresOptions.connect_timeout must be positive");
+  }
+  const pg_internal::ConnectOptions connect = ConnectOptionsOf(options);
+  absl::StatusOr<std::unique_ptr<Connection>> writer =
+      Connection::Open(connect);
+  if (!writer.ok()) return writer.status();
+  absl::StatusOr<int> applied = pg_internal::Migrate(**writer);
+  if (!applied.ok()) return applied.status();
+  if (absl::Status s = pg_internal::PruneRevokedTokens(**writer, absl::Now());
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = (*writer)->EnterPipeline(); !s.ok()) return s;
+  std::vector<std::unique_ptr<Connection>> readers;
+  for (size_t i = 0; i < options.read_connections; ++i) {
+    absl::StatusOr<std::unique_ptr<Connection>> reader =
+        Connection::Open(connect);
+    if (!reader.ok()) return reader.status();
+    readers.push_back(*std::move(reader));
+  }
+  auto store = absl::WrapUnique(new PostgresStore(
+      std::move(options), *std::move(writer), std::move(readers), *applied));
+  MutexLock lock(&store->close_mu_);
+  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+PostgresStore::PostgresStore(PostgresOptions options,
+                             std::unique_ptr<Connection> writer,
+                             std::vector<std::unique_ptr<Connection>> readers,
+                             int migrations_applied)
+    : options_(std::move(options)),
+      redacted_dsn_(pg_internal::RedactDsn(options_.dsn)),
+      migrations_applied_(migrations_applied) {
+  writer_.connection = std::move(writer);
+  MutexLock lock(&readers_mu_);
+  for (auto& reader : readers) {
+    idle_readers_.emplace_back();
+    idle_readers_.back().connection = std::move(reader);
+  }
+}
+
+PostgresStore::~PostgresStore() {
+  Close();
+  MutexLock lock(&readers_mu_);
+  idle_readers_.clear();
+}
+
+// ---- Connections ----
+
+absl::StatusOr<pg_internal::Connection*> PostgresStore::Connect(
+    Slot& slot, bool pipeline) {
+  if (slot.connection != nullptr && !slot.connection->lost()) {
+    return slot.connection.get();
+  }
+  slot.connection.reset();
+  const absl::Time now = absl::Now();
+  if (now < slot.next_attempt) {
+    return pg_internal::StoreUnavailable(
+        absl::StrCat("the database is unreachable (next attempt in ",
+                     absl::FormatDuration(absl::Trunc(
+                         slot.next_attempt - now, absl::Milliseconds(1))),
+                     "): ", slot.last_error.message()));
+  }
+  absl::StatusOr<std::unique_ptr<Connection>> opened =
+      Connection::Open(ConnectOptionsOf(options_));
+  absl::Status status = opened.status();
+  if (status.ok() && pipeline) status = (*opened)->EnterPipeline();
+  if (!status.ok()) {
+    slot.backoff = std::clamp(slot.backoff * 2, kFirstBackoff, kMaxBackoff);
+    slot.next_attempt = absl::Now() + slot.backoff;
+    slot.last_error = Copy(status);
+    log::Warning("postgres: cannot connect",
+                 {{"error", status.message()},
+                  {"retry_after", slot.backoff}});
+    return status;
+  }
+  if (slot.backoff > absl::ZeroDuration()) {
+    log::Info("postgres: connected again", {{"dsn", redacted_dsn_}});
+  }
+  slot.backoff = absl::ZeroDuration();
+  slot.next_attempt = absl::InfinitePast();
+  slot.connection = *std::move(opened);
+  return slot.connection.get();
+}
+
+// ---- Writes ----
+
+void PostgresStore::Submit(DirectoryWrite write, WriteDone done) {
+  Enqueue(std::move(write), std::move(done));
+}
+
+void PostgresStore::Append(AppendEvent append, WriteDone done) {
+  Enqueue(std::move(append), std::move(done));
+}
+
+void PostgresStore::Enqueue(std::variant<DirectoryWrite, AppendEvent> write,
+                            WriteDone done) {
+  const absl::Time submitted = options_.clock->Now();
+  {
+    MutexLock lock(&queue_mu_);
+    if (writer_running_) {
+      queue_.push_back(
+          Pending{std::move(write), std::move(done), closing_, submitted});
+      queue_cv_.Signal();
+      return;
+    }
+  }
+  if (done) done(ShuttingDown());
+}
+
+void PostgresStore::Close() {
+  MutexLock close_lock(&close_mu_);
+  {
+    MutexLock lock(&queue_mu_);
+    closing_ = true;
+    queue_cv_.SignalAll();
+  }
+  if (writer_thread_.joinable()) writer_thread_.join();
+}
+
+StoreStats PostgresStore::stats() const {
+  MutexLock lock(&stats_mu_);
+  return stats_;
+}
+
+void PostgresStore::WriterLoop() {
+  std::vector<Pending> batch;
+  while (true) {
+    {
+      MutexLock lock(&queue_mu_);
+      while (queue_.empty() && !closing_) queue_cv_.Wait();
+      if (queue_.empty()) {
+        writer_running_ = false;
+        return;
+      }
+      const size_t n = std::min(queue_.size(), options_.max_batch);
+      batch.reserve(n);
+      for (size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<absl::StatusOr<int64_t>> results = RunBatch(batch);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].done) batch[i].done(std::move(results[i]));
+    }
+    batch.clear();
+  }
+}
+
+std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
+    std::vector<Pending>& batch) {
+  std::vector<absl::StatusOr<int64_t>> results(batch.size(), int64_t{0});
+  std::vector<Planned> plans(batch.size());
+  std::vector<size_t> to_run;
+  size_t runnable = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (batch[i].rejected) {
+      results[i] = ShuttingDown();
+      continue;
+    }
+    ++runnable;
+    plans[i] = std::visit(
+        [](const auto& w) { return pg_internal::Plan(w); }, batch[i].write);
+    if (plans[i].sql == nullptr) {
+      results[i] = std::move(plans[i].outcome);
+    } else {
+      to_run.push_back(i);
+    }
+  }
+  if (runnable == 0) return results;
+
+  const absl::Time start = options_.clock->Now();
+  if (!to_run.empty()) {
+    absl::Status failed;
+    std::vector<Assigned> assigned(batch.size());
+    absl::StatusOr<Connection*> c = Connect(writer_, /*pipeline=*/true);
+    if (!c.ok()) {
+      failed = c.status();
+    } else if (!RunTransaction(**c, plans, to_run, /*careful=*/false, results,
+                               assigned, failed) &&
+               failed.ok()) {
+      RunTransaction(**c, plans, to_run, /*careful=*/true, results, assigned,
+                     failed);
+    }
+    if (c.ok() && (*c)->lost()) writer_.connection.reset();
+    if (!failed.ok()) {
+      const absl::Status transaction = WithReason(
+          absl::Status(failed.code(),
+                       absl::StrCat("the transaction failed: ",
+                                    failed.message())),
+          ErrorReason(failed));
+      for (size_t i : to_run) results[i] = Copy(transaction);
+    } else {
+      for (size_t i : to_run) {
+        auto* append = std::get_if<AppendEvent>(&batch[i].write);
+        if (append == nullptr || !results[i].ok()) continue;
+        append->event->sequence = assigned[i].sequence;
+        if (assigned[i].target_sequence != 0) {
+          append->event->target_sequence = assigned[i].target_sequence;
+        }
+      }
+    }
+  }
+
+  const absl::Time committed = options_.clock->Now();
+  const absl::Duration elapsed = committed - start;
+  MutexLock lock(&stats_mu_);
+  for (const Pending& pending : batch) {
+    if (pending.rejected) continue;
+    const absl::Duration waited = committed - pending.submitted;
+    ++stats_.write_wait_buckets[metrics::LatencyBucketOf(waited)];
+    stats_.write_wait_total += waited;
+    stats_.longest_write_wait = std::max(stats_.longest_write_wait, waited);
+  }
+  ++stats_.transactions;
+  stats_.writes += runnable;
+  stats_.largest_batch = std::max(stats_.largest_batch, runnable);
+  stats_.commit_time_total += elapsed;
+  stats_.longest_commit = std::max(stats_.longest_commit, elapsed);
+  return results;
+}
+
+namespace {
+
+// Ends a transaction that failed (nothing to do on a lost connection).
+void RollBack(pg_internal::Connection& c) {
+  if (c.lost()) return;
+  c.Send("ROLLBACK");
+  c.Sync();
+}
+
+}  // namespace
+
+bool PostgresStore::RunTransaction(
+    Connection& c, std::vector<Planned>& plans,
+    const std::vector<size_t>& to_run, bool careful,
+    std::vector<absl::StatusOr<int64_t>>& results,
+    std::vector<Assigned>& assigned, absl::Status& failed) {
+  std::vector<std::string> logs;
+  for (size_t i : to_run) {
+    if (!plans[i].log.empty()) logs.push_back(plans[i].log);
+  }
+  std::sort(logs.begin(), logs.end());
+  logs.erase(std::unique(logs.begin(), logs.end()), logs.end());
+  c.Send("BEGIN");
+  size_t header = 1;
+  if (!logs.empty()) {
+    c.Send(pg_internal::kLockLogsSql, Params().TextArray(logs));
+    ++header;
+  }
+  auto fail = [&](const absl::Status& status) {
+    failed = Copy(status);
+    RollBack(c);
+    return true;
+  };
+
+  if (careful) {
+    for (const Result& r : c.Sync()) {
+      if (!r.ok()) return fail(r.status());
+    }
+    for (size_t i : to_run) {
+      c.Send("SAVEPOINT w");
+      c.Send(plans[i].sql, plans[i].params);
+      c.Send("RELEASE w");
+      std::vector<Result> rs = c.Sync();
+      if (!rs[0].ok()) return fail(rs[0].status());
+      assigned[i] = Assigned();
+      results[i] = plans[i].interpret(rs[1], &assigned[i]);
+      if (rs[1].ok()) {
+        if (!rs[2].ok()) return fail(rs[2].status());
+        continue;
+      }
+      if (c.lost()) return fail(rs[1].status());
+      c.Send("ROLLBACK TO SAVEPOINT w");
+      c.Send("RELEASE w");
+      for (const Result& r : c.Sync()) {
+        if (!r.ok()) return fail(r.status());
+      }
+    }
+    c.Send("COMMIT");
+    const std::vector<Result> commit = c.Sync();
+    if (!commit[0].ok()) return fail(commit[0].status());
+    return true;
+  }
+
+  // Optimistic: no savepoints, the whole batch in one round trip per chunk.
+  for (size_t pos = 0; pos < to_run.size();) {
+    const size_t end = std::min(to_run.size(), pos + kPipelineChunk);
+    for (size_t k = pos; k < end; ++k) {
+      c.Send(plans[to_run[k]].sql, plans[to_run[k]].params);
+    }
+    const bool last = end == to_run.size();
+    if (last) c.Send("COMMIT");
+    std::vector<Result> rs = c.Sync();
+    size_t next = 0;
+    for (; next < header; ++next) {
+      if (!rs[next].ok()) return fail(rs[next].status());
+    }
+    header = 0;
+    for (size_t k = pos; k < end; ++k) {
+      const Result& r = rs[next++];
+      const size_t i = to_run[k];
+      if (!r.ok()) {
+        if (c.lost()) return fail(r.status());
+        // A statement raised an error: the transaction is lost; the batch
+        // runs again with savepoints.
+        RollBack(c);
+        return false;
+      }
+      assigned[i] = Assigned();
+      results[i] = plans[i].interpret(r, &assigned[i]);
+    }
+    // Never OK without the COMMIT's answer.
+    if (last && !rs[next].ok()) return fail(rs[next].status());
+    pos = end;
+  }
+  return true;
+}
+
+}  // namespace parley::store
