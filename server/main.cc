@@ -55,6 +55,27 @@ ABSL_FLAG(int64_t, sqlite_checkpoint_pages, 1000,
           "WAL into the database (off the writer's path; the writer starts "
           "the WAL again past 16 times this); 0: SQLite's automatic "
           "checkpoint, run by the writer itself.");
+ABSL_FLAG(std::string, store, "sqlite",
+          "Where the data lives: sqlite (<data_dir>/parley.db, embedded) or "
+          "postgres (--postgres_dsn; several servers may share it). The "
+          "token key stays in --data_dir either way.");
+ABSL_FLAG(std::string, postgres_dsn, "",
+          "The PostgreSQL database of --store=postgres: a libpq keyword/value "
+          "string (host=... port=... dbname=... user=... password=...) or a "
+          "postgresql:// URI. Logs and errors show it without its password.");
+ABSL_FLAG(int64_t, postgres_read_connections, 8,
+          "PostgreSQL connections the store reads on (a pool); the writer "
+          "has one more of its own.");
+ABSL_FLAG(absl::Duration, postgres_statement_timeout, absl::Seconds(5),
+          "Longest a PostgreSQL statement may run (statement_timeout on "
+          "every connection); the write or read fails UNAVAILABLE past it. "
+          "0: no limit.");
+ABSL_FLAG(absl::Duration, postgres_connect_timeout, absl::Seconds(3),
+          "Longest opening a PostgreSQL connection may take; while the "
+          "database is unreachable, writes fail within about this long.");
+ABSL_FLAG(int64_t, postgres_max_batch, 1024,
+          "Most writes the PostgreSQL store's writer commits in one "
+          "transaction.");
 ABSL_FLAG(int64_t, store_max_batch, 1024,
           "Most writes the store's writer commits in one transaction.");
 ABSL_FLAG(int64_t, store_cache_entries, 100000,
@@ -210,6 +231,31 @@ int main(int argc, char** argv) {
   }
   options.sqlite_checkpoint_pages = static_cast<uint32_t>(checkpoint_pages);
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
+  const std::string store = absl::GetFlag(FLAGS_store);
+  if (store != "sqlite" && store != "postgres") {
+    Die("--store must be sqlite or postgres");
+  }
+  if (store == "postgres") {
+    options.store = parley::api::ServerOptions::StoreKind::kPostgres;
+    options.postgres.dsn = absl::GetFlag(FLAGS_postgres_dsn);
+    if (options.postgres.dsn.empty()) {
+      Die("--store=postgres needs --postgres_dsn");
+    }
+    options.postgres.read_connections = static_cast<size_t>(
+        Positive(FLAGS_postgres_read_connections, "postgres_read_connections"));
+    options.postgres.max_batch = static_cast<size_t>(
+        Positive(FLAGS_postgres_max_batch, "postgres_max_batch"));
+    options.postgres.statement_timeout =
+        absl::GetFlag(FLAGS_postgres_statement_timeout);
+    if (options.postgres.statement_timeout < absl::ZeroDuration()) {
+      Die("--postgres_statement_timeout must not be negative");
+    }
+    options.postgres.connect_timeout =
+        absl::GetFlag(FLAGS_postgres_connect_timeout);
+    if (options.postgres.connect_timeout <= absl::ZeroDuration()) {
+      Die("--postgres_connect_timeout must be positive");
+    }
+  }
   const int64_t cache_entries = absl::GetFlag(FLAGS_store_cache_entries);
   if (cache_entries < 0) Die("--store_cache_entries must not be negative");
   options.store_cache_entries = static_cast<size_t>(cache_entries);
@@ -259,6 +305,7 @@ int main(int argc, char** argv) {
   parley::log::Info("listening", {{"addr", options.grpc_addr},
                           {"port", port},
                           {"data_dir", data_dir},
+                          {"store", store},
                           {"sqlite_synchronous", sync},
                           {"stats_window", absl::FormatDuration(
                                                options.stats_window)}});

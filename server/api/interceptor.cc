@@ -62,7 +62,8 @@ void CallRecord::End(grpc::StatusCode code, absl::string_view message,
   const bool server_fault = code == grpc::StatusCode::INTERNAL ||
                             code == grpc::StatusCode::UNKNOWN ||
                             code == grpc::StatusCode::DATA_LOSS ||
-                            reason == "STORE_FAILED";
+                            reason == "STORE_FAILED" ||
+                            reason == "STORE_UNAVAILABLE";
   const log::Level level =
       server_fault ? log::Level::kError : log::Level::kDebug;
   if (!log::Enabled(level)) return;

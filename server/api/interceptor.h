@@ -2,8 +2,9 @@
 // method (health and reflection included) is counted from its creation to
 // its status, and unary ones are timed. It also logs each call at debug
 // level, and calls that fail on the server's side (INTERNAL, UNKNOWN,
-// DATA_LOSS, or reason STORE_FAILED) as errors. Methods that keep their own
-// CallRecord (ChatService.Subscribe) get no interceptor.
+// DATA_LOSS, or reason STORE_FAILED or STORE_UNAVAILABLE) as errors.
+// Methods that keep their own CallRecord (ChatService.Subscribe) get no
+// interceptor.
 #ifndef PARLEY_SERVER_API_INTERCEPTOR_H_
 #define PARLEY_SERVER_API_INTERCEPTOR_H_
 

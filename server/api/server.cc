@@ -88,6 +88,33 @@ void ScheduleMemoryTrim(Scheduler* scheduler, absl::Duration every) {
   });
 }
 
+// The store `options` name: SQLite in the data directory, or PostgreSQL.
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(
+    const ServerOptions& options) {
+  if (options.store == ServerOptions::StoreKind::kPostgres) {
+    absl::StatusOr<std::unique_ptr<store::PostgresStore>> postgres =
+        store::PostgresStore::Open(options.postgres);
+    if (!postgres.ok()) return postgres.status();
+    log::Info("store opened",
+              {{"store", "postgres"},
+               {"dsn", (*postgres)->redacted_dsn()},
+               {"migrations_applied", (*postgres)->migrations_applied()}});
+    return std::unique_ptr<store::Store>(*std::move(postgres));
+  }
+  store::SqliteOptions sqlite;
+  sqlite.path =
+      (std::filesystem::path(options.data_dir) / "parley.db").string();
+  sqlite.synchronous = options.sqlite_synchronous_full
+                           ? store::SqliteOptions::Sync::kFull
+                           : store::SqliteOptions::Sync::kNormal;
+  sqlite.max_batch = options.store_max_batch;
+  sqlite.checkpoint_pages = options.sqlite_checkpoint_pages;
+  absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
+      store::SqliteStore::Open(sqlite);
+  if (!opened.ok()) return opened.status();
+  return std::unique_ptr<store::Store>(*std::move(opened));
+}
+
 }  // namespace
 
 struct Server::Services {
@@ -119,15 +146,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
         "cannot create data directory ", options.data_dir, ": ", ec.message()));
   }
 
-  store::SqliteOptions sqlite;
-  sqlite.path = (std::filesystem::path(options.data_dir) / "parley.db").string();
-  sqlite.synchronous = options.sqlite_synchronous_full
-                           ? store::SqliteOptions::Sync::kFull
-                           : store::SqliteOptions::Sync::kNormal;
-  sqlite.max_batch = options.store_max_batch;
-  sqlite.checkpoint_pages = options.sqlite_checkpoint_pages;
-  absl::StatusOr<std::unique_ptr<store::SqliteStore>> opened =
-      store::SqliteStore::Open(sqlite);
+  absl::StatusOr<std::unique_ptr<store::Store>> opened = OpenStore(options);
   if (!opened.ok()) return opened.status();
   if (options.store_cache_entries > 0) {
     server->store_ = std::make_unique<store::CachedStore>(

@@ -20,13 +20,20 @@
 #include "server/api/idempotency.h"
 #include "server/common/clock.h"
 #include "server/common/scheduler.h"
+#include "server/store/postgres_store.h"
 #include "server/store/store.h"
 
 namespace parley::api {
 
 struct ServerOptions {
   std::string grpc_addr = "127.0.0.1:0";
-  std::string data_dir;        // holds parley.db and token.key
+  std::string data_dir;        // holds token.key, and parley.db for SQLite
+  // Where the data lives: SQLite in data_dir (embedded, the default) or a
+  // PostgreSQL database that several servers may share (`postgres`; its
+  // clock is ignored).
+  enum class StoreKind { kSqlite, kPostgres };
+  StoreKind store = StoreKind::kSqlite;
+  store::PostgresOptions postgres;
   bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
   // store::SqliteOptions::checkpoint_pages.
   uint32_t sqlite_checkpoint_pages = 1000;
