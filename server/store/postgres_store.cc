@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -297,6 +298,46 @@ std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
 
 namespace {
 
+// What the optimistic pass sends: one write, or (`bulk`) plain appends to
+// one log that came one after another, taken together.
+struct Unit {
+  std::vector<size_t> writes;
+  pg_internal::PlannedBulk bulk;  // sql null: the one write's own statement
+};
+
+std::vector<Unit> Units(const std::vector<Planned>& plans,
+                        const std::vector<size_t>& to_run) {
+  std::vector<Unit> units;
+  // The current run of plain appends, by log in order of first appearance.
+  std::vector<Unit> run;
+  absl::flat_hash_map<absl::string_view, size_t> run_by_log;
+  auto end_run = [&] {
+    for (Unit& unit : run) {
+      if (unit.writes.size() > 1) {
+        std::vector<const model::Event*> events;
+        events.reserve(unit.writes.size());
+        for (size_t i : unit.writes) events.push_back(plans[i].plain);
+        unit.bulk = pg_internal::PlanBulk(events);
+      }
+      units.push_back(std::move(unit));
+    }
+    run.clear();
+    run_by_log.clear();
+  };
+  for (size_t i : to_run) {
+    if (plans[i].plain == nullptr) {
+      end_run();
+      units.push_back(Unit{{i}, {}});
+      continue;
+    }
+    auto [it, added] = run_by_log.try_emplace(plans[i].log, run.size());
+    if (added) run.emplace_back();
+    run[it->second].writes.push_back(i);
+  }
+  end_run();
+  return units;
+}
+
 // Ends a transaction that failed (nothing to do on a lost connection).
 void RollBack(pg_internal::Connection& c) {
   if (c.lost()) return;
@@ -358,13 +399,20 @@ bool PostgresStore::RunTransaction(
     return true;
   }
 
-  // Optimistic: no savepoints, the whole batch in one round trip per chunk.
-  for (size_t pos = 0; pos < to_run.size();) {
-    const size_t end = std::min(to_run.size(), pos + kPipelineChunk);
-    for (size_t k = pos; k < end; ++k) {
-      c.Send(plans[to_run[k]].sql, plans[to_run[k]].params);
+  // Optimistic: no savepoints, the whole batch in one round trip per chunk,
+  // consecutive plain appends to one log as one statement.
+  const std::vector<Unit> units = Units(plans, to_run);
+  for (size_t pos = 0; pos < units.size();) {
+    const size_t end = std::min(units.size(), pos + kPipelineChunk);
+    for (size_t u = pos; u < end; ++u) {
+      if (units[u].bulk.sql != nullptr) {
+        c.Send(units[u].bulk.sql, units[u].bulk.params);
+      } else {
+        const Planned& plan = plans[units[u].writes.front()];
+        c.Send(plan.sql, plan.params);
+      }
     }
-    const bool last = end == to_run.size();
+    const bool last = end == units.size();
     if (last) c.Send("COMMIT");
     std::vector<Result> rs = c.Sync();
     size_t next = 0;
@@ -372,9 +420,8 @@ bool PostgresStore::RunTransaction(
       if (!rs[next].ok()) return fail(rs[next].status());
     }
     header = 0;
-    for (size_t k = pos; k < end; ++k) {
+    for (size_t u = pos; u < end; ++u) {
       const Result& r = rs[next++];
-      const size_t i = to_run[k];
       if (!r.ok()) {
         if (c.lost()) return fail(r.status());
         // A statement raised an error: the transaction is lost; the batch
@@ -382,8 +429,25 @@ bool PostgresStore::RunTransaction(
         RollBack(c);
         return false;
       }
-      assigned[i] = Assigned();
-      results[i] = plans[i].interpret(r, &assigned[i]);
+      const std::vector<size_t>& writes = units[u].writes;
+      if (units[u].bulk.sql == nullptr) {
+        assigned[writes.front()] = Assigned();
+        results[writes.front()] =
+            plans[writes.front()].interpret(r, &assigned[writes.front()]);
+        continue;
+      }
+      const std::vector<uint64_t> sequences =
+          pg_internal::BulkSequences(r, writes.size());
+      for (size_t k = 0; k < writes.size(); ++k) {
+        const size_t i = writes[k];
+        assigned[i] = Assigned();
+        if (sequences.empty()) {
+          results[i] = pg_internal::LogNotFound(plans[i].log);
+        } else {
+          assigned[i].sequence = sequences[k];
+          results[i] = 0;
+        }
+      }
     }
     // Never OK without the COMMIT's answer.
     if (last && !rs[next].ok()) return fail(rs[next].status());

@@ -6,7 +6,8 @@
 // store, takes up to `max_batch` queued writes and runs them in one
 // transaction on its own connection, in libpq's pipeline mode: BEGIN, a lock
 // on the logs the batch appends to (in one order), every write as one
-// statement, COMMIT, sent together and answered together. A write that
+// statement (consecutive plain appends to one log as one statement),
+// COMMIT, sent together and answered together. A write that
 // fails on its own terms (a missing room, a taken name) changes nothing and
 // gets its own error; when a statement raises an error instead (a race on a
 // constraint with another server, a statement timeout), the transaction is

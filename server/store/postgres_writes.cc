@@ -2,7 +2,9 @@
 // postgres_sql.h). The checks a write makes (a room exists, a name is free)
 // are part of its statement, so a failing write changes nothing and the
 // transaction goes on; the semantics are SqliteStore's (sqlite_store.h).
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <variant>
@@ -27,10 +29,6 @@ absl::Status RoomNotFound() {
 absl::Status MessageNotFound() {
   return WithReason(absl::NotFoundError("no such message"),
                     "MESSAGE_NOT_FOUND");
-}
-// The owner of a log that is not there: its room or, for an inbox, its user.
-absl::Status LogNotFound(absl::string_view log) {
-  return absl::StartsWith(log, "dm:") ? UserNotFound() : RoomNotFound();
 }
 
 // A constraint the statement broke, as the write's error: `taken` for a
@@ -376,7 +374,86 @@ constexpr const char* kPurgeSql =
     "sequence <= $13::bigint AND EXISTS (SELECT 1 FROM e) RETURNING 1) "
     "SELECT (SELECT sequence FROM e), (SELECT count(*) FROM d)";
 
+// PlanBulk's statement: $1 the log, $2 how many, then one array per column
+// (ordinality gives each row its place).
+constexpr const char* kBulkAppendSql =
+    "WITH s AS (UPDATE logs SET last_seq = last_seq + $2::bigint WHERE "
+    "log = $1::text RETURNING last_seq), "
+    "r AS (SELECT * FROM unnest($3::smallint[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
+    "$11::text[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], "
+    "$16::boolean[], $17::text[], $18::text[], $19::text[]) WITH ORDINALITY "
+    "AS r(kind, id, room_id, room, sender, sender_id, recipient_id, "
+    "recipient, text, time, target_id, purge_through, update_time, deleted, "
+    "scope, key, digest, ord)), "
+    "e AS (INSERT INTO events (log, sequence, kind, id, room_id, room, "
+    "sender, sender_id, recipient_id, recipient, text, time, target_id, "
+    "target_sequence, purge_through, update_time, deleted) SELECT $1::text, "
+    "s.last_seq - $2::bigint + r.ord, r.kind, nullif(r.id, ''), r.room_id, "
+    "r.room, r.sender, r.sender_id, r.recipient_id, r.recipient, r.text, "
+    "r.time, r.target_id, 0, r.purge_through, r.update_time, r.deleted "
+    "FROM s, r), "
+    "k AS (INSERT INTO idempotency_keys (scope, key, digest, log, sequence, "
+    "event_id, time) SELECT r.scope, r.key, r.digest, $1::text, "
+    "s.last_seq - $2::bigint + r.ord, r.id, r.time FROM s, r "
+    "WHERE r.key <> '' ON CONFLICT (scope, key) DO UPDATE SET "
+    "digest = excluded.digest, log = excluded.log, "
+    "sequence = excluded.sequence, event_id = excluded.event_id, "
+    "time = excluded.time) "
+    "SELECT last_seq FROM s";
+
 }  // namespace
+
+absl::Status LogNotFound(absl::string_view log) {
+  return absl::StartsWith(log, "dm:") ? UserNotFound() : RoomNotFound();
+}
+
+PlannedBulk PlanBulk(const std::vector<const model::Event*>& events) {
+  PlannedBulk bulk;
+  bulk.sql = kBulkAppendSql;
+  bulk.params.Text(events.front()->log).Uint(events.size());
+  const size_t n = events.size();
+  std::vector<std::string> kind(n), id(n), room_id(n), room(n), sender(n),
+      sender_id(n), recipient_id(n), recipient(n), text(n), time(n),
+      target_id(n), purge_through(n), update_time(n), deleted(n), scope(n),
+      key(n), digest(n);
+  for (size_t i = 0; i < n; ++i) {
+    const model::Event& e = *events[i];
+    kind[i] = absl::StrCat(KindCode(e.kind));
+    id[i] = e.id;
+    room_id[i] = e.room_id;
+    room[i] = e.room;
+    sender[i] = e.sender;
+    sender_id[i] = e.sender_id;
+    recipient_id[i] = e.recipient_id;
+    recipient[i] = e.recipient;
+    text[i] = e.text;
+    time[i] = absl::StrCat(ToMicros(e.time));
+    target_id[i] = e.target_id;
+    purge_through[i] = absl::StrCat(std::min<uint64_t>(
+        e.purge_through, std::numeric_limits<int64_t>::max()));
+    update_time[i] = absl::StrCat(ToMicros(e.update_time));
+    deleted[i] = e.deleted ? "t" : "f";
+    scope[i] = e.idempotency.scope;
+    key[i] = e.idempotency.key;
+    digest[i] = e.idempotency.digest;
+  }
+  for (const std::vector<std::string>* column :
+       {&kind, &id, &room_id, &room, &sender, &sender_id, &recipient_id,
+        &recipient, &text, &time, &target_id, &purge_through, &update_time,
+        &deleted, &scope, &key, &digest}) {
+    bulk.params.TextArray(*column);
+  }
+  return bulk;
+}
+
+std::vector<uint64_t> BulkSequences(const Result& result, size_t n) {
+  std::vector<uint64_t> sequences;
+  if (result.rows() == 0) return sequences;
+  const uint64_t last = result.Uint(0, 0);
+  for (size_t i = 0; i < n; ++i) sequences.push_back(last - n + 1 + i);
+  return sequences;
+}
 
 const char* const kLockLogsSql =
     "SELECT 1 FROM logs WHERE log = ANY ($1::text[]) ORDER BY log FOR UPDATE";
@@ -426,6 +503,7 @@ Planned Plan(const AppendEvent& append) {
       break;
     default:
       p.sql = kAppendSql;
+      p.plain = append.event.get();
       p.params.Text(e.idempotency.scope).Text(e.idempotency.key)
           .Text(e.idempotency.digest);
       p.interpret = [log](const Result& r,

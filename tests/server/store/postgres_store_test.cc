@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -411,6 +412,68 @@ TEST(PostgresStoreTest, AStatementTimeoutIsAnErrorNotAHang) {
   absl::StatusOr<uint64_t> last = store->LastSequence(kLobby);
   ASSERT_TRUE(last.ok()) << last.status();
   EXPECT_EQ(*last, 1u);
+}
+
+// Queues every write before waiting, so that they share batches: one
+// outcome per write, in order.
+std::vector<absl::StatusOr<int64_t>> CommitTogether(
+    Store& store, std::vector<std::variant<DirectoryWrite, AppendEvent>> writes) {
+  std::vector<std::future<absl::StatusOr<int64_t>>> futures;
+  for (auto& write : writes) {
+    auto promise = std::make_shared<std::promise<absl::StatusOr<int64_t>>>();
+    futures.push_back(promise->get_future());
+    WriteDone done = [promise](absl::StatusOr<int64_t> result) {
+      promise->set_value(std::move(result));
+    };
+    if (auto* append = std::get_if<AppendEvent>(&write)) {
+      store.Append(std::move(*append), std::move(done));
+    } else {
+      store.Submit(std::get<DirectoryWrite>(std::move(write)), std::move(done));
+    }
+  }
+  std::vector<absl::StatusOr<int64_t>> results;
+  for (auto& f : futures) results.push_back(f.get());
+  return results;
+}
+
+TEST(PostgresStoreTest, ABatchKeepsItsOrderAndAFailingWriteFailsAlone) {
+  std::unique_ptr<PostgresStore> store =
+      MustOpen(PostgresServer::Get().NewDatabase());
+  ASSERT_NE(store, nullptr);
+  Room room;
+  room.id = "r1";
+  room.name = "r1";
+  std::vector<std::shared_ptr<model::Event>> events;
+  for (const char* id : {"a", "b", "a", "c", "d", "e"}) {
+    events.push_back(Message("r1", id, id));
+  }
+  auto elsewhere = Message("r2", "x", "x");
+  std::vector<absl::StatusOr<int64_t>> results = CommitTogether(
+      *store, {PutRoom{room}, AppendEvent{events[0]}, AppendEvent{events[1]},
+               AppendEvent{events[2]},  // the id "a" again
+               AppendEvent{elsewhere}, AppendEvent{events[3]},
+               DeleteRoom{"r1"}, AppendEvent{events[4]}, PutRoom{room},
+               AppendEvent{events[5]}});
+  ASSERT_EQ(results.size(), 10u);
+  EXPECT_TRUE(results[0].ok()) << results[0].status();
+  EXPECT_TRUE(results[1].ok());
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_EQ(ErrorReason(results[3].status()), "EVENT_EXISTS");
+  EXPECT_EQ(ErrorReason(results[4].status()), "ROOM_NOT_FOUND");
+  EXPECT_TRUE(results[5].ok());
+  EXPECT_EQ(events[0]->sequence, 1u);
+  EXPECT_EQ(events[1]->sequence, 2u);
+  EXPECT_EQ(events[3]->sequence, 3u);  // the failed append took no number
+  EXPECT_TRUE(results[6].ok());
+  EXPECT_EQ(ErrorReason(results[7].status()), "ROOM_NOT_FOUND");
+  EXPECT_TRUE(results[8].ok()) << results[8].status();
+  EXPECT_TRUE(results[9].ok()) << results[9].status();
+  EXPECT_EQ(events[5]->sequence, 1u);  // a new room's log starts again
+  absl::StatusOr<std::vector<model::EventPtr>> log =
+      store->ReadAfter("r1", 0, 100);
+  ASSERT_TRUE(log.ok()) << log.status();
+  ASSERT_EQ(log->size(), 1u);
+  EXPECT_EQ((*log)[0]->id, "e");
 }
 
 // A smoke test of the semantics until the conformance suite runs here.
