@@ -35,6 +35,10 @@ absl::Time FromMicros(int64_t micros);
 // statement) or STORE_UNAVAILABLE (the database cannot be reached).
 absl::Status StoreFailed(absl::string_view message);
 absl::Status StoreUnavailable(absl::string_view message);
+// NOT_FOUND with reason USER_NOT_FOUND, ROOM_NOT_FOUND, MESSAGE_NOT_FOUND.
+absl::Status UserNotFound();
+absl::Status RoomNotFound();
+absl::Status MessageNotFound();
 
 // A statement's parameters, all sent as text.
 class Params {

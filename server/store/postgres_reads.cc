@@ -23,24 +23,17 @@
 namespace parley::store {
 
 using pg_internal::Connection;
+using pg_internal::MessageNotFound;
 using pg_internal::NameKey;
 using pg_internal::Params;
 using pg_internal::Result;
+using pg_internal::RoomNotFound;
+using pg_internal::UserNotFound;
 
 namespace {
 
 constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
 
-absl::Status UserNotFound() {
-  return WithReason(absl::NotFoundError("no such user"), "USER_NOT_FOUND");
-}
-absl::Status RoomNotFound() {
-  return WithReason(absl::NotFoundError("no such room"), "ROOM_NOT_FOUND");
-}
-absl::Status MessageNotFound() {
-  return WithReason(absl::NotFoundError("no such message"),
-                    "MESSAGE_NOT_FOUND");
-}
 
 // Runs a read of several statements on one snapshot.
 class Snapshot {

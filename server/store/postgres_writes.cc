@@ -20,16 +20,6 @@
 namespace parley::store::pg_internal {
 namespace {
 
-absl::Status UserNotFound() {
-  return WithReason(absl::NotFoundError("no such user"), "USER_NOT_FOUND");
-}
-absl::Status RoomNotFound() {
-  return WithReason(absl::NotFoundError("no such room"), "ROOM_NOT_FOUND");
-}
-absl::Status MessageNotFound() {
-  return WithReason(absl::NotFoundError("no such message"),
-                    "MESSAGE_NOT_FOUND");
-}
 
 // A constraint the statement broke, as the write's error: `taken` for a
 // unique constraint named `constraint` (others pass through), a foreign key
@@ -468,10 +458,12 @@ Planned Plan(const AppendEvent& append) {
   }
   const model::Event& e = *append.event;
   if (e.kind == model::EventKind::kGap ||
-      e.kind == model::EventKind::kTyping || e.log.empty()) {
+      e.kind == model::EventKind::kTyping || e.log.empty() ||
+      e.sequence != 0) {
     return Done(absl::InvalidArgumentError(
-        absl::StrCat("not a log entry: log \"", e.log, "\", kind ",
-                     KindCode(e.kind))));
+        absl::StrCat("not an append: log \"", e.log, "\", kind ",
+                     KindCode(e.kind), ", sequence ", e.sequence,
+                     " (the store numbers appends)")));
   }
   Planned p;
   p.log = e.log;
