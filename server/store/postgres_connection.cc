@@ -83,25 +83,8 @@ absl::Time FromMicros(int64_t micros) {
   return absl::FromUnixMicros(micros);
 }
 
-absl::Status StoreFailed(absl::string_view message) {
-  return WithReason(absl::UnavailableError(message), "STORE_FAILED");
-}
-
 absl::Status StoreUnavailable(absl::string_view message) {
   return WithReason(absl::UnavailableError(message), "STORE_UNAVAILABLE");
-}
-
-absl::Status UserNotFound() {
-  return WithReason(absl::NotFoundError("no such user"), "USER_NOT_FOUND");
-}
-
-absl::Status RoomNotFound() {
-  return WithReason(absl::NotFoundError("no such room"), "ROOM_NOT_FOUND");
-}
-
-absl::Status MessageNotFound() {
-  return WithReason(absl::NotFoundError("no such message"),
-                    "MESSAGE_NOT_FOUND");
 }
 
 // ---- Params ----

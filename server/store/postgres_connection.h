@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/store/errors.h"
 
 struct pg_conn;
 struct pg_result;
@@ -31,14 +32,9 @@ std::string RedactDsn(absl::string_view dsn);
 int64_t ToMicros(absl::Time t);
 absl::Time FromMicros(int64_t micros);
 
-// UNAVAILABLE with reason STORE_FAILED (the database refused or failed a
-// statement) or STORE_UNAVAILABLE (the database cannot be reached).
-absl::Status StoreFailed(absl::string_view message);
+// UNAVAILABLE with reason STORE_UNAVAILABLE: the database cannot be reached
+// (the other errors are store/errors.h's).
 absl::Status StoreUnavailable(absl::string_view message);
-// NOT_FOUND with reason USER_NOT_FOUND, ROOM_NOT_FOUND, MESSAGE_NOT_FOUND.
-absl::Status UserNotFound();
-absl::Status RoomNotFound();
-absl::Status MessageNotFound();
 
 // A statement's parameters, all sent as text.
 class Params {

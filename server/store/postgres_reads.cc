@@ -23,12 +23,9 @@
 namespace parley::store {
 
 using pg_internal::Connection;
-using pg_internal::MessageNotFound;
 using pg_internal::NameKey;
 using pg_internal::Params;
 using pg_internal::Result;
-using pg_internal::RoomNotFound;
-using pg_internal::UserNotFound;
 
 namespace {
 
@@ -115,7 +112,7 @@ absl::StatusOr<std::vector<model::EventPtr>> ReadEvents(Connection& c,
   for (int row = 0; row < r.rows(); ++row) {
     auto event = std::make_shared<model::Event>();
     if (!pg_internal::KindFromCode(r.Int(row, 2), &event->kind)) {
-      return pg_internal::StoreFailed(
+      return StoreFailed(
           absl::StrCat("unknown event kind ", r.Int(row, 2)));
     }
     event->log = r.Text(row, 0);

@@ -15,7 +15,7 @@
 #include "absl/time/clock.h"
 #include "server/common/errors.h"
 #include "server/common/log.h"
-#include "server/common/metrics.h"
+#include "server/store/errors.h"
 #include "server/store/postgres_connection.h"
 #include "server/store/postgres_sql.h"
 
@@ -33,11 +33,6 @@ namespace {
 constexpr size_t kPipelineChunk = 256;
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(50);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
-
-absl::Status ShuttingDown() {
-  return WithReason(absl::UnavailableError("the store is closed"),
-                    "SHUTTING_DOWN");
-}
 
 // A status of its own with `status`'s code, message and reason: copies of
 // one would share a reference-counted payload between the threads the
@@ -94,8 +89,10 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(
   }
   auto store = absl::WrapUnique(new PostgresStore(
       std::move(options), *std::move(writer), std::move(readers), *applied));
-  MutexLock lock(&store->close_mu_);
-  store->writer_thread_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  store->queue_.Start(
+      [s = store.get()](std::vector<WriteQueue::Pending>& batch) {
+        return s->RunBatch(batch);
+      });
   return store;
 }
 
@@ -105,7 +102,8 @@ PostgresStore::PostgresStore(PostgresOptions options,
                              int migrations_applied)
     : options_(std::move(options)),
       redacted_dsn_(pg_internal::RedactDsn(options_.dsn)),
-      migrations_applied_(migrations_applied) {
+      migrations_applied_(migrations_applied),
+      queue_(options_.max_batch, options_.clock) {
   writer_.connection = std::move(writer);
   MutexLock lock(&readers_mu_);
   for (auto& reader : readers) {
@@ -161,80 +159,24 @@ absl::StatusOr<pg_internal::Connection*> PostgresStore::Connect(
 // ---- Writes ----
 
 void PostgresStore::Submit(DirectoryWrite write, WriteDone done) {
-  Enqueue(std::move(write), std::move(done));
+  queue_.Enqueue(std::move(write), std::move(done));
 }
 
 void PostgresStore::Append(AppendEvent append, WriteDone done) {
-  Enqueue(std::move(append), std::move(done));
+  queue_.Enqueue(std::move(append), std::move(done));
 }
 
-void PostgresStore::Enqueue(std::variant<DirectoryWrite, AppendEvent> write,
-                            WriteDone done) {
-  const absl::Time submitted = options_.clock->Now();
-  {
-    MutexLock lock(&queue_mu_);
-    if (writer_running_) {
-      queue_.push_back(
-          Pending{std::move(write), std::move(done), closing_, submitted});
-      queue_cv_.Signal();
-      return;
-    }
-  }
-  if (done) done(ShuttingDown());
-}
+void PostgresStore::Close() { queue_.Close(); }
 
-void PostgresStore::Close() {
-  MutexLock close_lock(&close_mu_);
-  {
-    MutexLock lock(&queue_mu_);
-    closing_ = true;
-    queue_cv_.SignalAll();
-  }
-  if (writer_thread_.joinable()) writer_thread_.join();
-}
-
-StoreStats PostgresStore::stats() const {
-  MutexLock lock(&stats_mu_);
-  return stats_;
-}
-
-void PostgresStore::WriterLoop() {
-  std::vector<Pending> batch;
-  while (true) {
-    {
-      MutexLock lock(&queue_mu_);
-      while (queue_.empty() && !closing_) queue_cv_.Wait();
-      if (queue_.empty()) {
-        writer_running_ = false;
-        return;
-      }
-      const size_t n = std::min(queue_.size(), options_.max_batch);
-      batch.reserve(n);
-      for (size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    std::vector<absl::StatusOr<int64_t>> results = RunBatch(batch);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].done) batch[i].done(std::move(results[i]));
-    }
-    batch.clear();
-  }
-}
+StoreStats PostgresStore::stats() const { return queue_.stats(); }
 
 std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
-    std::vector<Pending>& batch) {
+    std::vector<WriteQueue::Pending>& batch) {
   std::vector<absl::StatusOr<int64_t>> results(batch.size(), int64_t{0});
   std::vector<Planned> plans(batch.size());
   std::vector<size_t> to_run;
-  size_t runnable = 0;
   for (size_t i = 0; i < batch.size(); ++i) {
-    if (batch[i].rejected) {
-      results[i] = ShuttingDown();
-      continue;
-    }
-    ++runnable;
+    if (batch[i].rejected) continue;  // the queue fails it
     plans[i] = std::visit(
         [](const auto& w) { return pg_internal::Plan(w); }, batch[i].write);
     if (plans[i].sql == nullptr) {
@@ -243,9 +185,6 @@ std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
       to_run.push_back(i);
     }
   }
-  if (runnable == 0) return results;
-
-  const absl::Time start = options_.clock->Now();
   if (!to_run.empty()) {
     absl::Status failed;
     std::vector<Assigned> assigned(batch.size());
@@ -278,21 +217,6 @@ std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
     }
   }
 
-  const absl::Time committed = options_.clock->Now();
-  const absl::Duration elapsed = committed - start;
-  MutexLock lock(&stats_mu_);
-  for (const Pending& pending : batch) {
-    if (pending.rejected) continue;
-    const absl::Duration waited = committed - pending.submitted;
-    ++stats_.write_wait_buckets[metrics::LatencyBucketOf(waited)];
-    stats_.write_wait_total += waited;
-    stats_.longest_write_wait = std::max(stats_.longest_write_wait, waited);
-  }
-  ++stats_.transactions;
-  stats_.writes += runnable;
-  stats_.largest_batch = std::max(stats_.largest_batch, runnable);
-  stats_.commit_time_total += elapsed;
-  stats_.longest_commit = std::max(stats_.longest_commit, elapsed);
   return results;
 }
 

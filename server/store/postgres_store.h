@@ -1,20 +1,19 @@
 // The Store on a PostgreSQL server, which several Parley servers may share.
-// Semantics are SqliteStore's (sqlite_store.h); what differs is below.
+// Semantics are every store's (store.h); what is PostgreSQL's is below.
 // Thread-safe.
 //
-// Writes: Submit and Append only queue. One writer thread, owned by the
-// store, takes up to `max_batch` queued writes and runs them in one
-// transaction on its own connection, in libpq's pipeline mode: BEGIN, a lock
-// on the logs the batch appends to (in one order), every write as one
-// statement (consecutive plain appends to one log as one statement),
-// COMMIT, sent together and answered together. A write that
-// fails on its own terms (a missing room, a taken name) changes nothing and
-// gets its own error; when a statement raises an error instead (a race on a
-// constraint with another server, a statement timeout), the transaction is
-// rolled back and the batch runs again with each write in its own
-// SAVEPOINT, rolled back to alone when it fails. After the COMMIT every
-// `done` runs in submission order on the writer thread, holding no lock of
-// the store's.
+// Writes: Submit and Append only queue, into one WriteQueue (group commit,
+// write_queue.h). Its writer thread takes up to `max_batch` queued writes,
+// which the store runs in one transaction on the writer's connection in
+// libpq's pipeline mode: BEGIN, a lock on the logs the batch appends to (in
+// one order), every write as one statement (consecutive plain appends to
+// one log as one statement), COMMIT, sent together and answered together.
+// A write that fails on its own terms (a missing room, a taken name)
+// changes nothing and gets its own error; when a statement raises an error
+// instead (a race on a constraint with another server, a statement
+// timeout), the transaction is rolled back and the batch runs again with
+// each write in its own SAVEPOINT, rolled back to alone when it fails.
+// After the COMMIT the queue calls every `done` in submission order.
 //
 // Sequence numbers come from the database: each log has a row in `logs`
 // whose counter an append increments inside its transaction, so numbers are
@@ -40,11 +39,9 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 #include <variant>
 #include <vector>
 
@@ -54,6 +51,7 @@
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/store/store.h"
+#include "server/store/write_queue.h"
 
 namespace parley::store {
 
@@ -146,23 +144,13 @@ class PostgresStore : public Store {
     absl::Status last_error;
   };
 
-  // A queued write. `rejected`: submitted after Close; fails without running.
-  struct Pending {
-    std::variant<DirectoryWrite, AppendEvent> write;
-    WriteDone done;
-    bool rejected = false;
-    absl::Time submitted;  // for StoreStats' write wait
-  };
-
   PostgresStore(PostgresOptions options, std::unique_ptr<Connection> writer,
                 std::vector<std::unique_ptr<Connection>> readers,
                 int migrations_applied);
 
-  void Enqueue(std::variant<DirectoryWrite, AppendEvent> write,
-               WriteDone done);
-  void WriterLoop();
-  // Runs one batch; returns one result per write.
-  std::vector<absl::StatusOr<int64_t>> RunBatch(std::vector<Pending>& batch);
+  // Runs one batch in one transaction (WriteQueue::Commit).
+  std::vector<absl::StatusOr<int64_t>> RunBatch(
+      std::vector<WriteQueue::Pending>& batch);
   // One attempt at the batch's transaction on `c`: every write as planned
   // (`careful`: each in its own savepoint). False when a statement raised
   // an error outside a savepoint (the transaction is rolled back; run it
@@ -192,18 +180,9 @@ class PostgresStore : public Store {
   CondVar readers_cv_{&readers_mu_};
   std::vector<Slot> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
 
-  Mutex queue_mu_;
-  CondVar queue_cv_{&queue_mu_};
-  std::deque<Pending> queue_ ABSL_GUARDED_BY(queue_mu_);
-  bool closing_ ABSL_GUARDED_BY(queue_mu_) = false;
-  // False once the writer thread has drained the queue and stopped.
-  bool writer_running_ ABSL_GUARDED_BY(queue_mu_) = true;
-
-  mutable Mutex stats_mu_;
-  StoreStats stats_ ABSL_GUARDED_BY(stats_mu_);
-
-  Mutex close_mu_;  // serializes Close
-  std::thread writer_thread_ ABSL_GUARDED_BY(close_mu_);
+  // The writes' queue and the writer thread (RunBatch); closed (by the
+  // destructor) before the connections go.
+  WriteQueue queue_;
 };
 
 }  // namespace parley::store
