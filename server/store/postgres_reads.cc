@@ -111,10 +111,11 @@ absl::StatusOr<std::vector<model::EventPtr>> ReadEvents(Connection& c,
   absl::flat_hash_map<std::string, model::Event*> edited;
   for (int row = 0; row < r.rows(); ++row) {
     auto event = std::make_shared<model::Event>();
-    if (!pg_internal::KindFromCode(r.Int(row, 2), &event->kind)) {
-      return StoreFailed(
-          absl::StrCat("unknown event kind ", r.Int(row, 2)));
+    const std::optional<model::EventKind> kind = KindFromCode(r.Int(row, 2));
+    if (!kind.has_value()) {
+      return StoreFailed(absl::StrCat("unknown event kind ", r.Int(row, 2)));
     }
+    event->kind = *kind;
     event->log = r.Text(row, 0);
     event->sequence = r.Uint(row, 1);
     event->id = r.Text(row, 3);

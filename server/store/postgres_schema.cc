@@ -161,63 +161,6 @@ std::string NameKey(absl::string_view name) {
   return absl::AsciiStrToLower(name);
 }
 
-int64_t KindCode(model::EventKind kind) {
-  switch (kind) {
-    case model::EventKind::kMessage:
-      return 1;
-    case model::EventKind::kJoin:
-      return 2;
-    case model::EventKind::kLeave:
-      return 3;
-    case model::EventKind::kGap:
-      return 4;
-    case model::EventKind::kEdit:
-      return 5;
-    case model::EventKind::kDelete:
-      return 6;
-    case model::EventKind::kPurge:
-      return 7;
-    case model::EventKind::kMemberAdded:
-      return 8;
-    case model::EventKind::kMemberRemoved:
-      return 9;
-    case model::EventKind::kTyping:
-      return 10;
-  }
-  return 0;
-}
-
-bool KindFromCode(int64_t code, model::EventKind* kind) {
-  switch (code) {
-    case 1:
-      *kind = model::EventKind::kMessage;
-      return true;
-    case 2:
-      *kind = model::EventKind::kJoin;
-      return true;
-    case 3:
-      *kind = model::EventKind::kLeave;
-      return true;
-    case 5:
-      *kind = model::EventKind::kEdit;
-      return true;
-    case 6:
-      *kind = model::EventKind::kDelete;
-      return true;
-    case 7:
-      *kind = model::EventKind::kPurge;
-      return true;
-    case 8:
-      *kind = model::EventKind::kMemberAdded;
-      return true;
-    case 9:
-      *kind = model::EventKind::kMemberRemoved;
-      return true;
-    default:
-      return false;
-  }
-}
-
 absl::StatusOr<int> Migrate(Connection& c) {
   int applied = 0;
   while (true) {

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/model/event.h"
+#include "server/store/event_codes.h"
 #include "server/store/postgres_connection.h"
 #include "server/store/types.h"
 
@@ -33,10 +34,6 @@ absl::Status PruneRevokedTokens(Connection& c, absl::Time now);
 // Usernames and room names are unique and looked up ignoring ASCII case:
 // the key columns hold this folding.
 std::string NameKey(absl::string_view name);
-
-// The stored code of an event kind (parley.v1.EventKind's numbers).
-int64_t KindCode(model::EventKind kind);
-bool KindFromCode(int64_t code, model::EventKind* kind);
 
 // ---- Writes (postgres_writes.cc) ----
 

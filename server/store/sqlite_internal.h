@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "server/model/event.h"
+#include "server/store/event_codes.h"
 #include "server/store/sqlite_connection.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/types.h"
@@ -22,11 +23,6 @@ namespace parley::store::sqlite_internal {
 // returns how many. FAILED_PRECONDITION (SCHEMA_TOO_NEW) for a database of a
 // newer version.
 absl::StatusOr<int> Migrate(Connection& c);
-
-// An event kind as the events table stores it (parley.v1.EventKind's
-// number), and back; nullopt for a code no log entry has.
-int64_t KindCode(model::EventKind kind);
-std::optional<model::EventKind> KindFromCode(int64_t code);
 
 // The columns of each table's rows, in the order the row readers
 // (sqlite_reads.cc) and the inserts (sqlite_writes.cc) use.

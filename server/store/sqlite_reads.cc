@@ -52,7 +52,6 @@ absl::StatusOr<uint64_t> LastSequenceOf(Connection& c, absl::string_view log) {
 namespace {
 
 using sqlite_internal::Connection;
-using sqlite_internal::KindFromCode;
 using sqlite_internal::LastSequenceOf;
 using sqlite_internal::ReadTransaction;
 using sqlite_internal::Stmt;
