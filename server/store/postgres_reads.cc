@@ -18,6 +18,7 @@
 #include "server/model/ids.h"
 #include "server/store/postgres_connection.h"
 #include "server/store/postgres_sql.h"
+#include "server/store/paging.h"
 #include "server/store/postgres_store.h"
 
 namespace parley::store {
@@ -28,8 +29,6 @@ using pg_internal::Params;
 using pg_internal::Result;
 
 namespace {
-
-constexpr int64_t kForever = std::numeric_limits<int64_t>::max();
 
 
 // Runs a read of several statements on one snapshot.
@@ -389,22 +388,13 @@ absl::StatusOr<std::vector<model::EventPtr>> PostgresStore::ReadAfter(
 
 absl::StatusOr<PageResult> PostgresStore::ListMessages(absl::string_view log,
                                                        const Page& page) {
-  // Messages strictly between `after` and `before`: the first `limit` after
-  // `after` when it is set, else the last `limit` before `before`.
-  const bool ascending = page.after != 0 || page.oldest_first;
-  const int64_t after = static_cast<int64_t>(
-      std::min<uint64_t>(page.after, static_cast<uint64_t>(kForever - 1)));
-  const int64_t before =
-      page.before == 0
-          ? kForever
-          : static_cast<int64_t>(
-                std::min<uint64_t>(page.before, static_cast<uint64_t>(kForever)));
+  const PageRange range = RangeOf(page);
   return Read<PageResult>([&](Connection& c) -> absl::StatusOr<PageResult> {
     Snapshot snapshot(c);
     if (!snapshot.status().ok()) return snapshot.status();
     PageResult result;
     absl::StatusOr<std::vector<model::EventPtr>> messages = ReadEvents(
-        c, c.Exec(ascending
+        c, c.Exec(range.ascending
                       ? "SELECT " PARLEY_EVENT_COLUMNS
                         " FROM events WHERE log = $1::text AND kind = 1 AND "
                         "sequence > $2::bigint AND sequence < $3::bigint "
@@ -413,32 +403,22 @@ absl::StatusOr<PageResult> PostgresStore::ListMessages(absl::string_view log,
                         " FROM events WHERE log = $1::text AND kind = 1 AND "
                         "sequence > $2::bigint AND sequence < $3::bigint "
                         "ORDER BY sequence DESC LIMIT $4::bigint",
-                  Params().Text(log).Int(after).Int(before).Uint(page.limit)));
+                  Params()
+                      .Text(log)
+                      .Int(range.after)
+                      .Int(range.before)
+                      .Uint(page.limit)));
     if (!messages.ok()) return messages.status();
     result.messages = *std::move(messages);
-    if (!ascending) {
+    if (!range.ascending) {
       std::reverse(result.messages.begin(), result.messages.end());
     }
-    // Older: any message before the first listed (or, when none was, at or
-    // before `after` / before `before`). Newer: any after the last listed
-    // (or after `after` / at or after `before`).
-    int64_t older_than = 0;
-    int64_t newer_than = 0;
-    if (!result.messages.empty()) {
-      older_than = static_cast<int64_t>(result.messages.front()->sequence);
-      newer_than = static_cast<int64_t>(result.messages.back()->sequence);
-    } else if (ascending) {
-      older_than = after + 1;
-      newer_than = after;
-    } else {
-      older_than = before;
-      newer_than = before - 1;
-    }
+    const PageEdges edges = EdgesOf(range, result.messages);
     Result around = c.Exec(
         "SELECT EXISTS (SELECT 1 FROM events WHERE log = $1::text AND "
         "kind = 1 AND sequence < $2::bigint), EXISTS (SELECT 1 FROM events "
         "WHERE log = $1::text AND kind = 1 AND sequence > $3::bigint)",
-        Params().Text(log).Int(older_than).Int(newer_than));
+        Params().Text(log).Int(edges.older_than).Int(edges.newer_than));
     if (!around.ok()) return around.status();
     result.has_older = around.Bool(0, 0);
     result.has_newer = around.Bool(0, 1);

@@ -31,6 +31,7 @@
 #include "server/model/ids.h"
 #include "server/store/postgres_connection.h"
 #include "tests/server/store/postgres_fixture.h"
+#include "tests/server/store/store_conformance.h"
 
 namespace parley::store {
 namespace {
@@ -111,6 +112,16 @@ int ClosedPort() {
   close(fd);
   return ntohs(addr.sin_port);
 }
+
+// Every behaviour store.h promises, each test on a database of its own.
+INSTANTIATE_TEST_SUITE_P(
+    Postgres, StoreConformanceTest,
+    ::testing::Values(StoreFactory{
+        "Postgres",
+        []() -> std::unique_ptr<Store> {
+          return MustOpen(PostgresServer::Get().NewDatabase());
+        }}),
+    StoreFactoryName);
 
 TEST(PostgresStoreTest, MigrationsAreAppliedOnceAndRecorded) {
   const std::string dsn = PostgresServer::Get().NewDatabase();
