@@ -20,6 +20,7 @@
 #include "server/store/postgres_sql.h"
 #include "server/store/paging.h"
 #include "server/store/postgres_store.h"
+#include "server/store/sql_columns.h"
 
 namespace parley::store {
 
@@ -50,19 +51,6 @@ class Snapshot {
   Connection& c_;
   absl::Status status_;
 };
-
-#define PARLEY_USER_COLUMNS                                                 \
-  "id, username, display_name, password_hash, create_time, update_time, " \
-  "tokens_valid_after"
-#define PARLEY_ROOM_COLUMNS                                               \
-  "id, name, description, visibility, password_hash, owner_id, "         \
-  "create_time, update_time"
-#define PARLEY_MEMBER_COLUMNS                                             \
-  "m.room_id, m.user_id, m.role, m.join_time, u.username, u.display_name"
-#define PARLEY_EVENT_COLUMNS                                                  \
-  "log, sequence, kind, id, room_id, room, sender, sender_id, recipient_id, " \
-  "recipient, text, time, target_id, target_sequence, purge_through, "       \
-  "update_time, deleted"
 
 User ReadUser(const Result& r, int row) {
   User user;

@@ -12,6 +12,7 @@
 #include "server/model/event.h"
 #include "server/store/event_codes.h"
 #include "server/store/sqlite_connection.h"
+#include "server/store/sql_columns.h"
 #include "server/store/sqlite_store.h"
 #include "server/store/types.h"
 
@@ -23,21 +24,6 @@ namespace parley::store::sqlite_internal {
 // returns how many. FAILED_PRECONDITION (SCHEMA_TOO_NEW) for a database of a
 // newer version.
 absl::StatusOr<int> Migrate(Connection& c);
-
-// The columns of each table's rows, in the order the row readers
-// (sqlite_reads.cc) and the inserts (sqlite_writes.cc) use.
-#define PARLEY_USER_COLUMNS                                                 \
-  "id, username, display_name, password_hash, create_time, update_time, " \
-  "tokens_valid_after"
-#define PARLEY_ROOM_COLUMNS                                                \
-  "id, name, description, visibility, password_hash, owner_id, create_time, " \
-  "update_time"
-#define PARLEY_MEMBER_COLUMNS                                             \
-  "m.room_id, m.user_id, m.role, m.join_time, u.username, u.display_name"
-#define PARLEY_EVENT_COLUMNS                                                  \
-  "log, sequence, kind, id, room_id, room, sender, sender_id, recipient_id, " \
-  "recipient, text, time, target_id, target_sequence, purge_through, "       \
-  "update_time, deleted"
 
 // ---- Lookups (sqlite_reads.cc) ----
 
