@@ -107,7 +107,7 @@ grpc::ServerUnaryReactor* AuthService::SignIn(
     grpc::CallbackServerContext* context,
     const parley::v1::SignInRequest* request,
     parley::v1::SignInResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   if (request->username().empty()) {
@@ -146,7 +146,7 @@ grpc::ServerUnaryReactor* AuthService::SignOut(
     grpc::CallbackServerContext* context,
     const parley::v1::SignOutRequest* request,
     parley::v1::SignOutResponse* /*response*/) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
@@ -192,7 +192,7 @@ grpc::ServerUnaryReactor* UserService::CreateUser(
     grpc::CallbackServerContext* context,
     const parley::v1::CreateUserRequest* request,
     parley::v1::User* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   if (absl::Status s = ValidateUsername(request->username()); !s.ok()) {

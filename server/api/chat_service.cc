@@ -503,7 +503,7 @@ ChatService::ChatService(const Deps& deps) : deps_(deps) {}
 // Join, Send and Leave are acknowledged from the hub's dispatcher thread once
 // their event is committed and delivered.
 #define PARLEY_LOBBY_CALL(Method, ...)                                       \
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {                       \
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {                       \
     return FinishNow(context, s);                                            \
   }                                                                          \
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();             \
@@ -525,7 +525,7 @@ grpc::ServerUnaryReactor* ChatService::Send(
     grpc::CallbackServerContext* context,
     const parley::v1::SendRequest* request,
     parley::v1::SendResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<model::IdempotencyKey> idempotency = IdempotentSends::KeyOf(
@@ -560,7 +560,7 @@ grpc::ServerUnaryReactor* ChatService::Receive(
     grpc::CallbackServerContext* context,
     const parley::v1::ReceiveRequest* request,
     parley::v1::ReceiveResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<absl::Duration> timeout =
@@ -696,7 +696,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
                                "the request is not a SubscribeRequest"));
   }
   const parley::v1::SubscribeRequest* request = &parsed;
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) return refuse(s);
+  if (absl::Status s = CheckStrings(*request); !s.ok()) return refuse(s);
   const int targets = (request->id().empty() ? 0 : 1) +
                       (request->room().empty() ? 0 : 1) +
                       (request->direct_messages() ? 1 : 0);
@@ -767,7 +767,7 @@ grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::PostRecentMessageRequest* request,
     parley::v1::PostRecentMessageResponse* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   const chat::HubOptions& limits = deps_.hub->options();

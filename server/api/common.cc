@@ -3,11 +3,14 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
 #include "request_traits.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
@@ -34,11 +37,58 @@ void SetCreated(grpc::CallbackServerContext* context, absl::string_view path) {
   }
 }
 
-absl::Status CheckUtf8(const google::protobuf::Message& request) {
-  const std::string field = proto::MalformedField(request);
-  if (field.empty()) return absl::OkStatus();
-  return InvalidInput("INVALID_UTF8", field,
-                      absl::StrCat(field, " is not valid UTF-8"));
+namespace {
+
+// The name of the first string field of `message` (nested messages
+// included) that holds a NUL character, or "".
+std::string FieldWithNul(const google::protobuf::Message& message) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* reflection = message.GetReflection();
+  std::vector<const FieldDescriptor*> fields;
+  reflection->ListFields(message, &fields);
+  for (const FieldDescriptor* fd : fields) {
+    if (fd->cpp_type() == FieldDescriptor::CPPTYPE_STRING &&
+        fd->type() == FieldDescriptor::TYPE_STRING) {
+      const int n = fd->is_repeated() ? reflection->FieldSize(message, fd) : 1;
+      for (int i = 0; i < n; ++i) {
+        std::string scratch;
+        const std::string& value =
+            fd->is_repeated()
+                ? reflection->GetRepeatedStringReference(message, fd, i,
+                                                         &scratch)
+                : reflection->GetStringReference(message, fd, &scratch);
+        if (value.find('\0') != std::string::npos) return fd->name();
+      }
+    } else if (fd->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      const int n = fd->is_repeated() ? reflection->FieldSize(message, fd) : 1;
+      for (int i = 0; i < n; ++i) {
+        const google::protobuf::Message& inner =
+            fd->is_repeated() ? reflection->GetRepeatedMessage(message, fd, i)
+                              : reflection->GetMessage(message, fd);
+        std::string nested = FieldWithNul(inner);
+        if (!nested.empty()) return nested;
+      }
+    }
+  }
+  return "";
+}
+
+}  // namespace
+
+absl::Status CheckStrings(const google::protobuf::Message& request) {
+  std::string field = proto::MalformedField(request);
+  if (!field.empty()) {
+    return InvalidInput("INVALID_UTF8", field,
+                        absl::StrCat(field, " is not valid UTF-8"));
+  }
+  field = FieldWithNul(request);
+  if (!field.empty()) {
+    return InvalidInput("NUL_CHARACTER", field,
+                        absl::StrCat(field,
+                                     " must not contain the NUL character "
+                                     "(U+0000)"));
+  }
+  return absl::OkStatus();
 }
 
 namespace {
@@ -72,7 +122,7 @@ absl::StatusOr<auth::Principal> AuthenticateUser(
 absl::StatusOr<auth::Principal> SignedInUser(
     const Deps& deps, grpc::CallbackServerContext* ctx,
     const google::protobuf::Message& request) {
-  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
+  if (absl::Status s = CheckStrings(request); !s.ok()) return s;
   return AuthenticateUser(deps, ctx);
 }
 
@@ -144,7 +194,7 @@ absl::StatusOr<RoomCall> ReadableRoom(const Deps& deps,
                                       const google::protobuf::Message& request,
                                       absl::string_view room,
                                       bool user_token_only) {
-  if (absl::Status s = CheckUtf8(request); !s.ok()) return s;
+  if (absl::Status s = CheckStrings(request); !s.ok()) return s;
   absl::StatusOr<auth::Principal> who =
       user_token_only ? AuthenticateUser(deps, context)
                       : Authenticate(deps, context);

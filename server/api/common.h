@@ -74,9 +74,11 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
 // finishing.
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path);
 
-// INVALID_ARGUMENT (reason INVALID_UTF8) when the request arrived with a
-// string field that was not UTF-8 (see proto/request_traits.h).
-absl::Status CheckUtf8(const google::protobuf::Message& request);
+// INVALID_ARGUMENT naming the field when a string of the request (nested
+// messages included) is not text every store keeps: reason INVALID_UTF8 when
+// it arrived as malformed UTF-8 (see proto/request_traits.h), NUL_CHARACTER
+// when it holds U+0000 (PostgreSQL's text cannot; one rule for both stores).
+absl::Status CheckStrings(const google::protobuf::Message& request);
 
 // The caller, from the `authorization` metadata: any valid token.
 absl::StatusOr<auth::Principal> Authenticate(const Deps& deps,
@@ -86,8 +88,8 @@ absl::StatusOr<auth::Principal> Authenticate(const Deps& deps,
 absl::StatusOr<auth::Principal> AuthenticateUser(
     const Deps& deps, grpc::CallbackServerContext* ctx);
 
-// The first two steps of most calls: `request`'s strings arrived as UTF-8
-// (CheckUtf8) and the caller holds a user token (AuthenticateUser).
+// The first two steps of most calls: `request`'s strings are text
+// (CheckStrings) and the caller holds a user token (AuthenticateUser).
 absl::StatusOr<auth::Principal> SignedInUser(
     const Deps& deps, grpc::CallbackServerContext* ctx,
     const google::protobuf::Message& request);

@@ -309,7 +309,7 @@ grpc::ServerUnaryReactor* RoomService::GetRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::GetRoomRequest* request, parley::v1::Room* response) {
   // A room token sees its own room (ChitChat's GET /chats/<id> with one).
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
@@ -642,7 +642,7 @@ grpc::ServerUnaryReactor* RoomService::CreateRoomToken(
     grpc::CallbackServerContext* context,
     const parley::v1::CreateRoomTokenRequest* request,
     parley::v1::RoomToken* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   if (request->room().empty()) {
@@ -687,7 +687,7 @@ grpc::ServerUnaryReactor* RoomService::RenewRoomToken(
     grpc::CallbackServerContext* context,
     const parley::v1::RenewRoomTokenRequest* request,
     parley::v1::RoomToken* response) {
-  if (absl::Status s = CheckUtf8(*request); !s.ok()) {
+  if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
   absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);

@@ -396,5 +396,34 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
   EXPECT_EQ(server.hub().SessionCount(), 1u);
 }
 
+// U+0000 is valid UTF-8 but no store keeps it alike (PostgreSQL's text
+// cannot): refused at the edge, naming the field, and nothing is stored.
+TEST(ChatServiceTest, ANulCharacterIsInvalidArgumentNamingTheField) {
+  TestServer server;
+  auto stub = server.NewStub();
+  {
+    grpc::ClientContext ctx;
+    v1::JoinRequest req;
+    req.set_id("alice");
+    v1::JoinResponse resp;
+    ASSERT_TRUE(stub->Join(&ctx, req, &resp).ok());
+  }
+  grpc::ClientContext ctx;
+  v1::SendRequest req;
+  req.set_id("alice");
+  req.set_message(std::string("before\0after", 12));
+  v1::SendResponse resp;
+  grpc::Status s = stub->Send(&ctx, req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(s), "NUL_CHARACTER");
+  EXPECT_EQ(Field(s), "message");
+  absl::StatusOr<std::vector<model::EventPtr>> events =
+      server.store().ReadAfter(model::kLobbyId, 0, 100);
+  ASSERT_TRUE(events.ok());
+  for (const model::EventPtr& e : *events) {
+    EXPECT_NE(e->kind, model::EventKind::kMessage) << e->text;
+  }
+}
+
 }  // namespace
 }  // namespace parley::api

@@ -264,6 +264,12 @@ TEST_F(RoomServiceTest, CreateRoomRejectsBadInputNamingTheField) {
        "visibility"},
       {NewRoom("bad\xFF"), "INVALID_UTF8", "name"},
   };
+  // U+0000 in any string: refused by both stores alike (PostgreSQL's text
+  // cannot hold it).
+  Case nul_description{NewRoom("nul"), "NUL_CHARACTER", "description"};
+  nul_description.req.set_description(std::string("a\0b", 3));
+  cases.push_back(nul_description);
+  cases.push_back({NewRoom(std::string("nul\0name", 8)), "NUL_CHARACTER", "name"});
   Case long_description{NewRoom("described"), "INVALID_DESCRIPTION",
                         "description"};
   long_description.req.set_description(std::string(1001, 'd'));
