@@ -73,6 +73,10 @@ ABSL_FLAG(absl::Duration, postgres_statement_timeout, absl::Seconds(5),
 ABSL_FLAG(absl::Duration, postgres_connect_timeout, absl::Seconds(3),
           "Longest opening a PostgreSQL connection may take; while the "
           "database is unreachable, writes fail within about this long.");
+ABSL_FLAG(absl::Duration, postgres_startup_wait, absl::Seconds(30),
+          "How long the server keeps trying to reach PostgreSQL when it "
+          "starts (a database that starts at the same time, as under "
+          "docker compose) before it gives up; 0: one try.");
 ABSL_FLAG(int64_t, postgres_max_batch, 1024,
           "Most writes the PostgreSQL store's writer commits in one "
           "transaction.");
@@ -254,6 +258,10 @@ int main(int argc, char** argv) {
         absl::GetFlag(FLAGS_postgres_connect_timeout);
     if (options.postgres.connect_timeout <= absl::ZeroDuration()) {
       Die("--postgres_connect_timeout must be positive");
+    }
+    options.postgres_startup_wait = absl::GetFlag(FLAGS_postgres_startup_wait);
+    if (options.postgres_startup_wait < absl::ZeroDuration()) {
+      Die("--postgres_startup_wait must not be negative");
     }
   }
   const int64_t cache_entries = absl::GetFlag(FLAGS_store_cache_entries);

@@ -92,8 +92,20 @@ void ScheduleMemoryTrim(Scheduler* scheduler, absl::Duration every) {
 absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(
     const ServerOptions& options) {
   if (options.store == ServerOptions::StoreKind::kPostgres) {
+    // A database started at the same time (docker compose, a cluster's
+    // first boot) may not accept connections yet: retry while it cannot be
+    // reached, once a second, up to postgres_startup_wait. Any other error
+    // (a newer schema, bad credentials) ends the start at once.
+    const absl::Time give_up = absl::Now() + options.postgres_startup_wait;
     absl::StatusOr<std::unique_ptr<store::PostgresStore>> postgres =
         store::PostgresStore::Open(options.postgres);
+    while (!postgres.ok() && absl::IsUnavailable(postgres.status()) &&
+           absl::Now() < give_up) {
+      log::Warning("waiting for the database",
+                {{"error", std::string(postgres.status().message())}});
+      absl::SleepFor(absl::Seconds(1));
+      postgres = store::PostgresStore::Open(options.postgres);
+    }
     if (!postgres.ok()) return postgres.status();
     log::Info("store opened",
               {{"store", "postgres"},

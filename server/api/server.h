@@ -34,6 +34,9 @@ struct ServerOptions {
   enum class StoreKind { kSqlite, kPostgres };
   StoreKind store = StoreKind::kSqlite;
   store::PostgresOptions postgres;
+  // How long opening PostgreSQL is retried while the database cannot be
+  // reached (UNAVAILABLE) at start; zero: one try.
+  absl::Duration postgres_startup_wait = absl::Seconds(30);
   bool sqlite_synchronous_full = false;  // FULL instead of NORMAL
   // store::SqliteOptions::checkpoint_pages.
   uint32_t sqlite_checkpoint_pages = 1000;

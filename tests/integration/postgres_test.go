@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The store the stacks use. PARLEY_TEST_STORE=postgres runs every test
@@ -101,4 +102,49 @@ func (p *pgServer) newDatabase(t *testing.T) string {
 // withPostgres puts the stack's server on a database of its own on p.
 func withPostgres(p *pgServer) stackOption {
 	return func(o *stackOptions) { o.postgres = p }
+}
+
+// A server started before its database (as docker compose starts them)
+// keeps trying within --postgres_startup_wait and serves once the database
+// is up.
+func TestTheServerWaitsForItsDatabaseAtStart(t *testing.T) {
+	binary(t, "PARLEY_SERVER_BIN")
+	pg := postgresFor(t)
+	s := &stack{dir: t.TempDir()}
+	s.dataDir = filepath.Join(s.dir, "data")
+	s.opts.postgres = pg
+	s.postgresDSN = pg.newDatabase(t)
+	pg.control(t, "pause")
+
+	// Start the database again once the server says it is waiting for it.
+	resumed := make(chan error, 1)
+	go func() {
+		deadline := time.Now().Add(startTimeout)
+		for {
+			b, _ := os.ReadFile(filepath.Join(s.dir, "server.log"))
+			if strings.Contains(string(b), "waiting for the database") {
+				break
+			}
+			if time.Now().After(deadline) {
+				resumed <- fmt.Errorf("the server never said it was waiting for the database")
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		out, err := exec.Command(pg.script, "resume", pg.dir).CombinedOutput()
+		if err != nil {
+			err = fmt.Errorf("postgres resume: %v: %s", err, out)
+		}
+		resumed <- err
+	}()
+	s.startServer(t)
+	if err := <-resumed; err != nil {
+		t.Fatal(err)
+	}
+	s.startGateway(t)
+	owner := s.signUp(t, "early")
+	rm := s.createRoom(t, owner.token, "late-database", "", "")
+	if m := s.post(t, owner.token, rm.ID, "after the wait"); m.Sequence == 0 {
+		t.Errorf("post after the wait: %+v", m)
+	}
 }
