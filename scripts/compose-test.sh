@@ -326,6 +326,7 @@ token=$(curl -fsS -XPOST "$PH/v1/auth/sign-in" -d '{"username":"dave","password"
 curl -fsS -XPOST "$PH/rooms" -H "Authorization: Bearer $token" -d '{"name":"pg-room"}' > /dev/null
 curl -fsS -XPOST "$PH/room/pg-room/messages" -H "Authorization: Bearer $token" \
   -d '{"text":"kept in postgres"}' > /dev/null
+curl -fsS "$PH/join?id=erin" > /dev/null
 expect "seed 000 on postgres" "$(curl -fsS "$PH/send?id=erin&message=lobby+on+postgres")" '"text":"lobby on postgres"'
 # The rows are in PostgreSQL, not in a file of the server's.
 rows=$(podman exec "${PROJECT}_postgres_1" psql -qtAU parley -d parley \
