@@ -98,9 +98,8 @@ fi
 # POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB environment, PGDATA, port
 # 5432, password authentication for other hosts, and pg_isready on PATH.
 POSTGRES_IMAGE=docker.io/library/$(sed -n 's/^    image: \(postgres:.*\)$/\1/p' "$COMPOSE_FILE")
-if ! podman image exists "$POSTGRES_IMAGE"; then
-  ctx=$(mktemp -d "$CACHE/postgres.XXXXXX")
-  cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
+ctx=$(mktemp -d "$CACHE/postgres.XXXXXX")
+cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
 #!/bin/bash
 set -euo pipefail
 mkdir -p "$PGDATA" /var/run/postgresql
@@ -109,21 +108,23 @@ chmod 700 "$PGDATA"
 as_postgres() { setpriv --reuid=postgres --regid=postgres --init-groups "$@"; }
 if [ ! -s "$PGDATA/PG_VERSION" ]; then
   pw=$(mktemp); printf '%s\n' "${POSTGRES_PASSWORD:?}" > "$pw"; chown postgres "$pw"
+  # As the official image: the socket inside the container is trusted,
+  # every other host gives the password.
   as_postgres initdb -D "$PGDATA" -U "${POSTGRES_USER:-postgres}" --pwfile="$pw" \
-    -A scram-sha-256 -E UTF8 --locale=C.UTF-8 > /dev/null
+    --auth-local=trust --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 > /dev/null
   rm -f "$pw"
   echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
   echo "host all all all scram-sha-256" >> "$PGDATA/pg_hba.conf"
   if [ -n "${POSTGRES_DB:-}" ] && [ "$POSTGRES_DB" != postgres ]; then
     as_postgres pg_ctl -D "$PGDATA" -w -o "-c listen_addresses=''" start > /dev/null
-    PGPASSWORD=$POSTGRES_PASSWORD as_postgres psql -qU "${POSTGRES_USER:-postgres}" -d postgres \
+    as_postgres psql -qU "${POSTGRES_USER:-postgres}" -d postgres \
       -c "CREATE DATABASE \"$POSTGRES_DB\""
     as_postgres pg_ctl -D "$PGDATA" -w -m fast stop > /dev/null
   fi
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups "$@"
 ENTRYPOINT
-  cat > "$ctx/Containerfile" <<CONTAINERFILE
+cat > "$ctx/Containerfile" <<CONTAINERFILE
 FROM $DEBIAN_IMAGE
 RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
       postgresql-15 > /dev/null \\
@@ -138,10 +139,14 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 CONTAINERFILE
+# Built again whenever its definition here changes (a label holds its hash).
+standin=$(cat "$ctx/entrypoint.sh" "$ctx/Containerfile" | sha256sum | cut -c1-16)
+if [ "$(podman image inspect -f '{{index .Labels "parley.standin"}}' "$POSTGRES_IMAGE" 2>/dev/null)" != "$standin" ]; then
   log "building the local $POSTGRES_IMAGE"
-  podman build -q --format docker --network=host -t "$POSTGRES_IMAGE" "$ctx" > /dev/null
-  rm -rf "$ctx"
+  podman build -q --format docker --network=host --label "parley.standin=$standin" \
+    -t "$POSTGRES_IMAGE" "$ctx" > /dev/null
 fi
+rm -rf "$ctx"
 
 # ---- Clean-up of everything this run creates ----
 compose() {
