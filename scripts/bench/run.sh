@@ -280,26 +280,26 @@ if want durable; then
   # what the send path (token, group commit, fan-out) adds to p99 over a
   # call that does nothing, at equal load (rows tagged mode=rate).
   rate_flags=(--max_inflight=1000 --rooms=10 --publishers=50 --channels=8 --warmup="$WARMUP" --duration="$DURATION")
-  for sync in normal full; do
-    start_server --sqlite_synchronous=$sync
+  # durable_sends SYNC: the closed loop and the fixed rates against the
+  # server running, rows tagged sync=SYNC.
+  durable_sends() {
     lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
-      --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$sync,grpc=$grpc_build,server_args=$server_args"
+      --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=$1,grpc=$grpc_build,server_args=$server_args"
     for rate in $DURABLE_RATES; do
       lg durable --scenario=unary --call=post --call_rate="$rate" "${rate_flags[@]}" \
-        --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=$sync,grpc=$grpc_build,server_args=$server_args"
+        --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=$1,grpc=$grpc_build,server_args=$server_args"
     done
+  }
+  for sync in normal full; do
+    start_server --sqlite_synchronous=$sync
+    durable_sends $sync
     stop_all
   done
   # The same on PostgreSQL (synchronous_commit=on), a server of its own on
   # loopback, in the same run (rows tagged sync=postgres).
   start_postgres
   start_server --store=postgres --postgres_dsn="$pg_dsn"
-  lg durable --scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 \
-    --warmup="$WARMUP" --duration="$DURATION" --tags="suite=full,run=$run_id,part=durable,sync=postgres,grpc=$grpc_build,server_args=$server_args"
-  for rate in $DURABLE_RATES; do
-    lg durable --scenario=unary --call=post --call_rate="$rate" "${rate_flags[@]}" \
-      --tags="suite=full,run=$run_id,part=durable,mode=rate,sync=postgres,grpc=$grpc_build,server_args=$server_args"
-  done
+  durable_sends postgres
   stop_all
   stop_postgres
   start_server
