@@ -37,7 +37,8 @@ func TestNoServerErrorOnBadInput(t *testing.T) {
 		`{"through_sequence":"18446744073709551615"}`,
 		`{"user":{"a":1}}`,
 		`{"display_name":"\u0000","password":"\u0000\u0000\u0000\u0000\u0000\u0000\u0000\u0000"}`,
-		`{"text":"\u0000"}`,
+		`{"text":"\u0000"}`, // NUL_CHARACTER: no store keeps it
+		`{"text":"a plain message"}`,
 		`{"secret":"` + strings.Repeat("s", 100000) + `","name":"n"}`,
 	}
 	varRE := regexp.MustCompile(`\{[a-z_]+\}`)
