@@ -303,13 +303,17 @@ func routePage(api http.Handler) http.Handler {
 // server reads it from the metadata key of the same name.
 const idempotencyKeyHeader = "Idempotency-Key"
 
-// incomingHeader forwards Idempotency-Key as the metadata idempotency-key,
-// and every other header as grpc-gateway does by default.
+// incomingHeader forwards only what the server reads: Idempotency-Key as
+// the metadata idempotency-key. Authorization reaches it as authorization
+// without the matcher (grpc-gateway always passes it). Nothing else does:
+// not grpc-gateway's Grpc-Metadata-* pass-through, which would let a
+// Grpc-Metadata-Authorization stand beside Authorization as a second token,
+// nor the other headers it would forward as grpcgateway-*.
 func incomingHeader(key string) (string, bool) {
 	if textproto.CanonicalMIMEHeaderKey(key) == idempotencyKeyHeader {
 		return "idempotency-key", true
 	}
-	return runtime.DefaultHeaderMatcher(key)
+	return "", false
 }
 
 // outgoingMetadata forwards the server's response metadata under prefix

@@ -134,8 +134,7 @@ func validUTF8Values(values url.Values) bool {
 
 // maxAuthorizationBytes bounds the Authorization the gateway forwards: far
 // more than any token Parley issues, and short enough that a call's
-// metadata, which carries it twice (authorization and
-// grpcgateway-authorization), stays within maxMetadataBytes.
+// metadata stays within maxMetadataBytes.
 const maxAuthorizationBytes = 2048
 
 // maxMetadataBytes bounds the metadata of a call (the forwarded headers, as
@@ -164,6 +163,12 @@ func metadataStreamInterceptor(ctx context.Context, desc *grpc.StreamDesc, cc *g
 
 func checkMetadataSize(ctx context.Context) error {
 	md, _ := metadata.FromOutgoingContext(ctx)
+	// One caller per call: with two Authorization headers the server would
+	// take whichever came first.
+	if len(md.Get("authorization")) > 1 {
+		return apierror.StatusError(codes.Unauthenticated, "TOKEN_MALFORMED", "",
+			"malformed token: more than one Authorization header")
+	}
 	for _, v := range md.Get("authorization") {
 		if len(v) > maxAuthorizationBytes {
 			return apierror.StatusError(codes.Unauthenticated, "TOKEN_MALFORMED", "",

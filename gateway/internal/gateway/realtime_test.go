@@ -383,12 +383,39 @@ func TestIdempotencyKeyHeaderReachesTheServerAsMetadata(t *testing.T) {
 	if r.status != 201 {
 		t.Fatalf("%d %s", r.status, r.body)
 	}
-	// Other headers keep grpc-gateway's treatment.
-	r = f.do(t, http.MethodGet, "/v1/users/me", "", "", "Grpc-Metadata-Authorization", goodToken)
-	if r.status != 200 {
-		t.Errorf("Grpc-Metadata-Authorization: %d %s", r.status, r.body)
+	wantCalls(t, f, "PostMessage r1 hi", "idempotency-key metadata key-1")
+}
+
+// The token comes from Authorization alone: grpc-gateway's Grpc-Metadata-*
+// pass-through is off, so Grpc-Metadata-Authorization neither signs in nor
+// stands beside Authorization as a second token, and two Authorization
+// headers are refused rather than one of them picked.
+func TestOnlyAuthorizationCarriesTheToken(t *testing.T) {
+	f := start(t)
+	wantError(t, f.do(t, http.MethodGet, "/v1/users/me", "", "", "Grpc-Metadata-Authorization", goodToken),
+		401, "TOKEN_MISSING", "UNAUTHENTICATED", "")
+	for i := 0; i < 30; i++ {
+		r := f.do(t, http.MethodGet, "/v1/users/me", "", "", "Authorization", goodToken,
+			"Grpc-Metadata-Authorization", "Bearer other")
+		if r.status != 200 {
+			t.Fatalf("Authorization with a Grpc-Metadata-Authorization beside it: %d %s", r.status, r.body)
+		}
 	}
-	wantCalls(t, f, "PostMessage r1 hi", "idempotency-key metadata key-1", "GetUser me")
+	req, err := http.NewRequest(http.MethodGet, f.url+"/v1/users/me", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Add("Authorization", goodToken)
+	req.Header.Add("Authorization", "Bearer other")
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !strings.Contains(string(body), "TOKEN_MALFORMED") {
+		t.Errorf("two Authorization headers: %d %s, want 401 TOKEN_MALFORMED", resp.StatusCode, body)
+	}
 }
 
 // dialWS opens a WebSocket to the fixture; protocols are the offered
