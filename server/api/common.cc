@@ -104,6 +104,12 @@ std::string AuthorizationOf(grpc::CallbackServerContext* ctx) {
 
 absl::StatusOr<auth::Principal> Authenticate(const Deps& deps,
                                              grpc::CallbackServerContext* ctx) {
+  // One caller per call: with two tokens, whichever came first would win.
+  if (ctx->client_metadata().count("authorization") > 1) {
+    return WithReason(absl::UnauthenticatedError(
+                          "malformed token: more than one authorization"),
+                      "TOKEN_MALFORMED");
+  }
   return deps.auth->Authenticate(AuthorizationOf(ctx));
 }
 

@@ -231,6 +231,23 @@ TEST_F(AccountServiceTest, SignInReturnsAWorkingToken) {
   EXPECT_EQ(me.create_time().nanos(), created.create_time().nanos());
 }
 
+// Two authorization values are refused, not one of them picked.
+TEST_F(AccountServiceTest, TwoAuthorizationValuesAreRefused) {
+  ASSERT_TRUE(Succeeded(CreateUser("alice", "correct horse")));
+  v1::SignInResponse signed_in;
+  ASSERT_TRUE(Succeeded(SignIn("alice", "correct horse", &signed_in)));
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + signed_in.token());
+  ctx.AddMetadata("authorization", "Bearer " + signed_in.token());
+  v1::GetUserRequest req;
+  req.set_user("me");
+  v1::User out;
+  grpc::Status s = users_->GetUser(&ctx, req, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(parley::testing::Reason(s), "TOKEN_MALFORMED");
+  EXPECT_TRUE(Succeeded(GetUser(signed_in.token(), "me")));
+}
+
 TEST_F(AccountServiceTest, SignInDoesNotSayWhichCredentialWasWrong) {
   ASSERT_TRUE(Succeeded(CreateUser("alice", "correct horse")));
   Outcome wrong_password = SignIn("alice", "wrong horse");
