@@ -58,7 +58,7 @@ struct Planned {
   // The log an append numbers (its row is locked first), else empty.
   std::string log;
   // A plain append (message, join, leave, member added or removed): its
-  // event, which PlanBulk may take together with others to the same log.
+  // event, which PlanBulk may take together with others.
   const model::Event* plain = nullptr;
   // The write's outcome from its statement's result (failed or not); for an
   // append, `*assigned` gets what the commit will make true of its event.
@@ -69,15 +69,15 @@ struct Planned {
 Planned Plan(const DirectoryWrite& write);
 Planned Plan(const AppendEvent& append);
 
-// Plain appends to one log (Planned::plain, at least one), in order, as
-// one statement: the log's counter moves once, the rows go in together.
+// Plain appends (Planned::plain, at least one, to any logs), in order, as
+// one statement: each log's counter moves once, the rows go in together.
 struct PlannedBulk {
   const char* sql = nullptr;
   Params params;
 };
 PlannedBulk PlanBulk(const std::vector<const model::Event*>& events);
-// The numbers PlanBulk's statement gave its `n` appends, in order; empty
-// when the log does not exist (every append fails with LogNotFound).
+// The numbers PlanBulk's statement gave its `n` appends, in order; 0 for
+// an append whose log does not exist (it fails with LogNotFound).
 std::vector<uint64_t> BulkSequences(const Result& result, size_t n);
 // NOT_FOUND for an append to a log that is not there: ROOM_NOT_FOUND, or
 // USER_NOT_FOUND for an inbox.

@@ -8,7 +8,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/memory/memory.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -222,8 +221,8 @@ std::vector<absl::StatusOr<int64_t>> PostgresStore::RunBatch(
 
 namespace {
 
-// What the optimistic pass sends: one write, or (`bulk`) plain appends to
-// one log that came one after another, taken together.
+// What the optimistic pass sends: one write, or (`bulk`) the plain appends
+// that came one after another, to any logs, taken together.
 struct Unit {
   std::vector<size_t> writes;
   pg_internal::PlannedBulk bulk;  // sql null: the one write's own statement
@@ -232,21 +231,15 @@ struct Unit {
 std::vector<Unit> Units(const std::vector<Planned>& plans,
                         const std::vector<size_t>& to_run) {
   std::vector<Unit> units;
-  // The current run of plain appends, by log in order of first appearance.
-  std::vector<Unit> run;
-  absl::flat_hash_map<absl::string_view, size_t> run_by_log;
+  Unit run;  // the current run of plain appends
   auto end_run = [&] {
-    for (Unit& unit : run) {
-      if (unit.writes.size() > 1) {
-        std::vector<const model::Event*> events;
-        events.reserve(unit.writes.size());
-        for (size_t i : unit.writes) events.push_back(plans[i].plain);
-        unit.bulk = pg_internal::PlanBulk(events);
-      }
-      units.push_back(std::move(unit));
-    }
-    run.clear();
-    run_by_log.clear();
+    if (run.writes.empty()) return;
+    std::vector<const model::Event*> events;
+    events.reserve(run.writes.size());
+    for (size_t i : run.writes) events.push_back(plans[i].plain);
+    run.bulk = pg_internal::PlanBulk(events);
+    units.push_back(std::move(run));
+    run = Unit();
   };
   for (size_t i : to_run) {
     if (plans[i].plain == nullptr) {
@@ -254,9 +247,7 @@ std::vector<Unit> Units(const std::vector<Planned>& plans,
       units.push_back(Unit{{i}, {}});
       continue;
     }
-    auto [it, added] = run_by_log.try_emplace(plans[i].log, run.size());
-    if (added) run.emplace_back();
-    run[it->second].writes.push_back(i);
+    run.writes.push_back(i);
   }
   end_run();
   return units;
@@ -324,7 +315,7 @@ bool PostgresStore::RunTransaction(
   }
 
   // Optimistic: no savepoints, the whole batch in one round trip per chunk,
-  // consecutive plain appends to one log as one statement.
+  // consecutive plain appends as one statement.
   const std::vector<Unit> units = Units(plans, to_run);
   for (size_t pos = 0; pos < units.size();) {
     const size_t end = std::min(units.size(), pos + kPipelineChunk);
@@ -365,7 +356,7 @@ bool PostgresStore::RunTransaction(
       for (size_t k = 0; k < writes.size(); ++k) {
         const size_t i = writes[k];
         assigned[i] = Assigned();
-        if (sequences.empty()) {
+        if (sequences[k] == 0) {
           results[i] = pg_internal::LogNotFound(plans[i].log);
         } else {
           assigned[i].sequence = sequences[k];

@@ -364,33 +364,36 @@ constexpr const char* kPurgeSql =
     "sequence <= $13::bigint AND EXISTS (SELECT 1 FROM e) RETURNING 1) "
     "SELECT (SELECT sequence FROM e), (SELECT count(*) FROM d)";
 
-// PlanBulk's statement: $1 the log, $2 how many, then one array per column
-// (ordinality gives each row its place).
+// PlanBulk's statement: one array per column, $1 the logs (ordinality
+// gives each row its place). Each log's counter moves once, by its count;
+// a row's number is its place among its log's rows. Answers (place,
+// sequence) for the rows whose log exists.
 constexpr const char* kBulkAppendSql =
-    "WITH s AS (UPDATE logs SET last_seq = last_seq + $2::bigint WHERE "
-    "log = $1::text RETURNING last_seq), "
-    "r AS (SELECT * FROM unnest($3::smallint[], $4::text[], $5::text[], "
-    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], "
-    "$11::text[], $12::bigint[], $13::text[], $14::bigint[], $15::bigint[], "
-    "$16::boolean[], $17::text[], $18::text[], $19::text[]) WITH ORDINALITY "
-    "AS r(kind, id, room_id, room, sender, sender_id, recipient_id, "
-    "recipient, text, time, target_id, purge_through, update_time, deleted, "
-    "scope, key, digest, ord)), "
+    "WITH r AS (SELECT * FROM unnest($1::text[], $2::smallint[], "
+    "$3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], "
+    "$9::text[], $10::text[], $11::bigint[], $12::text[], $13::bigint[], "
+    "$14::bigint[], $15::boolean[], $16::text[], $17::text[], $18::text[]) "
+    "WITH ORDINALITY AS r(log, kind, id, room_id, room, sender, sender_id, "
+    "recipient_id, recipient, text, time, target_id, purge_through, "
+    "update_time, deleted, scope, key, digest, ord)), "
+    "c AS (SELECT log, count(*) AS n FROM r GROUP BY log), "
+    "s AS (UPDATE logs SET last_seq = logs.last_seq + c.n FROM c "
+    "WHERE logs.log = c.log RETURNING logs.log, logs.last_seq - c.n AS base), "
+    "q AS (SELECT r.*, s.base + row_number() OVER (PARTITION BY r.log "
+    "ORDER BY r.ord) AS seq FROM r JOIN s ON s.log = r.log), "
     "e AS (INSERT INTO events (log, sequence, kind, id, room_id, room, "
     "sender, sender_id, recipient_id, recipient, text, time, target_id, "
-    "target_sequence, purge_through, update_time, deleted) SELECT $1::text, "
-    "s.last_seq - $2::bigint + r.ord, r.kind, nullif(r.id, ''), r.room_id, "
-    "r.room, r.sender, r.sender_id, r.recipient_id, r.recipient, r.text, "
-    "r.time, r.target_id, 0, r.purge_through, r.update_time, r.deleted "
-    "FROM s, r), "
+    "target_sequence, purge_through, update_time, deleted) SELECT q.log, "
+    "q.seq, q.kind, nullif(q.id, ''), q.room_id, q.room, q.sender, "
+    "q.sender_id, q.recipient_id, q.recipient, q.text, q.time, q.target_id, "
+    "0, q.purge_through, q.update_time, q.deleted FROM q), "
     "k AS (INSERT INTO idempotency_keys (scope, key, digest, log, sequence, "
-    "event_id, time) SELECT r.scope, r.key, r.digest, $1::text, "
-    "s.last_seq - $2::bigint + r.ord, r.id, r.time FROM s, r "
-    "WHERE r.key <> '' ON CONFLICT (scope, key) DO UPDATE SET "
+    "event_id, time) SELECT q.scope, q.key, q.digest, q.log, q.seq, q.id, "
+    "q.time FROM q WHERE q.key <> '' ON CONFLICT (scope, key) DO UPDATE SET "
     "digest = excluded.digest, log = excluded.log, "
     "sequence = excluded.sequence, event_id = excluded.event_id, "
     "time = excluded.time) "
-    "SELECT last_seq FROM s";
+    "SELECT ord, seq FROM q";
 
 }  // namespace
 
@@ -401,14 +404,14 @@ absl::Status LogNotFound(absl::string_view log) {
 PlannedBulk PlanBulk(const std::vector<const model::Event*>& events) {
   PlannedBulk bulk;
   bulk.sql = kBulkAppendSql;
-  bulk.params.Text(events.front()->log).Uint(events.size());
   const size_t n = events.size();
-  std::vector<std::string> kind(n), id(n), room_id(n), room(n), sender(n),
-      sender_id(n), recipient_id(n), recipient(n), text(n), time(n),
-      target_id(n), purge_through(n), update_time(n), deleted(n), scope(n),
-      key(n), digest(n);
+  std::vector<std::string> log(n), kind(n), id(n), room_id(n), room(n),
+      sender(n), sender_id(n), recipient_id(n), recipient(n), text(n),
+      time(n), target_id(n), purge_through(n), update_time(n), deleted(n),
+      scope(n), key(n), digest(n);
   for (size_t i = 0; i < n; ++i) {
     const model::Event& e = *events[i];
+    log[i] = e.log;
     kind[i] = absl::StrCat(KindCode(e.kind));
     id[i] = e.id;
     room_id[i] = e.room_id;
@@ -429,7 +432,7 @@ PlannedBulk PlanBulk(const std::vector<const model::Event*>& events) {
     digest[i] = e.idempotency.digest;
   }
   for (const std::vector<std::string>* column :
-       {&kind, &id, &room_id, &room, &sender, &sender_id, &recipient_id,
+       {&log, &kind, &id, &room_id, &room, &sender, &sender_id, &recipient_id,
         &recipient, &text, &time, &target_id, &purge_through, &update_time,
         &deleted, &scope, &key, &digest}) {
     bulk.params.TextArray(*column);
@@ -438,10 +441,11 @@ PlannedBulk PlanBulk(const std::vector<const model::Event*>& events) {
 }
 
 std::vector<uint64_t> BulkSequences(const Result& result, size_t n) {
-  std::vector<uint64_t> sequences;
-  if (result.rows() == 0) return sequences;
-  const uint64_t last = result.Uint(0, 0);
-  for (size_t i = 0; i < n; ++i) sequences.push_back(last - n + 1 + i);
+  std::vector<uint64_t> sequences(n, 0);
+  for (int row = 0; row < result.rows(); ++row) {
+    const uint64_t place = result.Uint(row, 0);
+    if (place >= 1 && place <= n) sequences[place - 1] = result.Uint(row, 1);
+  }
   return sequences;
 }
 

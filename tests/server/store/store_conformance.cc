@@ -444,6 +444,38 @@ TEST_P(StoreConformanceTest, ARefusedAppendInABatchTakesNoNumber) {
   EXPECT_EQ(*store_->LastSequence(Uuid(77)), 0u);
 }
 
+TEST_P(StoreConformanceTest, OneBatchNumbersEachOfItsLogsOnItsOwn) {
+  const Room one = MakeRoom(1, "one");
+  const Room two = MakeRoom(2, "two");
+  MustDo(PutRoom{one});
+  MustDo(PutRoom{two});
+  auto gate = std::make_unique<WriterGate>(*store_);
+  // Appends to two rooms interleaved with one to a room that is not there.
+  std::vector<std::shared_ptr<Outcome>> writes;
+  for (int i = 0; i < 3; ++i) {
+    writes.push_back(SubmitWrite(
+        *store_, AppendEvent{Message(one.id, i + 1, "a", absl::StrCat("1-", i))}));
+    writes.push_back(SubmitWrite(
+        *store_, AppendEvent{Message(two.id, i + 1, "a", absl::StrCat("2-", i))}));
+  }
+  auto nowhere =
+      SubmitWrite(*store_, AppendEvent{Message(Uuid(77), 0, "a", "none")});
+  writes.push_back(SubmitWrite(
+      *store_, AppendEvent{Message(one.id, 4, "a", "1-3")}));
+  gate.reset();
+  for (auto& write : writes) {
+    const absl::StatusOr<int64_t> result = write->Wait();
+    EXPECT_TRUE(result.ok()) << result.status();
+  }
+  ExpectError(nowhere->Wait(), absl::StatusCode::kNotFound, "ROOM_NOT_FOUND");
+  const std::vector<EventPtr> first = ReadAll(one.id);
+  EXPECT_THAT(Sequences(first), ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(Sequences(ReadAll(two.id)), ElementsAre(1, 2, 3));
+  ASSERT_EQ(first.size(), 4u);
+  EXPECT_EQ(first[3]->text, "1-3");
+  EXPECT_EQ(*store_->LastSequence(Uuid(77)), 0u);
+}
+
 TEST_P(StoreConformanceTest, AppendRefusesWhatIsNotALogEntryAndTakesNoNumber) {
   auto first = Message(kLobby, 1, "alice", "first");
   MustAppend(first);
