@@ -11,6 +11,8 @@
 #   scripts/test-postgres.sh resume DIR  start it again on the same port
 #   scripts/test-postgres.sh kill DIR    SIGKILL to the postmaster
 #
+# PG_EXTRA_CONF: lines added to postgresql.conf at `start`.
+#
 # PostgreSQL refuses to run as root: as root the server runs as the
 # `postgres` user that Debian's package creates. PG_BIN overrides where the
 # binaries are (default: the newest /usr/lib/postgresql/*/bin).
@@ -51,6 +53,7 @@ unix_socket_directories = '$dir'
 max_connections = 200
 fsync = on
 synchronous_commit = on
+${PG_EXTRA_CONF:-}
 CONF
     pgctl start > /dev/null || { cat "$dir/server.log" >&2; exit 1; }
     as_owner "$PG_BIN/createdb" -h "$dir" -p "$port" -U postgres parley
