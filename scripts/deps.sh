@@ -26,7 +26,7 @@ runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsod
 # protoc and the well-known .proto files, for generating the Go code.
 gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 # PostgreSQL's server binaries: the tests start their own (scripts/test-postgres.sh).
-test_pkgs=(python3 python3-venv curl docker-compose postgresql)
+test_pkgs=(python3 python3-venv curl docker-compose postgresql redis-server)
 # make test-browser: playwright-core (from the npm registry, tests/browser)
 # drives Debian's Chromium. Node.js and npm come from Debian only when the
 # machine has no node of its own (the pinned playwright-core needs node >= 20: see want_node).
