@@ -227,12 +227,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		log = slog.Default()
 	}
 	metrics := newHTTPMetrics()
-	marshaler := &jsonMarshaler{JSONPb: &runtime.JSONPb{
-		MarshalOptions: jsonOptions,
-		// Unknown fields in a body are refused (400, field named), not
-		// silently dropped.
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
+	marshaler := newJSONMarshaler()
 	rt := newRealtime(ctx, conn, log, marshaler, cfg.realtime)
 	apis := []compat.API{chitchat.New(rt.clients), messagingapi.New(rt.clients)}
 	rf := newRefusals(apis)
@@ -298,6 +293,16 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		return nil, err
 	}
 	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux, cfg.trustedProxies), rf)))), rt: rt}, nil
+}
+
+// newJSONMarshaler is the marshaler of every request body and response.
+func newJSONMarshaler() *jsonMarshaler {
+	return &jsonMarshaler{JSONPb: &runtime.JSONPb{
+		MarshalOptions: jsonOptions,
+		// Unknown fields in a body are refused (400, field named), not
+		// silently dropped.
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 }
 
 // routePage sends the browser page (GET / and its assets under

@@ -37,10 +37,7 @@ func rewriteRoutes(next http.Handler, trusted TrustedProxies) http.Handler {
 			case path == "/messages" && !hasQueryKey(r.URL.RawQuery, "id"):
 				r.URL.Path, r.URL.RawPath = recentMessagesPath, ""
 			case path == directMessagesStreamPath, path == directMessagesPollPath:
-				q := r.URL.Query()
-				q.Del("directMessages")
-				q.Set("direct_messages", "true")
-				r.URL.RawQuery = q.Encode()
+				setDirectMessages(r.URL)
 			case isRoomSubscribeAnswering202(path):
 				sw.implicitStatus = http.StatusAccepted
 			}
@@ -59,6 +56,15 @@ func withURL(r *http.Request) *http.Request {
 	u := *r.URL
 	r.URL = &u
 	return r
+}
+
+// setDirectMessages sets direct_messages=true in u's query, in place of
+// any value the client gave it under either of its names.
+func setDirectMessages(u *url.URL) {
+	q := u.Query() // checkInput has refused a malformed query
+	q.Del("directMessages")
+	q.Set("direct_messages", "true")
+	u.RawQuery = q.Encode()
 }
 
 // hasQueryKey reports whether the raw query names key, even with no value.
