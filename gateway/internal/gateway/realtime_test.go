@@ -525,6 +525,9 @@ func TestWebSocketStreamsEventsAndAnswersCommands(t *testing.T) {
 		frame, ref, code, field string
 	}{
 		{`{"type":"send",`, "", apierror.MalformedJSON, ""},
+		{`null`, "", apierror.MalformedJSON, ""},
+		{`[{"type":"send","ref":"r9"}]`, "", apierror.MalformedJSON, ""},
+		{`"send"`, "", apierror.MalformedJSON, ""},
 		{`{"type":"shout","ref":"r4"}`, `"r4"`, apierror.UnknownFrameType, "type"},
 		{`{"type":"send","ref":"r5","colour":"red"}`, `"r5"`, apierror.UnknownField, "colour"},
 		{`{"type":"read","ref":"r6","sequence":-1}`, `"r6"`, apierror.InvalidFieldValue, "sequence"},
