@@ -93,12 +93,22 @@ type errorFrame struct {
 	Error     errorDetail `json:"error"`
 }
 
-// Command runs one frame: "send" posts msg to the room.
-func (s *session) Command(ctx context.Context, data []byte) {
+// decodeFrame decodes one client frame; unknown fields are ignored.
+func decodeFrame(data []byte) (frame, *apierror.Error) {
 	var f frame
 	if err := json.Unmarshal(data, &f); err != nil {
-		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
-			"frame is not one JSON object: "+err.Error())))
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
+			"frame is not one JSON object: "+err.Error())
+		return f, &e
+	}
+	return f, nil
+}
+
+// Command runs one frame: "send" posts msg to the room.
+func (s *session) Command(ctx context.Context, data []byte) {
+	f, e := decodeFrame(data)
+	if e != nil {
+		_ = s.conn.Write(ctx, s.ErrorFrame(*e))
 		return
 	}
 	switch f.EventType {
