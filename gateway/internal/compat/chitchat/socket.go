@@ -93,13 +93,19 @@ type errorFrame struct {
 	Error     errorDetail `json:"error"`
 }
 
-// decodeFrame decodes one client frame; unknown fields are ignored.
+// decodeFrame decodes one client frame, a JSON object; unknown fields are
+// ignored.
 func decodeFrame(data []byte) (frame, *apierror.Error) {
 	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
-			"frame is not one JSON object: "+err.Error())
+	malformed := func(msg string) (frame, *apierror.Error) {
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "", msg)
 		return f, &e
+	}
+	if !startsJSONObject(data) { // null would decode into the zero frame
+		return malformed("frame is not one JSON object")
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return malformed("frame is not one JSON object: " + err.Error())
 	}
 	return f, nil
 }
