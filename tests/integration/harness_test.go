@@ -242,7 +242,9 @@ func (s *stack) startGateway(t *testing.T) {
 	portFile := filepath.Join(s.dir, name+".port")
 	s.gateway = startProc(t, s.dir, name, binary(t, "PARLEY_GATEWAY_BIN"),
 		"--grpc_server="+s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file="+portFile,
-		"--log_level=debug")
+		"--log_level=debug",
+		// The tests' client stands in for a reverse proxy (seed003_test.go).
+		"--trusted_proxies=127.0.0.1")
 	s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", s.gateway.waitPortFile(t, portFile))
 
 	deadline := time.Now().Add(startTimeout)

@@ -40,6 +40,11 @@ func main() {
 	wsOrigins := fs.String("ws_origins", envOr("PARLEY_WS_ORIGINS", ""),
 		"comma-separated origins, besides the gateway's own host, whose pages may open WebSockets: host patterns "+
 			"such as *.example.com, or scheme://host patterns (env PARLEY_WS_ORIGINS)")
+	trustedProxies := fs.String("trusted_proxies", envOr("PARLEY_TRUSTED_PROXIES", ""),
+		"comma-separated IP addresses and CIDR prefixes of the reverse proxies whose Forwarded, X-Forwarded-Host "+
+			"and X-Forwarded-Proto headers name the scheme and host clients use (absolute Location headers, the "+
+			"WebSocket origin check); from other peers those headers are ignored. Empty trusts nobody "+
+			"(env PARLEY_TRUSTED_PROXIES)")
 	gcPercent := fs.Int("gc_percent", defaultGCPercent,
 		"garbage collection target percentage, as GOGC: the heap may grow this much over the live heap before "+
 			"a collection. The gateway's live heap is a few MB and every request allocates, so Go's default of 100 "+
@@ -73,6 +78,11 @@ func main() {
 		os.Exit(2)
 	}
 	logger := slog.New(handler)
+	proxies, err := gateway.ParseTrustedProxies(splitList(*trustedProxies))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parley-gateway: --trusted_proxies: %v\n", err)
+		os.Exit(2)
+	}
 
 	opts := gateway.Options{
 		HTTPAddr:       *httpAddr,
@@ -84,6 +94,7 @@ func main() {
 		SSERetry:       *sseRetry,
 		WSPingInterval: *wsPingInterval,
 		WSOrigins:      splitList(*wsOrigins),
+		TrustedProxies: proxies,
 	}
 	if *healthcheck {
 		if err := gateway.Probe(context.Background(), opts); err != nil {

@@ -71,15 +71,30 @@ type Options struct {
 	// open WebSockets. The gateway's own host is always allowed, and so are
 	// clients that send no Origin.
 	WSOrigins []string
+	// TrustedProxies are the peers whose Forwarded, X-Forwarded-Host and
+	// X-Forwarded-Proto headers name the request's external scheme and
+	// host (absolute Location headers, the WebSocket origin check). Empty:
+	// nobody's; the request's own Host and scheme count.
+	TrustedProxies TrustedProxies
 }
 
-func (o Options) realtime() realtimeConfig {
-	return realtimeConfig{
-		sseKeepalive:   o.SSEKeepalive,
-		sseRetry:       o.SSERetry,
-		wsPingInterval: o.WSPingInterval,
-		wsOrigins:      o.WSOrigins,
+func (o Options) handlerConfig() handlerConfig {
+	return handlerConfig{
+		realtime: realtimeConfig{
+			sseKeepalive:   o.SSEKeepalive,
+			sseRetry:       o.SSERetry,
+			wsPingInterval: o.WSPingInterval,
+			wsOrigins:      o.WSOrigins,
+		},
+		trustedProxies: o.TrustedProxies,
 	}
+}
+
+// handlerConfig holds the settings of the handler; zero fields take the
+// defaults.
+type handlerConfig struct {
+	realtime       realtimeConfig
+	trustedProxies TrustedProxies
 }
 
 const (
@@ -114,7 +129,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 	defer conn.Close()
 
-	handler, err := newHandler(ctx, conn, log, opts.realtime())
+	handler, err := newHandler(ctx, conn, log, opts.handlerConfig())
 	if err != nil {
 		return err
 	}
@@ -193,7 +208,7 @@ func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 // the default stream settings. When ctx is done, its SSE and WebSocket
 // streams end with a resumable error (the gateway is shutting down).
 func NewHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger) (http.Handler, error) {
-	h, err := newHandler(ctx, conn, log, realtimeConfig{})
+	h, err := newHandler(ctx, conn, log, handlerConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -207,18 +222,13 @@ type handler struct {
 	rt *realtime
 }
 
-func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cfg realtimeConfig) (*handler, error) {
+func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cfg handlerConfig) (*handler, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	metrics := newHTTPMetrics()
-	marshaler := &jsonMarshaler{JSONPb: &runtime.JSONPb{
-		MarshalOptions: jsonOptions,
-		// Unknown fields in a body are refused (400, field named), not
-		// silently dropped.
-		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
-	}}
-	rt := newRealtime(ctx, conn, log, marshaler, cfg)
+	marshaler := newJSONMarshaler()
+	rt := newRealtime(ctx, conn, log, marshaler, cfg.realtime)
 	apis := []compat.API{chitchat.New(rt.clients), messagingapi.New(rt.clients)}
 	rf := newRefusals(apis)
 	mux := runtime.NewServeMux(
@@ -282,7 +292,17 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
-	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux), rf)))), rt: rt}, nil
+	return &handler{Handler: accessLog(log, metrics.observe(routePage(checkInput(rewriteRoutes(mux, cfg.trustedProxies), rf)))), rt: rt}, nil
+}
+
+// newJSONMarshaler is the marshaler of every request body and response.
+func newJSONMarshaler() *jsonMarshaler {
+	return &jsonMarshaler{JSONPb: &runtime.JSONPb{
+		MarshalOptions: jsonOptions,
+		// Unknown fields in a body are refused (400, field named), not
+		// silently dropped.
+		UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+	}}
 }
 
 // routePage sends the browser page (GET / and its assets under

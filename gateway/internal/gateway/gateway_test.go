@@ -150,12 +150,12 @@ type fixture struct {
 // front of it.
 func start(t *testing.T) *fixture {
 	t.Helper()
-	return startWith(t, context.Background(), realtimeConfig{})
+	return startWith(t, context.Background(), handlerConfig{})
 }
 
 // startWith is start with the handler's context (its end is the gateway's
-// shutdown) and stream settings.
-func startWith(t *testing.T, ctx context.Context, cfg realtimeConfig) *fixture {
+// shutdown) and settings.
+func startWith(t *testing.T, ctx context.Context, cfg handlerConfig) *fixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

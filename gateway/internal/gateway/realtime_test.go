@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -324,7 +325,7 @@ func TestSSERefusalIsAnOrdinaryErrorResponse(t *testing.T) {
 func TestSSESendsKeepalivesAndEndsResumablyAtShutdown(t *testing.T) {
 	ctx, shutdown := context.WithCancel(context.Background())
 	defer shutdown()
-	f := startWith(t, ctx, realtimeConfig{sseKeepalive: 10 * time.Millisecond, sseRetry: 1500 * time.Millisecond})
+	f := startWith(t, ctx, handlerConfig{realtime: realtimeConfig{sseKeepalive: 10 * time.Millisecond, sseRetry: 1500 * time.Millisecond}})
 	resp, lines := f.openStream(t, "/v1/rooms/wait:subscribe", "Accept", "text/event-stream", "Authorization", goodToken)
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
@@ -524,6 +525,9 @@ func TestWebSocketStreamsEventsAndAnswersCommands(t *testing.T) {
 		frame, ref, code, field string
 	}{
 		{`{"type":"send",`, "", apierror.MalformedJSON, ""},
+		{`null`, "", apierror.MalformedJSON, ""},
+		{`[{"type":"send","ref":"r9"}]`, "", apierror.MalformedJSON, ""},
+		{`"send"`, "", apierror.MalformedJSON, ""},
 		{`{"type":"shout","ref":"r4"}`, `"r4"`, apierror.UnknownFrameType, "type"},
 		{`{"type":"send","ref":"r5","colour":"red"}`, `"r5"`, apierror.UnknownField, "colour"},
 		{`{"type":"read","ref":"r6","sequence":-1}`, `"r6"`, apierror.InvalidFieldValue, "sequence"},
@@ -621,7 +625,7 @@ func TestWebSocketClosesWith4000PlusTheHTTPStatus(t *testing.T) {
 }
 
 func TestWebSocketRefusesWhatCannotBecomeASocket(t *testing.T) {
-	f := startWith(t, context.Background(), realtimeConfig{wsOrigins: []string{"*.example.com"}})
+	f := startWith(t, context.Background(), handlerConfig{realtime: realtimeConfig{wsOrigins: []string{"*.example.com"}}})
 	wantError(t, f.get(t, "/v1/rooms/r1:ws"), 426, reasonUpgradeRequired, "FAILED_PRECONDITION", "")
 
 	_, resp, err := dialWS(t, f, "/v1/rooms/rt-hold:ws", http.Header{"Origin": {"https://evil.test"}}, "good")
@@ -700,7 +704,7 @@ func TestRealtimeStreamsAreCountedByRouteAndTransport(t *testing.T) {
 func TestShutdownClosesWebSocketsResumably(t *testing.T) {
 	ctx, shutdown := context.WithCancel(context.Background())
 	defer shutdown()
-	f := startWith(t, ctx, realtimeConfig{})
+	f := startWith(t, ctx, handlerConfig{})
 	c, _, err := dialWS(t, f, "/v1/rooms/rt-hold:ws", nil, "good")
 	if err != nil {
 		t.Fatal(err)
@@ -746,28 +750,38 @@ func TestSocketTokenAndSubprotocolSelection(t *testing.T) {
 
 func TestOriginCheck(t *testing.T) {
 	patterns := []string{"*.example.com", "https://app.test"}
+	trusted := TrustedProxies{netip.MustParsePrefix("10.0.0.0/8")}
 	for _, c := range []struct {
-		origin, forwardedHost string
-		ok                    bool
+		origin, peer, forwardedHost string
+		ok                          bool
 	}{
-		{"", "", true},
-		{"http://gw:8080", "", true},
-		{"https://chat.example.com", "", true},
-		{"https://app.test", "", true},
-		{"http://app.test", "", false},
-		{"https://evil.test", "", false},
-		{"https://public.example.org", "public.example.org", true},
-		{"null", "", false},
+		{"", "192.0.2.1:1234", "", true},
+		{"http://gw:8080", "192.0.2.1:1234", "", true},
+		{"https://GW:8080", "192.0.2.1:1234", "", true},
+		{"https://chat.example.com", "192.0.2.1:1234", "", true},
+		{"https://app.test", "192.0.2.1:1234", "", true},
+		{"http://app.test", "192.0.2.1:1234", "", false},
+		{"https://evil.test", "192.0.2.1:1234", "", false},
+		{"null", "192.0.2.1:1234", "", false},
+		// A forwarded host counts from a trusted proxy only, and then
+		// instead of the Host the proxy addressed.
+		{"https://public.example.org", "10.1.2.3:1234", "public.example.org", true},
+		{"http://gw:8080", "10.1.2.3:1234", "public.example.org", false},
+		{"https://public.example.org", "192.0.2.1:1234", "public.example.org", false},
+		{"http://gw:8080", "192.0.2.1:1234", "public.example.org", true},
+		{"https://evil.test", "192.0.2.1:1234", "evil.test", false},
 	} {
 		r, _ := http.NewRequest(http.MethodGet, "http://gw:8080/v1/rooms/r:ws", nil)
+		r.RemoteAddr = c.peer
 		if c.origin != "" {
 			r.Header.Set("Origin", c.origin)
 		}
 		if c.forwardedHost != "" {
 			r.Header.Set("X-Forwarded-Host", c.forwardedHost)
 		}
+		r = r.WithContext(withOrigin(r.Context(), externalOrigin(r, trusted)))
 		if got := originAllowed(r, patterns); got != c.ok {
-			t.Errorf("Origin %q (forwarded host %q): allowed %v, want %v", c.origin, c.forwardedHost, got, c.ok)
+			t.Errorf("Origin %q from %s (forwarded host %q): allowed %v, want %v", c.origin, c.peer, c.forwardedHost, got, c.ok)
 		}
 	}
 }
@@ -890,7 +904,7 @@ func TestMessagingAPISocketConnectsToAChatAndSpeaksItsFrames(t *testing.T) {
 func TestMessagingAPISocketChecksTheTokenWhenItOpens(t *testing.T) {
 	ctx, shutdown := context.WithCancel(context.Background())
 	defer shutdown()
-	f := startWith(t, ctx, realtimeConfig{})
+	f := startWith(t, ctx, handlerConfig{})
 	for _, c := range []struct {
 		protocols []string
 		code      websocket.StatusCode

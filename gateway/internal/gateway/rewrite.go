@@ -26,21 +26,18 @@ const (
 )
 
 // rewriteRoutes wraps the mux: it rewrites the requests above, notes the
-// request's origin for absolute Location headers, and gives every response
-// a statusWriter.
-func rewriteRoutes(next http.Handler) http.Handler {
+// request's external origin (forwarded.go) for absolute Location headers
+// and the WebSocket origin check, and gives every response a statusWriter.
+func rewriteRoutes(next http.Handler, trusted TrustedProxies) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w}
-		r = withURL(r.WithContext(withOrigin(r.Context(), requestOrigin(r))))
+		r = withURL(r.WithContext(withOrigin(r.Context(), externalOrigin(r, trusted))))
 		if r.Method == http.MethodGet {
 			switch path := r.URL.Path; {
 			case path == "/messages" && !hasQueryKey(r.URL.RawQuery, "id"):
 				r.URL.Path, r.URL.RawPath = recentMessagesPath, ""
 			case path == directMessagesStreamPath, path == directMessagesPollPath:
-				q := r.URL.Query()
-				q.Del("directMessages")
-				q.Set("direct_messages", "true")
-				r.URL.RawQuery = q.Encode()
+				setDirectMessages(r.URL)
 			case isRoomSubscribeAnswering202(path):
 				sw.implicitStatus = http.StatusAccepted
 			}
@@ -59,6 +56,15 @@ func withURL(r *http.Request) *http.Request {
 	u := *r.URL
 	r.URL = &u
 	return r
+}
+
+// setDirectMessages sets direct_messages=true in u's query, in place of
+// any value the client gave it under either of its names.
+func setDirectMessages(u *url.URL) {
+	q := u.Query() // checkInput has refused a malformed query
+	q.Del("directMessages")
+	q.Set("direct_messages", "true")
+	u.RawQuery = q.Encode()
 }
 
 // hasQueryKey reports whether the raw query names key, even with no value.
@@ -125,67 +131,13 @@ func (w *statusWriter) FlushError() error {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// The request's origin, scheme://host, as the client addressed the gateway.
-type originKey struct{}
-
-func withOrigin(ctx context.Context, origin string) context.Context {
-	return context.WithValue(ctx, originKey{}, origin)
-}
-
-func originFrom(ctx context.Context) string {
-	origin, _ := ctx.Value(originKey{}).(string)
-	return origin
-}
-
-// requestOrigin is scheme://host of the request, as a proxy in front of the
-// gateway reports it in X-Forwarded-Proto and X-Forwarded-Host (first value
-// of each; values that are not a plain scheme or host are ignored), else as
-// the request itself has it. Empty when the request names no host.
-func requestOrigin(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := strings.ToLower(firstListValue(r.Header.Get("X-Forwarded-Proto"))); p == "http" || p == "https" {
-		scheme = p
-	}
-	host := r.Host
-	if h := firstListValue(r.Header.Get("X-Forwarded-Host")); h != "" && isPlainHost(h) {
-		host = h
-	}
-	if host == "" || !isPlainHost(host) {
-		return ""
-	}
-	return scheme + "://" + host
-}
-
-func firstListValue(v string) string {
-	first, _, _ := strings.Cut(v, ",")
-	return strings.TrimSpace(first)
-}
-
-// isPlainHost accepts host[:port] made of the characters of DNS names, IPv4
-// and bracketed IPv6 addresses, and nothing that could change the meaning of
-// a URL built around it.
-func isPlainHost(h string) bool {
-	for _, c := range h {
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case strings.ContainsRune(".-:[]_", c):
-		default:
-			return false
-		}
-	}
-	return h != ""
-}
-
 // absoluteURL resolves the server's location (a path such as
-// /v1/rooms/<uuid>) against the request's origin.
+// /v1/rooms/<uuid>) against the request's external origin.
 func absoluteURL(ctx context.Context, location string) string {
 	if u, err := url.Parse(location); err == nil && u.IsAbs() {
 		return location
 	}
-	origin := originFrom(ctx)
+	origin := originFrom(ctx).String()
 	if origin == "" {
 		return location
 	}

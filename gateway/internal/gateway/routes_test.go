@@ -286,7 +286,8 @@ func TestSeed004PostMessageAndUsers(t *testing.T) {
 }
 
 func TestCreationAnswers201WithAnAbsoluteLocation(t *testing.T) {
-	f := start(t)
+	// The test's client is the trusted proxy: forwarded headers count.
+	f := startWith(t, context.Background(), handlerConfig{trustedProxies: loopbackProxies})
 	host := strings.TrimPrefix(f.url, "http://")
 	for _, c := range []struct {
 		name, method, target, body string
@@ -303,6 +304,9 @@ func TestCreationAnswers201WithAnAbsoluteLocation(t *testing.T) {
 		{"a forwarded host that is not a host is ignored", "POST", "/rooms", `{"name":"general"}`,
 			[]string{"X-Forwarded-Proto", "javascript", "X-Forwarded-Host", "evil.example/x?"},
 			"http://" + host + "/v1/rooms/" + roomID},
+		{"behind an RFC 7239 proxy", "POST", "/rooms", `{"name":"general"}`,
+			[]string{"Forwarded", `for=192.0.2.60;proto=https;host="chat.example.com:8443", for=10.0.0.1;host=inner.local`},
+			"https://chat.example.com:8443/v1/rooms/" + roomID},
 		{"seed 003 POST /room/{roomId}/messages", "POST", "/room/r1/messages", `{"text":"hi"}`, nil,
 			"http://" + host + "/v1/rooms/r1/messages/m1"},
 		{"sign up", "POST", "/v1/users", `{"username":"alice","password":"secret-pw"}`, nil,

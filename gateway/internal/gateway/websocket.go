@@ -168,10 +168,12 @@ func headerHasToken(h http.Header, key, token string) bool {
 }
 
 // originAllowed lets through requests without an Origin (not a browser),
-// same-host origins (the host the request names, or a proxy's
-// X-Forwarded-Host, which a page's script cannot set on a WebSocket), and
+// same-host origins (the request's external host, as externalOrigin found
+// it: a trusted proxy's forwarded host, else the request's own Host), and
 // origins whose host (or scheme://host, when the pattern has a scheme)
-// matches one of patterns (path.Match syntax).
+// matches one of patterns (path.Match syntax). The scheme of a same-host
+// origin is not compared: behind a TLS-terminating proxy that is not among
+// --trusted_proxies the gateway sees plain HTTP while the page is https.
 func originAllowed(r *http.Request, patterns []string) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -181,10 +183,7 @@ func originAllowed(r *http.Request, patterns []string) bool {
 	if err != nil || u.Host == "" {
 		return false
 	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	if _, host, ok := strings.Cut(requestOrigin(r), "://"); ok && strings.EqualFold(u.Host, host) {
+	if self := originFrom(r.Context()).host; self != "" && strings.EqualFold(u.Host, self) {
 		return true
 	}
 	for _, p := range patterns {

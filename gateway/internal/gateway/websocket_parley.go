@@ -118,6 +118,11 @@ func decodeCommand(data []byte) (socketCommand, *apierror.Error) {
 		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, reason, field, msg)
 		return cmd, &e
 	}
+	// null decodes into the zero command, and an array or a string into a
+	// type error that names no field: a command is an object.
+	if trimmed := bytes.TrimLeft(data, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		return bad(apierror.MalformedJSON, "", "frame is not one JSON object")
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&cmd); err != nil {
@@ -125,7 +130,7 @@ func decodeCommand(data []byte) (socketCommand, *apierror.Error) {
 		switch m := unknownJSONFieldRE.FindStringSubmatch(err.Error()); {
 		case m != nil:
 			return bad(apierror.UnknownField, m[1], "frame: unknown field "+m[1])
-		case errors.As(err, &typeErr):
+		case errors.As(err, &typeErr) && typeErr.Field != "":
 			return bad(apierror.InvalidFieldValue, typeErr.Field, "frame: field "+typeErr.Field+" has the wrong type")
 		case strings.Contains(err.Error(), "not a sequence number"):
 			return bad(apierror.InvalidFieldValue, "sequence", "frame: sequence must be a sequence number")

@@ -91,13 +91,19 @@ func decode(r *http.Request, v any) *apierror.Error {
 		e := badRequest(apierror.MalformedJSON, "", "reading the body: "+err.Error())
 		return &e
 	}
+	// null would decode into the zero request, and an array or a string
+	// into a type error that names no field.
+	if !startsJSONObject(body) {
+		e := badRequest(apierror.MalformedJSON, "", "the body must be one JSON object")
+		return &e
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var typeErr *json.UnmarshalTypeError
 		var e apierror.Error
 		switch {
-		case errors.As(err, &typeErr):
+		case errors.As(err, &typeErr) && typeErr.Field != "":
 			e = badRequest(apierror.InvalidFieldValue, typeErr.Field, "field "+typeErr.Field+" has the wrong type")
 		case strings.HasPrefix(err.Error(), "json: unknown field "):
 			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
@@ -112,6 +118,13 @@ func decode(r *http.Request, v any) *apierror.Error {
 		return &e
 	}
 	return nil
+}
+
+// startsJSONObject reports whether data, past white space, opens a JSON
+// object.
+func startsJSONObject(data []byte) bool {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{'
 }
 
 // withToken is ctx calling with token instead of the caller's own.

@@ -93,12 +93,28 @@ type errorFrame struct {
 	Error     errorDetail `json:"error"`
 }
 
+// decodeFrame decodes one client frame, a JSON object; unknown fields are
+// ignored.
+func decodeFrame(data []byte) (frame, *apierror.Error) {
+	var f frame
+	malformed := func(msg string) (frame, *apierror.Error) {
+		e := apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "", msg)
+		return f, &e
+	}
+	if !startsJSONObject(data) { // null would decode into the zero frame
+		return malformed("frame is not one JSON object")
+	}
+	if err := json.Unmarshal(data, &f); err != nil {
+		return malformed("frame is not one JSON object: " + err.Error())
+	}
+	return f, nil
+}
+
 // Command runs one frame: "send" posts msg to the room.
 func (s *session) Command(ctx context.Context, data []byte) {
-	var f frame
-	if err := json.Unmarshal(data, &f); err != nil {
-		_ = s.conn.Write(ctx, s.ErrorFrame(apierror.New(http.StatusBadRequest, codes.InvalidArgument, apierror.MalformedJSON, "",
-			"frame is not one JSON object: "+err.Error())))
+	f, e := decodeFrame(data)
+	if e != nil {
+		_ = s.conn.Write(ctx, s.ErrorFrame(*e))
 		return
 	}
 	switch f.EventType {

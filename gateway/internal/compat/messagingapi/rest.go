@@ -1,6 +1,7 @@
 package messagingapi
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -68,17 +69,30 @@ func badRequest(reason, field, msg string) apierror.Error {
 }
 
 // decode reads one JSON object into v; unknown fields are ignored, as the
-// API does.
+// API does. Anything else (null, which would decode into the zero request,
+// an array, data after the object) is MALFORMED_JSON.
 func decode(r *http.Request, v any) *apierror.Error {
-	err := json.NewDecoder(r.Body).Decode(v)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		e := badRequest(apierror.MalformedJSON, "", "reading the body: "+err.Error())
+		return &e
+	}
+	if trimmed := bytes.TrimLeft(body, " \t\r\n"); len(trimmed) == 0 || trimmed[0] != '{' {
+		e := badRequest(apierror.MalformedJSON, "", "the body must be a JSON object")
+		return &e
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	err = dec.Decode(v)
 	var typeErr *json.UnmarshalTypeError
 	var e apierror.Error
 	switch {
 	case err == nil:
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			e = badRequest(apierror.MalformedJSON, "", "the body must be one JSON object, with nothing after it")
+			return &e
+		}
 		return nil
-	case errors.Is(err, io.EOF):
-		e = badRequest(apierror.MalformedJSON, "", "the body must be a JSON object")
-	case errors.As(err, &typeErr):
+	case errors.As(err, &typeErr) && typeErr.Field != "":
 		e = badRequest(apierror.InvalidFieldValue, typeErr.Field, "field "+typeErr.Field+" has the wrong type")
 	default:
 		e = badRequest(apierror.MalformedJSON, "", "the body must be a JSON object: "+err.Error())
