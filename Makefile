@@ -22,7 +22,7 @@ SERVER_BIN := $(BUILD)/release/server/parley_server
 CLI_BIN := $(BUILD)/release/clients/cli/parley_cli
 GATEWAY_BIN := $(BIN)/parley-gateway
 
-.PHONY: all deps run test build clean
+.PHONY: all deps run test build clean fuzz
 all: build
 
 deps:
@@ -39,6 +39,8 @@ run: deps build
 # against the release build.
 test: deps test-server test-gateway test-clients test-browser test-compose-config bench-smoke
 	@echo "make test: all suites passed"
+
+fuzz: fuzz-go
 
 clean:
 	rm -rf $(BUILD) gateway/gen

@@ -24,7 +24,7 @@ GATEWAY_GEN_STAMP := $(GATEWAY_GEN)/.stamp
 GATEWAY_SOURCES = $(shell find $(GATEWAY_DIR) -name '*.go' -not -path '$(GATEWAY_GEN)/*') \
 	$(GATEWAY_DIR)/go.mod $(GATEWAY_DIR)/go.sum
 
-.PHONY: gateway gateway-gen gateway-tools test-gateway test-gateway-unit test-integration \
+.PHONY: gateway gateway-gen gateway-tools test-gateway test-gateway-unit test-integration fuzz-go \
 	test-integration-postgres
 
 gateway: $(GATEWAY_BIN)
@@ -78,6 +78,11 @@ $(GATEWAY_BIN): $(GATEWAY_GEN_STAMP) $(GATEWAY_SOURCES)
 	cd $(GATEWAY_DIR) && $(GO) build -trimpath -o $@ ./cmd/parley-gateway
 
 test-gateway: test-gateway-unit test-integration test-integration-postgres
+
+# The Go fuzz targets, each for FUZZ_TIME (default 60s); `go test` in
+# test-gateway-unit already runs each seed corpus once.
+fuzz-go: $(GATEWAY_GEN_STAMP)
+	scripts/fuzz-go.sh
 
 test-gateway-unit: $(GATEWAY_GEN_STAMP)
 	cd $(GATEWAY_DIR) && $(GO) vet ./... && $(GO) test -count=1 -v ./...
