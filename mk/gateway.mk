@@ -13,7 +13,8 @@ GATEWAY_GEN := $(GATEWAY_DIR)/gen
 INTEGRATION_DIR := $(ROOT)/tests/integration
 GO ?= go
 
-GATEWAY_PROTOS := $(shell find $(ROOT)/proto -name '*.proto')
+# The API's protos (proto/parley/internal is between servers only).
+GATEWAY_PROTOS := $(shell find $(ROOT)/proto/parley/v1 -name '*.proto')
 GATEWAY_RULES := $(GATEWAY_DIR)/http_rules.yaml
 GATEWAY_PLUGINS := $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc \
 	$(TOOLS)/protoc-gen-grpc-gateway $(TOOLS)/protoc-gen-openapiv2

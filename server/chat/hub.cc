@@ -1,6 +1,7 @@
 #include "server/chat/hub.h"
 
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <tuple>
 #include <utility>
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
+#include "server/common/log.h"
 #include "server/common/uuid.h"
 #include "server/model/ids.h"
 
@@ -76,8 +78,17 @@ Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
     MutexLock lock(&lobby_->mu);
     lobby_->delivered = last;
   }
-  MutexLock lock(&mu_);
-  logs_.emplace(lobby_->id, lobby_);
+  {
+    MutexLock lock(&mu_);
+    logs_.emplace(lobby_->id, lobby_);
+  }
+  if (options_.bus != nullptr) {
+    options_.bus->SetListener(this);
+    // The lobby's sessions may join, send and leave on any replica.
+    MutexLock lock(&lobby_->mu);
+    lobby_->on_bus = true;
+    options_.bus->Subscribe(lobby_->id);
+  }
 }
 
 std::shared_ptr<Hub::Log> Hub::FindLog(absl::string_view log) {
@@ -153,13 +164,12 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
             done(committed.status(), 0);
             return;
           }
-          if (options_.encoder) event->wire = options_.encoder(*event);
-          const model::EventPtr shared = std::move(event);
+          if (options_.bus != nullptr) options_.bus->Publish(*event);
           // The event is in every reader's channel before the
           // acknowledgement, and the readers are woken after it: a large
           // room's stream writes do not delay the sender's answer.
-          Wakeups wake = Deliver(log.get(), shared);
-          done(shared, *committed);
+          Wakeups wake = DeliverInOrder(log.get(), event);
+          done(model::EventPtr(std::move(event)), *committed);
           WakeDelivered(log->id, std::move(wake));
         });
       });
@@ -230,6 +240,88 @@ Hub::Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
     }
   }
   return wake;
+}
+
+Hub::Wakeups Hub::DeliverInOrder(Log* log,
+                                 std::shared_ptr<model::Event> event) {
+  uint64_t delivered;
+  {
+    MutexLock lock(&log->mu);
+    delivered = log->delivered;
+  }
+  Wakeups wake;
+  if (event->sequence <= delivered) return wake;
+  if (event->sequence > delivered + 1) {
+    DeliverFromStore(log, delivered, event->sequence - 1, &wake);
+  }
+  if (options_.encoder) event->wire = options_.encoder(*event);
+  Wakeups more = Deliver(log, event);
+  wake.insert(wake.end(), more.begin(), more.end());
+  return wake;
+}
+
+// Events read per store call when a replica catches up.
+constexpr size_t kCatchUpPage = 512;
+
+void Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+                           Wakeups* wake) {
+  while (after < through) {
+    absl::StatusOr<std::vector<model::EventPtr>> page =
+        store_->ReadAfter(log->id, after, kCatchUpPage);
+    if (!page.ok()) {
+      // Readers resuming later read what is missing from the store.
+      ::parley::log::Warning("hub: cannot read missed events",
+                   {{"log", log->id}, {"after", after},
+                    {"error", page.status().message()}});
+      return;
+    }
+    if (page->empty()) return;
+    for (const model::EventPtr& stored : *page) {
+      if (stored->sequence > through) return;
+      auto event = std::make_shared<model::Event>(*stored);
+      if (options_.encoder) event->wire = options_.encoder(*event);
+      Wakeups more = Deliver(log, event);
+      wake->insert(wake->end(), more.begin(), more.end());
+      after = stored->sequence;
+    }
+  }
+}
+
+void Hub::SyncBusLocked(Log* log) {
+  if (options_.bus == nullptr || log == lobby_.get()) return;
+  if (!log->subs.empty() && !log->on_bus) {
+    log->on_bus = true;
+    options_.bus->Subscribe(log->id);
+  } else if (log->subs.empty() && log->on_bus) {
+    log->on_bus = false;
+    options_.bus->Unsubscribe(log->id);
+  }
+}
+
+void Hub::OnEvent(std::shared_ptr<model::Event> event) {
+  const std::string id = event->log;
+  Dispatch(id, [this, event = std::move(event)]() mutable {
+    std::shared_ptr<Log> log = FindLog(event->log);
+    if (log == nullptr) return;
+    Wakeups wake = DeliverInOrder(log.get(), std::move(event));
+    WakeDelivered(log->id, std::move(wake));
+  });
+}
+
+void Hub::OnSubscribed(absl::string_view log_id) {
+  Dispatch(log_id, [this, id = std::string(log_id)] {
+    std::shared_ptr<Log> log = FindLog(id);
+    if (log == nullptr) return;
+    uint64_t delivered;
+    {
+      MutexLock lock(&log->mu);
+      delivered = log->delivered;
+    }
+    Wakeups wake;
+    DeliverFromStore(log.get(), delivered,
+                     std::numeric_limits<uint64_t>::max(), &wake);
+    WakeDelivered(log->id, std::move(wake));
+  });
 }
 
 // Below this many wake-ups a delivery stays on its own dispatcher: handing
@@ -500,6 +592,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
                                subscription.live_after, clock_->Now(),
                                counted});
+    SyncBusLocked(log->get());
   }
   WakeAll(wake);
   return subscription;
@@ -567,6 +660,7 @@ void Hub::Unsubscribe(const Subscription& subscription) {
     // Order among subscribers does not matter: swap with the last.
     if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
     log->subs.pop_back();
+    SyncBusLocked(log.get());
     if (counted) {
       ReleasePresenceLocked(log, who, options_.presence_leave_grace, &wake);
     }
@@ -664,6 +758,7 @@ void Hub::CloseWhere(const std::shared_ptr<Log>& log,
       if (it->counted) released.push_back(std::move(it->who));
     }
     subs.erase(closing, subs.end());
+    SyncBusLocked(log.get());
     // Ended by the server (sign-out, removal, deletion), not a reconnect:
     // no grace. Deleted rooms and shutdown announce nothing.
     for (const Subscriber& who : released) {

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "server/bus/bus.h"
 #include "server/chat/channel.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
@@ -63,6 +64,14 @@ struct HubOptions {
   // a stream that reopens within it (a reconnect) announces nothing. Zero
   // announces the leave at once. Due leaves go out at Hub::AnnounceLeaves.
   absl::Duration presence_leave_grace = absl::ZeroDuration();
+  // The bus to the other replicas on the same store (several servers on
+  // one database); null: this hub is the only one. With a bus, each event
+  // committed here is published on it, the logs with readers here are
+  // subscribed, and a log's events reach its readers in sequence order
+  // whichever replica committed them: a jump in the numbers (an event of
+  // another replica not heard yet, or lost by the bus) is read from the
+  // store first. Must outlive the hub.
+  bus::Bus* bus = nullptr;
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -101,7 +110,7 @@ struct Subscription {
   uint64_t live_after = 0;
 };
 
-class Hub {
+class Hub : private bus::Bus::Listener {
  public:
   Hub(HubOptions options, store::EventLog* store, Clock* clock);
   // Runs what is still queued for delivery, then stops the dispatcher. The
@@ -223,6 +232,7 @@ class Hub {
     // By PresenceKey. An entry with no streams is a leave in its grace.
     absl::flat_hash_map<std::string, Presence> presence ABSL_GUARDED_BY(mu);
     bool leave_queued ABSL_GUARDED_BY(mu) = false;  // in pending_leaves_
+    bool on_bus ABSL_GUARDED_BY(mu) = false;  // subscribed on the bus
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
@@ -244,6 +254,20 @@ class Hub {
   // After the commit: push to subscribers (advancing `delivered`); the
   // readers to wake (WakeDelivered) are returned.
   Wakeups Deliver(Log* log, const model::EventPtr& event);
+  // Deliver for `event` committed on any replica: nothing when it was
+  // delivered already; after the events before it that were not, read from
+  // the store, when its number jumps. On `log`'s dispatcher.
+  Wakeups DeliverInOrder(Log* log, std::shared_ptr<model::Event> event);
+  // Delivers the store's events of `log` after `after`, through `through`
+  // (inclusive), in order, to `wake`. On `log`'s dispatcher.
+  void DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+                        Wakeups* wake);
+  // Subscribes `log` on the bus when it has readers and is not subscribed,
+  // and the reverse.
+  void SyncBusLocked(Log* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
+  // bus::Bus::Listener: each runs on the log's dispatcher.
+  void OnEvent(std::shared_ptr<model::Event> event) override;
+  void OnSubscribed(absl::string_view log) override;
   // The refusal of a publish to `log`, or OK.
   struct Dispatcher;
   // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.

@@ -1,0 +1,50 @@
+// The bus between replicas: several servers on one database each deliver
+// to their own readers, and learn of the events committed elsewhere here.
+// After its commit, a replica publishes each event; a replica subscribes to
+// a log while it has readers of it. The bus may lose or repeat events (a
+// broken connection): the store stays the truth, and a listener that sees
+// a sequence jump, or is told the bus reconnected, reads what it missed
+// from the store. Implementations are thread-safe; nothing here blocks.
+#ifndef PARLEY_SERVER_BUS_BUS_H_
+#define PARLEY_SERVER_BUS_BUS_H_
+
+#include <memory>
+
+#include "absl/strings/string_view.h"
+#include "server/model/event.h"
+
+namespace parley::bus {
+
+class Bus {
+ public:
+  // What a replica hears from the bus; called on the bus's own thread, in
+  // the order published per log. Must not block.
+  class Listener {
+   public:
+    virtual ~Listener() = default;
+    // An event committed by any replica (this one included) to a log it
+    // subscribed to.
+    virtual void OnEvent(std::shared_ptr<model::Event> event) = 0;
+    // From now on every event published to `log` is heard; what was
+    // published before (while the bus was away, or before the log was
+    // subscribed) may not have been: read it from the store. Called after
+    // each Subscribe takes effect, and for every subscribed log after a
+    // reconnection.
+    virtual void OnSubscribed(absl::string_view log) = 0;
+  };
+
+  virtual ~Bus() = default;
+  // Set once, before the first Subscribe; must outlive the bus's use.
+  virtual void SetListener(Listener* listener) = 0;
+  // Sends `event` (committed, numbered) to the replicas subscribed to its
+  // log. Best effort: never waits, never fails.
+  virtual void Publish(const model::Event& event) = 0;
+  // Starts and stops hearing `log`'s events (the hub calls Subscribe when
+  // a log's first reader comes and Unsubscribe when its last goes).
+  virtual void Subscribe(absl::string_view log) = 0;
+  virtual void Unsubscribe(absl::string_view log) = 0;
+};
+
+}  // namespace parley::bus
+
+#endif  // PARLEY_SERVER_BUS_BUS_H_

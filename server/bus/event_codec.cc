@@ -1,0 +1,65 @@
+#include "server/bus/event_codec.h"
+
+#include <memory>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "parley/internal/bus.pb.h"
+#include "server/store/event_codes.h"
+
+namespace parley::bus {
+
+std::string EncodeEvent(const model::Event& e) {
+  internal::BusEvent m;
+  m.set_kind(static_cast<int32_t>(store::KindCode(e.kind)));
+  m.set_log(e.log);
+  m.set_room_id(e.room_id);
+  m.set_room(e.room);
+  m.set_sequence(e.sequence);
+  m.set_id(e.id);
+  m.set_sender(e.sender);
+  m.set_sender_id(e.sender_id);
+  m.set_recipient_id(e.recipient_id);
+  m.set_recipient(e.recipient);
+  m.set_text(e.text);
+  m.set_time_us(absl::ToUnixMicros(e.time));
+  m.set_target_id(e.target_id);
+  m.set_target_sequence(e.target_sequence);
+  m.set_purge_through(e.purge_through);
+  m.set_deleted(e.deleted);
+  return m.SerializeAsString();
+}
+
+absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view bytes) {
+  internal::BusEvent m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::InvalidArgumentError("the bus carried bytes that are not "
+                                      "an event");
+  }
+  const std::optional<model::EventKind> kind = store::KindFromCode(m.kind());
+  if (!kind.has_value() || m.log().empty() || m.sequence() == 0) {
+    return absl::InvalidArgumentError(
+        "the bus carried an event without a known kind, log or sequence");
+  }
+  auto e = std::make_shared<model::Event>();
+  e->kind = *kind;
+  e->log = m.log();
+  e->room_id = m.room_id();
+  e->room = m.room();
+  e->sequence = m.sequence();
+  e->id = m.id();
+  e->sender = m.sender();
+  e->sender_id = m.sender_id();
+  e->recipient_id = m.recipient_id();
+  e->recipient = m.recipient();
+  e->text = m.text();
+  e->time = absl::FromUnixMicros(m.time_us());
+  e->target_id = m.target_id();
+  e->target_sequence = m.target_sequence();
+  e->purge_through = m.purge_through();
+  e->deleted = m.deleted();
+  return e;
+}
+
+}  // namespace parley::bus

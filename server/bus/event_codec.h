@@ -1,0 +1,22 @@
+// A committed event as the bus carries it (parley.internal.BusEvent), and
+// back. Stateless.
+#ifndef PARLEY_SERVER_BUS_EVENT_CODEC_H_
+#define PARLEY_SERVER_BUS_EVENT_CODEC_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "server/model/event.h"
+
+namespace parley::bus {
+
+std::string EncodeEvent(const model::Event& event);
+// INVALID_ARGUMENT for bytes that are not an event of a known kind with a
+// log and a sequence number.
+absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view bytes);
+
+}  // namespace parley::bus
+
+#endif  // PARLEY_SERVER_BUS_EVENT_CODEC_H_

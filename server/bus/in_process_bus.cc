@@ -1,0 +1,123 @@
+#include "server/bus/in_process_bus.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/container/flat_hash_set.h"
+#include "server/bus/event_codec.h"
+
+namespace parley::bus {
+
+// One replica's connection: the logs it hears. Its listener is called on
+// the network's thread only.
+class InProcessNetwork::Endpoint : public Bus {
+ public:
+  explicit Endpoint(InProcessNetwork* network) : network_(network) {}
+  ~Endpoint() override {
+    network_->Flush();  // no task of its own is left
+    MutexLock lock(&network_->mu_);
+    auto& all = network_->endpoints_;
+    all.erase(std::remove(all.begin(), all.end(), this), all.end());
+  }
+
+  void SetListener(Listener* listener) override { listener_ = listener; }
+
+  void Publish(const model::Event& event) override {
+    // Encoded and decoded, as a broker would carry it.
+    std::string bytes = EncodeEvent(event);
+    InProcessNetwork* network = network_;
+    network_->Post(/*publish=*/true, [network, bytes = std::move(bytes)] {
+      for (Endpoint* e : network->endpoints_) {
+        // Each replica gets its own copy, as from a broker.
+        absl::StatusOr<std::shared_ptr<model::Event>> decoded =
+            DecodeEvent(bytes);
+        if (!decoded.ok()) return;
+        if (e->logs_.contains((*decoded)->log)) {
+          e->listener_->OnEvent(*std::move(decoded));
+        }
+      }
+    });
+  }
+
+  void Subscribe(absl::string_view log) override {
+    std::string name(log);
+    network_->Post(/*publish=*/false, [this, name] {
+      logs_.insert(name);
+      listener_->OnSubscribed(name);
+    });
+  }
+
+  void Unsubscribe(absl::string_view log) override {
+    std::string name(log);
+    network_->Post(/*publish=*/false, [this, name] { logs_.erase(name); });
+  }
+
+  // On the network's thread.
+  void Reconnected() {
+    for (const std::string& log : logs_) listener_->OnSubscribed(log);
+  }
+
+ private:
+  InProcessNetwork* const network_;
+  Listener* listener_ = nullptr;
+  absl::flat_hash_set<std::string> logs_;  // the network's thread only
+};
+
+InProcessNetwork::InProcessNetwork() : thread_([this] { Run(); }) {}
+
+InProcessNetwork::~InProcessNetwork() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.SignalAll();
+  }
+  thread_.join();
+}
+
+std::unique_ptr<Bus> InProcessNetwork::Connect() {
+  auto endpoint = std::make_unique<Endpoint>(this);
+  MutexLock lock(&mu_);
+  endpoints_.push_back(endpoint.get());
+  return endpoint;
+}
+
+void InProcessNetwork::LoseMessages(bool lose) {
+  MutexLock lock(&mu_);
+  lose_ = lose;
+}
+
+void InProcessNetwork::Reconnect() {
+  Post(/*publish=*/false, [this] {
+    for (Endpoint* e : endpoints_) e->Reconnected();
+  });
+}
+
+void InProcessNetwork::Flush() {
+  MutexLock lock(&mu_);
+  const int64_t target = posted_;
+  while (done_ < target) cv_.Wait();
+}
+
+void InProcessNetwork::Post(bool publish, absl::AnyInvocable<void()> task) {
+  MutexLock lock(&mu_);
+  ++posted_;
+  queue_.push_back(Task{publish, std::move(task)});
+  cv_.SignalAll();
+}
+
+void InProcessNetwork::Run() {
+  MutexLock lock(&mu_);
+  while (true) {
+    while (queue_.empty() && !stop_) cv_.Wait();
+    if (queue_.empty()) return;
+    Task task = std::move(queue_.front());
+    queue_.pop_front();
+    // Tasks run under mu_: endpoints_ and each endpoint's logs stay put,
+    // and a listener must not block (the Bus contract).
+    if (!(task.publish && lose_)) task.run();
+    ++done_;
+    cv_.SignalAll();
+  }
+}
+
+}  // namespace parley::bus

@@ -1,0 +1,219 @@
+// Several hubs on one store, joined by a bus: what readers on each replica
+// see of events committed on any of them.
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/bus/in_process_bus.h"
+#include "server/chat/hub.h"
+#include "server/common/mutex.h"
+#include "server/model/ids.h"
+#include "server/store/memory_store.h"
+
+namespace parley::chat {
+namespace {
+
+using ::testing::ElementsAreArray;
+
+constexpr absl::Duration kWait = absl::Seconds(20);
+
+// Reads a channel as a stream would: takes what is queued each time the
+// channel says it is readable.
+class Collector : public ChannelReader {
+ public:
+  void OnReadable() override {
+    MutexLock lock(&mu_);
+    readable_ = true;
+    cv_.SignalAll();
+  }
+  void OnSuperseded() override {}
+
+  // The sequence numbers (0 for a gap marker) of everything taken from
+  // `channel` so far, once there are at least `n` or after kWait.
+  std::vector<uint64_t> WaitFor(Channel& channel, size_t n) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (true) {
+      for (const model::EventPtr& e : channel.Take(100000).events) {
+        taken_.push_back(e->kind == model::EventKind::kGap ? 0 : e->sequence);
+      }
+      if (taken_.size() >= n) break;
+      MutexLock lock(&mu_);
+      while (!readable_) {
+        if (!cv_.WaitWithDeadline(deadline) && !readable_) return taken_;
+      }
+      readable_ = false;
+    }
+    return taken_;
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  bool readable_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<uint64_t> taken_;  // the waiting thread's only
+};
+
+struct Reader {
+  Subscription subscription;
+  std::shared_ptr<Collector> collector = std::make_shared<Collector>();
+};
+
+Reader Subscribe(Hub& hub, absl::string_view log) {
+  Reader r;
+  absl::StatusOr<Subscription> s = hub.Subscribe(log, Subscriber{});
+  EXPECT_TRUE(s.ok()) << s.status();
+  if (s.ok()) {
+    r.subscription = *s;
+    r.subscription.channel->Attach(r.collector);
+  }
+  return r;
+}
+
+absl::StatusOr<model::EventPtr> Post(Hub& hub, absl::string_view log,
+                                     absl::string_view text) {
+  auto event = NewEvent(model::EventKind::kMessage, log);
+  event->room_id = std::string(log);
+  event->text = std::string(text);
+  Notification done;
+  absl::StatusOr<model::EventPtr> result;
+  hub.Publish(event, [&](absl::StatusOr<model::EventPtr> r) {
+    result = std::move(r);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return result;
+}
+
+std::vector<uint64_t> OneTo(uint64_t n) {
+  std::vector<uint64_t> all;
+  for (uint64_t i = 1; i <= n; ++i) all.push_back(i);
+  return all;
+}
+
+class HubReplicasTest : public ::testing::Test {
+ protected:
+  HubReplicasTest() {
+    store::Room room;
+    room.id = kRoom;
+    room.name = "general";
+    room.visibility = store::Visibility::kPublic;
+    Notification created;
+    store_.Submit(store::PutRoom{room}, [&](absl::StatusOr<int64_t> r) {
+      EXPECT_TRUE(r.ok()) << r.status();
+      created.Notify();
+    });
+    created.WaitForNotification();
+  }
+  // The store's last callbacks run before any hub goes.
+  ~HubReplicasTest() override { store_.Close(); }
+
+  HubOptions Options(bus::Bus* bus) {
+    HubOptions o;
+    o.channel_capacity = 100000;
+    o.fanout_threads = 2;
+    o.bus = bus;
+    return o;
+  }
+
+  const std::string kRoom = "room-1";
+  ManualClock clock_;
+  store::MemoryStore store_;
+  bus::InProcessNetwork network_;
+  std::unique_ptr<bus::Bus> bus_a_ = network_.Connect();
+  std::unique_ptr<bus::Bus> bus_b_ = network_.Connect();
+  std::unique_ptr<bus::Bus> bus_c_ = network_.Connect();
+  Hub a_{Options(bus_a_.get()), &store_, &clock_};
+  Hub b_{Options(bus_b_.get()), &store_, &clock_};
+  Hub c_{Options(bus_c_.get()), &store_, &clock_};
+};
+
+TEST_F(HubReplicasTest, AnEventCommittedOnOneReplicaReachesReadersOnAll) {
+  Reader on_a = Subscribe(a_, kRoom);
+  Reader on_b = Subscribe(b_, kRoom);
+  Reader on_c = Subscribe(c_, kRoom);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(Post(a_, kRoom, absl::StrCat("m", i)).ok());
+  }
+  for (Reader* r : {&on_a, &on_b, &on_c}) {
+    EXPECT_THAT(r->collector->WaitFor(*r->subscription.channel, 5),
+                ElementsAreArray(OneTo(5)));
+  }
+}
+
+TEST_F(HubReplicasTest, PostersOnEveryReplicaGiveEveryReaderOneGaplessOrder) {
+  Reader on_a = Subscribe(a_, kRoom);
+  Reader on_b = Subscribe(b_, kRoom);
+  Reader on_c = Subscribe(c_, kRoom);
+  constexpr int kPerReplica = 200;
+  std::vector<std::thread> posters;
+  for (Hub* hub : {&a_, &b_, &c_}) {
+    posters.emplace_back([this, hub] {
+      for (int i = 0; i < kPerReplica; ++i) {
+        EXPECT_TRUE(Post(*hub, kRoom, absl::StrCat("m", i)).ok());
+      }
+    });
+  }
+  for (std::thread& t : posters) t.join();
+  for (Reader* r : {&on_a, &on_b, &on_c}) {
+    EXPECT_THAT(r->collector->WaitFor(*r->subscription.channel,
+                                      3 * kPerReplica),
+                ElementsAreArray(OneTo(3 * kPerReplica)));
+  }
+}
+
+TEST_F(HubReplicasTest, EventsTheBusLostAreReadFromTheStoreAtTheNextOne) {
+  Reader on_b = Subscribe(b_, kRoom);
+  network_.Flush();  // b hears the room from here on
+  network_.LoseMessages(true);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Post(a_, kRoom, "lost").ok());
+  network_.Flush();
+  network_.LoseMessages(false);
+  ASSERT_TRUE(Post(a_, kRoom, "heard").ok());
+  EXPECT_THAT(on_b.collector->WaitFor(*on_b.subscription.channel, 4),
+              ElementsAreArray(OneTo(4)));
+}
+
+TEST_F(HubReplicasTest, AfterAReconnectionEveryHeardLogIsReadAgain) {
+  Reader on_b = Subscribe(b_, kRoom);
+  network_.Flush();
+  network_.LoseMessages(true);
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Post(a_, kRoom, "lost").ok());
+  network_.Flush();
+  network_.LoseMessages(false);
+  // Nothing else is posted: only the reconnection brings them.
+  network_.Reconnect();
+  EXPECT_THAT(on_b.collector->WaitFor(*on_b.subscription.channel, 3),
+              ElementsAreArray(OneTo(3)));
+}
+
+TEST_F(HubReplicasTest, AReplicaHearsARoomOnlyWhileItHasReaders) {
+  Reader on_b = Subscribe(b_, kRoom);
+  ASSERT_TRUE(Post(a_, kRoom, "1").ok());
+  EXPECT_THAT(on_b.collector->WaitFor(*on_b.subscription.channel, 1),
+              ElementsAreArray(OneTo(1)));
+  b_.Unsubscribe(on_b.subscription);
+  network_.Flush();
+  ASSERT_TRUE(Post(a_, kRoom, "2").ok());
+  ASSERT_TRUE(Post(a_, kRoom, "3").ok());
+  // A new reader reads history through live_after, then its channel has
+  // everything after that: what b did not hear while it had no reader,
+  // then what follows.
+  Reader again = Subscribe(b_, kRoom);
+  const uint64_t live_after = again.subscription.live_after;
+  ASSERT_LE(live_after, 3u);
+  ASSERT_TRUE(Post(a_, kRoom, "4").ok());
+  std::vector<uint64_t> expected;
+  for (uint64_t i = live_after + 1; i <= 4; ++i) expected.push_back(i);
+  EXPECT_THAT(again.collector->WaitFor(*again.subscription.channel,
+                                       expected.size()),
+              ElementsAreArray(expected));
+}
+
+}  // namespace
+}  // namespace parley::chat
