@@ -17,6 +17,7 @@
 #include "absl/flags/marshalling.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/api/server.h"
@@ -59,6 +60,15 @@ ABSL_FLAG(std::string, store, "sqlite",
           "Where the data lives: sqlite (<data_dir>/parley.db, embedded) or "
           "postgres (--postgres_dsn; several servers may share it). The "
           "token key stays in --data_dir either way.");
+ABSL_FLAG(std::string, bus, "inprocess",
+          "How servers sharing one PostgreSQL database hear each other's "
+          "events: inprocess (this server alone) or redis (--redis_addr).");
+ABSL_FLAG(std::string, redis_addr, "127.0.0.1:6379",
+          "Redis of --bus=redis, as host:port.");
+ABSL_FLAG(int64_t, redis_max_queued, 100000,
+          "Events waiting to be published on Redis; past this, new ones are "
+          "dropped from the bus (the other servers read them from the "
+          "database at the next event).");
 ABSL_FLAG(std::string, postgres_dsn, "",
           "The PostgreSQL database of --store=postgres: a libpq keyword/value "
           "string (host=... port=... dbname=... user=... password=...) or a "
@@ -235,6 +245,29 @@ int main(int argc, char** argv) {
   }
   options.sqlite_checkpoint_pages = static_cast<uint32_t>(checkpoint_pages);
   options.store_max_batch = Positive(FLAGS_store_max_batch, "store_max_batch");
+  const std::string bus = absl::GetFlag(FLAGS_bus);
+  if (bus != "inprocess" && bus != "redis") {
+    Die("--bus must be inprocess or redis");
+  }
+  if (bus == "redis") {
+    if (absl::GetFlag(FLAGS_store) != "postgres") {
+      Die("--bus=redis needs --store=postgres: the servers must share one "
+          "database");
+    }
+    options.bus = parley::api::ServerOptions::BusKind::kRedis;
+    const std::string addr = absl::GetFlag(FLAGS_redis_addr);
+    const size_t colon = addr.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port <= 0 ||
+        port > 65535) {
+      Die("--redis_addr must be host:port");
+    }
+    options.redis.host = addr.substr(0, colon);
+    options.redis.port = port;
+    options.redis.max_queued = static_cast<size_t>(
+        Positive(FLAGS_redis_max_queued, "redis_max_queued"));
+  }
   const std::string store = absl::GetFlag(FLAGS_store);
   if (store != "sqlite" && store != "postgres") {
     Die("--store must be sqlite or postgres");

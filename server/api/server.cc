@@ -186,6 +186,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   server->scheduler_ = std::make_unique<Scheduler>();
   chat::HubOptions hub_options = options.hub;
   hub_options.encoder = &EncodeStreamEvent;
+  if (options.bus == ServerOptions::BusKind::kRedis) {
+    server->bus_ = std::make_unique<bus::RedisBus>(options.redis);
+    hub_options.bus = server->bus_.get();
+  }
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
 
@@ -282,6 +286,8 @@ void Server::Shutdown() {
   // queued (whose callers were cancelled) and stops the writer.
   if (store_ != nullptr) store_->Close();
   if (scheduler_ != nullptr) scheduler_.reset();
+  // Nothing the bus hears reaches the hub from here on.
+  if (bus_ != nullptr) bus_->SetListener(nullptr);
 }
 
 Server::~Server() { Shutdown(); }

@@ -16,6 +16,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/password.h"
 #include "server/auth/tokens.h"
+#include "server/bus/redis_bus.h"
 #include "server/chat/hub.h"
 #include "server/api/idempotency.h"
 #include "server/common/clock.h"
@@ -50,6 +51,11 @@ struct ServerOptions {
   std::vector<std::string> admin_users;
   auth::PasswordOptions password;
   chat::HubOptions hub;
+  // The bus to the other servers on the same database: none (this server
+  // alone: in-process fan-out, the default) or Redis.
+  enum class BusKind { kInProcess, kRedis };
+  BusKind bus = BusKind::kInProcess;
+  bus::RedisBusOptions redis;
   ReadOptions read;
   size_t max_request_bytes = 1 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
@@ -89,6 +95,8 @@ class Server {
   std::unique_ptr<auth::Authenticator> auth_;
   std::unique_ptr<auth::PasswordHasher> passwords_;
   std::unique_ptr<Scheduler> scheduler_;
+  // Outlives the hub, which publishes on it until its last dispatch.
+  std::unique_ptr<bus::RedisBus> bus_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<IdempotentSends> sends_;
   // Fed by the interceptor of every call; outlives grpc_server_.
