@@ -9,11 +9,28 @@
 #define PARLEY_SERVER_BUS_BUS_H_
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "server/model/event.h"
 
 namespace parley::bus {
+
+// What one replica asks of every replica: to close streams.
+struct Notice {
+  enum class Op {
+    kClose = 1,        // `log`'s streams of `user_id` (all when empty)
+    kCloseExcept = 2,  // `log`'s streams whose user is not in `keep`
+    kCloseUser = 3,    // `user_id`'s streams on every log
+    kDropLog = 4,      // every stream of `log`; no more publishing to it
+  };
+  Op op = Op::kClose;
+  std::string log;
+  std::string user_id;
+  std::vector<std::string> keep;
+  int reason = 0;  // the hub's CloseReason
+};
 
 class Bus {
  public:
@@ -31,6 +48,8 @@ class Bus {
     // each Subscribe takes effect, and for every subscribed log after a
     // reconnection.
     virtual void OnSubscribed(absl::string_view log) = 0;
+    // A notice of Broadcast, from any replica (this one included).
+    virtual void OnNotice(const Notice& notice) = 0;
   };
 
   virtual ~Bus() = default;
@@ -39,6 +58,9 @@ class Bus {
   // Sends `event` (committed, numbered) to the replicas subscribed to its
   // log. Best effort: never waits, never fails.
   virtual void Publish(const model::Event& event) = 0;
+  // Sends `bytes` to every replica, this one included. Best effort, as
+  // Publish: a notice lost while the bus is away is not repeated.
+  virtual void Broadcast(const Notice& notice) = 0;
   // Starts and stops hearing `log`'s events (the hub calls Subscribe when
   // a log's first reader comes and Unsubscribe when its last goes).
   virtual void Subscribe(absl::string_view log) = 0;

@@ -62,4 +62,31 @@ absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view byte
   return e;
 }
 
+std::string EncodeNotice(const Notice& notice) {
+  internal::BusNotice m;
+  m.set_op(static_cast<internal::BusNotice::Op>(notice.op));
+  m.set_log(notice.log);
+  m.set_user_id(notice.user_id);
+  for (const std::string& id : notice.keep) m.add_keep(id);
+  m.set_reason(notice.reason);
+  return m.SerializeAsString();
+}
+
+absl::StatusOr<Notice> DecodeNotice(absl::string_view bytes) {
+  internal::BusNotice m;
+  if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      m.op() < internal::BusNotice::CLOSE ||
+      m.op() > internal::BusNotice::DROP_LOG) {
+    return absl::InvalidArgumentError("the bus carried bytes that are not "
+                                      "a notice");
+  }
+  Notice notice;
+  notice.op = static_cast<Notice::Op>(m.op());
+  notice.log = m.log();
+  notice.user_id = m.user_id();
+  notice.keep.assign(m.keep().begin(), m.keep().end());
+  notice.reason = m.reason();
+  return notice;
+}
+
 }  // namespace parley::bus

@@ -1,5 +1,5 @@
-// A committed event as the bus carries it (parley.internal.BusEvent), and
-// back. Stateless.
+// A committed event and a notice as the bus carries them
+// (parley.internal.BusEvent, BusNotice), and back. Stateless.
 #ifndef PARLEY_SERVER_BUS_EVENT_CODEC_H_
 #define PARLEY_SERVER_BUS_EVENT_CODEC_H_
 
@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "server/bus/bus.h"
 #include "server/model/event.h"
 
 namespace parley::bus {
@@ -16,6 +17,10 @@ std::string EncodeEvent(const model::Event& event);
 // INVALID_ARGUMENT for bytes that are not an event of a known kind with a
 // log and a sequence number.
 absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view bytes);
+
+std::string EncodeNotice(const Notice& notice);
+// INVALID_ARGUMENT for bytes that are not a notice of a known kind.
+absl::StatusOr<Notice> DecodeNotice(absl::string_view bytes);
 
 }  // namespace parley::bus
 

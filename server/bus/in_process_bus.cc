@@ -15,7 +15,7 @@ class InProcessNetwork::Endpoint : public Bus {
   explicit Endpoint(InProcessNetwork* network) : network_(network) {}
   ~Endpoint() override {
     network_->Flush();  // no task of its own is left
-    MutexLock lock(&network_->mu_);
+    MutexLock lock(&network_->endpoints_mu_);
     auto& all = network_->endpoints_;
     all.erase(std::remove(all.begin(), all.end(), this), all.end());
   }
@@ -35,6 +35,17 @@ class InProcessNetwork::Endpoint : public Bus {
         if (e->logs_.contains((*decoded)->log)) {
           e->listener_->OnEvent(*std::move(decoded));
         }
+      }
+    });
+  }
+
+  void Broadcast(const Notice& notice) override {
+    InProcessNetwork* network = network_;
+    network_->Post(/*publish=*/true, [network, bytes = EncodeNotice(notice)] {
+      absl::StatusOr<Notice> decoded = DecodeNotice(bytes);
+      if (!decoded.ok()) return;
+      for (Endpoint* e : network->endpoints_) {
+        e->listener_->OnNotice(*decoded);
       }
     });
   }
@@ -76,7 +87,7 @@ InProcessNetwork::~InProcessNetwork() {
 
 std::unique_ptr<Bus> InProcessNetwork::Connect() {
   auto endpoint = std::make_unique<Endpoint>(this);
-  MutexLock lock(&mu_);
+  MutexLock lock(&endpoints_mu_);
   endpoints_.push_back(endpoint.get());
   return endpoint;
 }
@@ -112,9 +123,15 @@ void InProcessNetwork::Run() {
     if (queue_.empty()) return;
     Task task = std::move(queue_.front());
     queue_.pop_front();
-    // Tasks run under mu_: endpoints_ and each endpoint's logs stay put,
-    // and a listener must not block (the Bus contract).
-    if (!(task.publish && lose_)) task.run();
+    const bool lost = task.publish && lose_;
+    mu_.Unlock();
+    if (!lost) {
+      // Listeners may post again (a close that unsubscribes); endpoints_
+      // and each endpoint's logs stay put meanwhile.
+      MutexLock endpoints(&endpoints_mu_);
+      task.run();
+    }
+    mu_.Lock();
     ++done_;
     cv_.SignalAll();
   }

@@ -53,7 +53,9 @@ class InProcessNetwork {
   bool lose_ ABSL_GUARDED_BY(mu_) = false;
   int64_t posted_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t done_ ABSL_GUARDED_BY(mu_) = 0;
-  std::vector<Endpoint*> endpoints_ ABSL_GUARDED_BY(mu_);
+  // Held while a task runs; taken after mu_ is released.
+  Mutex endpoints_mu_;
+  std::vector<Endpoint*> endpoints_ ABSL_GUARDED_BY(endpoints_mu_);
   std::thread thread_;
 };
 

@@ -118,6 +118,17 @@ void RedisBus::Publish(const model::Event& event) {
   if (outbox_.size() == 1) publish_cv_.Signal();
 }
 
+void RedisBus::Broadcast(const Notice& notice) {
+  std::string bytes = EncodeNotice(notice);
+  MutexLock lock(&mu_);
+  if (outbox_.size() >= options_.max_queued) {
+    ++stats_.dropped;
+    return;
+  }
+  outbox_.emplace_back(options_.notice_channel, std::move(bytes));
+  if (outbox_.size() == 1) publish_cv_.Signal();
+}
+
 void RedisBus::Subscribe(absl::string_view log) {
   {
     MutexLock lock(&mu_);
@@ -221,10 +232,11 @@ void RedisBus::RunSubscriber() {
         ++stats_.reconnects;
       }
       connected_before = true;
-      // Everything heard is subscribed again.
+      // Everything heard is subscribed again, and the notices.
       subscribe.assign(logs.begin(), logs.end());
       unsubscribe.clear();
       awaiting.clear();
+      Append(c.get(), {"SUBSCRIBE", options_.notice_channel});
     }
     if (!subscribe.empty()) {
       std::vector<std::string> args = {"SUBSCRIBE"};
@@ -262,6 +274,18 @@ void RedisBus::RunSubscriber() {
                                    reply->element[0]->len);
       absl::string_view channel(reply->element[1]->str,
                                 reply->element[1]->len);
+      if (channel == options_.notice_channel) {
+        if (kind == "message" &&
+            reply->element[2]->type == REDIS_REPLY_STRING) {
+          absl::StatusOr<Notice> notice = DecodeNotice(absl::string_view(
+              reply->element[2]->str, reply->element[2]->len));
+          MutexLock lock(&listener_mu_);
+          if (notice.ok() && listener_ != nullptr) {
+            listener_->OnNotice(*notice);
+          }
+        }
+        continue;
+      }
       if (!absl::ConsumePrefix(&channel, options_.channel_prefix)) continue;
       const std::string log(channel);
       if (kind == "subscribe") {

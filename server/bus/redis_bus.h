@@ -32,6 +32,8 @@ struct RedisBusOptions {
   size_t max_queued = 100000;
   absl::Duration connect_timeout = absl::Seconds(1);
   std::string channel_prefix = "parley:log:";
+  // Where Broadcast's notices go.
+  std::string notice_channel = "parley:notice";
 };
 
 // Counters for the server's stats.
@@ -55,6 +57,7 @@ class RedisBus : public Bus {
   // May be called again with null, to stop the calls.
   void SetListener(Listener* listener) override;
   void Publish(const model::Event& event) override;
+  void Broadcast(const Notice& notice) override;
   void Subscribe(absl::string_view log) override;
   void Unsubscribe(absl::string_view log) override;
 

@@ -768,49 +768,111 @@ void Hub::CloseWhere(const std::shared_ptr<Log>& log,
   WakeAll(wake);
 }
 
+
+
+
+
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
-  std::shared_ptr<Log> log = FindLog(log_id);
-  if (log == nullptr) return;
-  CloseWhere(
-      log,
-      [&](const Sub& s) { return user_id.empty() || s.who.user_id == user_id; },
-      reason);
+  bus::Notice notice;
+  notice.op = bus::Notice::Op::kClose;
+  notice.log = std::string(log_id);
+  notice.user_id = std::string(user_id);
+  notice.reason = static_cast<int>(reason);
+  Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
                                    const absl::flat_hash_set<std::string>& keep,
                                    CloseReason reason) {
-  std::shared_ptr<Log> log = FindLog(log_id);
-  if (log == nullptr) return;
-  CloseWhere(
-      log,
-      [&](const Sub& s) {
-        return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
-      },
-      reason);
+  bus::Notice notice;
+  notice.op = bus::Notice::Op::kCloseExcept;
+  notice.log = std::string(log_id);
+  notice.keep.assign(keep.begin(), keep.end());
+  notice.reason = static_cast<int>(reason);
+  Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseUserSubscriptions(absl::string_view user_id,
                                  CloseReason reason) {
   if (user_id.empty()) return;
-  for (const std::shared_ptr<Log>& log : AllLogs()) {
-    CloseWhere(
-        log, [&](const Sub& s) { return s.who.user_id == user_id; },
-        reason);
-  }
+  bus::Notice notice;
+  notice.op = bus::Notice::Op::kCloseUser;
+  notice.user_id = std::string(user_id);
+  notice.reason = static_cast<int>(reason);
+  Close(notice, /*from_bus=*/false);
 }
 
 void Hub::DropLog(absl::string_view log_id) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
-  if (!log.ok()) return;
-  {
-    // Kept in the map, marked: a late publish finds it dropped instead of
-    // starting the log afresh.
-    MutexLock lock(&(*log)->mu);
-    (*log)->dropped = true;
+  bus::Notice notice;
+  notice.op = bus::Notice::Op::kDropLog;
+  notice.log = std::string(log_id);
+  notice.reason = static_cast<int>(CloseReason::kDeleted);
+  Close(notice, /*from_bus=*/false);
+}
+
+void Hub::OnNotice(const bus::Notice& notice) {
+  Close(notice, /*from_bus=*/true);
+}
+
+void Hub::Close(const bus::Notice& notice, bool from_bus) {
+  // The other replicas close theirs too; this one does at once, and again
+  // (finding nothing) when its own notice comes back.
+  if (!from_bus && options_.bus != nullptr) options_.bus->Broadcast(notice);
+  const auto reason = static_cast<CloseReason>(notice.reason);
+  const std::string& user_id = notice.user_id;
+  switch (notice.op) {
+    case bus::Notice::Op::kClose: {
+      std::shared_ptr<Log> log = FindLog(notice.log);
+      if (log == nullptr) return;
+      CloseWhere(
+          log,
+          [&](const Sub& s) {
+            return user_id.empty() || s.who.user_id == user_id;
+          },
+          reason);
+      return;
+    }
+    case bus::Notice::Op::kCloseExcept: {
+      std::shared_ptr<Log> log = FindLog(notice.log);
+      if (log == nullptr) return;
+      const absl::flat_hash_set<std::string> keep(notice.keep.begin(),
+                                                  notice.keep.end());
+      CloseWhere(
+          log,
+          [&](const Sub& s) {
+            return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
+          },
+          reason);
+      return;
+    }
+    case bus::Notice::Op::kCloseUser:
+      if (user_id.empty()) return;
+      for (const std::shared_ptr<Log>& log : AllLogs()) {
+        CloseWhere(
+            log, [&](const Sub& s) { return s.who.user_id == user_id; },
+            reason);
+      }
+      return;
+    case bus::Notice::Op::kDropLog: {
+      // Here the log is kept, marked, so that a late publish finds it
+      // dropped instead of starting it afresh; a replica that never used
+      // it has nothing to close (and never reads the store on the bus's
+      // thread).
+      std::shared_ptr<Log> log = FindLog(notice.log);
+      if (log == nullptr && !from_bus) {
+        absl::StatusOr<std::shared_ptr<Log>> loaded = GetLog(notice.log);
+        if (loaded.ok()) log = *loaded;
+      }
+      if (log == nullptr) return;
+      {
+        MutexLock lock(&log->mu);
+        log->dropped = true;
+      }
+      CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
+      return;
+    }
   }
-  CloseSubscriptions(log_id, "", CloseReason::kDeleted);
 }
 
 absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {

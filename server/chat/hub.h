@@ -174,6 +174,8 @@ class Hub : private bus::Bus::Listener {
   // subscribed. Does not read the store.
   void PushLive(std::shared_ptr<model::Event> event);
 
+  // The closes below happen on every replica of the bus (within the bus's
+  // delivery time), here at once.
   // Closes, with `reason`, the channels of `log`'s subscribers that are
   // `user_id` (every subscriber when `user_id` is empty).
   void CloseSubscriptions(absl::string_view log, absl::string_view user_id,
@@ -268,6 +270,10 @@ class Hub : private bus::Bus::Listener {
   // bus::Bus::Listener: each runs on the log's dispatcher.
   void OnEvent(std::shared_ptr<model::Event> event) override;
   void OnSubscribed(absl::string_view log) override;
+  void OnNotice(const bus::Notice& notice) override;
+  // Does what `notice` asks here; tells the other replicas first unless
+  // it came `from_bus`.
+  void Close(const bus::Notice& notice, bool from_bus);
   // The refusal of a publish to `log`, or OK.
   struct Dispatcher;
   // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.

@@ -2,6 +2,7 @@
 // (Debian's, started by the test on a free loopback port).
 #include "server/bus/redis_bus.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -70,9 +71,15 @@ class RedisServer {
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
-    ASSERT_EQ(posix_spawnp(&pid_, "redis-server", nullptr, nullptr,
-                           argv.data(), environ),
-              0)
+    // Its log would interleave with the test's.
+    posix_spawn_file_actions_t quiet;
+    posix_spawn_file_actions_init(&quiet);
+    posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null",
+                                     O_WRONLY, 0);
+    const int spawned = posix_spawnp(&pid_, "redis-server", &quiet, nullptr,
+                                     argv.data(), environ);
+    posix_spawn_file_actions_destroy(&quiet);
+    ASSERT_EQ(spawned, 0)
         << "redis-server is not installed (scripts/deps.sh test)";
     const absl::Time deadline = absl::Now() + kWait;
     while (!Accepts(port_)) {
@@ -101,6 +108,20 @@ class Collector : public chat::ChannelReader {
     cv_.SignalAll();
   }
   void OnSuperseded() override {}
+  chat::CloseReason WaitClosed(chat::Channel& channel) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (true) {
+      const chat::Channel::TakeResult taken = channel.Take(100000);
+      if (taken.closed != chat::CloseReason::kOpen) return taken.closed;
+      MutexLock lock(&mu_);
+      while (!readable_) {
+        if (!cv_.WaitWithDeadline(deadline) && !readable_) {
+          return chat::CloseReason::kOpen;
+        }
+      }
+      readable_ = false;
+    }
+  }
   std::vector<uint64_t> WaitFor(chat::Channel& channel, size_t n) {
     const absl::Time deadline = absl::Now() + kWait;
     while (true) {
@@ -199,6 +220,19 @@ TEST_F(RedisBusTest, WhenRedisDiesAndComesBackNothingIsLostOrReordered) {
   WaitReceived(bus_b_, before + 1);
   EXPECT_GT(bus_b_.stats().received, before);
   EXPECT_GE(bus_b_.stats().reconnects, 1u);
+}
+
+TEST_F(RedisBusTest, ASignOutOnOneServerClosesTheUsersStreamsOnAnother) {
+  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{"u-ann", "", ""});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto collector = std::make_shared<Collector>();
+  sub->channel->Attach(collector);
+  // b is listening once an event posted on a reaches it.
+  Post(a_);
+  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+  a_.CloseUserSubscriptions("u-ann", chat::CloseReason::kUserGone);
+  EXPECT_EQ(collector->WaitClosed(*sub->channel),
+            chat::CloseReason::kUserGone);
 }
 
 }  // namespace

@@ -34,6 +34,22 @@ class Collector : public ChannelReader {
   }
   void OnSuperseded() override {}
 
+  // How `channel` was closed, once it is, or kOpen after kWait.
+  CloseReason WaitClosed(Channel& channel) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (true) {
+      const Channel::TakeResult taken = channel.Take(100000);
+      if (taken.closed != CloseReason::kOpen) return taken.closed;
+      MutexLock lock(&mu_);
+      while (!readable_) {
+        if (!cv_.WaitWithDeadline(deadline) && !readable_) {
+          return CloseReason::kOpen;
+        }
+      }
+      readable_ = false;
+    }
+  }
+
   // The sequence numbers (0 for a gap marker) of everything taken from
   // `channel` so far, once there are at least `n` or after kWait.
   std::vector<uint64_t> WaitFor(Channel& channel, size_t n) {
@@ -64,9 +80,11 @@ struct Reader {
   std::shared_ptr<Collector> collector = std::make_shared<Collector>();
 };
 
-Reader Subscribe(Hub& hub, absl::string_view log) {
+Reader Subscribe(Hub& hub, absl::string_view log,
+                 absl::string_view user_id = "") {
   Reader r;
-  absl::StatusOr<Subscription> s = hub.Subscribe(log, Subscriber{});
+  absl::StatusOr<Subscription> s =
+      hub.Subscribe(log, Subscriber{std::string(user_id), "", ""});
   EXPECT_TRUE(s.ok()) << s.status();
   if (s.ok()) {
     r.subscription = *s;
@@ -213,6 +231,40 @@ TEST_F(HubReplicasTest, AReplicaHearsARoomOnlyWhileItHasReaders) {
   EXPECT_THAT(again.collector->WaitFor(*again.subscription.channel,
                                        expected.size()),
               ElementsAreArray(expected));
+}
+
+TEST_F(HubReplicasTest, ClosingStreamsOnOneReplicaClosesThemOnAll) {
+  Reader ann_b = Subscribe(b_, kRoom, "u-ann");
+  Reader ann_c = Subscribe(c_, kRoom, "u-ann");
+  Reader bob_b = Subscribe(b_, kRoom, "u-bob");
+  Reader cat_c = Subscribe(c_, kRoom, "u-cat");
+  // A removal of Ann, decided on a, a replica where she has no stream.
+  a_.CloseSubscriptions(kRoom, "u-ann", CloseReason::kRemoved);
+  EXPECT_EQ(ann_b.collector->WaitClosed(*ann_b.subscription.channel),
+            CloseReason::kRemoved);
+  EXPECT_EQ(ann_c.collector->WaitClosed(*ann_c.subscription.channel),
+            CloseReason::kRemoved);
+  // The room turned private: only Bob stays a member.
+  a_.CloseSubscriptionsExcept(kRoom, {"u-bob"}, CloseReason::kRemoved);
+  EXPECT_EQ(cat_c.collector->WaitClosed(*cat_c.subscription.channel),
+            CloseReason::kRemoved);
+  // Deleted: everyone goes, and no replica publishes to it any more.
+  a_.DropLog(kRoom);
+  EXPECT_EQ(bob_b.collector->WaitClosed(*bob_b.subscription.channel),
+            CloseReason::kDeleted);
+  network_.Flush();
+  EXPECT_EQ(Post(b_, kRoom, "late").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(HubReplicasTest, ASignOutOnOneReplicaClosesTheUsersStreamsEverywhere) {
+  Reader in_room = Subscribe(b_, kRoom, "u-ann");
+  Reader in_lobby = Subscribe(c_, model::kLobbyId, "u-ann");
+  a_.CloseUserSubscriptions("u-ann", CloseReason::kUserGone);
+  EXPECT_EQ(in_room.collector->WaitClosed(*in_room.subscription.channel),
+            CloseReason::kUserGone);
+  EXPECT_EQ(in_lobby.collector->WaitClosed(*in_lobby.subscription.channel),
+            CloseReason::kUserGone);
 }
 
 }  // namespace
