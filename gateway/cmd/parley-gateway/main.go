@@ -22,7 +22,8 @@ func main() {
 	httpAddr := fs.String("http_addr", envOr("PARLEY_HTTP_ADDR", "127.0.0.1:8080"),
 		"address the HTTP server listens on; port 0 picks a free port (env PARLEY_HTTP_ADDR)")
 	grpcServer := fs.String("grpc_server", envOr("PARLEY_GRPC_SERVER", "127.0.0.1:50051"),
-		"address of the Parley gRPC server (env PARLEY_GRPC_SERVER)")
+		"the Parley gRPC servers: host:port, a comma-separated list of host:port, or dns:///name:port for every "+
+			"address of a name; calls are spread over the servers that are up (env PARLEY_GRPC_SERVER)")
 	portFile := fs.String("port_file", envOr("PARLEY_GATEWAY_PORT_FILE", ""),
 		"if set, the bound HTTP port is written to this file once listening (env PARLEY_GATEWAY_PORT_FILE)")
 	logLevel := fs.String("log_level", envOr("PARLEY_LOG_LEVEL", "info"),
