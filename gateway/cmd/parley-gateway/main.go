@@ -51,6 +51,9 @@ func main() {
 			"a collection. The gateway's live heap is a few MB and every request allocates, so Go's default of 100 "+
 			"collects dozens of times a second; a larger value trades memory for CPU. Negative turns collection "+
 			"off. When unset and GOGC is set in the environment, GOGC is kept")
+	streamResumeTimeout := fs.Duration("stream_resume_timeout", 10*time.Second,
+		"how long a room or inbox stream whose server went away is retried on the other servers, resuming after "+
+			"the last event it delivered, before it ends; 0 turns resuming off")
 	healthcheck := fs.Bool("healthcheck", false,
 		"instead of serving, probe the /healthz of the gateway at --http_addr (or --port_file) and exit 0 if it is serving, else 1")
 	_ = fs.Parse(os.Args[1:])
@@ -96,6 +99,11 @@ func main() {
 		WSPingInterval: *wsPingInterval,
 		WSOrigins:      splitList(*wsOrigins),
 		TrustedProxies: proxies,
+		// Options' zero is the default; the flag's zero is off.
+		StreamResumeTimeout: *streamResumeTimeout,
+	}
+	if opts.StreamResumeTimeout == 0 {
+		opts.StreamResumeTimeout = -1
 	}
 	if *healthcheck {
 		if err := gateway.Probe(context.Background(), opts); err != nil {

@@ -77,6 +77,10 @@ type Options struct {
 	// host (absolute Location headers, the WebSocket origin check). Empty:
 	// nobody's; the request's own Host and scheme count.
 	TrustedProxies TrustedProxies
+	// StreamResumeTimeout is how long a room or inbox stream whose server
+	// went away is retried on the servers that are up before it ends.
+	// Default 10s; negative turns resuming off.
+	StreamResumeTimeout time.Duration
 }
 
 func (o Options) handlerConfig() handlerConfig {
@@ -121,12 +125,15 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.MaxRecvMsgBytes <= 0 {
 		opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
 	}
+	if opts.StreamResumeTimeout == 0 {
+		opts.StreamResumeTimeout = defaultStreamResumeTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 
-	conn, health, err := dialUpstream(opts)
+	conn, health, err := dialUpstream(opts, log, ctx.Done())
 	if err != nil {
 		return err
 	}
@@ -200,13 +207,18 @@ func Run(ctx context.Context, opts Options) error {
 }
 
 // dialUpstream opens the gateway's connection to the servers opts names,
-// with round_robin over them, and the health checks of each server.
-func dialUpstream(opts Options) (*grpc.ClientConn, *upstreamHealth, error) {
+// with round_robin over them and Subscribe streams that resume on another
+// server until stopping is closed, and the health checks of each server.
+func dialUpstream(opts Options, log *slog.Logger, stopping <-chan struct{}) (*grpc.ClientConn, *upstreamHealth, error) {
 	servers, err := parseUpstream(opts.GRPCServer)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--grpc_server: %w", err)
 	}
 	dialOpts := append(DialOptions(opts.MaxRecvMsgBytes), servers.dialOptions()...)
+	if opts.StreamResumeTimeout > 0 {
+		resumer := &streamResumer{timeout: opts.StreamResumeTimeout, stopping: stopping, log: log}
+		dialOpts = append(dialOpts, grpc.WithChainStreamInterceptor(resumer.intercept))
+	}
 	conn, err := grpc.NewClient(servers.target, dialOpts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("grpc client for %s: %w", opts.GRPCServer, err)

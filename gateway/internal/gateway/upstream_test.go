@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -59,13 +60,19 @@ func TestGRPCServerTakesAnAddressAListOrADNSName(t *testing.T) {
 
 // fakeNode is one of several fake servers behind one gateway: its Join
 // answers with the node's name as the sender, so a test sees which server
-// took a call.
+// took a call; its Subscribe and Poll read room "r" of the log the nodes
+// share (resume_test.go).
 type fakeNode struct {
 	parleyv1.UnimplementedChatServiceServer
 	name   string
 	addr   string
 	grpc   *grpc.Server
 	health *health.Server
+	room   *fakeRoomLog
+
+	mu         sync.Mutex
+	subscribes []*parleyv1.SubscribeRequest // every Subscribe, in order
+	open       int                          // Subscribe streams open now
 }
 
 func (n *fakeNode) Join(context.Context, *parleyv1.JoinRequest) (*parleyv1.JoinResponse, error) {
@@ -75,13 +82,19 @@ func (n *fakeNode) Join(context.Context, *parleyv1.JoinRequest) (*parleyv1.JoinR
 // startNodes starts fake servers with the given names on free ports.
 func startNodes(t *testing.T, names ...string) []*fakeNode {
 	t.Helper()
+	return startNodesOn(t, newFakeRoomLog(), names...)
+}
+
+// startNodesOn starts fake servers sharing room.
+func startNodesOn(t *testing.T, room *fakeRoomLog, names ...string) []*fakeNode {
+	t.Helper()
 	var nodes []*fakeNode
 	for _, name := range names {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		n := &fakeNode{name: name, addr: ln.Addr().String(), grpc: grpc.NewServer(), health: health.NewServer()}
+		n := &fakeNode{name: name, addr: ln.Addr().String(), grpc: grpc.NewServer(), health: health.NewServer(), room: room}
 		parleyv1.RegisterChatServiceServer(n.grpc, n)
 		healthpb.RegisterHealthServer(n.grpc, n.health)
 		go n.grpc.Serve(ln)
@@ -104,7 +117,7 @@ func startNodesGateway(t *testing.T, opts Options, nodes ...*fakeNode) string {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	stopping, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)
-	conn, health, err := dialUpstream(opts)
+	conn, health, err := dialUpstream(opts, log, stopping.Done())
 	if err != nil {
 		t.Fatal(err)
 	}
