@@ -22,7 +22,8 @@ func main() {
 	httpAddr := fs.String("http_addr", envOr("PARLEY_HTTP_ADDR", "127.0.0.1:8080"),
 		"address the HTTP server listens on; port 0 picks a free port (env PARLEY_HTTP_ADDR)")
 	grpcServer := fs.String("grpc_server", envOr("PARLEY_GRPC_SERVER", "127.0.0.1:50051"),
-		"address of the Parley gRPC server (env PARLEY_GRPC_SERVER)")
+		"the Parley gRPC servers: host:port, a comma-separated list of host:port, or dns:///name:port for every "+
+			"address of a name; calls are spread over the servers that are up (env PARLEY_GRPC_SERVER)")
 	portFile := fs.String("port_file", envOr("PARLEY_GATEWAY_PORT_FILE", ""),
 		"if set, the bound HTTP port is written to this file once listening (env PARLEY_GATEWAY_PORT_FILE)")
 	logLevel := fs.String("log_level", envOr("PARLEY_LOG_LEVEL", "info"),
@@ -50,6 +51,9 @@ func main() {
 			"a collection. The gateway's live heap is a few MB and every request allocates, so Go's default of 100 "+
 			"collects dozens of times a second; a larger value trades memory for CPU. Negative turns collection "+
 			"off. When unset and GOGC is set in the environment, GOGC is kept")
+	streamResumeTimeout := fs.Duration("stream_resume_timeout", 10*time.Second,
+		"how long a room or inbox stream whose server went away is retried on the other servers, resuming after "+
+			"the last event it delivered, before it ends; 0 turns resuming off")
 	healthcheck := fs.Bool("healthcheck", false,
 		"instead of serving, probe the /healthz of the gateway at --http_addr (or --port_file) and exit 0 if it is serving, else 1")
 	_ = fs.Parse(os.Args[1:])
@@ -95,6 +99,11 @@ func main() {
 		WSPingInterval: *wsPingInterval,
 		WSOrigins:      splitList(*wsOrigins),
 		TrustedProxies: proxies,
+		// Options' zero is the default; the flag's zero is off.
+		StreamResumeTimeout: *streamResumeTimeout,
+	}
+	if opts.StreamResumeTimeout == 0 {
+		opts.StreamResumeTimeout = -1
 	}
 	if *healthcheck {
 		if err := gateway.Probe(context.Background(), opts); err != nil {

@@ -28,7 +28,6 @@ import (
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"parley/gateway/gen/openapi"
@@ -46,7 +45,9 @@ type Options struct {
 	// HTTPAddr is the listen address, e.g. "127.0.0.1:8080"; port 0 picks a
 	// free port.
 	HTTPAddr string
-	// GRPCServer is the address of the Parley gRPC server.
+	// GRPCServer names the Parley gRPC servers: one host:port, a
+	// comma-separated list of them, or one target with a scheme such as
+	// dns:///name:port. Calls are spread over the servers that are up.
 	GRPCServer string
 	// PortFile, if set, receives the bound HTTP port once the listener is open.
 	PortFile string
@@ -76,6 +77,10 @@ type Options struct {
 	// host (absolute Location headers, the WebSocket origin check). Empty:
 	// nobody's; the request's own Host and scheme count.
 	TrustedProxies TrustedProxies
+	// StreamResumeTimeout is how long a room or inbox stream whose server
+	// went away is retried on the servers that are up before it ends.
+	// Default 10s; negative turns resuming off.
+	StreamResumeTimeout time.Duration
 }
 
 func (o Options) handlerConfig() handlerConfig {
@@ -95,6 +100,8 @@ func (o Options) handlerConfig() handlerConfig {
 type handlerConfig struct {
 	realtime       realtimeConfig
 	trustedProxies TrustedProxies
+	// servers are what /healthz checks; nil: what the connection dials.
+	servers *upstreamHealth
 }
 
 const (
@@ -118,18 +125,24 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.MaxRecvMsgBytes <= 0 {
 		opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
 	}
+	if opts.StreamResumeTimeout == 0 {
+		opts.StreamResumeTimeout = defaultStreamResumeTimeout
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 
-	conn, err := grpc.NewClient(opts.GRPCServer, DialOptions(opts.MaxRecvMsgBytes)...)
+	conn, health, err := dialUpstream(opts, log, ctx.Done())
 	if err != nil {
-		return fmt.Errorf("grpc client for %s: %w", opts.GRPCServer, err)
+		return err
 	}
 	defer conn.Close()
+	defer health.Close()
 
-	handler, err := newHandler(ctx, conn, log, opts.handlerConfig())
+	cfg := opts.handlerConfig()
+	cfg.servers = health
+	handler, err := newHandler(ctx, conn, log, cfg)
 	if err != nil {
 		return err
 	}
@@ -193,8 +206,28 @@ func Run(ctx context.Context, opts Options) error {
 	return nil
 }
 
+// dialUpstream opens the gateway's connection to the servers opts names,
+// with round_robin over them and Subscribe streams that resume on another
+// server until stopping is closed, and the health checks of each server.
+func dialUpstream(opts Options, log *slog.Logger, stopping <-chan struct{}) (*grpc.ClientConn, *upstreamHealth, error) {
+	servers, err := parseUpstream(opts.GRPCServer)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--grpc_server: %w", err)
+	}
+	dialOpts := append(DialOptions(opts.MaxRecvMsgBytes), servers.dialOptions()...)
+	if opts.StreamResumeTimeout > 0 {
+		resumer := &streamResumer{timeout: opts.StreamResumeTimeout, stopping: stopping, log: log}
+		dialOpts = append(dialOpts, grpc.WithChainStreamInterceptor(resumer.intercept))
+	}
+	conn, err := grpc.NewClient(servers.target, dialOpts...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("grpc client for %s: %w", opts.GRPCServer, err)
+	}
+	return conn, newUpstreamHealth(servers, conn), nil
+}
+
 // DialOptions are the options of the gateway's one shared connection to the
-// gRPC server.
+// gRPC servers, besides those dialUpstream adds for several servers.
 func DialOptions(maxRecvMsgBytes int) []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
@@ -225,6 +258,10 @@ type handler struct {
 func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cfg handlerConfig) (*handler, error) {
 	if log == nil {
 		log = slog.Default()
+	}
+	health := cfg.servers
+	if health == nil {
+		health = newUpstreamHealth(nil, conn)
 	}
 	metrics := newHTTPMetrics()
 	marshaler := newJSONMarshaler()
@@ -282,7 +319,7 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 			return nil, fmt.Errorf("register %s: %w", ws.Pattern(), err)
 		}
 	}
-	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(healthpb.NewHealthClient(conn), conn.Target(), log)); err != nil {
+	if err := mux.HandlePath(http.MethodGet, "/healthz", healthHandler(health, log)); err != nil {
 		return nil, err
 	}
 	if err := mux.HandlePath(http.MethodGet, "/openapi.json", openAPIHandler(openapi.JSON)); err != nil {

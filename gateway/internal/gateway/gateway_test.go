@@ -462,8 +462,9 @@ func contains(list []string, s string) bool {
 func TestHealthzFollowsTheServersHealth(t *testing.T) {
 	f := start(t)
 	r := f.get(t, "/healthz")
-	if r.status != 200 || strings.TrimSpace(r.body) != `{"status":"SERVING"}` {
-		t.Errorf("healthz = %d %s, want 200 SERVING", r.status, r.body)
+	want := `{"status":"SERVING","servers":[{"address":"` + f.addr + `","status":"SERVING"}]}`
+	if r.status != 200 || strings.TrimSpace(r.body) != want {
+		t.Errorf("healthz = %d %s, want 200 %s", r.status, r.body, want)
 	}
 	f.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	if r := f.get(t, "/healthz"); r.status != 503 || !strings.Contains(r.body, "NOT_SERVING") {
@@ -492,7 +493,7 @@ func TestHealthzLogsTheDialledAddressAndTheDialError(t *testing.T) {
 	var buf strings.Builder
 	var mu sync.Mutex
 	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
-	h := healthHandler(healthpb.NewHealthClient(conn), conn.Target(), log)
+	h := healthHandler(newUpstreamHealth(nil, conn), log)
 	for i := 0; i < 2; i++ {
 		rec := httptest.NewRecorder()
 		h(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil), nil)
