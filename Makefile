@@ -1,5 +1,7 @@
 # Parley: `make run` builds and starts the service on its embedded default;
-# `make test` builds and runs every test. Both install what is missing first.
+# `make run-cluster` starts three servers and two gateways on PostgreSQL and
+# Redis behind HAProxy (docs/cluster.md); `make test` builds and runs every
+# test. All install what is missing first.
 # Pieces live in mk/*.mk: server.mk (C++ via CMake), gateway.mk (Go),
 # clients.mk (Python example), compose.mk (docker-compose checks).
 
@@ -22,11 +24,14 @@ SERVER_BIN := $(BUILD)/release/server/parley_server
 CLI_BIN := $(BUILD)/release/clients/cli/parley_cli
 GATEWAY_BIN := $(BIN)/parley-gateway
 
-.PHONY: all deps run test build clean fuzz
+.PHONY: all deps cluster-deps run run-cluster test build clean fuzz
 all: build
 
 deps:
 	@scripts/deps.sh all
+
+cluster-deps:
+	@scripts/deps.sh cluster
 
 include mk/*.mk
 
@@ -34,6 +39,12 @@ build: server gateway
 
 run: deps build
 	@scripts/run.sh "$(SERVER_BIN)" "$(GATEWAY_BIN)" "$(PARLEY_GRPC_PORT)" "$(PARLEY_HTTP_PORT)" "$(PARLEY_DATA_DIR)"
+
+# HAProxy on PARLEY_HTTP_PORT (REST) and PARLEY_GRPC_PORT (gRPC), the
+# gateways and servers on the ports just above; data in
+# $(PARLEY_DATA_DIR)/cluster. See scripts/run-cluster.sh.
+run-cluster: deps cluster-deps build
+	@scripts/run-cluster.sh "$(SERVER_BIN)" "$(GATEWAY_BIN)" "$(PARLEY_GRPC_PORT)" "$(PARLEY_HTTP_PORT)" "$(PARLEY_DATA_DIR)"
 
 # Unit tests under ASan and TSan, then the integration and client tests
 # against the release build.

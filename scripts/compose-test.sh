@@ -93,6 +93,21 @@ EOF
   rm -rf "$ctx"
 fi
 
+# build_standin IMAGE DIR: builds DIR (its Containerfile and entrypoint.sh)
+# as IMAGE, a local stand-in for an official image that no registry serves
+# here, then removes DIR. Built again whenever those files change (a label
+# holds their hash).
+build_standin() {
+  local image=$1 ctx=$2 standin
+  standin=$(cat "$ctx/entrypoint.sh" "$ctx/Containerfile" | sha256sum | cut -c1-16)
+  if [ "$(podman image inspect -f '{{index .Labels "parley.standin"}}' "$image" 2>/dev/null)" != "$standin" ]; then
+    log "building the local $image"
+    podman build -q --format docker --network=host --label "parley.standin=$standin" \
+      -t "$image" "$ctx" > /dev/null
+  fi
+  rm -rf "$ctx"
+}
+
 # A stand-in for the official postgres image (the postgres profile's
 # `image:`), from Debian's PostgreSQL 15, with the same interface: the
 # POSTGRES_USER / POSTGRES_PASSWORD / POSTGRES_DB environment, PGDATA, port
@@ -139,14 +154,89 @@ STOPSIGNAL SIGINT
 ENTRYPOINT ["docker-entrypoint.sh"]
 CMD ["postgres"]
 CONTAINERFILE
-# Built again whenever its definition here changes (a label holds its hash).
-standin=$(cat "$ctx/entrypoint.sh" "$ctx/Containerfile" | sha256sum | cut -c1-16)
-if [ "$(podman image inspect -f '{{index .Labels "parley.standin"}}' "$POSTGRES_IMAGE" 2>/dev/null)" != "$standin" ]; then
-  log "building the local $POSTGRES_IMAGE"
-  podman build -q --format docker --network=host --label "parley.standin=$standin" \
-    -t "$POSTGRES_IMAGE" "$ctx" > /dev/null
+build_standin "$POSTGRES_IMAGE" "$ctx"
+
+# A stand-in for the official redis image (the cluster profile's), from
+# Debian's Redis 7 with the same interface: redis-server and redis-cli on
+# PATH, /data its working directory and volume, the redis user, and
+# protected mode off as the official entrypoint turns it off (only the
+# project's network reaches it).
+REDIS_IMAGE=docker.io/library/$(sed -n 's/^    image: \(redis:.*\)$/\1/p' "$COMPOSE_FILE")
+ctx=$(mktemp -d "$CACHE/redis.XXXXXX")
+cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/bash
+set -euo pipefail
+# Options alone mean redis-server, as in the official image.
+if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then set -- redis-server "$@"; fi
+if [ "$1" = redis-server ]; then
+  shift
+  if [ -f "${1:-}" ]; then
+    conf=$1
+    shift
+    set -- redis-server "$conf" --protected-mode no "$@"
+  else
+    set -- redis-server --protected-mode no "$@"
+  fi
+  if [ "$(id -u)" = 0 ]; then
+    chown -R redis: .
+    exec setpriv --reuid=redis --regid=redis --init-groups "$@"
+  fi
 fi
-rm -rf "$ctx"
+exec "$@"
+ENTRYPOINT
+cat > "$ctx/Containerfile" <<CONTAINERFILE
+FROM $DEBIAN_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      redis-server > /dev/null \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir /data && chown redis:redis /data
+COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+VOLUME /data
+WORKDIR /data
+EXPOSE 6379
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["redis-server"]
+CONTAINERFILE
+build_standin "$REDIS_IMAGE" "$ctx"
+
+# A stand-in for the official haproxy image (the cluster profile's), from
+# Debian's HAProxy 2.6 with the same interface: the configuration at
+# /usr/local/etc/haproxy/haproxy.cfg, the haproxy user, master-worker mode
+# in the foreground, SIGUSR1 to stop.
+HAPROXY_IMAGE=docker.io/library/$(sed -n 's/^    image: \(haproxy:.*\)$/\1/p' "$COMPOSE_FILE")
+ctx=$(mktemp -d "$CACHE/haproxy.XXXXXX")
+cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
+#!/bin/sh
+set -e
+# Options alone mean haproxy; haproxy runs as master-worker in the foreground.
+if [ "${1#-}" != "$1" ]; then set -- haproxy "$@"; fi
+if [ "$1" = haproxy ]; then
+  shift
+  set -- haproxy -W -db "$@"
+fi
+exec "$@"
+ENTRYPOINT
+cat > "$ctx/Containerfile" <<CONTAINERFILE
+FROM $DEBIAN_IMAGE
+RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
+      haproxy > /dev/null \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /usr/local/etc/haproxy /var/lib/haproxy && chown haproxy:haproxy /var/lib/haproxy
+COPY entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+RUN chmod 755 /usr/local/bin/docker-entrypoint.sh
+USER haproxy
+WORKDIR /var/lib/haproxy
+STOPSIGNAL SIGUSR1
+ENTRYPOINT ["docker-entrypoint.sh"]
+CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+CONTAINERFILE
+build_standin "$HAPROXY_IMAGE" "$ctx"
+
+# The cluster profile's services, and those of them built from the
+# Dockerfiles (under <project>_<service>, as podman-compose names them).
+CLUSTER=(postgres redis server-1 server-2 server-3 gateway-1 gateway-2 haproxy)
+CLUSTER_BUILT=(server-1 server-2 server-3 gateway-1 gateway-2)
 
 # ---- Clean-up of everything this run creates ----
 compose() {
@@ -170,14 +260,21 @@ cleanup() {
     log "server-postgres log:"; podman logs "${PROJECT}_server-postgres_1" 2>&1 | tail -20 >&2
     log "gateway-postgres log:"; podman logs "${PROJECT}_gateway-postgres_1" 2>&1 | tail -20 >&2
   fi
+  if [ $rc -ne 0 ] && podman container exists "${PROJECT}_haproxy_1"; then
+    for svc in "${CLUSTER[@]}"; do
+      log "$svc log:"; podman logs "${PROJECT}_${svc}_1" 2>&1 | tail -10 >&2
+    done
+  fi
   compose down -v > /dev/null 2>&1
   podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" "${PROJECT}_postgres_1" \
     "${PROJECT}_server-postgres_1" "${PROJECT}_gateway-postgres_1" > /dev/null 2>&1
+  for svc in "${CLUSTER[@]}"; do podman rm -f "${PROJECT}_${svc}_1" > /dev/null 2>&1; done
   podman volume rm -f "${PROJECT}_parley-data" "${PROJECT}_parley-postgres-keys" \
-    "${PROJECT}_postgres-data" > /dev/null 2>&1
+    "${PROJECT}_postgres-data" "${PROJECT}_redis-data" > /dev/null 2>&1
   podman network rm -f "${PROJECT}_default" > /dev/null 2>&1
   podman rmi -f "${PROJECT}_server" "${PROJECT}_gateway" "${PROJECT}_server-postgres" \
     "${PROJECT}_gateway-postgres" > /dev/null 2>&1
+  for svc in "${CLUSTER_BUILT[@]}"; do podman rmi -f "${PROJECT}_$svc" > /dev/null 2>&1; done
   podman image prune -f > /dev/null 2>&1
   exit $rc
 }
@@ -220,6 +317,8 @@ log "built ${PROJECT}_gateway in $((SECONDS - start)) s"
 # The postgres profile's server and gateway are built from the same files.
 podman tag "${PROJECT}_server" "${PROJECT}_server-postgres"
 podman tag "${PROJECT}_gateway" "${PROJECT}_gateway-postgres"
+# And so are the cluster profile's.
+for svc in "${CLUSTER_BUILT[@]}"; do podman tag "${PROJECT}_${svc%-[0-9]}" "${PROJECT}_$svc"; done
 for image in server gateway; do
   size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_$image")
   log "image $image: $((size / 1024 / 1024)) MiB"
@@ -231,14 +330,19 @@ size=$(podman image inspect -f '{{.Size}}' "${PROJECT}_gateway")
 
 # ---- Run ----
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-export PARLEY_GRPC_PORT PARLEY_HTTP_PORT PARLEY_POSTGRES_GRPC_PORT PARLEY_POSTGRES_HTTP_PORT
+export PARLEY_GRPC_PORT PARLEY_HTTP_PORT PARLEY_POSTGRES_GRPC_PORT PARLEY_POSTGRES_HTTP_PORT \
+  PARLEY_CLUSTER_GRPC_PORT PARLEY_CLUSTER_HTTP_PORT
 PARLEY_GRPC_PORT=$(free_port)
 PARLEY_HTTP_PORT=$(free_port)
 PARLEY_POSTGRES_GRPC_PORT=$(free_port)
 PARLEY_POSTGRES_HTTP_PORT=$(free_port)
+PARLEY_CLUSTER_GRPC_PORT=$(free_port)
+PARLEY_CLUSTER_HTTP_PORT=$(free_port)
 H=http://127.0.0.1:$PARLEY_HTTP_PORT
 G=127.0.0.1:$PARLEY_GRPC_PORT
 PH=http://127.0.0.1:$PARLEY_POSTGRES_HTTP_PORT
+CH=http://127.0.0.1:$PARLEY_CLUSTER_HTTP_PORT
+CG=127.0.0.1:$PARLEY_CLUSTER_GRPC_PORT
 
 # Waits until the whole path (gateway -> server health service) answers at
 # the gateway URL $1.
@@ -345,4 +449,58 @@ up "$PH" "${ON_POSTGRES[@]}"
 expect "room history on postgres" "$(curl -fsS "$PH/room/pg-room/messages" -H "Authorization: Bearer $token")" '"text":"kept in postgres"'
 expect "lobby history on postgres" "$(curl -fsS "$PH/messages")" '"text":"lobby on postgres"'
 log "postgres profile: the server kept its data in PostgreSQL across a restart"
+compose stop "${ON_POSTGRES[@]}" > /dev/null 2>&1
+
+# ---- The cluster profile: three servers, two gateways, HAProxy in front ----
+# A gateway that takes one --grpc_server address (before lists) is pointed
+# at HAProxy's gRPC front instead, which spreads over the servers too.
+if ! podman run --rm "${PROJECT}_gateway" --help 2>&1 |
+    awk '/^  -grpc_server/ {on = 1; print; next} /^  -/ {on = 0} on' | grep -qiE 'comma|list'; then
+  log "this gateway takes one --grpc_server address: the cluster's gateways go through haproxy:50051"
+  export PARLEY_CLUSTER_GATEWAY_UPSTREAM=haproxy:50051
+fi
+log "starting the cluster profile on $CH (REST) and $CG (gRPC)"
+up "$CH" "${CLUSTER[@]}"
+
+# gateway_get SERVICE PATH TOKEN: GET PATH from SERVICE:8080 inside the
+# project's network (the gateways publish no port), the whole response.
+gateway_get() {
+  podman run --rm --network "${PROJECT}_default" "$DEBIAN_IMAGE" bash -c '
+    exec 3<> "/dev/tcp/$0/8080"
+    printf "GET %s HTTP/1.0\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n" "$1" "$0" "$2" >&3
+    cat <&3' "$@"
+}
+
+# Through the front: an account, a room and a message.
+curl -fsS -XPOST "$CH/v1/users" -d '{"username":"grace","password":"compose-secret"}' > /dev/null
+token=$(curl -fsS -XPOST "$CH/v1/auth/sign-in" -d '{"username":"grace","password":"compose-secret"}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+curl -fsS -XPOST "$CH/v1/rooms" -H "Authorization: Bearer $token" -d '{"name":"cluster-room"}' > /dev/null
+curl -fsS -XPOST "$CH/v1/rooms/cluster-room/messages" -H "Authorization: Bearer $token" \
+  -d '{"text":"posted through the front"}' > /dev/null
+# Read back through each gateway, three times each: the token one server
+# signed is checked by the others (one key for all), the message is in the
+# database they share.
+for gw in gateway-1 gateway-2; do
+  for _ in 1 2 3; do
+    response=$(gateway_get "$gw" /v1/rooms/cluster-room/messages "$token")
+    expect "$gw status" "$(head -n1 <<< "$response")" ' 200 '
+    expect "$gw room history" "$response" '"text":"posted through the front"'
+  done
+done
+log "cluster: signed up, posted through the front, read back through both gateways"
+
+# gRPC through the front, request by request over all three servers.
+for i in 1 2 3; do
+  expect "grpcurl post through the front" "$("$GRPCURL" -plaintext -d "{\"user\":\"grpcurl\",\"text\":\"front $i\"}" \
+    "$CG" parley.v1.ChatService/PostRecentMessage)" '"ok": true'
+done
+expect "lobby history through the front" "$(curl -fsS "$CH/messages")" '"text":"front 3"'
+servers_used=$(podman logs "${PROJECT}_haproxy_1" 2>&1 | grep -o ' servers/server-[0-9] ' | sort -u | wc -l)
+[ "$servers_used" = 3 ] || fail "HAProxy's gRPC front used $servers_used of the 3 servers"
+log "cluster: the gRPC front spread the calls over all 3 servers"
+start=$SECONDS
+compose stop "${CLUSTER[@]}" > /dev/null 2>&1
+took=$((SECONDS - start))
+[ $took -lt 60 ] || fail "stopping the cluster profile took $took s"
 log "PASS"

@@ -12,6 +12,7 @@
 #   scripts/deps.sh browser  Chromium, and Node.js with npm when there is no
 #                            node, for make test-browser (part of make test)
 #   scripts/deps.sh compose  podman and friends for make test-compose
+#   scripts/deps.sh cluster  PostgreSQL, Redis and HAProxy for make run-cluster
 #   scripts/deps.sh bench    wrk, gnuplot and jq for make bench, Go, and the
 #                            modules of scripts/bench/rest-rate (vegeta)
 #   scripts/deps.sh all      server + gateway + test
@@ -44,6 +45,9 @@ compose_pkgs=(podman podman-compose runc debootstrap curl python3 ca-certificate
 # scripts/bench/rest-rate, built by run.sh on vegeta's library (the version
 # pinned in its go.mod): its modules are fetched here, so a run needs no
 # registry.
+# make run-cluster (scripts/run-cluster.sh): PostgreSQL and Redis for the
+# servers, HAProxy in front, curl to wait for the gateways' /healthz.
+cluster_pkgs=(postgresql redis-server haproxy curl)
 bench_pkgs=(wrk gnuplot-nox jq curl python3 linux-perf)
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -148,7 +152,8 @@ case "${1:-all}" in
     want_node
     ;;
   compose) apt_install "${compose_pkgs[@]}" ;;
+  cluster) apt_install "${cluster_pkgs[@]}" ;;
   bench) apt_install "${bench_pkgs[@]}"; want_bench_go_modules ;;
   all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
-  *) echo "usage: $0 server|runtime|gateway|test|browser|compose|bench|all" >&2; exit 2 ;;
+  *) echo "usage: $0 server|runtime|gateway|test|browser|compose|cluster|bench|all" >&2; exit 2 ;;
 esac
