@@ -452,13 +452,6 @@ log "postgres profile: the server kept its data in PostgreSQL across a restart"
 compose stop "${ON_POSTGRES[@]}" > /dev/null 2>&1
 
 # ---- The cluster profile: three servers, two gateways, HAProxy in front ----
-# A gateway that takes one --grpc_server address (before lists) is pointed
-# at HAProxy's gRPC front instead, which spreads over the servers too.
-if ! podman run --rm "${PROJECT}_gateway" --help 2>&1 |
-    awk '/^  -grpc_server/ {on = 1; print; next} /^  -/ {on = 0} on' | grep -qiE 'comma|list'; then
-  log "this gateway takes one --grpc_server address: the cluster's gateways go through haproxy:50051"
-  export PARLEY_CLUSTER_GATEWAY_UPSTREAM=haproxy:50051
-fi
 log "starting the cluster profile on $CH (REST) and $CG (gRPC)"
 up "$CH" "${CLUSTER[@]}"
 

@@ -146,24 +146,7 @@ for port in "${!port_use[@]}"; do
   listening "$port" && die "port $port (${port_use[$port]}) is already in use"
 done
 
-# Versions of the binaries that do not know a flag yet: the server refuses
-# unknown flags, and the gateway took one address before it took a list.
-server_help=$("$server_bin" --helpfull 2>&1 || true)
-bus_flags=()
-if grep -q -- '--bus ' <<< "$server_help" && grep -q -- '--redis_addr ' <<< "$server_help"; then
-  bus_flags=(--bus=redis "--redis_addr=$host:$redis_port")
-else
-  log "warning: $server_bin has no --bus/--redis_addr: each server delivers live events" \
-    "only to its own clients (what is stored is shared through PostgreSQL)"
-fi
-gateway_help=$("$gateway_bin" --help 2>&1 || true)
-gateway_takes_list=0
-awk '/^  -grpc_server/ {on = 1; print; next} /^  -/ {on = 0} on' <<< "$gateway_help" |
-  grep -qiE 'comma|list' && gateway_takes_list=1
-if [ $gateway_takes_list -eq 0 ]; then
-  log "warning: $gateway_bin --help does not say --grpc_server takes a list;" \
-    "it is given $server_list anyway, and may not reach the servers until it does"
-fi
+bus_flags=(--bus=redis "--redis_addr=$host:$redis_port")
 
 # wait_until WHAT PID SECONDS COMMAND...: until COMMAND succeeds; fails if PID
 # (when not empty) exits first or the time runs out.
@@ -243,12 +226,7 @@ done
 gateway_healthy() { curl -fsS -o /dev/null "http://$host:$1/healthz" 2> /dev/null; }
 for i in $(seq 1 $gateway_count); do
   port=$((http_port + i))
-  if [ $gateway_takes_list -eq 1 ]; then
-    wait_until "gateway $i" "${gateway_pids[$((i - 1))]}" 60 gateway_healthy "$port"
-  else
-    wait_until "gateway $i" "${gateway_pids[$((i - 1))]}" 30 listening "$port"
-    gateway_healthy "$port" || log "warning: gateway $i is up but its /healthz fails: see $log_dir/gateway-$i.log"
-  fi
+  wait_until "gateway $i" "${gateway_pids[$((i - 1))]}" 60 gateway_healthy "$port"
 done
 
 # ---- HAProxy ----
