@@ -20,6 +20,7 @@ class InProcessNetwork::Endpoint : public Bus {
     all.erase(std::remove(all.begin(), all.end(), this), all.end());
   }
 
+  // Before the hub's first Subscribe, which orders it before every call.
   void SetListener(Listener* listener) override { listener_ = listener; }
 
   void Publish(const model::Event& event) override {
@@ -45,7 +46,7 @@ class InProcessNetwork::Endpoint : public Bus {
       absl::StatusOr<Notice> decoded = DecodeNotice(bytes);
       if (!decoded.ok()) return;
       for (Endpoint* e : network->endpoints_) {
-        e->listener_->OnNotice(*decoded);
+        if (e->listener_ != nullptr) e->listener_->OnNotice(*decoded);
       }
     });
   }
