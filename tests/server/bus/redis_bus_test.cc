@@ -22,6 +22,7 @@
 #include "server/chat/hub.h"
 #include "server/common/mutex.h"
 #include "server/store/memory_store.h"
+#include "tests/server/chat/channel_collector.h"
 
 extern char** environ;
 
@@ -99,52 +100,6 @@ class RedisServer {
   pid_t pid_ = -1;
 };
 
-// Collects the sequence numbers pushed to a channel.
-class Collector : public chat::ChannelReader {
- public:
-  void OnReadable() override {
-    MutexLock lock(&mu_);
-    readable_ = true;
-    cv_.SignalAll();
-  }
-  void OnSuperseded() override {}
-  chat::CloseReason WaitClosed(chat::Channel& channel) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (true) {
-      const chat::Channel::TakeResult taken = channel.Take(100000);
-      if (taken.closed != chat::CloseReason::kOpen) return taken.closed;
-      MutexLock lock(&mu_);
-      while (!readable_) {
-        if (!cv_.WaitWithDeadline(deadline) && !readable_) {
-          return chat::CloseReason::kOpen;
-        }
-      }
-      readable_ = false;
-    }
-  }
-  std::vector<uint64_t> WaitFor(chat::Channel& channel, size_t n) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (true) {
-      for (const model::EventPtr& e : channel.Take(100000).events) {
-        taken_.push_back(e->kind == model::EventKind::kGap ? 0 : e->sequence);
-      }
-      if (taken_.size() >= n) break;
-      MutexLock lock(&mu_);
-      while (!readable_) {
-        if (!cv_.WaitWithDeadline(deadline) && !readable_) return taken_;
-      }
-      readable_ = false;
-    }
-    return taken_;
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool readable_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<uint64_t> taken_;
-};
-
 class RedisBusTest : public ::testing::Test {
  protected:
   ~RedisBusTest() override { store_.Close(); }
@@ -190,7 +145,7 @@ class RedisBusTest : public ::testing::Test {
 TEST_F(RedisBusTest, AnEventCommittedOnOneServerReachesReadersOnAnother) {
   auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
   ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<Collector>();
+  auto collector = std::make_shared<chat::ChannelCollector>();
   sub->channel->Attach(collector);
   for (int i = 0; i < 5; ++i) Post(a_);
   EXPECT_THAT(collector->WaitFor(*sub->channel, 5),
@@ -202,7 +157,7 @@ TEST_F(RedisBusTest, AnEventCommittedOnOneServerReachesReadersOnAnother) {
 TEST_F(RedisBusTest, WhenRedisDiesAndComesBackNothingIsLostOrReordered) {
   auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
   ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<Collector>();
+  auto collector = std::make_shared<chat::ChannelCollector>();
   sub->channel->Attach(collector);
   Post(a_);
   EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
@@ -225,7 +180,7 @@ TEST_F(RedisBusTest, WhenRedisDiesAndComesBackNothingIsLostOrReordered) {
 TEST_F(RedisBusTest, ASignOutOnOneServerClosesTheUsersStreamsOnAnother) {
   auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{"u-ann", "", ""});
   ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<Collector>();
+  auto collector = std::make_shared<chat::ChannelCollector>();
   sub->channel->Attach(collector);
   // b is listening once an event posted on a reaches it.
   Post(a_);

@@ -15,69 +15,17 @@
 #include "server/common/mutex.h"
 #include "server/model/ids.h"
 #include "server/store/memory_store.h"
+#include "tests/server/chat/channel_collector.h"
 
 namespace parley::chat {
 namespace {
 
 using ::testing::ElementsAreArray;
 
-constexpr absl::Duration kWait = absl::Seconds(20);
-
-// Reads a channel as a stream would: takes what is queued each time the
-// channel says it is readable.
-class Collector : public ChannelReader {
- public:
-  void OnReadable() override {
-    MutexLock lock(&mu_);
-    readable_ = true;
-    cv_.SignalAll();
-  }
-  void OnSuperseded() override {}
-
-  // How `channel` was closed, once it is, or kOpen after kWait.
-  CloseReason WaitClosed(Channel& channel) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (true) {
-      const Channel::TakeResult taken = channel.Take(100000);
-      if (taken.closed != CloseReason::kOpen) return taken.closed;
-      MutexLock lock(&mu_);
-      while (!readable_) {
-        if (!cv_.WaitWithDeadline(deadline) && !readable_) {
-          return CloseReason::kOpen;
-        }
-      }
-      readable_ = false;
-    }
-  }
-
-  // The sequence numbers (0 for a gap marker) of everything taken from
-  // `channel` so far, once there are at least `n` or after kWait.
-  std::vector<uint64_t> WaitFor(Channel& channel, size_t n) {
-    const absl::Time deadline = absl::Now() + kWait;
-    while (true) {
-      for (const model::EventPtr& e : channel.Take(100000).events) {
-        taken_.push_back(e->kind == model::EventKind::kGap ? 0 : e->sequence);
-      }
-      if (taken_.size() >= n) break;
-      MutexLock lock(&mu_);
-      while (!readable_) {
-        if (!cv_.WaitWithDeadline(deadline) && !readable_) return taken_;
-      }
-      readable_ = false;
-    }
-    return taken_;
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool readable_ ABSL_GUARDED_BY(mu_) = false;
-  std::vector<uint64_t> taken_;  // the waiting thread's only
-};
-
 struct Reader {
   Subscription subscription;
-  std::shared_ptr<Collector> collector = std::make_shared<Collector>();
+  std::shared_ptr<ChannelCollector> collector =
+      std::make_shared<ChannelCollector>();
 };
 
 Reader Subscribe(Hub& hub, absl::string_view log,
