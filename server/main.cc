@@ -115,6 +115,9 @@ ABSL_FLAG(std::string, token_key_file, "",
           "<data_dir>/token.key, generated on first start.");
 ABSL_FLAG(absl::Duration, token_lifetime, absl::Hours(24),
           "How long a user or room token is valid.");
+ABSL_FLAG(absl::Duration, token_clock_skew, absl::Minutes(1),
+          "How far in the future a token's issue time may be (another "
+          "server's clock ahead of this one's); later ones are refused.");
 ABSL_FLAG(std::vector<std::string>, admin_users, {},
           "Comma-separated usernames with admin rights (manage every room).");
 ABSL_FLAG(int64_t, password_hash_ops, 2,
@@ -320,6 +323,10 @@ int main(int argc, char** argv) {
   options.token_lifetime = absl::GetFlag(FLAGS_token_lifetime);
   if (options.token_lifetime < absl::Seconds(1)) {
     Die("--token_lifetime must be at least 1s (tokens count whole seconds)");
+  }
+  options.token_clock_skew = absl::GetFlag(FLAGS_token_clock_skew);
+  if (options.token_clock_skew < absl::ZeroDuration()) {
+    Die("--token_clock_skew must not be negative");
   }
   options.admin_users = absl::GetFlag(FLAGS_admin_users);
   options.password.ops_limit = Positive(FLAGS_password_hash_ops,

@@ -178,7 +178,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
       auth::LoadOrCreateKey(options.token_key_file, options.data_dir);
   if (!key.ok()) return key.status();
   server->signer_ = std::make_unique<auth::TokenSigner>(
-      *std::move(key), options.token_lifetime, Clock::Real());
+      *std::move(key), options.token_lifetime, Clock::Real(),
+      options.token_clock_skew);
   server->auth_ = std::make_unique<auth::Authenticator>(
       server->signer_.get(), server->store_.get(), options.admin_users);
   if (absl::Status s = server->auth_->LoadRevoked(); !s.ok()) return s;

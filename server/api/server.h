@@ -48,6 +48,8 @@ struct ServerOptions {
   absl::Duration memory_trim_interval = absl::Seconds(30);
   std::string token_key_file;  // empty: <data_dir>/token.key
   absl::Duration token_lifetime = absl::Hours(24);
+  // auth::TokenSigner's max_clock_skew.
+  absl::Duration token_clock_skew = absl::Minutes(1);
   std::vector<std::string> admin_users;
   auth::PasswordOptions password;
   chat::HubOptions hub;

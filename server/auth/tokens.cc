@@ -178,8 +178,12 @@ absl::StatusOr<std::string> CreateKeyFile(const std::string& dir,
 
 }  // namespace
 
-TokenSigner::TokenSigner(std::string key, absl::Duration lifetime, Clock* clock)
-    : key_(std::move(key)), lifetime_(lifetime), clock_(clock) {}
+TokenSigner::TokenSigner(std::string key, absl::Duration lifetime, Clock* clock,
+                         absl::Duration max_clock_skew)
+    : key_(std::move(key)),
+      lifetime_(lifetime),
+      clock_(clock),
+      max_clock_skew_(max_clock_skew) {}
 
 absl::StatusOr<std::string> TokenSigner::Sign(Claims* claims) const {
   if (key_.size() < kMinKeyBytes) {
@@ -323,8 +327,12 @@ absl::StatusOr<Claims> TokenSigner::VerifyUncached(
   }
   claims.issue_time = absl::FromUnixSeconds(*iat);
   claims.expire_time = absl::FromUnixSeconds(*exp);
-  if (claims.expire_time <= clock_->Now()) {
+  const absl::Time now = clock_->Now();
+  if (claims.expire_time <= now) {
     return Refuse("TOKEN_EXPIRED", "token has expired");
+  }
+  if (claims.issue_time > now + max_clock_skew_) {
+    return Refuse("TOKEN_NOT_YET_VALID", "token is issued in the future");
   }
   return claims;
 }

@@ -33,7 +33,11 @@ struct Claims {
 class TokenSigner {
  public:
   // `key` is the HS256 secret, at least 32 bytes.
-  TokenSigner(std::string key, absl::Duration lifetime, Clock* clock);
+  // A token whose issue time is more than `max_clock_skew` after now is
+  // refused (TOKEN_NOT_YET_VALID): only a holder of the key can make one,
+  // and it would outlive a password change.
+  TokenSigner(std::string key, absl::Duration lifetime, Clock* clock,
+              absl::Duration max_clock_skew = absl::Minutes(1));
 
   // Fills claims->jti, issue_time and expire_time (now + lifetime) and
   // returns the signed token.
@@ -41,8 +45,8 @@ class TokenSigner {
 
   // Checks the token's algorithm (HS256 only; "none" and others refused),
   // signature, expiry and claims. UNAUTHENTICATED with reason
-  // TOKEN_MALFORMED, TOKEN_BAD_ALGORITHM, TOKEN_BAD_SIGNATURE or
-  // TOKEN_EXPIRED otherwise. Thread-safe.
+  // TOKEN_MALFORMED, TOKEN_BAD_ALGORITHM, TOKEN_BAD_SIGNATURE,
+  // TOKEN_EXPIRED or TOKEN_NOT_YET_VALID otherwise. Thread-safe.
   //
   // Tokens that verified are remembered (at most kVerifiedTokens, all
   // forgotten when full), so a client's next call with the same token costs
@@ -61,6 +65,7 @@ class TokenSigner {
   std::string key_;
   absl::Duration lifetime_;
   Clock* clock_;
+  absl::Duration max_clock_skew_;
   mutable Mutex verified_mu_;
   mutable absl::flat_hash_map<std::string, Claims> verified_
       ABSL_GUARDED_BY(verified_mu_);

@@ -181,6 +181,18 @@ TEST_F(TokensTest, ExpiresAtExp) {
   EXPECT_EQ(RefusalReason(signer_.Verify(token)), "TOKEN_EXPIRED");
 }
 
+TEST_F(TokensTest, ATokenIssuedInTheFutureIsRefused) {
+  ManualClock ahead(clock_.Now() + absl::Minutes(10));
+  TokenSigner future_signer(kKey, kLifetime, &ahead);
+  Claims claims = UserClaims();
+  absl::StatusOr<std::string> token = future_signer.Sign(&claims);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_EQ(RefusalReason(signer_.Verify(*token)), "TOKEN_NOT_YET_VALID");
+  // Within the allowed skew it is a clock a little ahead, and passes.
+  clock_.Advance(absl::Minutes(9) + absl::Seconds(30));
+  EXPECT_TRUE(signer_.Verify(*token).ok());
+}
+
 TEST_F(TokensTest, TamperedPayloadIsRefused) {
   std::vector<std::string> parts = Segments(SignUser());
   ASSERT_EQ(parts.size(), 3u);
