@@ -148,6 +148,50 @@ struct Server::Services {
   PresenceService presence;
 };
 
+// With several servers on one database: a cached directory row changed
+// here, or a token revoked here, is told to the others over the bus, and
+// what they tell is applied here. After a break in the bus, whose notices
+// meanwhile are lost, the cache is dropped and the revoked tokens reread.
+void Server::ShareDirectoryChanges(Server* server, store::CachedStore* cache,
+                                   chat::HubOptions* hub_options) {
+  bus::Bus* bus = server->bus_.get();
+  hub_options->bus = bus;
+  if (cache != nullptr) {
+    cache->set_on_invalidated([bus] {
+      bus::Notice notice;
+      notice.op = bus::Notice::Op::kInvalidateDirectory;
+      bus->Broadcast(notice);
+    });
+  }
+  server->auth_->set_on_revoked([bus](const std::string& jti) {
+    bus::Notice notice;
+    notice.op = bus::Notice::Op::kRevokeToken;
+    notice.token_id = jti;
+    bus->Broadcast(notice);
+  });
+  auth::Authenticator* auth = server->auth_.get();
+  hub_options->on_directory_notice = [cache, auth](const bus::Notice& n) {
+    if (n.op == bus::Notice::Op::kInvalidateDirectory && cache != nullptr) {
+      cache->Clear();
+    } else if (n.op == bus::Notice::Op::kRevokeToken) {
+      auth->MarkRevoked(n.token_id);
+    }
+  };
+  // The reread waits for the database: on the scheduler's thread, not the
+  // bus's.
+  Scheduler* scheduler = server->scheduler_.get();
+  hub_options->on_bus_reconnected = [cache, auth, scheduler] {
+    if (cache != nullptr) cache->Clear();
+    scheduler->Schedule(absl::Now(), [auth] {
+      if (absl::Status s = auth->LoadRevoked(); !s.ok()) {
+        log::Warning("could not reread the revoked tokens after the bus "
+                     "came back",
+                     {{"error", s.ToString()}});
+      }
+    });
+  };
+}
+
 absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   std::unique_ptr<Server> server(new Server());
   server->options_ = options;
@@ -160,9 +204,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
 
   absl::StatusOr<std::unique_ptr<store::Store>> opened = OpenStore(options);
   if (!opened.ok()) return opened.status();
+  store::CachedStore* cache = nullptr;
   if (options.store_cache_entries > 0) {
-    server->store_ = std::make_unique<store::CachedStore>(
+    auto cached = std::make_unique<store::CachedStore>(
         *std::move(opened), options.store_cache_entries);
+    cache = cached.get();
+    server->store_ = std::move(cached);
   } else {
     server->store_ = *std::move(opened);
   }
@@ -189,7 +236,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   hub_options.encoder = &EncodeStreamEvent;
   if (options.bus == ServerOptions::BusKind::kRedis) {
     server->bus_ = std::make_unique<bus::RedisBus>(options.redis);
-    hub_options.bus = server->bus_.get();
+    ShareDirectoryChanges(server.get(), cache, &hub_options);
   }
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());

@@ -21,6 +21,7 @@
 #include "server/api/idempotency.h"
 #include "server/common/clock.h"
 #include "server/common/scheduler.h"
+#include "server/store/cached_store.h"
 #include "server/store/postgres_store.h"
 #include "server/store/store.h"
 
@@ -90,6 +91,8 @@ class Server {
  private:
   Server() = default;
   struct Services;
+  static void ShareDirectoryChanges(Server* server, store::CachedStore* cache,
+                                    chat::HubOptions* hub_options);
 
   ServerOptions options_;
   std::unique_ptr<store::Store> store_;

@@ -145,11 +145,19 @@ void Authenticator::Revoke(const Claims& claims,
       [this, jti = claims.jti,
        done = std::move(done)](absl::StatusOr<int64_t> result) mutable {
         if (result.ok()) {
-          MutexLock lock(&mu_);
-          revoked_.insert(std::move(jti));
+          {
+            MutexLock lock(&mu_);
+            revoked_.insert(jti);
+          }
+          if (on_revoked_) on_revoked_(jti);
         }
         done(result.status());
       });
+}
+
+void Authenticator::MarkRevoked(absl::string_view jti) {
+  MutexLock lock(&mu_);
+  revoked_.insert(std::string(jti));
 }
 
 bool Authenticator::IsAdmin(absl::string_view username) const {

@@ -5,6 +5,7 @@
 #ifndef PARLEY_SERVER_AUTH_AUTHENTICATOR_H_
 #define PARLEY_SERVER_AUTH_AUTHENTICATOR_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -56,12 +57,22 @@ class Authenticator {
   void Revoke(const Claims& claims,
               absl::AnyInvocable<void(absl::Status)> done);
 
+  // Called with each token id this server revoked, after the commit and
+  // before Revoke's `done`; set once, before serving. With several servers
+  // on one database it tells the others (MarkRevoked).
+  void set_on_revoked(std::function<void(const std::string&)> on_revoked) {
+    on_revoked_ = std::move(on_revoked);
+  }
+  // Refuses token `jti` from now on: another server revoked it.
+  void MarkRevoked(absl::string_view jti);
+
   bool IsAdmin(absl::string_view username) const;
 
  private:
   const TokenSigner* const signer_;
   store::Directory* const store_;
   const absl::flat_hash_set<std::string> admins_;
+  std::function<void(const std::string&)> on_revoked_;
   Mutex mu_;
   absl::flat_hash_set<std::string> revoked_ ABSL_GUARDED_BY(mu_);
 };

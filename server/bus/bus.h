@@ -17,19 +17,23 @@
 
 namespace parley::bus {
 
-// What one replica asks of every replica: to close streams.
+// What one replica asks of every replica: to close streams, or to forget
+// what it cached of the directory.
 struct Notice {
   enum class Op {
     kClose = 1,        // `log`'s streams of `user_id` (all when empty)
     kCloseExcept = 2,  // `log`'s streams whose user is not in `keep`
     kCloseUser = 3,    // `user_id`'s streams on every log
     kDropLog = 4,      // every stream of `log`; no more publishing to it
+    kInvalidateDirectory = 5,  // users, rooms or memberships changed
+    kRevokeToken = 6,          // token `token_id` was revoked
   };
   Op op = Op::kClose;
   std::string log;
   std::string user_id;
   std::vector<std::string> keep;
   int reason = 0;  // the hub's CloseReason
+  std::string token_id;
 };
 
 class Bus {
@@ -50,6 +54,11 @@ class Bus {
     virtual void OnSubscribed(absl::string_view log) = 0;
     // A notice of Broadcast, from any replica (this one included).
     virtual void OnNotice(const Notice& notice) = 0;
+    // The bus is back after a break: the notices broadcast meanwhile are
+    // lost, so what they would have told (a cache to drop, a revoked token)
+    // must be fetched from the store again. Called once the notices are
+    // heard again.
+    virtual void OnReconnected() {}
   };
 
   virtual ~Bus() = default;

@@ -69,6 +69,7 @@ std::string EncodeNotice(const Notice& notice) {
   m.set_user_id(notice.user_id);
   for (const std::string& id : notice.keep) m.add_keep(id);
   m.set_reason(notice.reason);
+  m.set_token_id(notice.token_id);
   return m.SerializeAsString();
 }
 
@@ -76,7 +77,7 @@ absl::StatusOr<Notice> DecodeNotice(absl::string_view bytes) {
   internal::BusNotice m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
       m.op() < internal::BusNotice::CLOSE ||
-      m.op() > internal::BusNotice::DROP_LOG) {
+      m.op() > internal::BusNotice::REVOKE_TOKEN) {
     return absl::InvalidArgumentError("the bus carried bytes that are not "
                                       "a notice");
   }
@@ -86,6 +87,7 @@ absl::StatusOr<Notice> DecodeNotice(absl::string_view bytes) {
   notice.user_id = m.user_id();
   notice.keep.assign(m.keep().begin(), m.keep().end());
   notice.reason = m.reason();
+  notice.token_id = m.token_id();
   return notice;
 }
 

@@ -67,6 +67,7 @@ class InProcessNetwork::Endpoint : public Bus {
   // On the network's thread.
   void Reconnected() {
     for (const std::string& log : logs_) listener_->OnSubscribed(log);
+    if (listener_ != nullptr) listener_->OnReconnected();
   }
 
  private:

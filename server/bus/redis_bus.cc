@@ -204,6 +204,7 @@ void RedisBus::RunSubscriber() {
   absl::flat_hash_set<std::string> logs;      // what should be heard
   absl::flat_hash_set<std::string> awaiting;  // subscribed, not confirmed
   bool connected_before = false;
+  bool reconnected = false;  // the listener is told once notices flow
   while (true) {
     std::vector<std::pair<std::string, bool>> changes;
     {
@@ -230,6 +231,7 @@ void RedisBus::RunSubscriber() {
       if (connected_before) {
         MutexLock lock(&mu_);
         ++stats_.reconnects;
+        reconnected = true;
       }
       connected_before = true;
       // Everything heard is subscribed again, and the notices.
@@ -275,6 +277,11 @@ void RedisBus::RunSubscriber() {
       absl::string_view channel(reply->element[1]->str,
                                 reply->element[1]->len);
       if (channel == options_.notice_channel) {
+        if (kind == "subscribe" && reconnected) {
+          reconnected = false;
+          MutexLock lock(&listener_mu_);
+          if (listener_ != nullptr) listener_->OnReconnected();
+        }
         if (kind == "message" &&
             reply->element[2]->type == REDIS_REPLY_STRING) {
           absl::StatusOr<Notice> notice = DecodeNotice(absl::string_view(

@@ -812,7 +812,16 @@ void Hub::DropLog(absl::string_view log_id) {
 }
 
 void Hub::OnNotice(const bus::Notice& notice) {
+  if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
+      notice.op == bus::Notice::Op::kRevokeToken) {
+    if (options_.on_directory_notice) options_.on_directory_notice(notice);
+    return;
+  }
   Close(notice, /*from_bus=*/true);
+}
+
+void Hub::OnReconnected() {
+  if (options_.on_bus_reconnected) options_.on_bus_reconnected();
 }
 
 void Hub::Close(const bus::Notice& notice, bool from_bus) {
@@ -872,6 +881,9 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
       return;
     }
+    case bus::Notice::Op::kInvalidateDirectory:
+    case bus::Notice::Op::kRevokeToken:
+      return;  // OnNotice's
   }
 }
 

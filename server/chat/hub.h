@@ -72,6 +72,12 @@ struct HubOptions {
   // another replica not heard yet, or lost by the bus) is read from the
   // store first. Must outlive the hub.
   bus::Bus* bus = nullptr;
+  // With a bus: told, on the bus's thread, of every replica's notices about
+  // the directory (Notice::Op::kInvalidateDirectory, kRevokeToken), this
+  // one's included; and when the bus is back after a break, so that what
+  // those notices would have said is read from the store again.
+  std::function<void(const bus::Notice&)> on_directory_notice;
+  std::function<void()> on_bus_reconnected;
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -271,6 +277,7 @@ class Hub : private bus::Bus::Listener {
   void OnEvent(std::shared_ptr<model::Event> event) override;
   void OnSubscribed(absl::string_view log) override;
   void OnNotice(const bus::Notice& notice) override;
+  void OnReconnected() override;
   // Does what `notice` asks here; tells the other replicas first unless
   // it came `from_bus`.
   void Close(const bus::Notice& notice, bool from_bus);

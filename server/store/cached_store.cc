@@ -41,6 +41,7 @@ void CachedStore::Submit(DirectoryWrite write, WriteDone done) {
                  [this, done = std::move(done)](
                      absl::StatusOr<int64_t> result) mutable {
                    Clear();
+                   if (on_invalidated_) on_invalidated_();
                    done(std::move(result));
                  });
 }

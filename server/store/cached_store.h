@@ -11,11 +11,14 @@
 // row; it is not cached when a write emptied the cache meanwhile (the cache
 // has a generation number, and a read only caches what it fetched under the
 // generation it started with). Those writes (accounts, rooms, members) are
-// rare next to posts. Thread-safe. The inner store is owned.
+// rare next to posts. With several servers on one database, each one's
+// changes reach the others' caches through set_on_invalidated (which tells
+// them) and Clear (which they call). Thread-safe. The inner store is owned.
 #ifndef PARLEY_SERVER_STORE_CACHED_STORE_H_
 #define PARLEY_SERVER_STORE_CACHED_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,6 +49,14 @@ class CachedStore : public ForwardingStore {
   absl::StatusOr<std::optional<Member>> GetMember(
       absl::string_view room_id, absl::string_view user_id) override;
 
+  // Called after each committed write that emptied the cache, before the
+  // write's callback; set once, before the first write.
+  void set_on_invalidated(std::function<void()> on_invalidated) {
+    on_invalidated_ = std::move(on_invalidated);
+  }
+  // Forgets everything cached (another server changed the directory).
+  void Clear();
+
   // Reads answered from memory, and reads that went to the inner store.
   uint64_t hits() const;
   uint64_t misses() const;
@@ -53,7 +64,6 @@ class CachedStore : public ForwardingStore {
  private:
   // Whether committing `write` can change a cached row.
   static bool Invalidates(const DirectoryWrite& write);
-  void Clear();
 
   // Looks `key` up in `map`, else reads it with `read` and caches the result
   // unless the cache was emptied meanwhile.
@@ -63,6 +73,7 @@ class CachedStore : public ForwardingStore {
 
   const std::unique_ptr<Store> inner_;
   const size_t max_entries_;
+  std::function<void()> on_invalidated_;
   mutable Mutex mu_;
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t hits_ ABSL_GUARDED_BY(mu_) = 0;

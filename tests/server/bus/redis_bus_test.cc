@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
@@ -133,13 +134,44 @@ class RedisBusTest : public ::testing::Test {
     }
   }
 
+  // What b's hub passed on of the directory notices and bus breaks.
+  struct Heard {
+    Mutex mu;
+    std::vector<std::string> revoked ABSL_GUARDED_BY(mu);
+    int reconnects ABSL_GUARDED_BY(mu) = 0;
+  };
+  chat::HubOptions HeardBy(Bus* bus, Heard* heard) {
+    chat::HubOptions o = HubOptionsWith(bus);
+    o.on_directory_notice = [heard](const Notice& n) {
+      MutexLock lock(&heard->mu);
+      if (n.op == Notice::Op::kRevokeToken) heard->revoked.push_back(n.token_id);
+    };
+    o.on_bus_reconnected = [heard] {
+      MutexLock lock(&heard->mu);
+      ++heard->reconnects;
+    };
+    return o;
+  }
+  // Waits until `done` holds for what b heard.
+  void WaitHeard(absl::FunctionRef<bool(const Heard&)> done) {
+    const absl::Time deadline = absl::Now() + kWait;
+    while (absl::Now() < deadline) {
+      {
+        MutexLock lock(&heard_b_.mu);
+        if (done(heard_b_)) return;
+      }
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+
   RedisServer redis_;
   ManualClock clock_;
+  Heard heard_b_;
   store::MemoryStore store_;
   RedisBus bus_a_{Options()};
   RedisBus bus_b_{Options()};
   chat::Hub a_{HubOptionsWith(&bus_a_), &store_, &clock_};
-  chat::Hub b_{HubOptionsWith(&bus_b_), &store_, &clock_};
+  chat::Hub b_{HeardBy(&bus_b_, &heard_b_), &store_, &clock_};
 };
 
 TEST_F(RedisBusTest, AnEventCommittedOnOneServerReachesReadersOnAnother) {
@@ -188,6 +220,38 @@ TEST_F(RedisBusTest, ASignOutOnOneServerClosesTheUsersStreamsOnAnother) {
   a_.CloseUserSubscriptions("u-ann", chat::CloseReason::kUserGone);
   EXPECT_EQ(collector->WaitClosed(*sub->channel),
             chat::CloseReason::kUserGone);
+}
+
+TEST_F(RedisBusTest, ARevokedTokenIsToldToEveryServerAndABreakIsToo) {
+  // b is listening once an event posted on a reaches it.
+  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
+  ASSERT_TRUE(sub.ok()) << sub.status();
+  auto collector = std::make_shared<chat::ChannelCollector>();
+  sub->channel->Attach(collector);
+  Post(a_);
+  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+
+  Notice revoked;
+  revoked.op = Notice::Op::kRevokeToken;
+  revoked.token_id = "jti-1";
+  bus_a_.Broadcast(revoked);
+  WaitHeard([](const Heard& h) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return !h.revoked.empty();
+  });
+  {
+    MutexLock lock(&heard_b_.mu);
+    EXPECT_THAT(heard_b_.revoked, ElementsAre("jti-1"));
+    EXPECT_EQ(heard_b_.reconnects, 0);
+  }
+
+  // Notices broadcast while Redis is away are lost: b is told it was away.
+  redis_.Kill();
+  redis_.Start();
+  WaitHeard([](const Heard& h) ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    return h.reconnects > 0;
+  });
+  MutexLock lock(&heard_b_.mu);
+  EXPECT_EQ(heard_b_.reconnects, 1);
 }
 
 }  // namespace

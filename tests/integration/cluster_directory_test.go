@@ -1,0 +1,124 @@
+package integration
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	parleyv1 "parley/gateway/gen/parley/v1"
+)
+
+// Each server caches users, rooms and memberships, and keeps the revoked
+// token ids in memory. A change made through one server reaches the others
+// over the bus: the changes below are made on server a, after server b has
+// cached what they change, and b must refuse accordingly within a second.
+
+// replicaClients are the gRPC clients of one server.
+type replicaClients struct {
+	auth     parleyv1.AuthServiceClient
+	users    parleyv1.UserServiceClient
+	rooms    parleyv1.RoomServiceClient
+	messages parleyv1.MessageServiceClient
+}
+
+func clientsOf(t *testing.T, srv *clusterServer) replicaClients {
+	t.Helper()
+	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return replicaClients{
+		auth:     parleyv1.NewAuthServiceClient(conn),
+		users:    parleyv1.NewUserServiceClient(conn),
+		rooms:    parleyv1.NewRoomServiceClient(conn),
+		messages: parleyv1.NewMessageServiceClient(conn),
+	}
+}
+
+func signedIn(token string) context.Context {
+	return metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+token)
+}
+
+// refusedAfter checks that call succeeds (so b caches what it reads), runs
+// change (on the other server), then calls call until it fails with want,
+// which must happen within a second.
+func refusedAfter(t *testing.T, what string, change func() error, want codes.Code, call func() error) {
+	t.Helper()
+	if err := call(); err != nil {
+		t.Fatalf("%s: before the change: %v", what, err)
+	}
+	if err := change(); err != nil {
+		t.Fatalf("%s: the change: %v", what, err)
+	}
+	start := time.Now()
+	for {
+		err := call()
+		if status.Code(err) == want {
+			t.Logf("%s: refused %v after the change", what, time.Since(start))
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: %v, want %v", what, err, want)
+		}
+		if time.Since(start) > time.Second {
+			t.Fatalf("%s: still allowed a second after the change on the other server", what)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, bounded above
+	}
+}
+
+func TestDirectoryChangesOnOneServerHoldOnTheOthers(t *testing.T) {
+	c := startCluster(t, redisFor(t), "a", "b")
+	a, b := clientsOf(t, c.servers[0]), clientsOf(t, c.servers[1])
+	owner := c.signUp(t, "owner")
+
+	rm := c.createRoom(t, owner.token, "open-then-closed", "", "")
+	outsider := c.signUp(t, "outsider")
+	refusedAfter(t, "history of a room made private",
+		func() error {
+			_, err := a.rooms.UpdateRoom(signedIn(owner.token), &parleyv1.UpdateRoomRequest{
+				Room: rm.ID, Visibility: parleyv1.Visibility_VISIBILITY_PRIVATE.Enum(),
+				Password: proto.String("door-code"),
+			})
+			return err
+		},
+		codes.PermissionDenied,
+		func() error {
+			_, err := b.messages.ListMessages(signedIn(outsider.token), &parleyv1.ListMessagesRequest{Room: rm.ID})
+			return err
+		})
+
+	leaver := c.signUp(t, "leaver")
+	refusedAfter(t, "a token signed out",
+		func() error {
+			_, err := a.auth.SignOut(signedIn(leaver.token), &parleyv1.SignOutRequest{})
+			return err
+		},
+		codes.Unauthenticated,
+		func() error {
+			_, err := b.users.GetUser(signedIn(leaver.token), &parleyv1.GetUserRequest{User: "me"})
+			return err
+		})
+
+	changer := c.signUp(t, "changer")
+	refusedAfter(t, "a token from before a password change",
+		func() error {
+			_, err := a.users.UpdateUser(signedIn(changer.token), &parleyv1.UpdateUserRequest{
+				User: "me", Password: proto.String("a-new-long-password"),
+			})
+			return err
+		},
+		codes.Unauthenticated,
+		func() error {
+			_, err := b.users.GetUser(signedIn(changer.token), &parleyv1.GetUserRequest{User: "me"})
+			return err
+		})
+}
