@@ -29,6 +29,17 @@ using chat::CloseReason;
 using model::EventPtr;
 
 // The status a read ends with once its channel is closed.
+// The last sequence number among `events` (a gap's last), 0 for none: how
+// far a lobby client has read.
+uint64_t LastSequence(const std::vector<EventPtr>& events) {
+  uint64_t last = 0;
+  for (const EventPtr& e : events) {
+    last = std::max(last, e->kind == model::EventKind::kGap ? e->gap_last
+                                                           : e->sequence);
+  }
+  return last;
+}
+
 absl::Status ClosedStatus(CloseReason reason) {
   switch (reason) {
     case CloseReason::kOpen:
@@ -131,6 +142,11 @@ class PollCall final : public grpc::ServerUnaryReactor {
     void set_on_finish(absl::AnyInvocable<void()> on_finish) {
       on_finish_ = std::move(on_finish);
     }
+    // A lobby client's session: the call finishes once what it took is
+    // recorded as consumed. Call before Start.
+    void set_lease(std::shared_ptr<chat::SessionLease> lease) {
+      lease_ = std::move(lease);
+    }
 
     void Start(absl::Duration timeout) {
       if (auto previous = channel_->Attach(shared_from_this())) {
@@ -162,6 +178,7 @@ class PollCall final : public grpc::ServerUnaryReactor {
       PollCall* call;
       absl::Status status;
       Scheduler::TaskId timer;
+      uint64_t consumed = 0;
       {
         MutexLock lock(&mu_);
         if (call_ == nullptr) return;
@@ -169,6 +186,7 @@ class PollCall final : public grpc::ServerUnaryReactor {
           status = absl::CancelledError("the client cancelled the poll");
         } else if (ending != Ending::kSuperseded) {
           Channel::TakeResult taken = channel_->Take(max_events_);
+          consumed = LastSequence(taken.events);
           const bool any = consume_(taken.events);
           if (!any && taken.closed == CloseReason::kOpen &&
               ending == Ending::kIfReadable) {
@@ -185,7 +203,14 @@ class PollCall final : public grpc::ServerUnaryReactor {
       channel_->Detach(this, hub_->clock()->Now());
       scheduler_->Cancel(timer);
       if (on_finish_) on_finish_();
-      call->Finish(ToGrpcStatus(status));
+      if (lease_ == nullptr) {
+        call->Finish(ToGrpcStatus(status));
+        return;
+      }
+      lease_->Consumed(consumed, [lease = lease_, call, status] {
+        lease->Release();
+        call->Finish(ToGrpcStatus(status));
+      });
     }
 
     Mutex mu_;
@@ -198,18 +223,48 @@ class PollCall final : public grpc::ServerUnaryReactor {
     chat::Hub* const hub_;
     Scheduler* const scheduler_;
     const size_t max_events_;
+    std::shared_ptr<chat::SessionLease> lease_;
     Scheduler::TaskId timer_ ABSL_GUARDED_BY(mu_) = 0;
   };
 
   PollCall() = default;
   void set_waiter(std::shared_ptr<Waiter> waiter) {
+    MutexLock lock(&mu_);
     waiter_ = std::move(waiter);
   }
-  void OnCancel() override { waiter_->OnCancel(); }
+  // For a waiter made after the handler returned (a session opened on
+  // another thread): starts it, unless the client cancelled meanwhile
+  // (then the call finishes and false is returned).
+  bool StartLate(std::shared_ptr<Waiter> waiter, absl::Duration timeout) {
+    bool cancelled;
+    {
+      MutexLock lock(&mu_);
+      cancelled = cancelled_;
+      if (!cancelled) waiter_ = waiter;
+    }
+    if (cancelled) {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                          "the client cancelled the poll"));
+      return false;
+    }
+    waiter->Start(timeout);
+    return true;
+  }
+  void OnCancel() override {
+    std::shared_ptr<Waiter> waiter;
+    {
+      MutexLock lock(&mu_);
+      cancelled_ = true;
+      waiter = waiter_;
+    }
+    if (waiter != nullptr) waiter->OnCancel();
+  }
   void OnDone() override { delete this; }
 
  private:
-  std::shared_ptr<Waiter> waiter_;
+  Mutex mu_;
+  std::shared_ptr<Waiter> waiter_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 // A Subscribe stream: one write in flight, and everything queued meanwhile
@@ -257,6 +312,11 @@ class StreamCall final
     // Runs once when the stream finishes.
     void set_on_finish(absl::AnyInvocable<void()> on_finish) {
       on_finish_ = std::move(on_finish);
+    }
+    // Told the last sequence of each batch taken from the channel, as the
+    // write starts; must not block. Call before Start.
+    void set_on_taken(absl::AnyInvocable<void(uint64_t)> on_taken) {
+      on_taken_ = std::move(on_taken);
     }
 
     void Start() {
@@ -329,6 +389,9 @@ class StreamCall final
           Channel::TakeResult taken = channel_->Take(max_batch_);
           closed = taken.closed;
           if (!taken.events.empty()) CountLag(taken.events);
+          if (on_taken_ && !taken.events.empty()) {
+            on_taken_(LastSequence(taken.events));
+          }
           for (EventPtr& event : taken.events) AppendLocked(std::move(event));
         }
         if (!replayed.ok()) {
@@ -455,6 +518,8 @@ class StreamCall final
     absl::Status final_status_ ABSL_GUARDED_BY(mu_);
     // Set before Start; run by the one thread that finishes the call.
     absl::AnyInvocable<void()> on_finish_;
+    // Set before Start; called under mu_.
+    absl::AnyInvocable<void(uint64_t)> on_taken_;
     // The write being built (guarded by mu_), and the one in flight: written
     // only by the thread that sets writing_, left alone while the write is in
     // flight.
@@ -469,7 +534,27 @@ class StreamCall final
                       CallStats::Kind::kStreaming);
     }
   }
-  void set_pump(std::shared_ptr<Pump> pump) { pump_ = std::move(pump); }
+  void set_pump(std::shared_ptr<Pump> pump) {
+    MutexLock lock(&mu_);
+    pump_ = std::move(pump);
+  }
+  // For a pump made after the handler returned (a session opened on
+  // another thread): starts it, unless the client cancelled meanwhile
+  // (then the call finishes and false is returned).
+  bool StartLate(std::shared_ptr<Pump> pump) {
+    bool cancelled;
+    {
+      MutexLock lock(&mu_);
+      cancelled = cancelled_;
+      if (!cancelled) pump_ = pump;
+    }
+    if (cancelled) {
+      FinishWith(absl::CancelledError("the client cancelled the stream"));
+      return false;
+    }
+    pump->Start();
+    return true;
+  }
 
   // Records the call's status, then sends it. Once.
   void FinishWith(const absl::Status& status) {
@@ -483,15 +568,23 @@ class StreamCall final
 
   void OnWriteDone(bool ok) override { pump_->OnWriteDone(ok); }
   void OnCancel() override {
+    std::shared_ptr<Pump> pump;
+    {
+      MutexLock lock(&mu_);
+      cancelled_ = true;
+      pump = pump_;
+    }
     // No pump when the call was refused before it started.
-    if (pump_ != nullptr) {
-      pump_->End(absl::CancelledError("the client cancelled the stream"));
+    if (pump != nullptr) {
+      pump->End(absl::CancelledError("the client cancelled the stream"));
     }
   }
   void OnDone() override { delete this; }
 
  private:
-  std::shared_ptr<Pump> pump_;
+  Mutex mu_;
+  std::shared_ptr<Pump> pump_ ABSL_GUARDED_BY(mu_);
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   // The interceptor leaves Subscribe alone (it would run at every write).
   std::optional<CallRecord> record_;
 };
@@ -567,21 +660,28 @@ grpc::ServerUnaryReactor* ChatService::Receive(
       PollTimeout(request->timeout(), deps_.read);
   if (!timeout.ok()) return FinishNow(context, timeout.status());
   const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
-  auto channel = deps_.hub->FindChannel(request->id());
-  if (!channel.ok()) return FinishNow(context, channel.status());
-
   auto* call = new PollCall();
-  auto waiter = std::make_shared<PollCall::Waiter>(
-      call, context,
-      [response](const std::vector<EventPtr>& events) {
-        for (const EventPtr& event : events) {
-          ToProto(*event, response->add_events());
+  deps_.hub->OpenSession(
+      request->id(),
+      [call, context, response, hub = deps_.hub, scheduler = deps_.scheduler,
+       max_events, timeout = *timeout](
+          absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
+        if (!lease.ok()) {
+          call->Finish(ToGrpcStatus(lease.status()));
+          return;
         }
-        return !events.empty();
-      },
-      *std::move(channel), deps_.hub, deps_.scheduler, max_events);
-  call->set_waiter(waiter);
-  waiter->Start(*timeout);
+        auto waiter = std::make_shared<PollCall::Waiter>(
+            call, context,
+            [response](const std::vector<EventPtr>& events) {
+              for (const EventPtr& event : events) {
+                ToProto(*event, response->add_events());
+              }
+              return !events.empty();
+            },
+            (*lease)->channel(), hub, scheduler, max_events);
+        waiter->set_lease(*lease);
+        if (!call->StartLate(std::move(waiter), timeout)) (*lease)->Release();
+      });
   return call;
 }
 
@@ -707,14 +807,23 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
   }
   if (request->room().empty() && !request->direct_messages()) {
     // Seed 000: a joined lobby client's own channel.
-    absl::StatusOr<std::shared_ptr<Channel>> channel =
-        deps_.hub->FindChannel(request->id());
-    if (!channel.ok()) return refuse(channel.status());
-    auto pump = std::make_shared<StreamCall::Pump>(
-        call, context, *std::move(channel), deps_.hub,
-        deps_.read.stream_max_batch);
-    call->set_pump(pump);
-    pump->Start();
+    deps_.hub->OpenSession(
+        request->id(),
+        [call, context, hub = deps_.hub,
+         max_batch = deps_.read.stream_max_batch](
+            absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
+          if (!lease.ok()) {
+            call->FinishWith(lease.status());
+            return;
+          }
+          auto pump = std::make_shared<StreamCall::Pump>(
+              call, context, (*lease)->channel(), hub, max_batch);
+          pump->set_on_taken([lease = *lease](uint64_t last) {
+            lease->Consumed(last, [] {});
+          });
+          pump->set_on_finish([lease = *lease] { lease->Release(); });
+          if (!call->StartLate(std::move(pump))) (*lease)->Release();
+        });
     return call;
   }
 

@@ -237,6 +237,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (options.bus == ServerOptions::BusKind::kRedis) {
     server->bus_ = std::make_unique<bus::RedisBus>(options.redis);
     ShareDirectoryChanges(server.get(), cache, &hub_options);
+    bus::RedisSessionsOptions sessions;
+    sessions.host = options.redis.host;
+    sessions.port = options.redis.port;
+    server->sessions_ = std::make_unique<bus::RedisSessionDirectory>(sessions);
+    hub_options.sessions = server->sessions_.get();
   }
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
@@ -334,6 +339,7 @@ void Server::Shutdown() {
   // queued (whose callers were cancelled) and stops the writer.
   if (store_ != nullptr) store_->Close();
   if (scheduler_ != nullptr) scheduler_.reset();
+  sessions_.reset();
   // Nothing the bus hears reaches the hub from here on.
   if (bus_ != nullptr) bus_->SetListener(nullptr);
 }

@@ -17,6 +17,7 @@
 #include "server/auth/password.h"
 #include "server/auth/tokens.h"
 #include "server/bus/redis_bus.h"
+#include "server/bus/redis_sessions.h"
 #include "server/chat/hub.h"
 #include "server/api/idempotency.h"
 #include "server/common/clock.h"
@@ -102,6 +103,9 @@ class Server {
   std::unique_ptr<Scheduler> scheduler_;
   // Outlives the hub, which publishes on it until its last dispatch.
   std::unique_ptr<bus::RedisBus> bus_;
+  // The lobby's sessions with the Redis bus; stopped in Shutdown, before
+  // the hub that its last answers call.
+  std::unique_ptr<bus::RedisSessionDirectory> sessions_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<IdempotentSends> sends_;
   // Fed by the interceptor of every call; outlives grpc_server_.

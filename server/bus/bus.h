@@ -27,6 +27,7 @@ struct Notice {
     kDropLog = 4,      // every stream of `log`; no more publishing to it
     kInvalidateDirectory = 5,  // users, rooms or memberships changed
     kRevokeToken = 6,          // token `token_id` was revoked
+    kEndSession = 7,  // the readers of lobby session `user_id` (its id)
   };
   Op op = Op::kClose;
   std::string log;

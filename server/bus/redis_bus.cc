@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "server/bus/event_codec.h"
+#include "server/bus/redis_connection.h"
 #include "server/common/log.h"
 
 namespace parley::bus {
@@ -21,58 +22,6 @@ namespace {
 
 constexpr absl::Duration kFirstBackoff = absl::Milliseconds(50);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
-
-struct ContextDeleter {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using Context = std::unique_ptr<redisContext, ContextDeleter>;
-struct ReplyDeleter {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
-
-// A connection to Redis, or null (the reason logged once per outage).
-Context Connect(const RedisBusOptions& o, bool* logged) {
-  const timeval tv = absl::ToTimeval(o.connect_timeout);
-  Context c(redisConnectWithTimeout(o.host.c_str(), o.port, tv));
-  if (c != nullptr && c->err == 0) {
-    redisEnableKeepAlive(c.get());
-    if (*logged) {
-      log::Info("redis bus: connected again",
-                {{"addr", absl::StrCat(o.host, ":", o.port)}});
-    }
-    *logged = false;
-    return c;
-  }
-  if (!*logged) {
-    log::Warning("redis bus: cannot connect",
-                 {{"addr", absl::StrCat(o.host, ":", o.port)},
-                  {"error", c != nullptr ? c->errstr : "out of memory"}});
-    *logged = true;
-  }
-  return nullptr;
-}
-
-// Sends a command of `args` (no reply read).
-void Append(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lengths.push_back(a.size());
-  }
-  redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(),
-                         lengths.data());
-}
-
-// Writes what is buffered; false when the connection broke.
-bool FlushOutput(redisContext* c) {
-  int done = 0;
-  while (!done) {
-    if (redisBufferWrite(c, &done) != REDIS_OK) return false;
-  }
-  return true;
-}
 
 }  // namespace
 
@@ -160,7 +109,8 @@ void RedisBus::RunPublisher() {
       batch.swap(outbox_);
     }
     if (c == nullptr) {
-      c = Connect(options_, &logged);
+      c = Connect("redis bus", options_.host, options_.port,
+                  options_.connect_timeout, &logged);
       if (c == nullptr) {
         MutexLock lock(&mu_);
         stats_.dropped += batch.size();
@@ -221,7 +171,8 @@ void RedisBus::RunSubscriber() {
       }
     }
     if (c == nullptr) {
-      c = Connect(options_, &logged);
+      c = Connect("redis bus", options_.host, options_.port,
+                  options_.connect_timeout, &logged);
       if (c == nullptr) {
         backoff = std::clamp(backoff * 2, kFirstBackoff, kMaxBackoff);
         Wait(-1, backoff);

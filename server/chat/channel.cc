@@ -39,6 +39,20 @@ std::shared_ptr<ChannelReader> Channel::Push(model::EventPtr event) {
   return WakeLocked();
 }
 
+std::shared_ptr<ChannelReader> Channel::PushMissed(model::EventPtr first,
+                                                   uint64_t last) {
+  MutexLock lock(&mu_);
+  if (closed_ != CloseReason::kOpen || last < first->sequence) return nullptr;
+  dropped_ += last - first->sequence + 1;
+  if (!queue_.empty() && queue_.back().event == nullptr) {
+    queue_.back().gap_last = last;
+  } else {
+    const uint64_t sequence = first->sequence;
+    queue_.push_back(Entry{nullptr, sequence, last, std::move(first)});
+  }
+  return WakeLocked();
+}
+
 std::shared_ptr<ChannelReader> Channel::Close(CloseReason reason) {
   MutexLock lock(&mu_);
   if (closed_ != CloseReason::kOpen) return nullptr;

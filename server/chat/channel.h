@@ -59,6 +59,12 @@ class Channel {
   // or null. Logged events must be pushed in sequence order.
   std::shared_ptr<ChannelReader> Push(model::EventPtr event);
 
+  // Queues a gap marker for `first` (a logged event) through sequence
+  // `last`, as if they had arrived when the channel was full. Returns the
+  // reader to wake, or null.
+  std::shared_ptr<ChannelReader> PushMissed(model::EventPtr first,
+                                            uint64_t last);
+
   // Drops everything queued and refuses further events. Returns the reader to
   // wake, or null. Closing twice keeps the first reason.
   std::shared_ptr<ChannelReader> Close(CloseReason reason);

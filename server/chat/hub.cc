@@ -19,16 +19,6 @@
 namespace parley::chat {
 namespace {
 
-absl::Status NotJoined(absl::string_view id) {
-  return WithReason(absl::FailedPreconditionError(
-                        absl::StrCat("client '", id, "' has not joined")),
-                    "NOT_JOINED", "id");
-}
-
-absl::Status ShuttingDown() {
-  return WithReason(absl::UnavailableError("the server is shutting down"),
-                    "SHUTTING_DOWN");
-}
 
 // Room logs carry presence events; direct-message inboxes do not.
 bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
@@ -40,19 +30,12 @@ std::string PresenceKey(const Subscriber& who) {
                              : absl::StrCat("user:", who.user_id);
 }
 
-// A lobby event of `kind` caused by client `id`.
-std::shared_ptr<model::Event> LobbyEvent(model::EventKind kind,
-                                         absl::string_view id,
-                                         absl::string_view text) {
-  auto event = NewEvent(kind, model::kLobbyId);
-  event->room_id = std::string(model::kLobbyId);
-  event->room = std::string(model::kLobbyName);
-  event->sender = std::string(id);
-  event->text = std::string(text);
-  return event;
-}
-
 }  // namespace
+
+absl::Status Hub::ShuttingDown() {
+  return WithReason(absl::UnavailableError("the server is shutting down"),
+                    "SHUTTING_DOWN");
+}
 
 std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
                                        absl::string_view log) {
@@ -393,161 +376,6 @@ void Hub::PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
   }
 }
 
-// ---- Lobby sessions ----
-
-void Hub::Join(absl::string_view id, EventDone done) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    done(s);
-    return;
-  }
-  auto joined = LobbyEvent(model::EventKind::kJoin, id, "");
-  absl::Status refused;
-  {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
-    if (refused.ok() && sessions_.count(id) > 0) {
-      refused = WithReason(absl::AlreadyExistsError(absl::StrCat(
-                               "client '", id, "' has already joined")),
-                           "ALREADY_JOINED", "id");
-    }
-    if (refused.ok()) {
-      auto channel =
-          std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
-      sessions_.emplace(std::string(id), channel);
-      // The session's channel gets everything after what was delivered so
-      // far, so its own join event included.
-      lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), ""},
-                                 lobby_->delivered, clock_->Now()});
-      PublishLocked(
-          lobby_, std::move(joined),
-          [this, channel, id = std::string(id), done = std::move(done)](
-              absl::StatusOr<model::EventPtr> event, int64_t) mutable {
-            if (!event.ok()) {
-              // Not committed: the client has not joined after all.
-              Wakeups wake;
-              {
-                MutexLock lock(&lobby_->mu);
-                auto it = sessions_.find(id);
-                if (it != sessions_.end() && it->second == channel) {
-                  RemoveSessionLocked(id, CloseReason::kLeft, &wake);
-                }
-              }
-              WakeAll(wake);
-            }
-            done(std::move(event));
-          });
-    }
-  }
-  if (!refused.ok()) done(refused);
-}
-
-void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
-               model::IdempotencyKey key) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    done(s);
-    return;
-  }
-  if (absl::Status s = ValidateMessageText(text, options_.max_message_bytes);
-      !s.ok()) {
-    done(s);
-    return;
-  }
-  auto message = LobbyEvent(model::EventKind::kMessage, id, text);
-  message->idempotency = std::move(key);
-  absl::Status refused;
-  {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
-    auto it = sessions_.find(id);
-    if (refused.ok() && it == sessions_.end()) refused = NotJoined(id);
-    if (refused.ok()) {
-      it->second->Touch(clock_->Now());
-      PublishLocked(lobby_, std::move(message),
-                    IgnoreCount(std::move(done)));
-    }
-  }
-  if (!refused.ok()) done(refused);
-}
-
-bool Hub::RemoveSessionLocked(absl::string_view id, CloseReason reason,
-                              Wakeups* wake) {
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return false;
-  std::shared_ptr<Channel> channel = std::move(it->second);
-  sessions_.erase(it);
-  auto& subs = lobby_->subs;
-  subs.erase(std::remove_if(subs.begin(), subs.end(),
-                            [&](const Sub& s) { return s.channel == channel; }),
-             subs.end());
-  if (auto reader = channel->Close(reason)) wake->push_back(std::move(reader));
-  return true;
-}
-
-void Hub::Leave(absl::string_view id, EventDone done) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    done(s);
-    return;
-  }
-  auto left = LobbyEvent(model::EventKind::kLeave, id, "");
-  absl::Status refused;
-  Wakeups wake;
-  {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
-    if (refused.ok() && !RemoveSessionLocked(id, CloseReason::kLeft, &wake)) {
-      refused = NotJoined(id);
-    }
-    // The session is gone, so the leaver is not sent its own leave.
-    if (refused.ok()) {
-      PublishLocked(lobby_, std::move(left),
-                    IgnoreCount(std::move(done)));
-    }
-  }
-  WakeAll(wake);
-  if (!refused.ok()) done(refused);
-}
-
-absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
-    absl::string_view id) {
-  if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
-    return s;
-  }
-  MutexLock lock(&lobby_->mu);
-  if (shutdown_.load()) return ShuttingDown();
-  auto it = sessions_.find(id);
-  if (it == sessions_.end()) return NotJoined(id);
-  return it->second;
-}
-
-int Hub::ReapIdle() {
-  Wakeups wake;
-  int reaped = 0;
-  {
-    MutexLock lock(&lobby_->mu);
-    if (shutdown_.load()) return 0;
-    const absl::Time now = clock_->Now();
-    std::vector<std::string> idle;
-    for (const auto& [id, channel] : sessions_) {
-      if (channel->IdleLongerThan(options_.session_idle_timeout, now)) {
-        idle.push_back(id);
-      }
-    }
-    for (const std::string& id : idle) {
-      if (!RemoveSessionLocked(id, CloseReason::kReaped, &wake)) continue;
-      ++reaped;
-      PublishLocked(lobby_, LobbyEvent(model::EventKind::kLeave, id, ""),
-                    [](absl::StatusOr<model::EventPtr>, int64_t) {});
-    }
-  }
-  WakeAll(wake);
-  return reaped;
-}
-
-size_t Hub::SessionCount() {
-  MutexLock lock(&lobby_->mu);
-  return sessions_.size();
-}
-
 // ---- Subscriptions ----
 
 absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
@@ -881,6 +709,12 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
       return;
     }
+    case bus::Notice::Op::kEndSession:
+      CloseWhere(
+          lobby_,
+          [&](const Sub& s) { return s.session && s.who.name == user_id; },
+          reason);
+      return;
     case bus::Notice::Op::kInvalidateDirectory:
     case bus::Notice::Op::kRevokeToken:
       return;  // OnNotice's

@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/bus/bus.h"
+#include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
@@ -78,6 +79,10 @@ struct HubOptions {
   // those notices would have said is read from the store again.
   std::function<void(const bus::Notice&)> on_directory_notice;
   std::function<void()> on_bus_reconnected;
+  // With a bus: the lobby's sessions shared by every replica, so a client
+  // may join on one, send on a second and read on a third (see
+  // OpenSession). Null: they live in this hub. Must outlive the hub.
+  bus::SessionDirectory* sessions = nullptr;
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -116,6 +121,30 @@ struct Subscription {
   uint64_t live_after = 0;
 };
 
+// A reader's hold on a lobby client's channel (Hub::OpenSession): a poll or
+// a stream takes the client's events from channel() while it holds it.
+// Thread-safe.
+class SessionLease {
+ public:
+  virtual ~SessionLease() = default;
+  const std::shared_ptr<Channel>& channel() const { return channel_; }
+  // The reader handed the client its events through `sequence` (0: none);
+  // `done` runs once the client's next reader, on any replica, would start
+  // after them. On a single hub at once.
+  virtual void Consumed(uint64_t sequence, absl::AnyInvocable<void()> done) = 0;
+  // The reader is gone. Call once, after its last Consumed.
+  virtual void Release() = 0;
+
+ protected:
+  explicit SessionLease(std::shared_ptr<Channel> channel)
+      : channel_(std::move(channel)) {}
+
+ private:
+  const std::shared_ptr<Channel> channel_;
+};
+using SessionOpened =
+    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<SessionLease>>)>;
+
 class Hub : private bus::Bus::Listener {
  public:
   Hub(HubOptions options, store::EventLog* store, Clock* clock);
@@ -138,10 +167,20 @@ class Hub : private bus::Bus::Listener {
   // Ends `id`'s session (its reader is woken and finds the channel closed)
   // and broadcasts the leave event to the others.
   void Leave(absl::string_view id, EventDone done);
-  // The channel of joined client `id`, for a reader to attach to.
+  // The channel of joined client `id` for one reader, given to `done`
+  // (inline on a single hub; with HubOptions::sessions, once the directory
+  // and the store have answered, on the hub's threads). With shared
+  // sessions each reader gets a channel of its own: what the client's
+  // readers have not consumed yet (SessionLease::Consumed), read from the
+  // store and bounded as the channel is (the gap at the bound), then the
+  // lobby's live events.
+  void OpenSession(absl::string_view id, SessionOpened done);
+  // The channel of joined client `id`, for a reader to attach to. A single
+  // hub's sessions only (tests).
   absl::StatusOr<std::shared_ptr<Channel>> FindChannel(absl::string_view id);
   // Ends every session that has had no reader and no send for longer than
-  // the idle timeout, as a leave. Returns how many were reaped.
+  // the idle timeout, as a leave. Returns how many were reaped (with
+  // shared sessions 0: the reaping finishes after the directory answers).
   int ReapIdle();
 
   // ---- Any log ----
@@ -209,6 +248,7 @@ class Hub : private bus::Bus::Listener {
   // complete.
   void Shutdown();
 
+  // The lobby's sessions; with shared sessions, those read here now.
   size_t SessionCount();
   const HubOptions& options() const { return options_; }
   Clock* clock() const { return clock_; }
@@ -220,6 +260,7 @@ class Hub : private bus::Bus::Listener {
     uint64_t start_after = 0;  // deliver only events above this sequence
     absl::Time since;
     bool counted = false;  // in its log's `presence` (a room stream with a name)
+    bool session = false;  // a shared session's reader (who.name: its id)
   };
   // One user's (or name's) streams on a room log, for presence events.
   struct Presence {
@@ -244,6 +285,7 @@ class Hub : private bus::Bus::Listener {
   };
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
+  static absl::Status ShuttingDown();
   // The state of `log` if it was used since start, else null; and all.
   std::shared_ptr<Log> FindLog(absl::string_view log);
   std::vector<std::shared_ptr<Log>> AllLogs();
@@ -293,6 +335,20 @@ class Hub : private bus::Bus::Listener {
   static void RunDispatcher(Dispatcher* d);
   absl::Status CheckPublishableLocked(const Log& log)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
+  // The lobby with HubOptions::sessions (hub_lobby.cc).
+  class SharedLease;
+  void JoinShared(std::string id, EventDone done);
+  void SendShared(std::string id, std::string text, EventDone done,
+                  model::IdempotencyKey key);
+  void LeaveShared(std::string id, EventDone done);
+  void OpenSharedSession(std::string id, SessionOpened done);
+  // On the lobby's dispatcher: a channel holding what follows `cursor`,
+  // registered for the live events after it.
+  void AttachSharedSession(const std::string& id, uint64_t cursor,
+                           SessionOpened done);
+  void ReapIdleShared();
+  // Closes every replica's readers of shared session `id`.
+  void EndSession(const std::string& id, CloseReason reason);
   // Removes lobby session `id` (closing its channel); false when absent.
   bool RemoveSessionLocked(absl::string_view id, CloseReason reason,
                            Wakeups* wake)

@@ -23,9 +23,8 @@
 #include "server/chat/hub.h"
 #include "server/common/mutex.h"
 #include "server/store/memory_store.h"
+#include "tests/server/bus/redis_server.h"
 #include "tests/server/chat/channel_collector.h"
-
-extern char** environ;
 
 namespace parley::bus {
 namespace {
@@ -33,73 +32,6 @@ namespace {
 using ::testing::ElementsAre;
 
 constexpr absl::Duration kWait = absl::Seconds(20);
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool Accepts(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok =
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  close(fd);
-  return ok;
-}
-
-// A redis-server of the test's own, without persistence.
-class RedisServer {
- public:
-  RedisServer() : port_(FreePort()) { Start(); }
-  ~RedisServer() { Kill(); }
-  int port() const { return port_; }
-
-  void Start() {
-    const std::string port = absl::StrCat(port_);
-    std::vector<std::string> args = {"redis-server", "--port", port,
-                                     "--bind", "127.0.0.1", "--save", "",
-                                     "--appendonly", "no", "--dir", "/tmp"};
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    // Its log would interleave with the test's.
-    posix_spawn_file_actions_t quiet;
-    posix_spawn_file_actions_init(&quiet);
-    posix_spawn_file_actions_addopen(&quiet, STDOUT_FILENO, "/dev/null",
-                                     O_WRONLY, 0);
-    const int spawned = posix_spawnp(&pid_, "redis-server", &quiet, nullptr,
-                                     argv.data(), environ);
-    posix_spawn_file_actions_destroy(&quiet);
-    ASSERT_EQ(spawned, 0)
-        << "redis-server is not installed (scripts/deps.sh test)";
-    const absl::Time deadline = absl::Now() + kWait;
-    while (!Accepts(port_)) {
-      ASSERT_LT(absl::Now(), deadline) << "redis-server did not start";
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-  }
-  void Kill() {
-    if (pid_ <= 0) return;
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-    pid_ = -1;
-  }
-
- private:
-  const int port_;
-  pid_t pid_ = -1;
-};
 
 class RedisBusTest : public ::testing::Test {
  protected:

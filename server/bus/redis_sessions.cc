@@ -1,0 +1,248 @@
+#include "server/bus/redis_sessions.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/time.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "server/bus/redis_connection.h"
+
+namespace parley::bus {
+namespace {
+
+// KEYS: the session's hash, the active set. ARGV: id, now (ms).
+constexpr const char* kCreate = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'joined', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+return 1)lua";
+
+// ARGV: id, now, cursor.
+constexpr const char* kSetCursor = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local c = tonumber(redis.call('HGET', KEYS[1], 'cursor') or '-1')
+if tonumber(ARGV[3]) > c then redis.call('HSET', KEYS[1], 'cursor', ARGV[3]) end
+redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], ARGV[1])
+return 1)lua";
+
+// ARGV: id, now. -2: no session; -1: no cursor yet; else the cursor.
+constexpr const char* kGet = R"lua(
+if redis.call('EXISTS', KEYS[1]) == 0 then return -2 end
+redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[2], ARGV[1])
+local c = redis.call('HGET', KEYS[1], 'cursor')
+if not c then return -1 end
+return c)lua";
+
+// ARGV: id.
+constexpr const char* kRemove = R"lua(
+redis.call('ZREM', KEYS[2], ARGV[1])
+return redis.call('DEL', KEYS[1]))lua";
+
+// KEYS: the active set. ARGV: before (ms), the key prefix, the most to
+// remove in one call.
+constexpr const char* kRemoveIdle = R"lua(
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
+                       'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZREM', KEYS[1], id)
+  redis.call('DEL', ARGV[2] .. id)
+end
+return ids)lua";
+
+constexpr int kMaxReapedPerCall = 1000;
+
+absl::Status Unavailable(const redisContext* c) {
+  return absl::UnavailableError(absl::StrCat(
+      "the session directory (Redis) cannot be reached",
+      c != nullptr && c->err != 0 ? absl::StrCat(": ", c->errstr) : ""));
+}
+
+// Runs `args`; null (and c->err set) when the connection broke.
+Reply Command(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  return Reply(static_cast<redisReply*>(redisCommandArgv(
+      c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+}
+
+std::string Millis(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
+
+// The integer a script answered, or an error.
+absl::StatusOr<long long> Integer(redisContext* c, const Reply& r) {
+  if (r == nullptr) return Unavailable(c);
+  if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+  if (r->type == REDIS_REPLY_ERROR) {
+    return absl::InternalError(
+        absl::StrCat("session directory: ", std::string(r->str, r->len)));
+  }
+  return absl::InternalError("session directory: unexpected reply");
+}
+
+}  // namespace
+
+RedisSessionDirectory::RedisSessionDirectory(RedisSessionsOptions options)
+    : options_(std::move(options)), thread_([this] { Run(); }) {}
+
+RedisSessionDirectory::~RedisSessionDirectory() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.SignalAll();
+  }
+  thread_.join();
+}
+
+void RedisSessionDirectory::Queue(Call call) {
+  {
+    MutexLock lock(&mu_);
+    if (!stop_ && queue_.size() < options_.max_queued) {
+      queue_.push_back(std::move(call));
+      cv_.Signal();
+      return;
+    }
+  }
+  call(nullptr);
+}
+
+void RedisSessionDirectory::Run() {
+  Context c;
+  bool logged = false;
+  absl::Time next_try = absl::InfinitePast();
+  while (true) {
+    Call call;
+    bool stop;
+    {
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !stop_) cv_.Wait();
+      if (queue_.empty()) return;
+      call = std::move(queue_.front());
+      queue_.pop_front();
+      stop = stop_;
+    }
+    if (stop) {
+      call(nullptr);
+      continue;
+    }
+    if (c == nullptr && absl::Now() >= next_try) {
+      c = Connect("redis sessions", options_.host, options_.port,
+                  options_.timeout, &logged);
+      if (c != nullptr) {
+        redisSetTimeout(c.get(), absl::ToTimeval(options_.timeout));
+      } else {
+        next_try = absl::Now() + options_.retry_after;
+      }
+    }
+    call(c.get());
+    if (c != nullptr && c->err != 0) {
+      c.reset();
+      next_try = absl::InfinitePast();  // the next call tries once more
+    }
+  }
+}
+
+void RedisSessionDirectory::Create(std::string id, absl::Time now, Done done) {
+  Queue([this, id = std::move(id), now,
+         done = std::move(done)](redisContext* c) mutable {
+    if (c == nullptr) return done(Unavailable(c));
+    Reply r = Command(c, {"EVAL", kCreate, "2", options_.key_prefix + id,
+                          options_.active_key, id, Millis(now)});
+    absl::StatusOr<long long> n = Integer(c, r);
+    if (!n.ok()) return done(n.status());
+    done(*n == 1 ? absl::OkStatus()
+                 : absl::AlreadyExistsError(absl::StrCat("session ", id)));
+  });
+}
+
+void RedisSessionDirectory::SetCursor(std::string id, uint64_t cursor,
+                                      absl::Time now, Done done) {
+  Queue([this, id = std::move(id), cursor, now,
+         done = std::move(done)](redisContext* c) mutable {
+    if (c == nullptr) return done(Unavailable(c));
+    Reply r = Command(c, {"EVAL", kSetCursor, "2", options_.key_prefix + id,
+                          options_.active_key, id, Millis(now),
+                          absl::StrCat(cursor)});
+    absl::StatusOr<long long> n = Integer(c, r);
+    if (!n.ok()) return done(n.status());
+    done(*n == 1 ? absl::OkStatus()
+                 : absl::NotFoundError(absl::StrCat("session ", id)));
+  });
+}
+
+void RedisSessionDirectory::Get(
+    std::string id, absl::Time now,
+    absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) {
+  Queue([this, id = std::move(id), now,
+         done = std::move(done)](redisContext* c) mutable {
+    if (c == nullptr) return done(Unavailable(c));
+    Reply r = Command(c, {"EVAL", kGet, "2", options_.key_prefix + id,
+                          options_.active_key, id, Millis(now)});
+    uint64_t cursor;
+    if (r != nullptr &&
+        r->type == REDIS_REPLY_STRING &&
+        absl::SimpleAtoi(absl::string_view(r->str, r->len), &cursor)) {
+      return done(cursor);
+    }
+    absl::StatusOr<long long> n = Integer(c, r);
+    if (!n.ok()) return done(n.status());
+    done(absl::NotFoundError(absl::StrCat("session ", id)));
+  });
+}
+
+void RedisSessionDirectory::Remove(
+    std::string id, absl::AnyInvocable<void(absl::StatusOr<bool>)> done) {
+  Queue([this, id = std::move(id),
+         done = std::move(done)](redisContext* c) mutable {
+    if (c == nullptr) return done(Unavailable(c));
+    Reply r = Command(c, {"EVAL", kRemove, "2", options_.key_prefix + id,
+                          options_.active_key, id});
+    absl::StatusOr<long long> n = Integer(c, r);
+    if (!n.ok()) return done(n.status());
+    done(*n > 0);
+  });
+}
+
+void RedisSessionDirectory::Touch(std::vector<std::string> ids,
+                                  absl::Time now) {
+  if (ids.empty()) return;
+  Queue([this, ids = std::move(ids), now](redisContext* c) {
+    if (c == nullptr) return;
+    std::vector<std::string> args = {"ZADD", options_.active_key, "XX", "GT"};
+    const std::string at = Millis(now);
+    for (const std::string& id : ids) {
+      args.push_back(at);
+      args.push_back(id);
+    }
+    Command(c, args);
+  });
+}
+
+void RedisSessionDirectory::RemoveIdle(
+    absl::Time before,
+    absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)> done) {
+  Queue([this, before, done = std::move(done)](redisContext* c) mutable {
+    if (c == nullptr) return done(Unavailable(c));
+    Reply r = Command(c, {"EVAL", kRemoveIdle, "1", options_.active_key,
+                          Millis(before), options_.key_prefix,
+                          absl::StrCat(kMaxReapedPerCall)});
+    if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {
+      absl::StatusOr<long long> n = Integer(c, r);
+      return done(n.ok() ? absl::InternalError("session directory: "
+                                               "unexpected reply")
+                         : n.status());
+    }
+    std::vector<std::string> ids;
+    for (size_t i = 0; i < r->elements; ++i) {
+      const redisReply* e = r->element[i];
+      if (e->type == REDIS_REPLY_STRING) ids.emplace_back(e->str, e->len);
+    }
+    done(std::move(ids));
+  });
+}
+
+}  // namespace parley::bus

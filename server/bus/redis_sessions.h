@@ -1,0 +1,75 @@
+// The lobby's sessions in Redis (a SessionDirectory), shared by every
+// server of a cluster: a hash per session (`key_prefix` + id, its cursor)
+// and one sorted set of when each was last active (`active_key`), changed
+// together by Lua scripts, which Redis runs atomically. One connection of
+// its own, on one thread that runs the calls in order; while Redis cannot
+// be reached, calls fail at once with UNAVAILABLE (a connection is tried
+// again at most every `retry_after`). Thread-safe; no call waits for Redis.
+#ifndef PARLEY_SERVER_BUS_REDIS_SESSIONS_H_
+#define PARLEY_SERVER_BUS_REDIS_SESSIONS_H_
+
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/time/time.h"
+#include "server/bus/session_directory.h"
+#include "server/common/mutex.h"
+
+struct redisContext;
+
+namespace parley::bus {
+
+struct RedisSessionsOptions {
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  // Connecting, and each command's reply.
+  absl::Duration timeout = absl::Seconds(1);
+  absl::Duration retry_after = absl::Milliseconds(200);
+  // Calls waiting for the thread; past this, UNAVAILABLE at once.
+  size_t max_queued = 100000;
+  std::string key_prefix = "parley:session:";
+  std::string active_key = "parley:sessions:active";
+};
+
+class RedisSessionDirectory : public SessionDirectory {
+ public:
+  explicit RedisSessionDirectory(RedisSessionsOptions options);
+  // Answers what is still queued with UNAVAILABLE, then stops.
+  ~RedisSessionDirectory() override;
+  RedisSessionDirectory(const RedisSessionDirectory&) = delete;
+  RedisSessionDirectory& operator=(const RedisSessionDirectory&) = delete;
+
+  void Create(std::string id, absl::Time now, Done done) override;
+  void SetCursor(std::string id, uint64_t cursor, absl::Time now,
+                 Done done) override;
+  void Get(std::string id, absl::Time now,
+           absl::AnyInvocable<void(absl::StatusOr<uint64_t>)> done) override;
+  void Remove(std::string id,
+              absl::AnyInvocable<void(absl::StatusOr<bool>)> done) override;
+  void Touch(std::vector<std::string> ids, absl::Time now) override;
+  void RemoveIdle(
+      absl::Time before,
+      absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)> done)
+      override;
+
+ private:
+  // Runs on the thread with a connection, or null when Redis is away.
+  using Call = absl::AnyInvocable<void(redisContext*)>;
+  void Queue(Call call);
+  void Run();
+
+  const RedisSessionsOptions options_;
+  Mutex mu_;
+  CondVar cv_{&mu_};
+  std::deque<Call> queue_ ABSL_GUARDED_BY(mu_);
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
+
+}  // namespace parley::bus
+
+#endif  // PARLEY_SERVER_BUS_REDIS_SESSIONS_H_
