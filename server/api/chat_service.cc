@@ -621,7 +621,7 @@ grpc::ServerUnaryReactor* ChatService::Send(
   if (absl::Status s = CheckStrings(*request); !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<model::IdempotencyKey> idempotency = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> idempotency = deps_.sends->KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
       [&] { return absl::StrCat("client:", request->id()); }, model::kLobbyId,
       request->message());

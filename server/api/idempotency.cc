@@ -48,7 +48,8 @@ absl::StatusOr<model::IdempotencyKey> IdempotentSends::KeyOf(
   return model::IdempotencyKey{
       scope(), std::move(key),
       absl::BytesToHexString(absl::string_view(
-          reinterpret_cast<const char*>(hash), sizeof(hash)))};
+          reinterpret_cast<const char*>(hash), sizeof(hash))),
+      clock_->Now() - ttl_};
 }
 
 namespace {
@@ -98,7 +99,18 @@ void IdempotentSends::Run(const model::IdempotencyKey& key,
     Resolve(id, committed);
     return;
   }
-  publish([this, id](absl::StatusOr<model::EventPtr> result) {
+  publish([this, id, key](absl::StatusOr<model::EventPtr> result) {
+    // Another server stored a send with this key after FindCommitted
+    // looked: that one is the outcome.
+    if (absl::IsAlreadyExists(result.status()) &&
+        ErrorReason(result.status()) == "IDEMPOTENCY_KEY_TAKEN") {
+      result = FindCommitted(key);
+      if (result.ok() && *result == nullptr) {
+        result = absl::UnavailableError(
+            "a send with this idempotency key is in flight on another "
+            "server; retry");
+      }
+    }
     Resolve(id, result);
   });
 }

@@ -43,7 +43,7 @@ class IdempotentSends {
   // (and nothing computed, `scope` not called) when the call has no key;
   // INVALID_ARGUMENT (field idempotency_key) when it is longer than
   // `max_bytes` or has control characters.
-  static absl::StatusOr<model::IdempotencyKey> KeyOf(
+  absl::StatusOr<model::IdempotencyKey> KeyOf(
       grpc::CallbackServerContext* ctx, absl::string_view field,
       size_t max_bytes, absl::FunctionRef<std::string()> scope,
       absl::string_view log, absl::string_view text);

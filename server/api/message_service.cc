@@ -128,7 +128,7 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
       !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<model::IdempotencyKey> key = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
       [&] { return SenderScope(call->who); }, call->view.room.id,
       request->text());
@@ -331,7 +331,7 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
   event->recipient_id = to->id;
   event->recipient = to->username;
   event->text = request->text();
-  absl::StatusOr<model::IdempotencyKey> key = IdempotentSends::KeyOf(
+  absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
       context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
       [&] { return SenderScope(*who); }, event->log, event->text);
   if (!key.ok()) return FinishNow(context, key.status());

@@ -38,6 +38,10 @@ struct IdempotencyKey {
   std::string scope;   // who sent: "user:<uuid>", "client:<id>", ...
   std::string key;     // the client's key
   std::string digest;  // of the destination and text, to refuse reuse
+  // A stored send of this key older than this has expired, and this send
+  // may take the key over; a newer one makes the append fail
+  // (IDEMPOTENCY_KEY_TAKEN: another server stored the key first).
+  absl::Time expired_before = absl::InfinitePast();
 };
 
 struct MessageVersion {

@@ -47,6 +47,11 @@ absl::Status EventIdTaken() {
   return WithReason(absl::AlreadyExistsError("the event id is taken"),
                     "EVENT_EXISTS", "id");
 }
+absl::Status IdempotencyKeyTaken() {
+  return WithReason(absl::AlreadyExistsError("the idempotency key is taken by "
+                                             "another send"),
+                    "IDEMPOTENCY_KEY_TAKEN", "idempotency_key");
+}
 absl::Status LobbyProtected() {
   return WithReason(
       absl::FailedPreconditionError("the lobby cannot be deleted"),

@@ -28,6 +28,9 @@ absl::Status UserIdTaken();
 absl::Status RoomNameTaken();
 absl::Status RoomIdTaken();
 absl::Status EventIdTaken();
+// ALREADY_EXISTS (IDEMPOTENCY_KEY_TAKEN): an append whose idempotency key is
+// stored with another send that has not expired.
+absl::Status IdempotencyKeyTaken();
 // FAILED_PRECONDITION (LOBBY_PROTECTED): DeleteRoom of the lobby.
 absl::Status LobbyProtected();
 

@@ -265,6 +265,12 @@ absl::StatusOr<int64_t> MemoryStore::Apply(State& s, const AppendEvent& w) {
     if (target == nullptr) return MessageNotFound();
   }
   if (!e.id.empty() && s.event_ids.count(e.id) > 0) return EventIdTaken();
+  if (!e.idempotency.key.empty()) {
+    auto key = s.keys.find({e.idempotency.scope, e.idempotency.key});
+    if (key != s.keys.end() && key->second.time >= e.idempotency.expired_before) {
+      return IdempotencyKeyTaken();
+    }
+  }
 
   // Accepted: from here on nothing refuses it.
   e.sequence = sequence;

@@ -83,6 +83,11 @@ std::vector<uint64_t> BulkSequences(const Result& result, size_t n);
 // USER_NOT_FOUND for an inbox.
 absl::Status LogNotFound(absl::string_view log);
 
+// Before appends with idempotency keys: removes the stored keys among
+// theirs that have expired (IdempotencyKey::expired_before), so that the
+// appends may take them. sql null when none of `events` has a key.
+Planned ExpireKeys(const std::vector<const model::Event*>& events);
+
 // Locks the logs rows of `logs` in one order, so that two servers'
 // transactions appending to the same logs never deadlock (one waits).
 extern const char* const kLockLogsSql;

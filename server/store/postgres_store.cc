@@ -273,10 +273,19 @@ bool PostgresStore::RunTransaction(
   }
   std::sort(logs.begin(), logs.end());
   logs.erase(std::unique(logs.begin(), logs.end()), logs.end());
+  std::vector<const model::Event*> appended;
+  for (size_t i : to_run) {
+    if (plans[i].plain != nullptr) appended.push_back(plans[i].plain);
+  }
+  const Planned expire = pg_internal::ExpireKeys(appended);
   c.Send("BEGIN");
   size_t header = 1;
   if (!logs.empty()) {
     c.Send(pg_internal::kLockLogsSql, Params().TextArray(logs));
+    ++header;
+  }
+  if (expire.sql != nullptr) {
+    c.Send(expire.sql, expire.params);
     ++header;
   }
   auto fail = [&](const absl::Status& status) {

@@ -304,20 +304,22 @@ absl::Status EventExists(const Result& r) {
   return Broken(r, {{"events_id_unique",
                      WithReason(absl::AlreadyExistsError("the event id is "
                                                          "taken"),
-                                "EVENT_EXISTS", "id")}});
+                                "EVENT_EXISTS", "id")},
+                    {"idempotency_keys_pkey", IdempotencyKeyTaken()}});
 }
 
 // Message, join, leave, member added/removed: the row, and the send's
 // idempotency key ($16 scope, $17 key, $18 digest) in the same statement.
+// A key stored by another send that has not expired breaks the primary
+// key (kExpireKeysSql removed the expired ones first): the append fails,
+// IDEMPOTENCY_KEY_TAKEN, and only the first of two servers racing with one
+// key stores its send.
 constexpr const char* kAppendSql =
     "WITH " PARLEY_NEXT_SEQUENCE("") ", "
     "e AS (" PARLEY_INSERT_EVENT("s.last_seq", "0", "s") "), "
     "k AS (INSERT INTO idempotency_keys (scope, key, digest, log, sequence, "
     "event_id, time) SELECT $16::text, $17::text, $18::text, $1::text, "
-    "e.sequence, $3::text, $11::bigint FROM e WHERE $17::text <> '' "
-    "ON CONFLICT (scope, key) DO UPDATE SET digest = excluded.digest, "
-    "log = excluded.log, sequence = excluded.sequence, "
-    "event_id = excluded.event_id, time = excluded.time) "
+    "e.sequence, $3::text, $11::bigint FROM e WHERE $17::text <> '') "
     "SELECT sequence FROM e";
 
 // An edit ($12 the message): keeps the old text as a version and updates
@@ -389,13 +391,30 @@ constexpr const char* kBulkAppendSql =
     "0, q.purge_through, q.update_time, q.deleted FROM q), "
     "k AS (INSERT INTO idempotency_keys (scope, key, digest, log, sequence, "
     "event_id, time) SELECT q.scope, q.key, q.digest, q.log, q.seq, q.id, "
-    "q.time FROM q WHERE q.key <> '' ON CONFLICT (scope, key) DO UPDATE SET "
-    "digest = excluded.digest, log = excluded.log, "
-    "sequence = excluded.sequence, event_id = excluded.event_id, "
-    "time = excluded.time) "
+    "q.time FROM q WHERE q.key <> '') "
     "SELECT ord, seq FROM q";
 
 }  // namespace
+
+const char* const kExpireKeysSql =
+    "DELETE FROM idempotency_keys k USING unnest($1::text[], $2::text[], "
+    "$3::text[]::bigint[]) AS d(scope, key, before) WHERE k.scope = d.scope "
+    "AND k.key = d.key AND k.time < d.before";
+
+Planned ExpireKeys(const std::vector<const model::Event*>& events) {
+  std::vector<std::string> scope, key, before;
+  for (const model::Event* e : events) {
+    if (e->idempotency.key.empty()) continue;
+    scope.push_back(e->idempotency.scope);
+    key.push_back(e->idempotency.key);
+    before.push_back(absl::StrCat(ToMicros(e->idempotency.expired_before)));
+  }
+  Planned p;
+  if (key.empty()) return p;
+  p.sql = kExpireKeysSql;
+  p.params.TextArray(scope).TextArray(key).TextArray(before);
+  return p;
+}
 
 absl::Status LogNotFound(absl::string_view log) {
   return absl::StartsWith(log, "dm:") ? UserNotFound() : RoomNotFound();

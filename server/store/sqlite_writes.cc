@@ -155,9 +155,19 @@ absl::StatusOr<int64_t> Apply(Connection& c, const RevokeToken& w) {
   return 0;
 }
 
+// Whether `key` is stored with a send that has not expired.
+absl::StatusOr<bool> KeyTaken(Connection& c, const model::IdempotencyKey& key) {
+  Stmt stmt = c.Prepare(
+      "SELECT 1 FROM idempotency_keys WHERE scope = ?1 AND key = ?2 AND "
+      "time >= ?3");
+  stmt.BindText(1, key.scope);
+  stmt.BindText(2, key.key);
+  stmt.BindTime(3, key.expired_before);
+  return stmt.Next();
+}
+
 absl::Status InsertIdempotencyKey(Connection& c, const model::Event& e) {
-  // A key older than its lifetime may be taken again (OR REPLACE); a live
-  // one never reaches here twice (api::IdempotentSends).
+  // Only an expired key is there to be replaced (KeyTaken came first).
   Stmt stmt = c.Prepare(
       "INSERT OR REPLACE INTO idempotency_keys "
       "(scope, key, digest, log, sequence, event_id, time) "
@@ -370,6 +380,13 @@ absl::StatusOr<int64_t> ApplyAppend(Connection& c, const AppendEvent& w,
       applied = Purge(c, e);
       break;
     default: {
+      if (!e.idempotency.key.empty()) {
+        absl::StatusOr<bool> taken = KeyTaken(c, e.idempotency);
+        if (!taken.ok() || *taken) {
+          applied = taken.ok() ? IdempotencyKeyTaken() : taken.status();
+          break;
+        }
+      }
       absl::Status s = InsertEvent(c, e);
       if (s.ok() && !e.idempotency.key.empty()) {
         s = InsertIdempotencyKey(c, e);

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -121,4 +123,52 @@ func TestDirectoryChangesOnOneServerHoldOnTheOthers(t *testing.T) {
 			_, err := b.users.GetUser(signedIn(changer.token), &parleyv1.GetUserRequest{User: "me"})
 			return err
 		})
+}
+
+// A client that retries a send on another server while the first is still
+// in flight gets one message: the same one from both servers.
+func TestOneIdempotencyKeyStoresOneMessageAcrossServers(t *testing.T) {
+	c := startCluster(t, "", "a", "b")
+	a, b := clientsOf(t, c.servers[0]), clientsOf(t, c.servers[1])
+	owner := c.signUp(t, "owner")
+	rm := c.createRoom(t, owner.token, "retries", "", "")
+	const keys = 40
+	for i := 0; i < keys; i++ {
+		req := &parleyv1.PostMessageRequest{Room: rm.ID, Text: fmt.Sprintf("m%d", i),
+			IdempotencyKey: fmt.Sprintf("key-%d", i)}
+		ids := make([]string, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for j, on := range []replicaClients{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ev, err := on.messages.PostMessage(signedIn(owner.token), req)
+				errs[j] = err
+				if err == nil {
+					ids[j] = ev.Id
+				}
+			}()
+		}
+		wg.Wait()
+		for j, err := range errs {
+			// In flight on the other server: the client may be told to retry.
+			if status.Code(err) == codes.Unavailable {
+				ev, err := []replicaClients{a, b}[j].messages.PostMessage(signedIn(owner.token), req)
+				if err != nil {
+					t.Fatalf("retry of %s: %v", req.IdempotencyKey, err)
+				}
+				ids[j] = ev.Id
+			} else if err != nil {
+				t.Fatalf("send of %s: %v", req.IdempotencyKey, err)
+			}
+		}
+		if ids[0] != ids[1] {
+			t.Fatalf("%s: the servers answered different messages %s and %s", req.IdempotencyKey, ids[0], ids[1])
+		}
+	}
+	page := c.listMessages(t, owner.token, rm.ID, "n=1000")
+	if len(page.Messages) != keys {
+		t.Fatalf("%d messages stored for %d keys", len(page.Messages), keys)
+	}
 }

@@ -814,9 +814,19 @@ TEST_P(StoreConformanceTest, AnIdempotencyKeyIsStoredWithItsMessage) {
   // The key outlives its message's purge: a retry is still answered.
   MustAppend(PurgeThrough(kLobby, 2, 1));
   EXPECT_TRUE(find("user:ann", "k1").has_value());
-  // A key taken again (after its lifetime) names the new send.
+  // While the key lives, another send with it (another server's, racing)
+  // is refused and takes no number.
+  auto racing = Message(kLobby, 0, "ann", "hello");
+  racing->idempotency = model::IdempotencyKey{"user:ann", "k1", "digest-1",
+                                              sent->time};
+  absl::StatusOr<int64_t> taken = Append(racing);
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(ErrorReason(taken.status()), "IDEMPOTENCY_KEY_TAKEN");
+  EXPECT_EQ(find("user:ann", "k1")->event_id, sent->id);
+  // A key taken again after its lifetime names the new send.
   auto again = Message(kLobby, 3, "ann", "hello again");
-  again->idempotency = model::IdempotencyKey{"user:ann", "k1", "digest-2"};
+  again->idempotency = model::IdempotencyKey{
+      "user:ann", "k1", "digest-2", sent->time + absl::Microseconds(1)};
   MustAppend(again);
   EXPECT_EQ(find("user:ann", "k1")->digest, "digest-2");
   EXPECT_EQ(find("user:ann", "k1")->sequence, 3u);
