@@ -46,9 +46,9 @@ run: deps build
 run-cluster: deps cluster-deps build
 	@scripts/run-cluster.sh "$(SERVER_BIN)" "$(GATEWAY_BIN)" "$(PARLEY_GRPC_PORT)" "$(PARLEY_HTTP_PORT)" "$(PARLEY_DATA_DIR)"
 
-# Unit tests under ASan and TSan, then the integration and client tests
-# against the release build.
-test: deps test-server test-gateway test-clients test-browser test-compose-config bench-smoke
+# Unit tests under ASan and TSan, then the integration (one server; then a
+# cluster behind HAProxy) and client tests against the release build.
+test: deps test-server test-gateway test-cluster test-clients test-browser test-compose-config bench-smoke
 	@echo "make test: all suites passed"
 
 fuzz: fuzz-go

@@ -13,6 +13,7 @@
 #                            node, for make test-browser (part of make test)
 #   scripts/deps.sh compose  podman and friends for make test-compose
 #   scripts/deps.sh cluster  PostgreSQL, Redis and HAProxy for make run-cluster
+#                            and make test-cluster
 #   scripts/deps.sh bench    wrk, gnuplot and jq for make bench, Go, and the
 #                            modules of scripts/bench/rest-rate (vegeta)
 #   scripts/deps.sh all      server + gateway + test
@@ -26,8 +27,9 @@ runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsod
   libjwt0 libpq5 libhiredis0.14 libspdlog1.10 libfmt9 ca-certificates)
 # protoc and the well-known .proto files, for generating the Go code.
 gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
-# PostgreSQL's server binaries: the tests start their own (scripts/test-postgres.sh).
-test_pkgs=(python3 python3-venv curl docker-compose postgresql redis-server)
+# PostgreSQL's server binaries: the tests start their own (scripts/test-postgres.sh);
+# so do the cluster tests with Redis and HAProxy (make test-cluster).
+test_pkgs=(python3 python3-venv curl docker-compose postgresql redis-server haproxy)
 # make test-browser: playwright-core (from the npm registry, tests/browser)
 # drives Debian's Chromium. Node.js and npm come from Debian only when the
 # machine has no node of its own (the pinned playwright-core needs node >= 20: see want_node).

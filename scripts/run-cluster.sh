@@ -230,81 +230,13 @@ for i in $(seq 1 $gateway_count); do
 done
 
 # ---- HAProxy ----
-# The servers' check is grpc.health.v1.Health/Check over a raw HTTP/2
-# connection, passing only on SERVING. HAProxy's HTTP checks cannot send
-# the NUL bytes of a gRPC message, so the frames are written out here.
-hex() { printf %s "$1" | od -An -v -tx1 | tr -d ' \n'; }
-h2_frame() {  # h2_frame TYPE FLAGS PAYLOAD_HEX, on stream 1
-  printf '%06x%s%s00000001%s' $((${#3} / 2)) "$1" "$2" "$3"
-}
-health_path=/grpc.health.v1.Health/Check
-# HPACK, no Huffman: :method POST (static 3), :scheme http (6), then
-# literals without indexing: :path (name 4), :authority (1), content-type
-# (31), te.
-health_headers=8386
-health_headers+=$(printf '04%02x' ${#health_path})$(hex "$health_path")
-health_headers+=0109$(hex localhost)
-health_headers+=0f1010$(hex application/grpc)
-health_headers+=0002$(hex te)08$(hex trailers)
-health_check=$(hex 'PRI * HTTP/2.0')0d0a0d0a$(hex SM)0d0a0d0a  # the connection preface
-health_check+=000000040000000000                               # SETTINGS, empty
-health_check+=$(h2_frame 01 04 "$health_headers")                # HEADERS, END_HEADERS
-health_check+=$(h2_frame 00 01 0000000000)                       # DATA, END_STREAM: an empty request
-health_serving=00000000020801  # the answer's message: status SERVING
-
+# Its configuration: scripts/haproxy-cluster.sh.
 haproxy_cfg=$cluster_dir/haproxy.cfg
-{
-  cat <<CFG
-# Written by scripts/run-cluster.sh on each start; changes here are lost.
-global
-  log stdout format raw local0 info
-CFG
-  is_root && printf '  user haproxy\n  group haproxy\n'
-  cat <<CFG
-
-defaults
-  mode http
-  log global
-  option httplog
-  option dontlognull
-  timeout connect 5s
-  timeout check 3s
-  timeout http-request 30s
-  # Streams (gRPC, SSE, long polls, WebSockets) stay open for long.
-  timeout client 1h
-  timeout server 1h
-  timeout tunnel 1h
-
-frontend rest
-  bind $host:$http_port
-  default_backend gateways
-
-backend gateways
-  balance roundrobin
-  option httpchk
-  http-check send meth GET uri /healthz
-  http-check expect status 200
-CFG
-  for i in $(seq 1 $gateway_count); do
-    printf '  server gateway-%d %s:%d check inter 2s fall 2 rise 2\n' "$i" "$host" $((http_port + i))
-  done
-  cat <<CFG
-
-frontend grpc
-  bind $host:$grpc_port proto h2
-  default_backend servers
-
-backend servers
-  balance roundrobin
-  option tcp-check
-  tcp-check connect
-  tcp-check send-binary $health_check
-  tcp-check expect binary $health_serving
-CFG
-  for i in $(seq 1 $server_count); do
-    printf '  server server-%d %s proto h2 check inter 2s fall 2 rise 2\n' "$i" "${server_addrs[$((i - 1))]}"
-  done
-} > "$haproxy_cfg"
+gateway_list=$(for i in $(seq 1 $gateway_count); do printf '%s:%d\n' "$host" $((http_port + i)); done | paste -sd,)
+haproxy_user=''
+is_root && haproxy_user=haproxy
+HAPROXY_USER=$haproxy_user "$(dirname "$0")/haproxy-cluster.sh" "$host:$http_port" "$host:$grpc_port" \
+  "$gateway_list" "$server_list" > "$haproxy_cfg"
 haproxy -c -q -f "$haproxy_cfg" || die "HAProxy refuses $haproxy_cfg"
 haproxy -db -f "$haproxy_cfg" > "$log_dir/haproxy.log" 2>&1 &
 haproxy_pid=$!

@@ -234,8 +234,11 @@ Hub::Wakeups Hub::DeliverInOrder(Log* log,
   }
   Wakeups wake;
   if (event->sequence <= delivered) return wake;
-  if (event->sequence > delivered + 1) {
-    DeliverFromStore(log, delivered, event->sequence - 1, &wake);
+  if (event->sequence > delivered + 1 &&
+      !DeliverFromStore(log, delivered, event->sequence - 1, &wake)) {
+    // Not past a gap the store could not fill: the next event, or the
+    // bus's next (re)subscription, reads it again.
+    return wake;
   }
   if (options_.encoder) event->wire = options_.encoder(*event);
   Wakeups more = Deliver(log, event);
@@ -246,21 +249,20 @@ Hub::Wakeups Hub::DeliverInOrder(Log* log,
 // Events read per store call when a replica catches up.
 constexpr size_t kCatchUpPage = 512;
 
-void Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+bool Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
                            Wakeups* wake) {
   while (after < through) {
     absl::StatusOr<std::vector<model::EventPtr>> page =
         store_->ReadAfter(log->id, after, kCatchUpPage);
     if (!page.ok()) {
-      // Readers resuming later read what is missing from the store.
       ::parley::log::Warning("hub: cannot read missed events",
                    {{"log", log->id}, {"after", after},
                     {"error", page.status().message()}});
-      return;
+      return false;
     }
-    if (page->empty()) return;
+    if (page->empty()) return true;
     for (const model::EventPtr& stored : *page) {
-      if (stored->sequence > through) return;
+      if (stored->sequence > through) return true;
       auto event = std::make_shared<model::Event>(*stored);
       if (options_.encoder) event->wire = options_.encoder(*event);
       Wakeups more = Deliver(log, event);
@@ -268,6 +270,7 @@ void Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
       after = stored->sequence;
     }
   }
+  return true;
 }
 
 void Hub::SyncBusLocked(Log* log) {

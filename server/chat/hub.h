@@ -309,8 +309,10 @@ class Hub : private bus::Bus::Listener {
   // the store, when its number jumps. On `log`'s dispatcher.
   Wakeups DeliverInOrder(Log* log, std::shared_ptr<model::Event> event);
   // Delivers the store's events of `log` after `after`, through `through`
-  // (inclusive), in order, to `wake`. On `log`'s dispatcher.
-  void DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+  // (inclusive), in order, to `wake`; false when the store could not be
+  // read (what was delivered before the failure stays). On `log`'s
+  // dispatcher.
+  bool DeliverFromStore(Log* log, uint64_t after, uint64_t through,
                         Wakeups* wake);
   // Subscribes `log` on the bus when it has readers and is not subscribed,
   // and the reverse.

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 
@@ -40,6 +41,7 @@ type clusterServer struct {
 	addr    string // 127.0.0.1:port
 	dataDir string
 	starts  int
+	conn    *grpc.ClientConn // to addr, for any service's client
 	stats   parleyv1.StatsServiceClient
 	msgs    parleyv1.MessageServiceClient
 }
@@ -53,6 +55,9 @@ type cluster struct {
 	keyFile string
 	// redisAddr is the Redis of the servers' --bus=redis; empty: no bus.
 	redisAddr string
+	// owner, when set, is the test whose end stops the servers that
+	// subtests start again; else the test starting one.
+	owner *testing.T
 }
 
 // startCluster starts PostgreSQL, servers named by names on one database,
@@ -60,9 +65,24 @@ type cluster struct {
 // joined by the Redis bus there.
 func startCluster(t *testing.T, redisAddr string, names ...string) *cluster {
 	t.Helper()
-	binary(t, "PARLEY_SERVER_BIN")
 	binary(t, "PARLEY_GATEWAY_BIN")
-	pg := postgresFor(t)
+	c := newCluster(t, postgresFor(t), redisAddr, names...)
+	portFile := filepath.Join(c.dir, "gateway.port")
+	c.gateway = startProc(t, c.dir, "gateway", binary(t, "PARLEY_GATEWAY_BIN"),
+		"--grpc_server="+strings.Join(c.serverAddrs(), ","), "--http_addr=127.0.0.1:0", "--port_file="+portFile,
+		"--log_level=debug", "--stream_resume_timeout=20s")
+	c.httpURL = fmt.Sprintf("http://127.0.0.1:%d", c.gateway.waitPortFile(t, portFile))
+	c.waitAllServing(t, c.stack)
+	return c
+}
+
+// newCluster starts servers named by names on a new database of pg,
+// sharing one token key, and joined by the Redis bus at redisAddr when it is
+// not empty. Its stack has no gateway yet: the caller starts what fronts
+// the servers.
+func newCluster(t *testing.T, pg *pgServer, redisAddr string, names ...string) *cluster {
+	t.Helper()
+	binary(t, "PARLEY_SERVER_BIN")
 	c := &cluster{stack: &stack{dir: t.TempDir()}, redisAddr: redisAddr}
 	c.postgresDSN = pg.newDatabase(t)
 	// Servers that share a database share the key that signs tokens.
@@ -74,25 +94,43 @@ func startCluster(t *testing.T, redisAddr string, names ...string) *cluster {
 	if err := os.WriteFile(c.keyFile, key, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var addrs []string
 	for _, name := range names {
 		srv := &clusterServer{name: name, dataDir: filepath.Join(c.dir, "data-"+name)}
 		c.servers = append(c.servers, srv)
 		c.startServer(t, srv)
-		addrs = append(addrs, srv.addr)
-		conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		// A server killed and started again is dialled again within a
+		// second, not after gRPC's default backoff of up to two minutes.
+		conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithConnectParams(fastReconnect))
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
+		srv.conn = conn
 		srv.stats, srv.msgs = parleyv1.NewStatsServiceClient(conn), parleyv1.NewMessageServiceClient(conn)
 	}
-	portFile := filepath.Join(c.dir, "gateway.port")
-	c.gateway = startProc(t, c.dir, "gateway", binary(t, "PARLEY_GATEWAY_BIN"),
-		"--grpc_server="+strings.Join(addrs, ","), "--http_addr=127.0.0.1:0", "--port_file="+portFile,
-		"--log_level=debug", "--stream_resume_timeout=20s")
-	c.httpURL = fmt.Sprintf("http://127.0.0.1:%d", c.gateway.waitPortFile(t, portFile))
-	c.waitHealth(t, "every server serving", func(h clusterHealth) bool {
+	return c
+}
+
+// fastReconnect redials a lost server within a second.
+var fastReconnect = grpc.ConnectParams{
+	Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
+	MinConnectTimeout: 5 * time.Second,
+}
+
+// serverAddrs is every server's host:port, in order.
+func (c *cluster) serverAddrs() []string {
+	var addrs []string
+	for _, srv := range c.servers {
+		addrs = append(addrs, srv.addr)
+	}
+	return addrs
+}
+
+// waitAllServing waits until gw's /healthz has every server serving.
+func (c *cluster) waitAllServing(t *testing.T, gw *stack) {
+	t.Helper()
+	waitGatewayHealth(t, gw, "every server serving", func(h clusterHealth) bool {
 		for _, srv := range c.servers {
 			if h.statusOf(srv.addr) != "SERVING" {
 				return false
@@ -100,7 +138,6 @@ func startCluster(t *testing.T, redisAddr string, names ...string) *cluster {
 		}
 		return true
 	})
-	return c
 }
 
 // startServer starts srv: on a free port the first time, then on the same
@@ -131,7 +168,11 @@ func (c *cluster) startServer(t *testing.T, srv *clusterServer) {
 	if c.redisAddr != "" {
 		flags = append(flags, "--bus=redis", "--redis_addr="+c.redisAddr)
 	}
-	srv.proc = startProc(t, c.dir, name, binary(t, "PARLEY_SERVER_BIN"), flags...)
+	owner := c.owner
+	if owner == nil {
+		owner = t
+	}
+	srv.proc = startProcFor(t, owner, c.dir, name, binary(t, "PARLEY_SERVER_BIN"), flags...)
 	srv.addr = fmt.Sprintf("127.0.0.1:%d", srv.proc.waitPortFile(t, portFile))
 }
 
@@ -166,10 +207,16 @@ func (h clusterHealth) statusOf(addr string) string {
 // waitHealth polls the gateway's /healthz until cond holds.
 func (c *cluster) waitHealth(t *testing.T, what string, cond func(clusterHealth) bool) clusterHealth {
 	t.Helper()
+	return waitGatewayHealth(t, c.stack, what, cond)
+}
+
+// waitGatewayHealth polls the /healthz of gw, a gateway, until cond holds.
+func waitGatewayHealth(t *testing.T, gw *stack, what string, cond func(clusterHealth) bool) clusterHealth {
+	t.Helper()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		var h clusterHealth
-		resp, err := client.Get(c.httpURL + "/healthz")
+		resp, err := client.Get(gw.httpURL + "/healthz")
 		if err == nil {
 			h.code = resp.StatusCode
 			err = json.NewDecoder(resp.Body).Decode(&h)
@@ -179,7 +226,7 @@ func (c *cluster) waitHealth(t *testing.T, what string, cond func(clusterHealth)
 			return h
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway /healthz: %s: not within %v (last: %+v, %v)", what, startTimeout, h, err)
+			t.Fatalf("gateway %s /healthz: %s: not within %v (last: %+v, %v)", gw.httpURL, what, startTimeout, h, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -199,13 +246,19 @@ func (c *cluster) waitDown(t *testing.T, srv *clusterServer) {
 // down about once a second, and while no server is connected calls fail.
 func (c *cluster) waitServing(t *testing.T, srv *clusterServer) {
 	t.Helper()
-	c.waitHealth(t, srv.name+" serving", func(h clusterHealth) bool { return h.statusOf(srv.addr) == "SERVING" })
+	waitServingVia(t, c.stack, srv)
+}
+
+// waitServingVia is waitServing for gw, one gateway of the cluster.
+func waitServingVia(t *testing.T, gw *stack, srv *clusterServer) {
+	t.Helper()
+	waitGatewayHealth(t, gw, srv.name+" serving", func(h clusterHealth) bool { return h.statusOf(srv.addr) == "SERVING" })
 	deadline := time.Now().Add(10 * time.Second)
 	for before := srv.callsOf(t, recentMessagesMethod); srv.callsOf(t, recentMessagesMethod) == before; {
 		if time.Now().After(deadline) {
-			t.Fatalf("no call through the gateway reached %s within 10s of its /healthz serving", srv.name)
+			t.Fatalf("no call through the gateway %s reached %s within 10s of its /healthz serving", gw.httpURL, srv.name)
 		}
-		if r, err := c.try(http.MethodGet, "/v1/lobby/recent-messages?n=1"); err != nil || r.status != http.StatusOK {
+		if r, err := gw.try(http.MethodGet, "/v1/lobby/recent-messages?n=1"); err != nil || r.status != http.StatusOK {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
@@ -216,7 +269,8 @@ func (srv *clusterServer) callsOf(t *testing.T, method string) uint64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := srv.stats.GetStats(ctx, &parleyv1.GetStatsRequest{})
+	// Waiting for the connection: srv may have just been started again.
+	st, err := srv.stats.GetStats(ctx, &parleyv1.GetStatsRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("%s GetStats: %v", srv.name, err)
 	}
@@ -231,13 +285,25 @@ func (srv *clusterServer) callsOf(t *testing.T, method string) uint64 {
 // openStreams is how many Subscribe streams srv has open.
 func (srv *clusterServer) openStreams(t *testing.T) uint64 {
 	t.Helper()
+	return srv.chatStats(t).GetOpenStreams()
+}
+
+// streamsTotal is how many Subscribe streams srv has opened since it started.
+func (srv *clusterServer) streamsTotal(t *testing.T) uint64 {
+	t.Helper()
+	return srv.chatStats(t).GetStreamsTotal()
+}
+
+func (srv *clusterServer) chatStats(t *testing.T) *parleyv1.ChatStats {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	st, err := srv.stats.GetStats(ctx, &parleyv1.GetStatsRequest{})
+	// Waiting for the connection: srv may have just been started again.
+	st, err := srv.stats.GetStats(ctx, &parleyv1.GetStatsRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("%s GetStats: %v", srv.name, err)
 	}
-	return st.GetChat().GetOpenStreams()
+	return st.GetChat()
 }
 
 // waitOpenStreams waits until srv has n streams open.
@@ -252,15 +318,18 @@ func (srv *clusterServer) waitOpenStreams(t *testing.T, n uint64) {
 	}
 }
 
-// postOn posts to a room on srv itself, over gRPC, not through the gateway.
-func (srv *clusterServer) postOn(t *testing.T, token, room, text string) {
+// postOn posts to a room on srv itself, over gRPC, not through the gateway,
+// and returns the message.
+func (srv *clusterServer) postOn(t *testing.T, token, room, text string) event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+token)
-	if _, err := srv.msgs.PostMessage(ctx, &parleyv1.PostMessageRequest{Room: room, Text: text}); err != nil {
+	ev, err := srv.msgs.PostMessage(ctx, &parleyv1.PostMessageRequest{Room: room, Text: text})
+	if err != nil {
 		t.Fatalf("post %q on %s: %v", text, srv.name, err)
 	}
+	return eventOf(ev)
 }
 
 const (
@@ -492,33 +561,81 @@ func TestRoomStreamsCarryOnFromAnotherServerWhenTheirsIsKilled(t *testing.T) {
 // persistence, stopped when the test ends, and returns its address.
 func redisFor(t *testing.T) string {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server is not installed (scripts/deps.sh test)")
-	}
+	return startRedis(t).addr
+}
+
+// redisServer is a redis-server of a test's own: the bus needs no
+// persistence. kill and restart keep its address.
+type redisServer struct {
+	addr   string
+	dir    string
+	proc   *proc
+	starts int
+	owner  *testing.T // whose end stops it, also when a subtest restarts it
+}
+
+func startRedis(t *testing.T) *redisServer {
+	t.Helper()
+	r := &redisServer{addr: freeAddr(t), dir: t.TempDir(), owner: t}
+	r.start(t)
+	return r
+}
+
+// freeAddr is a 127.0.0.1:port free a moment ago, for a process that cannot
+// be started on port 0 (HAProxy, Redis restarted on the same port).
+func freeAddr(t *testing.T) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	dir := t.TempDir()
-	p := startProc(t, dir, "redis", bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", dir)
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (r *redisServer) start(t *testing.T) {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatal("redis-server is not installed (scripts/deps.sh test)")
+	}
+	r.starts++
+	name := "redis"
+	if r.starts > 1 {
+		name = fmt.Sprintf("redis-%d", r.starts)
+	}
+	_, port, _ := net.SplitHostPort(r.addr)
+	r.proc = startProcFor(t, r.owner, r.dir, name, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--dir", r.dir)
+	waitListening(t, r.proc, r.addr)
+}
+
+// kill ends Redis with SIGKILL.
+func (r *redisServer) kill(t *testing.T) {
+	t.Helper()
+	if err := r.proc.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-r.proc.done
+}
+
+// waitListening waits until addr accepts connections, failing if p exits
+// first.
+func waitListening(t *testing.T, p *proc, addr string) {
+	t.Helper()
 	deadline := time.Now().Add(startTimeout)
 	for {
 		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
 			conn.Close()
-			return addr
+			return
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("redis-server exited: %v", p.err)
+			t.Fatalf("%s exited: %v", p.name, p.err)
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server not listening on %s within %v", addr, startTimeout)
+			t.Fatalf("%s not listening on %s within %v", p.name, addr, startTimeout)
 		}
 	}
 }

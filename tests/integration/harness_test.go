@@ -56,9 +56,20 @@ type proc struct {
 	logPath string
 	done    chan struct{} // closed when the process has exited
 	err     error         // its exit status, once done is closed
+	// termIsClean: the program ends on SIGTERM by dying of it (HAProxy's
+	// hard stop), which counts as a clean exit.
+	termIsClean bool
 }
 
 func startProc(t *testing.T, dir, name, bin string, args ...string) *proc {
+	t.Helper()
+	return startProcFor(t, t, dir, name, bin, args...)
+}
+
+// startProcFor is startProc for a process that outlives the test t that
+// starts it (a subtest): it is stopped when owner, a test that contains t,
+// ends.
+func startProcFor(t, owner *testing.T, dir, name, bin string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(dir, name+".log")
 	logFile, err := os.Create(logPath)
@@ -77,13 +88,13 @@ func startProc(t *testing.T, dir, name, bin string, args ...string) *proc {
 		logFile.Close()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		if err := p.stop(); err != nil {
-			t.Errorf("%s: %v", name, err)
+			owner.Errorf("%s: %v", name, err)
 		}
-		if t.Failed() {
+		if owner.Failed() {
 			b, _ := os.ReadFile(logPath)
-			t.Logf("--- %s %s\n%s--- end of %s log", name, strings.Join(args, " "), b, name)
+			owner.Logf("--- %s %s\n%s--- end of %s log", name, strings.Join(args, " "), b, name)
 		}
 	})
 	return p
@@ -99,6 +110,12 @@ func (p *proc) stop() error {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-p.done:
+		var exit *exec.ExitError
+		if p.termIsClean && errors.As(p.err, &exit) {
+			if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() && ws.Signal() == syscall.SIGTERM {
+				return nil
+			}
+		}
 		if p.err != nil {
 			return fmt.Errorf("exit after SIGTERM: %w", p.err)
 		}

@@ -56,6 +56,37 @@ absl::StatusOr<model::EventPtr> Post(Hub& hub, absl::string_view log,
   return result;
 }
 
+// A memory store whose reads of a log can be made to fail, as a database
+// that went away does.
+class FlakyStore : public store::MemoryStore {
+ public:
+  void FailReads(bool fail) {
+    MutexLock lock(&mu_);
+    fail_ = fail;
+  }
+  // Waits until a read failed; false if none did within 20 s.
+  bool WaitForAFailedRead() {
+    return failed_.WaitForNotificationWithTimeout(absl::Seconds(20));
+  }
+
+  absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
+      absl::string_view log, uint64_t after, size_t limit) override {
+    {
+      MutexLock lock(&mu_);
+      if (fail_) {
+        if (!failed_.HasBeenNotified()) failed_.Notify();
+        return absl::UnavailableError("the database is away");
+      }
+    }
+    return MemoryStore::ReadAfter(log, after, limit);
+  }
+
+ private:
+  Mutex mu_;
+  bool fail_ ABSL_GUARDED_BY(mu_) = false;
+  Notification failed_;
+};
+
 std::vector<uint64_t> OneTo(uint64_t n) {
   std::vector<uint64_t> all;
   for (uint64_t i = 1; i <= n; ++i) all.push_back(i);
@@ -89,7 +120,7 @@ class HubReplicasTest : public ::testing::Test {
 
   const std::string kRoom = "room-1";
   ManualClock clock_;
-  store::MemoryStore store_;
+  FlakyStore store_;
   bus::InProcessNetwork network_;
   std::unique_ptr<bus::Bus> bus_a_ = network_.Connect();
   std::unique_ptr<bus::Bus> bus_b_ = network_.Connect();
@@ -143,6 +174,23 @@ TEST_F(HubReplicasTest, EventsTheBusLostAreReadFromTheStoreAtTheNextOne) {
   ASSERT_TRUE(Post(a_, kRoom, "heard").ok());
   EXPECT_THAT(on_b.collector->WaitFor(*on_b.subscription.channel, 4),
               ElementsAreArray(OneTo(4)));
+}
+
+TEST_F(HubReplicasTest, AGapTheStoreCannotFillIsNotSkipped) {
+  Reader on_b = Subscribe(b_, kRoom);
+  network_.Flush();
+  network_.LoseMessages(true);
+  ASSERT_TRUE(Post(a_, kRoom, "lost").ok());
+  network_.Flush();
+  network_.LoseMessages(false);
+  // b hears 2 while the store cannot tell it 1: it delivers neither yet.
+  store_.FailReads(true);
+  ASSERT_TRUE(Post(a_, kRoom, "heard while the store is away").ok());
+  ASSERT_TRUE(store_.WaitForAFailedRead());
+  store_.FailReads(false);
+  ASSERT_TRUE(Post(a_, kRoom, "heard with the store back").ok());
+  EXPECT_THAT(on_b.collector->WaitFor(*on_b.subscription.channel, 3),
+              ElementsAreArray(OneTo(3)));
 }
 
 TEST_F(HubReplicasTest, AfterAReconnectionEveryHeardLogIsReadAgain) {
