@@ -116,7 +116,10 @@ absl::StatusOr<StreamTarget> SignedInTarget(
 // A long poll. The reactor is owned by gRPC until OnDone; the waiter that the
 // channel and the scheduler hold is shared, and decides under its lock which
 // of the possible endings (events, timeout, leave, takeover, cancel) wins.
-// Only the winner touches the reactor and the response, once.
+// Only the winner touches the reactor and the response, once. A signed-in
+// poll makes its reactor on gRPC's thread and its waiter later, on a
+// store-read worker (see ChatService::Poll); a cancellation that comes
+// before the waiter is kept for it.
 class PollCall final : public grpc::ServerUnaryReactor {
  public:
   // Puts what was taken from the channel into the response; false when none
@@ -152,7 +155,11 @@ class PollCall final : public grpc::ServerUnaryReactor {
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
-      OnReadable();
+      {
+        MutexLock lock(&mu_);
+        started_ = true;
+      }
+      OnReadable();  // Also ends a poll cancelled before it started.
       std::weak_ptr<Waiter> weak = weak_from_this();
       const Scheduler::TaskId timer = scheduler_->Schedule(
           absl::Now() + timeout, [weak] {
@@ -182,7 +189,9 @@ class PollCall final : public grpc::ServerUnaryReactor {
       {
         MutexLock lock(&mu_);
         if (call_ == nullptr) return;
-        if (ending == Ending::kCancelled) {
+        if (ending == Ending::kCancelled) cancelled_ = true;
+        if (!started_) return;  // Start ends it.
+        if (cancelled_) {
           status = absl::CancelledError("the client cancelled the poll");
         } else if (ending != Ending::kSuperseded) {
           Channel::TakeResult taken = channel_->Take(max_events_);
@@ -225,6 +234,8 @@ class PollCall final : public grpc::ServerUnaryReactor {
     const size_t max_events_;
     std::shared_ptr<chat::SessionLease> lease_;
     Scheduler::TaskId timer_ ABSL_GUARDED_BY(mu_) = 0;
+    bool started_ ABSL_GUARDED_BY(mu_) = false;
+    bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   PollCall() = default;
@@ -275,8 +286,8 @@ class PollCall final : public grpc::ServerUnaryReactor {
 // A resuming stream first replays history from the store, a page per write,
 // up to the point where its channel's live events begin; channel wake-ups
 // are ignored until then (the channel keeps them) and the store is only read
-// from gRPC's threads, never from the hub's dispatcher thread that delivers
-// events.
+// from a store-read worker or gRPC's threads, never from the hub's
+// dispatcher thread that delivers events.
 class StreamCall final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -324,6 +335,14 @@ class StreamCall final
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
+      StreamCall* call = nullptr;
+      {
+        MutexLock lock(&mu_);
+        started_ = true;
+        // Ended (cancelled) before it started: End left the finish to us.
+        if (finishing_) call = FinishCallLocked();
+      }
+      if (call != nullptr) return Finish(call);
       Step();
     }
 
@@ -365,7 +384,9 @@ class StreamCall final
         MutexLock lock(&mu_);
         if (call_ == nullptr || finishing_) return;
         BeginFinishLocked(status);
-        if (writing_) return;  // OnWriteDone finishes.
+        // A write in flight (OnWriteDone) or a start still to come
+        // finishes.
+        if (writing_ || !started_) return;
         call = FinishCallLocked();
       }
       Finish(call);
@@ -379,7 +400,7 @@ class StreamCall final
       bool writing = false;
       {
         MutexLock lock(&mu_);
-        if (call_ == nullptr || writing_ || finishing_) return;
+        if (call_ == nullptr || !started_ || writing_ || finishing_) return;
         if (from_hub && replay_.has_value()) return;
         batch_.clear();
         absl::Status replayed =
@@ -511,6 +532,7 @@ class StreamCall final
     const std::shared_ptr<Channel> channel_;
     chat::Hub* const hub_;
     const size_t max_batch_;
+    bool started_ ABSL_GUARDED_BY(mu_) = false;
     bool writing_ ABSL_GUARDED_BY(mu_) = false;
     bool finishing_ ABSL_GUARDED_BY(mu_) = false;
     bool first_write_ ABSL_GUARDED_BY(mu_) = false;
@@ -566,7 +588,14 @@ class StreamCall final
     Finish(std::move(sent));
   }
 
-  void OnWriteDone(bool ok) override { pump_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    Pump* pump;
+    {
+      MutexLock lock(&mu_);
+      pump = pump_.get();  // Set: only a pump writes.
+    }
+    pump->OnWriteDone(ok);
+  }
   void OnCancel() override {
     std::shared_ptr<Pump> pump;
     {
@@ -574,7 +603,8 @@ class StreamCall final
       cancelled_ = true;
       pump = pump_;
     }
-    // No pump when the call was refused before it started.
+    // No pump when the call was refused before it started, or not yet one
+    // (StartLate sees the cancellation).
     if (pump != nullptr) {
       pump->End(absl::CancelledError("the client cancelled the stream"));
     }
@@ -626,18 +656,23 @@ grpc::ServerUnaryReactor* ChatService::Send(
       [&] { return absl::StrCat("client:", request->id()); }, model::kLobbyId,
       request->message());
   if (!idempotency.ok()) return FinishNow(context, idempotency.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.sends->Run(
-      *idempotency,
-      [this, id = request->id(), text = request->message(),
-       key = *idempotency](chat::EventDone done) mutable {
-        deps_.hub->Send(id, text, std::move(done), std::move(key));
-      },
-      [reactor, context, response](absl::StatusOr<EventPtr> event) {
-        if (event.ok()) ToProto(**event, response->mutable_event());
-        FinishWith(reactor, context, event.status());
+  // A send with a key first looks for the key's earlier send in the store.
+  WorkerPool* pool = idempotency->key.empty() ? nullptr : deps_.reads;
+  return RunOn(
+      pool, context,
+      [this, context, request, response, idempotency = *std::move(idempotency)](
+          grpc::ServerUnaryReactor* reactor) {
+        deps_.sends->Run(
+            idempotency,
+            [this, id = request->id(), text = request->message(),
+             key = idempotency](chat::EventDone done) mutable {
+              deps_.hub->Send(id, text, std::move(done), std::move(key));
+            },
+            [reactor, context, response](absl::StatusOr<EventPtr> event) {
+              if (event.ok()) ToProto(**event, response->mutable_event());
+              FinishWith(reactor, context, event.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ChatService::Leave(
@@ -701,67 +736,82 @@ grpc::ServerUnaryReactor* ChatService::Poll(
       PollTimeout(request->timeout(), deps_.read);
   if (!timeout.ok()) return FinishNow(context, timeout.status());
   const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
-  absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, *request, request->room(), request->direct_messages());
-  if (!target.ok()) return FinishNow(context, target.status());
-  uint64_t after;
-  if (request->has_after_sequence()) {
-    after = request->after_sequence();
-  } else {
-    absl::StatusOr<uint64_t> end = deps_.hub->LastDelivered(target->log);
-    if (!end.ok()) return FinishNow(context, end.status());
-    after = *end;
-  }
-  // What is committed already comes from the store at once.
-  auto history = [&]() -> absl::StatusOr<bool> {
-    absl::StatusOr<std::vector<EventPtr>> page =
-        deps_.store->ReadAfter(target->log, after, max_events);
-    if (!page.ok()) return page.status();
-    for (const EventPtr& event : *page) ToProto(*event, response->add_events());
-    if (!page->empty()) {
-      response->set_next_after_sequence(page->back()->sequence);
-    }
-    return !page->empty();
-  };
-  absl::StatusOr<bool> found = history();
-  if (!found.ok()) return FinishNow(context, found.status());
-  if (*found) return FinishNow(context, absl::OkStatus());
-
-  // Nothing yet: wait on the log like a stream without presence (no name).
-  target->subscriber.name.clear();
-  absl::StatusOr<chat::Subscription> subscription =
-      deps_.hub->Subscribe(target->log, std::move(target->subscriber));
-  if (!subscription.ok()) return FinishNow(context, subscription.status());
-  if (subscription->live_after > after) {
-    // Committed between the read and the subscription.
-    found = history();
-    if (!found.ok() || *found) {
-      deps_.hub->Unsubscribe(*subscription);
-      return FinishNow(context, found.status());
-    }
-  }
-  response->set_next_after_sequence(after);
+  // The rest reads the store (the caller, the room, history): on a worker,
+  // which finishes the call or hands it to a waiter.
   auto* call = new PollCall();
-  auto waiter = std::make_shared<PollCall::Waiter>(
-      call, context,
-      [response, next = after](const std::vector<EventPtr>& events) mutable {
-        // Log entries only, in order, up to the first one missing (a gap
-        // the next poll reads from history).
-        for (const EventPtr& event : events) {
-          if (event->kind == model::EventKind::kGap) break;
-          if (event->sequence <= next) continue;  // live-only: sequence 0
-          ToProto(*event, response->add_events());
-          next = event->sequence;
-        }
-        response->set_next_after_sequence(next);
-        return response->events_size() > 0;
-      },
-      subscription->channel, deps_.hub, deps_.scheduler, max_events);
-  waiter->set_on_finish([hub = deps_.hub, sub = *subscription] {
-    hub->Unsubscribe(sub);
+  absl::Status accepted = deps_.reads->Submit([this, call, context, request,
+                                               response, timeout = *timeout,
+                                               max_events] {
+    auto finish = [call](const absl::Status& status) {
+      call->Finish(ToGrpcStatus(status));
+    };
+    if (context->IsCancelled()) {
+      return finish(absl::CancelledError("the poll was cancelled"));
+    }
+    absl::StatusOr<StreamTarget> target = SignedInTarget(
+        deps_, context, *request, request->room(), request->direct_messages());
+    if (!target.ok()) return finish(target.status());
+    uint64_t after;
+    if (request->has_after_sequence()) {
+      after = request->after_sequence();
+    } else {
+      absl::StatusOr<uint64_t> end = deps_.hub->LastDelivered(target->log);
+      if (!end.ok()) return finish(end.status());
+      after = *end;
+    }
+    // What is committed already comes from the store at once.
+    auto history = [&]() -> absl::StatusOr<bool> {
+      absl::StatusOr<std::vector<EventPtr>> page =
+          deps_.store->ReadAfter(target->log, after, max_events);
+      if (!page.ok()) return page.status();
+      for (const EventPtr& event : *page) {
+        ToProto(*event, response->add_events());
+      }
+      if (!page->empty()) {
+        response->set_next_after_sequence(page->back()->sequence);
+      }
+      return !page->empty();
+    };
+    absl::StatusOr<bool> found = history();
+    if (!found.ok()) return finish(found.status());
+    if (*found) return finish(absl::OkStatus());
+
+    // Nothing yet: wait on the log like a stream without presence (no name).
+    target->subscriber.name.clear();
+    absl::StatusOr<chat::Subscription> subscription =
+        deps_.hub->Subscribe(target->log, std::move(target->subscriber));
+    if (!subscription.ok()) return finish(subscription.status());
+    if (subscription->live_after > after) {
+      // Committed between the read and the subscription.
+      found = history();
+      if (!found.ok() || *found) {
+        deps_.hub->Unsubscribe(*subscription);
+        return finish(found.status());
+      }
+    }
+    response->set_next_after_sequence(after);
+    auto waiter = std::make_shared<PollCall::Waiter>(
+        call, context,
+        [response, next = after](const std::vector<EventPtr>& events) mutable {
+          // Log entries only, in order, up to the first one missing (a gap
+          // the next poll reads from history).
+          for (const EventPtr& event : events) {
+            if (event->kind == model::EventKind::kGap) break;
+            if (event->sequence <= next) continue;  // live-only: sequence 0
+            ToProto(*event, response->add_events());
+            next = event->sequence;
+          }
+          response->set_next_after_sequence(next);
+          return response->events_size() > 0;
+        },
+        subscription->channel, deps_.hub, deps_.scheduler, max_events);
+    waiter->set_on_finish(
+        [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
+    if (!call->StartLate(std::move(waiter), timeout)) {
+      deps_.hub->Unsubscribe(*subscription);
+    }
   });
-  call->set_waiter(waiter);
-  waiter->Start(*timeout);
+  if (!accepted.ok()) call->Finish(ToGrpcStatus(accepted));
   return call;
 }
 
@@ -827,28 +877,38 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     return call;
   }
 
-  absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, *request, request->room(), request->direct_messages());
-  if (!target.ok()) return refuse(target.status());
-  const std::string log = target->log;
-  absl::StatusOr<chat::Subscription> subscription =
-      deps_.hub->Subscribe(log, std::move(target->subscriber));
-  if (!subscription.ok()) return refuse(subscription.status());
+  // The rest reads the store (the caller, the room, the log's end, history):
+  // on a worker, which refuses the call or starts its pump.
+  absl::Status accepted =
+      deps_.reads->Submit([this, call, context, request = std::move(parsed)] {
+        if (context->IsCancelled()) {
+          return call->FinishWith(
+              absl::CancelledError("the client cancelled the stream"));
+        }
+        absl::StatusOr<StreamTarget> target = SignedInTarget(
+            deps_, context, request, request.room(), request.direct_messages());
+        if (!target.ok()) return call->FinishWith(target.status());
+        const std::string log = target->log;
+        absl::StatusOr<chat::Subscription> subscription =
+            deps_.hub->Subscribe(log, std::move(target->subscriber));
+        if (!subscription.ok()) return call->FinishWith(subscription.status());
 
-  auto pump = std::make_shared<StreamCall::Pump>(
-      call, context, subscription->channel, deps_.hub,
-      deps_.read.stream_max_batch);
-  if (request->has_after_sequence()) {
-    pump->set_replay(StreamCall::Replay{deps_.store, log,
-                                        request->after_sequence(),
-                                        subscription->live_after});
-  }
-  pump->set_first_write();
-  pump->set_on_finish([hub = deps_.hub, sub = *subscription] {
-    hub->Unsubscribe(sub);
-  });
-  call->set_pump(pump);
-  pump->Start();
+        auto pump = std::make_shared<StreamCall::Pump>(
+            call, context, subscription->channel, deps_.hub,
+            deps_.read.stream_max_batch);
+        if (request.has_after_sequence()) {
+          pump->set_replay(StreamCall::Replay{deps_.store, log,
+                                              request.after_sequence(),
+                                              subscription->live_after});
+        }
+        pump->set_first_write();
+        pump->set_on_finish(
+            [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
+        if (!call->StartLate(std::move(pump))) {
+          deps_.hub->Unsubscribe(*subscription);
+        }
+      });
+  if (!accepted.ok()) return refuse(accepted);
   return call;
 }
 
@@ -856,20 +916,25 @@ grpc::ServerUnaryReactor* ChatService::ListRecentMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::ListRecentMessagesRequest* request,
     parley::v1::ListRecentMessagesResponse* response) {
-  absl::StatusOr<size_t> n =
-      PageSize(request->n(), 100, deps_.read.history_max_page, "n");
-  if (!n.ok()) return FinishNow(context, n.status());
-  absl::StatusOr<store::PageResult> page =
-      deps_.store->ListMessages(model::kLobbyId, store::Page{*n});
-  if (!page.ok()) return FinishNow(context, page.status());
-  for (const EventPtr& m : page->messages) {
-    if (m->deleted) continue;
-    auto* out = response->add_messages();
-    out->set_timestamp(static_cast<uint32_t>(absl::ToUnixSeconds(m->time)));
-    out->set_user(m->sender);
-    out->set_text(m->text);
-  }
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<size_t> n =
+            PageSize(request->n(), 100, deps_.read.history_max_page, "n");
+        if (!n.ok()) return FinishWith(reactor, context, n.status());
+        absl::StatusOr<store::PageResult> page =
+            deps_.store->ListMessages(model::kLobbyId, store::Page{*n});
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
+        for (const EventPtr& m : page->messages) {
+          if (m->deleted) continue;
+          auto* out = response->add_messages();
+          out->set_timestamp(
+              static_cast<uint32_t>(absl::ToUnixSeconds(m->time)));
+          out->set_user(m->sender);
+          out->set_text(m->text);
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
@@ -908,11 +973,17 @@ grpc::ServerUnaryReactor* ChatService::ListPosters(
     grpc::CallbackServerContext* context,
     const parley::v1::ListPostersRequest* /*request*/,
     parley::v1::ListPostersResponse* response) {
-  absl::StatusOr<std::vector<std::string>> names =
-      deps_.store->ListPosters(model::kLobbyId);
-  if (!names.ok()) return FinishNow(context, names.status());
-  for (std::string& name : *names) response->add_users(std::move(name));
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(deps_.reads, context,
+               [this, context, response](grpc::ServerUnaryReactor* reactor) {
+                 absl::StatusOr<std::vector<std::string>> names =
+                     deps_.store->ListPosters(model::kLobbyId);
+                 if (!names.ok()) {
+                   return FinishWith(reactor, context, names.status());
+                 }
+                 for (std::string& name : *names)
+                   response->add_users(std::move(name));
+                 FinishWith(reactor, context, absl::OkStatus());
+               });
 }
 
 }  // namespace parley::api
