@@ -285,9 +285,12 @@ class PollCall final : public grpc::ServerUnaryReactor {
 //
 // A resuming stream first replays history from the store, a page per write,
 // up to the point where its channel's live events begin; channel wake-ups
-// are ignored until then (the channel keeps them) and the store is only read
-// from a store-read worker or gRPC's threads, never from the hub's
-// dispatcher thread that delivers events.
+// are ignored until then (the channel keeps them). Each page is read with no
+// lock held, on a store-read worker: never on gRPC's threads, nor on the
+// hub's dispatcher thread that delivers events, which therefore never waits
+// behind a read to wake the stream. One read or write at a time, each
+// continuing from where the last one ended, keeps the events in order,
+// without gap or duplicate, across the switch to live events.
 class StreamCall final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -299,16 +302,23 @@ class StreamCall final
     uint64_t until = 0;
   };
 
+  // The thread a pump step runs on: the hub's (no store reads there), a
+  // store-read worker (history is read right there), or another, gRPC's or
+  // a lobby session's callback (history is read on `reads`).
+  enum class From { kHub, kGrpc, kWorker };
+
   class Pump final : public ChannelReader,
                      public std::enable_shared_from_this<Pump> {
    public:
     Pump(StreamCall* call, grpc::CallbackServerContext* context,
-         std::shared_ptr<Channel> channel, chat::Hub* hub, size_t max_batch)
+         std::shared_ptr<Channel> channel, chat::Hub* hub, size_t max_batch,
+         WorkerPool* reads)
         : call_(call),
           context_(context),
           channel_(std::move(channel)),
           hub_(hub),
-          max_batch_(max_batch) {}
+          max_batch_(max_batch),
+          reads_(reads) {}
 
     // Replays `replay` before live events. Call before Start.
     void set_replay(Replay replay) {
@@ -330,7 +340,8 @@ class StreamCall final
       on_taken_ = std::move(on_taken);
     }
 
-    void Start() {
+    // Attaches to the channel and makes the first step, on thread `from`.
+    void Start(From from) {
       metrics::StreamStarted();
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
@@ -343,13 +354,13 @@ class StreamCall final
         if (finishing_) call = FinishCallLocked();
       }
       if (call != nullptr) return Finish(call);
-      Step();
+      Step(from);
     }
 
     // From the hub (possibly on its dispatcher thread): no store reads, so
     // while history is still being replayed the channel just keeps what
     // came; the replay's last step drains it.
-    void OnReadable() override { Step(/*from_hub=*/true); }
+    void OnReadable() override { Step(From::kHub); }
 
     void OnSuperseded() override {
       End(WithReason(absl::AbortedError("another reader took over this "
@@ -374,7 +385,7 @@ class StreamCall final
       if (finishing) {
         Finish(call);
       } else {
-        Step();
+        Step(From::kGrpc);
       }
     }
 
@@ -384,57 +395,131 @@ class StreamCall final
         MutexLock lock(&mu_);
         if (call_ == nullptr || finishing_) return;
         BeginFinishLocked(status);
-        // A write in flight (OnWriteDone) or a start still to come
-        // finishes.
-        if (writing_ || !started_) return;
+        // A write in flight (OnWriteDone), a history read (OnPage) or a
+        // start still to come finishes.
+        if (writing_ || reading_ || !started_) return;
         call = FinishCallLocked();
       }
       Finish(call);
     }
 
    private:
-    // Writes the next page of history, or what the channel holds; finishes
-    // when the channel is closed and drained.
-    void Step(bool from_hub = false) {
-      StreamCall* call;
+    // Starts reading the next page of history, or writes what the channel
+    // holds; finishes when the channel is closed and drained.
+    void Step(From from) {
+      StreamCall* call = nullptr;
       bool writing = false;
+      std::optional<Replay> read;
       {
         MutexLock lock(&mu_);
-        if (call_ == nullptr || !started_ || writing_ || finishing_) return;
-        if (from_hub && replay_.has_value()) return;
-        batch_.clear();
-        absl::Status replayed =
-            replay_.has_value() ? ReplayPageLocked() : absl::OkStatus();
-        CloseReason closed = CloseReason::kOpen;
-        if (replayed.ok() && !replay_.has_value() && batch_.empty()) {
+        if (call_ == nullptr || !started_ || writing_ || reading_ ||
+            finishing_) {
+          return;
+        }
+        if (replay_.has_value()) {
+          if (from == From::kHub) return;
+          reading_ = true;
+          read = *replay_;
+        } else {
           Channel::TakeResult taken = channel_->Take(max_batch_);
-          closed = taken.closed;
           if (!taken.events.empty()) CountLag(taken.events);
           if (on_taken_ && !taken.events.empty()) {
             on_taken_(LastSequence(taken.events));
           }
           for (EventPtr& event : taken.events) AppendLocked(std::move(event));
-        }
-        if (!replayed.ok()) {
-          BeginFinishLocked(replayed);
-          call = FinishCallLocked();
-        } else if (!batch_.empty() || first_write_) {
-          first_write_ = false;
-          writing_ = writing = true;
-          call = call_;
-          response_ = TakeBatchLocked();
-        } else if (closed != CloseReason::kOpen) {
-          BeginFinishLocked(ClosedStatus(closed));
-          call = FinishCallLocked();
-        } else {
-          return;
+          if (!batch_.empty() || first_write_) {
+            first_write_ = false;
+            writing_ = writing = true;
+            call = call_;
+            response_ = TakeBatchLocked();
+          } else if (taken.closed != CloseReason::kOpen) {
+            BeginFinishLocked(ClosedStatus(taken.closed));
+            call = FinishCallLocked();
+          } else {
+            return;
+          }
         }
       }
-      if (writing) {
+      if (read.has_value()) {
+        ReadPage(*std::move(read), from);
+      } else if (writing) {
         // Outside the lock: gRPC may run OnWriteDone on this thread.
         call->StartWrite(&response_);
       } else {
         Finish(call);
+      }
+    }
+
+    // The size of the next page of `r`.
+    size_t PageSize(const Replay& r) const {
+      return static_cast<size_t>(
+          std::min<uint64_t>(max_batch_, r.until - r.after));
+    }
+
+    // Reads the page of history after `r.after`, holding no lock: here on a
+    // worker, else on the store-read pool (a full pool ends the stream
+    // RESOURCE_EXHAUSTED; a client resumes from its last sequence).
+    void ReadPage(Replay r, From from) {
+      if (from == From::kWorker) {
+        OnPage(r.store->ReadAfter(r.log, r.after, PageSize(r)));
+        return;
+      }
+      absl::Status accepted =
+          reads_->Submit([self = shared_from_this(), r = std::move(r)] {
+            self->OnPage(r.store->ReadAfter(r.log, r.after, self->PageSize(r)));
+          });
+      if (!accepted.ok()) OnPage(accepted);
+    }
+
+    // A page read (on a worker, or the pool's refusal): writes it and
+    // advances the cursor; clears replay_ once it reaches the live point.
+    void OnPage(absl::StatusOr<std::vector<EventPtr>> page) {
+      StreamCall* call = nullptr;
+      bool writing = false;
+      bool next = false;
+      {
+        MutexLock lock(&mu_);
+        reading_ = false;
+        if (finishing_) {
+          // Ended while reading (cancelled, superseded).
+          call = FinishCallLocked();
+        } else if (!page.ok()) {
+          BeginFinishLocked(page.status());
+          call = FinishCallLocked();
+        } else {
+          Replay& r = *replay_;
+          const size_t want = PageSize(r);
+          bool past = false;
+          for (EventPtr& event : *page) {
+            if (event->sequence > r.until) {
+              past = true;
+              break;
+            }
+            r.after = event->sequence;
+            AppendLocked(std::move(event));
+          }
+          // Fewer than asked, or past the live point: the rest up to
+          // `until` was purged or never committed; live events start after
+          // `until`.
+          if (past || page->size() < want || r.after >= r.until) {
+            replay_.reset();
+          }
+          if (!batch_.empty() || first_write_) {
+            first_write_ = false;
+            writing_ = writing = true;
+            call = call_;
+            response_ = TakeBatchLocked();
+          } else {
+            next = true;  // Nothing to write: on to the live events.
+          }
+        }
+      }
+      if (writing) {
+        call->StartWrite(&response_);
+      } else if (call != nullptr) {
+        Finish(call);
+      } else if (next) {
+        Step(From::kWorker);  // A page was read: this is a worker.
       }
     }
 
@@ -482,26 +567,6 @@ class StreamCall final
       return grpc::ByteBuffer(&owned, 1);
     }
 
-    // Fills the write with the next page of history and advances the cursor;
-    // clears replay_ once it reaches the live point.
-    absl::Status ReplayPageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      Replay& r = *replay_;
-      const size_t want =
-          static_cast<size_t>(std::min<uint64_t>(max_batch_, r.until - r.after));
-      absl::StatusOr<std::vector<EventPtr>> page =
-          r.store->ReadAfter(r.log, r.after, want);
-      if (!page.ok()) return page.status();
-      for (EventPtr& event : *page) {
-        if (event->sequence > r.until) break;
-        r.after = event->sequence;
-        AppendLocked(std::move(event));
-      }
-      // Fewer than asked: the rest up to `until` was purged or never
-      // committed; live events start after `until`.
-      if (page->size() < want || r.after >= r.until) replay_.reset();
-      return absl::OkStatus();
-    }
-
     void BeginFinishLocked(const absl::Status& status)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       finishing_ = true;
@@ -532,8 +597,10 @@ class StreamCall final
     const std::shared_ptr<Channel> channel_;
     chat::Hub* const hub_;
     const size_t max_batch_;
+    WorkerPool* const reads_;
     bool started_ ABSL_GUARDED_BY(mu_) = false;
     bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a page of history
     bool finishing_ ABSL_GUARDED_BY(mu_) = false;
     bool first_write_ ABSL_GUARDED_BY(mu_) = false;
     std::optional<Replay> replay_ ABSL_GUARDED_BY(mu_);
@@ -561,9 +628,10 @@ class StreamCall final
     pump_ = std::move(pump);
   }
   // For a pump made after the handler returned (a session opened on
-  // another thread): starts it, unless the client cancelled meanwhile
-  // (then the call finishes and false is returned).
-  bool StartLate(std::shared_ptr<Pump> pump) {
+  // another thread, a store-read worker; `from` says which, see From):
+  // starts it, unless the client cancelled meanwhile (then the call
+  // finishes and false is returned).
+  bool StartLate(std::shared_ptr<Pump> pump, From from) {
     bool cancelled;
     {
       MutexLock lock(&mu_);
@@ -574,7 +642,7 @@ class StreamCall final
       FinishWith(absl::CancelledError("the client cancelled the stream"));
       return false;
     }
-    pump->Start();
+    pump->Start(from);
     return true;
   }
 
@@ -860,19 +928,21 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     deps_.hub->OpenSession(
         request->id(),
         [call, context, hub = deps_.hub,
-         max_batch = deps_.read.stream_max_batch](
+         max_batch = deps_.read.stream_max_batch, reads = deps_.reads](
             absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
           if (!lease.ok()) {
             call->FinishWith(lease.status());
             return;
           }
           auto pump = std::make_shared<StreamCall::Pump>(
-              call, context, (*lease)->channel(), hub, max_batch);
+              call, context, (*lease)->channel(), hub, max_batch, reads);
           pump->set_on_taken([lease = *lease](uint64_t last) {
             lease->Consumed(last, [] {});
           });
           pump->set_on_finish([lease = *lease] { lease->Release(); });
-          if (!call->StartLate(std::move(pump))) (*lease)->Release();
+          if (!call->StartLate(std::move(pump), StreamCall::From::kGrpc)) {
+            (*lease)->Release();
+          }
         });
     return call;
   }
@@ -895,7 +965,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
 
         auto pump = std::make_shared<StreamCall::Pump>(
             call, context, subscription->channel, deps_.hub,
-            deps_.read.stream_max_batch);
+            deps_.read.stream_max_batch, deps_.reads);
         if (request.has_after_sequence()) {
           pump->set_replay(StreamCall::Replay{deps_.store, log,
                                               request.after_sequence(),
@@ -904,7 +974,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
         pump->set_first_write();
         pump->set_on_finish(
             [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
-        if (!call->StartLate(std::move(pump))) {
+        if (!call->StartLate(std::move(pump), StreamCall::From::kWorker)) {
           deps_.hub->Unsubscribe(*subscription);
         }
       });

@@ -1,8 +1,8 @@
 // Blocking work off gRPC's threads (docs/security.md, "Blocking work"), over
 // real gRPC: calls whose work waits (a password check, a history read) hold
-// a worker of the server's pools, never a gRPC thread. The waiting is made
-// with a store that holds chosen reads until the test lets them go, so
-// nothing here sleeps or races a clock.
+// a worker of the server's pools, never a gRPC thread nor the hub's
+// dispatcher. The waiting is made with a store that holds chosen reads until
+// the test lets them go, so nothing here sleeps or races a clock.
 #include <memory>
 #include <string>
 #include <utility>
@@ -291,6 +291,80 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
   EXPECT_TRUE(done[2].ok()) << done[2].error_message();
   ASSERT_EQ(held.polled.events_size(), 1);
   EXPECT_EQ(held.polled.events(0).text(), "hello");
+}
+
+// A resuming stream reads its history with no lock held: while its read
+// waits, the room's dispatcher, which wakes the stream for each new event,
+// goes on delivering and acknowledging the room's posts (before, it waited
+// for the stream's lock, and so did every later post of the room). Once the
+// read returns, the stream gets history and live events in order, with no
+// gap and no duplicate.
+TEST(BlockingWorkTest, AStreamsHistoryReadDoesNotHoldUpTheRoomsDeliveries) {
+  auto gate = std::make_shared<Gate>();
+  TestServer server(Gated(gate));
+  OpenAtExit open_at_exit{gate};
+  const TestUser ann = SignUp(server, "ann");
+  const TestUser bob = SignUp(server, "bob");
+  auto channel = server.NewChannel();
+  auto rooms = v1::RoomService::NewStub(channel);
+  auto messages = v1::MessageService::NewStub(channel);
+  auto chat = v1::ChatService::NewStub(channel);
+
+  v1::CreateRoomRequest create;
+  create.set_name("history");
+  v1::Room room;
+  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
+                             ann.token, create, &room)));
+  auto post = [&](const std::string& text, v1::Event* out) {
+    v1::PostMessageRequest req;
+    req.set_room("history");
+    req.set_text(text);
+    return Call(messages.get(), &v1::MessageService::Stub::PostMessage,
+                ann.token, req, out);
+  };
+  std::vector<uint64_t> sequences;
+  for (int i = 1; i <= 5; ++i) {
+    v1::Event e;
+    ASSERT_TRUE(Succeeded(post("old " + std::to_string(i), &e)));
+    sequences.push_back(e.sequence());
+  }
+
+  // Bob resumes from the start; his first history read is held.
+  gate->HoldLog(room.id());
+  grpc::ClientContext stream_ctx;
+  WithToken(&stream_ctx, bob.token);
+  stream_ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
+  v1::SubscribeRequest sub;
+  sub.set_room("history");
+  sub.set_after_sequence(0);
+  auto reader = chat->Subscribe(&stream_ctx, sub);
+  ASSERT_TRUE(gate->WaitEntered(1));
+
+  // The room's posts are delivered (to Bob's channel too) and acknowledged
+  // meanwhile, the second one after the dispatcher woke Bob's stream for
+  // the first.
+  for (int i = 1; i <= 3; ++i) {
+    v1::Event e;
+    ASSERT_TRUE(Succeeded(post("new " + std::to_string(i), &e)));
+    sequences.push_back(e.sequence());
+  }
+
+  gate->Open();
+  std::vector<v1::Event> got;
+  v1::SubscribeResponse resp;
+  while (got.size() < sequences.size() && reader->Read(&resp)) {
+    for (const v1::Event& e : resp.events()) {
+      if (e.sequence() != 0) got.push_back(e);
+    }
+  }
+  ASSERT_EQ(got.size(), sequences.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    EXPECT_EQ(got[i].sequence(), sequences[i]) << "at " << i;
+  }
+  EXPECT_EQ(got.front().text(), "old 1");
+  EXPECT_EQ(got.back().text(), "new 3");
+  stream_ctx.TryCancel();
+  reader->Finish();
 }
 
 }  // namespace
