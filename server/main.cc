@@ -124,6 +124,21 @@ ABSL_FLAG(int64_t, password_hash_ops, 2,
           "argon2id passes per password hash (libsodium opslimit).");
 ABSL_FLAG(int64_t, password_hash_mem_kib, 64 * 1024,
           "argon2id memory per password hash, in KiB.");
+ABSL_FLAG(int64_t, password_hash_threads, 0,
+          "Threads that hash and verify passwords (argon2id: sign-up, "
+          "sign-in, password and room-password changes, room passwords), "
+          "off gRPC's threads; each holds --password_hash_mem_kib while it "
+          "hashes. 0: half the CPU cores, at least 1.");
+ABSL_FLAG(int64_t, password_hash_queue, 32,
+          "Password hashes that may wait for a hashing thread; a call past "
+          "this is refused at once (RESOURCE_EXHAUSTED, SERVER_BUSY). 0: "
+          "none wait.");
+ABSL_FLAG(int64_t, store_read_threads, 8,
+          "Threads that run calls' store reads (tokens' users, rooms, "
+          "members, history), off gRPC's threads.");
+ABSL_FLAG(int64_t, store_read_queue, 4096,
+          "Calls that may wait for a store-read thread; a call past this is "
+          "refused at once (RESOURCE_EXHAUSTED, SERVER_BUSY). 0: none wait.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -165,6 +180,12 @@ void WritePortFile(const std::string& path, int port) {
 int64_t Positive(const absl::Flag<int64_t>& flag, const char* name) {
   const int64_t v = absl::GetFlag(flag);
   if (v <= 0) Die(absl::StrCat("--", name, " must be positive"));
+  return v;
+}
+
+int64_t NotNegative(const absl::Flag<int64_t>& flag, const char* name) {
+  const int64_t v = absl::GetFlag(flag);
+  if (v < 0) Die(absl::StrCat("--", name, " must not be negative"));
   return v;
 }
 
@@ -334,6 +355,22 @@ int main(int argc, char** argv) {
   options.password.mem_limit =
       static_cast<size_t>(Positive(FLAGS_password_hash_mem_kib,
                                    "password_hash_mem_kib")) * 1024;
+  const int64_t hash_threads =
+      NotNegative(FLAGS_password_hash_threads, "password_hash_threads");
+  options.password_hashing.threads =
+      hash_threads > 0 ? static_cast<size_t>(hash_threads)
+                       : std::max(1u, std::thread::hardware_concurrency() / 2);
+  options.password_hashing.queue_limit = static_cast<size_t>(
+      NotNegative(FLAGS_password_hash_queue, "password_hash_queue"));
+  options.store_reads.threads = static_cast<size_t>(
+      Positive(FLAGS_store_read_threads, "store_read_threads"));
+  options.store_reads.queue_limit = static_cast<size_t>(
+      NotNegative(FLAGS_store_read_queue, "store_read_queue"));
+  // Each thread is a real one, started at once.
+  if (hash_threads > 1024 || options.store_reads.threads > 1024) {
+    Die("--password_hash_threads and --store_read_threads must be at most "
+        "1024");
+  }
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);

@@ -118,70 +118,88 @@ grpc::ServerUnaryReactor* AuthService::SignIn(
     return FinishNow(context, InvalidInput("PASSWORD_REQUIRED", "password",
                                            "password is required"));
   }
-  absl::StatusOr<store::User> user =
-      deps_.store->GetUserByName(request->username());
-  if (!user.ok()) {
-    if (!absl::IsNotFound(user.status())) {
-      return FinishNow(context, user.status());
-    }
-    // Spend the time a real check takes, then refuse.
-    deps_.passwords->Verify(DummyHash(), request->password());
-    return FinishNow(context, BadCredentials());
-  }
-  if (request->password().size() > kMaxPasswordBytes ||
-      !deps_.passwords->Verify(user->password_hash, request->password())) {
-    return FinishNow(context, BadCredentials());
-  }
-  absl::Time expire_time;
-  absl::StatusOr<std::string> token =
-      deps_.auth->IssueUserToken(*user, &expire_time);
-  if (!token.ok()) return FinishNow(context, token.status());
-  response->set_token(*std::move(token));
-  ToTimestamp(expire_time, response->mutable_expire_time());
-  ToProto(*user, response->mutable_user());
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<store::User> user =
+            deps_.store->GetUserByName(request->username());
+        if (!user.ok()) {
+          if (!absl::IsNotFound(user.status())) {
+            return FinishWith(reactor, context, user.status());
+          }
+          // Spend the time a real check takes, then refuse.
+          deps_.passwords->Verify(DummyHash(), request->password());
+          return FinishWith(reactor, context, BadCredentials());
+        }
+        if (request->password().size() > kMaxPasswordBytes ||
+            !deps_.passwords->Verify(user->password_hash,
+                                     request->password())) {
+          return FinishWith(reactor, context, BadCredentials());
+        }
+        absl::Time expire_time;
+        absl::StatusOr<std::string> token =
+            deps_.auth->IssueUserToken(*user, &expire_time);
+        if (!token.ok()) return FinishWith(reactor, context, token.status());
+        response->set_token(*std::move(token));
+        ToTimestamp(expire_time, response->mutable_expire_time());
+        ToProto(*user, response->mutable_user());
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* AuthService::SignOut(
     grpc::CallbackServerContext* context,
     const parley::v1::SignOutRequest* request,
     parley::v1::SignOutResponse* /*response*/) {
-  if (absl::Status s = CheckStrings(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.auth->Revoke(principal->claims, [reactor, context](absl::Status s) {
-    FinishWith(reactor, context, s);
-  });
-  return reactor;
+  return RunOn(deps_.reads, context,
+               [this, context, request](grpc::ServerUnaryReactor* reactor) {
+                 if (absl::Status s = CheckStrings(*request); !s.ok()) {
+                   return FinishWith(reactor, context, s);
+                 }
+                 absl::StatusOr<auth::Principal> principal =
+                     Authenticate(deps_, context);
+                 if (!principal.ok()) {
+                   return FinishWith(reactor, context, principal.status());
+                 }
+                 deps_.auth->Revoke(principal->claims,
+                                    [reactor, context](absl::Status s) {
+                                      FinishWith(reactor, context, s);
+                                    });
+               });
 }
 
 grpc::ServerUnaryReactor* AuthService::RenewToken(
     grpc::CallbackServerContext* context,
     const parley::v1::RenewTokenRequest* request,
     parley::v1::RenewTokenResponse* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<store::User> user = deps_.store->GetUser(principal->user_id);
-  if (!user.ok()) {
-    if (absl::IsNotFound(user.status())) {
-      return FinishNow(context,
-                       WithReason(absl::UnauthenticatedError(
-                                      "the token's user no longer exists"),
-                                  "USER_GONE"));
-    }
-    return FinishNow(context, user.status());
-  }
-  absl::Time expire_time;
-  absl::StatusOr<std::string> token =
-      deps_.auth->IssueUserToken(*user, &expire_time);
-  if (!token.ok()) return FinishNow(context, token.status());
-  response->set_token(*std::move(token));
-  ToTimestamp(expire_time, response->mutable_expire_time());
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<store::User> user =
+            deps_.store->GetUser(principal->user_id);
+        if (!user.ok()) {
+          if (absl::IsNotFound(user.status())) {
+            return FinishWith(
+                reactor, context,
+                WithReason(absl::UnauthenticatedError(
+                               "the token's user no longer exists"),
+                           "USER_GONE"));
+          }
+          return FinishWith(reactor, context, user.status());
+        }
+        absl::Time expire_time;
+        absl::StatusOr<std::string> token =
+            deps_.auth->IssueUserToken(*user, &expire_time);
+        if (!token.ok()) return FinishWith(reactor, context, token.status());
+        response->set_token(*std::move(token));
+        ToTimestamp(expire_time, response->mutable_expire_time());
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 // ---- UserService ----
@@ -204,162 +222,188 @@ grpc::ServerUnaryReactor* UserService::CreateUser(
   if (absl::Status s = ValidateDisplayName(request->display_name()); !s.ok()) {
     return FinishNow(context, s);
   }
-  absl::StatusOr<std::string> hash =
-      deps_.passwords->Hash(request->password());
-  if (!hash.ok()) return FinishNow(context, hash.status());
+  return RunOn(
+      deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<std::string> hash =
+            deps_.passwords->Hash(request->password());
+        if (!hash.ok()) return FinishWith(reactor, context, hash.status());
 
-  store::User user;
-  user.id = NewUuid();
-  user.username = request->username();
-  user.display_name = request->display_name().empty()
-                          ? request->username()
-                          : request->display_name();
-  user.password_hash = *std::move(hash);
-  user.create_time = user.update_time = StoredNow(deps_);
-  ToProto(user, response);  // Filled now; sent only on success.
-  const std::string location = absl::StrCat("/v1/users/", user.id);
+        store::User user;
+        user.id = NewUuid();
+        user.username = request->username();
+        user.display_name = request->display_name().empty()
+                                ? request->username()
+                                : request->display_name();
+        user.password_hash = *std::move(hash);
+        user.create_time = user.update_time = StoredNow(deps_);
+        ToProto(user, response);  // Filled now; sent only on success.
+        const std::string location = absl::StrCat("/v1/users/", user.id);
 
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.store->Submit(
-      store::PutUser{std::move(user), /*create=*/true},
-      [reactor, context, location](absl::StatusOr<int64_t> done) {
-        if (done.ok()) SetCreated(context, location);
-        FinishWith(reactor, context, done.status());
+        deps_.store->Submit(
+            store::PutUser{std::move(user), /*create=*/true},
+            [reactor, context, location](absl::StatusOr<int64_t> done) {
+              if (done.ok()) SetCreated(context, location);
+              FinishWith(reactor, context, done.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* UserService::ListUsers(
     grpc::CallbackServerContext* context,
     const parley::v1::ListUsersRequest* request,
     parley::v1::ListUsersResponse* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<NamePage> page =
-      ParseNamePage(request->page_size(), request->page_token(), "users");
-  if (!page.ok()) return FinishNow(context, page.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<NamePage> page =
+            ParseNamePage(request->page_size(), request->page_token(), "users");
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
 
-  // One more than asked tells whether there is a next page.
-  absl::StatusOr<std::vector<store::User>> users =
-      deps_.store->ListUsers(page->after, page->size + 1);
-  if (!users.ok()) return FinishNow(context, users.status());
-  const bool more = users->size() > page->size;
-  if (more) users->resize(page->size);
-  for (const store::User& user : *users) ToProto(user, response->add_users());
-  if (more) {
-    response->set_next_page_token(
-        EncodePageToken("users", users->back().username));
-  }
-  return FinishNow(context, absl::OkStatus());
+        // One more than asked tells whether there is a next page.
+        absl::StatusOr<std::vector<store::User>> users =
+            deps_.store->ListUsers(page->after, page->size + 1);
+        if (!users.ok()) return FinishWith(reactor, context, users.status());
+        const bool more = users->size() > page->size;
+        if (more) users->resize(page->size);
+        for (const store::User& user : *users)
+          ToProto(user, response->add_users());
+        if (more) {
+          response->set_next_page_token(
+              EncodePageToken("users", users->back().username));
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* UserService::GetUser(
     grpc::CallbackServerContext* context,
     const parley::v1::GetUserRequest* request, parley::v1::User* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<store::User> user =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!user.ok()) return FinishNow(context, user.status());
-  ToProto(*user, response);
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<store::User> user =
+            ResolveUser(deps_, request->user(), *principal);
+        if (!user.ok()) return FinishWith(reactor, context, user.status());
+        ToProto(*user, response);
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* UserService::UpdateUser(
     grpc::CallbackServerContext* context,
     const parley::v1::UpdateUserRequest* request,
     parley::v1::User* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<store::User> target =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!target.ok()) return FinishNow(context, target.status());
-  if (target->id != principal->user_id && !principal->admin) {
-    return FinishNow(context, NotAllowed("change"));
-  }
-  if (request->has_display_name()) {
-    if (absl::Status s = ValidateDisplayName(request->display_name());
-        !s.ok()) {
-      return FinishNow(context, s);
-    }
-  }
-  if (request->has_password()) {
-    if (absl::Status s = ValidatePassword(request->password()); !s.ok()) {
-      return FinishNow(context, s);
-    }
-  }
-  store::User updated = *std::move(target);
-  if (!request->has_display_name() && !request->has_password()) {
-    ToProto(updated, response);  // Nothing to change.
-    return FinishNow(context, absl::OkStatus());
-  }
-  const absl::Time now = StoredNow(deps_);
-  if (request->has_display_name()) {
-    updated.display_name = request->display_name().empty()
-                               ? updated.username
-                               : request->display_name();
-  }
-  if (request->has_password()) {
-    absl::StatusOr<std::string> hash =
-        deps_.passwords->Hash(request->password());
-    if (!hash.ok()) return FinishNow(context, hash.status());
-    updated.password_hash = *std::move(hash);
-    updated.tokens_valid_after = now;
-  }
-  updated.update_time = now;
-  ToProto(updated, response);  // Sent only on success.
-
-  // A token's issue time has whole seconds, so tokens_valid_after alone
-  // cannot refuse a token issued in the same second as the change; the
-  // token that changed its own user's password is also revoked by id.
-  std::optional<auth::Claims> revoke;
-  if (request->has_password() && updated.id == principal->user_id) {
-    revoke = principal->claims;
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auth::Authenticator* authenticator = deps_.auth;
-  deps_.store->Submit(
-      store::PutUser{std::move(updated), /*create=*/false},
-      [reactor, context, authenticator,
-       revoke = std::move(revoke)](absl::StatusOr<int64_t> done) {
-        if (!done.ok() || !revoke.has_value()) {
-          return FinishWith(reactor, context, done.status());
+  return RunOn(
+      request->has_password() ? deps_.hashing : deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
         }
-        authenticator->Revoke(*revoke, [reactor, context](absl::Status s) {
-          FinishWith(reactor, context, s);
-        });
+        absl::StatusOr<store::User> target =
+            ResolveUser(deps_, request->user(), *principal);
+        if (!target.ok()) return FinishWith(reactor, context, target.status());
+        if (target->id != principal->user_id && !principal->admin) {
+          return FinishWith(reactor, context, NotAllowed("change"));
+        }
+        if (request->has_display_name()) {
+          if (absl::Status s = ValidateDisplayName(request->display_name());
+              !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+        }
+        if (request->has_password()) {
+          if (absl::Status s = ValidatePassword(request->password()); !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+        }
+        store::User updated = *std::move(target);
+        if (!request->has_display_name() && !request->has_password()) {
+          ToProto(updated, response);  // Nothing to change.
+          return FinishWith(reactor, context, absl::OkStatus());
+        }
+        const absl::Time now = StoredNow(deps_);
+        if (request->has_display_name()) {
+          updated.display_name = request->display_name().empty()
+                                     ? updated.username
+                                     : request->display_name();
+        }
+        if (request->has_password()) {
+          absl::StatusOr<std::string> hash =
+              deps_.passwords->Hash(request->password());
+          if (!hash.ok()) return FinishWith(reactor, context, hash.status());
+          updated.password_hash = *std::move(hash);
+          updated.tokens_valid_after = now;
+        }
+        updated.update_time = now;
+        ToProto(updated, response);  // Sent only on success.
+
+        // A token's issue time has whole seconds, so tokens_valid_after alone
+        // cannot refuse a token issued in the same second as the change; the
+        // token that changed its own user's password is also revoked by id.
+        std::optional<auth::Claims> revoke;
+        if (request->has_password() && updated.id == principal->user_id) {
+          revoke = principal->claims;
+        }
+        auth::Authenticator* authenticator = deps_.auth;
+        deps_.store->Submit(
+            store::PutUser{std::move(updated), /*create=*/false},
+            [reactor, context, authenticator,
+             revoke = std::move(revoke)](absl::StatusOr<int64_t> done) {
+              if (!done.ok() || !revoke.has_value()) {
+                return FinishWith(reactor, context, done.status());
+              }
+              authenticator->Revoke(*revoke,
+                                    [reactor, context](absl::Status s) {
+                                      FinishWith(reactor, context, s);
+                                    });
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* UserService::DeleteUser(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteUserRequest* request,
     parley::v1::DeleteUserResponse* /*response*/) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<store::User> target =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!target.ok()) return FinishNow(context, target.status());
-  if (target->id != principal->user_id && !principal->admin) {
-    return FinishNow(context, NotAllowed("delete"));
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  chat::Hub* hub = deps_.hub;
-  std::string id = target->id;
-  deps_.store->Submit(
-      store::DeleteUser{id},
-      [reactor, context, hub, id](absl::StatusOr<int64_t> done) {
-        if (done.ok()) {
-          hub->CloseUserSubscriptions(id, chat::CloseReason::kUserGone);
-        }
-        FinishWith(reactor, context, done.status());
-      });
-  return reactor;
+  return RunOn(deps_.reads, context,
+               [this, context, request](grpc::ServerUnaryReactor* reactor) {
+                 absl::StatusOr<auth::Principal> principal =
+                     SignedInUser(deps_, context, *request);
+                 if (!principal.ok()) {
+                   return FinishWith(reactor, context, principal.status());
+                 }
+                 absl::StatusOr<store::User> target =
+                     ResolveUser(deps_, request->user(), *principal);
+                 if (!target.ok()) {
+                   return FinishWith(reactor, context, target.status());
+                 }
+                 if (target->id != principal->user_id && !principal->admin) {
+                   return FinishWith(reactor, context, NotAllowed("delete"));
+                 }
+                 chat::Hub* hub = deps_.hub;
+                 std::string id = target->id;
+                 deps_.store->Submit(
+                     store::DeleteUser{id},
+                     [reactor, context, hub, id](absl::StatusOr<int64_t> done) {
+                       if (done.ok()) {
+                         hub->CloseUserSubscriptions(
+                             id, chat::CloseReason::kUserGone);
+                       }
+                       FinishWith(reactor, context, done.status());
+                     });
+               });
 }
 
 }  // namespace parley::api

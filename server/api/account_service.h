@@ -1,10 +1,12 @@
 // parley.v1.AuthService and parley.v1.UserService on the gRPC callback API
 // (see proto/parley/v1/accounts.proto for the contract).
 //
-// Reads run inline on the gRPC thread; every write goes through the store's
+// Nothing blocks a gRPC thread: store reads run on the store-read pool, and
+// password hashing and verifying (argon2id, about 0.1 s of CPU and 64 MiB
+// each at the default cost) on the hashing pool (Deps::reads,
+// Deps::hashing; see RunOn). Every write goes through the store's
 // group-committed writer, and the call finishes from the write's completion
-// (on the writer thread), so no gRPC thread waits for a commit. Password
-// hashing (argon2id) runs inline: it is CPU work, not waiting.
+// (on the writer thread).
 //
 // Also here: the input rules and small helpers that RoomService shares.
 // `deps` must outlive the services and every call they started.

@@ -116,7 +116,10 @@ absl::StatusOr<StreamTarget> SignedInTarget(
 // A long poll. The reactor is owned by gRPC until OnDone; the waiter that the
 // channel and the scheduler hold is shared, and decides under its lock which
 // of the possible endings (events, timeout, leave, takeover, cancel) wins.
-// Only the winner touches the reactor and the response, once.
+// Only the winner touches the reactor and the response, once. A signed-in
+// poll makes its reactor on gRPC's thread and its waiter later, on a
+// store-read worker (see ChatService::Poll); a cancellation that comes
+// before the waiter is kept for it.
 class PollCall final : public grpc::ServerUnaryReactor {
  public:
   // Puts what was taken from the channel into the response; false when none
@@ -152,7 +155,11 @@ class PollCall final : public grpc::ServerUnaryReactor {
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
-      OnReadable();
+      {
+        MutexLock lock(&mu_);
+        started_ = true;
+      }
+      OnReadable();  // Also ends a poll cancelled before it started.
       std::weak_ptr<Waiter> weak = weak_from_this();
       const Scheduler::TaskId timer = scheduler_->Schedule(
           absl::Now() + timeout, [weak] {
@@ -182,7 +189,9 @@ class PollCall final : public grpc::ServerUnaryReactor {
       {
         MutexLock lock(&mu_);
         if (call_ == nullptr) return;
-        if (ending == Ending::kCancelled) {
+        if (ending == Ending::kCancelled) cancelled_ = true;
+        if (!started_) return;  // Start ends it.
+        if (cancelled_) {
           status = absl::CancelledError("the client cancelled the poll");
         } else if (ending != Ending::kSuperseded) {
           Channel::TakeResult taken = channel_->Take(max_events_);
@@ -225,6 +234,8 @@ class PollCall final : public grpc::ServerUnaryReactor {
     const size_t max_events_;
     std::shared_ptr<chat::SessionLease> lease_;
     Scheduler::TaskId timer_ ABSL_GUARDED_BY(mu_) = 0;
+    bool started_ ABSL_GUARDED_BY(mu_) = false;
+    bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
   };
 
   PollCall() = default;
@@ -274,9 +285,12 @@ class PollCall final : public grpc::ServerUnaryReactor {
 //
 // A resuming stream first replays history from the store, a page per write,
 // up to the point where its channel's live events begin; channel wake-ups
-// are ignored until then (the channel keeps them) and the store is only read
-// from gRPC's threads, never from the hub's dispatcher thread that delivers
-// events.
+// are ignored until then (the channel keeps them). Each page is read with no
+// lock held, on a store-read worker: never on gRPC's threads, nor on the
+// hub's dispatcher thread that delivers events, which therefore never waits
+// behind a read to wake the stream. One read or write at a time, each
+// continuing from where the last one ended, keeps the events in order,
+// without gap or duplicate, across the switch to live events.
 class StreamCall final
     : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -288,16 +302,23 @@ class StreamCall final
     uint64_t until = 0;
   };
 
+  // The thread a pump step runs on: the hub's (no store reads there), a
+  // store-read worker (history is read right there), or another, gRPC's or
+  // a lobby session's callback (history is read on `reads`).
+  enum class From { kHub, kGrpc, kWorker };
+
   class Pump final : public ChannelReader,
                      public std::enable_shared_from_this<Pump> {
    public:
     Pump(StreamCall* call, grpc::CallbackServerContext* context,
-         std::shared_ptr<Channel> channel, chat::Hub* hub, size_t max_batch)
+         std::shared_ptr<Channel> channel, chat::Hub* hub, size_t max_batch,
+         WorkerPool* reads)
         : call_(call),
           context_(context),
           channel_(std::move(channel)),
           hub_(hub),
-          max_batch_(max_batch) {}
+          max_batch_(max_batch),
+          reads_(reads) {}
 
     // Replays `replay` before live events. Call before Start.
     void set_replay(Replay replay) {
@@ -319,18 +340,27 @@ class StreamCall final
       on_taken_ = std::move(on_taken);
     }
 
-    void Start() {
+    // Attaches to the channel and makes the first step, on thread `from`.
+    void Start(From from) {
       metrics::StreamStarted();
       if (auto previous = channel_->Attach(shared_from_this())) {
         previous->OnSuperseded();
       }
-      Step();
+      StreamCall* call = nullptr;
+      {
+        MutexLock lock(&mu_);
+        started_ = true;
+        // Ended (cancelled) before it started: End left the finish to us.
+        if (finishing_) call = FinishCallLocked();
+      }
+      if (call != nullptr) return Finish(call);
+      Step(from);
     }
 
     // From the hub (possibly on its dispatcher thread): no store reads, so
     // while history is still being replayed the channel just keeps what
     // came; the replay's last step drains it.
-    void OnReadable() override { Step(/*from_hub=*/true); }
+    void OnReadable() override { Step(From::kHub); }
 
     void OnSuperseded() override {
       End(WithReason(absl::AbortedError("another reader took over this "
@@ -355,7 +385,7 @@ class StreamCall final
       if (finishing) {
         Finish(call);
       } else {
-        Step();
+        Step(From::kGrpc);
       }
     }
 
@@ -365,55 +395,131 @@ class StreamCall final
         MutexLock lock(&mu_);
         if (call_ == nullptr || finishing_) return;
         BeginFinishLocked(status);
-        if (writing_) return;  // OnWriteDone finishes.
+        // A write in flight (OnWriteDone), a history read (OnPage) or a
+        // start still to come finishes.
+        if (writing_ || reading_ || !started_) return;
         call = FinishCallLocked();
       }
       Finish(call);
     }
 
    private:
-    // Writes the next page of history, or what the channel holds; finishes
-    // when the channel is closed and drained.
-    void Step(bool from_hub = false) {
-      StreamCall* call;
+    // Starts reading the next page of history, or writes what the channel
+    // holds; finishes when the channel is closed and drained.
+    void Step(From from) {
+      StreamCall* call = nullptr;
       bool writing = false;
+      std::optional<Replay> read;
       {
         MutexLock lock(&mu_);
-        if (call_ == nullptr || writing_ || finishing_) return;
-        if (from_hub && replay_.has_value()) return;
-        batch_.clear();
-        absl::Status replayed =
-            replay_.has_value() ? ReplayPageLocked() : absl::OkStatus();
-        CloseReason closed = CloseReason::kOpen;
-        if (replayed.ok() && !replay_.has_value() && batch_.empty()) {
+        if (call_ == nullptr || !started_ || writing_ || reading_ ||
+            finishing_) {
+          return;
+        }
+        if (replay_.has_value()) {
+          if (from == From::kHub) return;
+          reading_ = true;
+          read = *replay_;
+        } else {
           Channel::TakeResult taken = channel_->Take(max_batch_);
-          closed = taken.closed;
           if (!taken.events.empty()) CountLag(taken.events);
           if (on_taken_ && !taken.events.empty()) {
             on_taken_(LastSequence(taken.events));
           }
           for (EventPtr& event : taken.events) AppendLocked(std::move(event));
-        }
-        if (!replayed.ok()) {
-          BeginFinishLocked(replayed);
-          call = FinishCallLocked();
-        } else if (!batch_.empty() || first_write_) {
-          first_write_ = false;
-          writing_ = writing = true;
-          call = call_;
-          response_ = TakeBatchLocked();
-        } else if (closed != CloseReason::kOpen) {
-          BeginFinishLocked(ClosedStatus(closed));
-          call = FinishCallLocked();
-        } else {
-          return;
+          if (!batch_.empty() || first_write_) {
+            first_write_ = false;
+            writing_ = writing = true;
+            call = call_;
+            response_ = TakeBatchLocked();
+          } else if (taken.closed != CloseReason::kOpen) {
+            BeginFinishLocked(ClosedStatus(taken.closed));
+            call = FinishCallLocked();
+          } else {
+            return;
+          }
         }
       }
-      if (writing) {
+      if (read.has_value()) {
+        ReadPage(*std::move(read), from);
+      } else if (writing) {
         // Outside the lock: gRPC may run OnWriteDone on this thread.
         call->StartWrite(&response_);
       } else {
         Finish(call);
+      }
+    }
+
+    // The size of the next page of `r`.
+    size_t PageSize(const Replay& r) const {
+      return static_cast<size_t>(
+          std::min<uint64_t>(max_batch_, r.until - r.after));
+    }
+
+    // Reads the page of history after `r.after`, holding no lock: here on a
+    // worker, else on the store-read pool (a full pool ends the stream
+    // RESOURCE_EXHAUSTED; a client resumes from its last sequence).
+    void ReadPage(Replay r, From from) {
+      if (from == From::kWorker) {
+        OnPage(r.store->ReadAfter(r.log, r.after, PageSize(r)));
+        return;
+      }
+      absl::Status accepted =
+          reads_->Submit([self = shared_from_this(), r = std::move(r)] {
+            self->OnPage(r.store->ReadAfter(r.log, r.after, self->PageSize(r)));
+          });
+      if (!accepted.ok()) OnPage(accepted);
+    }
+
+    // A page read (on a worker, or the pool's refusal): writes it and
+    // advances the cursor; clears replay_ once it reaches the live point.
+    void OnPage(absl::StatusOr<std::vector<EventPtr>> page) {
+      StreamCall* call = nullptr;
+      bool writing = false;
+      bool next = false;
+      {
+        MutexLock lock(&mu_);
+        reading_ = false;
+        if (finishing_) {
+          // Ended while reading (cancelled, superseded).
+          call = FinishCallLocked();
+        } else if (!page.ok()) {
+          BeginFinishLocked(page.status());
+          call = FinishCallLocked();
+        } else {
+          Replay& r = *replay_;
+          const size_t want = PageSize(r);
+          bool past = false;
+          for (EventPtr& event : *page) {
+            if (event->sequence > r.until) {
+              past = true;
+              break;
+            }
+            r.after = event->sequence;
+            AppendLocked(std::move(event));
+          }
+          // Fewer than asked, or past the live point: the rest up to
+          // `until` was purged or never committed; live events start after
+          // `until`.
+          if (past || page->size() < want || r.after >= r.until) {
+            replay_.reset();
+          }
+          if (!batch_.empty() || first_write_) {
+            first_write_ = false;
+            writing_ = writing = true;
+            call = call_;
+            response_ = TakeBatchLocked();
+          } else {
+            next = true;  // Nothing to write: on to the live events.
+          }
+        }
+      }
+      if (writing) {
+        call->StartWrite(&response_);
+      } else if (call != nullptr) {
+        Finish(call);
+      } else if (next) {
+        Step(From::kWorker);  // A page was read: this is a worker.
       }
     }
 
@@ -461,26 +567,6 @@ class StreamCall final
       return grpc::ByteBuffer(&owned, 1);
     }
 
-    // Fills the write with the next page of history and advances the cursor;
-    // clears replay_ once it reaches the live point.
-    absl::Status ReplayPageLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      Replay& r = *replay_;
-      const size_t want =
-          static_cast<size_t>(std::min<uint64_t>(max_batch_, r.until - r.after));
-      absl::StatusOr<std::vector<EventPtr>> page =
-          r.store->ReadAfter(r.log, r.after, want);
-      if (!page.ok()) return page.status();
-      for (EventPtr& event : *page) {
-        if (event->sequence > r.until) break;
-        r.after = event->sequence;
-        AppendLocked(std::move(event));
-      }
-      // Fewer than asked: the rest up to `until` was purged or never
-      // committed; live events start after `until`.
-      if (page->size() < want || r.after >= r.until) replay_.reset();
-      return absl::OkStatus();
-    }
-
     void BeginFinishLocked(const absl::Status& status)
         ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       finishing_ = true;
@@ -511,7 +597,10 @@ class StreamCall final
     const std::shared_ptr<Channel> channel_;
     chat::Hub* const hub_;
     const size_t max_batch_;
+    WorkerPool* const reads_;
+    bool started_ ABSL_GUARDED_BY(mu_) = false;
     bool writing_ ABSL_GUARDED_BY(mu_) = false;
+    bool reading_ ABSL_GUARDED_BY(mu_) = false;  // a page of history
     bool finishing_ ABSL_GUARDED_BY(mu_) = false;
     bool first_write_ ABSL_GUARDED_BY(mu_) = false;
     std::optional<Replay> replay_ ABSL_GUARDED_BY(mu_);
@@ -539,9 +628,10 @@ class StreamCall final
     pump_ = std::move(pump);
   }
   // For a pump made after the handler returned (a session opened on
-  // another thread): starts it, unless the client cancelled meanwhile
-  // (then the call finishes and false is returned).
-  bool StartLate(std::shared_ptr<Pump> pump) {
+  // another thread, a store-read worker; `from` says which, see From):
+  // starts it, unless the client cancelled meanwhile (then the call
+  // finishes and false is returned).
+  bool StartLate(std::shared_ptr<Pump> pump, From from) {
     bool cancelled;
     {
       MutexLock lock(&mu_);
@@ -552,7 +642,7 @@ class StreamCall final
       FinishWith(absl::CancelledError("the client cancelled the stream"));
       return false;
     }
-    pump->Start();
+    pump->Start(from);
     return true;
   }
 
@@ -566,7 +656,14 @@ class StreamCall final
     Finish(std::move(sent));
   }
 
-  void OnWriteDone(bool ok) override { pump_->OnWriteDone(ok); }
+  void OnWriteDone(bool ok) override {
+    Pump* pump;
+    {
+      MutexLock lock(&mu_);
+      pump = pump_.get();  // Set: only a pump writes.
+    }
+    pump->OnWriteDone(ok);
+  }
   void OnCancel() override {
     std::shared_ptr<Pump> pump;
     {
@@ -574,7 +671,8 @@ class StreamCall final
       cancelled_ = true;
       pump = pump_;
     }
-    // No pump when the call was refused before it started.
+    // No pump when the call was refused before it started, or not yet one
+    // (StartLate sees the cancellation).
     if (pump != nullptr) {
       pump->End(absl::CancelledError("the client cancelled the stream"));
     }
@@ -626,18 +724,23 @@ grpc::ServerUnaryReactor* ChatService::Send(
       [&] { return absl::StrCat("client:", request->id()); }, model::kLobbyId,
       request->message());
   if (!idempotency.ok()) return FinishNow(context, idempotency.status());
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.sends->Run(
-      *idempotency,
-      [this, id = request->id(), text = request->message(),
-       key = *idempotency](chat::EventDone done) mutable {
-        deps_.hub->Send(id, text, std::move(done), std::move(key));
-      },
-      [reactor, context, response](absl::StatusOr<EventPtr> event) {
-        if (event.ok()) ToProto(**event, response->mutable_event());
-        FinishWith(reactor, context, event.status());
+  // A send with a key first looks for the key's earlier send in the store.
+  WorkerPool* pool = idempotency->key.empty() ? nullptr : deps_.reads;
+  return RunOn(
+      pool, context,
+      [this, context, request, response, idempotency = *std::move(idempotency)](
+          grpc::ServerUnaryReactor* reactor) {
+        deps_.sends->Run(
+            idempotency,
+            [this, id = request->id(), text = request->message(),
+             key = idempotency](chat::EventDone done) mutable {
+              deps_.hub->Send(id, text, std::move(done), std::move(key));
+            },
+            [reactor, context, response](absl::StatusOr<EventPtr> event) {
+              if (event.ok()) ToProto(**event, response->mutable_event());
+              FinishWith(reactor, context, event.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* ChatService::Leave(
@@ -701,67 +804,82 @@ grpc::ServerUnaryReactor* ChatService::Poll(
       PollTimeout(request->timeout(), deps_.read);
   if (!timeout.ok()) return FinishNow(context, timeout.status());
   const size_t max_events = PollMaxEvents(request->max_events(), deps_.read);
-  absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, *request, request->room(), request->direct_messages());
-  if (!target.ok()) return FinishNow(context, target.status());
-  uint64_t after;
-  if (request->has_after_sequence()) {
-    after = request->after_sequence();
-  } else {
-    absl::StatusOr<uint64_t> end = deps_.hub->LastDelivered(target->log);
-    if (!end.ok()) return FinishNow(context, end.status());
-    after = *end;
-  }
-  // What is committed already comes from the store at once.
-  auto history = [&]() -> absl::StatusOr<bool> {
-    absl::StatusOr<std::vector<EventPtr>> page =
-        deps_.store->ReadAfter(target->log, after, max_events);
-    if (!page.ok()) return page.status();
-    for (const EventPtr& event : *page) ToProto(*event, response->add_events());
-    if (!page->empty()) {
-      response->set_next_after_sequence(page->back()->sequence);
-    }
-    return !page->empty();
-  };
-  absl::StatusOr<bool> found = history();
-  if (!found.ok()) return FinishNow(context, found.status());
-  if (*found) return FinishNow(context, absl::OkStatus());
-
-  // Nothing yet: wait on the log like a stream without presence (no name).
-  target->subscriber.name.clear();
-  absl::StatusOr<chat::Subscription> subscription =
-      deps_.hub->Subscribe(target->log, std::move(target->subscriber));
-  if (!subscription.ok()) return FinishNow(context, subscription.status());
-  if (subscription->live_after > after) {
-    // Committed between the read and the subscription.
-    found = history();
-    if (!found.ok() || *found) {
-      deps_.hub->Unsubscribe(*subscription);
-      return FinishNow(context, found.status());
-    }
-  }
-  response->set_next_after_sequence(after);
+  // The rest reads the store (the caller, the room, history): on a worker,
+  // which finishes the call or hands it to a waiter.
   auto* call = new PollCall();
-  auto waiter = std::make_shared<PollCall::Waiter>(
-      call, context,
-      [response, next = after](const std::vector<EventPtr>& events) mutable {
-        // Log entries only, in order, up to the first one missing (a gap
-        // the next poll reads from history).
-        for (const EventPtr& event : events) {
-          if (event->kind == model::EventKind::kGap) break;
-          if (event->sequence <= next) continue;  // live-only: sequence 0
-          ToProto(*event, response->add_events());
-          next = event->sequence;
-        }
-        response->set_next_after_sequence(next);
-        return response->events_size() > 0;
-      },
-      subscription->channel, deps_.hub, deps_.scheduler, max_events);
-  waiter->set_on_finish([hub = deps_.hub, sub = *subscription] {
-    hub->Unsubscribe(sub);
+  absl::Status accepted = deps_.reads->Submit([this, call, context, request,
+                                               response, timeout = *timeout,
+                                               max_events] {
+    auto finish = [call](const absl::Status& status) {
+      call->Finish(ToGrpcStatus(status));
+    };
+    if (context->IsCancelled()) {
+      return finish(absl::CancelledError("the poll was cancelled"));
+    }
+    absl::StatusOr<StreamTarget> target = SignedInTarget(
+        deps_, context, *request, request->room(), request->direct_messages());
+    if (!target.ok()) return finish(target.status());
+    uint64_t after;
+    if (request->has_after_sequence()) {
+      after = request->after_sequence();
+    } else {
+      absl::StatusOr<uint64_t> end = deps_.hub->LastDelivered(target->log);
+      if (!end.ok()) return finish(end.status());
+      after = *end;
+    }
+    // What is committed already comes from the store at once.
+    auto history = [&]() -> absl::StatusOr<bool> {
+      absl::StatusOr<std::vector<EventPtr>> page =
+          deps_.store->ReadAfter(target->log, after, max_events);
+      if (!page.ok()) return page.status();
+      for (const EventPtr& event : *page) {
+        ToProto(*event, response->add_events());
+      }
+      if (!page->empty()) {
+        response->set_next_after_sequence(page->back()->sequence);
+      }
+      return !page->empty();
+    };
+    absl::StatusOr<bool> found = history();
+    if (!found.ok()) return finish(found.status());
+    if (*found) return finish(absl::OkStatus());
+
+    // Nothing yet: wait on the log like a stream without presence (no name).
+    target->subscriber.name.clear();
+    absl::StatusOr<chat::Subscription> subscription =
+        deps_.hub->Subscribe(target->log, std::move(target->subscriber));
+    if (!subscription.ok()) return finish(subscription.status());
+    if (subscription->live_after > after) {
+      // Committed between the read and the subscription.
+      found = history();
+      if (!found.ok() || *found) {
+        deps_.hub->Unsubscribe(*subscription);
+        return finish(found.status());
+      }
+    }
+    response->set_next_after_sequence(after);
+    auto waiter = std::make_shared<PollCall::Waiter>(
+        call, context,
+        [response, next = after](const std::vector<EventPtr>& events) mutable {
+          // Log entries only, in order, up to the first one missing (a gap
+          // the next poll reads from history).
+          for (const EventPtr& event : events) {
+            if (event->kind == model::EventKind::kGap) break;
+            if (event->sequence <= next) continue;  // live-only: sequence 0
+            ToProto(*event, response->add_events());
+            next = event->sequence;
+          }
+          response->set_next_after_sequence(next);
+          return response->events_size() > 0;
+        },
+        subscription->channel, deps_.hub, deps_.scheduler, max_events);
+    waiter->set_on_finish(
+        [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
+    if (!call->StartLate(std::move(waiter), timeout)) {
+      deps_.hub->Unsubscribe(*subscription);
+    }
   });
-  call->set_waiter(waiter);
-  waiter->Start(*timeout);
+  if (!accepted.ok()) call->Finish(ToGrpcStatus(accepted));
   return call;
 }
 
@@ -810,45 +928,57 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     deps_.hub->OpenSession(
         request->id(),
         [call, context, hub = deps_.hub,
-         max_batch = deps_.read.stream_max_batch](
+         max_batch = deps_.read.stream_max_batch, reads = deps_.reads](
             absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
           if (!lease.ok()) {
             call->FinishWith(lease.status());
             return;
           }
           auto pump = std::make_shared<StreamCall::Pump>(
-              call, context, (*lease)->channel(), hub, max_batch);
+              call, context, (*lease)->channel(), hub, max_batch, reads);
           pump->set_on_taken([lease = *lease](uint64_t last) {
             lease->Consumed(last, [] {});
           });
           pump->set_on_finish([lease = *lease] { lease->Release(); });
-          if (!call->StartLate(std::move(pump))) (*lease)->Release();
+          if (!call->StartLate(std::move(pump), StreamCall::From::kGrpc)) {
+            (*lease)->Release();
+          }
         });
     return call;
   }
 
-  absl::StatusOr<StreamTarget> target = SignedInTarget(
-      deps_, context, *request, request->room(), request->direct_messages());
-  if (!target.ok()) return refuse(target.status());
-  const std::string log = target->log;
-  absl::StatusOr<chat::Subscription> subscription =
-      deps_.hub->Subscribe(log, std::move(target->subscriber));
-  if (!subscription.ok()) return refuse(subscription.status());
+  // The rest reads the store (the caller, the room, the log's end, history):
+  // on a worker, which refuses the call or starts its pump.
+  absl::Status accepted =
+      deps_.reads->Submit([this, call, context, request = std::move(parsed)] {
+        if (context->IsCancelled()) {
+          return call->FinishWith(
+              absl::CancelledError("the client cancelled the stream"));
+        }
+        absl::StatusOr<StreamTarget> target = SignedInTarget(
+            deps_, context, request, request.room(), request.direct_messages());
+        if (!target.ok()) return call->FinishWith(target.status());
+        const std::string log = target->log;
+        absl::StatusOr<chat::Subscription> subscription =
+            deps_.hub->Subscribe(log, std::move(target->subscriber));
+        if (!subscription.ok()) return call->FinishWith(subscription.status());
 
-  auto pump = std::make_shared<StreamCall::Pump>(
-      call, context, subscription->channel, deps_.hub,
-      deps_.read.stream_max_batch);
-  if (request->has_after_sequence()) {
-    pump->set_replay(StreamCall::Replay{deps_.store, log,
-                                        request->after_sequence(),
-                                        subscription->live_after});
-  }
-  pump->set_first_write();
-  pump->set_on_finish([hub = deps_.hub, sub = *subscription] {
-    hub->Unsubscribe(sub);
-  });
-  call->set_pump(pump);
-  pump->Start();
+        auto pump = std::make_shared<StreamCall::Pump>(
+            call, context, subscription->channel, deps_.hub,
+            deps_.read.stream_max_batch, deps_.reads);
+        if (request.has_after_sequence()) {
+          pump->set_replay(StreamCall::Replay{deps_.store, log,
+                                              request.after_sequence(),
+                                              subscription->live_after});
+        }
+        pump->set_first_write();
+        pump->set_on_finish(
+            [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
+        if (!call->StartLate(std::move(pump), StreamCall::From::kWorker)) {
+          deps_.hub->Unsubscribe(*subscription);
+        }
+      });
+  if (!accepted.ok()) return refuse(accepted);
   return call;
 }
 
@@ -856,20 +986,25 @@ grpc::ServerUnaryReactor* ChatService::ListRecentMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::ListRecentMessagesRequest* request,
     parley::v1::ListRecentMessagesResponse* response) {
-  absl::StatusOr<size_t> n =
-      PageSize(request->n(), 100, deps_.read.history_max_page, "n");
-  if (!n.ok()) return FinishNow(context, n.status());
-  absl::StatusOr<store::PageResult> page =
-      deps_.store->ListMessages(model::kLobbyId, store::Page{*n});
-  if (!page.ok()) return FinishNow(context, page.status());
-  for (const EventPtr& m : page->messages) {
-    if (m->deleted) continue;
-    auto* out = response->add_messages();
-    out->set_timestamp(static_cast<uint32_t>(absl::ToUnixSeconds(m->time)));
-    out->set_user(m->sender);
-    out->set_text(m->text);
-  }
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<size_t> n =
+            PageSize(request->n(), 100, deps_.read.history_max_page, "n");
+        if (!n.ok()) return FinishWith(reactor, context, n.status());
+        absl::StatusOr<store::PageResult> page =
+            deps_.store->ListMessages(model::kLobbyId, store::Page{*n});
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
+        for (const EventPtr& m : page->messages) {
+          if (m->deleted) continue;
+          auto* out = response->add_messages();
+          out->set_timestamp(
+              static_cast<uint32_t>(absl::ToUnixSeconds(m->time)));
+          out->set_user(m->sender);
+          out->set_text(m->text);
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
@@ -908,11 +1043,17 @@ grpc::ServerUnaryReactor* ChatService::ListPosters(
     grpc::CallbackServerContext* context,
     const parley::v1::ListPostersRequest* /*request*/,
     parley::v1::ListPostersResponse* response) {
-  absl::StatusOr<std::vector<std::string>> names =
-      deps_.store->ListPosters(model::kLobbyId);
-  if (!names.ok()) return FinishNow(context, names.status());
-  for (std::string& name : *names) response->add_users(std::move(name));
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(deps_.reads, context,
+               [this, context, response](grpc::ServerUnaryReactor* reactor) {
+                 absl::StatusOr<std::vector<std::string>> names =
+                     deps_.store->ListPosters(model::kLobbyId);
+                 if (!names.ok()) {
+                   return FinishWith(reactor, context, names.status());
+                 }
+                 for (std::string& name : *names)
+                   response->add_users(std::move(name));
+                 FinishWith(reactor, context, absl::OkStatus());
+               });
 }
 
 }  // namespace parley::api

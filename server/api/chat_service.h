@@ -4,7 +4,9 @@
 // by sequence number. No thread is held by a waiting long poll or an open
 // stream: each waits as a ChannelReader attached to its channel, and a long
 // poll's timeout runs on the scheduler's thread. Sends are acknowledged from
-// the hub's dispatcher thread after their commit and delivery.
+// the hub's dispatcher thread after their commit and delivery. What reads
+// the store (signed-in polls and streams, their history, seed 004's lists,
+// a send's idempotency key) runs on the store-read pool (Deps::reads).
 #ifndef PARLEY_SERVER_API_CHAT_SERVICE_H_
 #define PARLEY_SERVER_API_CHAT_SERVICE_H_
 

@@ -30,6 +30,29 @@ void FinishWith(grpc::ServerUnaryReactor* reactor,
   reactor->Finish(ToGrpcStatus(status));
 }
 
+grpc::ServerUnaryReactor* RunOn(WorkerPool* pool,
+                                grpc::CallbackServerContext* context,
+                                CallWork work) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (pool == nullptr) {
+    work(reactor);
+    return reactor;
+  }
+  absl::Status accepted =
+      pool->Submit([reactor, context, work = std::move(work)]() mutable {
+        // The client may have given up while the call waited: its work
+        // (an argon2id hash, a read) would be thrown away.
+        if (context->IsCancelled()) {
+          return FinishWith(
+              reactor, context,
+              absl::CancelledError("the call was cancelled before it ran"));
+        }
+        work(reactor);
+      });
+  if (!accepted.ok()) FinishWith(reactor, context, accepted);
+  return reactor;
+}
+
 void SetCreated(grpc::CallbackServerContext* context, absl::string_view path) {
   context->AddInitialMetadata(kHttpCodeKey, "201");
   if (!path.empty()) {

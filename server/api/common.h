@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -23,6 +24,7 @@
 #include "server/chat/hub.h"
 #include "server/common/scheduler.h"
 #include "server/common/uuid.h"
+#include "server/common/worker_pool.h"
 #include "server/store/store.h"
 
 namespace parley::api {
@@ -48,6 +50,10 @@ struct Deps {
   auth::Authenticator* auth = nullptr;
   const auth::PasswordHasher* passwords = nullptr;
   Scheduler* scheduler = nullptr;
+  // Where work that may block runs instead of gRPC's threads (see RunOn):
+  // argon2id hashing and verifying, and store reads.
+  WorkerPool* hashing = nullptr;
+  WorkerPool* reads = nullptr;
   // Calls of methods that record themselves (ChatService.Subscribe); may be
   // null (no record).
   CallStats* calls = nullptr;
@@ -68,6 +74,23 @@ grpc::ServerUnaryReactor* FinishNow(grpc::CallbackServerContext* context,
 void FinishWith(grpc::ServerUnaryReactor* reactor,
                 grpc::CallbackServerContext* context,
                 const absl::Status& status);
+
+// The part of a unary call that may block (store reads, password hashing).
+// It gets the call's reactor and must finish it exactly once: with
+// FinishWith, or from a completion it starts (a store write's, the hub's).
+// Never FinishNow: the reactor is already taken.
+using CallWork = absl::AnyInvocable<void(grpc::ServerUnaryReactor* reactor)>;
+
+// Runs `work` on `pool`, a worker thread of the server's, and returns the
+// call's reactor at once, so gRPC's thread never waits for it (see
+// docs/security.md, "Blocking work"). When the pool is full the call
+// finishes at once with RESOURCE_EXHAUSTED (reason SERVER_BUSY) and `work`
+// never runs; a call cancelled (or past its deadline) while it waited
+// finishes CANCELLED without running it. A null `pool` runs `work` here, for
+// work that does not block.
+grpc::ServerUnaryReactor* RunOn(WorkerPool* pool,
+                                grpc::CallbackServerContext* context,
+                                CallWork work);
 
 // Marks a successful creation: HTTP 201 and, unless `path` is empty,
 // Location `path` (e.g. "/v1/rooms/<id>") through the gateway. Call before

@@ -120,285 +120,330 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::PostMessageRequest* request,
     parley::v1::Event* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, false);
-  if (!call.ok()) return FinishNow(context, call.status());
-  if (absl::Status s = chat::ValidateMessageText(
-          request->text(), deps_.hub->options().max_message_bytes, "text");
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
-      context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
-      [&] { return SenderScope(call->who); }, call->view.room.id,
-      request->text());
-  if (!key.ok()) return FinishNow(context, key.status());
-  auto event =
-      RoomEvent(model::EventKind::kMessage, call->view.room, call->who);
-  event->text = request->text();
-  event->idempotency = *std::move(key);
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  PublishOnce(deps_, std::move(event), [reactor, context, response](
-                                           absl::StatusOr<EventPtr> event) {
-    if (event.ok()) {
-      ToProto(**event, response);
-      SetCreated(context, absl::StrCat("/v1/rooms/", (*event)->room_id,
-                                       "/messages/", (*event)->id));
-    }
-    FinishWith(reactor, context, event.status());
-  });
-  return reactor;
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, false);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        if (absl::Status s = chat::ValidateMessageText(
+                request->text(), deps_.hub->options().max_message_bytes,
+                "text");
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
+            context, request->idempotency_key(),
+            deps_.hub->options().max_id_bytes,
+            [&] { return SenderScope(call->who); }, call->view.room.id,
+            request->text());
+        if (!key.ok()) return FinishWith(reactor, context, key.status());
+        auto event =
+            RoomEvent(model::EventKind::kMessage, call->view.room, call->who);
+        event->text = request->text();
+        event->idempotency = *std::move(key);
+        PublishOnce(
+            deps_, std::move(event),
+            [reactor, context, response](absl::StatusOr<EventPtr> event) {
+              if (event.ok()) {
+                ToProto(**event, response);
+                SetCreated(context,
+                           absl::StrCat("/v1/rooms/", (*event)->room_id,
+                                        "/messages/", (*event)->id));
+              }
+              FinishWith(reactor, context, event.status());
+            });
+      });
 }
 
 grpc::ServerUnaryReactor* MessageService::ListMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::ListMessagesRequest* request,
     parley::v1::ListMessagesResponse* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, false);
-  if (!call.ok()) return FinishNow(context, call.status());
-  absl::StatusOr<store::Page> page =
-      ToPage(deps_, *request);
-  if (!page.ok()) return FinishNow(context, page.status());
-  absl::StatusOr<store::PageResult> result =
-      deps_.store->ListMessages(call->view.room.id, *page);
-  if (result.ok()) FillPage(*result, response);
-  return FinishNow(context, result.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, false);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        absl::StatusOr<store::Page> page = ToPage(deps_, *request);
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
+        absl::StatusOr<store::PageResult> result =
+            deps_.store->ListMessages(call->view.room.id, *page);
+        if (result.ok()) FillPage(*result, response);
+        FinishWith(reactor, context, result.status());
+      });
 }
 
 grpc::ServerUnaryReactor* MessageService::GetMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::GetMessageRequest* request,
     parley::v1::Event* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, false);
-  if (!call.ok()) return FinishNow(context, call.status());
-  absl::StatusOr<EventPtr> message =
-      FindMessage(deps_, call->view.room.id, request->message());
-  if (message.ok()) ToProto(**message, response);
-  return FinishNow(context, message.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, false);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        absl::StatusOr<EventPtr> message =
+            FindMessage(deps_, call->view.room.id, request->message());
+        if (message.ok()) ToProto(**message, response);
+        FinishWith(reactor, context, message.status());
+      });
 }
 
 grpc::ServerUnaryReactor* MessageService::EditMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::EditMessageRequest* request,
     parley::v1::Event* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, true);
-  if (!call.ok()) return FinishNow(context, call.status());
-  absl::StatusOr<EventPtr> message =
-      FindMessage(deps_, call->view.room.id, request->message());
-  if (!message.ok()) return FinishNow(context, message.status());
-  if ((*message)->sender_id.empty() ||
-      (*message)->sender_id != call->who.user_id) {
-    return FinishNow(context,
-                     WithReason(absl::PermissionDeniedError(
-                                    "only the author may edit a message"),
-                                "NOT_AUTHOR", "message"));
-  }
-  if ((*message)->deleted) {
-    return FinishNow(context,
-                     WithReason(absl::FailedPreconditionError(
-                                    "the message was deleted"),
-                                "MESSAGE_DELETED", "message"));
-  }
-  if (absl::Status s = chat::ValidateMessageText(
-          request->text(), deps_.hub->options().max_message_bytes, "text");
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  auto event = RoomEvent(model::EventKind::kEdit, call->view.room, call->who);
-  event->text = request->text();
-  event->target_id = (*message)->id;
-  event->target_sequence = (*message)->sequence;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.hub->Publish(
-      std::move(event), [reactor, context, response, before = *message](
-                            absl::StatusOr<EventPtr> edit) {
-        if (edit.ok()) {
-          // The message as it now is, built without another read.
-          model::Event after = *before;
-          after.previous_versions.push_back(model::MessageVersion{
-              before->text, before->update_time == absl::InfinitePast()
-                                ? before->time
-                                : before->update_time});
-          after.text = (*edit)->text;
-          after.update_time = (*edit)->time;
-          ToProto(after, response);
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, true);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        absl::StatusOr<EventPtr> message =
+            FindMessage(deps_, call->view.room.id, request->message());
+        if (!message.ok()) {
+          return FinishWith(reactor, context, message.status());
         }
-        FinishWith(reactor, context, edit.status());
+        if ((*message)->sender_id.empty() ||
+            (*message)->sender_id != call->who.user_id) {
+          return FinishWith(
+              reactor, context,
+              WithReason(absl::PermissionDeniedError(
+                             "only the author may edit a message"),
+                         "NOT_AUTHOR", "message"));
+        }
+        if ((*message)->deleted) {
+          return FinishWith(reactor, context,
+                            WithReason(absl::FailedPreconditionError(
+                                           "the message was deleted"),
+                                       "MESSAGE_DELETED", "message"));
+        }
+        if (absl::Status s = chat::ValidateMessageText(
+                request->text(), deps_.hub->options().max_message_bytes,
+                "text");
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        auto event =
+            RoomEvent(model::EventKind::kEdit, call->view.room, call->who);
+        event->text = request->text();
+        event->target_id = (*message)->id;
+        event->target_sequence = (*message)->sequence;
+        deps_.hub->Publish(
+            std::move(event), [reactor, context, response, before = *message](
+                                  absl::StatusOr<EventPtr> edit) {
+              if (edit.ok()) {
+                // The message as it now is, built without another read.
+                model::Event after = *before;
+                after.previous_versions.push_back(model::MessageVersion{
+                    before->text, before->update_time == absl::InfinitePast()
+                                      ? before->time
+                                      : before->update_time});
+                after.text = (*edit)->text;
+                after.update_time = (*edit)->time;
+                ToProto(after, response);
+              }
+              FinishWith(reactor, context, edit.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* MessageService::DeleteMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteMessageRequest* request,
     parley::v1::Event* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, true);
-  if (!call.ok()) return FinishNow(context, call.status());
-  absl::StatusOr<EventPtr> message =
-      FindMessage(deps_, call->view.room.id, request->message());
-  if (!message.ok()) return FinishNow(context, message.status());
-  const bool author = !(*message)->sender_id.empty() &&
-                      (*message)->sender_id == call->who.user_id;
-  if (!author && !call->view.rights.manage) {
-    return FinishNow(context,
-                     WithReason(absl::PermissionDeniedError(
-                                    "only the author or the room's owner may "
-                                    "delete a message"),
-                                "NOT_AUTHOR", "message"));
-  }
-  if ((*message)->deleted) {  // Deleting twice changes nothing.
-    ToProto(**message, response);
-    return FinishNow(context, absl::OkStatus());
-  }
-  auto event = RoomEvent(model::EventKind::kDelete, call->view.room, call->who);
-  event->target_id = (*message)->id;
-  event->target_sequence = (*message)->sequence;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.hub->Publish(
-      std::move(event), [reactor, context, response, before = *message](
-                            absl::StatusOr<EventPtr> deleted) {
-        if (deleted.ok()) {
-          model::Event tombstone = *before;
-          tombstone.deleted = true;
-          tombstone.text.clear();
-          tombstone.previous_versions.clear();
-          tombstone.update_time = (*deleted)->time;
-          ToProto(tombstone, response);
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, true);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        absl::StatusOr<EventPtr> message =
+            FindMessage(deps_, call->view.room.id, request->message());
+        if (!message.ok()) {
+          return FinishWith(reactor, context, message.status());
         }
-        FinishWith(reactor, context, deleted.status());
+        const bool author = !(*message)->sender_id.empty() &&
+                            (*message)->sender_id == call->who.user_id;
+        if (!author && !call->view.rights.manage) {
+          return FinishWith(
+              reactor, context,
+              WithReason(absl::PermissionDeniedError(
+                             "only the author or the room's owner may "
+                             "delete a message"),
+                         "NOT_AUTHOR", "message"));
+        }
+        if ((*message)->deleted) {  // Deleting twice changes nothing.
+          ToProto(**message, response);
+          return FinishWith(reactor, context, absl::OkStatus());
+        }
+        auto event =
+            RoomEvent(model::EventKind::kDelete, call->view.room, call->who);
+        event->target_id = (*message)->id;
+        event->target_sequence = (*message)->sequence;
+        deps_.hub->Publish(std::move(event),
+                           [reactor, context, response, before = *message](
+                               absl::StatusOr<EventPtr> deleted) {
+                             if (deleted.ok()) {
+                               model::Event tombstone = *before;
+                               tombstone.deleted = true;
+                               tombstone.text.clear();
+                               tombstone.previous_versions.clear();
+                               tombstone.update_time = (*deleted)->time;
+                               ToProto(tombstone, response);
+                             }
+                             FinishWith(reactor, context, deleted.status());
+                           });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* MessageService::PurgeMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::PurgeMessagesRequest* request,
     parley::v1::PurgeMessagesResponse* response) {
-  absl::StatusOr<auth::Principal> who =
-      SignedInUser(deps_, context, *request);
-  if (!who.ok()) return FinishNow(context, who.status());
-  absl::StatusOr<RoomView> view = ResolveRoom(deps_, request->room(), *who);
-  if (!view.ok()) return FinishNow(context, view.status());
-  if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  // A purge covers what exists when it is made, never later messages.
-  absl::StatusOr<uint64_t> last = deps_.hub->LastDelivered(view->room.id);
-  if (!last.ok()) return FinishNow(context, last.status());
-  uint64_t through = request->through_sequence();
-  if (through == 0 || through > *last) through = *last;
-  auto event = RoomEvent(model::EventKind::kPurge, view->room, *who);
-  event->purge_through = through;
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.hub->PublishPurge(
-      std::move(event), [reactor, context, response](
-                            absl::StatusOr<EventPtr> purge, int64_t purged) {
-        if (purge.ok()) {
-          response->set_purged(static_cast<uint64_t>(purged));
-          ToProto(**purge, response->mutable_event());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> who =
+            SignedInUser(deps_, context, *request);
+        if (!who.ok()) return FinishWith(reactor, context, who.status());
+        absl::StatusOr<RoomView> view =
+            ResolveRoom(deps_, request->room(), *who);
+        if (!view.ok()) return FinishWith(reactor, context, view.status());
+        if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
+          return FinishWith(reactor, context, s);
         }
-        FinishWith(reactor, context, purge.status());
+        // A purge covers what exists when it is made, never later messages.
+        absl::StatusOr<uint64_t> last = deps_.hub->LastDelivered(view->room.id);
+        if (!last.ok()) return FinishWith(reactor, context, last.status());
+        uint64_t through = request->through_sequence();
+        if (through == 0 || through > *last) through = *last;
+        auto event = RoomEvent(model::EventKind::kPurge, view->room, *who);
+        event->purge_through = through;
+        deps_.hub->PublishPurge(
+            std::move(event),
+            [reactor, context, response](absl::StatusOr<EventPtr> purge,
+                                         int64_t purged) {
+              if (purge.ok()) {
+                response->set_purged(static_cast<uint64_t>(purged));
+                ToProto(**purge, response->mutable_event());
+              }
+              FinishWith(reactor, context, purge.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::SendDirectMessageRequest* request,
     parley::v1::Event* response) {
-  absl::StatusOr<auth::Principal> who =
-      SignedInUser(deps_, context, *request);
-  if (!who.ok()) return FinishNow(context, who.status());
-  if (request->user().empty()) {
-    return FinishNow(context, InvalidInput("USER_REQUIRED", "user",
-                                           "user must name the recipient"));
-  }
-  absl::StatusOr<store::User> to = ResolveUser(deps_, request->user(), *who);
-  if (!to.ok()) return FinishNow(context, to.status());
-  if (absl::Status s = chat::ValidateMessageText(
-          request->text(), deps_.hub->options().max_message_bytes, "text");
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  auto event =
-      chat::NewEvent(model::EventKind::kMessage, model::InboxLog(to->id));
-  event->sender = who->display_name;
-  event->sender_id = who->user_id;
-  event->recipient_id = to->id;
-  event->recipient = to->username;
-  event->text = request->text();
-  absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
-      context, request->idempotency_key(), deps_.hub->options().max_id_bytes,
-      [&] { return SenderScope(*who); }, event->log, event->text);
-  if (!key.ok()) return FinishNow(context, key.status());
-  event->idempotency = *std::move(key);
-  // The sender's copy goes to the sender's own inbox once the message is in
-  // the recipient's, so a conversation reads back (and streams to the
-  // sender's other sessions) from one log with one cursor. Its log is
-  // loaded here, on a gRPC thread: the copy is published from the hub's
-  // dispatcher thread, which must not read the store.
-  std::string copy_log;
-  if (to->id != who->user_id) {
-    copy_log = model::InboxLog(who->user_id);
-    if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(copy_log);
-        !loaded.ok()) {
-      return FinishNow(context, loaded.status());
-    }
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const model::IdempotencyKey idempotency = event->idempotency;
-  deps_.sends->Run(
-      idempotency,
-      // Runs only for a first send, never for a retry of a stored one.
-      [hub = deps_.hub, event = std::move(event),
-       copy_log = std::move(copy_log)](chat::EventDone done) mutable {
-        hub->Publish(std::move(event), [hub, copy_log, done = std::move(done)](
-                                           absl::StatusOr<EventPtr> sent) mutable {
-          if (!sent.ok() || copy_log.empty()) {
-            done(std::move(sent));
-            return;
-          }
-          auto copy = SenderCopy(**sent, copy_log);
-          hub->Publish(std::move(copy), [sent, done = std::move(done)](
-                                            absl::StatusOr<EventPtr> copied) mutable {
-            // The message itself is committed and delivered: its sender
-            // gets the answer even when the copy failed.
-            if (!copied.ok()) {
-              log::Warning("a direct message's sender copy failed",
-                           {{"message", (*sent)->id},
-                            {"error", copied.status().ToString()}});
-            }
-            done(std::move(sent));
-          });
-        });
-      },
-      [reactor, context, response](absl::StatusOr<EventPtr> event) {
-        if (event.ok()) {
-          ToProto(**event, response);
-          SetCreated(context, "");  // a direct message has no URL of its own
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> who =
+            SignedInUser(deps_, context, *request);
+        if (!who.ok()) return FinishWith(reactor, context, who.status());
+        if (request->user().empty()) {
+          return FinishWith(reactor, context,
+                            InvalidInput("USER_REQUIRED", "user",
+                                         "user must name the recipient"));
         }
-        FinishWith(reactor, context, event.status());
+        absl::StatusOr<store::User> to =
+            ResolveUser(deps_, request->user(), *who);
+        if (!to.ok()) return FinishWith(reactor, context, to.status());
+        if (absl::Status s = chat::ValidateMessageText(
+                request->text(), deps_.hub->options().max_message_bytes,
+                "text");
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        auto event =
+            chat::NewEvent(model::EventKind::kMessage, model::InboxLog(to->id));
+        event->sender = who->display_name;
+        event->sender_id = who->user_id;
+        event->recipient_id = to->id;
+        event->recipient = to->username;
+        event->text = request->text();
+        absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
+            context, request->idempotency_key(),
+            deps_.hub->options().max_id_bytes,
+            [&] { return SenderScope(*who); }, event->log, event->text);
+        if (!key.ok()) return FinishWith(reactor, context, key.status());
+        event->idempotency = *std::move(key);
+        // The sender's copy goes to the sender's own inbox once the message is
+        // in the recipient's, so a conversation reads back (and streams to the
+        // sender's other sessions) from one log with one cursor. Its log is
+        // loaded here, on a store-read worker: the copy is published from the
+        // hub's dispatcher thread, which must not read the store.
+        std::string copy_log;
+        if (to->id != who->user_id) {
+          copy_log = model::InboxLog(who->user_id);
+          if (absl::StatusOr<uint64_t> loaded =
+                  deps_.hub->LastDelivered(copy_log);
+              !loaded.ok()) {
+            return FinishWith(reactor, context, loaded.status());
+          }
+        }
+        const model::IdempotencyKey idempotency = event->idempotency;
+        deps_.sends->Run(
+            idempotency,
+            // Runs only for a first send, never for a retry of a stored one.
+            [hub = deps_.hub, event = std::move(event),
+             copy_log = std::move(copy_log)](chat::EventDone done) mutable {
+              hub->Publish(
+                  std::move(event), [hub, copy_log, done = std::move(done)](
+                                        absl::StatusOr<EventPtr> sent) mutable {
+                    if (!sent.ok() || copy_log.empty()) {
+                      done(std::move(sent));
+                      return;
+                    }
+                    auto copy = SenderCopy(**sent, copy_log);
+                    hub->Publish(
+                        std::move(copy),
+                        [sent, done = std::move(done)](
+                            absl::StatusOr<EventPtr> copied) mutable {
+                          // The message itself is committed and delivered: its
+                          // sender gets the answer even when the copy failed.
+                          if (!copied.ok()) {
+                            log::Warning(
+                                "a direct message's sender copy failed",
+                                {{"message", (*sent)->id},
+                                 {"error", copied.status().ToString()}});
+                          }
+                          done(std::move(sent));
+                        });
+                  });
+            },
+            [reactor, context, response](absl::StatusOr<EventPtr> event) {
+              if (event.ok()) {
+                ToProto(**event, response);
+                SetCreated(context,
+                           "");  // a direct message has no URL of its own
+              }
+              FinishWith(reactor, context, event.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* MessageService::ListDirectMessages(
     grpc::CallbackServerContext* context,
     const parley::v1::ListDirectMessagesRequest* request,
     parley::v1::ListMessagesResponse* response) {
-  absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
-  if (!who.ok()) return FinishNow(context, who.status());
-  absl::StatusOr<store::Page> page =
-      ToPage(deps_, *request);
-  if (!page.ok()) return FinishNow(context, page.status());
-  absl::StatusOr<store::PageResult> result =
-      deps_.store->ListMessages(model::InboxLog(who->user_id), *page);
-  if (result.ok()) FillPage(*result, response);
-  return FinishNow(context, result.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> who = AuthenticateUser(deps_, context);
+        if (!who.ok()) return FinishWith(reactor, context, who.status());
+        absl::StatusOr<store::Page> page = ToPage(deps_, *request);
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
+        absl::StatusOr<store::PageResult> result =
+            deps_.store->ListMessages(model::InboxLog(who->user_id), *page);
+        if (result.ok()) FillPage(*result, response);
+        FinishWith(reactor, context, result.status());
+      });
 }
 
 }  // namespace parley::api

@@ -222,507 +222,594 @@ absl::Status RoomService::FillRoom(const store::Room& room,
 grpc::ServerUnaryReactor* RoomService::CreateRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::CreateRoomRequest* request, parley::v1::Room* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
+  return RunOn(
+      request->password().empty() ? deps_.reads : deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
 
-  const bool from_title =
-      request->name().empty() && !request->title().empty();
-  const std::string& name = from_title ? request->title() : request->name();
-  if (absl::Status s = ValidateRoomName(name, from_title ? "title" : "name");
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
-  if (absl::Status s = ValidateDescription(request->description()); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<store::Visibility> visibility =
-      ParseVisibility(request->visibility(), store::Visibility::kPublic);
-  if (!visibility.ok()) return FinishNow(context, visibility.status());
-  if (absl::Status s = ValidateRoomPassword(*visibility, request->password());
-      !s.ok()) {
-    return FinishNow(context, s);
-  }
+        const bool from_title =
+            request->name().empty() && !request->title().empty();
+        const std::string& name =
+            from_title ? request->title() : request->name();
+        if (absl::Status s =
+                ValidateRoomName(name, from_title ? "title" : "name");
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        if (absl::Status s = ValidateDescription(request->description());
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        absl::StatusOr<store::Visibility> visibility =
+            ParseVisibility(request->visibility(), store::Visibility::kPublic);
+        if (!visibility.ok()) {
+          return FinishWith(reactor, context, visibility.status());
+        }
+        if (absl::Status s =
+                ValidateRoomPassword(*visibility, request->password());
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
 
-  store::Room room;
-  if (!request->password().empty()) {
-    absl::StatusOr<std::string> hash =
-        deps_.passwords->Hash(request->password());
-    if (!hash.ok()) return FinishNow(context, hash.status());
-    room.password_hash = *std::move(hash);
-  }
-  room.id = NewUuid();
-  room.name = name;
-  room.description = request->description();
-  room.visibility = *visibility;
-  room.owner_id = principal->user_id;
-  room.create_time = room.update_time = StoredNow(deps_);
-  ToProto(room, response);  // Sent only on success.
-  response->set_member_count(1);  // The owner.
-  response->set_last_sequence(0);
-  const std::string location = absl::StrCat("/v1/rooms/", room.id);
+        store::Room room;
+        if (!request->password().empty()) {
+          absl::StatusOr<std::string> hash =
+              deps_.passwords->Hash(request->password());
+          if (!hash.ok()) return FinishWith(reactor, context, hash.status());
+          room.password_hash = *std::move(hash);
+        }
+        room.id = NewUuid();
+        room.name = name;
+        room.description = request->description();
+        room.visibility = *visibility;
+        room.owner_id = principal->user_id;
+        room.create_time = room.update_time = StoredNow(deps_);
+        ToProto(room, response);        // Sent only on success.
+        response->set_member_count(1);  // The owner.
+        response->set_last_sequence(0);
+        const std::string location = absl::StrCat("/v1/rooms/", room.id);
 
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  deps_.store->Submit(
-      store::PutRoom{std::move(room), /*create=*/true},
-      [reactor, context, location](absl::StatusOr<int64_t> done) {
-        if (done.ok()) SetCreated(context, location);
-        FinishWith(reactor, context, done.status());
+        deps_.store->Submit(
+            store::PutRoom{std::move(room), /*create=*/true},
+            [reactor, context, location](absl::StatusOr<int64_t> done) {
+              if (done.ok()) SetCreated(context, location);
+              FinishWith(reactor, context, done.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* RoomService::ListRooms(
     grpc::CallbackServerContext* context,
     const parley::v1::ListRoomsRequest* request,
     parley::v1::ListRoomsResponse* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<NamePage> page =
-      ParseNamePage(request->page_size(), request->page_token(), "rooms");
-  if (!page.ok()) return FinishNow(context, page.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<NamePage> page =
+            ParseNamePage(request->page_size(), request->page_token(), "rooms");
+        if (!page.ok()) return FinishWith(reactor, context, page.status());
 
-  // One more than asked tells whether there is a next page.
-  absl::StatusOr<std::vector<store::Room>> rooms =
-      deps_.store->ListRooms(principal->user_id, page->after, page->size + 1);
-  if (!rooms.ok()) return FinishNow(context, rooms.status());
-  const bool more = rooms->size() > page->size;
-  if (more) rooms->resize(page->size);
-  for (const store::Room& room : *rooms) {
-    parley::v1::Room* out = response->add_rooms();
-    if (absl::Status s = FillRoom(room, out); !s.ok()) {
-      return FinishNow(context, s);
-    }
-    if (absl::Status s = FillReadState(deps_, *principal, room, out);
-        !s.ok()) {
-      return FinishNow(context, s);
-    }
-  }
-  if (more) {
-    response->set_next_page_token(EncodePageToken("rooms", rooms->back().name));
-  }
-  return FinishNow(context, absl::OkStatus());
+        // One more than asked tells whether there is a next page.
+        absl::StatusOr<std::vector<store::Room>> rooms = deps_.store->ListRooms(
+            principal->user_id, page->after, page->size + 1);
+        if (!rooms.ok()) return FinishWith(reactor, context, rooms.status());
+        const bool more = rooms->size() > page->size;
+        if (more) rooms->resize(page->size);
+        for (const store::Room& room : *rooms) {
+          parley::v1::Room* out = response->add_rooms();
+          if (absl::Status s = FillRoom(room, out); !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+          if (absl::Status s = FillReadState(deps_, *principal, room, out);
+              !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+        }
+        if (more) {
+          response->set_next_page_token(
+              EncodePageToken("rooms", rooms->back().name));
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* RoomService::GetRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::GetRoomRequest* request, parley::v1::Room* response) {
-  // A room token sees its own room (ChitChat's GET /chats/<id> with one).
-  if (absl::Status s = CheckStrings(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
-  if (!view.ok()) return FinishNow(context, view.status());
-  if (absl::Status s = FillRoom(view->room, response); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  return FinishNow(context,
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        // A room token sees its own room (ChitChat's GET /chats/<id> with one).
+        if (absl::Status s = CheckStrings(*request); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        absl::StatusOr<auth::Principal> principal =
+            Authenticate(deps_, context);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<RoomView> view =
+            ResolveRoom(deps_, request->room(), *principal);
+        if (!view.ok()) return FinishWith(reactor, context, view.status());
+        if (absl::Status s = FillRoom(view->room, response); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        FinishWith(reactor, context,
                    FillReadState(deps_, *principal, view->room, response));
+      });
 }
 
 grpc::ServerUnaryReactor* RoomService::UpdateRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::UpdateRoomRequest* request, parley::v1::Room* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ManagedRoom(deps_, request->room(), *principal, "changed");
-  if (!view.ok()) return FinishNow(context, view.status());
-
-  const store::Room& before = view->room;
-  store::Room updated = before;
-  if (request->has_name()) {
-    if (absl::Status s = ValidateRoomName(request->name(), "name"); !s.ok()) {
-      return FinishNow(context, s);
-    }
-    updated.name = request->name();
-  }
-  if (request->has_description()) {
-    if (absl::Status s = ValidateDescription(request->description());
-        !s.ok()) {
-      return FinishNow(context, s);
-    }
-    updated.description = request->description();
-  }
-  if (request->has_visibility()) {
-    absl::StatusOr<store::Visibility> visibility =
-        ParseVisibility(request->visibility(), std::nullopt);
-    if (!visibility.ok()) return FinishNow(context, visibility.status());
-    updated.visibility = *visibility;
-  }
-  const bool is_public = updated.visibility == store::Visibility::kPublic;
-  if (request->has_password()) {
-    if (request->password().empty()) {
-      updated.password_hash.clear();  // Checked below for non-public rooms.
-    } else {
-      if (absl::Status s =
-              ValidateRoomPassword(updated.visibility, request->password());
-          !s.ok()) {
-        return FinishNow(context, s);
-      }
-      absl::StatusOr<std::string> hash =
-          deps_.passwords->Hash(request->password());
-      if (!hash.ok()) return FinishNow(context, hash.status());
-      updated.password_hash = *std::move(hash);
-    }
-  }
-  if (is_public) {
-    updated.password_hash.clear();
-  } else if (updated.password_hash.empty()) {
-    return FinishNow(context,
-                     InvalidInput("PASSWORD_REQUIRED", "password",
-                                  "a private or hidden room needs a "
-                                  "password"));
-  }
-  updated.update_time = StoredNow(deps_);
-  if (absl::Status s = FillRoom(updated, response); !s.ok()) {
-    return FinishNow(context, s);
-  }
-
-  // A room that stops being public ends the streams of everyone who is not
-  // a member; members keep theirs.
-  const bool closes_streams =
-      before.visibility == store::Visibility::kPublic && !is_public;
-  absl::flat_hash_set<std::string> members;
-  if (closes_streams) {
-    absl::StatusOr<std::vector<store::Member>> listed =
-        deps_.store->ListMembers(updated.id);
-    if (!listed.ok()) return FinishNow(context, listed.status());
-    for (const store::Member& m : *listed) members.insert(m.user_id);
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  chat::Hub* hub = deps_.hub;
-  const std::string id = updated.id;
-  deps_.store->Submit(
-      store::PutRoom{std::move(updated), /*create=*/false},
-      [reactor, context, hub, id, closes_streams,
-       members = std::move(members)](absl::StatusOr<int64_t> done) {
-        if (done.ok() && closes_streams) {
-          hub->CloseSubscriptionsExcept(id, members,
-                                        chat::CloseReason::kRemoved);
+  return RunOn(
+      request->password().empty() ? deps_.reads : deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
         }
-        FinishWith(reactor, context, done.status());
+        absl::StatusOr<RoomView> view =
+            ManagedRoom(deps_, request->room(), *principal, "changed");
+        if (!view.ok()) return FinishWith(reactor, context, view.status());
+
+        const store::Room& before = view->room;
+        store::Room updated = before;
+        if (request->has_name()) {
+          if (absl::Status s = ValidateRoomName(request->name(), "name");
+              !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+          updated.name = request->name();
+        }
+        if (request->has_description()) {
+          if (absl::Status s = ValidateDescription(request->description());
+              !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+          updated.description = request->description();
+        }
+        if (request->has_visibility()) {
+          absl::StatusOr<store::Visibility> visibility =
+              ParseVisibility(request->visibility(), std::nullopt);
+          if (!visibility.ok()) {
+            return FinishWith(reactor, context, visibility.status());
+          }
+          updated.visibility = *visibility;
+        }
+        const bool is_public = updated.visibility == store::Visibility::kPublic;
+        if (request->has_password()) {
+          if (request->password().empty()) {
+            updated.password_hash
+                .clear();  // Checked below for non-public rooms.
+          } else {
+            if (absl::Status s = ValidateRoomPassword(updated.visibility,
+                                                      request->password());
+                !s.ok()) {
+              return FinishWith(reactor, context, s);
+            }
+            absl::StatusOr<std::string> hash =
+                deps_.passwords->Hash(request->password());
+            if (!hash.ok()) return FinishWith(reactor, context, hash.status());
+            updated.password_hash = *std::move(hash);
+          }
+        }
+        if (is_public) {
+          updated.password_hash.clear();
+        } else if (updated.password_hash.empty()) {
+          return FinishWith(reactor, context,
+                            InvalidInput("PASSWORD_REQUIRED", "password",
+                                         "a private or hidden room needs a "
+                                         "password"));
+        }
+        updated.update_time = StoredNow(deps_);
+        if (absl::Status s = FillRoom(updated, response); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+
+        // A room that stops being public ends the streams of everyone who is
+        // not a member; members keep theirs.
+        const bool closes_streams =
+            before.visibility == store::Visibility::kPublic && !is_public;
+        absl::flat_hash_set<std::string> members;
+        if (closes_streams) {
+          absl::StatusOr<std::vector<store::Member>> listed =
+              deps_.store->ListMembers(updated.id);
+          if (!listed.ok()) {
+            return FinishWith(reactor, context, listed.status());
+          }
+          for (const store::Member& m : *listed) members.insert(m.user_id);
+        }
+        chat::Hub* hub = deps_.hub;
+        const std::string id = updated.id;
+        deps_.store->Submit(
+            store::PutRoom{std::move(updated), /*create=*/false},
+            [reactor, context, hub, id, closes_streams,
+             members = std::move(members)](absl::StatusOr<int64_t> done) {
+              if (done.ok() && closes_streams) {
+                hub->CloseSubscriptionsExcept(id, members,
+                                              chat::CloseReason::kRemoved);
+              }
+              FinishWith(reactor, context, done.status());
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* RoomService::DeleteRoom(
     grpc::CallbackServerContext* context,
     const parley::v1::DeleteRoomRequest* request,
     parley::v1::DeleteRoomResponse* /*response*/) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ManagedRoom(deps_, request->room(), *principal, "deleted");
-  if (!view.ok()) return FinishNow(context, view.status());
-  // Loads the room log's state here, so the writer thread's callback below
-  // never reads the store (see Hub::LastDelivered).
-  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(view->room.id);
-      !loaded.ok()) {
-    return FinishNow(context, loaded.status());
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  chat::Hub* hub = deps_.hub;
-  const std::string id = view->room.id;
-  deps_.store->Submit(
-      store::DeleteRoom{id},
-      [reactor, context, hub, id](absl::StatusOr<int64_t> done) {
-        if (done.ok()) hub->DropLog(id);
-        FinishWith(reactor, context, done.status());
-      });
-  return reactor;
+  return RunOn(deps_.reads, context,
+               [this, context, request](grpc::ServerUnaryReactor* reactor) {
+                 absl::StatusOr<auth::Principal> principal =
+                     SignedInUser(deps_, context, *request);
+                 if (!principal.ok()) {
+                   return FinishWith(reactor, context, principal.status());
+                 }
+                 absl::StatusOr<RoomView> view =
+                     ManagedRoom(deps_, request->room(), *principal, "deleted");
+                 if (!view.ok()) {
+                   return FinishWith(reactor, context, view.status());
+                 }
+                 // Loads the room log's state here, so the writer thread's
+                 // callback below never reads the store (see
+                 // Hub::LastDelivered).
+                 if (absl::StatusOr<uint64_t> loaded =
+                         deps_.hub->LastDelivered(view->room.id);
+                     !loaded.ok()) {
+                   return FinishWith(reactor, context, loaded.status());
+                 }
+                 chat::Hub* hub = deps_.hub;
+                 const std::string id = view->room.id;
+                 deps_.store->Submit(
+                     store::DeleteRoom{id},
+                     [reactor, context, hub, id](absl::StatusOr<int64_t> done) {
+                       if (done.ok()) hub->DropLog(id);
+                       FinishWith(reactor, context, done.status());
+                     });
+               });
 }
 
 grpc::ServerUnaryReactor* RoomService::AddMember(
     grpc::CallbackServerContext* context,
     const parley::v1::AddMemberRequest* request,
     parley::v1::Member* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  // The user first: users are no secret, while the order of the checks on
-  // the room below must not tell a hidden room from a missing one.
-  absl::StatusOr<store::User> target =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!target.ok()) return FinishNow(context, target.status());
-  absl::StatusOr<store::Room> room = LookupRoom(deps_, request->room());
-  if (!room.ok()) return FinishNow(context, room.status());
-  absl::StatusOr<std::optional<store::Member>> caller_member =
-      deps_.store->GetMember(room->id, principal->user_id);
-  if (!caller_member.ok()) return FinishNow(context, caller_member.status());
-  const auth::RoomRights rights =
-      auth::Evaluate(*room, *caller_member, *principal);
+  return RunOn(
+      request->password().empty() ? deps_.reads : deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        // The user first: users are no secret, while the order of the checks on
+        // the room below must not tell a hidden room from a missing one.
+        absl::StatusOr<store::User> target =
+            ResolveUser(deps_, request->user(), *principal);
+        if (!target.ok()) return FinishWith(reactor, context, target.status());
+        absl::StatusOr<store::Room> room = LookupRoom(deps_, request->room());
+        if (!room.ok()) return FinishWith(reactor, context, room.status());
+        absl::StatusOr<std::optional<store::Member>> caller_member =
+            deps_.store->GetMember(room->id, principal->user_id);
+        if (!caller_member.ok()) {
+          return FinishWith(reactor, context, caller_member.status());
+        }
+        const auth::RoomRights rights =
+            auth::Evaluate(*room, *caller_member, *principal);
 
-  std::optional<store::Member> existing;
-  if (target->id == principal->user_id) {
-    existing = *caller_member;
-    if (!existing.has_value() && !rights.manage &&
-        room->visibility != store::Visibility::kPublic &&
-        !PasswordOpens(deps_, *room, request->password())) {
-      if (!rights.visible) {
-        return FinishNow(context, RoomNotFound(request->room()));
-      }
-      return FinishNow(context,
-                       WithReason(absl::PermissionDeniedError(
-                                      "wrong or missing room password"),
-                                  "WRONG_PASSWORD", "password"));
-    }
-  } else {
-    if (absl::Status s = auth::RequireManage(rights); !s.ok()) {
-      return FinishNow(context, s);
-    }
-    absl::StatusOr<std::optional<store::Member>> member =
-        deps_.store->GetMember(room->id, target->id);
-    if (!member.ok()) return FinishNow(context, member.status());
-    existing = *std::move(member);
-  }
-  if (existing.has_value()) {  // Already a member: nothing changes.
-    ToProto(*existing, response);
-    ToProto(*target, response->mutable_user());
-    return FinishNow(context, absl::OkStatus());
-  }
+        std::optional<store::Member> existing;
+        if (target->id == principal->user_id) {
+          existing = *caller_member;
+          if (!existing.has_value() && !rights.manage &&
+              room->visibility != store::Visibility::kPublic &&
+              !PasswordOpens(deps_, *room, request->password())) {
+            if (!rights.visible) {
+              return FinishWith(reactor, context,
+                                RoomNotFound(request->room()));
+            }
+            return FinishWith(reactor, context,
+                              WithReason(absl::PermissionDeniedError(
+                                             "wrong or missing room password"),
+                                         "WRONG_PASSWORD", "password"));
+          }
+        } else {
+          if (absl::Status s = auth::RequireManage(rights); !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+          absl::StatusOr<std::optional<store::Member>> member =
+              deps_.store->GetMember(room->id, target->id);
+          if (!member.ok()) {
+            return FinishWith(reactor, context, member.status());
+          }
+          existing = *std::move(member);
+        }
+        if (existing.has_value()) {  // Already a member: nothing changes.
+          ToProto(*existing, response);
+          ToProto(*target, response->mutable_user());
+          return FinishWith(reactor, context, absl::OkStatus());
+        }
 
-  store::Member member;
-  member.room_id = room->id;
-  member.user_id = target->id;
-  member.role = "member";
-  member.join_time = StoredNow(deps_);
-  member.username = target->username;
-  member.display_name = target->display_name;
-  ToProto(member, response);  // Sent only on success.
-  ToProto(*target, response->mutable_user());
+        store::Member member;
+        member.room_id = room->id;
+        member.user_id = target->id;
+        member.role = "member";
+        member.join_time = StoredNow(deps_);
+        member.username = target->username;
+        member.display_name = target->display_name;
+        ToProto(member, response);  // Sent only on success.
+        ToProto(*target, response->mutable_user());
 
-  // Loads the room log's state here, so the writer thread's callback below
-  // never reads the store (see Hub::LastDelivered).
-  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(room->id);
-      !loaded.ok()) {
-    return FinishNow(context, loaded.status());
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  chat::Hub* hub = deps_.hub;
-  std::shared_ptr<model::Event> event =
-      MemberEvent(model::EventKind::kMemberAdded, *room, *target);
-  deps_.store->Submit(
-      store::PutMember{std::move(member)},
-      [reactor, context, hub,
-       event = std::move(event)](absl::StatusOr<int64_t> done) mutable {
-        if (!done.ok()) return FinishWith(reactor, context, done.status());
-        PublishThenFinish(hub, std::move(event), reactor, context);
+        // Loads the room log's state here, so the writer thread's callback
+        // below never reads the store (see Hub::LastDelivered).
+        if (absl::StatusOr<uint64_t> loaded =
+                deps_.hub->LastDelivered(room->id);
+            !loaded.ok()) {
+          return FinishWith(reactor, context, loaded.status());
+        }
+        chat::Hub* hub = deps_.hub;
+        std::shared_ptr<model::Event> event =
+            MemberEvent(model::EventKind::kMemberAdded, *room, *target);
+        deps_.store->Submit(
+            store::PutMember{std::move(member)},
+            [reactor, context, hub,
+             event = std::move(event)](absl::StatusOr<int64_t> done) mutable {
+              if (!done.ok()) {
+                return FinishWith(reactor, context, done.status());
+              }
+              PublishThenFinish(hub, std::move(event), reactor, context);
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* RoomService::RemoveMember(
     grpc::CallbackServerContext* context,
     const parley::v1::RemoveMemberRequest* request,
     parley::v1::RemoveMemberResponse* /*response*/) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
-  if (!view.ok()) return FinishNow(context, view.status());
-  absl::StatusOr<store::User> target =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!target.ok()) return FinishNow(context, target.status());
-  const store::Room& room = view->room;
-  const bool self = target->id == principal->user_id;
-  if (!self) {
-    if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
-      return FinishNow(context, s);
-    }
-  }
-  if (target->id == room.owner_id) {
-    return FinishNow(context,
-                     WithReason(absl::FailedPreconditionError(
-                                    "the owner cannot leave their room"),
-                                "OWNER_CANNOT_LEAVE", "user"));
-  }
-  std::optional<store::Member> membership = view->member;
-  if (!self) {
-    absl::StatusOr<std::optional<store::Member>> found =
-        deps_.store->GetMember(room.id, target->id);
-    if (!found.ok()) return FinishNow(context, found.status());
-    membership = *std::move(found);
-  }
-  if (!membership.has_value()) {
-    return FinishNow(context,
-                     WithReason(absl::NotFoundError(absl::StrCat(
-                                    "'", target->username,
-                                    "' is not a member of '", room.name, "'")),
-                                "MEMBER_NOT_FOUND", "user"));
-  }
-
-  // Loads the room log's state here, so the writer thread's callback below
-  // never reads the store (see Hub::LastDelivered).
-  if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(room.id);
-      !loaded.ok()) {
-    return FinishNow(context, loaded.status());
-  }
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  chat::Hub* hub = deps_.hub;
-  std::shared_ptr<model::Event> event =
-      MemberEvent(model::EventKind::kMemberRemoved, room, *target);
-  const bool closes_streams = room.visibility != store::Visibility::kPublic;
-  deps_.store->Submit(
-      store::DeleteMember{room.id, target->id},
-      [reactor, context, hub, closes_streams,
-       event = std::move(event)](absl::StatusOr<int64_t> done) mutable {
-        if (!done.ok()) return FinishWith(reactor, context, done.status());
-        if (closes_streams) {
-          hub->CloseSubscriptions(event->room_id, event->target_id,
-                                  chat::CloseReason::kRemoved);
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
         }
-        PublishThenFinish(hub, std::move(event), reactor, context);
+        absl::StatusOr<RoomView> view =
+            ResolveRoom(deps_, request->room(), *principal);
+        if (!view.ok()) return FinishWith(reactor, context, view.status());
+        absl::StatusOr<store::User> target =
+            ResolveUser(deps_, request->user(), *principal);
+        if (!target.ok()) return FinishWith(reactor, context, target.status());
+        const store::Room& room = view->room;
+        const bool self = target->id == principal->user_id;
+        if (!self) {
+          if (absl::Status s = auth::RequireManage(view->rights); !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+        }
+        if (target->id == room.owner_id) {
+          return FinishWith(reactor, context,
+                            WithReason(absl::FailedPreconditionError(
+                                           "the owner cannot leave their room"),
+                                       "OWNER_CANNOT_LEAVE", "user"));
+        }
+        std::optional<store::Member> membership = view->member;
+        if (!self) {
+          absl::StatusOr<std::optional<store::Member>> found =
+              deps_.store->GetMember(room.id, target->id);
+          if (!found.ok()) return FinishWith(reactor, context, found.status());
+          membership = *std::move(found);
+        }
+        if (!membership.has_value()) {
+          return FinishWith(
+              reactor, context,
+              WithReason(absl::NotFoundError(absl::StrCat(
+                             "'", target->username, "' is not a member of '",
+                             room.name, "'")),
+                         "MEMBER_NOT_FOUND", "user"));
+        }
+
+        // Loads the room log's state here, so the writer thread's callback
+        // below never reads the store (see Hub::LastDelivered).
+        if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(room.id);
+            !loaded.ok()) {
+          return FinishWith(reactor, context, loaded.status());
+        }
+        chat::Hub* hub = deps_.hub;
+        std::shared_ptr<model::Event> event =
+            MemberEvent(model::EventKind::kMemberRemoved, room, *target);
+        const bool closes_streams =
+            room.visibility != store::Visibility::kPublic;
+        deps_.store->Submit(
+            store::DeleteMember{room.id, target->id},
+            [reactor, context, hub, closes_streams,
+             event = std::move(event)](absl::StatusOr<int64_t> done) mutable {
+              if (!done.ok()) {
+                return FinishWith(reactor, context, done.status());
+              }
+              if (closes_streams) {
+                hub->CloseSubscriptions(event->room_id, event->target_id,
+                                        chat::CloseReason::kRemoved);
+              }
+              PublishThenFinish(hub, std::move(event), reactor, context);
+            });
       });
-  return reactor;
 }
 
 grpc::ServerUnaryReactor* RoomService::ListMembers(
     grpc::CallbackServerContext* context,
     const parley::v1::ListMembersRequest* request,
     parley::v1::ListMembersResponse* response) {
-  absl::StatusOr<RoomCall> call =
-      ReadableRoom(deps_, context, *request, /*user_token_only=*/true);
-  if (!call.ok()) return FinishNow(context, call.status());
-  absl::StatusOr<std::vector<store::Member>> members =
-      deps_.store->ListMembers(call->view.room.id);
-  if (!members.ok()) return FinishNow(context, members.status());
-  for (const store::Member& member : *members) {
-    ToProto(member, response->add_members());
-  }
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<RoomCall> call =
+            ReadableRoom(deps_, context, *request, /*user_token_only=*/true);
+        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        absl::StatusOr<std::vector<store::Member>> members =
+            deps_.store->ListMembers(call->view.room.id);
+        if (!members.ok()) {
+          return FinishWith(reactor, context, members.status());
+        }
+        for (const store::Member& member : *members) {
+          ToProto(member, response->add_members());
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* RoomService::CheckAccess(
     grpc::CallbackServerContext* context,
     const parley::v1::CheckAccessRequest* request,
     parley::v1::CheckAccessResponse* response) {
-  absl::StatusOr<auth::Principal> principal =
-      SignedInUser(deps_, context, *request);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  absl::StatusOr<RoomView> view =
-      ResolveRoom(deps_, request->room(), *principal);
-  if (!view.ok()) return FinishNow(context, view.status());
-  absl::StatusOr<store::User> target =
-      ResolveUser(deps_, request->user(), *principal);
-  if (!target.ok()) return FinishNow(context, target.status());
-  absl::StatusOr<std::optional<store::Member>> member =
-      deps_.store->GetMember(view->room.id, target->id);
-  if (!member.ok()) return FinishNow(context, member.status());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        absl::StatusOr<auth::Principal> principal =
+            SignedInUser(deps_, context, *request);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        absl::StatusOr<RoomView> view =
+            ResolveRoom(deps_, request->room(), *principal);
+        if (!view.ok()) return FinishWith(reactor, context, view.status());
+        absl::StatusOr<store::User> target =
+            ResolveUser(deps_, request->user(), *principal);
+        if (!target.ok()) return FinishWith(reactor, context, target.status());
+        absl::StatusOr<std::optional<store::Member>> member =
+            deps_.store->GetMember(view->room.id, target->id);
+        if (!member.ok()) return FinishWith(reactor, context, member.status());
 
-  auth::Principal who;
-  who.kind = auth::TokenKind::kUser;
-  who.user_id = target->id;
-  who.username = target->username;
-  who.display_name = target->display_name;
-  who.admin = deps_.auth->IsAdmin(target->username);
-  const auth::RoomRights rights = auth::Evaluate(view->room, *member, who);
-  response->set_allowed(rights.read);
-  if (member->has_value()) {
-    response->set_role((*member)->role);
-    response->set_reason("member");
-  } else if (view->room.visibility == store::Visibility::kPublic) {
-    response->set_reason("public room");
-  } else if (rights.read) {
-    response->set_reason("admin");
-  } else {
-    response->set_reason("not a member");
-  }
-  return FinishNow(context, absl::OkStatus());
+        auth::Principal who;
+        who.kind = auth::TokenKind::kUser;
+        who.user_id = target->id;
+        who.username = target->username;
+        who.display_name = target->display_name;
+        who.admin = deps_.auth->IsAdmin(target->username);
+        const auth::RoomRights rights =
+            auth::Evaluate(view->room, *member, who);
+        response->set_allowed(rights.read);
+        if (member->has_value()) {
+          response->set_role((*member)->role);
+          response->set_reason("member");
+        } else if (view->room.visibility == store::Visibility::kPublic) {
+          response->set_reason("public room");
+        } else if (rights.read) {
+          response->set_reason("admin");
+        } else {
+          response->set_reason("not a member");
+        }
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* RoomService::CreateRoomToken(
     grpc::CallbackServerContext* context,
     const parley::v1::CreateRoomTokenRequest* request,
     parley::v1::RoomToken* response) {
-  if (absl::Status s = CheckStrings(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  if (request->room().empty()) {
-    return FinishNow(context,
-                     InvalidInput("ROOM_REQUIRED", "room", "room is required"));
-  }
-  if (absl::Status s = ValidateTokenName(request->name()); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<store::Room> room = LookupRoom(deps_, request->room());
-  if (!room.ok()) return FinishNow(context, room.status());
-  switch (room->visibility) {
-    case store::Visibility::kPublic:
-      break;
-    case store::Visibility::kPrivate:
-      if (!PasswordOpens(deps_, *room, request->secret())) {
-        return FinishNow(context,
-                         WithReason(absl::PermissionDeniedError(
-                                        "wrong or missing room secret"),
-                                    "WRONG_SECRET", "secret"));
-      }
-      break;
-    case store::Visibility::kHidden:
-      if (!PasswordOpens(deps_, *room, request->secret())) {
-        return FinishNow(context, RoomNotFound(request->room()));
-      }
-      break;
-  }
-  absl::Time expire_time;
-  absl::StatusOr<std::string> token =
-      deps_.auth->IssueRoomToken(room->id, request->name(), &expire_time);
-  if (!token.ok()) return FinishNow(context, token.status());
-  response->set_status(true);
-  response->set_name(request->name());
-  response->set_room_id(room->id);
-  response->set_token(*std::move(token));
-  ToTimestamp(expire_time, response->mutable_expire_time());
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      request->secret().empty() ? deps_.reads : deps_.hashing, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        if (absl::Status s = CheckStrings(*request); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        if (request->room().empty()) {
+          return FinishWith(
+              reactor, context,
+              InvalidInput("ROOM_REQUIRED", "room", "room is required"));
+        }
+        if (absl::Status s = ValidateTokenName(request->name()); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        absl::StatusOr<store::Room> room = LookupRoom(deps_, request->room());
+        if (!room.ok()) return FinishWith(reactor, context, room.status());
+        switch (room->visibility) {
+          case store::Visibility::kPublic:
+            break;
+          case store::Visibility::kPrivate:
+            if (!PasswordOpens(deps_, *room, request->secret())) {
+              return FinishWith(reactor, context,
+                                WithReason(absl::PermissionDeniedError(
+                                               "wrong or missing room secret"),
+                                           "WRONG_SECRET", "secret"));
+            }
+            break;
+          case store::Visibility::kHidden:
+            if (!PasswordOpens(deps_, *room, request->secret())) {
+              return FinishWith(reactor, context,
+                                RoomNotFound(request->room()));
+            }
+            break;
+        }
+        absl::Time expire_time;
+        absl::StatusOr<std::string> token =
+            deps_.auth->IssueRoomToken(room->id, request->name(), &expire_time);
+        if (!token.ok()) return FinishWith(reactor, context, token.status());
+        response->set_status(true);
+        response->set_name(request->name());
+        response->set_room_id(room->id);
+        response->set_token(*std::move(token));
+        ToTimestamp(expire_time, response->mutable_expire_time());
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 grpc::ServerUnaryReactor* RoomService::RenewRoomToken(
     grpc::CallbackServerContext* context,
     const parley::v1::RenewRoomTokenRequest* request,
     parley::v1::RoomToken* response) {
-  if (absl::Status s = CheckStrings(*request); !s.ok()) {
-    return FinishNow(context, s);
-  }
-  absl::StatusOr<auth::Principal> principal = Authenticate(deps_, context);
-  if (!principal.ok()) return FinishNow(context, principal.status());
-  if (principal->kind != auth::TokenKind::kRoom) {
-    return FinishNow(context,
-                     WithReason(absl::PermissionDeniedError(
-                                    "renewing a room token needs a room "
-                                    "token"),
-                                "ROOM_TOKEN_REQUIRED"));
-  }
-  const std::string& named =
-      request->room().empty() ? principal->room_id : request->room();
-  absl::StatusOr<store::Room> room = LookupRoom(deps_, named);
-  if (!room.ok()) return FinishNow(context, room.status());
-  if (room->id != principal->room_id) {
-    // Another room: a hidden one stays unseen.
-    if (room->visibility == store::Visibility::kHidden) {
-      return FinishNow(context, RoomNotFound(named));
-    }
-    return FinishNow(context,
-                     WithReason(absl::PermissionDeniedError(
-                                    "the token is for another room"),
-                                "ROOM_TOKEN_MISMATCH", "room"));
-  }
-  absl::Time expire_time;
-  absl::StatusOr<std::string> token = deps_.auth->IssueRoomToken(
-      room->id, principal->display_name, &expire_time);
-  if (!token.ok()) return FinishNow(context, token.status());
-  response->set_status(true);
-  response->set_name(principal->display_name);
-  response->set_room_id(room->id);
-  response->set_token(*std::move(token));
-  ToTimestamp(expire_time, response->mutable_expire_time());
-  return FinishNow(context, absl::OkStatus());
+  return RunOn(
+      deps_.reads, context,
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+        if (absl::Status s = CheckStrings(*request); !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
+        absl::StatusOr<auth::Principal> principal =
+            Authenticate(deps_, context);
+        if (!principal.ok()) {
+          return FinishWith(reactor, context, principal.status());
+        }
+        if (principal->kind != auth::TokenKind::kRoom) {
+          return FinishWith(reactor, context,
+                            WithReason(absl::PermissionDeniedError(
+                                           "renewing a room token needs a room "
+                                           "token"),
+                                       "ROOM_TOKEN_REQUIRED"));
+        }
+        const std::string& named =
+            request->room().empty() ? principal->room_id : request->room();
+        absl::StatusOr<store::Room> room = LookupRoom(deps_, named);
+        if (!room.ok()) return FinishWith(reactor, context, room.status());
+        if (room->id != principal->room_id) {
+          // Another room: a hidden one stays unseen.
+          if (room->visibility == store::Visibility::kHidden) {
+            return FinishWith(reactor, context, RoomNotFound(named));
+          }
+          return FinishWith(reactor, context,
+                            WithReason(absl::PermissionDeniedError(
+                                           "the token is for another room"),
+                                       "ROOM_TOKEN_MISMATCH", "room"));
+        }
+        absl::Time expire_time;
+        absl::StatusOr<std::string> token = deps_.auth->IssueRoomToken(
+            room->id, principal->display_name, &expire_time);
+        if (!token.ok()) return FinishWith(reactor, context, token.status());
+        response->set_status(true);
+        response->set_name(principal->display_name);
+        response->set_room_id(room->id);
+        response->set_token(*std::move(token));
+        ToTimestamp(expire_time, response->mutable_expire_time());
+        FinishWith(reactor, context, absl::OkStatus());
+      });
 }
 
 }  // namespace parley::api

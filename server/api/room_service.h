@@ -2,10 +2,12 @@
 // proto/parley/v1/rooms.proto for the contract; auth/access.h for who may
 // do what).
 //
-// Reads run inline on the gRPC thread; every write goes through the store's
-// group-committed writer and the call finishes from the write's completion
-// (on the writer thread), after the hub was told (member events published,
-// subscriptions closed, a deleted room's log dropped). Rooms in responses
+// Reads run on the store-read pool, and calls that hash or check a room
+// password on the hashing pool (see RunOn), never on a gRPC thread; every
+// write goes through the store's group-committed writer and the call
+// finishes from the write's completion (on the writer thread), after the
+// hub was told (member events published, subscriptions closed, a deleted
+// room's log dropped). Rooms in responses
 // never carry their password hash, only `password_protected`.
 //
 // Decisions beyond the proto comments:

@@ -213,6 +213,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   } else {
     server->store_ = *std::move(opened);
   }
+  if (options.wrap_store) {
+    server->store_ = options.wrap_store(std::move(server->store_));
+  }
   // The hub continues every log's numbering from the store; fail now rather
   // than start with a store that cannot be read.
   if (absl::StatusOr<uint64_t> last =
@@ -232,6 +235,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   if (absl::Status s = server->auth_->LoadRevoked(); !s.ok()) return s;
   server->passwords_ = std::make_unique<auth::PasswordHasher>(options.password);
   server->scheduler_ = std::make_unique<Scheduler>();
+  server->hashing_ = std::make_unique<WorkerPool>("password hashing",
+                                                  options.password_hashing);
+  server->reads_ =
+      std::make_unique<WorkerPool>("store reads", options.store_reads);
   chat::HubOptions hub_options = options.hub;
   hub_options.encoder = &EncodeStreamEvent;
   if (options.bus == ServerOptions::BusKind::kRedis) {
@@ -255,6 +262,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.auth = server->auth_.get();
   deps.passwords = server->passwords_.get();
   deps.scheduler = server->scheduler_.get();
+  deps.hashing = server->hashing_.get();
+  deps.reads = server->reads_.get();
   deps.read = options.read;
   server->call_stats_ =
       std::make_unique<CallStats>(Clock::Real(), options.stats_window);
@@ -335,6 +344,10 @@ void Server::Shutdown() {
         absl::ToChronoTime(absl::Now() + options_.shutdown_grace));
     grpc_server_->Wait();
   }
+  // Every call has finished, so the pools hold no work; they stop before
+  // the store their tasks read closes.
+  hashing_.reset();
+  reads_.reset();
   // Everything acknowledged is committed already; this commits what is still
   // queued (whose callers were cancelled) and stops the writer.
   if (store_ != nullptr) store_->Close();

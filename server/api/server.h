@@ -5,6 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "server/api/idempotency.h"
 #include "server/common/clock.h"
 #include "server/common/scheduler.h"
+#include "server/common/worker_pool.h"
 #include "server/store/cached_store.h"
 #include "server/store/postgres_store.h"
 #include "server/store/store.h"
@@ -54,6 +56,15 @@ struct ServerOptions {
   absl::Duration token_clock_skew = absl::Minutes(1);
   std::vector<std::string> admin_users;
   auth::PasswordOptions password;
+  // The worker pools that run what may block, off gRPC's threads (see
+  // docs/security.md): argon2id hashing and verifying (sign-up, sign-in,
+  // password changes, room passwords), and the calls' store reads.
+  WorkerPoolOptions password_hashing{/*threads=*/1, /*queue_limit=*/32};
+  WorkerPoolOptions store_reads{/*threads=*/8, /*queue_limit=*/4096};
+  // For tests: wraps the store the services use (the cache included), e.g.
+  // to hold a read until the test lets it go. Null: none.
+  std::function<std::unique_ptr<store::Store>(std::unique_ptr<store::Store>)>
+      wrap_store;
   chat::HubOptions hub;
   // The bus to the other servers on the same database: none (this server
   // alone: in-process fan-out, the default) or Redis.
@@ -101,6 +112,9 @@ class Server {
   std::unique_ptr<auth::Authenticator> auth_;
   std::unique_ptr<auth::PasswordHasher> passwords_;
   std::unique_ptr<Scheduler> scheduler_;
+  // Run calls' blocking work; stopped once gRPC has finished every call.
+  std::unique_ptr<WorkerPool> hashing_;
+  std::unique_ptr<WorkerPool> reads_;
   // Outlives the hub, which publishes on it until its last dispatch.
   std::unique_ptr<bus::RedisBus> bus_;
   // The lobby's sessions with the Redis bus; stopped in Shutdown, before
