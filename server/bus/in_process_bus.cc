@@ -21,7 +21,11 @@ class InProcessNetwork::Endpoint : public Bus {
   }
 
   // Before the hub's first Subscribe, which orders it before every call.
-  void SetListener(Listener* listener) override { listener_ = listener; }
+  // Not from a listener's call (the network's tasks hold endpoints_mu_).
+  void SetListener(Listener* listener) override {
+    MutexLock lock(&network_->endpoints_mu_);
+    listener_ = listener;
+  }
 
   void Publish(const model::Event& event) override {
     // Encoded and decoded, as a broker would carry it.
@@ -33,7 +37,7 @@ class InProcessNetwork::Endpoint : public Bus {
         absl::StatusOr<std::shared_ptr<model::Event>> decoded =
             DecodeEvent(bytes);
         if (!decoded.ok()) return;
-        if (e->logs_.contains((*decoded)->log)) {
+        if (e->listener_ != nullptr && e->logs_.contains((*decoded)->log)) {
           e->listener_->OnEvent(*std::move(decoded));
         }
       }
@@ -55,7 +59,7 @@ class InProcessNetwork::Endpoint : public Bus {
     std::string name(log);
     network_->Post(/*publish=*/false, [this, name] {
       logs_.insert(name);
-      listener_->OnSubscribed(name);
+      if (listener_ != nullptr) listener_->OnSubscribed(name);
     });
   }
 
@@ -66,8 +70,9 @@ class InProcessNetwork::Endpoint : public Bus {
 
   // On the network's thread.
   void Reconnected() {
+    if (listener_ == nullptr) return;
     for (const std::string& log : logs_) listener_->OnSubscribed(log);
-    if (listener_ != nullptr) listener_->OnReconnected();
+    listener_->OnReconnected();
   }
 
  private:

@@ -192,6 +192,8 @@ void Hub::RunDispatcher(Dispatcher* d) {
 }
 
 Hub::~Hub() {
+  // Once this returns the bus calls nothing here.
+  if (options_.bus != nullptr) options_.bus->SetListener(nullptr);
   for (auto& d : dispatchers_) {
     MutexLock lock(&d->mu);
     d->stop = true;
