@@ -62,6 +62,10 @@ absl::Status ClosedStatus(CloseReason reason) {
     case CloseReason::kUserGone:
       return WithReason(absl::UnauthenticatedError("the user was deleted"),
                         "USER_GONE");
+    case CloseReason::kSignedOut:
+      return WithReason(
+          absl::UnauthenticatedError("the token was revoked (signed out)"),
+          "TOKEN_REVOKED");
   }
   return absl::OkStatus();
 }
@@ -100,6 +104,7 @@ absl::StatusOr<StreamTarget> SignedInTarget(
     absl::StatusOr<auth::Principal> who = SignedInUser(deps, ctx, request);
     if (!who.ok()) return who.status();
     target.subscriber.user_id = who->user_id;
+    target.subscriber.token_id = who->claims.jti;
     target.log = model::InboxLog(who->user_id);
     return target;
   }
@@ -108,6 +113,7 @@ absl::StatusOr<StreamTarget> SignedInTarget(
   if (!call.ok()) return call.status();
   target.log = call->view.room.id;
   target.subscriber.user_id = call->who.user_id;
+  target.subscriber.token_id = call->who.claims.jti;
   target.subscriber.name = call->who.display_name;
   target.subscriber.room = call->view.room.name;
   return target;

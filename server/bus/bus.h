@@ -28,6 +28,7 @@ struct Notice {
     kInvalidateDirectory = 5,  // users, rooms or memberships changed
     kRevokeToken = 6,          // token `token_id` was revoked
     kEndSession = 7,  // the readers of lobby session `user_id` (its id)
+    kCloseToken = 8,  // the streams opened with token `token_id`
   };
   Op op = Op::kClose;
   std::string log;

@@ -35,6 +35,7 @@ enum class CloseReason {
   kRemoved,   // the reader's user lost access to the room (removed member)
   kDeleted,   // the room was deleted
   kUserGone,  // the reader's user was deleted
+  kSignedOut,  // the reader's token was revoked
 };
 
 // Someone waiting on a channel. The channel holds a shared_ptr to it while it

@@ -636,6 +636,15 @@ void Hub::CloseUserSubscriptions(absl::string_view user_id,
   Close(notice, /*from_bus=*/false);
 }
 
+void Hub::CloseTokenSubscriptions(absl::string_view token_id) {
+  if (token_id.empty()) return;
+  bus::Notice notice;
+  notice.op = bus::Notice::Op::kCloseToken;
+  notice.token_id = std::string(token_id);
+  notice.reason = static_cast<int>(CloseReason::kSignedOut);
+  Close(notice, /*from_bus=*/false);
+}
+
 void Hub::DropLog(absl::string_view log_id) {
   bus::Notice notice;
   notice.op = bus::Notice::Op::kDropLog;
@@ -714,6 +723,14 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
       return;
     }
+    case bus::Notice::Op::kCloseToken:
+      if (notice.token_id.empty()) return;
+      for (const std::shared_ptr<Log>& log : AllLogs()) {
+        CloseWhere(
+            log, [&](const Sub& s) { return s.who.token_id == notice.token_id; },
+            reason);
+      }
+      return;
     case bus::Notice::Op::kEndSession:
       CloseWhere(
           lobby_,

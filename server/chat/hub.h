@@ -98,9 +98,10 @@ std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
 // Who holds a subscription; used for presence events and for closing the
 // subscriptions of one user.
 struct Subscriber {
-  std::string user_id;  // empty for room-token holders
-  std::string name;     // shown in presence events; empty: none sent
-  std::string room;     // the room's name, for presence events
+  std::string user_id;   // empty for room-token holders
+  std::string name;      // shown in presence events; empty: none sent
+  std::string room;      // the room's name, for presence events
+  std::string token_id;  // the token's id (jti), to end at its sign-out
 };
 
 // A registered channel on a log. Events with sequence numbers above
@@ -232,6 +233,9 @@ class Hub : private bus::Bus::Listener {
                                 CloseReason reason);
   // Closes every subscription of `user_id` on every log, with `reason`.
   void CloseUserSubscriptions(absl::string_view user_id, CloseReason reason);
+  // Closes every subscription opened with token `token_id`, on every log,
+  // with kSignedOut.
+  void CloseTokenSubscriptions(absl::string_view token_id);
   // Closes every subscription of `log` with kDeleted and refuses further
   // publishing to it (NOT_FOUND). The log stays known, marked dropped, so a
   // late publish cannot start it afresh.

@@ -79,7 +79,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
       sessions_.emplace(std::string(id), channel);
       // The session's channel gets everything after what was delivered so
       // far, so its own join event included.
-      lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), ""},
+      lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), "", ""},
                                  lobby_->delivered, clock_->Now()});
       PublishLocked(
           lobby_, std::move(joined),
@@ -409,7 +409,7 @@ void Hub::AttachSharedSession(const std::string& id, uint64_t cursor,
   {
     MutexLock lock(&lobby_->mu);
     if (!shutdown_.load()) {
-      Sub sub{channel, Subscriber{"", id, ""}, through, clock_->Now()};
+      Sub sub{channel, Subscriber{"", id, "", ""}, through, clock_->Now()};
       sub.session = true;
       lobby_->subs.push_back(std::move(sub));
       registered = true;

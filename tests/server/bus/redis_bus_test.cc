@@ -148,7 +148,7 @@ TEST_F(RedisBusTest, WhenRedisDiesAndComesBackNothingIsLostOrReordered) {
 }
 
 TEST_F(RedisBusTest, ASignOutOnOneServerClosesTheUsersStreamsOnAnother) {
-  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{"u-ann", "", ""});
+  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{"u-ann", "", "", ""});
   ASSERT_TRUE(sub.ok()) << sub.status();
   auto collector = std::make_shared<chat::ChannelCollector>();
   sub->channel->Attach(collector);

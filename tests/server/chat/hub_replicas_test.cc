@@ -29,10 +29,11 @@ struct Reader {
 };
 
 Reader Subscribe(Hub& hub, absl::string_view log,
-                 absl::string_view user_id = "") {
+                 absl::string_view user_id = "",
+                 absl::string_view token_id = "") {
   Reader r;
-  absl::StatusOr<Subscription> s =
-      hub.Subscribe(log, Subscriber{std::string(user_id), "", ""});
+  absl::StatusOr<Subscription> s = hub.Subscribe(
+      log, Subscriber{std::string(user_id), "", "", std::string(token_id)});
   EXPECT_TRUE(s.ok()) << s.status();
   if (s.ok()) {
     r.subscription = *s;
@@ -227,6 +228,21 @@ TEST_F(HubReplicasTest, AReplicaHearsARoomOnlyWhileItHasReaders) {
   EXPECT_THAT(again.collector->WaitFor(*again.subscription.channel,
                                        expected.size()),
               ElementsAreArray(expected));
+}
+
+TEST_F(HubReplicasTest, ASignOutEndsTheStreamsOfThatTokenOnEveryReplica) {
+  Reader phone = Subscribe(b_, kRoom, "u-ann", "token-phone");
+  Reader inbox = Subscribe(c_, "dm:u-ann", "u-ann", "token-phone");
+  Reader laptop = Subscribe(c_, kRoom, "u-ann", "token-laptop");
+  a_.CloseTokenSubscriptions("token-phone");
+  EXPECT_EQ(phone.collector->WaitClosed(*phone.subscription.channel),
+            CloseReason::kSignedOut);
+  EXPECT_EQ(inbox.collector->WaitClosed(*inbox.subscription.channel),
+            CloseReason::kSignedOut);
+  // Her other token's stream carries on.
+  ASSERT_TRUE(Post(a_, kRoom, "after").ok());
+  EXPECT_THAT(laptop.collector->WaitFor(*laptop.subscription.channel, 1),
+              ElementsAreArray(OneTo(1)));
 }
 
 TEST_F(HubReplicasTest, ClosingStreamsOnOneReplicaClosesThemOnAll) {

@@ -384,7 +384,7 @@ TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
   for (int i = 0; i < 3; ++i) {
     ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "old")).ok());
   }
-  auto sub = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", ""});
+  auto sub = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", "", ""});
   ASSERT_TRUE(sub.ok()) << sub.status();
   EXPECT_EQ(sub->live_after, 3u);
   ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "new1")).ok());
@@ -405,10 +405,10 @@ TEST_F(HubTest, ASubscriptionGetsWhatFollowsItsLivePointAndHistoryHasTheRest) {
 
 TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
   auto ann =
-      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby", ""});
   ASSERT_TRUE(ann.ok());
   auto bob =
-      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   ASSERT_TRUE(bob.ok());
   hub_.Unsubscribe(*bob);
   auto seen = ann->channel->Take(100).events;
@@ -426,11 +426,11 @@ TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
   o.presence_max_subscribers = 2;
   Hub hub(o, &store_, &clock_);
   auto ann =
-      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby", ""});
   auto bob =
-      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   auto cat =
-      hub.Subscribe(model::kLobbyId, Subscriber{"u-cat", "Cat", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-cat", "Cat", "lobby", ""});
   ASSERT_TRUE(ann.ok() && bob.ok() && cat.ok());
   auto seen = ann->channel->Take(100).events;
   ASSERT_EQ(seen.size(), 1u);  // Bob's join; Cat came with the room full
@@ -454,11 +454,11 @@ std::vector<std::string> Seen(const absl::StatusOr<Subscription>& sub) {
 
 TEST_F(HubTest, PresenceIsPerUserNotPerStream) {
   auto ann =
-      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby", ""});
   auto bob1 =
-      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   auto bob2 =
-      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   ASSERT_TRUE(ann.ok() && bob1.ok() && bob2.ok());
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});  // one join
   hub_.Unsubscribe(*bob1);
@@ -483,9 +483,9 @@ class GraceHubTest : public HubTest {
   }
   Hub hub{GraceOptions(), &store_, &clock_};
   absl::StatusOr<Subscription> ann =
-      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-ann", "Ann", "lobby", ""});
   absl::StatusOr<Subscription> bob =
-      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+      hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
 };
 
 TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
@@ -497,7 +497,7 @@ TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
   bool truncated = false;
   EXPECT_EQ(hub.ListPresent(model::kLobbyId, 10, &truncated).size(), 2u)
       << "Bob is not gone until his leave is announced";
-  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   ASSERT_TRUE(bob.ok());
   clock_.Advance(absl::Seconds(10));
   EXPECT_EQ(hub.AnnounceLeaves(), 0);
@@ -515,7 +515,7 @@ TEST_F(GraceHubTest, AReconnectWithinTheGraceAnnouncesNothing) {
   EXPECT_EQ(hub.AnnounceLeaves(), 0) << "announced once";
 
   // Back after the leave: a join again.
-  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby"});
+  bob = hub.Subscribe(model::kLobbyId, Subscriber{"u-bob", "Bob", "lobby", ""});
   ASSERT_TRUE(bob.ok());
   EXPECT_EQ(Seen(ann), std::vector<std::string>{"join Bob"});
 }
@@ -541,8 +541,8 @@ TEST_F(HubTest, InboxesCarryNoPresence) {
   });
   created.WaitForNotification();
   const std::string inbox = model::InboxLog("u-ann");
-  auto a = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
-  auto b = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", ""});
+  auto a = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", "", ""});
+  auto b = hub_.Subscribe(inbox, Subscriber{"u-ann", "Ann", "", ""});
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->channel->Size(), 0u);
   auto dm = RoomMessage(inbox, "psst");
@@ -553,8 +553,8 @@ TEST_F(HubTest, InboxesCarryNoPresence) {
 }
 
 TEST_F(HubTest, ClosingOneUsersSubscriptionsLeavesTheOthersOpen) {
-  auto ann = hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "", ""});
-  auto bob = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", ""});
+  auto ann = hub_.Subscribe(model::kLobbyId, Subscriber{"u-ann", "", "", ""});
+  auto bob = hub_.Subscribe(model::kLobbyId, Subscriber{"u-bob", "", "", ""});
   ASSERT_TRUE(ann.ok() && bob.ok());
   auto reader = std::make_shared<RecordingReader>();
   bob->channel->Attach(reader);
@@ -568,7 +568,7 @@ TEST_F(HubTest, ClosingOneUsersSubscriptionsLeavesTheOthersOpen) {
 
 TEST_F(HubTest, ADroppedLogClosesItsStreamsAndRefusesPublishing) {
   const std::string log = model::InboxLog("u-gone");
-  auto sub = hub_.Subscribe(log, Subscriber{"u-gone", "", ""});
+  auto sub = hub_.Subscribe(log, Subscriber{"u-gone", "", "", ""});
   ASSERT_TRUE(sub.ok());
   hub_.DropLog(log);
   EXPECT_EQ(sub->channel->Take(10).closed, CloseReason::kDeleted);
