@@ -32,6 +32,7 @@ var clusterTests = []struct {
 	{"RedisKilledUnderLoadDelaysButNeverMisorders", testRedisKilledUnderLoad},
 	{"PostgreSQLStoppedFailsWritesFastAndKeepsStreams", testPostgresStopped},
 	{"RevocationClosesStreamsOnEveryReplicaWithinASecond", testRevocationAcrossReplicas},
+	{"TheLobbySpansReplicas", testLobbyAcrossReplicas},
 }
 
 func TestCluster(t *testing.T) {
