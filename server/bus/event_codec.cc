@@ -28,6 +28,9 @@ std::string EncodeEvent(const model::Event& e) {
   m.set_target_sequence(e.target_sequence);
   m.set_purge_through(e.purge_through);
   m.set_deleted(e.deleted);
+  if (e.kind == model::EventKind::kTyping) {
+    m.set_typing_expire_us(absl::ToUnixMicros(e.typing_expire));
+  }
   return m.SerializeAsString();
 }
 
@@ -37,8 +40,14 @@ absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view byte
     return absl::InvalidArgumentError("the bus carried bytes that are not "
                                       "an event");
   }
-  const std::optional<model::EventKind> kind = store::KindFromCode(m.kind());
-  if (!kind.has_value() || m.log().empty() || m.sequence() == 0) {
+  // Typing notices are live only: never stored, so no store code and no
+  // sequence number; every other event has both.
+  const bool typing =
+      m.kind() == store::KindCode(model::EventKind::kTyping);
+  const std::optional<model::EventKind> kind =
+      typing ? model::EventKind::kTyping : store::KindFromCode(m.kind());
+  if (!kind.has_value() || m.log().empty() ||
+      (m.sequence() == 0) != typing) {
     return absl::InvalidArgumentError(
         "the bus carried an event without a known kind, log or sequence");
   }
@@ -58,6 +67,7 @@ absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view byte
   e->target_id = m.target_id();
   e->target_sequence = m.target_sequence();
   e->purge_through = m.purge_through();
+  if (typing) e->typing_expire = absl::FromUnixMicros(m.typing_expire_us());
   e->deleted = m.deleted();
   return e;
 }

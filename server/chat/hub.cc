@@ -288,6 +288,12 @@ void Hub::SyncBusLocked(Log* log) {
 
 void Hub::OnEvent(std::shared_ptr<model::Event> event) {
   const std::string id = event->log;
+  if (event->sequence == 0) {
+    Dispatch(id, [this, event = std::move(event)]() mutable {
+      PushLiveHere(std::move(event));
+    });
+    return;
+  }
   Dispatch(id, [this, event = std::move(event)]() mutable {
     std::shared_ptr<Log> log = FindLog(event->log);
     if (log == nullptr) return;
@@ -466,9 +472,18 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
 }
 
 void Hub::PushLive(std::shared_ptr<model::Event> event) {
+  event->sequence = 0;
+  if (options_.bus != nullptr) {
+    // Every replica's readers get it from the bus, this one's included.
+    options_.bus->Publish(*event);
+    return;
+  }
+  PushLiveHere(std::move(event));
+}
+
+void Hub::PushLiveHere(std::shared_ptr<model::Event> event) {
   std::shared_ptr<Log> log = FindLog(event->log);
   if (log == nullptr) return;
-  event->sequence = 0;
   if (options_.encoder) event->wire = options_.encoder(*event);
   Wakeups wake;
   {

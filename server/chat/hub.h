@@ -216,8 +216,9 @@ class Hub : private bus::Bus::Listener {
   // Returns how many. Call it periodically when the grace is not zero.
   int AnnounceLeaves();
   // Pushes `event` (sequence 0, never stored; e.g. a typing notice) to the
-  // current subscribers of event->log. Nothing happens when nobody is
-  // subscribed. Does not read the store.
+  // current subscribers of event->log, on every replica of the bus (over
+  // it, this one's too). Nothing happens when nobody is subscribed. Does
+  // not read the store.
   void PushLive(std::shared_ptr<model::Event> event);
 
   // The closes below happen on every replica of the bus (within the bus's
@@ -290,6 +291,8 @@ class Hub : private bus::Bus::Listener {
   using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
   static absl::Status ShuttingDown();
+  // PushLive to this hub's subscribers only.
+  void PushLiveHere(std::shared_ptr<model::Event> event);
   // The state of `log` if it was used since start, else null; and all.
   std::shared_ptr<Log> FindLog(absl::string_view log);
   std::vector<std::shared_ptr<Log>> AllLogs();

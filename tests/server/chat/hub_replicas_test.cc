@@ -230,6 +230,23 @@ TEST_F(HubReplicasTest, AReplicaHearsARoomOnlyWhileItHasReaders) {
               ElementsAreArray(expected));
 }
 
+TEST_F(HubReplicasTest, ATypingNoticeReachesReadersOnEveryReplicaOnce) {
+  Reader on_a = Subscribe(a_, kRoom);
+  Reader on_b = Subscribe(b_, kRoom);
+  network_.Flush();  // both subscribed on the bus
+  auto typing = NewEvent(model::EventKind::kTyping, kRoom);
+  typing->sender = "Ann";
+  typing->typing_expire = clock_.Now() + absl::Seconds(5);
+  a_.PushLive(typing);
+  network_.Flush();
+  // A message after it: each reader has the notice, once, before it.
+  ASSERT_TRUE(Post(a_, kRoom, "after").ok());
+  for (Reader* r : {&on_a, &on_b}) {
+    EXPECT_THAT(r->collector->WaitFor(*r->subscription.channel, 2),
+                ElementsAreArray(std::vector<uint64_t>{0, 1}));
+  }
+}
+
 TEST_F(HubReplicasTest, ASignOutEndsTheStreamsOfThatTokenOnEveryReplica) {
   Reader phone = Subscribe(b_, kRoom, "u-ann", "token-phone");
   Reader inbox = Subscribe(c_, "dm:u-ann", "u-ann", "token-phone");
