@@ -46,7 +46,8 @@ class Bus {
    public:
     virtual ~Listener() = default;
     // An event committed by any replica (this one included) to a log it
-    // subscribed to.
+    // subscribed to, or a live event (sequence 0, e.g. typing) published
+    // by another replica: a replica delivers its own live events itself.
     virtual void OnEvent(std::shared_ptr<model::Event> event) = 0;
     // From now on every event published to `log` is heard; what was
     // published before (while the bus was away, or before the log was

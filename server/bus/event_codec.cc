@@ -10,7 +10,7 @@
 
 namespace parley::bus {
 
-std::string EncodeEvent(const model::Event& e) {
+std::string EncodeEvent(const model::Event& e, absl::string_view origin) {
   internal::BusEvent m;
   m.set_kind(static_cast<int32_t>(store::KindCode(e.kind)));
   m.set_log(e.log);
@@ -28,26 +28,32 @@ std::string EncodeEvent(const model::Event& e) {
   m.set_target_sequence(e.target_sequence);
   m.set_purge_through(e.purge_through);
   m.set_deleted(e.deleted);
+  m.set_origin(std::string(origin));
   if (e.kind == model::EventKind::kTyping) {
     m.set_typing_expire_us(absl::ToUnixMicros(e.typing_expire));
   }
   return m.SerializeAsString();
 }
 
-absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view bytes) {
+absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(
+    absl::string_view bytes, std::string* origin) {
   internal::BusEvent m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
     return absl::InvalidArgumentError("the bus carried bytes that are not "
                                       "an event");
   }
   // Typing notices are live only: never stored, so no store code and no
-  // sequence number; every other event has both.
+  // sequence number. Joins and leaves may be live too (presence); every
+  // other event has a sequence number.
   const bool typing =
       m.kind() == store::KindCode(model::EventKind::kTyping);
   const std::optional<model::EventKind> kind =
       typing ? model::EventKind::kTyping : store::KindFromCode(m.kind());
-  if (!kind.has_value() || m.log().empty() ||
-      (m.sequence() == 0) != typing) {
+  const bool live = m.sequence() == 0;
+  const bool may_be_live = typing || kind == model::EventKind::kJoin ||
+                           kind == model::EventKind::kLeave;
+  if (!kind.has_value() || m.log().empty() || (typing && !live) ||
+      (live && !may_be_live)) {
     return absl::InvalidArgumentError(
         "the bus carried an event without a known kind, log or sequence");
   }
@@ -68,6 +74,7 @@ absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view byte
   e->target_sequence = m.target_sequence();
   e->purge_through = m.purge_through();
   if (typing) e->typing_expire = absl::FromUnixMicros(m.typing_expire_us());
+  if (origin != nullptr) *origin = m.origin();
   e->deleted = m.deleted();
   return e;
 }

@@ -13,10 +13,16 @@
 
 namespace parley::bus {
 
-std::string EncodeEvent(const model::Event& event);
+// `origin` names the publishing replica (see Bus: live events do not come
+// back to it).
+std::string EncodeEvent(const model::Event& event,
+                        absl::string_view origin = "");
 // INVALID_ARGUMENT for bytes that are not an event of a known kind with a
-// log and a sequence number.
-absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(absl::string_view bytes);
+// log and a sequence number (0 for a live event: a typing notice, always,
+// or a join or leave of presence).
+// `origin`, when given, gets the publisher's name.
+absl::StatusOr<std::shared_ptr<model::Event>> DecodeEvent(
+    absl::string_view bytes, std::string* origin = nullptr);
 
 std::string EncodeNotice(const Notice& notice);
 // INVALID_ARGUMENT for bytes that are not a notice of a known kind.

@@ -1,5 +1,9 @@
 #include "server/bus/in_process_bus.h"
 
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+
 #include <algorithm>
 #include <utility>
 
@@ -29,14 +33,16 @@ class InProcessNetwork::Endpoint : public Bus {
 
   void Publish(const model::Event& event) override {
     // Encoded and decoded, as a broker would carry it.
-    std::string bytes = EncodeEvent(event);
+    std::string bytes = EncodeEvent(event, Origin());
     InProcessNetwork* network = network_;
     network_->Post(/*publish=*/true, [network, bytes = std::move(bytes)] {
       for (Endpoint* e : network->endpoints_) {
         // Each replica gets its own copy, as from a broker.
+        std::string origin;
         absl::StatusOr<std::shared_ptr<model::Event>> decoded =
-            DecodeEvent(bytes);
+            DecodeEvent(bytes, &origin);
         if (!decoded.ok()) return;
+        if ((*decoded)->sequence == 0 && origin == e->Origin()) continue;
         if (e->listener_ != nullptr && e->logs_.contains((*decoded)->log)) {
           e->listener_->OnEvent(*std::move(decoded));
         }
@@ -66,6 +72,10 @@ class InProcessNetwork::Endpoint : public Bus {
   void Unsubscribe(absl::string_view log) override {
     std::string name(log);
     network_->Post(/*publish=*/false, [this, name] { logs_.erase(name); });
+  }
+
+  std::string Origin() const {
+    return absl::StrCat(reinterpret_cast<uintptr_t>(this));
   }
 
   // On the network's thread.

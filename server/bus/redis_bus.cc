@@ -16,6 +16,7 @@
 #include "server/bus/event_codec.h"
 #include "server/bus/redis_connection.h"
 #include "server/common/log.h"
+#include "server/common/uuid.h"
 
 namespace parley::bus {
 namespace {
@@ -27,6 +28,7 @@ constexpr absl::Duration kMaxBackoff = absl::Seconds(1);
 
 RedisBus::RedisBus(RedisBusOptions options)
     : options_(std::move(options)),
+      origin_(NewUuid()),
       wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   publisher_ = std::thread([this] { RunPublisher(); });
   subscriber_ = std::thread([this] { RunSubscriber(); });
@@ -57,7 +59,7 @@ RedisBusStats RedisBus::stats() const {
 
 void RedisBus::Publish(const model::Event& event) {
   std::string channel = options_.channel_prefix + event.log;
-  std::string bytes = EncodeEvent(event);
+  std::string bytes = EncodeEvent(event, origin_);
   MutexLock lock(&mu_);
   if (outbox_.size() >= options_.max_queued) {
     ++stats_.dropped;
@@ -254,11 +256,17 @@ void RedisBus::RunSubscriber() {
       } else if (kind == "message" &&
                  reply->element[2]->type == REDIS_REPLY_STRING) {
         if (!logs.contains(log)) continue;
+        std::string origin;
         absl::StatusOr<std::shared_ptr<model::Event>> event = DecodeEvent(
-            absl::string_view(reply->element[2]->str, reply->element[2]->len));
+            absl::string_view(reply->element[2]->str, reply->element[2]->len),
+            &origin);
         {
           MutexLock lock(&mu_);
           ++stats_.received;
+        }
+        // Our own live event: delivered here already.
+        if (event.ok() && (*event)->sequence == 0 && origin == origin_) {
+          continue;
         }
         MutexLock lock(&listener_mu_);
         if (event.ok() && listener_ != nullptr) {

@@ -71,6 +71,8 @@ class RedisBus : public Bus {
   bool Wait(int fd, absl::Duration timeout);
 
   const RedisBusOptions options_;
+  // This bus's name on its events (live ones do not come back to it).
+  const std::string origin_;
   // Held while the listener is called: once SetListener(nullptr) returns,
   // no call is in flight.
   Mutex listener_mu_;

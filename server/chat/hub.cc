@@ -426,6 +426,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
       joined->sender_id = who.user_id;
       joined->time = clock_->Now();
       if (options_.encoder) joined->wire = options_.encoder(*joined);
+      if (options_.bus != nullptr) options_.bus->Publish(*joined);
       PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
     }
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
@@ -473,11 +474,8 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
 
 void Hub::PushLive(std::shared_ptr<model::Event> event) {
   event->sequence = 0;
-  if (options_.bus != nullptr) {
-    // Every replica's readers get it from the bus, this one's included.
-    options_.bus->Publish(*event);
-    return;
-  }
+  // The other replicas' readers get it over the bus.
+  if (options_.bus != nullptr) options_.bus->Publish(*event);
   PushLiveHere(std::move(event));
 }
 
@@ -548,6 +546,7 @@ void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
   left->sender_id = who.user_id;
   left->time = clock_->Now();
   if (options_.encoder) left->wire = options_.encoder(*left);
+  if (options_.bus != nullptr) options_.bus->Publish(*left);
   PushLiveLocked(log, std::move(left), nullptr, wake);
 }
 

@@ -216,9 +216,9 @@ class Hub : private bus::Bus::Listener {
   // Returns how many. Call it periodically when the grace is not zero.
   int AnnounceLeaves();
   // Pushes `event` (sequence 0, never stored; e.g. a typing notice) to the
-  // current subscribers of event->log, on every replica of the bus (over
-  // it, this one's too). Nothing happens when nobody is subscribed. Does
-  // not read the store.
+  // current subscribers of event->log, here and (over the bus) on every
+  // other replica. Nothing happens when nobody is subscribed. Does not read
+  // the store.
   void PushLive(std::shared_ptr<model::Event> event);
 
   // The closes below happen on every replica of the bus (within the bus's
