@@ -40,18 +40,19 @@ grpc::ServerUnaryReactor* PresenceService::ListPresence(
         absl::StatusOr<RoomCall> call =
             ReadableRoom(deps_, context, *request, /*user_token_only=*/false);
         if (!call.ok()) return FinishWith(reactor, context, call.status());
-        bool truncated = false;
-        const std::vector<chat::Present> present = deps_.hub->ListPresent(
+        deps_.hub->ListPresentEverywhere(
             call->view.room.id, deps_.hub->options().presence_max_subscribers,
-            &truncated);
-        for (const chat::Present& p : present) {
-          parley::v1::PresentUser* out = response->add_users();
-          out->set_user_id(p.user_id);
-          out->set_name(p.name);
-          ToTimestamp(p.since, out->mutable_since_time());
-        }
-        response->set_truncated(truncated);
-        FinishWith(reactor, context, absl::OkStatus());
+            [reactor, context, response](std::vector<chat::Present> present,
+                                         bool truncated) {
+              for (const chat::Present& p : present) {
+                parley::v1::PresentUser* out = response->add_users();
+                out->set_user_id(p.user_id);
+                out->set_name(p.name);
+                ToTimestamp(p.since, out->mutable_since_time());
+              }
+              response->set_truncated(truncated);
+              FinishWith(reactor, context, absl::OkStatus());
+            });
       });
 }
 

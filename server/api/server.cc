@@ -51,6 +51,20 @@ void ScheduleLeaves(Scheduler* scheduler, chat::Hub* hub,
   });
 }
 
+// With several servers: how long a server's presence list holds in Redis,
+// and how often each server puts its own again (well within it).
+constexpr absl::Duration kPresenceTtl = absl::Seconds(5);
+constexpr absl::Duration kPresenceShareEvery = absl::Seconds(1);
+
+// Shares this server's presence lists with the others, on the scheduler's
+// thread.
+void SchedulePresence(Scheduler* scheduler, chat::Hub* hub) {
+  scheduler->Schedule(absl::Now() + kPresenceShareEvery, [scheduler, hub] {
+    hub->SharePresence();
+    SchedulePresence(scheduler, hub);
+  });
+}
+
 // Samples the process's CPU time for StatsService's CPU percent.
 // Forgets expired idempotency keys now and then (their lookups already
 // ignore them; this only bounds the table).
@@ -249,6 +263,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     sessions.port = options.redis.port;
     server->sessions_ = std::make_unique<bus::RedisSessionDirectory>(sessions);
     hub_options.sessions = server->sessions_.get();
+    bus::RedisPresenceOptions presence;
+    presence.host = options.redis.host;
+    presence.port = options.redis.port;
+    presence.ttl = kPresenceTtl;
+    server->presence_ = std::make_unique<bus::RedisPresenceDirectory>(presence);
+    hub_options.presence = server->presence_.get();
   }
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
@@ -287,6 +307,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     ScheduleLeaves(server->scheduler_.get(), server->hub_.get(),
                    std::clamp(options.hub.presence_leave_grace / 4,
                               absl::Milliseconds(50), absl::Seconds(1)));
+  }
+  if (server->presence_ != nullptr) {
+    SchedulePresence(server->scheduler_.get(), server->hub_.get());
   }
   ScheduleReaper(server->scheduler_.get(), server->hub_.get(),
                  std::clamp(options.hub.session_idle_timeout / 4,
@@ -353,6 +376,7 @@ void Server::Shutdown() {
   if (store_ != nullptr) store_->Close();
   if (scheduler_ != nullptr) scheduler_.reset();
   sessions_.reset();
+  presence_.reset();
   // Nothing the bus hears reaches the hub from here on.
   if (bus_ != nullptr) bus_->SetListener(nullptr);
 }

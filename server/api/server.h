@@ -18,6 +18,7 @@
 #include "server/auth/password.h"
 #include "server/auth/tokens.h"
 #include "server/bus/redis_bus.h"
+#include "server/bus/redis_presence.h"
 #include "server/bus/redis_sessions.h"
 #include "server/chat/hub.h"
 #include "server/api/idempotency.h"
@@ -120,6 +121,7 @@ class Server {
   // The lobby's sessions with the Redis bus; stopped in Shutdown, before
   // the hub that its last answers call.
   std::unique_ptr<bus::RedisSessionDirectory> sessions_;
+  std::unique_ptr<bus::RedisPresenceDirectory> presence_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<IdempotentSends> sends_;
   // Fed by the interceptor of every call; outlives grpc_server_.

@@ -2,6 +2,8 @@
 
 #include <sys/time.h>
 
+#include <utility>
+
 #include "absl/strings/str_cat.h"
 #include "server/common/log.h"
 
@@ -46,6 +48,77 @@ bool FlushOutput(redisContext* c) {
     if (redisBufferWrite(c, &done) != REDIS_OK) return false;
   }
   return true;
+}
+
+Reply Command(redisContext* c, const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lengths;
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  return Reply(static_cast<redisReply*>(redisCommandArgv(
+      c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
+}
+
+RedisWorker::RedisWorker(Options options)
+    : options_(std::move(options)), thread_([this] { Run(); }) {}
+
+RedisWorker::~RedisWorker() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.SignalAll();
+  }
+  thread_.join();
+}
+
+void RedisWorker::Queue(Call call) {
+  {
+    MutexLock lock(&mu_);
+    if (!stop_ && queue_.size() < options_.max_queued) {
+      queue_.push_back(std::move(call));
+      cv_.Signal();
+      return;
+    }
+  }
+  call(nullptr);
+}
+
+void RedisWorker::Run() {
+  Context c;
+  bool logged = false;
+  absl::Time next_try = absl::InfinitePast();
+  while (true) {
+    Call call;
+    bool stop;
+    {
+      MutexLock lock(&mu_);
+      while (queue_.empty() && !stop_) cv_.Wait();
+      if (queue_.empty()) return;
+      call = std::move(queue_.front());
+      queue_.pop_front();
+      stop = stop_;
+    }
+    if (stop) {
+      call(nullptr);
+      continue;
+    }
+    if (c == nullptr && absl::Now() >= next_try) {
+      c = Connect(options_.name, options_.host, options_.port,
+                  options_.timeout, &logged);
+      if (c != nullptr) {
+        redisSetTimeout(c.get(), absl::ToTimeval(options_.timeout));
+      } else {
+        next_try = absl::Now() + options_.retry_after;
+      }
+    }
+    call(c.get());
+    if (c != nullptr && c->err != 0) {
+      c.reset();
+      next_try = absl::InfinitePast();  // the next call tries once more
+    }
+  }
 }
 
 }  // namespace parley::bus

@@ -59,18 +59,6 @@ absl::Status Unavailable(const redisContext* c) {
       c != nullptr && c->err != 0 ? absl::StrCat(": ", c->errstr) : ""));
 }
 
-// Runs `args`; null (and c->err set) when the connection broke.
-Reply Command(redisContext* c, const std::vector<std::string>& args) {
-  std::vector<const char*> argv;
-  std::vector<size_t> lengths;
-  for (const std::string& a : args) {
-    argv.push_back(a.data());
-    lengths.push_back(a.size());
-  }
-  return Reply(static_cast<redisReply*>(redisCommandArgv(
-      c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-}
-
 std::string Millis(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
 
 // The integer a script answered, or an error.
@@ -87,63 +75,13 @@ absl::StatusOr<long long> Integer(redisContext* c, const Reply& r) {
 }  // namespace
 
 RedisSessionDirectory::RedisSessionDirectory(RedisSessionsOptions options)
-    : options_(std::move(options)), thread_([this] { Run(); }) {}
+    : options_(std::move(options)),
+      worker_(RedisWorker::Options{"redis sessions", options_.host,
+                                   options_.port, options_.timeout,
+                                   options_.retry_after, options_.max_queued}) {}
 
-RedisSessionDirectory::~RedisSessionDirectory() {
-  {
-    MutexLock lock(&mu_);
-    stop_ = true;
-    cv_.SignalAll();
-  }
-  thread_.join();
-}
-
-void RedisSessionDirectory::Queue(Call call) {
-  {
-    MutexLock lock(&mu_);
-    if (!stop_ && queue_.size() < options_.max_queued) {
-      queue_.push_back(std::move(call));
-      cv_.Signal();
-      return;
-    }
-  }
-  call(nullptr);
-}
-
-void RedisSessionDirectory::Run() {
-  Context c;
-  bool logged = false;
-  absl::Time next_try = absl::InfinitePast();
-  while (true) {
-    Call call;
-    bool stop;
-    {
-      MutexLock lock(&mu_);
-      while (queue_.empty() && !stop_) cv_.Wait();
-      if (queue_.empty()) return;
-      call = std::move(queue_.front());
-      queue_.pop_front();
-      stop = stop_;
-    }
-    if (stop) {
-      call(nullptr);
-      continue;
-    }
-    if (c == nullptr && absl::Now() >= next_try) {
-      c = Connect("redis sessions", options_.host, options_.port,
-                  options_.timeout, &logged);
-      if (c != nullptr) {
-        redisSetTimeout(c.get(), absl::ToTimeval(options_.timeout));
-      } else {
-        next_try = absl::Now() + options_.retry_after;
-      }
-    }
-    call(c.get());
-    if (c != nullptr && c->err != 0) {
-      c.reset();
-      next_try = absl::InfinitePast();  // the next call tries once more
-    }
-  }
+void RedisSessionDirectory::Queue(RedisWorker::Call call) {
+  worker_.Queue(std::move(call));
 }
 
 void RedisSessionDirectory::Create(std::string id, absl::Time now, Done done) {

@@ -3,8 +3,8 @@
 // and one sorted set of when each was last active (`active_key`), changed
 // together by Lua scripts, which Redis runs atomically. One connection of
 // its own, on one thread that runs the calls in order; while Redis cannot
-// be reached, calls fail at once with UNAVAILABLE (a connection is tried
-// again at most every `retry_after`). Thread-safe; no call waits for Redis.
+// be reached, calls fail at once with UNAVAILABLE (RedisWorker).
+// Thread-safe; no call waits for Redis.
 #ifndef PARLEY_SERVER_BUS_REDIS_SESSIONS_H_
 #define PARLEY_SERVER_BUS_REDIS_SESSIONS_H_
 
@@ -16,6 +16,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/time/time.h"
+#include "server/bus/redis_connection.h"
 #include "server/bus/session_directory.h"
 #include "server/common/mutex.h"
 
@@ -39,7 +40,7 @@ class RedisSessionDirectory : public SessionDirectory {
  public:
   explicit RedisSessionDirectory(RedisSessionsOptions options);
   // Answers what is still queued with UNAVAILABLE, then stops.
-  ~RedisSessionDirectory() override;
+  ~RedisSessionDirectory() override = default;
   RedisSessionDirectory(const RedisSessionDirectory&) = delete;
   RedisSessionDirectory& operator=(const RedisSessionDirectory&) = delete;
 
@@ -57,17 +58,10 @@ class RedisSessionDirectory : public SessionDirectory {
       override;
 
  private:
-  // Runs on the thread with a connection, or null when Redis is away.
-  using Call = absl::AnyInvocable<void(redisContext*)>;
-  void Queue(Call call);
-  void Run();
+  void Queue(RedisWorker::Call call);
 
   const RedisSessionsOptions options_;
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  std::deque<Call> queue_ ABSL_GUARDED_BY(mu_);
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  RedisWorker worker_;
 };
 
 }  // namespace parley::bus

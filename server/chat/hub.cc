@@ -47,7 +47,7 @@ std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
 }
 
 Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
-    : options_(options), store_(store), clock_(clock) {
+    : options_(options), store_(store), clock_(clock), replica_(NewUuid()) {
   for (size_t i = 0; i < std::max<size_t>(options_.fanout_threads, 1); ++i) {
     auto d = std::make_unique<Dispatcher>();
     d->thread = std::thread([d = d.get()] { RunDispatcher(d); });
@@ -470,6 +470,71 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
     *truncated = true;
   }
   return present;
+}
+
+void Hub::ListPresentEverywhere(
+    absl::string_view log_id, size_t limit,
+    absl::AnyInvocable<void(std::vector<Present>, bool truncated)> done) {
+  bool truncated = false;
+  std::vector<Present> here = ListPresent(log_id, limit, &truncated);
+  if (options_.presence == nullptr) {
+    done(std::move(here), truncated);
+    return;
+  }
+  options_.presence->List(
+      std::string(log_id), replica_, clock_->Now(),
+      [here = std::move(here), limit, truncated, done = std::move(done)](
+          absl::StatusOr<std::vector<bus::PresentEntry>> others) mutable {
+        if (!others.ok()) return done(std::move(here), truncated);
+        // One entry per person, with their earliest `since`.
+        std::map<std::string, Present> by_who;
+        auto add = [&by_who](Present p) {
+          std::string key = p.user_id.empty() ? absl::StrCat("name:", p.name)
+                                              : absl::StrCat("user:", p.user_id);
+          auto [it, added] = by_who.try_emplace(std::move(key), p);
+          if (!added) it->second.since = std::min(it->second.since, p.since);
+        };
+        for (Present& p : here) add(std::move(p));
+        for (bus::PresentEntry& e : *others) {
+          add(Present{std::move(e.user_id), std::move(e.name), e.since});
+        }
+        std::vector<Present> all;
+        all.reserve(by_who.size());
+        for (auto& [key, p] : by_who) all.push_back(std::move(p));
+        std::sort(all.begin(), all.end(), [](const Present& a, const Present& b) {
+          return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
+        });
+        if (all.size() > limit) {
+          all.resize(limit);
+          truncated = true;
+        }
+        done(std::move(all), truncated);
+      });
+}
+
+void Hub::SharePresence() {
+  if (options_.presence == nullptr) return;
+  const absl::Time now = clock_->Now();
+  absl::flat_hash_set<std::string> shared;
+  for (const std::shared_ptr<Log>& log : AllLogs()) {
+    bool truncated;
+    std::vector<Present> here = ListPresent(
+        log->id, options_.presence_max_subscribers, &truncated);
+    if (here.empty()) continue;
+    std::vector<bus::PresentEntry> entries;
+    entries.reserve(here.size());
+    for (Present& p : here) {
+      entries.push_back(
+          bus::PresentEntry{std::move(p.user_id), std::move(p.name), p.since});
+    }
+    options_.presence->Put(replica_, log->id, std::move(entries), now);
+    shared.insert(log->id);
+  }
+  MutexLock lock(&shared_presence_mu_);
+  for (const std::string& log : shared_presence_) {
+    if (!shared.contains(log)) options_.presence->Put(replica_, log, {}, now);
+  }
+  shared_presence_ = std::move(shared);
 }
 
 void Hub::PushLive(std::shared_ptr<model::Event> event) {

@@ -36,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/bus/bus.h"
+#include "server/bus/presence_directory.h"
 #include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
 #include "server/common/clock.h"
@@ -83,6 +84,9 @@ struct HubOptions {
   // may join on one, send on a second and read on a third (see
   // OpenSession). Null: they live in this hub. Must outlive the hub.
   bus::SessionDirectory* sessions = nullptr;
+  // With a bus: who is present where, shared by every replica (see
+  // SharePresence, ListPresentEverywhere). Must outlive the hub.
+  bus::PresenceDirectory* presence = nullptr;
 };
 
 // Called once with the committed and delivered event (or the error) on the
@@ -212,6 +216,18 @@ class Hub : private bus::Bus::Listener {
   // `truncated` tells whether more were.
   std::vector<Present> ListPresent(absl::string_view log, size_t limit,
                                    bool* truncated);
+  // ListPresent across every replica, given to `done` (inline without
+  // HubOptions::presence; else on the directory's thread): this hub's list
+  // now, joined with what the others last shared (SharePresence). When the
+  // directory cannot be reached, this hub's list alone.
+  void ListPresentEverywhere(
+      absl::string_view log, size_t limit,
+      absl::AnyInvocable<void(std::vector<Present>, bool truncated)> done);
+  // Puts this hub's presence lists in HubOptions::presence: every log with
+  // someone present, and an empty list for those that had someone at the
+  // last call. Call it periodically, well within the directory's time to
+  // live.
+  void SharePresence();
   // Sends the leave events whose grace has run out by the clock's now.
   // Returns how many. Call it periodically when the grace is not zero.
   int AnnounceLeaves();
@@ -402,6 +418,13 @@ class Hub : private bus::Bus::Listener {
     std::thread thread;
   };
   std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+
+  // This hub's name among the replicas (presence lists).
+  const std::string replica_;
+  // The logs SharePresence put a non-empty list for last time.
+  Mutex shared_presence_mu_;
+  absl::flat_hash_set<std::string> shared_presence_
+      ABSL_GUARDED_BY(shared_presence_mu_);
 
   // Logs with a leave in its grace. Taken after a Log::mu, never before.
   Mutex leaves_mu_;

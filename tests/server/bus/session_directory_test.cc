@@ -9,6 +9,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/bus/redis_presence.h"
 #include "server/bus/redis_sessions.h"
 #include "server/common/mutex.h"
 #include "tests/server/bus/redis_server.h"
@@ -166,6 +167,37 @@ TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
     again = a.Get();
   } while (absl::IsUnavailable(again) && absl::Now() < deadline);
   EXPECT_TRUE(again.ok()) << again;
+}
+
+// Presence lists in Redis: each replica's own, joined, expiring.
+TEST(RedisPresenceDirectoryTest, ListsJoinOtherReplicasUntilTheyExpire) {
+  RedisServer redis;
+  RedisPresenceOptions o;
+  o.port = redis.port();
+  o.ttl = absl::Seconds(5);
+  RedisPresenceDirectory dir(o);
+  auto names = [&](const std::string& except, absl::Time at) {
+    Answer<absl::StatusOr<std::vector<PresentEntry>>> a;
+    dir.List("room-1", except, at, a.Callback());
+    absl::StatusOr<std::vector<PresentEntry>> listed = a.Get();
+    EXPECT_TRUE(listed.ok()) << listed.status();
+    std::vector<std::string> out;
+    for (const PresentEntry& e : listed.value_or(std::vector<PresentEntry>{})) {
+      out.push_back(e.name);
+      EXPECT_EQ(e.since, kStart);
+    }
+    return out;
+  };
+  dir.Put("r1", "room-1", {{"u-ann", "Ann", kStart}}, kStart);
+  dir.Put("r2", "room-1", {{"u-bob", "Bob", kStart}, {"", "Cat", kStart}},
+          kStart + absl::Seconds(2));
+  EXPECT_THAT(names("r1", kStart), UnorderedElementsAre("Bob", "Cat"));
+  EXPECT_THAT(names("r3", kStart), UnorderedElementsAre("Ann", "Bob", "Cat"));
+  // r1's list has run out; r2's has not.
+  EXPECT_THAT(names("r3", kStart + absl::Seconds(6)),
+              UnorderedElementsAre("Bob", "Cat"));
+  dir.Put("r2", "room-1", {}, kStart);
+  EXPECT_THAT(names("r3", kStart), UnorderedElementsAre("Ann"));
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/bus/in_process_bus.h"
+#include "server/bus/presence_directory.h"
 #include "server/chat/hub.h"
 #include "server/common/mutex.h"
 #include "server/model/ids.h"
@@ -20,6 +21,7 @@
 namespace parley::chat {
 namespace {
 
+using ::testing::ElementsAre;
 using ::testing::ElementsAreArray;
 
 struct Reader {
@@ -116,13 +118,29 @@ class HubReplicasTest : public ::testing::Test {
     o.channel_capacity = 100000;
     o.fanout_threads = 2;
     o.bus = bus;
+    o.presence = &presence_;
     return o;
+  }
+  // Who a replica lists as present on the room, by name.
+  std::vector<std::string> Everywhere(Hub& hub) {
+    std::vector<std::string> names;
+    Notification listed;
+    hub.ListPresentEverywhere(kRoom, 100,
+                              [&](std::vector<Present> present, bool) {
+                                for (const Present& p : present) {
+                                  names.push_back(p.name);
+                                }
+                                listed.Notify();
+                              });
+    listed.WaitForNotification();
+    return names;
   }
 
   const std::string kRoom = "room-1";
   ManualClock clock_;
   FlakyStore store_;
   bus::InProcessNetwork network_;
+  bus::MemoryPresenceDirectory presence_{absl::Seconds(5)};
   std::unique_ptr<bus::Bus> bus_a_ = network_.Connect();
   std::unique_ptr<bus::Bus> bus_b_ = network_.Connect();
   std::unique_ptr<bus::Bus> bus_c_ = network_.Connect();
@@ -253,6 +271,34 @@ TEST_F(HubReplicasTest, ATypingNoticeReachesReadersOnEveryReplicaOnce) {
     EXPECT_THAT(r->collector->WaitFor(*r->subscription.channel, 3),
                 ElementsAreArray(std::vector<uint64_t>{1, 0, 2}));
   }
+}
+
+TEST_F(HubReplicasTest, PresenceIsListedFromEveryReplica) {
+  auto open = [&](Hub& hub, const char* user, const char* name) {
+    absl::StatusOr<Subscription> s =
+        hub.Subscribe(kRoom, Subscriber{user, name, "general", ""});
+    EXPECT_TRUE(s.ok()) << s.status();
+    return *s;
+  };
+  Subscription ann_b = open(b_, "u-ann", "Ann");
+  Subscription ann_c = open(c_, "u-ann", "Ann");
+  Subscription bob_c = open(c_, "u-bob", "Bob");
+  // a has nobody of its own; b and c have not shared yet.
+  EXPECT_THAT(Everywhere(a_), ::testing::IsEmpty());
+  b_.SharePresence();
+  c_.SharePresence();
+  // Ann once, though on two replicas; c lists its own at once.
+  EXPECT_THAT(Everywhere(a_), ElementsAre("Ann", "Bob"));
+  c_.Unsubscribe(bob_c);
+  EXPECT_THAT(Everywhere(c_), ElementsAre("Ann"));
+  c_.SharePresence();
+  EXPECT_THAT(Everywhere(a_), ElementsAre("Ann"));
+  // A replica that stops sharing (it died) drops out after the time to
+  // live.
+  clock_.Advance(absl::Seconds(6));
+  EXPECT_THAT(Everywhere(a_), ::testing::IsEmpty());
+  b_.Unsubscribe(ann_b);
+  c_.Unsubscribe(ann_c);
 }
 
 TEST_F(HubReplicasTest, ASignOutEndsTheStreamsOfThatTokenOnEveryReplica) {
