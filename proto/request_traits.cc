@@ -39,10 +39,7 @@ grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
   }
   buffer->Clear();
   if (parsed) return grpc::Status::OK;
-  if (bad_field.empty()) {
-    return grpc::Status(grpc::StatusCode::INTERNAL,
-                        "the request is not a valid protobuf message");
-  }
+  if (bad_field.empty()) bad_field = kNotAMessage;
   msg->Clear();
   msg->GetReflection()->MutableUnknownFields(msg)->AddLengthDelimited(
       kMalformedFieldMarker, bad_field);

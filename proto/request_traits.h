@@ -7,7 +7,9 @@
 // UNIMPLEMENTED and no message. Instead, such a request is delivered with a
 // marker naming the offending field (MalformedField), and the service answers
 // INVALID_ARGUMENT / INVALID_UTF8 for that field like any other bad input.
-// Bytes that are not a protobuf at all still fail as before.
+// Bytes that are not a message of the request's type at all are delivered
+// the same way, the marker being kNotAMessage, and answered
+// INVALID_ARGUMENT / MALFORMED_REQUEST.
 #ifndef PARLEY_PROTO_REQUEST_TRAITS_H_
 #define PARLEY_PROTO_REQUEST_TRAITS_H_
 
@@ -30,14 +32,17 @@ namespace parley::proto {
 // The field number of the marker kept in a request's unknown fields: the
 // largest one protobuf allows, never used by the API.
 inline constexpr int kMalformedFieldMarker = 536870911;
+// The marker's value when the bytes are no message of the request's type.
+inline constexpr char kNotAMessage[] = "*";
 
-// Parses `buffer` into `msg`. When the parse fails only because a string
-// field is not UTF-8, clears `msg`, records that field's name as the marker
-// and returns OK.
+// Parses `buffer` into `msg`. When the parse fails, clears `msg`, records
+// as the marker the name of the string field that is not UTF-8, or
+// kNotAMessage, and returns OK.
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
                                 google::protobuf::Message* msg);
 
-// The name of the request field that held malformed UTF-8, or "".
+// The name of the request field that held malformed UTF-8, kNotAMessage,
+// or "".
 std::string MalformedField(const google::protobuf::Message& msg);
 
 template <class T>

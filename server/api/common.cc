@@ -100,6 +100,12 @@ std::string FieldWithNul(const google::protobuf::Message& message) {
 
 absl::Status CheckStrings(const google::protobuf::Message& request) {
   std::string field = proto::MalformedField(request);
+  if (field == proto::kNotAMessage) {
+    return InvalidInput("MALFORMED_REQUEST", "",
+                        absl::StrCat("the request is not a ",
+                                     request.GetDescriptor()->full_name(),
+                                     " message"));
+  }
   if (!field.empty()) {
     return InvalidInput("INVALID_UTF8", field,
                         absl::StrCat(field, " is not valid UTF-8"));

@@ -5,6 +5,8 @@
 #include <future>
 #include <string>
 
+#include <grpcpp/generic/generic_stub.h>
+
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
@@ -394,6 +396,28 @@ TEST(ChatServiceTest, MalformedUtf8IsInvalidArgumentNamingTheField) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(Field(s), "message");
   EXPECT_EQ(server.hub().SessionCount(), 1u);
+}
+
+// Bytes that are no protobuf message at all: INVALID_ARGUMENT with a
+// reason and a message, not gRPC's bare UNIMPLEMENTED.
+TEST(ChatServiceTest, BytesThatAreNoMessageAreInvalidArgument) {
+  TestServer server;
+  grpc::GenericStub generic(server.NewChannel());
+  // Field 1 as a varint whose continuation bit never ends.
+  const std::string garbage = "\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff";
+  grpc::Slice slice(garbage);
+  grpc::ByteBuffer request(&slice, 1);
+  grpc::ByteBuffer response;
+  grpc::ClientContext ctx;
+  std::promise<grpc::Status> done;
+  generic.UnaryCall(&ctx, "/parley.v1.ChatService/Join", grpc::StubOptions(),
+                    &request, &response,
+                    [&done](grpc::Status s) { done.set_value(s); });
+  const grpc::Status s = done.get_future().get();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Reason(s), "MALFORMED_REQUEST");
+  EXPECT_NE(s.error_message(), "");
+  EXPECT_EQ(server.hub().SessionCount(), 0u);
 }
 
 // U+0000 is valid UTF-8 but no store keeps it alike (PostgreSQL's text
