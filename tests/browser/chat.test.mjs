@@ -463,7 +463,7 @@ test('two people chat in the browser, live, through a network drop', { timeout: 
       return (await fetch('/v1/auth/sign-out', { method: 'POST', headers: { Authorization: `Bearer ${token}` }, body: '{}' })).status;
     });
     assert.equal(status, 200);
-    await b.click('#rooms-refresh');
+    // The sign-out ends the page's streams (TOKEN_REVOKED): no click needed.
     await b.locator('#signin:not([hidden])').waitFor();
     await b.locator('#alert-text', { hasText: 'sign in again' }).waitFor();
     assert.equal(await b.evaluate(() => sessionStorage.getItem('parley.session')), null);
