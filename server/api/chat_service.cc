@@ -245,10 +245,6 @@ class PollCall final : public grpc::ServerUnaryReactor {
   };
 
   PollCall() = default;
-  void set_waiter(std::shared_ptr<Waiter> waiter) {
-    MutexLock lock(&mu_);
-    waiter_ = std::move(waiter);
-  }
   // For a waiter made after the handler returned (a session opened on
   // another thread): starts it, unless the client cancelled meanwhile
   // (then the call finishes and false is returned).
@@ -628,10 +624,6 @@ class StreamCall final
       record_.emplace(calls, ChatService::kSubscribeMethod,
                       CallStats::Kind::kStreaming);
     }
-  }
-  void set_pump(std::shared_ptr<Pump> pump) {
-    MutexLock lock(&mu_);
-    pump_ = std::move(pump);
   }
   // For a pump made after the handler returned (a session opened on
   // another thread, a store-read worker; `from` says which, see From):
