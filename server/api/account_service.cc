@@ -161,14 +161,10 @@ grpc::ServerUnaryReactor* AuthService::SignOut(
                  if (!principal.ok()) {
                    return FinishWith(reactor, context, principal.status());
                  }
-                 // Its streams end, here and on every other server.
-                 deps_.auth->Revoke(
-                     principal->claims,
-                     [reactor, context, hub = deps_.hub,
-                      jti = principal->claims.jti](absl::Status s) {
-                       if (s.ok()) hub->CloseTokenSubscriptions(jti);
-                       FinishWith(reactor, context, s);
-                     });
+                 deps_.auth->Revoke(principal->claims,
+                                    [reactor, context](absl::Status s) {
+                                      FinishWith(reactor, context, s);
+                                    });
                });
 }
 

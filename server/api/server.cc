@@ -163,8 +163,8 @@ struct Server::Services {
 };
 
 // With several servers on one database: a cached directory row changed
-// here, or a token revoked here, is told to the others over the bus, and
-// what they tell is applied here. After a break in the bus, whose notices
+// here is told to the others over the bus (a revoked token by the hub,
+// Hub::RevokeToken), and what they tell is applied here. After a break in the bus, whose notices
 // meanwhile are lost, the cache is dropped and the revoked tokens reread.
 void Server::ShareDirectoryChanges(Server* server, store::CachedStore* cache,
                                    chat::HubOptions* hub_options) {
@@ -177,12 +177,6 @@ void Server::ShareDirectoryChanges(Server* server, store::CachedStore* cache,
       bus->Broadcast(notice);
     });
   }
-  server->auth_->set_on_revoked([bus](const std::string& jti) {
-    bus::Notice notice;
-    notice.op = bus::Notice::Op::kRevokeToken;
-    notice.token_id = jti;
-    bus->Broadcast(notice);
-  });
   auth::Authenticator* auth = server->auth_.get();
   hub_options->on_directory_notice = [cache, auth](const bus::Notice& n) {
     if (n.op == bus::Notice::Op::kInvalidateDirectory && cache != nullptr) {
@@ -272,6 +266,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   }
   server->hub_ = std::make_unique<chat::Hub>(hub_options, server->store_.get(),
                                              Clock::Real());
+  // A sign-out ends the token's streams, on every server.
+  server->auth_->set_on_revoked(
+      [hub = server->hub_.get()](const std::string& jti) {
+        hub->RevokeToken(jti);
+      });
 
   server->sends_ = std::make_unique<IdempotentSends>(
       server->store_.get(), Clock::Real(), options.idempotency_key_ttl);

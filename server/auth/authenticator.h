@@ -58,8 +58,9 @@ class Authenticator {
               absl::AnyInvocable<void(absl::Status)> done);
 
   // Called with each token id this server revoked, after the commit and
-  // before Revoke's `done`; set once, before serving. With several servers
-  // on one database it tells the others (MarkRevoked).
+  // before Revoke's `done`; set once, before serving. The server ends the
+  // token's streams and tells the other servers (Hub::RevokeToken), which
+  // call MarkRevoked.
   void set_on_revoked(std::function<void(const std::string&)> on_revoked) {
     on_revoked_ = std::move(on_revoked);
   }

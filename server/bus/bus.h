@@ -26,9 +26,9 @@ struct Notice {
     kCloseUser = 3,    // `user_id`'s streams on every log
     kDropLog = 4,      // every stream of `log`; no more publishing to it
     kInvalidateDirectory = 5,  // users, rooms or memberships changed
-    kRevokeToken = 6,          // token `token_id` was revoked
-    kEndSession = 7,  // the readers of lobby session `user_id` (its id)
-    kCloseToken = 8,  // the streams opened with token `token_id`
+    kRevokeToken = 6,  // token `token_id` was revoked: refuse it, end its
+                       // streams
+    kEndSession = 7,   // the readers of lobby session `user_id` (its id)
   };
   Op op = Op::kClose;
   std::string log;

@@ -94,7 +94,7 @@ absl::StatusOr<Notice> DecodeNotice(absl::string_view bytes) {
   internal::BusNotice m;
   if (!m.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
       m.op() < internal::BusNotice::CLOSE ||
-      m.op() > internal::BusNotice::CLOSE_TOKEN) {
+      m.op() > internal::BusNotice::END_SESSION) {
     return absl::InvalidArgumentError("the bus carried bytes that are not "
                                       "a notice");
   }

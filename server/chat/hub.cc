@@ -715,10 +715,10 @@ void Hub::CloseUserSubscriptions(absl::string_view user_id,
   Close(notice, /*from_bus=*/false);
 }
 
-void Hub::CloseTokenSubscriptions(absl::string_view token_id) {
+void Hub::RevokeToken(absl::string_view token_id) {
   if (token_id.empty()) return;
   bus::Notice notice;
-  notice.op = bus::Notice::Op::kCloseToken;
+  notice.op = bus::Notice::Op::kRevokeToken;
   notice.token_id = std::string(token_id);
   notice.reason = static_cast<int>(CloseReason::kSignedOut);
   Close(notice, /*from_bus=*/false);
@@ -736,7 +736,6 @@ void Hub::OnNotice(const bus::Notice& notice) {
   if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
       notice.op == bus::Notice::Op::kRevokeToken) {
     if (options_.on_directory_notice) options_.on_directory_notice(notice);
-    return;
   }
   Close(notice, /*from_bus=*/true);
 }
@@ -802,7 +801,7 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
       return;
     }
-    case bus::Notice::Op::kCloseToken:
+    case bus::Notice::Op::kRevokeToken:
       if (notice.token_id.empty()) return;
       for (const std::shared_ptr<Log>& log : AllLogs()) {
         CloseWhere(
@@ -817,7 +816,6 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
           reason);
       return;
     case bus::Notice::Op::kInvalidateDirectory:
-    case bus::Notice::Op::kRevokeToken:
       return;  // OnNotice's
   }
 }

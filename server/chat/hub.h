@@ -250,9 +250,10 @@ class Hub : private bus::Bus::Listener {
                                 CloseReason reason);
   // Closes every subscription of `user_id` on every log, with `reason`.
   void CloseUserSubscriptions(absl::string_view user_id, CloseReason reason);
-  // Closes every subscription opened with token `token_id`, on every log,
-  // with kSignedOut.
-  void CloseTokenSubscriptions(absl::string_view token_id);
+  // Token `token_id` was revoked: closes every subscription opened with it,
+  // with kSignedOut, here and on every replica, whose
+  // HubOptions::on_directory_notice hears it too (to refuse the token).
+  void RevokeToken(absl::string_view token_id);
   // Closes every subscription of `log` with kDeleted and refuses further
   // publishing to it (NOT_FOUND). The log stays known, marked dropped, so a
   // late publish cannot start it afresh.

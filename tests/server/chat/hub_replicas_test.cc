@@ -305,7 +305,7 @@ TEST_F(HubReplicasTest, ASignOutEndsTheStreamsOfThatTokenOnEveryReplica) {
   Reader phone = Subscribe(b_, kRoom, "u-ann", "token-phone");
   Reader inbox = Subscribe(c_, "dm:u-ann", "u-ann", "token-phone");
   Reader laptop = Subscribe(c_, kRoom, "u-ann", "token-laptop");
-  a_.CloseTokenSubscriptions("token-phone");
+  a_.RevokeToken("token-phone");
   EXPECT_EQ(phone.collector->WaitClosed(*phone.subscription.channel),
             CloseReason::kSignedOut);
   EXPECT_EQ(inbox.collector->WaitClosed(*inbox.subscription.channel),
