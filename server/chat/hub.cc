@@ -19,15 +19,35 @@
 namespace parley::chat {
 namespace {
 
-
 // Room logs carry presence events; direct-message inboxes do not.
 bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
 
 // Presence is per user: by user id, or by name for subscribers without one
 // (room-token holders). ListPresent keys the same way.
+std::string PresenceKey(absl::string_view user_id, absl::string_view name) {
+  return user_id.empty() ? absl::StrCat("name:", name)
+                         : absl::StrCat("user:", user_id);
+}
 std::string PresenceKey(const Subscriber& who) {
-  return who.user_id.empty() ? absl::StrCat("name:", who.name)
-                             : absl::StrCat("user:", who.user_id);
+  return PresenceKey(who.user_id, who.name);
+}
+
+// The people of `by_who` (by PresenceKey) ordered by name, at most `limit`;
+// `truncated` is set when more were.
+std::vector<Present> Ordered(std::map<std::string, Present> by_who,
+                             size_t limit, bool* truncated) {
+  std::vector<Present> present;
+  present.reserve(by_who.size());
+  for (auto& [key, p] : by_who) present.push_back(std::move(p));
+  std::sort(present.begin(), present.end(),
+            [](const Present& a, const Present& b) {
+              return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
+            });
+  if (present.size() > limit) {
+    present.resize(limit);
+    *truncated = true;
+  }
+  return present;
 }
 
 }  // namespace
@@ -458,18 +478,7 @@ std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
                          Present{sub.who.user_id, sub.who.name, sub.since});
     }
   }
-  std::vector<Present> present;
-  present.reserve(by_who.size());
-  for (auto& [key, p] : by_who) present.push_back(std::move(p));
-  std::sort(present.begin(), present.end(),
-            [](const Present& a, const Present& b) {
-              return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
-            });
-  if (present.size() > limit) {
-    present.resize(limit);
-    *truncated = true;
-  }
-  return present;
+  return Ordered(std::move(by_who), limit, truncated);
 }
 
 void Hub::ListPresentEverywhere(
@@ -489,25 +498,16 @@ void Hub::ListPresentEverywhere(
         // One entry per person, with their earliest `since`.
         std::map<std::string, Present> by_who;
         auto add = [&by_who](Present p) {
-          std::string key = p.user_id.empty() ? absl::StrCat("name:", p.name)
-                                              : absl::StrCat("user:", p.user_id);
-          auto [it, added] = by_who.try_emplace(std::move(key), p);
+          auto [it, added] =
+              by_who.try_emplace(PresenceKey(p.user_id, p.name), p);
           if (!added) it->second.since = std::min(it->second.since, p.since);
         };
         for (Present& p : here) add(std::move(p));
         for (bus::PresentEntry& e : *others) {
           add(Present{std::move(e.user_id), std::move(e.name), e.since});
         }
-        std::vector<Present> all;
-        all.reserve(by_who.size());
-        for (auto& [key, p] : by_who) all.push_back(std::move(p));
-        std::sort(all.begin(), all.end(), [](const Present& a, const Present& b) {
-          return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
-        });
-        if (all.size() > limit) {
-          all.resize(limit);
-          truncated = true;
-        }
+        std::vector<Present> all =
+            Ordered(std::move(by_who), limit, &truncated);
         done(std::move(all), truncated);
       });
 }
@@ -679,10 +679,6 @@ void Hub::CloseWhere(const std::shared_ptr<Log>& log,
   }
   WakeAll(wake);
 }
-
-
-
-
 
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
