@@ -253,13 +253,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     server->bus_ = std::make_unique<bus::RedisBus>(options.redis);
     ShareDirectoryChanges(server.get(), cache, &hub_options);
     bus::RedisSessionsOptions sessions;
-    sessions.host = options.redis.host;
-    sessions.port = options.redis.port;
+    sessions.redis.host = options.redis.host;
+    sessions.redis.port = options.redis.port;
     server->sessions_ = std::make_unique<bus::RedisSessionDirectory>(sessions);
     hub_options.sessions = server->sessions_.get();
     bus::RedisPresenceOptions presence;
-    presence.host = options.redis.host;
-    presence.port = options.redis.port;
+    presence.redis.host = options.redis.host;
+    presence.redis.port = options.redis.port;
     presence.ttl = kPresenceTtl;
     server->presence_ = std::make_unique<bus::RedisPresenceDirectory>(presence);
     hub_options.presence = server->presence_.get();

@@ -61,8 +61,10 @@ Reply Command(redisContext* c, const std::vector<std::string>& args) {
       c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
 }
 
-RedisWorker::RedisWorker(Options options)
-    : options_(std::move(options)), thread_([this] { Run(); }) {}
+RedisWorker::RedisWorker(std::string name, Options options)
+    : name_(std::move(name)),
+      options_(std::move(options)),
+      thread_([this] { Run(); }) {}
 
 RedisWorker::~RedisWorker() {
   {
@@ -105,7 +107,7 @@ void RedisWorker::Run() {
       continue;
     }
     if (c == nullptr && absl::Now() >= next_try) {
-      c = Connect(options_.name, options_.host, options_.port,
+      c = Connect(name_, options_.host, options_.port,
                   options_.timeout, &logged);
       if (c != nullptr) {
         redisSetTimeout(c.get(), absl::ToTimeval(options_.timeout));

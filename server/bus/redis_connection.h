@@ -53,7 +53,6 @@ Reply Command(redisContext* c, const std::vector<std::string>& args);
 class RedisWorker {
  public:
   struct Options {
-    std::string name;  // in the log lines of outages
     std::string host = "127.0.0.1";
     int port = 6379;
     // Connecting, and each command's reply.
@@ -64,7 +63,8 @@ class RedisWorker {
   };
   using Call = absl::AnyInvocable<void(redisContext*)>;
 
-  explicit RedisWorker(Options options);
+  // `name` is the client's in the log lines of outages.
+  RedisWorker(std::string name, Options options);
   // Runs what is still queued with null, then stops.
   ~RedisWorker();
   RedisWorker(const RedisWorker&) = delete;
@@ -75,6 +75,7 @@ class RedisWorker {
  private:
   void Run();
 
+  const std::string name_;
   const Options options_;
   Mutex mu_;
   CondVar cv_{&mu_};

@@ -10,9 +10,7 @@
 namespace parley::bus {
 
 RedisPresenceDirectory::RedisPresenceDirectory(RedisPresenceOptions options)
-    : options_(std::move(options)),
-      worker_(RedisWorker::Options{"redis presence", options_.host,
-                                   options_.port}) {}
+    : options_(std::move(options)), worker_("redis presence", options_.redis) {}
 
 void RedisPresenceDirectory::Put(std::string replica, std::string log,
                                  std::vector<PresentEntry> entries,

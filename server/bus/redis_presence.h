@@ -17,8 +17,7 @@
 namespace parley::bus {
 
 struct RedisPresenceOptions {
-  std::string host = "127.0.0.1";
-  int port = 6379;
+  RedisWorker::Options redis;
   absl::Duration ttl = absl::Seconds(15);
   std::string key_prefix = "parley:presence:";
 };

@@ -75,10 +75,7 @@ absl::StatusOr<long long> Integer(redisContext* c, const Reply& r) {
 }  // namespace
 
 RedisSessionDirectory::RedisSessionDirectory(RedisSessionsOptions options)
-    : options_(std::move(options)),
-      worker_(RedisWorker::Options{"redis sessions", options_.host,
-                                   options_.port, options_.timeout,
-                                   options_.retry_after, options_.max_queued}) {}
+    : options_(std::move(options)), worker_("redis sessions", options_.redis) {}
 
 void RedisSessionDirectory::Queue(RedisWorker::Call call) {
   worker_.Queue(std::move(call));

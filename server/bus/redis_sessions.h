@@ -25,13 +25,8 @@ struct redisContext;
 namespace parley::bus {
 
 struct RedisSessionsOptions {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  // Connecting, and each command's reply.
-  absl::Duration timeout = absl::Seconds(1);
-  absl::Duration retry_after = absl::Milliseconds(200);
-  // Calls waiting for the thread; past this, UNAVAILABLE at once.
-  size_t max_queued = 100000;
+  // Past its queue, calls answer UNAVAILABLE at once.
+  RedisWorker::Options redis;
   std::string key_prefix = "parley:session:";
   std::string active_key = "parley:sessions:active";
 };

@@ -52,7 +52,7 @@ class SessionDirectoryTest : public ::testing::TestWithParam<bool> {
     if (GetParam()) {
       redis_ = std::make_unique<RedisServer>();
       RedisSessionsOptions o;
-      o.port = redis_->port();
+      o.redis.port = redis_->port();
       dir_ = std::make_unique<RedisSessionDirectory>(o);
     } else {
       dir_ = std::make_unique<MemorySessionDirectory>();
@@ -145,7 +145,7 @@ INSTANTIATE_TEST_SUITE_P(Directories, SessionDirectoryTest,
 TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
   RedisServer redis;
   RedisSessionsOptions o;
-  o.port = redis.port();
+  o.redis.port = redis.port();
   RedisSessionDirectory dir(o);
   Answer<absl::Status> created;
   dir.Create("ann", kStart, created.Callback());
@@ -156,7 +156,7 @@ TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
   Answer<absl::StatusOr<uint64_t>> got;
   dir.Get("ann", kStart, got.Callback());
   EXPECT_EQ(got.Get().status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_LT(absl::Now() - start, o.timeout + absl::Seconds(1));
+  EXPECT_LT(absl::Now() - start, o.redis.timeout + absl::Seconds(1));
 
   redis.Start();  // empty: nothing persisted
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
@@ -173,7 +173,7 @@ TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
 TEST(RedisPresenceDirectoryTest, ListsJoinOtherReplicasUntilTheyExpire) {
   RedisServer redis;
   RedisPresenceOptions o;
-  o.port = redis.port();
+  o.redis.port = redis.port();
   o.ttl = absl::Seconds(5);
   RedisPresenceDirectory dir(o);
   auto names = [&](const std::string& except, absl::Time at) {
