@@ -13,6 +13,7 @@
 #include "server/bus/redis_sessions.h"
 #include "server/common/mutex.h"
 #include "tests/server/bus/redis_server.h"
+#include "tests/server/common/answer.h"
 
 namespace parley::bus {
 namespace {
@@ -20,31 +21,6 @@ namespace {
 using ::testing::UnorderedElementsAre;
 
 const absl::Time kStart = absl::FromUnixSeconds(1700000000);
-
-// Waits for one answer of the directory.
-template <class T>
-class Answer {
- public:
-  auto Callback() {
-    return [this](T value) {
-      MutexLock lock(&mu_);
-      value_ = std::move(value);
-      done_ = true;
-      cv_.SignalAll();
-    };
-  }
-  T Get() {
-    MutexLock lock(&mu_);
-    while (!done_) cv_.Wait();
-    return std::move(value_);
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  T value_ ABSL_GUARDED_BY(mu_) = T(absl::UnknownError("unset"));
-};
 
 class SessionDirectoryTest : public ::testing::TestWithParam<bool> {
  protected:

@@ -16,6 +16,7 @@
 #include "server/model/ids.h"
 #include "server/store/memory_store.h"
 #include "tests/server/chat/channel_collector.h"
+#include "tests/server/common/answer.h"
 
 namespace parley::chat {
 namespace {
@@ -24,48 +25,23 @@ using ::testing::ElementsAre;
 
 constexpr size_t kCapacity = 4;
 
-// Waits for the outcome of an asynchronous hub call.
-template <class T>
-class Outcome {
- public:
-  auto Callback() {
-    return [this](T result) {
-      MutexLock lock(&mu_);
-      result_ = std::move(result);
-      done_ = true;
-      cv_.SignalAll();
-    };
-  }
-  T Get() {
-    MutexLock lock(&mu_);
-    while (!done_) cv_.Wait();
-    return std::move(result_);
-  }
-
- private:
-  Mutex mu_;
-  CondVar cv_{&mu_};
-  bool done_ ABSL_GUARDED_BY(mu_) = false;
-  T result_ ABSL_GUARDED_BY(mu_) = T(absl::UnknownError("unset"));
-};
-
-using EventOutcome = Outcome<absl::StatusOr<model::EventPtr>>;
+using EventAnswer = Answer<absl::StatusOr<model::EventPtr>>;
 
 absl::StatusOr<model::EventPtr> Join(Hub& hub, absl::string_view id) {
-  EventOutcome o;
+  EventAnswer o;
   hub.Join(id, o.Callback());
   return o.Get();
 }
 
 absl::StatusOr<model::EventPtr> Send(Hub& hub, absl::string_view id,
                                      absl::string_view text) {
-  EventOutcome o;
+  EventAnswer o;
   hub.Send(id, text, o.Callback());
   return o.Get();
 }
 
 absl::StatusOr<model::EventPtr> Leave(Hub& hub, absl::string_view id) {
-  EventOutcome o;
+  EventAnswer o;
   hub.Leave(id, o.Callback());
   return o.Get();
 }
@@ -78,7 +54,7 @@ struct SessionReader {
 };
 
 absl::StatusOr<SessionReader> Open(Hub& hub, absl::string_view id) {
-  Outcome<absl::StatusOr<std::shared_ptr<SessionLease>>> o;
+  Answer<absl::StatusOr<std::shared_ptr<SessionLease>>> o;
   hub.OpenSession(id, o.Callback());
   absl::StatusOr<std::shared_ptr<SessionLease>> lease = o.Get();
   if (!lease.ok()) return lease.status();
