@@ -96,6 +96,27 @@ class RedisBusTest : public ::testing::Test {
     }
   }
 
+  // A reader of the lobby on b, once b listens: an event posted on a has
+  // reached it (over Redis, or from the store when b's subscription was
+  // confirmed after the post).
+  struct Reader {
+    chat::Subscription sub;
+    std::shared_ptr<chat::ChannelCollector> collector =
+        std::make_shared<chat::ChannelCollector>();
+  };
+  Reader ListeningOnB(chat::Subscriber who = {}) {
+    Reader r;
+    absl::StatusOr<chat::Subscription> sub =
+        b_.Subscribe(model::kLobbyId, std::move(who));
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    if (!sub.ok()) return r;
+    r.sub = *std::move(sub);
+    r.sub.channel->Attach(r.collector);
+    Post(a_);
+    EXPECT_THAT(r.collector->WaitFor(*r.sub.channel, 1), ElementsAre(1));
+    return r;
+  }
+
   RedisServer redis_;
   ManualClock clock_;
   Heard heard_b_;
@@ -107,17 +128,10 @@ class RedisBusTest : public ::testing::Test {
 };
 
 TEST_F(RedisBusTest, AnEventCommittedOnOneServerReachesReadersOnAnother) {
-  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<chat::ChannelCollector>();
-  sub->channel->Attach(collector);
-  // b is subscribed once it has the first event (over Redis, or from the
-  // store when its subscription was confirmed after the post).
-  Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+  Reader r = ListeningOnB();
   const uint64_t before = bus_b_.stats().received;
   for (int i = 0; i < 5; ++i) Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 6),
+  EXPECT_THAT(r.collector->WaitFor(*r.sub.channel, 6),
               ElementsAre(1, 2, 3, 4, 5, 6));
   // The rest came over Redis, not from the store.
   WaitReceived(bus_b_, before + 5);
@@ -125,49 +139,32 @@ TEST_F(RedisBusTest, AnEventCommittedOnOneServerReachesReadersOnAnother) {
 }
 
 TEST_F(RedisBusTest, WhenRedisDiesAndComesBackNothingIsLostOrReordered) {
-  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<chat::ChannelCollector>();
-  sub->channel->Attach(collector);
-  Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+  Reader r = ListeningOnB();
 
   redis_.Kill();
   Post(a_);  // published into nothing
   Post(a_);
   redis_.Start();
   // No further post: b reads what it missed once it is subscribed again.
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 3), ElementsAre(1, 2, 3));
+  EXPECT_THAT(r.collector->WaitFor(*r.sub.channel, 3), ElementsAre(1, 2, 3));
   // And hears live events again.
   const uint64_t before = bus_b_.stats().received;
   Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 4), ElementsAre(1, 2, 3, 4));
+  EXPECT_THAT(r.collector->WaitFor(*r.sub.channel, 4), ElementsAre(1, 2, 3, 4));
   WaitReceived(bus_b_, before + 1);
   EXPECT_GT(bus_b_.stats().received, before);
   EXPECT_GE(bus_b_.stats().reconnects, 1u);
 }
 
-TEST_F(RedisBusTest, ASignOutOnOneServerClosesTheUsersStreamsOnAnother) {
-  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{"u-ann", "", "", ""});
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<chat::ChannelCollector>();
-  sub->channel->Attach(collector);
-  // b is listening once an event posted on a reaches it.
-  Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+TEST_F(RedisBusTest, ClosingAUsersStreamsOnOneServerClosesThemOnAnother) {
+  Reader r = ListeningOnB(chat::Subscriber{"u-ann", "", "", ""});
   a_.CloseUserSubscriptions("u-ann", chat::CloseReason::kUserGone);
-  EXPECT_EQ(collector->WaitClosed(*sub->channel),
+  EXPECT_EQ(r.collector->WaitClosed(*r.sub.channel),
             chat::CloseReason::kUserGone);
 }
 
 TEST_F(RedisBusTest, ARevokedTokenIsToldToEveryServerAndABreakIsToo) {
-  // b is listening once an event posted on a reaches it.
-  auto sub = b_.Subscribe(model::kLobbyId, chat::Subscriber{});
-  ASSERT_TRUE(sub.ok()) << sub.status();
-  auto collector = std::make_shared<chat::ChannelCollector>();
-  sub->channel->Attach(collector);
-  Post(a_);
-  EXPECT_THAT(collector->WaitFor(*sub->channel, 1), ElementsAre(1));
+  Reader r = ListeningOnB();
 
   Notice revoked;
   revoked.op = Notice::Op::kRevokeToken;
