@@ -15,7 +15,10 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   const std::string message(status.message());
   const std::string reason = ErrorReason(status);
   const std::string field = ErrorField(status);
-  if (reason.empty() && field.empty()) return grpc::Status(code, message);
+  const absl::Duration retry_after = RetryAfter(status);
+  if (reason.empty() && field.empty() && retry_after == absl::ZeroDuration()) {
+    return grpc::Status(code, message);
+  }
 
   google::rpc::ErrorInfo info;
   info.set_reason(reason);
@@ -24,7 +27,15 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   google::rpc::Status details;
   details.set_code(static_cast<int>(code));
   details.set_message(message);
-  details.add_details()->PackFrom(info);
+  if (!reason.empty() || !field.empty()) details.add_details()->PackFrom(info);
+  if (retry_after > absl::ZeroDuration()) {
+    google::rpc::RetryInfo retry;
+    const int64_t micros = absl::ToInt64Microseconds(retry_after);
+    retry.mutable_retry_delay()->set_seconds(micros / 1000000);
+    retry.mutable_retry_delay()->set_nanos(
+        static_cast<int32_t>(micros % 1000000 * 1000));
+    details.add_details()->PackFrom(retry);
+  }
   return grpc::Status(code, message, details.SerializeAsString());
 }
 

@@ -8,6 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace parley {
 
@@ -23,6 +24,17 @@ absl::Status InvalidInput(absl::string_view reason, absl::string_view field,
 // The reason and field attached by WithReason; empty when there is none.
 std::string ErrorReason(const absl::Status& status);
 std::string ErrorField(const absl::Status& status);
+
+// Returns `status` telling the client when to try again (a refusal by a
+// limit): google.rpc.RetryInfo over gRPC, Retry-After over REST.
+absl::Status WithRetryAfter(absl::Status status, absl::Duration after);
+// What WithRetryAfter attached; zero when nothing.
+absl::Duration RetryAfter(const absl::Status& status);
+
+// RESOURCE_EXHAUSTED with `reason` and a retry delay: a client over one of
+// its limits.
+absl::Status OverLimit(absl::string_view reason, absl::string_view message,
+                       absl::Duration retry_after);
 
 }  // namespace parley
 
