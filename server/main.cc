@@ -139,6 +139,50 @@ ABSL_FLAG(int64_t, store_read_threads, 8,
 ABSL_FLAG(int64_t, store_read_queue, 4096,
           "Calls that may wait for a store-read thread; a call past this is "
           "refused at once (RESOURCE_EXHAUSTED, SERVER_BUSY). 0: none wait.");
+ABSL_FLAG(double, sends_per_user_per_second, 20,
+          "Messages (and edits) a user may send per second, on average; a "
+          "send past it is refused (RESOURCE_EXHAUSTED / 429, RATE_LIMITED, "
+          "with when to retry). Anonymous clients count per address. 0: no "
+          "limit.");
+ABSL_FLAG(double, send_burst_per_user, 60,
+          "Sends a user may make at once before --sends_per_user_per_second "
+          "applies.");
+ABSL_FLAG(double, sends_per_room_per_second, 500,
+          "Messages a room (or a user's direct messages) takes per second, "
+          "from everyone together; 0: no limit.");
+ABSL_FLAG(double, send_burst_per_room, 1000,
+          "Sends a room takes at once before --sends_per_room_per_second "
+          "applies.");
+ABSL_FLAG(double, sign_ins_per_address_per_minute, 60,
+          "Sign-ins an address may try per minute; 0: no limit.");
+ABSL_FLAG(double, sign_in_burst_per_address, 20,
+          "Sign-ins an address may try at once before "
+          "--sign_ins_per_address_per_minute applies.");
+ABSL_FLAG(int64_t, sign_in_free_failures_per_user, 5,
+          "Wrong passwords in a row a user's name may take before each "
+          "further one doubles a wait (from --sign_in_backoff); -1: no "
+          "back-off.");
+ABSL_FLAG(int64_t, sign_in_free_failures_per_address, 20,
+          "The same for an address (unknown names included); -1: none.");
+ABSL_FLAG(absl::Duration, sign_in_backoff, absl::Seconds(1),
+          "The first wait after too many failed sign-ins.");
+ABSL_FLAG(absl::Duration, sign_in_backoff_max, absl::Minutes(15),
+          "The longest wait after failed sign-ins; a name or address with "
+          "no failure for this long starts afresh.");
+ABSL_FLAG(int64_t, streams_per_user, 100,
+          "Streams (Subscribe, hence SSE and WebSocket subscriptions) a user "
+          "may hold open at once; 0: no limit.");
+ABSL_FLAG(int64_t, streams_per_address, 1000,
+          "Streams an address may hold open at once, anonymous lobby "
+          "streams included; 0: no limit.");
+ABSL_FLAG(int64_t, max_tracked_keys, 100000,
+          "Users, addresses or rooms each of the limits above tracks at "
+          "once; past it, new ones are refused until old ones are forgotten.");
+ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
+          "Comma-separated IP addresses and CIDR prefixes of proxies (the "
+          "gateway, a load balancer) whose x-forwarded-for names the client "
+          "address the per-address limits count; from any other peer it is "
+          "ignored. Empty: the connection's peer is the client.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
@@ -187,6 +231,59 @@ int64_t NotNegative(const absl::Flag<int64_t>& flag, const char* name) {
   const int64_t v = absl::GetFlag(flag);
   if (v < 0) Die(absl::StrCat("--", name, " must not be negative"));
   return v;
+}
+
+double NotNegativeRate(const absl::Flag<double>& flag, const char* name) {
+  const double v = absl::GetFlag(flag);
+  if (!(v >= 0) || v > 1e9) {
+    Die(absl::StrCat("--", name, " must be between 0 and 1e9"));
+  }
+  return v;
+}
+
+parley::api::QuotaOptions QuotaOptionsFromFlags() {
+  parley::api::QuotaOptions q;
+  q.sends_per_user_per_second =
+      NotNegativeRate(FLAGS_sends_per_user_per_second,
+                      "sends_per_user_per_second");
+  q.send_burst_per_user =
+      NotNegativeRate(FLAGS_send_burst_per_user, "send_burst_per_user");
+  q.sends_per_room_per_second =
+      NotNegativeRate(FLAGS_sends_per_room_per_second,
+                      "sends_per_room_per_second");
+  q.send_burst_per_room =
+      NotNegativeRate(FLAGS_send_burst_per_room, "send_burst_per_room");
+  q.sign_ins_per_address_per_minute =
+      NotNegativeRate(FLAGS_sign_ins_per_address_per_minute,
+                      "sign_ins_per_address_per_minute");
+  q.sign_in_burst_per_address = NotNegativeRate(
+      FLAGS_sign_in_burst_per_address, "sign_in_burst_per_address");
+  const auto failures = [](const absl::Flag<int64_t>& flag, const char* name) {
+    const int64_t v = absl::GetFlag(flag);
+    if (v < -1 || v > 1000000) {
+      Die(absl::StrCat("--", name, " must be between -1 and 1000000"));
+    }
+    return static_cast<int>(v);
+  };
+  q.sign_in_free_failures_per_user = failures(
+      FLAGS_sign_in_free_failures_per_user, "sign_in_free_failures_per_user");
+  q.sign_in_free_failures_per_address =
+      failures(FLAGS_sign_in_free_failures_per_address,
+               "sign_in_free_failures_per_address");
+  q.sign_in_backoff = absl::GetFlag(FLAGS_sign_in_backoff);
+  q.sign_in_backoff_max = absl::GetFlag(FLAGS_sign_in_backoff_max);
+  if (q.sign_in_backoff <= absl::ZeroDuration() ||
+      q.sign_in_backoff_max < q.sign_in_backoff) {
+    Die("--sign_in_backoff must be positive and at most "
+        "--sign_in_backoff_max");
+  }
+  q.streams_per_user = static_cast<size_t>(
+      NotNegative(FLAGS_streams_per_user, "streams_per_user"));
+  q.streams_per_address = static_cast<size_t>(
+      NotNegative(FLAGS_streams_per_address, "streams_per_address"));
+  q.max_tracked_keys = static_cast<size_t>(
+      Positive(FLAGS_max_tracked_keys, "max_tracked_keys"));
+  return q;
 }
 
 }  // namespace
@@ -371,6 +468,8 @@ int main(int argc, char** argv) {
     Die("--password_hash_threads and --store_read_threads must be at most "
         "1024");
   }
+  options.quotas = QuotaOptionsFromFlags();
+  options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);

@@ -8,6 +8,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "server/api/quotas.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 
@@ -118,9 +119,20 @@ grpc::ServerUnaryReactor* AuthService::SignIn(
     return FinishNow(context, InvalidInput("PASSWORD_REQUIRED", "password",
                                            "password is required"));
   }
+  // Failures count per address, and per user for names that exist (so
+  // made-up names cannot fill the table).
+  const std::string address = ClientAddress(deps_, context);
+  const std::string username = absl::AsciiStrToLower(request->username());
+  if (deps_.quotas != nullptr) {
+    if (absl::Status s = deps_.quotas->AdmitSignIn(address, username);
+        !s.ok()) {
+      return FinishNow(context, s);
+    }
+  }
   return RunOn(
       deps_.hashing, context,
-      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+      [this, context, request, response, address,
+       username](grpc::ServerUnaryReactor* reactor) {
         absl::StatusOr<store::User> user =
             deps_.store->GetUserByName(request->username());
         if (!user.ok()) {
@@ -129,12 +141,19 @@ grpc::ServerUnaryReactor* AuthService::SignIn(
           }
           // Spend the time a real check takes, then refuse.
           deps_.passwords->Verify(DummyHash(), request->password());
+          if (deps_.quotas != nullptr) deps_.quotas->SignInFailed(address, "");
           return FinishWith(reactor, context, BadCredentials());
         }
         if (request->password().size() > kMaxPasswordBytes ||
             !deps_.passwords->Verify(user->password_hash,
                                      request->password())) {
+          if (deps_.quotas != nullptr) {
+            deps_.quotas->SignInFailed(address, username);
+          }
           return FinishWith(reactor, context, BadCredentials());
+        }
+        if (deps_.quotas != nullptr) {
+          deps_.quotas->SignInSucceeded(address, username);
         }
         absl::Time expire_time;
         absl::StatusOr<std::string> token =

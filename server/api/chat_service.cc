@@ -15,6 +15,7 @@
 #include "server/chat/validate.h"
 #include "server/api/idempotency.h"
 #include "server/api/interceptor.h"
+#include "server/api/quotas.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 #include "server/common/metrics.h"
@@ -88,6 +89,22 @@ size_t PollMaxEvents(uint32_t asked, const ReadOptions& read) {
 }
 
 // What a signed-in Subscribe or Poll reads, and who reads it.
+// The sender key of an anonymous client's sends: its address.
+std::string AddressSender(absl::string_view address) {
+  return absl::StrCat("address:", address);
+}
+
+// A stream's slot among the streams `user` (empty: anonymous) and `address`
+// hold; a slot that holds nothing when the server has no limits.
+absl::StatusOr<std::shared_ptr<Quotas::StreamSlot>> OpenStreamSlot(
+    const Deps& deps, absl::string_view user, absl::string_view address) {
+  if (deps.quotas == nullptr) return std::make_shared<Quotas::StreamSlot>();
+  absl::StatusOr<Quotas::StreamSlot> slot =
+      deps.quotas->OpenStream(user, address);
+  if (!slot.ok()) return slot.status();
+  return std::make_shared<Quotas::StreamSlot>(*std::move(slot));
+}
+
 struct StreamTarget {
   std::string log;
   chat::Subscriber subscriber;
@@ -726,12 +743,20 @@ grpc::ServerUnaryReactor* ChatService::Send(
   WorkerPool* pool = idempotency->key.empty() ? nullptr : deps_.reads;
   return RunOn(
       pool, context,
-      [this, context, request, response, idempotency = *std::move(idempotency)](
+      [this, context, request, response, idempotency = *std::move(idempotency),
+       address = ClientAddress(deps_, context)](
           grpc::ServerUnaryReactor* reactor) {
         deps_.sends->Run(
             idempotency,
             [this, id = request->id(), text = request->message(),
-             key = idempotency](chat::EventDone done) mutable {
+             key = idempotency,
+             address = std::move(address)](chat::EventDone done) mutable {
+              // Lobby clients are anonymous: their address is the sender.
+              if (absl::Status s = ChargeSend(deps_, AddressSender(address),
+                                              model::kLobbyId);
+                  !s.ok()) {
+                return done(s);
+              }
               deps_.hub->Send(id, text, std::move(done), std::move(key));
             },
             [reactor, context, response](absl::StatusOr<EventPtr> event) {
@@ -921,13 +946,18 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
         "ONE_TARGET", "room",
         "give exactly one of id, room and direct_messages"));
   }
+  const std::string address = ClientAddress(deps_, context);
   if (request->room().empty() && !request->direct_messages()) {
     // Seed 000: a joined lobby client's own channel.
+    absl::StatusOr<std::shared_ptr<Quotas::StreamSlot>> slot =
+        OpenStreamSlot(deps_, "", address);
+    if (!slot.ok()) return refuse(slot.status());
     deps_.hub->OpenSession(
         request->id(),
         [call, context, hub = deps_.hub,
-         max_batch = deps_.read.stream_max_batch, reads = deps_.reads](
-            absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
+         max_batch = deps_.read.stream_max_batch, reads = deps_.reads,
+         slot = *std::move(slot)](
+            absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) mutable {
           if (!lease.ok()) {
             call->FinishWith(lease.status());
             return;
@@ -937,7 +967,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
           pump->set_on_taken([lease = *lease](uint64_t last) {
             lease->Consumed(last, [] {});
           });
-          pump->set_on_finish([lease = *lease] { lease->Release(); });
+          pump->set_on_finish([lease = *lease, slot = std::move(slot)] {
+            lease->Release();
+            slot->Release();
+          });
           if (!call->StartLate(std::move(pump), StreamCall::From::kGrpc)) {
             (*lease)->Release();
           }
@@ -948,7 +981,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
   // The rest reads the store (the caller, the room, the log's end, history):
   // on a worker, which refuses the call or starts its pump.
   absl::Status accepted =
-      deps_.reads->Submit([this, call, context, request = std::move(parsed)] {
+      deps_.reads->Submit([this, call, context, request = std::move(parsed),
+                           address] {
         if (context->IsCancelled()) {
           return call->FinishWith(
               absl::CancelledError("the client cancelled the stream"));
@@ -956,6 +990,9 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
         absl::StatusOr<StreamTarget> target = SignedInTarget(
             deps_, context, request, request.room(), request.direct_messages());
         if (!target.ok()) return call->FinishWith(target.status());
+        absl::StatusOr<std::shared_ptr<Quotas::StreamSlot>> slot =
+            OpenStreamSlot(deps_, target->subscriber.user_id, address);
+        if (!slot.ok()) return call->FinishWith(slot.status());
         const std::string log = target->log;
         absl::StatusOr<chat::Subscription> subscription =
             deps_.hub->Subscribe(log, std::move(target->subscriber));
@@ -971,7 +1008,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
         }
         pump->set_first_write();
         pump->set_on_finish(
-            [hub = deps_.hub, sub = *subscription] { hub->Unsubscribe(sub); });
+            [hub = deps_.hub, sub = *subscription, slot = *std::move(slot)] {
+              hub->Unsubscribe(sub);
+              slot->Release();
+            });
         if (!call->StartLate(std::move(pump), StreamCall::From::kWorker)) {
           deps_.hub->Unsubscribe(*subscription);
         }
@@ -1028,6 +1068,11 @@ grpc::ServerUnaryReactor* ChatService::PostRecentMessage(
   event->room = std::string(model::kLobbyName);
   event->sender = request->user();
   event->text = request->text();
+  if (absl::Status s = ChargeSend(
+          deps_, AddressSender(ClientAddress(deps_, context)), event->log);
+      !s.ok()) {
+    return FinishNow(context, s);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   deps_.hub->Publish(std::move(event), [reactor, context, response](
                                             absl::StatusOr<EventPtr> event) {

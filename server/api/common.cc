@@ -12,6 +12,7 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "request_traits.h"
+#include "server/api/quotas.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 
@@ -97,6 +98,25 @@ std::string FieldWithNul(const google::protobuf::Message& message) {
 }
 
 }  // namespace
+
+std::string ClientAddress(const Deps& deps, grpc::CallbackServerContext* ctx) {
+  const std::string peer = PeerIp(ctx->peer());
+  if (deps.trusted_proxies == nullptr || deps.trusted_proxies->empty()) {
+    return AddressKey(peer);
+  }
+  std::vector<absl::string_view> forwarded;
+  auto [first, last] = ctx->client_metadata().equal_range("x-forwarded-for");
+  for (auto it = first; it != last; ++it) {
+    forwarded.emplace_back(it->second.data(), it->second.size());
+  }
+  return AddressKey(ClientIp(peer, forwarded, *deps.trusted_proxies));
+}
+
+absl::Status ChargeSend(const Deps& deps, absl::string_view sender,
+                        absl::string_view log) {
+  if (deps.quotas == nullptr) return absl::OkStatus();
+  return deps.quotas->ChargeSend(sender, log);
+}
 
 absl::Status CheckStrings(const google::protobuf::Message& request) {
   std::string field = proto::MalformedField(request);

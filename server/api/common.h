@@ -22,6 +22,7 @@
 #include "server/auth/authenticator.h"
 #include "server/auth/password.h"
 #include "server/chat/hub.h"
+#include "server/common/client_address.h"
 #include "server/common/scheduler.h"
 #include "server/common/uuid.h"
 #include "server/common/worker_pool.h"
@@ -42,6 +43,7 @@ struct ReadOptions {
 // outlives every call.
 class IdempotentSends;
 class CallStats;
+class Quotas;
 
 struct Deps {
   chat::Hub* hub = nullptr;
@@ -57,8 +59,21 @@ struct Deps {
   // Calls of methods that record themselves (ChatService.Subscribe); may be
   // null (no record).
   CallStats* calls = nullptr;
+  // Per-client limits (never null in a server; null in tests: no limits).
+  Quotas* quotas = nullptr;
+  // The proxies whose x-forwarded-for names the client (ClientAddress).
+  const AddressSet* trusted_proxies = nullptr;
   ReadOptions read;
 };
+
+// The key of the caller's address for per-address limits (AddressKey of
+// ClientIp, see server/common/client_address.h).
+std::string ClientAddress(const Deps& deps, grpc::CallbackServerContext* ctx);
+
+// Counts a send by `sender` to `log` against their limits (Quotas::
+// ChargeSend); OK when the server has no limits.
+absl::Status ChargeSend(const Deps& deps, absl::string_view sender,
+                        absl::string_view log);
 
 // Metadata the gateway turns into an HTTP status and an absolute Location
 // header (see gateway/internal/gateway).

@@ -74,14 +74,19 @@ std::string SenderScope(const auth::Principal& who) {
   return absl::StrCat("room-token:", who.room_id, ":", who.display_name);
 }
 
-// Publishes a send, once per idempotency key (event->idempotency).
-void PublishOnce(const Deps& deps, std::shared_ptr<model::Event> event,
-                 chat::EventDone done) {
+// Publishes a send by `sender` (its SenderScope), once per idempotency key
+// (event->idempotency). Only a first send counts against the limits.
+void PublishOnce(const Deps& deps, std::string sender,
+                 std::shared_ptr<model::Event> event, chat::EventDone done) {
   model::IdempotencyKey key = event->idempotency;
   deps.sends->Run(
       key,
-      [hub = deps.hub, event = std::move(event)](chat::EventDone d) mutable {
-        hub->Publish(std::move(event), std::move(d));
+      [&deps, sender = std::move(sender),
+       event = std::move(event)](chat::EventDone d) mutable {
+        if (absl::Status s = ChargeSend(deps, sender, event->log); !s.ok()) {
+          return d(s);
+        }
+        deps.hub->Publish(std::move(event), std::move(d));
       },
       std::move(done));
 }
@@ -143,7 +148,7 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
         event->text = request->text();
         event->idempotency = *std::move(key);
         PublishOnce(
-            deps_, std::move(event),
+            deps_, SenderScope(call->who), std::move(event),
             [reactor, context, response](absl::StatusOr<EventPtr> event) {
               if (event.ok()) {
                 ToProto(**event, response);
@@ -232,6 +237,12 @@ grpc::ServerUnaryReactor* MessageService::EditMessage(
         event->text = request->text();
         event->target_id = (*message)->id;
         event->target_sequence = (*message)->sequence;
+        // An edit is delivered like a send, and counts as one.
+        if (absl::Status s =
+                ChargeSend(deps_, SenderScope(call->who), event->log);
+            !s.ok()) {
+          return FinishWith(reactor, context, s);
+        }
         deps_.hub->Publish(
             std::move(event), [reactor, context, response, before = *message](
                                   absl::StatusOr<EventPtr> edit) {
@@ -391,8 +402,13 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
         deps_.sends->Run(
             idempotency,
             // Runs only for a first send, never for a retry of a stored one.
-            [hub = deps_.hub, event = std::move(event),
+            [this, hub = deps_.hub, sender = SenderScope(*who),
+             event = std::move(event),
              copy_log = std::move(copy_log)](chat::EventDone done) mutable {
+              if (absl::Status s = ChargeSend(deps_, sender, event->log);
+                  !s.ok()) {
+                return done(s);
+              }
               hub->Publish(
                   std::move(event), [hub, copy_log, done = std::move(done)](
                                         absl::StatusOr<EventPtr> sent) mutable {

@@ -284,6 +284,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.hashing = server->hashing_.get();
   deps.reads = server->reads_.get();
   deps.read = options.read;
+  absl::StatusOr<AddressSet> proxies = AddressSet::Parse(options.trusted_proxies);
+  if (!proxies.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--trusted_proxies: ", proxies.status().message()));
+  }
+  server->trusted_proxies_ = *std::move(proxies);
+  deps.trusted_proxies = &server->trusted_proxies_;
+  server->quotas_ = std::make_unique<Quotas>(options.quotas, Clock::Real());
+  deps.quotas = server->quotas_.get();
   server->call_stats_ =
       std::make_unique<CallStats>(Clock::Real(), options.stats_window);
   deps.calls = server->call_stats_.get();

@@ -27,6 +27,8 @@
 #include "server/common/worker_pool.h"
 #include "server/store/cached_store.h"
 #include "server/store/postgres_store.h"
+#include "server/api/quotas.h"
+#include "server/common/client_address.h"
 #include "server/store/store.h"
 
 namespace parley::api {
@@ -73,6 +75,10 @@ struct ServerOptions {
   BusKind bus = BusKind::kInProcess;
   bus::RedisBusOptions redis;
   ReadOptions read;
+  // Every client's fair share (docs/security.md, "Limits").
+  QuotaOptions quotas;
+  // Proxies whose x-forwarded-for names the client (AddressSet::Parse).
+  std::vector<std::string> trusted_proxies;
   size_t max_request_bytes = 1 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // How long a send's idempotency key is honoured after its commit.
@@ -124,6 +130,8 @@ class Server {
   std::unique_ptr<bus::RedisPresenceDirectory> presence_;
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<IdempotentSends> sends_;
+  std::unique_ptr<Quotas> quotas_;
+  AddressSet trusted_proxies_;
   // Fed by the interceptor of every call; outlives grpc_server_.
   std::unique_ptr<CallStats> call_stats_;
   std::unique_ptr<Services> services_;

@@ -98,7 +98,8 @@ class HoldingStore : public store::ForwardingStore {
 };
 
 // Options for a server whose store reads pass `gate`.
-ServerOptions Gated(std::shared_ptr<Gate> gate, ServerOptions options = {}) {
+ServerOptions Gated(std::shared_ptr<Gate> gate,
+                    ServerOptions options = parley::testing::UnlimitedOptions()) {
   options.wrap_store = [gate](std::unique_ptr<store::Store> inner) {
     return std::unique_ptr<store::Store>(
         std::make_unique<HoldingStore>(std::move(inner), gate));

@@ -35,7 +35,7 @@ class Barrier {
 };
 
 TEST(ConcurrencyTest, EveryClientReceivesEveryMessageInTheSameOrder) {
-  api::ServerOptions options;
+  api::ServerOptions options = parley::testing::UnlimitedOptions();
   options.hub.channel_capacity = 4 * (kClients + kTotal);
   TestServer server(options);
   constexpr int kConnections = 8;

@@ -762,7 +762,7 @@ TEST_F(MessageServiceTest, APollRefusesWhatItCannotServe) {
 // event, and the gaps can be read back from history: nothing is lost in
 // silence.
 TEST(SlowConsumerTest, AStalledRoomStreamIsToldWhatItMissedAndRecoversIt) {
-  ServerOptions options;
+  ServerOptions options = parley::testing::UnlimitedOptions();
   options.hub.channel_capacity = 4;
   options.hub.max_message_bytes = 64 * 1024;
   TestServer server(options);

@@ -19,6 +19,24 @@ std::string FreshDataDir() {
 
 }  // namespace
 
+api::QuotaOptions Unlimited() {
+  api::QuotaOptions q;
+  q.sends_per_user_per_second = 0;
+  q.sends_per_room_per_second = 0;
+  q.sign_ins_per_address_per_minute = 0;
+  q.sign_in_free_failures_per_user = -1;
+  q.sign_in_free_failures_per_address = -1;
+  q.streams_per_user = 0;
+  q.streams_per_address = 0;
+  return q;
+}
+
+api::ServerOptions UnlimitedOptions() {
+  api::ServerOptions options;
+  options.quotas = Unlimited();
+  return options;
+}
+
 TestServer::TestServer(api::ServerOptions options)
     : options_(std::move(options)) {
   options_.data_dir = FreshDataDir();

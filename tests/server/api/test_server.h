@@ -21,11 +21,18 @@
 
 namespace parley::testing {
 
+// Every per-client limit off. A test's clients are a few users on one
+// address making calls as fast as they can, as no real client does; the
+// limits have tests of their own (limits_test.cc).
+api::QuotaOptions Unlimited();
+// Default options with Unlimited() quotas.
+api::ServerOptions UnlimitedOptions();
+
 class TestServer {
  public:
   // `options.data_dir` is replaced by a fresh temporary directory; the
   // password cost by the minimum.
-  explicit TestServer(api::ServerOptions options = {});
+  explicit TestServer(api::ServerOptions options = UnlimitedOptions());
   ~TestServer();
 
   // Stops the server (as SIGTERM does) and starts it again on the same data
