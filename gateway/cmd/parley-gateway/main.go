@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +47,9 @@ func main() {
 			"and X-Forwarded-Proto headers name the scheme and host clients use (absolute Location headers, the "+
 			"WebSocket origin check); from other peers those headers are ignored. Empty trusts nobody "+
 			"(env PARLEY_TRUSTED_PROXIES)")
+	maxConns := fs.Int("max_conns_per_address", envInt("PARLEY_MAX_CONNS_PER_ADDRESS", 256),
+		"connections one client address (IPv6: its /64) may hold open at once; past it a connection is answered "+
+			"429 and closed. Peers in --trusted_proxies are not counted. 0: no cap (env PARLEY_MAX_CONNS_PER_ADDRESS)")
 	gcPercent := fs.Int("gc_percent", defaultGCPercent,
 		"garbage collection target percentage, as GOGC: the heap may grow this much over the live heap before "+
 			"a collection. The gateway's live heap is a few MB and every request allocates, so Go's default of 100 "+
@@ -89,16 +93,17 @@ func main() {
 	}
 
 	opts := gateway.Options{
-		HTTPAddr:       *httpAddr,
-		GRPCServer:     *grpcServer,
-		PortFile:       *portFile,
-		ShutdownGrace:  *shutdownGrace,
-		Logger:         logger,
-		SSEKeepalive:   *sseKeepalive,
-		SSERetry:       *sseRetry,
-		WSPingInterval: *wsPingInterval,
-		WSOrigins:      splitList(*wsOrigins),
-		TrustedProxies: proxies,
+		HTTPAddr:           *httpAddr,
+		GRPCServer:         *grpcServer,
+		PortFile:           *portFile,
+		ShutdownGrace:      *shutdownGrace,
+		Logger:             logger,
+		SSEKeepalive:       *sseKeepalive,
+		SSERetry:           *sseRetry,
+		WSPingInterval:     *wsPingInterval,
+		WSOrigins:          splitList(*wsOrigins),
+		TrustedProxies:     proxies,
+		MaxConnsPerAddress: *maxConns,
 		// Options' zero is the default; the flag's zero is off.
 		StreamResumeTimeout: *streamResumeTimeout,
 	}
@@ -156,4 +161,19 @@ func splitList(v string) []string {
 		}
 	}
 	return out
+}
+
+// envInt is the integer in environment variable name, or fallback when it
+// is unset; a value that is not an integer stops the gateway.
+func envInt(name string, fallback int) int {
+	v, ok := os.LookupEnv(name)
+	if !ok || v == "" {
+		return fallback
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "parley-gateway: %s: %q is not an integer\n", name, v)
+		os.Exit(2)
+	}
+	return n
 }

@@ -8,6 +8,8 @@ package apierror
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/code"
@@ -62,6 +64,10 @@ type Error struct {
 	Message  string `json:"message"`
 	// Field names the request field at fault, for bad input.
 	Field string `json:"field,omitempty"`
+	// RetryAfterSeconds says when a refusal by a limit may be tried again
+	// (the server's google.rpc.RetryInfo, rounded up); also the Retry-After
+	// header.
+	RetryAfterSeconds int64 `json:"retry_after_seconds,omitempty"`
 }
 
 // Reason is the reason and field of st's ErrorInfo detail; empty when none.
@@ -85,6 +91,12 @@ func Make(st *status.Status, reason, field string) Error {
 	}
 	if e.Code == "" {
 		e.Code = e.GRPCCode
+	}
+	for _, d := range st.Details() {
+		if info, ok := d.(*errdetails.RetryInfo); ok && info.GetRetryDelay() != nil {
+			delay := info.GetRetryDelay().AsDuration()
+			e.RetryAfterSeconds = int64((delay + time.Second - 1) / time.Second)
+		}
 	}
 	if s, ok := reasonHTTPStatus[e.Code]; ok {
 		e.Status = s
@@ -129,7 +141,16 @@ type Body struct {
 
 // Write answers e as Parley's JSON error body with its HTTP status.
 func Write(w http.ResponseWriter, e Error) {
+	SetRetryAfter(w.Header(), e)
 	WriteJSON(w, e.Status, Body{Error: e})
+}
+
+// SetRetryAfter sets the Retry-After header of a refusal that says when to
+// try again; every error body, whatever its shape, sets it.
+func SetRetryAfter(h http.Header, e Error) {
+	if e.RetryAfterSeconds > 0 {
+		h.Set("Retry-After", strconv.FormatInt(e.RetryAfterSeconds, 10))
+	}
 }
 
 // WriteJSON answers body as JSON with httpStatus, for any error shape.

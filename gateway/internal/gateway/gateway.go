@@ -77,6 +77,10 @@ type Options struct {
 	// host (absolute Location headers, the WebSocket origin check). Empty:
 	// nobody's; the request's own Host and scheme count.
 	TrustedProxies TrustedProxies
+	// MaxConnsPerAddress caps the connections one client address (IPv6: its
+	// /64) holds open; past it a connection is answered 429 and closed.
+	// The trusted proxies are not counted. 0: no cap.
+	MaxConnsPerAddress int
 	// StreamResumeTimeout is how long a room or inbox stream whose server
 	// went away is retried on the servers that are up before it ends.
 	// Default 10s; negative turns resuming off.
@@ -172,7 +176,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(newConnLimitListener(ln, opts.MaxConnsPerAddress, opts.TrustedProxies)) }()
 	log.Info("gateway listening", "addr", ln.Addr().String(), "port", port, "grpc_server", opts.GRPCServer)
 
 	select {

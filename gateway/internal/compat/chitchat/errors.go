@@ -124,5 +124,6 @@ func render(e apierror.Error, fields map[string]string) (int, errorBody) {
 
 func writeError(w http.ResponseWriter, e apierror.Error, fields map[string]string) {
 	httpStatus, body := render(e, fields)
+	apierror.SetRetryAfter(w.Header(), e)
 	apierror.WriteJSON(w, httpStatus, body)
 }

@@ -59,6 +59,7 @@ func chatOf(r *parleyv1.Room) chat {
 
 // writeError answers the API's error body, {"error":"<message>"}.
 func writeError(w http.ResponseWriter, e apierror.Error) {
+	apierror.SetRetryAfter(w.Header(), e)
 	apierror.WriteJSON(w, e.Status, struct {
 		Error string `json:"error"`
 	}{e.Message})
