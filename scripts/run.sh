@@ -7,7 +7,10 @@ server_bin=$1 gateway_bin=$2 grpc_port=$3 http_port=$4 data_dir=$5
 host=${PARLEY_HOST:-127.0.0.1}
 mkdir -p "$data_dir"
 
-"$server_bin" --grpc_addr="$host:$grpc_port" --data_dir="$data_dir" &
+# The gateway on loopback is a proxy: per-address limits count the address
+# it forwards (docs/security.md, "Limits").
+"$server_bin" --grpc_addr="$host:$grpc_port" --data_dir="$data_dir" \
+  --trusted_proxies="${PARLEY_TRUSTED_PROXIES:-127.0.0.1,::1}" &
 server_pid=$!
 "$gateway_bin" --grpc_server="127.0.0.1:$grpc_port" --http_addr="$host:$http_port" &
 gateway_pid=$!

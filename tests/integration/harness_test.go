@@ -176,6 +176,10 @@ type stackOptions struct {
 	admins        []string      // --admin_users
 	tokenLifetime time.Duration // --token_lifetime, when not 0
 	synchronous   string        // --sqlite_synchronous, when not empty
+	// limits, when not nil, are the server's per-client limit flags, and
+	// the gateway's --max_conns_per_address; nil lifts every limit
+	// (unlimitedFlags), since all of a test's clients share 127.0.0.1.
+	limits []string
 	// The PostgreSQL server whose database the server uses (--store=postgres);
 	// nil: SQLite in the data directory, unless PARLEY_TEST_STORE=postgres.
 	postgres *pgServer
@@ -190,6 +194,21 @@ func withAdmins(names ...string) stackOption {
 
 func withTokenLifetime(d time.Duration) stackOption {
 	return func(o *stackOptions) { o.tokenLifetime = d }
+}
+
+// withLimits starts the stack with these limit flags (server flags, or
+// --max_conns_per_address for the gateway) and the defaults of the others.
+func withLimits(flags ...string) stackOption {
+	return func(o *stackOptions) { o.limits = append([]string{}, flags...) }
+}
+
+// unlimitedFlags lift every per-client limit of the server: the functional
+// tests make many calls from one address and a few users, as no real
+// client does; limits_test.go checks the limits themselves.
+var unlimitedFlags = []string{
+	"--sends_per_user_per_second=0", "--sends_per_room_per_second=0",
+	"--sign_ins_per_address_per_minute=0", "--sign_in_free_failures_per_user=-1",
+	"--sign_in_free_failures_per_address=-1", "--streams_per_user=0", "--streams_per_address=0",
 }
 
 func withSynchronous(mode string) stackOption {
@@ -223,6 +242,15 @@ func (s *stack) serverFlags(portFile string) []string {
 		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m",
 		"--password_hash_ops=1", "--password_hash_mem_kib=8",
 	}
+	if s.opts.limits == nil {
+		flags = append(flags, unlimitedFlags...)
+	} else {
+		for _, f := range s.opts.limits {
+			if !strings.HasPrefix(f, "--max_conns_per_address=") {
+				flags = append(flags, f)
+			}
+		}
+	}
 	if len(s.opts.admins) > 0 {
 		flags = append(flags, "--admin_users="+strings.Join(s.opts.admins, ","))
 	}
@@ -250,6 +278,21 @@ func (s *stack) startServer(t *testing.T) {
 	s.grpcAddr = fmt.Sprintf("127.0.0.1:%d", s.server.waitPortFile(t, portFile))
 }
 
+// gatewayFlags are the gateway's: its --max_conns_per_address is the one in
+// the stack's limits, else none (0). The tests' client stands in for a
+// reverse proxy (seed003_test.go), so loopback is a trusted proxy, except
+// with a connection cap, which does not count trusted proxies.
+func (s *stack) gatewayFlags(portFile string) []string {
+	flags := []string{"--grpc_server=" + s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file=" + portFile,
+		"--log_level=debug"}
+	for _, f := range s.opts.limits {
+		if strings.HasPrefix(f, "--max_conns_per_address=") {
+			return append(flags, f)
+		}
+	}
+	return append(flags, "--max_conns_per_address=0", "--trusted_proxies=127.0.0.1")
+}
+
 func (s *stack) startGateway(t *testing.T) {
 	t.Helper()
 	name := "gateway"
@@ -257,11 +300,7 @@ func (s *stack) startGateway(t *testing.T) {
 		name = fmt.Sprintf("gateway-%d", s.starts)
 	}
 	portFile := filepath.Join(s.dir, name+".port")
-	s.gateway = startProc(t, s.dir, name, binary(t, "PARLEY_GATEWAY_BIN"),
-		"--grpc_server="+s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file="+portFile,
-		"--log_level=debug",
-		// The tests' client stands in for a reverse proxy (seed003_test.go).
-		"--trusted_proxies=127.0.0.1")
+	s.gateway = startProc(t, s.dir, name, binary(t, "PARLEY_GATEWAY_BIN"), s.gatewayFlags(portFile)...)
 	s.httpURL = fmt.Sprintf("http://127.0.0.1:%d", s.gateway.waitPortFile(t, portFile))
 
 	deadline := time.Now().Add(startTimeout)
