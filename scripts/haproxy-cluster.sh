@@ -57,6 +57,9 @@ defaults
   log global
   option httplog
   option dontlognull
+  # The client's address, for the per-address limits behind (the gateways
+  # and servers trust this proxy: docs/security.md, "Limits").
+  option forwardfor
   timeout connect 5s
   timeout check 3s
   timeout http-request 30s

@@ -208,6 +208,7 @@ for i in $(seq 1 $server_count); do
   mkdir -p "$cluster_dir/server-$i"
   "$server_bin" --grpc_addr="${server_addrs[$((i - 1))]}" --data_dir="$cluster_dir/server-$i" \
     --store=postgres --postgres_dsn="$dsn" --token_key_file="$token_key" "${bus_flags[@]}" \
+    --trusted_proxies=127.0.0.1,::1 \
     > "$log_dir/server-$i.log" 2>&1 &
   server_pids+=($!)
   name_of[$!]="server $i"
@@ -219,6 +220,7 @@ done
 # ---- Gateways ----
 for i in $(seq 1 $gateway_count); do
   "$gateway_bin" --grpc_server="$server_list" --http_addr="$host:$((http_port + i))" \
+    --trusted_proxies=127.0.0.1,::1 \
     > "$log_dir/gateway-$i.log" 2>&1 &
   gateway_pids+=($!)
   name_of[$!]="gateway $i"
