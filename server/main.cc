@@ -185,6 +185,12 @@ ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
           "ignored. Empty: the connection's peer is the client.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
+ABSL_FLAG(int64_t, grpc_memory_quota_bytes, 256 << 20,
+          "Memory gRPC's transport may hold at once (read buffers, requests "
+          "being read); past it, streams asking for more are reset "
+          "(RESOURCE_EXHAUSTED). gRPC reads a request whole before checking "
+          "--max_request_bytes, so this is what bounds a flood of huge "
+          "requests.");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(5),
           "On SIGTERM, how long calls may take to finish before they are "
           "cancelled.");
@@ -472,6 +478,11 @@ int main(int argc, char** argv) {
   options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
+  options.grpc_memory_quota_bytes = static_cast<size_t>(
+      Positive(FLAGS_grpc_memory_quota_bytes, "grpc_memory_quota_bytes"));
+  if (options.grpc_memory_quota_bytes < 4 * options.max_request_bytes) {
+    Die("--grpc_memory_quota_bytes must be at least 4 x --max_request_bytes");
+  }
   options.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   options.idempotency_key_ttl = absl::GetFlag(FLAGS_idempotency_key_ttl);
   if (options.idempotency_key_ttl < absl::Seconds(1)) {

@@ -1,5 +1,7 @@
 #include "server/api/server.h"
 
+#include <grpcpp/resource_quota.h>
+
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
@@ -349,6 +351,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));
+  // What gRPC's transport may hold (read buffers, messages being read): past
+  // it, it resets the streams that ask for more (RESOURCE_EXHAUSTED), so a
+  // few huge requests cannot take the heap before their size is checked.
+  grpc::ResourceQuota quota("parley-grpc");
+  quota.Resize(options.grpc_memory_quota_bytes);
+  builder.SetResourceQuota(quota);
   // Find dead peers of idle streams, and let clients keep theirs alive.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 20 * 1000);

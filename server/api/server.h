@@ -80,6 +80,8 @@ struct ServerOptions {
   // Proxies whose x-forwarded-for names the client (AddressSet::Parse).
   std::vector<std::string> trusted_proxies;
   size_t max_request_bytes = 1 << 20;
+  // Memory gRPC's transport may hold at once (grpc::ResourceQuota).
+  size_t grpc_memory_quota_bytes = 256 << 20;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // How long a send's idempotency key is honoured after its commit.
   absl::Duration idempotency_key_ttl = absl::Hours(24);
