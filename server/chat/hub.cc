@@ -6,7 +6,6 @@
 #include <tuple>
 #include <utility>
 
-#include "absl/hash/hash.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -67,12 +66,11 @@ std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
 }
 
 Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
-    : options_(options), store_(store), clock_(clock), replica_(NewUuid()) {
-  for (size_t i = 0; i < std::max<size_t>(options_.fanout_threads, 1); ++i) {
-    auto d = std::make_unique<Dispatcher>();
-    d->thread = std::thread([d = d.get()] { RunDispatcher(d); });
-    dispatchers_.push_back(std::move(d));
-  }
+    : options_(options),
+      store_(store),
+      clock_(clock),
+      dispatcher_(options_.fanout_threads),
+      replica_(NewUuid()) {
   lobby_ = std::make_shared<Log>(std::string(model::kLobbyId));
   // Lobby sessions start after what is stored; the server checks the store
   // is readable before building the hub.
@@ -160,79 +158,33 @@ void Hub::PublishLocked(const std::shared_ptr<Log>& log,
       [this, log, event = std::move(event),
        done = std::move(done)](absl::StatusOr<int64_t> committed) mutable {
         const std::string& id = log->id;
-        Dispatch(id, [this, log = std::move(log), event = std::move(event),
-                      done = std::move(done),
-                      committed = std::move(committed)]() mutable {
-          if (!committed.ok()) {
-            done(committed.status(), 0);
-            return;
-          }
-          if (options_.bus != nullptr) options_.bus->Publish(*event);
-          // The event is in every reader's channel before the
-          // acknowledgement, and the readers are woken after it: a large
-          // room's stream writes do not delay the sender's answer.
-          Wakeups wake = DeliverInOrder(log.get(), event);
-          done(model::EventPtr(std::move(event)), *committed);
-          WakeDelivered(log->id, std::move(wake));
-        });
+        dispatcher_.Dispatch(
+            id, [this, log = std::move(log), event = std::move(event),
+                 done = std::move(done),
+                 committed = std::move(committed)]() mutable {
+              if (!committed.ok()) {
+                done(committed.status(), 0);
+                return;
+              }
+              if (options_.bus != nullptr) options_.bus->Publish(*event);
+              // The event is in every reader's channel before the
+              // acknowledgement, and the readers are woken after it: a large
+              // room's stream writes do not delay the sender's answer.
+              Wakeups wake = DeliverInOrder(log.get(), event);
+              done(model::EventPtr(std::move(event)), *committed);
+              dispatcher_.Wake(log->id, std::move(wake));
+            });
       });
-}
-
-size_t Hub::DispatcherOf(absl::string_view log) const {
-  return absl::Hash<absl::string_view>()(log) % dispatchers_.size();
-}
-
-void Hub::Dispatch(absl::string_view log, absl::AnyInvocable<void()> task) {
-  Enqueue(dispatchers_[DispatcherOf(log)].get(), std::move(task),
-          /*first=*/false);
-}
-
-void Hub::Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task, bool first) {
-  MutexLock lock(&d->mu);
-  if (first) {
-    d->queue.push_front(std::move(task));
-  } else {
-    d->queue.push_back(std::move(task));
-  }
-  if (d->queue.size() == 1) d->cv.Signal();
-}
-
-void Hub::RunDispatcher(Dispatcher* d) {
-  std::deque<absl::AnyInvocable<void()>> batch;
-  for (;;) {
-    {
-      MutexLock lock(&d->mu);
-      while (d->queue.empty() && !d->stop) d->cv.Wait();
-      if (d->queue.empty()) return;  // stopping, and drained
-      batch.swap(d->queue);
-    }
-    for (auto& task : batch) task();
-    batch.clear();
-  }
 }
 
 Hub::~Hub() {
   // Once this returns the bus calls nothing here.
   if (options_.bus != nullptr) options_.bus->SetListener(nullptr);
-  for (auto& d : dispatchers_) {
-    MutexLock lock(&d->mu);
-    d->stop = true;
-    d->cv.Signal();
-  }
-  for (auto& d : dispatchers_) d->thread.join();
-  // A dispatcher that had stopped may have been handed part of another's
-  // wake-ups (WakeDelivered) after it drained: run them here.
-  for (auto& d : dispatchers_) {
-    std::deque<absl::AnyInvocable<void()>> left;
-    {
-      MutexLock lock(&d->mu);
-      left.swap(d->queue);
-    }
-    for (auto& task : left) task();
-  }
+  // What is queued for delivery runs before the state it uses goes.
+  dispatcher_.Stop();
 }
 
-Hub::Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
+Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
@@ -247,8 +199,7 @@ Hub::Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
   return wake;
 }
 
-Hub::Wakeups Hub::DeliverInOrder(Log* log,
-                                 std::shared_ptr<model::Event> event) {
+Wakeups Hub::DeliverInOrder(Log* log, std::shared_ptr<model::Event> event) {
   uint64_t delivered;
   {
     MutexLock lock(&log->mu);
@@ -309,21 +260,21 @@ void Hub::SyncBusLocked(Log* log) {
 void Hub::OnEvent(std::shared_ptr<model::Event> event) {
   const std::string id = event->log;
   if (event->sequence == 0) {
-    Dispatch(id, [this, event = std::move(event)]() mutable {
+    dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
       PushLiveHere(std::move(event));
     });
     return;
   }
-  Dispatch(id, [this, event = std::move(event)]() mutable {
+  dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
     std::shared_ptr<Log> log = FindLog(event->log);
     if (log == nullptr) return;
     Wakeups wake = DeliverInOrder(log.get(), std::move(event));
-    WakeDelivered(log->id, std::move(wake));
+    dispatcher_.Wake(log->id, std::move(wake));
   });
 }
 
 void Hub::OnSubscribed(absl::string_view log_id) {
-  Dispatch(log_id, [this, id = std::string(log_id)] {
+  dispatcher_.Dispatch(log_id, [this, id = std::string(log_id)] {
     std::shared_ptr<Log> log = FindLog(id);
     if (log == nullptr) return;
     uint64_t delivered;
@@ -334,37 +285,8 @@ void Hub::OnSubscribed(absl::string_view log_id) {
     Wakeups wake;
     DeliverFromStore(log.get(), delivered,
                      std::numeric_limits<uint64_t>::max(), &wake);
-    WakeDelivered(log->id, std::move(wake));
+    dispatcher_.Wake(log->id, std::move(wake));
   });
-}
-
-// Below this many wake-ups a delivery stays on its own dispatcher: handing
-// a part to another thread costs about as much as a few stream writes.
-constexpr size_t kSplitWakeups = 32;
-
-void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
-  const size_t n = dispatchers_.size();
-  if (n < 2 || wake.size() < kSplitWakeups) {
-    WakeAll(wake);
-    return;
-  }
-  // Every event is in its channels already, in order; a reader takes what
-  // its channel holds whenever it is woken, so the order of wake-ups across
-  // readers does not matter. The other parts go to the front of the other
-  // dispatchers' queues: they are this event's deliveries, due now.
-  const size_t self = DispatcherOf(log);
-  const size_t per = (wake.size() + n - 1) / n;
-  for (size_t i = 1; i < n; ++i) {
-    const size_t begin = std::min(wake.size(), i * per);
-    const size_t end = std::min(wake.size(), begin + per);
-    if (begin == end) break;
-    Wakeups part(std::make_move_iterator(wake.begin() + begin),
-                 std::make_move_iterator(wake.begin() + end));
-    Enqueue(dispatchers_[(self + i) % n].get(),
-            [part = std::move(part)] { WakeAll(part); }, /*first=*/true);
-  }
-  wake.resize(std::min(wake.size(), per));
-  WakeAll(wake);
 }
 
 void Hub::PublishCommon(std::shared_ptr<model::Event> event, CommitDone done) {
@@ -391,10 +313,6 @@ void Hub::PublishPurge(
     std::shared_ptr<model::Event> event,
     absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)> done) {
   PublishCommon(std::move(event), std::move(done));
-}
-
-void Hub::WakeAll(const Wakeups& wake) {
-  for (const auto& reader : wake) reader->OnReadable();
 }
 
 void Hub::PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,

@@ -20,12 +20,10 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -39,6 +37,7 @@
 #include "server/bus/presence_directory.h"
 #include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
+#include "server/chat/dispatcher.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/model/event.h"
@@ -305,7 +304,6 @@ class Hub : private bus::Bus::Listener {
     bool leave_queued ABSL_GUARDED_BY(mu) = false;  // in pending_leaves_
     bool on_bus ABSL_GUARDED_BY(mu) = false;  // subscribed on the bus
   };
-  using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
 
   static absl::Status ShuttingDown();
   // PushLive to this hub's subscribers only.
@@ -350,15 +348,6 @@ class Hub : private bus::Bus::Listener {
   // it came `from_bus`.
   void Close(const bus::Notice& notice, bool from_bus);
   // The refusal of a publish to `log`, or OK.
-  struct Dispatcher;
-  // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.
-  void Dispatch(absl::string_view log, absl::AnyInvocable<void()> task);
-  // The index of `log`'s dispatcher in dispatchers_.
-  size_t DispatcherOf(absl::string_view log) const;
-  // Queues `task` on `d`, at the front when `first`.
-  static void Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task,
-                      bool first);
-  static void RunDispatcher(Dispatcher* d);
   absl::Status CheckPublishableLocked(const Log& log)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
   // The lobby with HubOptions::sessions (hub_lobby.cc).
@@ -386,11 +375,6 @@ class Hub : private bus::Bus::Listener {
   // Pushes a live-only event to every subscriber of `log` but `except`.
   void PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
                       Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  static void WakeAll(const Wakeups& wake);
-  // WakeAll for a delivery on `log`'s dispatcher: a large room's wake-ups
-  // (each starts a stream write) are shared with the other dispatchers, so
-  // the last subscriber is not served a whole room's writes after the first.
-  void WakeDelivered(absl::string_view log, Wakeups wake);
   // One stream of `who` on `log` ended: its presence count drops, and at
   // zero the leave is announced, at once or after `grace`.
   void ReleasePresenceLocked(const std::shared_ptr<Log>& log,
@@ -408,17 +392,9 @@ class Hub : private bus::Bus::Listener {
   std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
       ABSL_GUARDED_BY(mu_);
 
-  // A delivery thread and its queue of committed events, in commit order. A
-  // log always goes to the same one, so its events stay in order, while
-  // different logs fan out in parallel.
-  struct Dispatcher {
-    Mutex mu;
-    CondVar cv{&mu};
-    std::deque<absl::AnyInvocable<void()>> queue ABSL_GUARDED_BY(mu);
-    bool stop ABSL_GUARDED_BY(mu) = false;
-    std::thread thread;
-  };
-  std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
+  // The delivery threads, keyed by log: a log's committed events are
+  // delivered in commit order while different logs fan out in parallel.
+  Dispatcher dispatcher_;
 
   // This hub's name among the replicas (presence lists).
   const std::string replica_;

@@ -368,8 +368,8 @@ void Hub::OpenSharedSession(std::string id, SessionOpened done) {
           absl::StatusOr<uint64_t> cursor) mutable {
         if (absl::IsNotFound(cursor.status())) return done(NotJoined(id));
         if (!cursor.ok()) return done(cursor.status());
-        Dispatch(lobby_->id, [this, id, cursor = *cursor,
-                              done = std::move(done)]() mutable {
+        dispatcher_.Dispatch(lobby_->id, [this, id, cursor = *cursor,
+                                          done = std::move(done)]() mutable {
           AttachSharedSession(id, cursor, std::move(done));
         });
       });
