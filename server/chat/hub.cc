@@ -18,6 +18,9 @@
 namespace parley::chat {
 namespace {
 
+using Sub = LogState::Sub;
+using Presence = LogState::Presence;
+
 // Room logs carry presence events; direct-message inboxes do not.
 bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
 
@@ -51,38 +54,17 @@ std::vector<Present> Ordered(std::map<std::string, Present> by_who,
 
 }  // namespace
 
-absl::Status Hub::ShuttingDown() {
-  return WithReason(absl::UnavailableError("the server is shutting down"),
-                    "SHUTTING_DOWN");
-}
-
-std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
-                                       absl::string_view log) {
-  auto event = std::make_shared<model::Event>();
-  event->kind = kind;
-  event->log = std::string(log);
-  event->id = NewTimeOrderedUuid(absl::Now());
-  return event;
-}
-
 Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
     : options_(options),
       store_(store),
       clock_(clock),
+      logs_(store),
       dispatcher_(options_.fanout_threads),
       replica_(NewUuid()) {
-  lobby_ = std::make_shared<Log>(std::string(model::kLobbyId));
   // Lobby sessions start after what is stored; the server checks the store
   // is readable before building the hub.
-  const uint64_t last = store_->LastSequence(model::kLobbyId).value_or(0);
-  {
-    MutexLock lock(&lobby_->mu);
-    lobby_->delivered = last;
-  }
-  {
-    MutexLock lock(&mu_);
-    logs_.emplace(lobby_->id, lobby_);
-  }
+  lobby_ = logs_.Start(model::kLobbyId,
+                       store_->LastSequence(model::kLobbyId).value_or(0));
   if (options_.bus != nullptr) {
     options_.bus->SetListener(this);
     // The lobby's sessions may join, send and leave on any replica.
@@ -92,58 +74,12 @@ Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
   }
 }
 
-std::shared_ptr<Hub::Log> Hub::FindLog(absl::string_view log) {
-  MutexLock lock(&mu_);
-  auto it = logs_.find(log);
-  return it == logs_.end() ? nullptr : it->second;
-}
-
-std::vector<std::shared_ptr<Hub::Log>> Hub::AllLogs() {
-  MutexLock lock(&mu_);
-  std::vector<std::shared_ptr<Log>> logs;
-  logs.reserve(logs_.size());
-  for (auto& [id, log] : logs_) logs.push_back(log);
-  return logs;
-}
-
 Hub::CommitDone Hub::IgnoreCount(EventDone done) {
   return [done = std::move(done)](absl::StatusOr<model::EventPtr> event,
                                   int64_t) mutable { done(std::move(event)); };
 }
 
-absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
-  if (shutdown_.load()) return ShuttingDown();
-  {
-    MutexLock lock(&mu_);
-    auto it = logs_.find(log);
-    if (it != logs_.end()) return it->second;
-  }
-  // First use since start: subscribers start after what the store has. The
-  // read runs outside the map's lock; a concurrent first use reads the same
-  // value and the first to insert wins (nothing is published to a log
-  // before it is in the map).
-  absl::StatusOr<uint64_t> last = store_->LastSequence(log);
-  if (!last.ok()) return last.status();
-  MutexLock lock(&mu_);
-  auto [it, inserted] = logs_.try_emplace(std::string(log), nullptr);
-  if (inserted) {
-    it->second = std::make_shared<Log>(it->first);
-    MutexLock log_lock(&it->second->mu);
-    it->second->delivered = *last;
-  }
-  return it->second;
-}
-
-absl::Status Hub::CheckPublishableLocked(const Log& log) {
-  if (shutdown_.load()) return ShuttingDown();
-  if (log.dropped) {
-    return WithReason(absl::NotFoundError("the room no longer exists"),
-                      "ROOM_NOT_FOUND", "room");
-  }
-  return absl::OkStatus();
-}
-
-void Hub::PublishLocked(const std::shared_ptr<Log>& log,
+void Hub::PublishLocked(const std::shared_ptr<LogState>& log,
                         std::shared_ptr<model::Event> event, CommitDone done) {
   event->time = clock_->Now();
   // The store numbers and commits this log's events in the order they are
@@ -184,7 +120,7 @@ Hub::~Hub() {
   dispatcher_.Stop();
 }
 
-Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
+Wakeups Hub::Deliver(LogState* log, const model::EventPtr& event) {
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
@@ -199,7 +135,8 @@ Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
   return wake;
 }
 
-Wakeups Hub::DeliverInOrder(Log* log, std::shared_ptr<model::Event> event) {
+Wakeups Hub::DeliverInOrder(LogState* log,
+                            std::shared_ptr<model::Event> event) {
   uint64_t delivered;
   {
     MutexLock lock(&log->mu);
@@ -222,7 +159,7 @@ Wakeups Hub::DeliverInOrder(Log* log, std::shared_ptr<model::Event> event) {
 // Events read per store call when a replica catches up.
 constexpr size_t kCatchUpPage = 512;
 
-bool Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+bool Hub::DeliverFromStore(LogState* log, uint64_t after, uint64_t through,
                            Wakeups* wake) {
   while (after < through) {
     absl::StatusOr<std::vector<model::EventPtr>> page =
@@ -246,7 +183,7 @@ bool Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
   return true;
 }
 
-void Hub::SyncBusLocked(Log* log) {
+void Hub::SyncBusLocked(LogState* log) {
   if (options_.bus == nullptr || log == lobby_.get()) return;
   if (!log->subs.empty() && !log->on_bus) {
     log->on_bus = true;
@@ -266,7 +203,7 @@ void Hub::OnEvent(std::shared_ptr<model::Event> event) {
     return;
   }
   dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
-    std::shared_ptr<Log> log = FindLog(event->log);
+    std::shared_ptr<LogState> log = logs_.Find(event->log);
     if (log == nullptr) return;
     Wakeups wake = DeliverInOrder(log.get(), std::move(event));
     dispatcher_.Wake(log->id, std::move(wake));
@@ -275,7 +212,7 @@ void Hub::OnEvent(std::shared_ptr<model::Event> event) {
 
 void Hub::OnSubscribed(absl::string_view log_id) {
   dispatcher_.Dispatch(log_id, [this, id = std::string(log_id)] {
-    std::shared_ptr<Log> log = FindLog(id);
+    std::shared_ptr<LogState> log = logs_.Find(id);
     if (log == nullptr) return;
     uint64_t delivered;
     {
@@ -290,7 +227,7 @@ void Hub::OnSubscribed(absl::string_view log_id) {
 }
 
 void Hub::PublishCommon(std::shared_ptr<model::Event> event, CommitDone done) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(event->log);
+  absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(event->log);
   if (!log.ok()) {
     done(log.status(), 0);
     return;
@@ -298,7 +235,7 @@ void Hub::PublishCommon(std::shared_ptr<model::Event> event, CommitDone done) {
   absl::Status refused;
   {
     MutexLock lock(&(*log)->mu);
-    refused = CheckPublishableLocked(**log);
+    refused = logs_.CheckPublishableLocked(**log);
     if (refused.ok()) PublishLocked(*log, std::move(event), std::move(done));
   }
   if (!refused.ok()) done(refused, 0);
@@ -315,27 +252,17 @@ void Hub::PublishPurge(
   PublishCommon(std::move(event), std::move(done));
 }
 
-void Hub::PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
-                         Wakeups* wake) {
-  for (Sub& sub : log->subs) {
-    if (sub.channel.get() == except) continue;
-    if (auto reader = sub.channel->Push(event)) {
-      wake->push_back(std::move(reader));
-    }
-  }
-}
-
 // ---- Subscriptions ----
 
 absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
                                             Subscriber who) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(log_id);
   if (!log.ok()) return log.status();
   Subscription subscription;
   Wakeups wake;
   {
     MutexLock lock(&(*log)->mu);
-    if (absl::Status s = CheckPublishableLocked(**log); !s.ok()) return s;
+    if (absl::Status s = logs_.CheckPublishableLocked(**log); !s.ok()) return s;
     subscription.log = (*log)->id;
     subscription.channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
@@ -365,7 +292,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
       joined->time = clock_->Now();
       if (options_.encoder) joined->wire = options_.encoder(*joined);
       if (options_.bus != nullptr) options_.bus->Publish(*joined);
-      PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
+      (*log)->PushLiveLocked(std::move(joined), &wake);
     }
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
                                subscription.live_after, clock_->Now(),
@@ -379,7 +306,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
 std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
                                       bool* truncated) {
   *truncated = false;
-  std::shared_ptr<Log> log = FindLog(log_id);
+  std::shared_ptr<LogState> log = logs_.Find(log_id);
   if (log == nullptr) return {};
   // Keyed by user id, or by name for subscribers without an account.
   std::map<std::string, Present> by_who;
@@ -434,7 +361,7 @@ void Hub::SharePresence() {
   if (options_.presence == nullptr) return;
   const absl::Time now = clock_->Now();
   absl::flat_hash_set<std::string> shared;
-  for (const std::shared_ptr<Log>& log : AllLogs()) {
+  for (const std::shared_ptr<LogState>& log : logs_.All()) {
     bool truncated;
     std::vector<Present> here = ListPresent(
         log->id, options_.presence_max_subscribers, &truncated);
@@ -463,19 +390,19 @@ void Hub::PushLive(std::shared_ptr<model::Event> event) {
 }
 
 void Hub::PushLiveHere(std::shared_ptr<model::Event> event) {
-  std::shared_ptr<Log> log = FindLog(event->log);
+  std::shared_ptr<LogState> log = logs_.Find(event->log);
   if (log == nullptr) return;
   if (options_.encoder) event->wire = options_.encoder(*event);
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
-    PushLiveLocked(log.get(), std::move(event), nullptr, &wake);
+    log->PushLiveLocked(std::move(event), &wake);
   }
   WakeAll(wake);
 }
 
 void Hub::Unsubscribe(const Subscription& subscription) {
-  std::shared_ptr<Log> log = FindLog(subscription.log);
+  std::shared_ptr<LogState> log = logs_.Find(subscription.log);
   if (log == nullptr) return;
   Wakeups wake;
   {
@@ -497,13 +424,13 @@ void Hub::Unsubscribe(const Subscription& subscription) {
   WakeAll(wake);
 }
 
-void Hub::ReleasePresenceLocked(const std::shared_ptr<Log>& log,
+void Hub::ReleasePresenceLocked(const std::shared_ptr<LogState>& log,
                                 const Subscriber& who, absl::Duration grace,
                                 Wakeups* wake) {
   auto it = log->presence.find(PresenceKey(who));
   if (it == log->presence.end() || it->second.streams == 0) return;
   if (--it->second.streams > 0) return;  // another stream of theirs is open
-  if (grace > absl::ZeroDuration() && !log->dropped && !shutdown_.load()) {
+  if (grace > absl::ZeroDuration() && !log->dropped && !logs_.shutting_down()) {
     it->second.leave_at = clock_->Now() + grace;
     if (!log->leave_queued) {
       log->leave_queued = true;
@@ -517,8 +444,9 @@ void Hub::ReleasePresenceLocked(const std::shared_ptr<Log>& log,
   AnnounceLeaveLocked(log.get(), gone, wake);
 }
 
-void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
-  if (log->dropped || shutdown_.load() ||
+void Hub::AnnounceLeaveLocked(LogState* log, const Subscriber& who,
+                              Wakeups* wake) {
+  if (log->dropped || logs_.shutting_down() ||
       log->subs.size() >= options_.presence_max_subscribers) {
     return;
   }
@@ -530,17 +458,17 @@ void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
   left->time = clock_->Now();
   if (options_.encoder) left->wire = options_.encoder(*left);
   if (options_.bus != nullptr) options_.bus->Publish(*left);
-  PushLiveLocked(log, std::move(left), nullptr, wake);
+  log->PushLiveLocked(std::move(left), wake);
 }
 
 int Hub::AnnounceLeaves() {
-  std::vector<std::shared_ptr<Log>> logs;
+  std::vector<std::shared_ptr<LogState>> logs;
   {
     MutexLock leaves(&leaves_mu_);
     logs.swap(pending_leaves_);
   }
   int announced = 0;
-  for (const std::shared_ptr<Log>& log : logs) {
+  for (const std::shared_ptr<LogState>& log : logs) {
     Wakeups wake;
     {
       MutexLock lock(&log->mu);
@@ -571,7 +499,7 @@ int Hub::AnnounceLeaves() {
   return announced;
 }
 
-void Hub::CloseWhere(const std::shared_ptr<Log>& log,
+void Hub::CloseWhere(const std::shared_ptr<LogState>& log,
                      absl::FunctionRef<bool(const Sub&)> close,
                      CloseReason reason) {
   Wakeups wake;
@@ -666,7 +594,7 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
   const std::string& user_id = notice.user_id;
   switch (notice.op) {
     case bus::Notice::Op::kClose: {
-      std::shared_ptr<Log> log = FindLog(notice.log);
+      std::shared_ptr<LogState> log = logs_.Find(notice.log);
       if (log == nullptr) return;
       CloseWhere(
           log,
@@ -677,7 +605,7 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       return;
     }
     case bus::Notice::Op::kCloseExcept: {
-      std::shared_ptr<Log> log = FindLog(notice.log);
+      std::shared_ptr<LogState> log = logs_.Find(notice.log);
       if (log == nullptr) return;
       const absl::flat_hash_set<std::string> keep(notice.keep.begin(),
                                                   notice.keep.end());
@@ -691,7 +619,7 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
     }
     case bus::Notice::Op::kCloseUser:
       if (user_id.empty()) return;
-      for (const std::shared_ptr<Log>& log : AllLogs()) {
+      for (const std::shared_ptr<LogState>& log : logs_.All()) {
         CloseWhere(
             log, [&](const Sub& s) { return s.who.user_id == user_id; },
             reason);
@@ -702,9 +630,10 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
       // dropped instead of starting it afresh; a replica that never used
       // it has nothing to close (and never reads the store on the bus's
       // thread).
-      std::shared_ptr<Log> log = FindLog(notice.log);
+      std::shared_ptr<LogState> log = logs_.Find(notice.log);
       if (log == nullptr && !from_bus) {
-        absl::StatusOr<std::shared_ptr<Log>> loaded = GetLog(notice.log);
+        absl::StatusOr<std::shared_ptr<LogState>> loaded =
+            logs_.Get(notice.log);
         if (loaded.ok()) log = *loaded;
       }
       if (log == nullptr) return;
@@ -717,7 +646,7 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
     }
     case bus::Notice::Op::kRevokeToken:
       if (notice.token_id.empty()) return;
-      for (const std::shared_ptr<Log>& log : AllLogs()) {
+      for (const std::shared_ptr<LogState>& log : logs_.All()) {
         CloseWhere(
             log, [&](const Sub& s) { return s.who.token_id == notice.token_id; },
             reason);
@@ -735,15 +664,15 @@ void Hub::Close(const bus::Notice& notice, bool from_bus) {
 }
 
 absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(log_id);
   if (!log.ok()) return log.status();
   MutexLock lock(&(*log)->mu);
   return (*log)->delivered;
 }
 
 void Hub::Shutdown() {
-  if (shutdown_.exchange(true)) return;
-  for (const std::shared_ptr<Log>& log : AllLogs()) {
+  if (!logs_.Shutdown()) return;
+  for (const std::shared_ptr<LogState>& log : logs_.All()) {
     CloseWhere(log, [](const Sub&) { return true; },
                CloseReason::kShutdown);
   }

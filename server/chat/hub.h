@@ -38,6 +38,7 @@
 #include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
 #include "server/chat/dispatcher.h"
+#include "server/chat/log_state.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/model/event.h"
@@ -92,20 +93,6 @@ struct HubOptions {
 // hub's dispatcher thread, or inline on the calling thread when the request
 // fails before reaching the store. Must not block.
 using EventDone = absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>)>;
-
-// A new event with a fresh UUID: everything but its time, which the hub
-// sets, and its sequence number, which the store assigns.
-std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
-                                       absl::string_view log);
-
-// Who holds a subscription; used for presence events and for closing the
-// subscriptions of one user.
-struct Subscriber {
-  std::string user_id;   // empty for room-token holders
-  std::string name;      // shown in presence events; empty: none sent
-  std::string room;      // the room's name, for presence events
-  std::string token_id;  // the token's id (jti), to end at its sign-out
-};
 
 // A registered channel on a log. Events with sequence numbers above
 // `live_after` arrive in `channel`; a reader resuming after an earlier
@@ -275,49 +262,13 @@ class Hub : private bus::Bus::Listener {
   Clock* clock() const { return clock_; }
 
  private:
-  struct Sub {
-    std::shared_ptr<Channel> channel;
-    Subscriber who;
-    uint64_t start_after = 0;  // deliver only events above this sequence
-    absl::Time since;
-    bool counted = false;  // in its log's `presence` (a room stream with a name)
-    bool session = false;  // a shared session's reader (who.name: its id)
-  };
-  // One user's (or name's) streams on a room log, for presence events.
-  struct Presence {
-    Subscriber who;  // as their first stream gave it
-    size_t streams = 0;
-    absl::Time since;
-    // With no stream left: when the leave is announced unless one reopens.
-    absl::Time leave_at = absl::InfiniteFuture();
-  };
-  // One log's ordering and subscribers.
-  struct Log {
-    explicit Log(std::string id) : id(std::move(id)) {}
-    const std::string id;
-    Mutex mu;
-    bool dropped ABSL_GUARDED_BY(mu) = false;
-    uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
-    std::vector<Sub> subs ABSL_GUARDED_BY(mu);
-    // By PresenceKey. An entry with no streams is a leave in its grace.
-    absl::flat_hash_map<std::string, Presence> presence ABSL_GUARDED_BY(mu);
-    bool leave_queued ABSL_GUARDED_BY(mu) = false;  // in pending_leaves_
-    bool on_bus ABSL_GUARDED_BY(mu) = false;  // subscribed on the bus
-  };
-
-  static absl::Status ShuttingDown();
   // PushLive to this hub's subscribers only.
   void PushLiveHere(std::shared_ptr<model::Event> event);
-  // The state of `log` if it was used since start, else null; and all.
-  std::shared_ptr<Log> FindLog(absl::string_view log);
-  std::vector<std::shared_ptr<Log>> AllLogs();
-  // The state of `log`, loaded from the store on first use.
-  absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
   // Sets the time and queues the append; the encoding, delivery and `done`
   // follow on the dispatcher thread.
   using CommitDone =
       absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)>;
-  void PublishLocked(const std::shared_ptr<Log>& log,
+  void PublishLocked(const std::shared_ptr<LogState>& log,
                      std::shared_ptr<model::Event> event, CommitDone done)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   void PublishCommon(std::shared_ptr<model::Event> event, CommitDone done);
@@ -325,20 +276,20 @@ class Hub : private bus::Bus::Listener {
   static CommitDone IgnoreCount(EventDone done);
   // After the commit: push to subscribers (advancing `delivered`); the
   // readers to wake (WakeDelivered) are returned.
-  Wakeups Deliver(Log* log, const model::EventPtr& event);
+  Wakeups Deliver(LogState* log, const model::EventPtr& event);
   // Deliver for `event` committed on any replica: nothing when it was
   // delivered already; after the events before it that were not, read from
   // the store, when its number jumps. On `log`'s dispatcher.
-  Wakeups DeliverInOrder(Log* log, std::shared_ptr<model::Event> event);
+  Wakeups DeliverInOrder(LogState* log, std::shared_ptr<model::Event> event);
   // Delivers the store's events of `log` after `after`, through `through`
   // (inclusive), in order, to `wake`; false when the store could not be
   // read (what was delivered before the failure stays). On `log`'s
   // dispatcher.
-  bool DeliverFromStore(Log* log, uint64_t after, uint64_t through,
+  bool DeliverFromStore(LogState* log, uint64_t after, uint64_t through,
                         Wakeups* wake);
   // Subscribes `log` on the bus when it has readers and is not subscribed,
   // and the reverse.
-  void SyncBusLocked(Log* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
+  void SyncBusLocked(LogState* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   // bus::Bus::Listener: each runs on the log's dispatcher.
   void OnEvent(std::shared_ptr<model::Event> event) override;
   void OnSubscribed(absl::string_view log) override;
@@ -347,9 +298,6 @@ class Hub : private bus::Bus::Listener {
   // Does what `notice` asks here; tells the other replicas first unless
   // it came `from_bus`.
   void Close(const bus::Notice& notice, bool from_bus);
-  // The refusal of a publish to `log`, or OK.
-  absl::Status CheckPublishableLocked(const Log& log)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
   // The lobby with HubOptions::sessions (hub_lobby.cc).
   class SharedLease;
   void JoinShared(std::string id, EventDone done);
@@ -369,28 +317,23 @@ class Hub : private bus::Bus::Listener {
                            Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
   // Closes the subscriptions of `log` for which `close` is true.
-  void CloseWhere(const std::shared_ptr<Log>& log,
-                  absl::FunctionRef<bool(const Sub&)> close,
+  void CloseWhere(const std::shared_ptr<LogState>& log,
+                  absl::FunctionRef<bool(const LogState::Sub&)> close,
                   CloseReason reason);
-  // Pushes a live-only event to every subscriber of `log` but `except`.
-  void PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
-                      Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   // One stream of `who` on `log` ended: its presence count drops, and at
   // zero the leave is announced, at once or after `grace`.
-  void ReleasePresenceLocked(const std::shared_ptr<Log>& log,
+  void ReleasePresenceLocked(const std::shared_ptr<LogState>& log,
                              const Subscriber& who, absl::Duration grace,
-                             Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake)
+                             Wakeups* wake)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
+  void AnnounceLeaveLocked(LogState* log, const Subscriber& who, Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
 
   const HubOptions options_;
   store::EventLog* const store_;
   Clock* const clock_;
 
-  std::atomic<bool> shutdown_{false};
-  Mutex mu_;  // guards logs_; taken before a Log::mu, never after
-  std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
-      ABSL_GUARDED_BY(mu_);
+  LogTable logs_;
 
   // The delivery threads, keyed by log: a log's committed events are
   // delivered in commit order while different logs fan out in parallel.
@@ -403,12 +346,13 @@ class Hub : private bus::Bus::Listener {
   absl::flat_hash_set<std::string> shared_presence_
       ABSL_GUARDED_BY(shared_presence_mu_);
 
-  // Logs with a leave in its grace. Taken after a Log::mu, never before.
+  // Logs with a leave in its grace. Taken after a LogState::mu, never before.
   Mutex leaves_mu_;
-  std::vector<std::shared_ptr<Log>> pending_leaves_ ABSL_GUARDED_BY(leaves_mu_);
+  std::vector<std::shared_ptr<LogState>> pending_leaves_
+      ABSL_GUARDED_BY(leaves_mu_);
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
-  std::shared_ptr<Log> lobby_;
+  std::shared_ptr<LogState> lobby_;
   std::map<std::string, std::shared_ptr<Channel>, std::less<>> sessions_
       ABSL_GUARDED_BY(lobby_->mu);
 };

@@ -17,6 +17,8 @@
 namespace parley::chat {
 namespace {
 
+using Sub = LogState::Sub;
+
 absl::Status NotJoined(absl::string_view id) {
   return WithReason(absl::FailedPreconditionError(
                         absl::StrCat("client '", id, "' has not joined")),
@@ -71,7 +73,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
   absl::Status refused;
   {
     MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    refused = logs_.CheckPublishableLocked(*lobby_);
     if (refused.ok() && sessions_.count(id) > 0) refused = AlreadyJoined(id);
     if (refused.ok()) {
       auto channel =
@@ -125,7 +127,7 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
   absl::Status refused;
   {
     MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    refused = logs_.CheckPublishableLocked(*lobby_);
     auto it = sessions_.find(id);
     if (refused.ok() && it == sessions_.end()) refused = NotJoined(id);
     if (refused.ok()) {
@@ -165,7 +167,7 @@ void Hub::Leave(absl::string_view id, EventDone done) {
   Wakeups wake;
   {
     MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    refused = logs_.CheckPublishableLocked(*lobby_);
     if (refused.ok() && !RemoveSessionLocked(id, CloseReason::kLeft, &wake)) {
       refused = NotJoined(id);
     }
@@ -202,7 +204,7 @@ absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
     return s;
   }
   MutexLock lock(&lobby_->mu);
-  if (shutdown_.load()) return ShuttingDown();
+  if (logs_.shutting_down()) return ShuttingDownError();
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return NotJoined(id);
   return it->second;
@@ -217,7 +219,7 @@ int Hub::ReapIdle() {
   int reaped = 0;
   {
     MutexLock lock(&lobby_->mu);
-    if (shutdown_.load()) return 0;
+    if (logs_.shutting_down()) return 0;
     const absl::Time now = clock_->Now();
     std::vector<std::string> idle;
     for (const auto& [id, channel] : sessions_) {
@@ -272,7 +274,7 @@ class Hub::SharedLease final : public SessionLease {
   }
 
   void Release() override {
-    Log* lobby = hub_->lobby_.get();
+    LogState* lobby = hub_->lobby_.get();
     {
       MutexLock lock(&lobby->mu);
       auto& subs = lobby->subs;
@@ -291,8 +293,8 @@ class Hub::SharedLease final : public SessionLease {
 };
 
 void Hub::JoinShared(std::string id, EventDone done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+  if (logs_.shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Create(id, clock_->Now(), [this, id, done = std::move(
@@ -324,8 +326,8 @@ void Hub::JoinShared(std::string id, EventDone done) {
 
 void Hub::SendShared(std::string id, std::string text, EventDone done,
                      model::IdempotencyKey key) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+  if (logs_.shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Get(
@@ -341,8 +343,8 @@ void Hub::SendShared(std::string id, std::string text, EventDone done,
 }
 
 void Hub::LeaveShared(std::string id, EventDone done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+  if (logs_.shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Remove(
@@ -358,8 +360,8 @@ void Hub::LeaveShared(std::string id, EventDone done) {
 }
 
 void Hub::OpenSharedSession(std::string id, SessionOpened done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+  if (logs_.shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Get(
@@ -408,19 +410,19 @@ void Hub::AttachSharedSession(const std::string& id, uint64_t cursor,
   bool registered = false;
   {
     MutexLock lock(&lobby_->mu);
-    if (!shutdown_.load()) {
+    if (!logs_.shutting_down()) {
       Sub sub{channel, Subscriber{"", id, "", ""}, through, clock_->Now()};
       sub.session = true;
       lobby_->subs.push_back(std::move(sub));
       registered = true;
     }
   }
-  if (!registered) return done(ShuttingDown());
+  if (!registered) return done(ShuttingDownError());
   done(std::make_shared<SharedLease>(this, id, std::move(channel)));
 }
 
 void Hub::ReapIdleShared() {
-  if (shutdown_.load()) return;
+  if (logs_.shutting_down()) return;
   // Sessions with a reader here are active, wherever else they are idle.
   std::vector<std::string> reading;
   {
