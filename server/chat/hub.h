@@ -39,6 +39,7 @@
 #include "server/chat/channel.h"
 #include "server/chat/dispatcher.h"
 #include "server/chat/hub_options.h"
+#include "server/chat/log_order.h"
 #include "server/chat/log_state.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
@@ -217,32 +218,6 @@ class Hub : private bus::Bus::Listener {
  private:
   // PushLive to this hub's subscribers only.
   void PushLiveHere(std::shared_ptr<model::Event> event);
-  // Sets the time and queues the append; the encoding, delivery and `done`
-  // follow on the dispatcher thread.
-  using CommitDone =
-      absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)>;
-  void PublishLocked(const std::shared_ptr<LogState>& log,
-                     std::shared_ptr<model::Event> event, CommitDone done)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void PublishCommon(std::shared_ptr<model::Event> event, CommitDone done);
-  // A CommitDone for callers that need no purge count.
-  static CommitDone IgnoreCount(EventDone done);
-  // After the commit: push to subscribers (advancing `delivered`); the
-  // readers to wake (WakeDelivered) are returned.
-  Wakeups Deliver(LogState* log, const model::EventPtr& event);
-  // Deliver for `event` committed on any replica: nothing when it was
-  // delivered already; after the events before it that were not, read from
-  // the store, when its number jumps. On `log`'s dispatcher.
-  Wakeups DeliverInOrder(LogState* log, std::shared_ptr<model::Event> event);
-  // Delivers the store's events of `log` after `after`, through `through`
-  // (inclusive), in order, to `wake`; false when the store could not be
-  // read (what was delivered before the failure stays). On `log`'s
-  // dispatcher.
-  bool DeliverFromStore(LogState* log, uint64_t after, uint64_t through,
-                        Wakeups* wake);
-  // Subscribes `log` on the bus when it has readers and is not subscribed,
-  // and the reverse.
-  void SyncBusLocked(LogState* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   // bus::Bus::Listener: each runs on the log's dispatcher.
   void OnEvent(std::shared_ptr<model::Event> event) override;
   void OnSubscribed(absl::string_view log) override;
@@ -291,6 +266,7 @@ class Hub : private bus::Bus::Listener {
   // The delivery threads, keyed by log: a log's committed events are
   // delivered in commit order while different logs fan out in parallel.
   Dispatcher dispatcher_;
+  LogOrder order_;
 
   // This hub's name among the replicas (presence lists).
   const std::string replica_;

@@ -83,7 +83,7 @@ void Hub::Join(absl::string_view id, EventDone done) {
       // far, so its own join event included.
       lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), "", ""},
                                  lobby_->delivered, clock_->Now()});
-      PublishLocked(
+      order_.PublishLocked(
           lobby_, std::move(joined),
           [this, channel, id = std::string(id), done = std::move(done)](
               absl::StatusOr<model::EventPtr> event, int64_t) mutable {
@@ -132,8 +132,8 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
     if (refused.ok() && it == sessions_.end()) refused = NotJoined(id);
     if (refused.ok()) {
       it->second->Touch(clock_->Now());
-      PublishLocked(lobby_, std::move(message),
-                    IgnoreCount(std::move(done)));
+      order_.PublishLocked(lobby_, std::move(message),
+                           IgnoreCount(std::move(done)));
     }
   }
   if (!refused.ok()) done(refused);
@@ -173,8 +173,8 @@ void Hub::Leave(absl::string_view id, EventDone done) {
     }
     // The session is gone, so the leaver is not sent its own leave.
     if (refused.ok()) {
-      PublishLocked(lobby_, std::move(left),
-                    IgnoreCount(std::move(done)));
+      order_.PublishLocked(lobby_, std::move(left),
+                           IgnoreCount(std::move(done)));
     }
   }
   WakeAll(wake);
@@ -230,8 +230,8 @@ int Hub::ReapIdle() {
     for (const std::string& id : idle) {
       if (!RemoveSessionLocked(id, CloseReason::kReaped, &wake)) continue;
       ++reaped;
-      PublishLocked(lobby_, LobbyEvent(model::EventKind::kLeave, id, ""),
-                    [](absl::StatusOr<model::EventPtr>, int64_t) {});
+      order_.PublishLocked(lobby_, LobbyEvent(model::EventKind::kLeave, id, ""),
+                           [](absl::StatusOr<model::EventPtr>, int64_t) {});
     }
   }
   WakeAll(wake);
