@@ -19,38 +19,6 @@ namespace parley::chat {
 namespace {
 
 using Sub = LogState::Sub;
-using Presence = LogState::Presence;
-
-// Room logs carry presence events; direct-message inboxes do not.
-bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
-
-// Presence is per user: by user id, or by name for subscribers without one
-// (room-token holders). ListPresent keys the same way.
-std::string PresenceKey(absl::string_view user_id, absl::string_view name) {
-  return user_id.empty() ? absl::StrCat("name:", name)
-                         : absl::StrCat("user:", user_id);
-}
-std::string PresenceKey(const Subscriber& who) {
-  return PresenceKey(who.user_id, who.name);
-}
-
-// The people of `by_who` (by PresenceKey) ordered by name, at most `limit`;
-// `truncated` is set when more were.
-std::vector<Present> Ordered(std::map<std::string, Present> by_who,
-                             size_t limit, bool* truncated) {
-  std::vector<Present> present;
-  present.reserve(by_who.size());
-  for (auto& [key, p] : by_who) present.push_back(std::move(p));
-  std::sort(present.begin(), present.end(),
-            [](const Present& a, const Present& b) {
-              return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
-            });
-  if (present.size() > limit) {
-    present.resize(limit);
-    *truncated = true;
-  }
-  return present;
-}
 
 }  // namespace
 
@@ -61,7 +29,7 @@ Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
       logs_(store),
       dispatcher_(options_.fanout_threads),
       order_(options_, store, clock, &logs_, &dispatcher_),
-      replica_(NewUuid()) {
+      presence_(options_, clock, &logs_) {
   // Lobby sessions start after what is stored; the server checks the store
   // is readable before building the hub.
   lobby_ = logs_.Start(model::kLobbyId,
@@ -118,33 +86,7 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
     subscription.channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
     subscription.live_after = (*log)->delivered;
-    const bool counted = IsRoomLog(log_id) && !who.name.empty();
-    bool announce = false;
-    if (counted) {
-      Presence& p = (*log)->presence[PresenceKey(who)];
-      if (p.streams++ == 0) {
-        if (p.leave_at != absl::InfiniteFuture()) {
-          // Back within the grace: the others never heard they had left.
-          p.leave_at = absl::InfiniteFuture();
-        } else {
-          p.who = who;
-          p.since = clock_->Now();
-          announce = true;
-        }
-      }
-    }
-    if (announce &&
-        (*log)->subs.size() < options_.presence_max_subscribers) {
-      auto joined = NewEvent(model::EventKind::kJoin, log_id);
-      joined->room_id = std::string(log_id);
-      joined->room = who.room;
-      joined->sender = who.name;
-      joined->sender_id = who.user_id;
-      joined->time = clock_->Now();
-      if (options_.encoder) joined->wire = options_.encoder(*joined);
-      if (options_.bus != nullptr) options_.bus->Publish(*joined);
-      (*log)->PushLiveLocked(std::move(joined), &wake);
-    }
+    const bool counted = presence_.ArriveLocked(log->get(), who, &wake);
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
                                subscription.live_after, clock_->Now(),
                                counted});
@@ -156,82 +98,18 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
 
 std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
                                       bool* truncated) {
-  *truncated = false;
-  std::shared_ptr<LogState> log = logs_.Find(log_id);
-  if (log == nullptr) return {};
-  // Keyed by user id, or by name for subscribers without an account.
-  std::map<std::string, Present> by_who;
-  {
-    MutexLock lock(&log->mu);
-    // Room streams are counted per user in `presence`, those whose leave is
-    // still in its grace included; lobby sessions are subscribers outside it.
-    for (const auto& [key, p] : log->presence) {
-      by_who.try_emplace(key, Present{p.who.user_id, p.who.name, p.since});
-    }
-    for (const Sub& sub : log->subs) {
-      if (sub.counted || sub.who.name.empty()) continue;
-      by_who.try_emplace(PresenceKey(sub.who),
-                         Present{sub.who.user_id, sub.who.name, sub.since});
-    }
-  }
-  return Ordered(std::move(by_who), limit, truncated);
+  return presence_.List(log_id, limit, truncated);
 }
 
 void Hub::ListPresentEverywhere(
     absl::string_view log_id, size_t limit,
     absl::AnyInvocable<void(std::vector<Present>, bool truncated)> done) {
-  bool truncated = false;
-  std::vector<Present> here = ListPresent(log_id, limit, &truncated);
-  if (options_.presence == nullptr) {
-    done(std::move(here), truncated);
-    return;
-  }
-  options_.presence->List(
-      std::string(log_id), replica_, clock_->Now(),
-      [here = std::move(here), limit, truncated, done = std::move(done)](
-          absl::StatusOr<std::vector<bus::PresentEntry>> others) mutable {
-        if (!others.ok()) return done(std::move(here), truncated);
-        // One entry per person, with their earliest `since`.
-        std::map<std::string, Present> by_who;
-        auto add = [&by_who](Present p) {
-          auto [it, added] =
-              by_who.try_emplace(PresenceKey(p.user_id, p.name), p);
-          if (!added) it->second.since = std::min(it->second.since, p.since);
-        };
-        for (Present& p : here) add(std::move(p));
-        for (bus::PresentEntry& e : *others) {
-          add(Present{std::move(e.user_id), std::move(e.name), e.since});
-        }
-        std::vector<Present> all =
-            Ordered(std::move(by_who), limit, &truncated);
-        done(std::move(all), truncated);
-      });
+  presence_.ListEverywhere(log_id, limit, std::move(done));
 }
 
-void Hub::SharePresence() {
-  if (options_.presence == nullptr) return;
-  const absl::Time now = clock_->Now();
-  absl::flat_hash_set<std::string> shared;
-  for (const std::shared_ptr<LogState>& log : logs_.All()) {
-    bool truncated;
-    std::vector<Present> here = ListPresent(
-        log->id, options_.presence_max_subscribers, &truncated);
-    if (here.empty()) continue;
-    std::vector<bus::PresentEntry> entries;
-    entries.reserve(here.size());
-    for (Present& p : here) {
-      entries.push_back(
-          bus::PresentEntry{std::move(p.user_id), std::move(p.name), p.since});
-    }
-    options_.presence->Put(replica_, log->id, std::move(entries), now);
-    shared.insert(log->id);
-  }
-  MutexLock lock(&shared_presence_mu_);
-  for (const std::string& log : shared_presence_) {
-    if (!shared.contains(log)) options_.presence->Put(replica_, log, {}, now);
-  }
-  shared_presence_ = std::move(shared);
-}
+void Hub::SharePresence() { presence_.Share(); }
+
+int Hub::AnnounceLeaves() { return presence_.AnnounceLeaves(); }
 
 void Hub::PushLive(std::shared_ptr<model::Event> event) {
   event->sequence = 0;
@@ -269,85 +147,10 @@ void Hub::Unsubscribe(const Subscription& subscription) {
     log->subs.pop_back();
     order_.FollowLocked(log.get());
     if (counted) {
-      ReleasePresenceLocked(log, who, options_.presence_leave_grace, &wake);
+      presence_.DepartLocked(log, who, options_.presence_leave_grace, &wake);
     }
   }
   WakeAll(wake);
-}
-
-void Hub::ReleasePresenceLocked(const std::shared_ptr<LogState>& log,
-                                const Subscriber& who, absl::Duration grace,
-                                Wakeups* wake) {
-  auto it = log->presence.find(PresenceKey(who));
-  if (it == log->presence.end() || it->second.streams == 0) return;
-  if (--it->second.streams > 0) return;  // another stream of theirs is open
-  if (grace > absl::ZeroDuration() && !log->dropped && !logs_.shutting_down()) {
-    it->second.leave_at = clock_->Now() + grace;
-    if (!log->leave_queued) {
-      log->leave_queued = true;
-      MutexLock leaves(&leaves_mu_);
-      pending_leaves_.push_back(log);
-    }
-    return;
-  }
-  const Subscriber gone = std::move(it->second.who);
-  log->presence.erase(it);
-  AnnounceLeaveLocked(log.get(), gone, wake);
-}
-
-void Hub::AnnounceLeaveLocked(LogState* log, const Subscriber& who,
-                              Wakeups* wake) {
-  if (log->dropped || logs_.shutting_down() ||
-      log->subs.size() >= options_.presence_max_subscribers) {
-    return;
-  }
-  auto left = NewEvent(model::EventKind::kLeave, log->id);
-  left->room_id = log->id;
-  left->room = who.room;
-  left->sender = who.name;
-  left->sender_id = who.user_id;
-  left->time = clock_->Now();
-  if (options_.encoder) left->wire = options_.encoder(*left);
-  if (options_.bus != nullptr) options_.bus->Publish(*left);
-  log->PushLiveLocked(std::move(left), wake);
-}
-
-int Hub::AnnounceLeaves() {
-  std::vector<std::shared_ptr<LogState>> logs;
-  {
-    MutexLock leaves(&leaves_mu_);
-    logs.swap(pending_leaves_);
-  }
-  int announced = 0;
-  for (const std::shared_ptr<LogState>& log : logs) {
-    Wakeups wake;
-    {
-      MutexLock lock(&log->mu);
-      log->leave_queued = false;
-      const absl::Time now = clock_->Now();
-      bool waiting = false;
-      for (auto it = log->presence.begin(); it != log->presence.end();) {
-        Presence& p = it->second;
-        if (p.streams > 0) {
-          ++it;
-        } else if (p.leave_at <= now) {
-          AnnounceLeaveLocked(log.get(), p.who, &wake);
-          ++announced;
-          log->presence.erase(it++);
-        } else {
-          waiting = true;
-          ++it;
-        }
-      }
-      if (waiting) {
-        log->leave_queued = true;
-        MutexLock leaves(&leaves_mu_);
-        pending_leaves_.push_back(log);
-      }
-    }
-    WakeAll(wake);
-  }
-  return announced;
 }
 
 void Hub::CloseWhere(const std::shared_ptr<LogState>& log,
@@ -371,7 +174,7 @@ void Hub::CloseWhere(const std::shared_ptr<LogState>& log,
     // Ended by the server (sign-out, removal, deletion), not a reconnect:
     // no grace. Deleted rooms and shutdown announce nothing.
     for (const Subscriber& who : released) {
-      ReleasePresenceLocked(log, who, absl::ZeroDuration(), &wake);
+      presence_.DepartLocked(log, who, absl::ZeroDuration(), &wake);
     }
   }
   WakeAll(wake);

@@ -41,20 +41,13 @@
 #include "server/chat/hub_options.h"
 #include "server/chat/log_order.h"
 #include "server/chat/log_state.h"
+#include "server/chat/presence.h"
 #include "server/common/clock.h"
 #include "server/common/mutex.h"
 #include "server/model/event.h"
 #include "server/store/event_log.h"
 
 namespace parley::chat {
-
-// Someone with a stream open on a log (see Hub::ListPresent).
-struct Present {
-  std::string user_id;  // empty for room-token holders and lobby clients
-  std::string name;
-  absl::Time since;  // when their first stream opened (a reconnect within
-                     // the leave grace keeps it)
-};
 
 // A registered channel on a log. Events with sequence numbers above
 // `live_after` arrive in `channel`; a reader resuming after an earlier
@@ -248,14 +241,6 @@ class Hub : private bus::Bus::Listener {
   void CloseWhere(const std::shared_ptr<LogState>& log,
                   absl::FunctionRef<bool(const LogState::Sub&)> close,
                   CloseReason reason);
-  // One stream of `who` on `log` ended: its presence count drops, and at
-  // zero the leave is announced, at once or after `grace`.
-  void ReleasePresenceLocked(const std::shared_ptr<LogState>& log,
-                             const Subscriber& who, absl::Duration grace,
-                             Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void AnnounceLeaveLocked(LogState* log, const Subscriber& who, Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
 
   const HubOptions options_;
   store::EventLog* const store_;
@@ -267,18 +252,7 @@ class Hub : private bus::Bus::Listener {
   // delivered in commit order while different logs fan out in parallel.
   Dispatcher dispatcher_;
   LogOrder order_;
-
-  // This hub's name among the replicas (presence lists).
-  const std::string replica_;
-  // The logs SharePresence put a non-empty list for last time.
-  Mutex shared_presence_mu_;
-  absl::flat_hash_set<std::string> shared_presence_
-      ABSL_GUARDED_BY(shared_presence_mu_);
-
-  // Logs with a leave in its grace. Taken after a LogState::mu, never before.
-  Mutex leaves_mu_;
-  std::vector<std::shared_ptr<LogState>> pending_leaves_
-      ABSL_GUARDED_BY(leaves_mu_);
+  PresenceTracker presence_;
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
   std::shared_ptr<LogState> lobby_;
