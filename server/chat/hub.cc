@@ -29,7 +29,8 @@ Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
       logs_(store),
       dispatcher_(options_.fanout_threads),
       order_(options_, store, clock, &logs_, &dispatcher_),
-      presence_(options_, clock, &logs_) {
+      presence_(options_, clock, &logs_),
+      closer_(options_, &logs_, &order_, &presence_) {
   // Lobby sessions start after what is stored; the server checks the store
   // is readable before building the hub.
   lobby_ = logs_.Start(model::kLobbyId,
@@ -153,33 +154,6 @@ void Hub::Unsubscribe(const Subscription& subscription) {
   WakeAll(wake);
 }
 
-void Hub::CloseWhere(const std::shared_ptr<LogState>& log,
-                     absl::FunctionRef<bool(const Sub&)> close,
-                     CloseReason reason) {
-  Wakeups wake;
-  {
-    MutexLock lock(&log->mu);
-    auto& subs = log->subs;
-    auto closing = std::stable_partition(
-        subs.begin(), subs.end(), [&](const Sub& s) { return !close(s); });
-    std::vector<Subscriber> released;
-    for (auto it = closing; it != subs.end(); ++it) {
-      if (auto reader = it->channel->Close(reason)) {
-        wake.push_back(std::move(reader));
-      }
-      if (it->counted) released.push_back(std::move(it->who));
-    }
-    subs.erase(closing, subs.end());
-    order_.FollowLocked(log.get());
-    // Ended by the server (sign-out, removal, deletion), not a reconnect:
-    // no grace. Deleted rooms and shutdown announce nothing.
-    for (const Subscriber& who : released) {
-      presence_.DepartLocked(log, who, absl::ZeroDuration(), &wake);
-    }
-  }
-  WakeAll(wake);
-}
-
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
   bus::Notice notice;
@@ -187,7 +161,7 @@ void Hub::CloseSubscriptions(absl::string_view log_id,
   notice.log = std::string(log_id);
   notice.user_id = std::string(user_id);
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
@@ -198,7 +172,7 @@ void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
   notice.log = std::string(log_id);
   notice.keep.assign(keep.begin(), keep.end());
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseUserSubscriptions(absl::string_view user_id,
@@ -208,7 +182,7 @@ void Hub::CloseUserSubscriptions(absl::string_view user_id,
   notice.op = bus::Notice::Op::kCloseUser;
   notice.user_id = std::string(user_id);
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::RevokeToken(absl::string_view token_id) {
@@ -217,7 +191,7 @@ void Hub::RevokeToken(absl::string_view token_id) {
   notice.op = bus::Notice::Op::kRevokeToken;
   notice.token_id = std::string(token_id);
   notice.reason = static_cast<int>(CloseReason::kSignedOut);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::DropLog(absl::string_view log_id) {
@@ -225,7 +199,7 @@ void Hub::DropLog(absl::string_view log_id) {
   notice.op = bus::Notice::Op::kDropLog;
   notice.log = std::string(log_id);
   notice.reason = static_cast<int>(CloseReason::kDeleted);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::OnNotice(const bus::Notice& notice) {
@@ -233,88 +207,11 @@ void Hub::OnNotice(const bus::Notice& notice) {
       notice.op == bus::Notice::Op::kRevokeToken) {
     if (options_.on_directory_notice) options_.on_directory_notice(notice);
   }
-  Close(notice, /*from_bus=*/true);
+  closer_.Close(notice, /*from_bus=*/true);
 }
 
 void Hub::OnReconnected() {
   if (options_.on_bus_reconnected) options_.on_bus_reconnected();
-}
-
-void Hub::Close(const bus::Notice& notice, bool from_bus) {
-  // The other replicas close theirs too; this one does at once, and again
-  // (finding nothing) when its own notice comes back.
-  if (!from_bus && options_.bus != nullptr) options_.bus->Broadcast(notice);
-  const auto reason = static_cast<CloseReason>(notice.reason);
-  const std::string& user_id = notice.user_id;
-  switch (notice.op) {
-    case bus::Notice::Op::kClose: {
-      std::shared_ptr<LogState> log = logs_.Find(notice.log);
-      if (log == nullptr) return;
-      CloseWhere(
-          log,
-          [&](const Sub& s) {
-            return user_id.empty() || s.who.user_id == user_id;
-          },
-          reason);
-      return;
-    }
-    case bus::Notice::Op::kCloseExcept: {
-      std::shared_ptr<LogState> log = logs_.Find(notice.log);
-      if (log == nullptr) return;
-      const absl::flat_hash_set<std::string> keep(notice.keep.begin(),
-                                                  notice.keep.end());
-      CloseWhere(
-          log,
-          [&](const Sub& s) {
-            return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
-          },
-          reason);
-      return;
-    }
-    case bus::Notice::Op::kCloseUser:
-      if (user_id.empty()) return;
-      for (const std::shared_ptr<LogState>& log : logs_.All()) {
-        CloseWhere(
-            log, [&](const Sub& s) { return s.who.user_id == user_id; },
-            reason);
-      }
-      return;
-    case bus::Notice::Op::kDropLog: {
-      // Here the log is kept, marked, so that a late publish finds it
-      // dropped instead of starting it afresh; a replica that never used
-      // it has nothing to close (and never reads the store on the bus's
-      // thread).
-      std::shared_ptr<LogState> log = logs_.Find(notice.log);
-      if (log == nullptr && !from_bus) {
-        absl::StatusOr<std::shared_ptr<LogState>> loaded =
-            logs_.Get(notice.log);
-        if (loaded.ok()) log = *loaded;
-      }
-      if (log == nullptr) return;
-      {
-        MutexLock lock(&log->mu);
-        log->dropped = true;
-      }
-      CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
-      return;
-    }
-    case bus::Notice::Op::kRevokeToken:
-      if (notice.token_id.empty()) return;
-      for (const std::shared_ptr<LogState>& log : logs_.All()) {
-        CloseWhere(
-            log, [&](const Sub& s) { return s.who.token_id == notice.token_id; },
-            reason);
-      }
-      return;
-    case bus::Notice::Op::kEndSession:
-      CloseWhere(
-          lobby_,
-          [&](const Sub& s) { return s.session && s.who.name == user_id; },
-          reason);
-      return;
-    case bus::Notice::Op::kInvalidateDirectory:
-      return;  // OnNotice's
-  }
 }
 
 absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
@@ -326,10 +223,7 @@ absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
 
 void Hub::Shutdown() {
   if (!logs_.Shutdown()) return;
-  for (const std::shared_ptr<LogState>& log : logs_.All()) {
-    CloseWhere(log, [](const Sub&) { return true; },
-               CloseReason::kShutdown);
-  }
+  closer_.CloseAll(CloseReason::kShutdown);
 }
 
 }  // namespace parley::chat

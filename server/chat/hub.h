@@ -37,6 +37,7 @@
 #include "server/bus/presence_directory.h"
 #include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
+#include "server/chat/closer.h"
 #include "server/chat/dispatcher.h"
 #include "server/chat/hub_options.h"
 #include "server/chat/log_order.h"
@@ -216,9 +217,6 @@ class Hub : private bus::Bus::Listener {
   void OnSubscribed(absl::string_view log) override;
   void OnNotice(const bus::Notice& notice) override;
   void OnReconnected() override;
-  // Does what `notice` asks here; tells the other replicas first unless
-  // it came `from_bus`.
-  void Close(const bus::Notice& notice, bool from_bus);
   // The lobby with HubOptions::sessions (hub_lobby.cc).
   class SharedLease;
   void JoinShared(std::string id, EventDone done);
@@ -237,10 +235,6 @@ class Hub : private bus::Bus::Listener {
   bool RemoveSessionLocked(absl::string_view id, CloseReason reason,
                            Wakeups* wake)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
-  // Closes the subscriptions of `log` for which `close` is true.
-  void CloseWhere(const std::shared_ptr<LogState>& log,
-                  absl::FunctionRef<bool(const LogState::Sub&)> close,
-                  CloseReason reason);
 
   const HubOptions options_;
   store::EventLog* const store_;
@@ -253,6 +247,7 @@ class Hub : private bus::Bus::Listener {
   Dispatcher dispatcher_;
   LogOrder order_;
   PresenceTracker presence_;
+  Closer closer_;
 
   // Lobby sessions by client id. Guarded by the lobby log's mutex.
   std::shared_ptr<LogState> lobby_;

@@ -451,7 +451,7 @@ void Hub::EndSession(const std::string& id, CloseReason reason) {
   notice.log = lobby_->id;
   notice.user_id = id;
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 }  // namespace parley::chat
