@@ -30,15 +30,12 @@ Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
       dispatcher_(options_.fanout_threads),
       order_(options_, store, clock, &logs_, &dispatcher_),
       presence_(options_, clock, &logs_),
-      closer_(options_, &logs_, &order_, &presence_) {
-  // Lobby sessions start after what is stored; the server checks the store
-  // is readable before building the hub.
-  lobby_ = logs_.Start(model::kLobbyId,
-                       store_->LastSequence(model::kLobbyId).value_or(0));
+      closer_(options_, &logs_, &order_, &presence_),
+      lobby_(options_, store, clock, &logs_, &dispatcher_, &order_, &closer_) {
   if (options_.bus != nullptr) {
     options_.bus->SetListener(this);
     // The lobby's sessions may join, send and leave on any replica.
-    order_.Pin(lobby_.get());
+    order_.Pin(lobby_.log());
   }
 }
 
@@ -61,6 +58,36 @@ void Hub::OnEvent(std::shared_ptr<model::Event> event) {
 }
 
 void Hub::OnSubscribed(absl::string_view log_id) { order_.CatchUp(log_id); }
+
+// ---- The lobby ----
+
+void Hub::Join(absl::string_view id, EventDone done) {
+  lobby_.Join(id, std::move(done));
+}
+
+void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
+               model::IdempotencyKey key) {
+  lobby_.Send(id, text, std::move(done), std::move(key));
+}
+
+void Hub::Leave(absl::string_view id, EventDone done) {
+  lobby_.Leave(id, std::move(done));
+}
+
+void Hub::OpenSession(absl::string_view id, SessionOpened done) {
+  lobby_.OpenSession(id, std::move(done));
+}
+
+absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
+    absl::string_view id) {
+  return lobby_.FindChannel(id);
+}
+
+int Hub::ReapIdle() { return lobby_.ReapIdle(); }
+
+size_t Hub::SessionCount() { return lobby_.SessionCount(); }
+
+// ---- Any log ----
 
 void Hub::Publish(std::shared_ptr<model::Event> event, EventDone done) {
   order_.Publish(std::move(event), IgnoreCount(std::move(done)));

@@ -40,6 +40,7 @@
 #include "server/chat/closer.h"
 #include "server/chat/dispatcher.h"
 #include "server/chat/hub_options.h"
+#include "server/chat/lobby.h"
 #include "server/chat/log_order.h"
 #include "server/chat/log_state.h"
 #include "server/chat/presence.h"
@@ -59,30 +60,6 @@ struct Subscription {
   std::shared_ptr<Channel> channel;
   uint64_t live_after = 0;
 };
-
-// A reader's hold on a lobby client's channel (Hub::OpenSession): a poll or
-// a stream takes the client's events from channel() while it holds it.
-// Thread-safe.
-class SessionLease {
- public:
-  virtual ~SessionLease() = default;
-  const std::shared_ptr<Channel>& channel() const { return channel_; }
-  // The reader handed the client its events through `sequence` (0: none);
-  // `done` runs once the client's next reader, on any replica, would start
-  // after them. On a single hub at once.
-  virtual void Consumed(uint64_t sequence, absl::AnyInvocable<void()> done) = 0;
-  // The reader is gone. Call once, after its last Consumed.
-  virtual void Release() = 0;
-
- protected:
-  explicit SessionLease(std::shared_ptr<Channel> channel)
-      : channel_(std::move(channel)) {}
-
- private:
-  const std::shared_ptr<Channel> channel_;
-};
-using SessionOpened =
-    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<SessionLease>>)>;
 
 class Hub : private bus::Bus::Listener {
  public:
@@ -217,24 +194,6 @@ class Hub : private bus::Bus::Listener {
   void OnSubscribed(absl::string_view log) override;
   void OnNotice(const bus::Notice& notice) override;
   void OnReconnected() override;
-  // The lobby with HubOptions::sessions (hub_lobby.cc).
-  class SharedLease;
-  void JoinShared(std::string id, EventDone done);
-  void SendShared(std::string id, std::string text, EventDone done,
-                  model::IdempotencyKey key);
-  void LeaveShared(std::string id, EventDone done);
-  void OpenSharedSession(std::string id, SessionOpened done);
-  // On the lobby's dispatcher: a channel holding what follows `cursor`,
-  // registered for the live events after it.
-  void AttachSharedSession(const std::string& id, uint64_t cursor,
-                           SessionOpened done);
-  void ReapIdleShared();
-  // Closes every replica's readers of shared session `id`.
-  void EndSession(const std::string& id, CloseReason reason);
-  // Removes lobby session `id` (closing its channel); false when absent.
-  bool RemoveSessionLocked(absl::string_view id, CloseReason reason,
-                           Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
 
   const HubOptions options_;
   store::EventLog* const store_;
@@ -248,11 +207,7 @@ class Hub : private bus::Bus::Listener {
   LogOrder order_;
   PresenceTracker presence_;
   Closer closer_;
-
-  // Lobby sessions by client id. Guarded by the lobby log's mutex.
-  std::shared_ptr<LogState> lobby_;
-  std::map<std::string, std::shared_ptr<Channel>, std::less<>> sessions_
-      ABSL_GUARDED_BY(lobby_->mu);
+  Lobby lobby_;
 };
 
 }  // namespace parley::chat
