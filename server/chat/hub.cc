@@ -1,30 +1,14 @@
 #include "server/chat/hub.h"
 
 #include <algorithm>
-#include <limits>
-#include <map>
-#include <tuple>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "server/chat/validate.h"
-#include "server/common/errors.h"
-#include "server/common/log.h"
-#include "server/common/uuid.h"
-#include "server/model/ids.h"
-
 namespace parley::chat {
-namespace {
 
 using Sub = LogState::Sub;
 
-}  // namespace
-
 Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
     : options_(options),
-      store_(store),
       clock_(clock),
       logs_(store),
       dispatcher_(options_.fanout_threads),
@@ -45,19 +29,6 @@ Hub::~Hub() {
   // What is queued for delivery runs before the state it uses goes.
   dispatcher_.Stop();
 }
-
-void Hub::OnEvent(std::shared_ptr<model::Event> event) {
-  const std::string id = event->log;
-  if (event->sequence == 0) {
-    dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
-      PushLiveHere(std::move(event));
-    });
-    return;
-  }
-  order_.OnCommitted(std::move(event));
-}
-
-void Hub::OnSubscribed(absl::string_view log_id) { order_.CatchUp(log_id); }
 
 // ---- The lobby ----
 
@@ -87,7 +58,7 @@ int Hub::ReapIdle() { return lobby_.ReapIdle(); }
 
 size_t Hub::SessionCount() { return lobby_.SessionCount(); }
 
-// ---- Any log ----
+// ---- Publishing and subscriptions ----
 
 void Hub::Publish(std::shared_ptr<model::Event> event, EventDone done) {
   order_.Publish(std::move(event), IgnoreCount(std::move(done)));
@@ -98,8 +69,6 @@ void Hub::PublishPurge(
     absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)> done) {
   order_.Publish(std::move(event), std::move(done));
 }
-
-// ---- Subscriptions ----
 
 absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
                                             Subscriber who) {
@@ -123,6 +92,31 @@ absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
   WakeAll(wake);
   return subscription;
 }
+
+void Hub::Unsubscribe(const Subscription& subscription) {
+  std::shared_ptr<LogState> log = logs_.Find(subscription.log);
+  if (log == nullptr) return;
+  Wakeups wake;
+  {
+    MutexLock lock(&log->mu);
+    auto it = std::find_if(
+        log->subs.begin(), log->subs.end(),
+        [&](const Sub& s) { return s.channel == subscription.channel; });
+    if (it == log->subs.end()) return;  // closed by the hub already
+    Subscriber who = std::move(it->who);
+    const bool counted = it->counted;
+    // Order among subscribers does not matter: swap with the last.
+    if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
+    log->subs.pop_back();
+    order_.FollowLocked(log.get());
+    if (counted) {
+      presence_.DepartLocked(log, who, options_.presence_leave_grace, &wake);
+    }
+  }
+  WakeAll(wake);
+}
+
+// ---- Presence ----
 
 std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
                                       bool* truncated) {
@@ -158,28 +152,7 @@ void Hub::PushLiveHere(std::shared_ptr<model::Event> event) {
   WakeAll(wake);
 }
 
-void Hub::Unsubscribe(const Subscription& subscription) {
-  std::shared_ptr<LogState> log = logs_.Find(subscription.log);
-  if (log == nullptr) return;
-  Wakeups wake;
-  {
-    MutexLock lock(&log->mu);
-    auto it = std::find_if(log->subs.begin(), log->subs.end(), [&](const Sub& s) {
-      return s.channel == subscription.channel;
-    });
-    if (it == log->subs.end()) return;  // closed by the hub already
-    Subscriber who = std::move(it->who);
-    const bool counted = it->counted;
-    // Order among subscribers does not matter: swap with the last.
-    if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
-    log->subs.pop_back();
-    order_.FollowLocked(log.get());
-    if (counted) {
-      presence_.DepartLocked(log, who, options_.presence_leave_grace, &wake);
-    }
-  }
-  WakeAll(wake);
-}
+// ---- Closes ----
 
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
@@ -229,17 +202,7 @@ void Hub::DropLog(absl::string_view log_id) {
   closer_.Close(notice, /*from_bus=*/false);
 }
 
-void Hub::OnNotice(const bus::Notice& notice) {
-  if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
-      notice.op == bus::Notice::Op::kRevokeToken) {
-    if (options_.on_directory_notice) options_.on_directory_notice(notice);
-  }
-  closer_.Close(notice, /*from_bus=*/true);
-}
-
-void Hub::OnReconnected() {
-  if (options_.on_bus_reconnected) options_.on_bus_reconnected();
-}
+// ---- The hub ----
 
 absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
   absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(log_id);
@@ -251,6 +214,33 @@ absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
 void Hub::Shutdown() {
   if (!logs_.Shutdown()) return;
   closer_.CloseAll(CloseReason::kShutdown);
+}
+
+// ---- bus::Bus::Listener ----
+
+void Hub::OnEvent(std::shared_ptr<model::Event> event) {
+  const std::string id = event->log;
+  if (event->sequence == 0) {
+    dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
+      PushLiveHere(std::move(event));
+    });
+    return;
+  }
+  order_.OnCommitted(std::move(event));
+}
+
+void Hub::OnSubscribed(absl::string_view log_id) { order_.CatchUp(log_id); }
+
+void Hub::OnNotice(const bus::Notice& notice) {
+  if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
+      notice.op == bus::Notice::Op::kRevokeToken) {
+    if (options_.on_directory_notice) options_.on_directory_notice(notice);
+  }
+  closer_.Close(notice, /*from_bus=*/true);
+}
+
+void Hub::OnReconnected() {
+  if (options_.on_bus_reconnected) options_.on_bus_reconnected();
 }
 
 }  // namespace parley::chat

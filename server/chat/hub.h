@@ -1,41 +1,34 @@
-// The hub: every log's ordering, the commit of each event through the store,
-// and the fan-out of committed events to each subscriber's bounded channel.
-// A log is a room's (its id) or a user's direct-message inbox
-// (model::InboxLog). The lobby's seed-000 sessions are subscribers of the
-// lobby's log that clients join, send to and leave by id.
+// Owns: the parts below, wired together, and the bus's listener for them.
+// Promises: the chat API the services call (publish, subscribe, presence,
+// closes, the lobby), each call handed to the part that owns it.
+// Does not: order, deliver, count presence or close anything itself.
 //
-// Ordering: a log's mutex stamps each event's time and queues it for the
-// store (EventLog::Append) in the same critical section, and the store
-// numbers a log's events inside the commit in the order they were queued;
-// after the commit the store hands each event, in commit order, to the
-// log's dispatcher thread (one of HubOptions::fanout_threads, always the
-// same for a log), which encodes it, pushes it to every subscriber's
-// channel (committed before delivered), acknowledges it, and then wakes the
-// readers (the stream writes) after the log's lock is released. The store's
-// threads never wait for the fan-out. Thread-safe. `store` and `clock` must
-// outlive the hub.
+// A log is a room's (its id), a user's direct-message inbox
+// (model::InboxLog) or the lobby's. The parts, each with its contract:
+//   LogTable, LogState (log_state.h)  every log's state and mutex
+//   Dispatcher (dispatcher.h)         the delivery threads, one per log
+//   LogOrder (log_order.h)            commit through the store, delivery
+//                                     in sequence order on every replica
+//   PresenceTracker (presence.h)      join/leave events, presence lists
+//   Closer (closer.h)                 closes by notice, on every replica
+//   Lobby (lobby.h)                   the seed-000 sessions
+// Locks: the LogTable's before a LogState::mu, and that before a channel's
+// or the tracker's own. Thread-safe. `store` and `clock` must outlive the
+// hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
 #include "server/bus/bus.h"
-#include "server/bus/presence_directory.h"
-#include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
 #include "server/chat/closer.h"
 #include "server/chat/dispatcher.h"
@@ -45,7 +38,6 @@
 #include "server/chat/log_state.h"
 #include "server/chat/presence.h"
 #include "server/common/clock.h"
-#include "server/common/mutex.h"
 #include "server/model/event.h"
 #include "server/store/event_log.h"
 
@@ -196,13 +188,9 @@ class Hub : private bus::Bus::Listener {
   void OnReconnected() override;
 
   const HubOptions options_;
-  store::EventLog* const store_;
   Clock* const clock_;
-
+  // The parts, each built on those before it.
   LogTable logs_;
-
-  // The delivery threads, keyed by log: a log's committed events are
-  // delivered in commit order while different logs fan out in parallel.
   Dispatcher dispatcher_;
   LogOrder order_;
   PresenceTracker presence_;

@@ -33,9 +33,10 @@ CommitDone IgnoreCount(EventDone done);
 // same critical section; the store numbers a log's events in that order and
 // hands each back, in commit order, to the log's dispatcher thread, which
 // encodes it, pushes it to every subscriber's channel, acknowledges it, and
-// then wakes the readers. With a bus, an event committed elsewhere is
-// delivered in its place in the sequence, a jump in the numbers read from
-// the store first. Thread-safe; everything given must outlive it.
+// then wakes the readers; the store's threads never wait for the fan-out.
+// With a bus, an event committed elsewhere is delivered in its place in the
+// sequence, a jump in the numbers read from the store first. Thread-safe;
+// everything given must outlive it.
 class LogOrder {
  public:
   LogOrder(const HubOptions& options, store::EventLog* store, Clock* clock,
