@@ -1,7 +1,5 @@
-// Owns: ending subscriptions by bus::Notice: a log's, a user's, a token's,
-// a shared session's readers, a dropped log's; and every one at shutdown.
-// Promises: a close asked here is broadcast and done here at once, one heard
-// on the bus done here only; the streams it ends leave with no grace.
+// Owns: closing subscriptions by bus::Notice, here and on every replica.
+// Promises: asked here, broadcast and done at once; heard, done here only.
 // Does not: open subscriptions, nor refuse tokens (on_directory_notice does).
 #ifndef PARLEY_SERVER_CHAT_CLOSER_H_
 #define PARLEY_SERVER_CHAT_CLOSER_H_
@@ -18,7 +16,8 @@
 
 namespace parley::chat {
 
-// Thread-safe; everything given must outlive it.
+// The streams a close ends leave their rooms at once, without the leave's
+// grace (it is no reconnect). Thread-safe; everything given must outlive it.
 class Closer {
  public:
   Closer(const HubOptions& options, LogTable* logs, LogOrder* order,

@@ -1,7 +1,6 @@
-// Owns: the hub's delivery threads, each with its queue of tasks.
-// Promises: a key's tasks run one at a time, in the order queued, always on
-// the same thread; what is queued when Stop is called still runs.
-// Does not: know about logs, events or subscribers; tasks must not block.
+// Owns: the delivery threads and their task queues, a key always on one.
+// Promises: a key's tasks run one at a time, in order; Stop runs the rest.
+// Does not: know logs, events or subscribers; its tasks must not block.
 #ifndef PARLEY_SERVER_CHAT_DISPATCHER_H_
 #define PARLEY_SERVER_CHAT_DISPATCHER_H_
 

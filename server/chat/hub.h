@@ -1,12 +1,11 @@
-// Owns: the parts below, wired together, and the bus's listener for them.
-// Promises: the chat API the services call (publish, subscribe, presence,
-// closes, the lobby), each call handed to the part that owns it.
-// Does not: order, deliver, count presence or close anything itself.
+// Owns: its parts (below), the registration of subscriptions, the bus hook.
+// Promises: the chat API the services call, each call to the part it concerns.
+// Does not: order or deliver committed events, count presence, or close.
 //
 // A log is a room's (its id), a user's direct-message inbox
 // (model::InboxLog) or the lobby's. The parts, each with its contract:
 //   LogTable, LogState (log_state.h)  every log's state and mutex
-//   Dispatcher (dispatcher.h)         the delivery threads, one per log
+//   Dispatcher (dispatcher.h)         the delivery threads, a log on one
 //   LogOrder (log_order.h)            commit through the store, delivery
 //                                     in sequence order on every replica
 //   PresenceTracker (presence.h)      join/leave events, presence lists

@@ -1,7 +1,5 @@
-// Owns: the lobby's seed-000 sessions by client id: on a single hub their
-// channels; with HubOptions::sessions, this replica's readers of the shared.
-// Promises: join, send and leave commit the lobby's events (LogOrder); a
-// reader gets what its client has not consumed yet, then the live events.
+// Owns: the seed-000 sessions by client id (with shared ones, the readers).
+// Promises: joins, sends, leaves committed in order; readers miss nothing.
 // Does not: serve any other log, nor order or deliver events itself.
 #ifndef PARLEY_SERVER_CHAT_LOBBY_H_
 #define PARLEY_SERVER_CHAT_LOBBY_H_

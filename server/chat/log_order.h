@@ -1,7 +1,5 @@
-// Owns: the order in which each log's events are committed (through the
-// store) and delivered, and which logs this replica follows on the bus.
-// Promises: a log's events reach its subscribers once each, in sequence
-// order, committed before delivered, whichever replica committed them.
+// Owns: each log's commit through the store, its delivery, its bus follow.
+// Promises: every replica delivers a log's events once, in order, committed.
 // Does not: decide who subscribes, announce presence, or close anything.
 #ifndef PARLEY_SERVER_CHAT_LOG_ORDER_H_
 #define PARLEY_SERVER_CHAT_LOG_ORDER_H_

@@ -1,7 +1,5 @@
-// Owns: each log's state (its mutex, delivered point, subscribers and
-// presence counts) and the table of the logs used since start.
-// Promises: one state per log id, starting after what the store has;
-// refuses new logs, and publishes, once shut down or the log dropped.
+// Owns: every log's state (mutex, delivered point, subscribers, presence).
+// Promises: one state per log id, from the store's last; none once shut down.
 // Does not: order, deliver, announce or close anything (the hub's parts do).
 #ifndef PARLEY_SERVER_CHAT_LOG_STATE_H_
 #define PARLEY_SERVER_CHAT_LOG_STATE_H_
@@ -79,8 +77,9 @@ struct LogState {
   // By presence key (PresenceTracker). An entry with no streams is a leave
   // in its grace.
   absl::flat_hash_map<std::string, Presence> presence ABSL_GUARDED_BY(mu);
-  bool leave_queued ABSL_GUARDED_BY(mu) = false;  // a leave in its grace
-  bool on_bus ABSL_GUARDED_BY(mu) = false;        // subscribed on the bus
+  // Queued for PresenceTracker::AnnounceLeaves (a leave in its grace).
+  bool leave_queued ABSL_GUARDED_BY(mu) = false;
+  bool on_bus ABSL_GUARDED_BY(mu) = false;  // subscribed on the bus
   bool pinned ABSL_GUARDED_BY(mu) = false;  // on the bus even with no readers
 };
 

@@ -1,7 +1,5 @@
-// Owns: who is present on each log (the counts in LogState::presence), the
-// leaves waiting out their grace, and what this replica last shared.
-// Promises: live-only join/leave events, here and on the bus, once per
-// person's first and last stream on a room; lists one entry per person.
+// Owns: who is present per log, leaves in their grace, what was last shared.
+// Promises: one live join/leave per person's first/last stream on a room.
 // Does not: register or close subscriptions, nor store presence events.
 #ifndef PARLEY_SERVER_CHAT_PRESENCE_H_
 #define PARLEY_SERVER_CHAT_PRESENCE_H_
@@ -32,9 +30,10 @@ struct Present {
 };
 
 // Presence is per person: by user id, or by name for subscribers without
-// one (room-token holders); direct-message inboxes have none. Thread-safe;
-// everything given must outlive it. A LogState::mu is taken before the
-// tracker's own mutexes, never after.
+// one (room-token holders); direct-message inboxes have none. Joins and
+// leaves go to this replica's subscribers and, over the bus, the others'.
+// Thread-safe; everything given must outlive it. A LogState::mu is taken before
+// the tracker's own mutexes, never after.
 class PresenceTracker {
  public:
   PresenceTracker(const HubOptions& options, Clock* clock, LogTable* logs);
