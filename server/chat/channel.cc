@@ -10,6 +10,10 @@ namespace parley::chat {
 Channel::Channel(size_t capacity, absl::Time now)
     : capacity_(std::max<size_t>(capacity, 1)), last_active_(now) {}
 
+void WakeAll(const Wakeups& wake) {
+  for (const auto& reader : wake) reader->OnReadable();
+}
+
 std::shared_ptr<ChannelReader> Channel::WakeLocked() {
   if (reader_ == nullptr || reader_woken_) return nullptr;
   reader_woken_ = true;

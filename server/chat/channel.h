@@ -49,6 +49,11 @@ class ChannelReader {
   virtual void OnSuperseded() = 0;
 };
 
+// The readers that Push and Close asked to wake, woken by WakeAll once the
+// caller's locks are released.
+using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
+void WakeAll(const Wakeups& wake);
+
 class Channel {
  public:
   explicit Channel(size_t capacity, absl::Time now);

@@ -1,541 +1,137 @@
 #include "server/chat/hub.h"
 
 #include <algorithm>
-#include <limits>
-#include <map>
-#include <tuple>
 #include <utility>
 
-#include "absl/hash/hash.h"
-#include "absl/strings/match.h"
-#include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
-#include "server/chat/validate.h"
-#include "server/common/errors.h"
-#include "server/common/log.h"
-#include "server/common/uuid.h"
-#include "server/model/ids.h"
-
 namespace parley::chat {
-namespace {
 
-// Room logs carry presence events; direct-message inboxes do not.
-bool IsRoomLog(absl::string_view log) { return !absl::StartsWith(log, "dm:"); }
-
-// Presence is per user: by user id, or by name for subscribers without one
-// (room-token holders). ListPresent keys the same way.
-std::string PresenceKey(absl::string_view user_id, absl::string_view name) {
-  return user_id.empty() ? absl::StrCat("name:", name)
-                         : absl::StrCat("user:", user_id);
-}
-std::string PresenceKey(const Subscriber& who) {
-  return PresenceKey(who.user_id, who.name);
-}
-
-// The people of `by_who` (by PresenceKey) ordered by name, at most `limit`;
-// `truncated` is set when more were.
-std::vector<Present> Ordered(std::map<std::string, Present> by_who,
-                             size_t limit, bool* truncated) {
-  std::vector<Present> present;
-  present.reserve(by_who.size());
-  for (auto& [key, p] : by_who) present.push_back(std::move(p));
-  std::sort(present.begin(), present.end(),
-            [](const Present& a, const Present& b) {
-              return std::tie(a.name, a.user_id) < std::tie(b.name, b.user_id);
-            });
-  if (present.size() > limit) {
-    present.resize(limit);
-    *truncated = true;
-  }
-  return present;
-}
-
-}  // namespace
-
-absl::Status Hub::ShuttingDown() {
-  return WithReason(absl::UnavailableError("the server is shutting down"),
-                    "SHUTTING_DOWN");
-}
-
-std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
-                                       absl::string_view log) {
-  auto event = std::make_shared<model::Event>();
-  event->kind = kind;
-  event->log = std::string(log);
-  event->id = NewTimeOrderedUuid(absl::Now());
-  return event;
-}
+using Sub = LogState::Sub;
 
 Hub::Hub(HubOptions options, store::EventLog* store, Clock* clock)
-    : options_(options), store_(store), clock_(clock), replica_(NewUuid()) {
-  for (size_t i = 0; i < std::max<size_t>(options_.fanout_threads, 1); ++i) {
-    auto d = std::make_unique<Dispatcher>();
-    d->thread = std::thread([d = d.get()] { RunDispatcher(d); });
-    dispatchers_.push_back(std::move(d));
-  }
-  lobby_ = std::make_shared<Log>(std::string(model::kLobbyId));
-  // Lobby sessions start after what is stored; the server checks the store
-  // is readable before building the hub.
-  const uint64_t last = store_->LastSequence(model::kLobbyId).value_or(0);
-  {
-    MutexLock lock(&lobby_->mu);
-    lobby_->delivered = last;
-  }
-  {
-    MutexLock lock(&mu_);
-    logs_.emplace(lobby_->id, lobby_);
-  }
+    : options_(options),
+      clock_(clock),
+      logs_(store),
+      dispatcher_(options_.fanout_threads),
+      order_(options_, store, clock, &logs_, &dispatcher_),
+      presence_(options_, clock, &logs_),
+      closer_(options_, &logs_, &order_, &presence_),
+      lobby_(options_, store, clock, &logs_, &dispatcher_, &order_, &closer_) {
   if (options_.bus != nullptr) {
     options_.bus->SetListener(this);
     // The lobby's sessions may join, send and leave on any replica.
-    MutexLock lock(&lobby_->mu);
-    lobby_->on_bus = true;
-    options_.bus->Subscribe(lobby_->id);
-  }
-}
-
-std::shared_ptr<Hub::Log> Hub::FindLog(absl::string_view log) {
-  MutexLock lock(&mu_);
-  auto it = logs_.find(log);
-  return it == logs_.end() ? nullptr : it->second;
-}
-
-std::vector<std::shared_ptr<Hub::Log>> Hub::AllLogs() {
-  MutexLock lock(&mu_);
-  std::vector<std::shared_ptr<Log>> logs;
-  logs.reserve(logs_.size());
-  for (auto& [id, log] : logs_) logs.push_back(log);
-  return logs;
-}
-
-Hub::CommitDone Hub::IgnoreCount(EventDone done) {
-  return [done = std::move(done)](absl::StatusOr<model::EventPtr> event,
-                                  int64_t) mutable { done(std::move(event)); };
-}
-
-absl::StatusOr<std::shared_ptr<Hub::Log>> Hub::GetLog(absl::string_view log) {
-  if (shutdown_.load()) return ShuttingDown();
-  {
-    MutexLock lock(&mu_);
-    auto it = logs_.find(log);
-    if (it != logs_.end()) return it->second;
-  }
-  // First use since start: subscribers start after what the store has. The
-  // read runs outside the map's lock; a concurrent first use reads the same
-  // value and the first to insert wins (nothing is published to a log
-  // before it is in the map).
-  absl::StatusOr<uint64_t> last = store_->LastSequence(log);
-  if (!last.ok()) return last.status();
-  MutexLock lock(&mu_);
-  auto [it, inserted] = logs_.try_emplace(std::string(log), nullptr);
-  if (inserted) {
-    it->second = std::make_shared<Log>(it->first);
-    MutexLock log_lock(&it->second->mu);
-    it->second->delivered = *last;
-  }
-  return it->second;
-}
-
-absl::Status Hub::CheckPublishableLocked(const Log& log) {
-  if (shutdown_.load()) return ShuttingDown();
-  if (log.dropped) {
-    return WithReason(absl::NotFoundError("the room no longer exists"),
-                      "ROOM_NOT_FOUND", "room");
-  }
-  return absl::OkStatus();
-}
-
-void Hub::PublishLocked(const std::shared_ptr<Log>& log,
-                        std::shared_ptr<model::Event> event, CommitDone done) {
-  event->time = clock_->Now();
-  // The store numbers and commits this log's events in the order they are
-  // queued here, under the log's lock, and runs the callbacks in that order
-  // too. The encoding, the fan-out and the acknowledgement run on the hub's
-  // dispatcher thread, in the same order, so the store's thread goes back to
-  // committing at once. Only the store touches the event until it calls
-  // back (it sets the number).
-  store::AppendEvent append{event};
-  store_->Append(
-      std::move(append),
-      [this, log, event = std::move(event),
-       done = std::move(done)](absl::StatusOr<int64_t> committed) mutable {
-        const std::string& id = log->id;
-        Dispatch(id, [this, log = std::move(log), event = std::move(event),
-                      done = std::move(done),
-                      committed = std::move(committed)]() mutable {
-          if (!committed.ok()) {
-            done(committed.status(), 0);
-            return;
-          }
-          if (options_.bus != nullptr) options_.bus->Publish(*event);
-          // The event is in every reader's channel before the
-          // acknowledgement, and the readers are woken after it: a large
-          // room's stream writes do not delay the sender's answer.
-          Wakeups wake = DeliverInOrder(log.get(), event);
-          done(model::EventPtr(std::move(event)), *committed);
-          WakeDelivered(log->id, std::move(wake));
-        });
-      });
-}
-
-size_t Hub::DispatcherOf(absl::string_view log) const {
-  return absl::Hash<absl::string_view>()(log) % dispatchers_.size();
-}
-
-void Hub::Dispatch(absl::string_view log, absl::AnyInvocable<void()> task) {
-  Enqueue(dispatchers_[DispatcherOf(log)].get(), std::move(task),
-          /*first=*/false);
-}
-
-void Hub::Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task, bool first) {
-  MutexLock lock(&d->mu);
-  if (first) {
-    d->queue.push_front(std::move(task));
-  } else {
-    d->queue.push_back(std::move(task));
-  }
-  if (d->queue.size() == 1) d->cv.Signal();
-}
-
-void Hub::RunDispatcher(Dispatcher* d) {
-  std::deque<absl::AnyInvocable<void()>> batch;
-  for (;;) {
-    {
-      MutexLock lock(&d->mu);
-      while (d->queue.empty() && !d->stop) d->cv.Wait();
-      if (d->queue.empty()) return;  // stopping, and drained
-      batch.swap(d->queue);
-    }
-    for (auto& task : batch) task();
-    batch.clear();
+    order_.Pin(lobby_.log());
   }
 }
 
 Hub::~Hub() {
   // Once this returns the bus calls nothing here.
   if (options_.bus != nullptr) options_.bus->SetListener(nullptr);
-  for (auto& d : dispatchers_) {
-    MutexLock lock(&d->mu);
-    d->stop = true;
-    d->cv.Signal();
-  }
-  for (auto& d : dispatchers_) d->thread.join();
-  // A dispatcher that had stopped may have been handed part of another's
-  // wake-ups (WakeDelivered) after it drained: run them here.
-  for (auto& d : dispatchers_) {
-    std::deque<absl::AnyInvocable<void()>> left;
-    {
-      MutexLock lock(&d->mu);
-      left.swap(d->queue);
-    }
-    for (auto& task : left) task();
-  }
+  // What is queued for delivery runs before the state it uses goes.
+  dispatcher_.Stop();
 }
 
-Hub::Wakeups Hub::Deliver(Log* log, const model::EventPtr& event) {
-  Wakeups wake;
-  {
-    MutexLock lock(&log->mu);
-    log->delivered = std::max(log->delivered, event->sequence);
-    for (Sub& sub : log->subs) {
-      if (event->sequence <= sub.start_after) continue;
-      if (auto reader = sub.channel->Push(event)) {
-        wake.push_back(std::move(reader));
-      }
-    }
-  }
-  return wake;
+// ---- The lobby ----
+
+void Hub::Join(absl::string_view id, EventDone done) {
+  lobby_.Join(id, std::move(done));
 }
 
-Hub::Wakeups Hub::DeliverInOrder(Log* log,
-                                 std::shared_ptr<model::Event> event) {
-  uint64_t delivered;
-  {
-    MutexLock lock(&log->mu);
-    delivered = log->delivered;
-  }
-  Wakeups wake;
-  if (event->sequence <= delivered) return wake;
-  if (event->sequence > delivered + 1 &&
-      !DeliverFromStore(log, delivered, event->sequence - 1, &wake)) {
-    // Not past a gap the store could not fill: the next event, or the
-    // bus's next (re)subscription, reads it again.
-    return wake;
-  }
-  if (options_.encoder) event->wire = options_.encoder(*event);
-  Wakeups more = Deliver(log, event);
-  wake.insert(wake.end(), more.begin(), more.end());
-  return wake;
+void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
+               model::IdempotencyKey key) {
+  lobby_.Send(id, text, std::move(done), std::move(key));
 }
 
-// Events read per store call when a replica catches up.
-constexpr size_t kCatchUpPage = 512;
-
-bool Hub::DeliverFromStore(Log* log, uint64_t after, uint64_t through,
-                           Wakeups* wake) {
-  while (after < through) {
-    absl::StatusOr<std::vector<model::EventPtr>> page =
-        store_->ReadAfter(log->id, after, kCatchUpPage);
-    if (!page.ok()) {
-      ::parley::log::Warning("hub: cannot read missed events",
-                   {{"log", log->id}, {"after", after},
-                    {"error", page.status().message()}});
-      return false;
-    }
-    if (page->empty()) return true;
-    for (const model::EventPtr& stored : *page) {
-      if (stored->sequence > through) return true;
-      auto event = std::make_shared<model::Event>(*stored);
-      if (options_.encoder) event->wire = options_.encoder(*event);
-      Wakeups more = Deliver(log, event);
-      wake->insert(wake->end(), more.begin(), more.end());
-      after = stored->sequence;
-    }
-  }
-  return true;
+void Hub::Leave(absl::string_view id, EventDone done) {
+  lobby_.Leave(id, std::move(done));
 }
 
-void Hub::SyncBusLocked(Log* log) {
-  if (options_.bus == nullptr || log == lobby_.get()) return;
-  if (!log->subs.empty() && !log->on_bus) {
-    log->on_bus = true;
-    options_.bus->Subscribe(log->id);
-  } else if (log->subs.empty() && log->on_bus) {
-    log->on_bus = false;
-    options_.bus->Unsubscribe(log->id);
-  }
+void Hub::OpenSession(absl::string_view id, SessionOpened done) {
+  lobby_.OpenSession(id, std::move(done));
 }
 
-void Hub::OnEvent(std::shared_ptr<model::Event> event) {
-  const std::string id = event->log;
-  if (event->sequence == 0) {
-    Dispatch(id, [this, event = std::move(event)]() mutable {
-      PushLiveHere(std::move(event));
-    });
-    return;
-  }
-  Dispatch(id, [this, event = std::move(event)]() mutable {
-    std::shared_ptr<Log> log = FindLog(event->log);
-    if (log == nullptr) return;
-    Wakeups wake = DeliverInOrder(log.get(), std::move(event));
-    WakeDelivered(log->id, std::move(wake));
-  });
+absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
+    absl::string_view id) {
+  return lobby_.FindChannel(id);
 }
 
-void Hub::OnSubscribed(absl::string_view log_id) {
-  Dispatch(log_id, [this, id = std::string(log_id)] {
-    std::shared_ptr<Log> log = FindLog(id);
-    if (log == nullptr) return;
-    uint64_t delivered;
-    {
-      MutexLock lock(&log->mu);
-      delivered = log->delivered;
-    }
-    Wakeups wake;
-    DeliverFromStore(log.get(), delivered,
-                     std::numeric_limits<uint64_t>::max(), &wake);
-    WakeDelivered(log->id, std::move(wake));
-  });
-}
+int Hub::ReapIdle() { return lobby_.ReapIdle(); }
 
-// Below this many wake-ups a delivery stays on its own dispatcher: handing
-// a part to another thread costs about as much as a few stream writes.
-constexpr size_t kSplitWakeups = 32;
+size_t Hub::SessionCount() { return lobby_.SessionCount(); }
 
-void Hub::WakeDelivered(absl::string_view log, Wakeups wake) {
-  const size_t n = dispatchers_.size();
-  if (n < 2 || wake.size() < kSplitWakeups) {
-    WakeAll(wake);
-    return;
-  }
-  // Every event is in its channels already, in order; a reader takes what
-  // its channel holds whenever it is woken, so the order of wake-ups across
-  // readers does not matter. The other parts go to the front of the other
-  // dispatchers' queues: they are this event's deliveries, due now.
-  const size_t self = DispatcherOf(log);
-  const size_t per = (wake.size() + n - 1) / n;
-  for (size_t i = 1; i < n; ++i) {
-    const size_t begin = std::min(wake.size(), i * per);
-    const size_t end = std::min(wake.size(), begin + per);
-    if (begin == end) break;
-    Wakeups part(std::make_move_iterator(wake.begin() + begin),
-                 std::make_move_iterator(wake.begin() + end));
-    Enqueue(dispatchers_[(self + i) % n].get(),
-            [part = std::move(part)] { WakeAll(part); }, /*first=*/true);
-  }
-  wake.resize(std::min(wake.size(), per));
-  WakeAll(wake);
-}
-
-void Hub::PublishCommon(std::shared_ptr<model::Event> event, CommitDone done) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(event->log);
-  if (!log.ok()) {
-    done(log.status(), 0);
-    return;
-  }
-  absl::Status refused;
-  {
-    MutexLock lock(&(*log)->mu);
-    refused = CheckPublishableLocked(**log);
-    if (refused.ok()) PublishLocked(*log, std::move(event), std::move(done));
-  }
-  if (!refused.ok()) done(refused, 0);
-}
+// ---- Publishing and subscriptions ----
 
 void Hub::Publish(std::shared_ptr<model::Event> event, EventDone done) {
-  PublishCommon(std::move(event),
-                IgnoreCount(std::move(done)));
+  order_.Publish(std::move(event), IgnoreCount(std::move(done)));
 }
 
 void Hub::PublishPurge(
     std::shared_ptr<model::Event> event,
     absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)> done) {
-  PublishCommon(std::move(event), std::move(done));
+  order_.Publish(std::move(event), std::move(done));
 }
-
-void Hub::WakeAll(const Wakeups& wake) {
-  for (const auto& reader : wake) reader->OnReadable();
-}
-
-void Hub::PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
-                         Wakeups* wake) {
-  for (Sub& sub : log->subs) {
-    if (sub.channel.get() == except) continue;
-    if (auto reader = sub.channel->Push(event)) {
-      wake->push_back(std::move(reader));
-    }
-  }
-}
-
-// ---- Subscriptions ----
 
 absl::StatusOr<Subscription> Hub::Subscribe(absl::string_view log_id,
                                             Subscriber who) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(log_id);
   if (!log.ok()) return log.status();
   Subscription subscription;
   Wakeups wake;
   {
     MutexLock lock(&(*log)->mu);
-    if (absl::Status s = CheckPublishableLocked(**log); !s.ok()) return s;
+    if (absl::Status s = logs_.CheckPublishableLocked(**log); !s.ok()) return s;
     subscription.log = (*log)->id;
     subscription.channel =
         std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
     subscription.live_after = (*log)->delivered;
-    const bool counted = IsRoomLog(log_id) && !who.name.empty();
-    bool announce = false;
-    if (counted) {
-      Presence& p = (*log)->presence[PresenceKey(who)];
-      if (p.streams++ == 0) {
-        if (p.leave_at != absl::InfiniteFuture()) {
-          // Back within the grace: the others never heard they had left.
-          p.leave_at = absl::InfiniteFuture();
-        } else {
-          p.who = who;
-          p.since = clock_->Now();
-          announce = true;
-        }
-      }
-    }
-    if (announce &&
-        (*log)->subs.size() < options_.presence_max_subscribers) {
-      auto joined = NewEvent(model::EventKind::kJoin, log_id);
-      joined->room_id = std::string(log_id);
-      joined->room = who.room;
-      joined->sender = who.name;
-      joined->sender_id = who.user_id;
-      joined->time = clock_->Now();
-      if (options_.encoder) joined->wire = options_.encoder(*joined);
-      if (options_.bus != nullptr) options_.bus->Publish(*joined);
-      PushLiveLocked(log->get(), std::move(joined), nullptr, &wake);
-    }
+    const bool counted = presence_.ArriveLocked(log->get(), who, &wake);
     (*log)->subs.push_back(Sub{subscription.channel, std::move(who),
                                subscription.live_after, clock_->Now(),
                                counted});
-    SyncBusLocked(log->get());
+    order_.FollowLocked(log->get());
   }
   WakeAll(wake);
   return subscription;
 }
 
-std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
-                                      bool* truncated) {
-  *truncated = false;
-  std::shared_ptr<Log> log = FindLog(log_id);
-  if (log == nullptr) return {};
-  // Keyed by user id, or by name for subscribers without an account.
-  std::map<std::string, Present> by_who;
+void Hub::Unsubscribe(const Subscription& subscription) {
+  std::shared_ptr<LogState> log = logs_.Find(subscription.log);
+  if (log == nullptr) return;
+  Wakeups wake;
   {
     MutexLock lock(&log->mu);
-    // Room streams are counted per user in `presence`, those whose leave is
-    // still in its grace included; lobby sessions are subscribers outside it.
-    for (const auto& [key, p] : log->presence) {
-      by_who.try_emplace(key, Present{p.who.user_id, p.who.name, p.since});
-    }
-    for (const Sub& sub : log->subs) {
-      if (sub.counted || sub.who.name.empty()) continue;
-      by_who.try_emplace(PresenceKey(sub.who),
-                         Present{sub.who.user_id, sub.who.name, sub.since});
+    auto it = std::find_if(
+        log->subs.begin(), log->subs.end(),
+        [&](const Sub& s) { return s.channel == subscription.channel; });
+    if (it == log->subs.end()) return;  // closed by the hub already
+    Subscriber who = std::move(it->who);
+    const bool counted = it->counted;
+    // Order among subscribers does not matter: swap with the last.
+    if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
+    log->subs.pop_back();
+    order_.FollowLocked(log.get());
+    if (counted) {
+      presence_.DepartLocked(log, who, options_.presence_leave_grace, &wake);
     }
   }
-  return Ordered(std::move(by_who), limit, truncated);
+  WakeAll(wake);
+}
+
+// ---- Presence ----
+
+std::vector<Present> Hub::ListPresent(absl::string_view log_id, size_t limit,
+                                      bool* truncated) {
+  return presence_.List(log_id, limit, truncated);
 }
 
 void Hub::ListPresentEverywhere(
     absl::string_view log_id, size_t limit,
     absl::AnyInvocable<void(std::vector<Present>, bool truncated)> done) {
-  bool truncated = false;
-  std::vector<Present> here = ListPresent(log_id, limit, &truncated);
-  if (options_.presence == nullptr) {
-    done(std::move(here), truncated);
-    return;
-  }
-  options_.presence->List(
-      std::string(log_id), replica_, clock_->Now(),
-      [here = std::move(here), limit, truncated, done = std::move(done)](
-          absl::StatusOr<std::vector<bus::PresentEntry>> others) mutable {
-        if (!others.ok()) return done(std::move(here), truncated);
-        // One entry per person, with their earliest `since`.
-        std::map<std::string, Present> by_who;
-        auto add = [&by_who](Present p) {
-          auto [it, added] =
-              by_who.try_emplace(PresenceKey(p.user_id, p.name), p);
-          if (!added) it->second.since = std::min(it->second.since, p.since);
-        };
-        for (Present& p : here) add(std::move(p));
-        for (bus::PresentEntry& e : *others) {
-          add(Present{std::move(e.user_id), std::move(e.name), e.since});
-        }
-        std::vector<Present> all =
-            Ordered(std::move(by_who), limit, &truncated);
-        done(std::move(all), truncated);
-      });
+  presence_.ListEverywhere(log_id, limit, std::move(done));
 }
 
-void Hub::SharePresence() {
-  if (options_.presence == nullptr) return;
-  const absl::Time now = clock_->Now();
-  absl::flat_hash_set<std::string> shared;
-  for (const std::shared_ptr<Log>& log : AllLogs()) {
-    bool truncated;
-    std::vector<Present> here = ListPresent(
-        log->id, options_.presence_max_subscribers, &truncated);
-    if (here.empty()) continue;
-    std::vector<bus::PresentEntry> entries;
-    entries.reserve(here.size());
-    for (Present& p : here) {
-      entries.push_back(
-          bus::PresentEntry{std::move(p.user_id), std::move(p.name), p.since});
-    }
-    options_.presence->Put(replica_, log->id, std::move(entries), now);
-    shared.insert(log->id);
-  }
-  MutexLock lock(&shared_presence_mu_);
-  for (const std::string& log : shared_presence_) {
-    if (!shared.contains(log)) options_.presence->Put(replica_, log, {}, now);
-  }
-  shared_presence_ = std::move(shared);
-}
+void Hub::SharePresence() { presence_.Share(); }
+
+int Hub::AnnounceLeaves() { return presence_.AnnounceLeaves(); }
 
 void Hub::PushLive(std::shared_ptr<model::Event> event) {
   event->sequence = 0;
@@ -545,140 +141,18 @@ void Hub::PushLive(std::shared_ptr<model::Event> event) {
 }
 
 void Hub::PushLiveHere(std::shared_ptr<model::Event> event) {
-  std::shared_ptr<Log> log = FindLog(event->log);
+  std::shared_ptr<LogState> log = logs_.Find(event->log);
   if (log == nullptr) return;
   if (options_.encoder) event->wire = options_.encoder(*event);
   Wakeups wake;
   {
     MutexLock lock(&log->mu);
-    PushLiveLocked(log.get(), std::move(event), nullptr, &wake);
+    log->PushLiveLocked(std::move(event), &wake);
   }
   WakeAll(wake);
 }
 
-void Hub::Unsubscribe(const Subscription& subscription) {
-  std::shared_ptr<Log> log = FindLog(subscription.log);
-  if (log == nullptr) return;
-  Wakeups wake;
-  {
-    MutexLock lock(&log->mu);
-    auto it = std::find_if(log->subs.begin(), log->subs.end(), [&](const Sub& s) {
-      return s.channel == subscription.channel;
-    });
-    if (it == log->subs.end()) return;  // closed by the hub already
-    Subscriber who = std::move(it->who);
-    const bool counted = it->counted;
-    // Order among subscribers does not matter: swap with the last.
-    if (it != log->subs.end() - 1) *it = std::move(log->subs.back());
-    log->subs.pop_back();
-    SyncBusLocked(log.get());
-    if (counted) {
-      ReleasePresenceLocked(log, who, options_.presence_leave_grace, &wake);
-    }
-  }
-  WakeAll(wake);
-}
-
-void Hub::ReleasePresenceLocked(const std::shared_ptr<Log>& log,
-                                const Subscriber& who, absl::Duration grace,
-                                Wakeups* wake) {
-  auto it = log->presence.find(PresenceKey(who));
-  if (it == log->presence.end() || it->second.streams == 0) return;
-  if (--it->second.streams > 0) return;  // another stream of theirs is open
-  if (grace > absl::ZeroDuration() && !log->dropped && !shutdown_.load()) {
-    it->second.leave_at = clock_->Now() + grace;
-    if (!log->leave_queued) {
-      log->leave_queued = true;
-      MutexLock leaves(&leaves_mu_);
-      pending_leaves_.push_back(log);
-    }
-    return;
-  }
-  const Subscriber gone = std::move(it->second.who);
-  log->presence.erase(it);
-  AnnounceLeaveLocked(log.get(), gone, wake);
-}
-
-void Hub::AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake) {
-  if (log->dropped || shutdown_.load() ||
-      log->subs.size() >= options_.presence_max_subscribers) {
-    return;
-  }
-  auto left = NewEvent(model::EventKind::kLeave, log->id);
-  left->room_id = log->id;
-  left->room = who.room;
-  left->sender = who.name;
-  left->sender_id = who.user_id;
-  left->time = clock_->Now();
-  if (options_.encoder) left->wire = options_.encoder(*left);
-  if (options_.bus != nullptr) options_.bus->Publish(*left);
-  PushLiveLocked(log, std::move(left), nullptr, wake);
-}
-
-int Hub::AnnounceLeaves() {
-  std::vector<std::shared_ptr<Log>> logs;
-  {
-    MutexLock leaves(&leaves_mu_);
-    logs.swap(pending_leaves_);
-  }
-  int announced = 0;
-  for (const std::shared_ptr<Log>& log : logs) {
-    Wakeups wake;
-    {
-      MutexLock lock(&log->mu);
-      log->leave_queued = false;
-      const absl::Time now = clock_->Now();
-      bool waiting = false;
-      for (auto it = log->presence.begin(); it != log->presence.end();) {
-        Presence& p = it->second;
-        if (p.streams > 0) {
-          ++it;
-        } else if (p.leave_at <= now) {
-          AnnounceLeaveLocked(log.get(), p.who, &wake);
-          ++announced;
-          log->presence.erase(it++);
-        } else {
-          waiting = true;
-          ++it;
-        }
-      }
-      if (waiting) {
-        log->leave_queued = true;
-        MutexLock leaves(&leaves_mu_);
-        pending_leaves_.push_back(log);
-      }
-    }
-    WakeAll(wake);
-  }
-  return announced;
-}
-
-void Hub::CloseWhere(const std::shared_ptr<Log>& log,
-                     absl::FunctionRef<bool(const Sub&)> close,
-                     CloseReason reason) {
-  Wakeups wake;
-  {
-    MutexLock lock(&log->mu);
-    auto& subs = log->subs;
-    auto closing = std::stable_partition(
-        subs.begin(), subs.end(), [&](const Sub& s) { return !close(s); });
-    std::vector<Subscriber> released;
-    for (auto it = closing; it != subs.end(); ++it) {
-      if (auto reader = it->channel->Close(reason)) {
-        wake.push_back(std::move(reader));
-      }
-      if (it->counted) released.push_back(std::move(it->who));
-    }
-    subs.erase(closing, subs.end());
-    SyncBusLocked(log.get());
-    // Ended by the server (sign-out, removal, deletion), not a reconnect:
-    // no grace. Deleted rooms and shutdown announce nothing.
-    for (const Subscriber& who : released) {
-      ReleasePresenceLocked(log, who, absl::ZeroDuration(), &wake);
-    }
-  }
-  WakeAll(wake);
-}
+// ---- Closes ----
 
 void Hub::CloseSubscriptions(absl::string_view log_id,
                              absl::string_view user_id, CloseReason reason) {
@@ -687,7 +161,7 @@ void Hub::CloseSubscriptions(absl::string_view log_id,
   notice.log = std::string(log_id);
   notice.user_id = std::string(user_id);
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
@@ -698,7 +172,7 @@ void Hub::CloseSubscriptionsExcept(absl::string_view log_id,
   notice.log = std::string(log_id);
   notice.keep.assign(keep.begin(), keep.end());
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::CloseUserSubscriptions(absl::string_view user_id,
@@ -708,7 +182,7 @@ void Hub::CloseUserSubscriptions(absl::string_view user_id,
   notice.op = bus::Notice::Op::kCloseUser;
   notice.user_id = std::string(user_id);
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::RevokeToken(absl::string_view token_id) {
@@ -717,7 +191,7 @@ void Hub::RevokeToken(absl::string_view token_id) {
   notice.op = bus::Notice::Op::kRevokeToken;
   notice.token_id = std::string(token_id);
   notice.reason = static_cast<int>(CloseReason::kSignedOut);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
 void Hub::DropLog(absl::string_view log_id) {
@@ -725,110 +199,48 @@ void Hub::DropLog(absl::string_view log_id) {
   notice.op = bus::Notice::Op::kDropLog;
   notice.log = std::string(log_id);
   notice.reason = static_cast<int>(CloseReason::kDeleted);
-  Close(notice, /*from_bus=*/false);
+  closer_.Close(notice, /*from_bus=*/false);
 }
 
-void Hub::OnNotice(const bus::Notice& notice) {
-  if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
-      notice.op == bus::Notice::Op::kRevokeToken) {
-    if (options_.on_directory_notice) options_.on_directory_notice(notice);
-  }
-  Close(notice, /*from_bus=*/true);
-}
-
-void Hub::OnReconnected() {
-  if (options_.on_bus_reconnected) options_.on_bus_reconnected();
-}
-
-void Hub::Close(const bus::Notice& notice, bool from_bus) {
-  // The other replicas close theirs too; this one does at once, and again
-  // (finding nothing) when its own notice comes back.
-  if (!from_bus && options_.bus != nullptr) options_.bus->Broadcast(notice);
-  const auto reason = static_cast<CloseReason>(notice.reason);
-  const std::string& user_id = notice.user_id;
-  switch (notice.op) {
-    case bus::Notice::Op::kClose: {
-      std::shared_ptr<Log> log = FindLog(notice.log);
-      if (log == nullptr) return;
-      CloseWhere(
-          log,
-          [&](const Sub& s) {
-            return user_id.empty() || s.who.user_id == user_id;
-          },
-          reason);
-      return;
-    }
-    case bus::Notice::Op::kCloseExcept: {
-      std::shared_ptr<Log> log = FindLog(notice.log);
-      if (log == nullptr) return;
-      const absl::flat_hash_set<std::string> keep(notice.keep.begin(),
-                                                  notice.keep.end());
-      CloseWhere(
-          log,
-          [&](const Sub& s) {
-            return !s.who.user_id.empty() && !keep.contains(s.who.user_id);
-          },
-          reason);
-      return;
-    }
-    case bus::Notice::Op::kCloseUser:
-      if (user_id.empty()) return;
-      for (const std::shared_ptr<Log>& log : AllLogs()) {
-        CloseWhere(
-            log, [&](const Sub& s) { return s.who.user_id == user_id; },
-            reason);
-      }
-      return;
-    case bus::Notice::Op::kDropLog: {
-      // Here the log is kept, marked, so that a late publish finds it
-      // dropped instead of starting it afresh; a replica that never used
-      // it has nothing to close (and never reads the store on the bus's
-      // thread).
-      std::shared_ptr<Log> log = FindLog(notice.log);
-      if (log == nullptr && !from_bus) {
-        absl::StatusOr<std::shared_ptr<Log>> loaded = GetLog(notice.log);
-        if (loaded.ok()) log = *loaded;
-      }
-      if (log == nullptr) return;
-      {
-        MutexLock lock(&log->mu);
-        log->dropped = true;
-      }
-      CloseWhere(log, [](const Sub&) { return true; }, CloseReason::kDeleted);
-      return;
-    }
-    case bus::Notice::Op::kRevokeToken:
-      if (notice.token_id.empty()) return;
-      for (const std::shared_ptr<Log>& log : AllLogs()) {
-        CloseWhere(
-            log, [&](const Sub& s) { return s.who.token_id == notice.token_id; },
-            reason);
-      }
-      return;
-    case bus::Notice::Op::kEndSession:
-      CloseWhere(
-          lobby_,
-          [&](const Sub& s) { return s.session && s.who.name == user_id; },
-          reason);
-      return;
-    case bus::Notice::Op::kInvalidateDirectory:
-      return;  // OnNotice's
-  }
-}
+// ---- The hub ----
 
 absl::StatusOr<uint64_t> Hub::LastDelivered(absl::string_view log_id) {
-  absl::StatusOr<std::shared_ptr<Log>> log = GetLog(log_id);
+  absl::StatusOr<std::shared_ptr<LogState>> log = logs_.Get(log_id);
   if (!log.ok()) return log.status();
   MutexLock lock(&(*log)->mu);
   return (*log)->delivered;
 }
 
 void Hub::Shutdown() {
-  if (shutdown_.exchange(true)) return;
-  for (const std::shared_ptr<Log>& log : AllLogs()) {
-    CloseWhere(log, [](const Sub&) { return true; },
-               CloseReason::kShutdown);
+  if (!logs_.Shutdown()) return;
+  closer_.CloseAll(CloseReason::kShutdown);
+}
+
+// ---- bus::Bus::Listener ----
+
+void Hub::OnEvent(std::shared_ptr<model::Event> event) {
+  const std::string id = event->log;
+  if (event->sequence == 0) {
+    dispatcher_.Dispatch(id, [this, event = std::move(event)]() mutable {
+      PushLiveHere(std::move(event));
+    });
+    return;
   }
+  order_.OnCommitted(std::move(event));
+}
+
+void Hub::OnSubscribed(absl::string_view log_id) { order_.CatchUp(log_id); }
+
+void Hub::OnNotice(const bus::Notice& notice) {
+  if (notice.op == bus::Notice::Op::kInvalidateDirectory ||
+      notice.op == bus::Notice::Op::kRevokeToken) {
+    if (options_.on_directory_notice) options_.on_directory_notice(notice);
+  }
+  closer_.Close(notice, /*from_bus=*/true);
+}
+
+void Hub::OnReconnected() {
+  if (options_.on_bus_reconnected) options_.on_bus_reconnected();
 }
 
 }  // namespace parley::chat

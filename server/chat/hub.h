@@ -1,154 +1,56 @@
-// The hub: every log's ordering, the commit of each event through the store,
-// and the fan-out of committed events to each subscriber's bounded channel.
-// A log is a room's (its id) or a user's direct-message inbox
-// (model::InboxLog). The lobby's seed-000 sessions are subscribers of the
-// lobby's log that clients join, send to and leave by id.
+// Owns: its parts (below), the registration of subscriptions, the bus hook.
+// Promises: the chat API the services call, each call to the part it concerns.
+// Does not: order or deliver committed events, count presence, or close.
 //
-// Ordering: a log's mutex stamps each event's time and queues it for the
-// store (EventLog::Append) in the same critical section, and the store
-// numbers a log's events inside the commit in the order they were queued;
-// after the commit the store hands each event, in commit order, to the
-// log's dispatcher thread (one of HubOptions::fanout_threads, always the
-// same for a log), which encodes it, pushes it to every subscriber's
-// channel (committed before delivered), acknowledges it, and then wakes the
-// readers (the stream writes) after the log's lock is released. The store's
-// threads never wait for the fan-out. Thread-safe. `store` and `clock` must
-// outlive the hub.
+// A log is a room's (its id), a user's direct-message inbox
+// (model::InboxLog) or the lobby's. The parts, each with its contract:
+//   LogTable, LogState (log_state.h)  every log's state and mutex
+//   Dispatcher (dispatcher.h)         the delivery threads, a log on one
+//   LogOrder (log_order.h)            commit through the store, delivery
+//                                     in sequence order on every replica
+//   PresenceTracker (presence.h)      join/leave events, presence lists
+//   Closer (closer.h)                 closes by notice, on every replica
+//   Lobby (lobby.h)                   the seed-000 sessions
+// Locks: the LogTable's before a LogState::mu, and that before a channel's
+// or the tracker's own. Thread-safe. `store` and `clock` must outlive the
+// hub.
 #ifndef PARLEY_SERVER_CHAT_HUB_H_
 #define PARLEY_SERVER_CHAT_HUB_H_
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <functional>
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"
-#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "absl/time/time.h"
 #include "server/bus/bus.h"
-#include "server/bus/presence_directory.h"
-#include "server/bus/session_directory.h"
 #include "server/chat/channel.h"
+#include "server/chat/closer.h"
+#include "server/chat/dispatcher.h"
+#include "server/chat/hub_options.h"
+#include "server/chat/lobby.h"
+#include "server/chat/log_order.h"
+#include "server/chat/log_state.h"
+#include "server/chat/presence.h"
 #include "server/common/clock.h"
-#include "server/common/mutex.h"
 #include "server/model/event.h"
 #include "server/store/event_log.h"
 
 namespace parley::chat {
 
-// The limits the hub enforces; each is a server flag (see main.cc).
-struct HubOptions {
-  size_t channel_capacity = 1024;
-  size_t max_message_bytes = 4096;
-  size_t max_id_bytes = 128;
-  absl::Duration session_idle_timeout = absl::Minutes(5);
-  // Fills Event::wire once per event, after its commit (the encoding holds
-  // its sequence number) and before it is delivered to any reader, so
-  // streams share one encoding instead of making one each. Optional.
-  std::function<std::string(const model::Event&)> encoder;
-  // Threads that deliver committed events (each log always on the same one).
-  size_t fanout_threads = 1;
-  // Rooms with this many subscribers or more get no live join/leave events
-  // for each stream that opens or closes: n subscribers coming and going
-  // would cost n^2 events.
-  size_t presence_max_subscribers = 1000;
-  // How long a user's leave waits after their last stream on a room ends:
-  // a stream that reopens within it (a reconnect) announces nothing. Zero
-  // announces the leave at once. Due leaves go out at Hub::AnnounceLeaves.
-  absl::Duration presence_leave_grace = absl::ZeroDuration();
-  // The bus to the other replicas on the same store (several servers on
-  // one database); null: this hub is the only one. With a bus, each event
-  // committed here is published on it, the logs with readers here are
-  // subscribed, and a log's events reach its readers in sequence order
-  // whichever replica committed them: a jump in the numbers (an event of
-  // another replica not heard yet, or lost by the bus) is read from the
-  // store first. Must outlive the hub.
-  bus::Bus* bus = nullptr;
-  // With a bus: told, on the bus's thread, of every replica's notices about
-  // the directory (Notice::Op::kInvalidateDirectory, kRevokeToken), this
-  // one's included; and when the bus is back after a break, so that what
-  // those notices would have said is read from the store again.
-  std::function<void(const bus::Notice&)> on_directory_notice;
-  std::function<void()> on_bus_reconnected;
-  // With a bus: the lobby's sessions shared by every replica, so a client
-  // may join on one, send on a second and read on a third (see
-  // OpenSession). Null: they live in this hub. Must outlive the hub.
-  bus::SessionDirectory* sessions = nullptr;
-  // With a bus: who is present where, shared by every replica (see
-  // SharePresence, ListPresentEverywhere). Must outlive the hub.
-  bus::PresenceDirectory* presence = nullptr;
-};
-
-// Called once with the committed and delivered event (or the error) on the
-// hub's dispatcher thread, or inline on the calling thread when the request
-// fails before reaching the store. Must not block.
-using EventDone = absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>)>;
-
-// A new event with a fresh UUID: everything but its time, which the hub
-// sets, and its sequence number, which the store assigns.
-std::shared_ptr<model::Event> NewEvent(model::EventKind kind,
-                                       absl::string_view log);
-
-// Who holds a subscription; used for presence events and for closing the
-// subscriptions of one user.
-struct Subscriber {
-  std::string user_id;   // empty for room-token holders
-  std::string name;      // shown in presence events; empty: none sent
-  std::string room;      // the room's name, for presence events
-  std::string token_id;  // the token's id (jti), to end at its sign-out
-};
-
 // A registered channel on a log. Events with sequence numbers above
 // `live_after` arrive in `channel`; a reader resuming after an earlier
 // sequence number reads (resume point, live_after] from the store, all of it
 // committed, before draining the channel.
-// Someone with a stream open on a log (see Hub::ListPresent).
-struct Present {
-  std::string user_id;  // empty for room-token holders and lobby clients
-  std::string name;
-  absl::Time since;  // when their first stream opened (a reconnect within
-                     // the leave grace keeps it)
-};
-
 struct Subscription {
   std::string log;
   std::shared_ptr<Channel> channel;
   uint64_t live_after = 0;
 };
-
-// A reader's hold on a lobby client's channel (Hub::OpenSession): a poll or
-// a stream takes the client's events from channel() while it holds it.
-// Thread-safe.
-class SessionLease {
- public:
-  virtual ~SessionLease() = default;
-  const std::shared_ptr<Channel>& channel() const { return channel_; }
-  // The reader handed the client its events through `sequence` (0: none);
-  // `done` runs once the client's next reader, on any replica, would start
-  // after them. On a single hub at once.
-  virtual void Consumed(uint64_t sequence, absl::AnyInvocable<void()> done) = 0;
-  // The reader is gone. Call once, after its last Consumed.
-  virtual void Release() = 0;
-
- protected:
-  explicit SessionLease(std::shared_ptr<Channel> channel)
-      : channel_(std::move(channel)) {}
-
- private:
-  const std::shared_ptr<Channel> channel_;
-};
-using SessionOpened =
-    absl::AnyInvocable<void(absl::StatusOr<std::shared_ptr<SessionLease>>)>;
 
 class Hub : private bus::Bus::Listener {
  public:
@@ -276,165 +178,23 @@ class Hub : private bus::Bus::Listener {
   Clock* clock() const { return clock_; }
 
  private:
-  struct Sub {
-    std::shared_ptr<Channel> channel;
-    Subscriber who;
-    uint64_t start_after = 0;  // deliver only events above this sequence
-    absl::Time since;
-    bool counted = false;  // in its log's `presence` (a room stream with a name)
-    bool session = false;  // a shared session's reader (who.name: its id)
-  };
-  // One user's (or name's) streams on a room log, for presence events.
-  struct Presence {
-    Subscriber who;  // as their first stream gave it
-    size_t streams = 0;
-    absl::Time since;
-    // With no stream left: when the leave is announced unless one reopens.
-    absl::Time leave_at = absl::InfiniteFuture();
-  };
-  // One log's ordering and subscribers.
-  struct Log {
-    explicit Log(std::string id) : id(std::move(id)) {}
-    const std::string id;
-    Mutex mu;
-    bool dropped ABSL_GUARDED_BY(mu) = false;
-    uint64_t delivered ABSL_GUARDED_BY(mu) = 0;
-    std::vector<Sub> subs ABSL_GUARDED_BY(mu);
-    // By PresenceKey. An entry with no streams is a leave in its grace.
-    absl::flat_hash_map<std::string, Presence> presence ABSL_GUARDED_BY(mu);
-    bool leave_queued ABSL_GUARDED_BY(mu) = false;  // in pending_leaves_
-    bool on_bus ABSL_GUARDED_BY(mu) = false;  // subscribed on the bus
-  };
-  using Wakeups = std::vector<std::shared_ptr<ChannelReader>>;
-
-  static absl::Status ShuttingDown();
   // PushLive to this hub's subscribers only.
   void PushLiveHere(std::shared_ptr<model::Event> event);
-  // The state of `log` if it was used since start, else null; and all.
-  std::shared_ptr<Log> FindLog(absl::string_view log);
-  std::vector<std::shared_ptr<Log>> AllLogs();
-  // The state of `log`, loaded from the store on first use.
-  absl::StatusOr<std::shared_ptr<Log>> GetLog(absl::string_view log);
-  // Sets the time and queues the append; the encoding, delivery and `done`
-  // follow on the dispatcher thread.
-  using CommitDone =
-      absl::AnyInvocable<void(absl::StatusOr<model::EventPtr>, int64_t)>;
-  void PublishLocked(const std::shared_ptr<Log>& log,
-                     std::shared_ptr<model::Event> event, CommitDone done)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void PublishCommon(std::shared_ptr<model::Event> event, CommitDone done);
-  // A CommitDone for callers that need no purge count.
-  static CommitDone IgnoreCount(EventDone done);
-  // After the commit: push to subscribers (advancing `delivered`); the
-  // readers to wake (WakeDelivered) are returned.
-  Wakeups Deliver(Log* log, const model::EventPtr& event);
-  // Deliver for `event` committed on any replica: nothing when it was
-  // delivered already; after the events before it that were not, read from
-  // the store, when its number jumps. On `log`'s dispatcher.
-  Wakeups DeliverInOrder(Log* log, std::shared_ptr<model::Event> event);
-  // Delivers the store's events of `log` after `after`, through `through`
-  // (inclusive), in order, to `wake`; false when the store could not be
-  // read (what was delivered before the failure stays). On `log`'s
-  // dispatcher.
-  bool DeliverFromStore(Log* log, uint64_t after, uint64_t through,
-                        Wakeups* wake);
-  // Subscribes `log` on the bus when it has readers and is not subscribed,
-  // and the reverse.
-  void SyncBusLocked(Log* log) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
   // bus::Bus::Listener: each runs on the log's dispatcher.
   void OnEvent(std::shared_ptr<model::Event> event) override;
   void OnSubscribed(absl::string_view log) override;
   void OnNotice(const bus::Notice& notice) override;
   void OnReconnected() override;
-  // Does what `notice` asks here; tells the other replicas first unless
-  // it came `from_bus`.
-  void Close(const bus::Notice& notice, bool from_bus);
-  // The refusal of a publish to `log`, or OK.
-  struct Dispatcher;
-  // Queues `task` for `log`'s dispatcher thread, which runs tasks in order.
-  void Dispatch(absl::string_view log, absl::AnyInvocable<void()> task);
-  // The index of `log`'s dispatcher in dispatchers_.
-  size_t DispatcherOf(absl::string_view log) const;
-  // Queues `task` on `d`, at the front when `first`.
-  static void Enqueue(Dispatcher* d, absl::AnyInvocable<void()> task,
-                      bool first);
-  static void RunDispatcher(Dispatcher* d);
-  absl::Status CheckPublishableLocked(const Log& log)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log.mu);
-  // The lobby with HubOptions::sessions (hub_lobby.cc).
-  class SharedLease;
-  void JoinShared(std::string id, EventDone done);
-  void SendShared(std::string id, std::string text, EventDone done,
-                  model::IdempotencyKey key);
-  void LeaveShared(std::string id, EventDone done);
-  void OpenSharedSession(std::string id, SessionOpened done);
-  // On the lobby's dispatcher: a channel holding what follows `cursor`,
-  // registered for the live events after it.
-  void AttachSharedSession(const std::string& id, uint64_t cursor,
-                           SessionOpened done);
-  void ReapIdleShared();
-  // Closes every replica's readers of shared session `id`.
-  void EndSession(const std::string& id, CloseReason reason);
-  // Removes lobby session `id` (closing its channel); false when absent.
-  bool RemoveSessionLocked(absl::string_view id, CloseReason reason,
-                           Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(lobby_->mu);
-  // Closes the subscriptions of `log` for which `close` is true.
-  void CloseWhere(const std::shared_ptr<Log>& log,
-                  absl::FunctionRef<bool(const Sub&)> close,
-                  CloseReason reason);
-  // Pushes a live-only event to every subscriber of `log` but `except`.
-  void PushLiveLocked(Log* log, model::EventPtr event, const Channel* except,
-                      Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  static void WakeAll(const Wakeups& wake);
-  // WakeAll for a delivery on `log`'s dispatcher: a large room's wake-ups
-  // (each starts a stream write) are shared with the other dispatchers, so
-  // the last subscriber is not served a whole room's writes after the first.
-  void WakeDelivered(absl::string_view log, Wakeups wake);
-  // One stream of `who` on `log` ended: its presence count drops, and at
-  // zero the leave is announced, at once or after `grace`.
-  void ReleasePresenceLocked(const std::shared_ptr<Log>& log,
-                             const Subscriber& who, absl::Duration grace,
-                             Wakeups* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
-  void AnnounceLeaveLocked(Log* log, const Subscriber& who, Wakeups* wake)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(log->mu);
 
   const HubOptions options_;
-  store::EventLog* const store_;
   Clock* const clock_;
-
-  std::atomic<bool> shutdown_{false};
-  Mutex mu_;  // guards logs_; taken before a Log::mu, never after
-  std::map<std::string, std::shared_ptr<Log>, std::less<>> logs_
-      ABSL_GUARDED_BY(mu_);
-
-  // A delivery thread and its queue of committed events, in commit order. A
-  // log always goes to the same one, so its events stay in order, while
-  // different logs fan out in parallel.
-  struct Dispatcher {
-    Mutex mu;
-    CondVar cv{&mu};
-    std::deque<absl::AnyInvocable<void()>> queue ABSL_GUARDED_BY(mu);
-    bool stop ABSL_GUARDED_BY(mu) = false;
-    std::thread thread;
-  };
-  std::vector<std::unique_ptr<Dispatcher>> dispatchers_;
-
-  // This hub's name among the replicas (presence lists).
-  const std::string replica_;
-  // The logs SharePresence put a non-empty list for last time.
-  Mutex shared_presence_mu_;
-  absl::flat_hash_set<std::string> shared_presence_
-      ABSL_GUARDED_BY(shared_presence_mu_);
-
-  // Logs with a leave in its grace. Taken after a Log::mu, never before.
-  Mutex leaves_mu_;
-  std::vector<std::shared_ptr<Log>> pending_leaves_ ABSL_GUARDED_BY(leaves_mu_);
-
-  // Lobby sessions by client id. Guarded by the lobby log's mutex.
-  std::shared_ptr<Log> lobby_;
-  std::map<std::string, std::shared_ptr<Channel>, std::less<>> sessions_
-      ABSL_GUARDED_BY(lobby_->mu);
+  // The parts, each built on those before it.
+  LogTable logs_;
+  Dispatcher dispatcher_;
+  LogOrder order_;
+  PresenceTracker presence_;
+  Closer closer_;
+  Lobby lobby_;
 };
 
 }  // namespace parley::chat

@@ -1,7 +1,5 @@
-// The lobby's seed-000 sessions: clients join, send and leave by id, each
-// with a bounded channel. On a single hub a session and its channel live
-// here; with HubOptions::sessions they live in the shared directory and
-// each reader's channel is built from the store (see Hub::OpenSession).
+#include "server/chat/lobby.h"
+
 #include <algorithm>
 #include <string>
 #include <utility>
@@ -9,13 +7,14 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
-#include "server/chat/hub.h"
 #include "server/chat/validate.h"
 #include "server/common/errors.h"
 #include "server/model/ids.h"
 
 namespace parley::chat {
 namespace {
+
+using Sub = LogState::Sub;
 
 absl::Status NotJoined(absl::string_view id) {
   return WithReason(absl::FailedPreconditionError(
@@ -24,8 +23,8 @@ absl::Status NotJoined(absl::string_view id) {
 }
 
 absl::Status AlreadyJoined(absl::string_view id) {
-  return WithReason(absl::AlreadyExistsError(absl::StrCat(
-                        "client '", id, "' has already joined")),
+  return WithReason(absl::AlreadyExistsError(
+                        absl::StrCat("client '", id, "' has already joined")),
                     "ALREADY_JOINED", "id");
 }
 
@@ -56,9 +55,28 @@ std::shared_ptr<model::Event> LobbyEvent(model::EventKind kind,
 
 }  // namespace
 
-// ---- Lobby sessions ----
+Lobby::Lobby(const HubOptions& options, store::EventLog* store, Clock* clock,
+             LogTable* logs, Dispatcher* dispatcher, LogOrder* order,
+             Closer* closer)
+    : options_(options),
+      store_(store),
+      clock_(clock),
+      logs_(logs),
+      dispatcher_(dispatcher),
+      order_(order),
+      closer_(closer),
+      // Sessions start after what is stored; the server checks the store is
+      // readable before building the hub.
+      log_(logs->Start(model::kLobbyId,
+                       store->LastSequence(model::kLobbyId).value_or(0))) {}
 
-void Hub::Join(absl::string_view id, EventDone done) {
+void Lobby::Publish(std::shared_ptr<model::Event> event, EventDone done) {
+  order_->Publish(std::move(event), IgnoreCount(std::move(done)));
+}
+
+// ---- A single hub's sessions ----
+
+void Lobby::Join(absl::string_view id, EventDone done) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -70,8 +88,8 @@ void Hub::Join(absl::string_view id, EventDone done) {
   auto joined = LobbyEvent(model::EventKind::kJoin, id, "");
   absl::Status refused;
   {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    MutexLock lock(&log_->mu);
+    refused = logs_->CheckPublishableLocked(*log_);
     if (refused.ok() && sessions_.count(id) > 0) refused = AlreadyJoined(id);
     if (refused.ok()) {
       auto channel =
@@ -79,17 +97,17 @@ void Hub::Join(absl::string_view id, EventDone done) {
       sessions_.emplace(std::string(id), channel);
       // The session's channel gets everything after what was delivered so
       // far, so its own join event included.
-      lobby_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), "", ""},
-                                 lobby_->delivered, clock_->Now()});
-      PublishLocked(
-          lobby_, std::move(joined),
+      log_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), "", ""},
+                               log_->delivered, clock_->Now()});
+      order_->PublishLocked(
+          log_, std::move(joined),
           [this, channel, id = std::string(id), done = std::move(done)](
               absl::StatusOr<model::EventPtr> event, int64_t) mutable {
             if (!event.ok()) {
               // Not committed: the client has not joined after all.
               Wakeups wake;
               {
-                MutexLock lock(&lobby_->mu);
+                MutexLock lock(&log_->mu);
                 auto it = sessions_.find(id);
                 if (it != sessions_.end() && it->second == channel) {
                   RemoveSessionLocked(id, CloseReason::kLeft, &wake);
@@ -104,8 +122,8 @@ void Hub::Join(absl::string_view id, EventDone done) {
   if (!refused.ok()) done(refused);
 }
 
-void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
-               model::IdempotencyKey key) {
+void Lobby::Send(absl::string_view id, absl::string_view text, EventDone done,
+                 model::IdempotencyKey key) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -124,26 +142,26 @@ void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,
   message->idempotency = std::move(key);
   absl::Status refused;
   {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    MutexLock lock(&log_->mu);
+    refused = logs_->CheckPublishableLocked(*log_);
     auto it = sessions_.find(id);
     if (refused.ok() && it == sessions_.end()) refused = NotJoined(id);
     if (refused.ok()) {
       it->second->Touch(clock_->Now());
-      PublishLocked(lobby_, std::move(message),
-                    IgnoreCount(std::move(done)));
+      order_->PublishLocked(log_, std::move(message),
+                            IgnoreCount(std::move(done)));
     }
   }
   if (!refused.ok()) done(refused);
 }
 
-bool Hub::RemoveSessionLocked(absl::string_view id, CloseReason reason,
-                              Wakeups* wake) {
+bool Lobby::RemoveSessionLocked(absl::string_view id, CloseReason reason,
+                                Wakeups* wake) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return false;
   std::shared_ptr<Channel> channel = std::move(it->second);
   sessions_.erase(it);
-  auto& subs = lobby_->subs;
+  auto& subs = log_->subs;
   subs.erase(std::remove_if(subs.begin(), subs.end(),
                             [&](const Sub& s) { return s.channel == channel; }),
              subs.end());
@@ -151,7 +169,7 @@ bool Hub::RemoveSessionLocked(absl::string_view id, CloseReason reason,
   return true;
 }
 
-void Hub::Leave(absl::string_view id, EventDone done) {
+void Lobby::Leave(absl::string_view id, EventDone done) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -164,22 +182,22 @@ void Hub::Leave(absl::string_view id, EventDone done) {
   absl::Status refused;
   Wakeups wake;
   {
-    MutexLock lock(&lobby_->mu);
-    refused = CheckPublishableLocked(*lobby_);
+    MutexLock lock(&log_->mu);
+    refused = logs_->CheckPublishableLocked(*log_);
     if (refused.ok() && !RemoveSessionLocked(id, CloseReason::kLeft, &wake)) {
       refused = NotJoined(id);
     }
     // The session is gone, so the leaver is not sent its own leave.
     if (refused.ok()) {
-      PublishLocked(lobby_, std::move(left),
-                    IgnoreCount(std::move(done)));
+      order_->PublishLocked(log_, std::move(left),
+                            IgnoreCount(std::move(done)));
     }
   }
   WakeAll(wake);
   if (!refused.ok()) done(refused);
 }
 
-void Hub::OpenSession(absl::string_view id, SessionOpened done) {
+void Lobby::OpenSession(absl::string_view id, SessionOpened done) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
@@ -196,19 +214,19 @@ void Hub::OpenSession(absl::string_view id, SessionOpened done) {
   done(std::make_shared<LocalLease>(*std::move(channel)));
 }
 
-absl::StatusOr<std::shared_ptr<Channel>> Hub::FindChannel(
+absl::StatusOr<std::shared_ptr<Channel>> Lobby::FindChannel(
     absl::string_view id) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     return s;
   }
-  MutexLock lock(&lobby_->mu);
-  if (shutdown_.load()) return ShuttingDown();
+  MutexLock lock(&log_->mu);
+  if (logs_->shutting_down()) return ShuttingDownError();
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return NotJoined(id);
   return it->second;
 }
 
-int Hub::ReapIdle() {
+int Lobby::ReapIdle() {
   if (options_.sessions != nullptr) {
     ReapIdleShared();
     return 0;
@@ -216,8 +234,8 @@ int Hub::ReapIdle() {
   Wakeups wake;
   int reaped = 0;
   {
-    MutexLock lock(&lobby_->mu);
-    if (shutdown_.load()) return 0;
+    MutexLock lock(&log_->mu);
+    if (logs_->shutting_down()) return 0;
     const absl::Time now = clock_->Now();
     std::vector<std::string> idle;
     for (const auto& [id, channel] : sessions_) {
@@ -228,23 +246,22 @@ int Hub::ReapIdle() {
     for (const std::string& id : idle) {
       if (!RemoveSessionLocked(id, CloseReason::kReaped, &wake)) continue;
       ++reaped;
-      PublishLocked(lobby_, LobbyEvent(model::EventKind::kLeave, id, ""),
-                    [](absl::StatusOr<model::EventPtr>, int64_t) {});
+      order_->PublishLocked(log_, LobbyEvent(model::EventKind::kLeave, id, ""),
+                            [](absl::StatusOr<model::EventPtr>, int64_t) {});
     }
   }
   WakeAll(wake);
   return reaped;
 }
 
-size_t Hub::SessionCount() {
-  MutexLock lock(&lobby_->mu);
+size_t Lobby::SessionCount() {
+  MutexLock lock(&log_->mu);
   if (options_.sessions != nullptr) {
-    return std::count_if(lobby_->subs.begin(), lobby_->subs.end(),
+    return std::count_if(log_->subs.begin(), log_->subs.end(),
                          [](const Sub& s) { return s.session; });
   }
   return sessions_.size();
 }
-
 
 // ---- Shared sessions (HubOptions::sessions) ----
 //
@@ -254,10 +271,10 @@ size_t Hub::SessionCount() {
 // stands still): what follows the client's cursor, read from the store and
 // bounded as any channel is, then the live events after that point.
 
-class Hub::SharedLease final : public SessionLease {
+class Lobby::SharedLease final : public SessionLease {
  public:
-  SharedLease(Hub* hub, std::string id, std::shared_ptr<Channel> channel)
-      : SessionLease(std::move(channel)), hub_(hub), id_(std::move(id)) {}
+  SharedLease(Lobby* lobby, std::string id, std::shared_ptr<Channel> channel)
+      : SessionLease(std::move(channel)), lobby_(lobby), id_(std::move(id)) {}
 
   void Consumed(uint64_t sequence, absl::AnyInvocable<void()> done) override {
     if (sequence == 0) {
@@ -266,66 +283,65 @@ class Hub::SharedLease final : public SessionLease {
     }
     // Not stored (the directory away): the client's next reader gets these
     // events again. Repeated, never lost.
-    hub_->options_.sessions->SetCursor(
-        id_, sequence, hub_->clock_->Now(),
+    lobby_->options_.sessions->SetCursor(
+        id_, sequence, lobby_->clock_->Now(),
         [done = std::move(done)](absl::Status) mutable { done(); });
   }
 
   void Release() override {
-    Log* lobby = hub_->lobby_.get();
+    LogState* lobby = lobby_->log_.get();
     {
       MutexLock lock(&lobby->mu);
       auto& subs = lobby->subs;
-      subs.erase(std::remove_if(subs.begin(), subs.end(),
-                                [&](const Sub& s) {
-                                  return s.channel == channel();
-                                }),
-                 subs.end());
+      subs.erase(
+          std::remove_if(subs.begin(), subs.end(),
+                         [&](const Sub& s) { return s.channel == channel(); }),
+          subs.end());
     }
-    hub_->options_.sessions->Touch({id_}, hub_->clock_->Now());
+    lobby_->options_.sessions->Touch({id_}, lobby_->clock_->Now());
   }
 
  private:
-  Hub* const hub_;
+  Lobby* const lobby_;
   const std::string id_;
 };
 
-void Hub::JoinShared(std::string id, EventDone done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+void Lobby::JoinShared(std::string id, EventDone done) {
+  if (logs_->shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
-  options_.sessions->Create(id, clock_->Now(), [this, id, done = std::move(
-                                                              done)](
-                                                   absl::Status created) mutable {
-    if (absl::IsAlreadyExists(created)) return done(AlreadyJoined(id));
-    if (!created.ok()) return done(created);
-    Publish(LobbyEvent(model::EventKind::kJoin, id, ""),
-            [this, id, done = std::move(done)](
-                absl::StatusOr<model::EventPtr> joined) mutable {
-              if (!joined.ok()) {
-                // Not committed: the client has not joined after all.
-                options_.sessions->Remove(id, [](absl::StatusOr<bool>) {});
-                return done(joined.status());
-              }
-              // The client's readers start at its own join.
-              model::EventPtr event = *std::move(joined);
-              const uint64_t cursor = event->sequence - 1;
-              options_.sessions->SetCursor(
-                  id, cursor, clock_->Now(),
-                  [event = std::move(event),
-                   done = std::move(done)](absl::Status s) mutable {
-                    if (!s.ok()) return done(s);
-                    done(std::move(event));
-                  });
-            });
-  });
+  options_.sessions->Create(
+      id, clock_->Now(),
+      [this, id, done = std::move(done)](absl::Status created) mutable {
+        if (absl::IsAlreadyExists(created)) return done(AlreadyJoined(id));
+        if (!created.ok()) return done(created);
+        Publish(LobbyEvent(model::EventKind::kJoin, id, ""),
+                [this, id, done = std::move(done)](
+                    absl::StatusOr<model::EventPtr> joined) mutable {
+                  if (!joined.ok()) {
+                    // Not committed: the client has not joined after all.
+                    options_.sessions->Remove(id, [](absl::StatusOr<bool>) {});
+                    return done(joined.status());
+                  }
+                  // The client's readers start at its own join.
+                  model::EventPtr event = *std::move(joined);
+                  const uint64_t cursor = event->sequence - 1;
+                  options_.sessions->SetCursor(
+                      id, cursor, clock_->Now(),
+                      [event = std::move(event),
+                       done = std::move(done)](absl::Status s) mutable {
+                        if (!s.ok()) return done(s);
+                        done(std::move(event));
+                      });
+                });
+      });
 }
 
-void Hub::SendShared(std::string id, std::string text, EventDone done,
-                     model::IdempotencyKey key) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+void Lobby::SendShared(std::string id, std::string text, EventDone done,
+                       model::IdempotencyKey key) {
+  if (logs_->shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Get(
@@ -340,47 +356,45 @@ void Hub::SendShared(std::string id, std::string text, EventDone done,
       });
 }
 
-void Hub::LeaveShared(std::string id, EventDone done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+void Lobby::LeaveShared(std::string id, EventDone done) {
+  if (logs_->shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
-  options_.sessions->Remove(
-      id, [this, id, done = std::move(done)](
-              absl::StatusOr<bool> removed) mutable {
-        if (!removed.ok()) return done(removed.status());
-        if (!*removed) return done(NotJoined(id));
-        // Its readers end wherever they wait, without its own leave.
-        EndSession(id, CloseReason::kLeft);
-        Publish(LobbyEvent(model::EventKind::kLeave, id, ""),
-                std::move(done));
-      });
+  options_.sessions->Remove(id, [this, id, done = std::move(done)](
+                                    absl::StatusOr<bool> removed) mutable {
+    if (!removed.ok()) return done(removed.status());
+    if (!*removed) return done(NotJoined(id));
+    // Its readers end wherever they wait, without its own leave.
+    EndSession(id, CloseReason::kLeft);
+    Publish(LobbyEvent(model::EventKind::kLeave, id, ""), std::move(done));
+  });
 }
 
-void Hub::OpenSharedSession(std::string id, SessionOpened done) {
-  if (shutdown_.load()) {
-    done(ShuttingDown());
+void Lobby::OpenSharedSession(std::string id, SessionOpened done) {
+  if (logs_->shutting_down()) {
+    done(ShuttingDownError());
     return;
   }
   options_.sessions->Get(
       id, clock_->Now(),
-      [this, id, done = std::move(done)](
-          absl::StatusOr<uint64_t> cursor) mutable {
+      [this, id,
+       done = std::move(done)](absl::StatusOr<uint64_t> cursor) mutable {
         if (absl::IsNotFound(cursor.status())) return done(NotJoined(id));
         if (!cursor.ok()) return done(cursor.status());
-        Dispatch(lobby_->id, [this, id, cursor = *cursor,
-                              done = std::move(done)]() mutable {
+        dispatcher_->Dispatch(log_->id, [this, id, cursor = *cursor,
+                                         done = std::move(done)]() mutable {
           AttachSharedSession(id, cursor, std::move(done));
         });
       });
 }
 
-void Hub::AttachSharedSession(const std::string& id, uint64_t cursor,
-                              SessionOpened done) {
+void Lobby::AttachSharedSession(const std::string& id, uint64_t cursor,
+                                SessionOpened done) {
   uint64_t through;
   {
-    MutexLock lock(&lobby_->mu);
-    through = lobby_->delivered;
+    MutexLock lock(&log_->mu);
+    through = log_->delivered;
   }
   auto channel =
       std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
@@ -390,7 +404,7 @@ void Hub::AttachSharedSession(const std::string& id, uint64_t cursor,
     const size_t want =
         static_cast<size_t>(std::min<uint64_t>(kSessionPage, through - after));
     absl::StatusOr<std::vector<model::EventPtr>> page =
-        store_->ReadAfter(lobby_->id, after, want);
+        store_->ReadAfter(log_->id, after, want);
     if (!page.ok()) return done(page.status());
     for (const model::EventPtr& event : *page) {
       if (event->sequence > through) break;
@@ -407,25 +421,25 @@ void Hub::AttachSharedSession(const std::string& id, uint64_t cursor,
   }
   bool registered = false;
   {
-    MutexLock lock(&lobby_->mu);
-    if (!shutdown_.load()) {
+    MutexLock lock(&log_->mu);
+    if (!logs_->shutting_down()) {
       Sub sub{channel, Subscriber{"", id, "", ""}, through, clock_->Now()};
       sub.session = true;
-      lobby_->subs.push_back(std::move(sub));
+      log_->subs.push_back(std::move(sub));
       registered = true;
     }
   }
-  if (!registered) return done(ShuttingDown());
+  if (!registered) return done(ShuttingDownError());
   done(std::make_shared<SharedLease>(this, id, std::move(channel)));
 }
 
-void Hub::ReapIdleShared() {
-  if (shutdown_.load()) return;
+void Lobby::ReapIdleShared() {
+  if (logs_->shutting_down()) return;
   // Sessions with a reader here are active, wherever else they are idle.
   std::vector<std::string> reading;
   {
-    MutexLock lock(&lobby_->mu);
-    for (const Sub& sub : lobby_->subs) {
+    MutexLock lock(&log_->mu);
+    for (const Sub& sub : log_->subs) {
       if (sub.session) reading.push_back(sub.who.name);
     }
   }
@@ -443,13 +457,13 @@ void Hub::ReapIdleShared() {
       });
 }
 
-void Hub::EndSession(const std::string& id, CloseReason reason) {
+void Lobby::EndSession(const std::string& id, CloseReason reason) {
   bus::Notice notice;
   notice.op = bus::Notice::Op::kEndSession;
-  notice.log = lobby_->id;
+  notice.log = log_->id;
   notice.user_id = id;
   notice.reason = static_cast<int>(reason);
-  Close(notice, /*from_bus=*/false);
+  closer_->Close(notice, /*from_bus=*/false);
 }
 
 }  // namespace parley::chat
