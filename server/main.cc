@@ -38,6 +38,12 @@ ABSL_FLAG(int64_t, channel_capacity, 1024,
           "Events queued per client before the gap policy applies.");
 ABSL_FLAG(absl::Duration, session_idle_timeout, absl::Minutes(5),
           "A session with no reader and no send for this long is reaped.");
+ABSL_FLAG(int64_t, lobby_max_sessions, 10000,
+          "Lobby (seed 000) clients joined at once, in all; a join past it "
+          "is refused (RESOURCE_EXHAUSTED / 429, LOBBY_FULL). 0: no limit.");
+ABSL_FLAG(int64_t, lobby_sessions_per_address, 100,
+          "Lobby clients one address may have joined at once; a join past "
+          "it is refused (TOO_MANY_SESSIONS). 0: no limit.");
 ABSL_FLAG(absl::Duration, receive_default_timeout, absl::Seconds(30),
           "Long-poll wait when the request gives no timeout.");
 ABSL_FLAG(absl::Duration, receive_max_timeout, absl::Seconds(60),
@@ -337,6 +343,10 @@ int main(int argc, char** argv) {
       Positive(FLAGS_max_message_bytes, "max_message_bytes");
   hub_options.max_id_bytes = Positive(FLAGS_max_id_bytes, "max_id_bytes");
   hub_options.session_idle_timeout = absl::GetFlag(FLAGS_session_idle_timeout);
+  hub_options.session_limits.total = static_cast<size_t>(
+      NotNegative(FLAGS_lobby_max_sessions, "lobby_max_sessions"));
+  hub_options.session_limits.per_owner = static_cast<size_t>(NotNegative(
+      FLAGS_lobby_sessions_per_address, "lobby_sessions_per_address"));
   if (hub_options.session_idle_timeout <= absl::ZeroDuration()) {
     Die("--session_idle_timeout must be positive");
   }

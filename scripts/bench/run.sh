@@ -98,7 +98,7 @@ run_id=$(date -u +%Y%m%dT%H%M%SZ)
 failures=0
 
 server_pid="" gateway_pid="" data_dir="" grpc_port="" http_port="" server_args=""
-unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0"
+unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
 
 wait_file() {  # file seconds
   local i

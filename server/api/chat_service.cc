@@ -724,7 +724,7 @@ grpc::ServerUnaryReactor* ChatService::Join(
     grpc::CallbackServerContext* context,
     const parley::v1::JoinRequest* request,
     parley::v1::JoinResponse* response) {
-  PARLEY_LOBBY_CALL(Join, request->id());
+  PARLEY_LOBBY_CALL(Join, request->id(), ClientAddress(deps_, context));
 }
 
 grpc::ServerUnaryReactor* ChatService::Send(

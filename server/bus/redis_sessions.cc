@@ -12,12 +12,32 @@
 namespace parley::bus {
 namespace {
 
-// KEYS: the session's hash, the active set. ARGV: id, now (ms).
+// KEYS: the session's hash, the active set, the owners' counts. ARGV: id,
+// now (ms), owner, the most sessions in all and per owner (0: any).
+// 0: there already; -1: the lobby is full; -2: the owner has its most.
 constexpr const char* kCreate = R"lua(
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'joined', ARGV[2])
+local total, per_owner = tonumber(ARGV[4]), tonumber(ARGV[5])
+if total > 0 and redis.call('ZCARD', KEYS[2]) >= total then return -1 end
+if ARGV[3] ~= '' and per_owner > 0 and
+   tonumber(redis.call('HGET', KEYS[3], ARGV[3]) or '0') >= per_owner then
+  return -2
+end
+redis.call('HSET', KEYS[1], 'joined', ARGV[2], 'owner', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+if ARGV[3] ~= '' then redis.call('HINCRBY', KEYS[3], ARGV[3], 1) end
 return 1)lua";
+
+// Takes session hash `key` off its owner's count (a Lua function the
+// removing scripts start with).
+constexpr const char* kDisown = R"lua(
+local function disown(key, owners)
+  local o = redis.call('HGET', key, 'owner')
+  if o and o ~= '' and redis.call('HINCRBY', owners, o, -1) <= 0 then
+    redis.call('HDEL', owners, o)
+  end
+end
+)lua";
 
 // ARGV: id, now, cursor.
 constexpr const char* kSetCursor = R"lua(
@@ -35,21 +55,35 @@ local c = redis.call('HGET', KEYS[1], 'cursor')
 if not c then return -1 end
 return c)lua";
 
-// ARGV: id.
-constexpr const char* kRemove = R"lua(
+// KEYS: the session's hash, the active set, the owners' counts. ARGV: id.
+constexpr const char* kRemoveBody = R"lua(
 redis.call('ZREM', KEYS[2], ARGV[1])
+disown(KEYS[1], KEYS[3])
 return redis.call('DEL', KEYS[1]))lua";
 
-// KEYS: the active set. ARGV: before (ms), the key prefix, the most to
-// remove in one call.
-constexpr const char* kRemoveIdle = R"lua(
+// KEYS: the active set, the owners' counts. ARGV: before (ms), the key
+// prefix, the most to remove in one call.
+constexpr const char* kRemoveIdleBody = R"lua(
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1],
                        'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', KEYS[1], id)
+  disown(ARGV[2] .. id, KEYS[2])
   redis.call('DEL', ARGV[2] .. id)
 end
 return ids)lua";
+
+const std::string& RemoveScript() {
+  static const std::string* script =
+      new std::string(absl::StrCat(kDisown, kRemoveBody));
+  return *script;
+}
+
+const std::string& RemoveIdleScript() {
+  static const std::string* script =
+      new std::string(absl::StrCat(kDisown, kRemoveIdleBody));
+  return *script;
+}
 
 constexpr int kMaxReapedPerCall = 1000;
 
@@ -81,16 +115,28 @@ void RedisSessionDirectory::Queue(RedisWorker::Call call) {
   worker_.Queue(std::move(call));
 }
 
-void RedisSessionDirectory::Create(std::string id, absl::Time now, Done done) {
-  Queue([this, id = std::move(id), now,
+void RedisSessionDirectory::Create(std::string id, std::string owner,
+                                   absl::Time now, SessionLimits limits,
+                                   Done done) {
+  Queue([this, id = std::move(id), owner = std::move(owner), now, limits,
          done = std::move(done)](redisContext* c) mutable {
     if (c == nullptr) return done(Unavailable(c));
-    Reply r = Command(c, {"EVAL", kCreate, "2", options_.key_prefix + id,
-                          options_.active_key, id, Millis(now)});
+    Reply r = Command(
+        c, {"EVAL", kCreate, "3", options_.key_prefix + id, options_.active_key,
+            options_.owners_key, id, Millis(now), owner,
+            absl::StrCat(limits.total), absl::StrCat(limits.per_owner)});
     absl::StatusOr<long long> n = Integer(c, r);
     if (!n.ok()) return done(n.status());
-    done(*n == 1 ? absl::OkStatus()
-                 : absl::AlreadyExistsError(absl::StrCat("session ", id)));
+    switch (*n) {
+      case 1:
+        return done(absl::OkStatus());
+      case -1:
+        return done(LobbyFull());
+      case -2:
+        return done(TooManySessions());
+      default:
+        return done(absl::AlreadyExistsError(absl::StrCat("session ", id)));
+    }
   });
 }
 
@@ -134,8 +180,9 @@ void RedisSessionDirectory::Remove(
   Queue([this, id = std::move(id),
          done = std::move(done)](redisContext* c) mutable {
     if (c == nullptr) return done(Unavailable(c));
-    Reply r = Command(c, {"EVAL", kRemove, "2", options_.key_prefix + id,
-                          options_.active_key, id});
+    Reply r = Command(c, {"EVAL", RemoveScript(), "3",
+                          options_.key_prefix + id, options_.active_key,
+                          options_.owners_key, id});
     absl::StatusOr<long long> n = Integer(c, r);
     if (!n.ok()) return done(n.status());
     done(*n > 0);
@@ -162,7 +209,8 @@ void RedisSessionDirectory::RemoveIdle(
     absl::AnyInvocable<void(absl::StatusOr<std::vector<std::string>>)> done) {
   Queue([this, before, done = std::move(done)](redisContext* c) mutable {
     if (c == nullptr) return done(Unavailable(c));
-    Reply r = Command(c, {"EVAL", kRemoveIdle, "1", options_.active_key,
+    Reply r = Command(c, {"EVAL", RemoveIdleScript(), "2",
+                          options_.active_key, options_.owners_key,
                           Millis(before), options_.key_prefix,
                           absl::StrCat(kMaxReapedPerCall)});
     if (r == nullptr || r->type != REDIS_REPLY_ARRAY) {

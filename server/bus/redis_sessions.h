@@ -29,6 +29,8 @@ struct RedisSessionsOptions {
   RedisWorker::Options redis;
   std::string key_prefix = "parley:session:";
   std::string active_key = "parley:sessions:active";
+  // A hash of how many sessions each owner (client address) has.
+  std::string owners_key = "parley:sessions:owners";
 };
 
 class RedisSessionDirectory : public SessionDirectory {
@@ -39,7 +41,8 @@ class RedisSessionDirectory : public SessionDirectory {
   RedisSessionDirectory(const RedisSessionDirectory&) = delete;
   RedisSessionDirectory& operator=(const RedisSessionDirectory&) = delete;
 
-  void Create(std::string id, absl::Time now, Done done) override;
+  void Create(std::string id, std::string owner, absl::Time now,
+              SessionLimits limits, Done done) override;
   void SetCursor(std::string id, uint64_t cursor, absl::Time now,
                  Done done) override;
   void Get(std::string id, absl::Time now,

@@ -4,19 +4,52 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "server/common/errors.h"
 
 namespace parley::bus {
 
-void MemorySessionDirectory::Create(std::string id, absl::Time now,
+absl::Status LobbyFull() {
+  return OverLimit("LOBBY_FULL",
+                   "the lobby has as many clients as it takes; try again later",
+                   absl::Seconds(10));
+}
+
+absl::Status TooManySessions() {
+  return OverLimit("TOO_MANY_SESSIONS",
+                   "your address has as many lobby clients joined as it may; "
+                   "leave with one first",
+                   absl::Seconds(10));
+}
+
+void MemorySessionDirectory::Create(std::string id, std::string owner,
+                                    absl::Time now, SessionLimits limits,
                                     Done done) {
   absl::Status result;
   {
     MutexLock lock(&mu_);
-    if (!sessions_.try_emplace(id, Session{std::nullopt, now}).second) {
+    if (sessions_.count(id) > 0) {
       result = absl::AlreadyExistsError(absl::StrCat("session ", id));
+    } else if (limits.total > 0 && sessions_.size() >= limits.total) {
+      result = LobbyFull();
+    } else if (!owner.empty() && limits.per_owner > 0 &&
+               owned_[owner] >= limits.per_owner) {
+      result = TooManySessions();
+    } else {
+      if (!owner.empty()) ++owned_[owner];
+      sessions_.emplace(id, Session{std::nullopt, now, std::move(owner)});
     }
   }
   done(result);
+}
+
+std::map<std::string, MemorySessionDirectory::Session>::iterator
+MemorySessionDirectory::EraseLocked(
+    std::map<std::string, Session>::iterator it) {
+  if (const std::string& owner = it->second.owner; !owner.empty()) {
+    auto o = owned_.find(owner);
+    if (o != owned_.end() && --o->second == 0) owned_.erase(o);
+  }
+  return sessions_.erase(it);
 }
 
 void MemorySessionDirectory::SetCursor(std::string id, uint64_t cursor,
@@ -57,7 +90,9 @@ void MemorySessionDirectory::Remove(
   bool removed;
   {
     MutexLock lock(&mu_);
-    removed = sessions_.erase(id) > 0;
+    auto it = sessions_.find(id);
+    removed = it != sessions_.end();
+    if (removed) EraseLocked(it);
   }
   done(removed);
 }
@@ -82,7 +117,7 @@ void MemorySessionDirectory::RemoveIdle(
     for (auto it = sessions_.begin(); it != sessions_.end();) {
       if (it->second.active < before) {
         idle.push_back(it->first);
-        it = sessions_.erase(it);
+        it = EraseLocked(it);
       } else {
         ++it;
       }

@@ -23,14 +23,29 @@
 
 namespace parley::bus {
 
+// How many sessions there may be, in all and per owner (a client address);
+// 0: no limit.
+struct SessionLimits {
+  size_t total = 0;
+  size_t per_owner = 0;
+};
+
+// The refusals of Create past its limits: RESOURCE_EXHAUSTED, reason
+// LOBBY_FULL or TOO_MANY_SESSIONS, with a retry delay.
+absl::Status LobbyFull();
+absl::Status TooManySessions();
+
 class SessionDirectory {
  public:
   using Done = absl::AnyInvocable<void(absl::Status)>;
   virtual ~SessionDirectory() = default;
 
-  // Adds `id`, active at `now`, with no cursor until SetCursor (Get answers
-  // NOT_FOUND meanwhile). ALREADY_EXISTS when it is there.
-  virtual void Create(std::string id, absl::Time now, Done done) = 0;
+  // Adds `id` for `owner` (empty: counted in no owner's share), active at
+  // `now`, with no cursor until SetCursor (Get answers NOT_FOUND
+  // meanwhile). ALREADY_EXISTS when it is there; LobbyFull() or
+  // TooManySessions() past `limits`.
+  virtual void Create(std::string id, std::string owner, absl::Time now,
+                      SessionLimits limits, Done done) = 0;
   // Moves `id`'s cursor to `cursor` unless it is past it already (a cursor
   // never goes back), and marks it active. NOT_FOUND when it is not there.
   virtual void SetCursor(std::string id, uint64_t cursor, absl::Time now,
@@ -56,7 +71,8 @@ class SessionDirectory {
 // A SessionDirectory in memory, for several hubs in one process (tests).
 class MemorySessionDirectory : public SessionDirectory {
  public:
-  void Create(std::string id, absl::Time now, Done done) override;
+  void Create(std::string id, std::string owner, absl::Time now,
+              SessionLimits limits, Done done) override;
   void SetCursor(std::string id, uint64_t cursor, absl::Time now,
                  Done done) override;
   void Get(std::string id, absl::Time now,
@@ -73,9 +89,15 @@ class MemorySessionDirectory : public SessionDirectory {
   struct Session {
     std::optional<uint64_t> cursor;
     absl::Time active;
+    std::string owner;
   };
+  // Removes `it`, and its count from its owner's.
+  std::map<std::string, Session>::iterator EraseLocked(
+      std::map<std::string, Session>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   Mutex mu_;
   std::map<std::string, Session> sessions_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, size_t> owned_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace parley::bus

@@ -32,8 +32,9 @@ Hub::~Hub() {
 
 // ---- The lobby ----
 
-void Hub::Join(absl::string_view id, EventDone done) {
-  lobby_.Join(id, std::move(done));
+void Hub::Join(absl::string_view id, absl::string_view owner,
+               EventDone done) {
+  lobby_.Join(id, owner, std::move(done));
 }
 
 void Hub::Send(absl::string_view id, absl::string_view text, EventDone done,

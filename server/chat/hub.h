@@ -65,7 +65,10 @@ class Hub : private bus::Bus::Listener {
 
   // Creates client `id`'s session and broadcasts its join event to everyone
   // joined, the new client included. ALREADY_EXISTS if `id` is joined.
-  void Join(absl::string_view id, EventDone done);
+  void Join(absl::string_view id, EventDone done) { Join(id, "", std::move(done)); }
+  // A join by a client at `owner` (its address key; counted against
+  // HubOptions::session_limits.per_owner unless empty).
+  void Join(absl::string_view id, absl::string_view owner, EventDone done);
   // Commits `text` to the lobby's log and broadcasts it to every joined
   // client. FAILED_PRECONDITION if `id` has not joined. A non-empty `key`
   // is stored with the message (see api::IdempotentSends).

@@ -24,6 +24,9 @@ struct HubOptions {
   size_t max_message_bytes = 4096;
   size_t max_id_bytes = 128;
   absl::Duration session_idle_timeout = absl::Minutes(5);
+  // Lobby sessions joined at once, in all and per owner (client address);
+  // past either a join is refused (LOBBY_FULL, TOO_MANY_SESSIONS). 0: any.
+  bus::SessionLimits session_limits{/*total=*/10000, /*per_owner=*/100};
   // Fills Event::wire once per event, after its commit (the encoding holds
   // its sequence number) and before it is delivered to any reader, so
   // streams share one encoding instead of making one each. Optional.

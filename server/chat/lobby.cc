@@ -76,25 +76,40 @@ void Lobby::Publish(std::shared_ptr<model::Event> event, EventDone done) {
 
 // ---- A single hub's sessions ----
 
-void Lobby::Join(absl::string_view id, EventDone done) {
+void Lobby::Join(absl::string_view id, absl::string_view owner,
+                 EventDone done) {
   if (absl::Status s = ValidateClientId(id, options_.max_id_bytes); !s.ok()) {
     done(s);
     return;
   }
   if (options_.sessions != nullptr) {
-    JoinShared(std::string(id), std::move(done));
+    JoinShared(std::string(id), std::string(owner), std::move(done));
     return;
   }
+  const bus::SessionLimits& limits = options_.session_limits;
   auto joined = LobbyEvent(model::EventKind::kJoin, id, "");
   absl::Status refused;
   {
     MutexLock lock(&log_->mu);
     refused = logs_->CheckPublishableLocked(*log_);
     if (refused.ok() && sessions_.count(id) > 0) refused = AlreadyJoined(id);
+    if (refused.ok() && limits.total > 0 && sessions_.size() >= limits.total) {
+      refused = bus::LobbyFull();
+    }
+    if (refused.ok() && !owner.empty() && limits.per_owner > 0) {
+      auto it = owned_.find(owner);
+      if (it != owned_.end() && it->second >= limits.per_owner) {
+        refused = bus::TooManySessions();
+      }
+    }
     if (refused.ok()) {
       auto channel =
           std::make_shared<Channel>(options_.channel_capacity, clock_->Now());
       sessions_.emplace(std::string(id), channel);
+      if (!owner.empty()) {
+        owner_of_.emplace(std::string(id), std::string(owner));
+        ++owned_[std::string(owner)];
+      }
       // The session's channel gets everything after what was delivered so
       // far, so its own join event included.
       log_->subs.push_back(Sub{channel, Subscriber{"", std::string(id), "", ""},
@@ -161,6 +176,11 @@ bool Lobby::RemoveSessionLocked(absl::string_view id, CloseReason reason,
   if (it == sessions_.end()) return false;
   std::shared_ptr<Channel> channel = std::move(it->second);
   sessions_.erase(it);
+  if (auto owner = owner_of_.find(id); owner != owner_of_.end()) {
+    auto count = owned_.find(owner->second);
+    if (count != owned_.end() && --count->second == 0) owned_.erase(count);
+    owner_of_.erase(owner);
+  }
   auto& subs = log_->subs;
   subs.erase(std::remove_if(subs.begin(), subs.end(),
                             [&](const Sub& s) { return s.channel == channel; }),
@@ -306,13 +326,13 @@ class Lobby::SharedLease final : public SessionLease {
   const std::string id_;
 };
 
-void Lobby::JoinShared(std::string id, EventDone done) {
+void Lobby::JoinShared(std::string id, std::string owner, EventDone done) {
   if (logs_->shutting_down()) {
     done(ShuttingDownError());
     return;
   }
   options_.sessions->Create(
-      id, clock_->Now(),
+      id, std::move(owner), clock_->Now(), options_.session_limits,
       [this, id, done = std::move(done)](absl::Status created) mutable {
         if (absl::IsAlreadyExists(created)) return done(AlreadyJoined(id));
         if (!created.ok()) return done(created);

@@ -64,7 +64,7 @@ class Lobby {
   Lobby(const Lobby&) = delete;
   Lobby& operator=(const Lobby&) = delete;
 
-  void Join(absl::string_view id, EventDone done);
+  void Join(absl::string_view id, absl::string_view owner, EventDone done);
   void Send(absl::string_view id, absl::string_view text, EventDone done,
             model::IdempotencyKey key);
   void Leave(absl::string_view id, EventDone done);
@@ -78,7 +78,7 @@ class Lobby {
  private:
   class SharedLease;
   // With HubOptions::sessions.
-  void JoinShared(std::string id, EventDone done);
+  void JoinShared(std::string id, std::string owner, EventDone done);
   void SendShared(std::string id, std::string text, EventDone done,
                   model::IdempotencyKey key);
   void LeaveShared(std::string id, EventDone done);
@@ -108,6 +108,10 @@ class Lobby {
   // A single hub's sessions by client id.
   std::map<std::string, std::shared_ptr<Channel>, std::less<>> sessions_
       ABSL_GUARDED_BY(log_->mu);
+  // Their owners (those that have one), and how many each owner has.
+  std::map<std::string, std::string, std::less<>> owner_of_
+      ABSL_GUARDED_BY(log_->mu);
+  std::map<std::string, size_t, std::less<>> owned_ ABSL_GUARDED_BY(log_->mu);
 };
 
 }  // namespace parley::chat

@@ -34,6 +34,7 @@ api::QuotaOptions Unlimited() {
 api::ServerOptions UnlimitedOptions() {
   api::ServerOptions options;
   options.quotas = Unlimited();
+  options.hub.session_limits = {};
   return options;
 }
 

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/bus/redis_presence.h"
 #include "server/bus/redis_sessions.h"
+#include "server/common/errors.h"
 #include "server/common/mutex.h"
 #include "tests/server/bus/redis_server.h"
 #include "tests/server/common/answer.h"
@@ -35,9 +36,11 @@ class SessionDirectoryTest : public ::testing::TestWithParam<bool> {
     }
   }
 
-  absl::Status Create(const std::string& id, absl::Time at = kStart) {
+  absl::Status Create(const std::string& id, absl::Time at = kStart,
+                      const std::string& owner = "",
+                      SessionLimits limits = {}) {
     Answer<absl::Status> a;
-    dir_->Create(id, at, a.Callback());
+    dir_->Create(id, owner, at, limits, a.Callback());
     return a.Get();
   }
   absl::Status SetCursor(const std::string& id, uint64_t c,
@@ -74,6 +77,27 @@ TEST_P(SessionDirectoryTest, ASessionIsCreatedOnceAndReadOnceItHasACursor) {
   EXPECT_EQ(Get("ann").value_or(99), 0u);
   EXPECT_EQ(Get("bob").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(SetCursor("bob", 1).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(SessionDirectoryTest, SessionsPastTheLimitsAreRefusedUntilOnesEnd) {
+  const SessionLimits limits{/*total=*/3, /*per_owner=*/2};
+  ASSERT_TRUE(Create("a1", kStart, "10.0.0.1", limits).ok());
+  ASSERT_TRUE(Create("a2", kStart, "10.0.0.1", limits).ok());
+  absl::Status over = Create("a3", kStart, "10.0.0.1", limits);
+  EXPECT_EQ(over.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrorReason(over), "TOO_MANY_SESSIONS");
+  ASSERT_TRUE(Create("b1", kStart, "10.0.0.2", limits).ok());
+  absl::Status full = Create("b2", kStart, "10.0.0.2", limits);
+  EXPECT_EQ(ErrorReason(full), "LOBBY_FULL");
+  EXPECT_GT(RetryAfter(full), absl::ZeroDuration());
+  // A leave and a reaping each give the owner's place back.
+  ASSERT_TRUE(Remove("a1").value_or(false));
+  ASSERT_TRUE(SetCursor("b1", 0, kStart + absl::Seconds(10)).ok());
+  ASSERT_TRUE(RemoveIdle(kStart + absl::Seconds(5)).ok());  // reaps a2
+  EXPECT_TRUE(Create("a3", kStart, "10.0.0.1", limits).ok());
+  EXPECT_TRUE(Create("a4", kStart, "10.0.0.1", limits).ok());
+  EXPECT_EQ(ErrorReason(Create("a5", kStart, "10.0.0.1", limits)),
+            "LOBBY_FULL");
 }
 
 TEST_P(SessionDirectoryTest, ACursorNeverGoesBack) {
@@ -124,7 +148,7 @@ TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
   o.redis.port = redis.port();
   RedisSessionDirectory dir(o);
   Answer<absl::Status> created;
-  dir.Create("ann", kStart, created.Callback());
+  dir.Create("ann", "", kStart, {}, created.Callback());
   ASSERT_TRUE(created.Get().ok());
 
   redis.Kill();
@@ -139,7 +163,7 @@ TEST(RedisSessionDirectoryTest, WhileRedisIsAwayCallsFailPromptly) {
   absl::Status again;
   do {
     Answer<absl::Status> a;
-    dir.Create("ann", kStart, a.Callback());
+    dir.Create("ann", "", kStart, {}, a.Callback());
     again = a.Get();
   } while (absl::IsUnavailable(again) && absl::Now() < deadline);
   EXPECT_TRUE(again.ok()) << again;

@@ -139,6 +139,25 @@ TEST_F(HubTest, ConcurrentSendersProduceOneOrderThatEveryClientSees) {
   }
 }
 
+TEST_F(HubTest, JoinsPastTheSessionLimitsAreRefusedUntilOneLeaves) {
+  HubOptions o = Options();
+  o.session_limits = {/*total=*/3, /*per_owner=*/2};
+  Hub hub(o, &store_, &clock_);
+  auto join = [&](absl::string_view id, absl::string_view owner) {
+    return Await([&](EventDone d) { hub.Join(id, owner, std::move(d)); });
+  };
+  ASSERT_TRUE(join("a1", "10.0.0.1").ok());
+  ASSERT_TRUE(join("a2", "10.0.0.1").ok());
+  absl::StatusOr<model::EventPtr> over = join("a3", "10.0.0.1");
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(ErrorReason(over.status()), "TOO_MANY_SESSIONS");
+  ASSERT_TRUE(join("b1", "10.0.0.2").ok());
+  EXPECT_EQ(ErrorReason(join("b2", "10.0.0.2").status()), "LOBBY_FULL");
+  ASSERT_TRUE(Leave(hub, "a1").ok());
+  EXPECT_TRUE(join("a3", "10.0.0.1").ok());
+  EXPECT_EQ(hub.SessionCount(), 3u);
+}
+
 TEST_F(HubTest, SendBeforeJoinFailsWithFailedPrecondition) {
   auto s = Send(hub_, "ghost", "boo");
   EXPECT_EQ(s.status().code(), absl::StatusCode::kFailedPrecondition);
