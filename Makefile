@@ -48,7 +48,7 @@ run-cluster: deps cluster-deps build
 
 # Unit tests under ASan and TSan, then the integration (one server; then a
 # cluster behind HAProxy) and client tests against the release build.
-test: deps test-server test-gateway test-cluster test-clients test-browser test-compose-config bench-smoke
+test: deps test-server test-gateway test-cluster test-abuse test-clients test-browser test-compose-config bench-smoke
 	@echo "make test: all suites passed"
 
 fuzz: fuzz-go

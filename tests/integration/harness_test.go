@@ -180,6 +180,9 @@ type stackOptions struct {
 	// the gateway's --max_conns_per_address; nil lifts every limit
 	// (unlimitedFlags), since all of a test's clients share 127.0.0.1.
 	limits []string
+	// runDefaults: as `make run` starts them, the default limits, and the
+	// server and gateway trusting the loopback proxies in front.
+	runDefaults bool
 	// The PostgreSQL server whose database the server uses (--store=postgres);
 	// nil: SQLite in the data directory, unless PARLEY_TEST_STORE=postgres.
 	postgres *pgServer
@@ -202,6 +205,12 @@ func withLimits(flags ...string) stackOption {
 	return func(o *stackOptions) { o.limits = append([]string{}, flags...) }
 }
 
+// withRunDefaults starts the stack as `make run` does (scripts/run.sh):
+// every limit at its default, loopback trusted as the proxy in front.
+func withRunDefaults() stackOption {
+	return func(o *stackOptions) { o.runDefaults = true }
+}
+
 // unlimitedFlags lift every per-client limit of the server: the functional
 // tests make many calls from one address and a few users, as no real
 // client does; limits_test.go checks the limits themselves.
@@ -209,6 +218,7 @@ var unlimitedFlags = []string{
 	"--sends_per_user_per_second=0", "--sends_per_room_per_second=0",
 	"--sign_ins_per_address_per_minute=0", "--sign_in_free_failures_per_user=-1",
 	"--sign_in_free_failures_per_address=-1", "--streams_per_user=0", "--streams_per_address=0",
+	"--lobby_max_sessions=0", "--lobby_sessions_per_address=0",
 }
 
 func withSynchronous(mode string) stackOption {
@@ -242,7 +252,9 @@ func (s *stack) serverFlags(portFile string) []string {
 		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m",
 		"--password_hash_ops=1", "--password_hash_mem_kib=8",
 	}
-	if s.opts.limits == nil {
+	if s.opts.runDefaults {
+		flags = append(flags, "--trusted_proxies=127.0.0.1")
+	} else if s.opts.limits == nil {
 		flags = append(flags, unlimitedFlags...)
 	} else {
 		for _, f := range s.opts.limits {
@@ -285,6 +297,9 @@ func (s *stack) startServer(t *testing.T) {
 func (s *stack) gatewayFlags(portFile string) []string {
 	flags := []string{"--grpc_server=" + s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file=" + portFile,
 		"--log_level=debug"}
+	if s.opts.runDefaults {
+		return append(flags, "--trusted_proxies=127.0.0.1")
+	}
 	for _, f := range s.opts.limits {
 		if strings.HasPrefix(f, "--max_conns_per_address=") {
 			return append(flags, f)
