@@ -52,6 +52,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "clients/loadgen/common.h"
 #include "clients/loadgen/histogram.h"
 #include "parley/v1/accounts.grpc.pb.h"
 #include "parley/v1/chat.grpc.pb.h"
@@ -135,7 +136,6 @@ ABSL_FLAG(int64_t, max_errors, 0,
           "Exit 1 when more calls than this failed.");
 
 namespace parley::loadgen {
-namespace {
 
 using parley::v1::AuthService;
 using parley::v1::ChatService;
@@ -166,16 +166,7 @@ void SleepSeconds(double s) {
 
 int64_t Ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
-[[noreturn]] void Die(const std::string& why);
-
 // ------------------------------------------------------------- /proc
-
-struct ProcSample {
-  bool ok = false;
-  double cpu_seconds = 0;  // utime + stime
-  int64_t rss_kb = 0;
-  int64_t hwm_kb = 0;
-};
 
 ProcSample SampleProc(int pid) {
   ProcSample out;
@@ -333,54 +324,6 @@ std::string ShellQuote(absl::string_view s) {
   return out + "'";
 }
 
-// The result of a run: ordered key/value pairs, printed as a table and as
-// one JSON object.
-class Result {
- public:
-  void Num(const std::string& key, double v, int decimals = 3) {
-    if (!std::isfinite(v)) v = 0;
-    std::string text = absl::StrFormat("%.*f", decimals, v);
-    if (decimals > 0) {
-      // Trim trailing zeros for readability: 2.500 -> 2.5, 3.000 -> 3.
-      while (text.back() == '0') text.pop_back();
-      if (text.back() == '.') text.pop_back();
-    }
-    items_.push_back({key, text, text});
-  }
-  void Int(const std::string& key, int64_t v) {
-    items_.push_back({key, absl::StrCat(v), absl::StrCat(v)});
-  }
-  void Str(const std::string& key, const std::string& v) {
-    items_.push_back({key, JsonString(v), v});
-  }
-  void Bool(const std::string& key, bool v) {
-    items_.push_back({key, v ? "true" : "false", v ? "yes" : "no"});
-  }
-  std::string Json() const {
-    std::string out = "{";
-    for (size_t i = 0; i < items_.size(); ++i) {
-      if (i > 0) out += ",";
-      out += JsonString(items_[i].key) + ":" + items_[i].json;
-    }
-    return out + "}";
-  }
-  void PrintTable() const {
-    size_t width = 0;
-    for (const Item& i : items_) width = std::max(width, i.key.size());
-    for (const Item& i : items_) {
-      if (i.key == "command") continue;
-      std::printf("  %-*s  %s\n", static_cast<int>(width), i.key.c_str(),
-                  i.text.c_str());
-    }
-  }
-
- private:
-  struct Item {
-    std::string key, json, text;
-  };
-  std::vector<Item> items_;
-};
-
 // Latency percentiles in milliseconds, as <prefix>_p50_ms etc.
 void AddLatency(Result& r, const std::string& prefix, const Histogram& h) {
   r.Int(prefix + "_samples", static_cast<int64_t>(h.count()));
@@ -394,49 +337,6 @@ void AddLatency(Result& r, const std::string& prefix, const Histogram& h) {
 
 // --------------------------------------------------------- shared state
 
-// Latency is recorded into the histogram of the phase whose time range
-// holds the message's scheduled send time; outside every phase, nowhere.
-class Phases {
- public:
-  static constexpr int kMax = 2;
-  void Set(int i, int64_t begin, int64_t end) {
-    begin_[i].store(begin, std::memory_order_relaxed);
-    end_[i].store(end, std::memory_order_relaxed);
-  }
-  Histogram* For(int64_t stamp) {
-    for (int i = 0; i < kMax; ++i) {
-      if (stamp >= begin_[i].load(std::memory_order_relaxed) &&
-          stamp < end_[i].load(std::memory_order_relaxed)) {
-        return &hist_[i];
-      }
-    }
-    return nullptr;
-  }
-  Histogram& hist(int i) { return hist_[i]; }
-
- private:
-  std::atomic<int64_t> begin_[kMax] = {};
-  std::atomic<int64_t> end_[kMax] = {};
-  Histogram hist_[kMax];
-};
-
-struct Shared {
-  std::atomic<uint64_t> deliveries{0};    // message events received
-  std::atomic<uint64_t> other_events{0};  // join, leave, ...
-  std::atomic<uint64_t> gaps{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> first_writes{0};
-  std::atomic<uint64_t> failed_streams{0};
-  std::atomic<int64_t> live_streams{0};
-  std::atomic<int64_t> inflight{0};  // unary calls other than polls
-  std::atomic<int64_t> polls{0};     // Receive calls in flight
-  std::atomic<uint64_t> calls_ok{0};
-  std::atomic<uint64_t> skipped{0};
-  std::atomic<bool> stopping{false};
-  Phases phases;
-  Histogram send_latency;  // unary calls, completion inside the window
-  std::atomic<int64_t> window_begin{0}, window_end{0};
-};
 Shared g;
 
 void NoteError(const char* what, const grpc::Status& s) {
@@ -508,16 +408,6 @@ bool InWindow(int64_t t) {
 
 // ------------------------------------------------------------ channels
 
-struct Conn {
-  size_t target = 0;  // its server's index in Targets()
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<ChatService::Stub> chat;
-  std::unique_ptr<MessageService::Stub> messages;
-  std::unique_ptr<RoomService::Stub> rooms;
-  std::unique_ptr<UserService::Stub> users;
-  std::unique_ptr<AuthService::Stub> auth;
-  std::unique_ptr<grpc::GenericStub> generic;
-};
 std::vector<std::unique_ptr<Conn>> conns;
 
 Conn& ConnFor(size_t i) { return *conns[i % conns.size()]; }
@@ -727,6 +617,11 @@ void WaitQuiet(double quiet_s, double timeout_s) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
 }
+
+}  // namespace parley::loadgen
+
+namespace parley::loadgen {
+namespace {
 
 // ------------------------------------------------------ Subscribe streams
 
