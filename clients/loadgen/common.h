@@ -1,7 +1,7 @@
 // What the scenarios of parley_loadgen share (loadgen.cc): the clock, the
 // server's /proc figures, the result line, the counters every callback
-// updates, the channels and the setup calls, for scenarios in files of their
-// own.
+// updates, the channels and the setup calls. A scenario of its own file
+// (resume.cc) is declared at the end.
 #ifndef PARLEY_CLIENTS_LOADGEN_COMMON_H_
 #define PARLEY_CLIENTS_LOADGEN_COMMON_H_
 
@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -26,6 +27,16 @@
 #include "parley/v1/chat.grpc.pb.h"
 #include "parley/v1/messages.grpc.pb.h"
 #include "parley/v1/rooms.grpc.pb.h"
+
+ABSL_DECLARE_FLAG(int, users);
+ABSL_DECLARE_FLAG(int, publishers);
+ABSL_DECLARE_FLAG(double, rate);
+ABSL_DECLARE_FLAG(int, message_bytes);
+ABSL_DECLARE_FLAG(int, streams);
+ABSL_DECLARE_FLAG(int, room_size);
+ABSL_DECLARE_FLAG(double, quiet);
+ABSL_DECLARE_FLAG(double, setup_timeout);
+ABSL_DECLARE_FLAG(int, open_concurrency);
 
 namespace parley::loadgen {
 
@@ -185,6 +196,11 @@ void PostAsync(Conn& c, const std::string& token, const std::string& room,
                std::string text);
 // Waits until `done()` or the timeout; false on timeout.
 bool WaitFor(const std::function<bool()>& done, double timeout_s);
+
+// ------------------------------------------------------------ scenarios
+
+// resume.cc: streams on several servers, one of them killed.
+int Resume(Result& r);
 
 }  // namespace parley::loadgen
 

@@ -1,7 +1,8 @@
 // parley_loadgen: the load generator of Parley's benchmark suite (issue 5).
 //
-//   parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow
-//                  --target=HOST:PORT --server_pid=PID [flags...]
+//   parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow|resume
+//                  --target=HOST:PORT[,HOST:PORT...] --server_pid=PID[,PID...]
+//                  [flags...]
 //
 // Built on the generated stubs and gRPC's callback client API: Subscribe
 // streams are ClientReadReactors and every unary call is a callback, so one
@@ -61,7 +62,8 @@
 #include "parley/v1/stats.grpc.pb.h"
 
 ABSL_FLAG(std::string, scenario, "",
-          "fanout, streams, durable, unary, longpoll or slow.");
+          "fanout, streams, durable, unary, longpoll, slow or resume "
+          "(resume.cc).");
 ABSL_FLAG(std::string, target, "127.0.0.1:50051",
           "The server's gRPC address, or a comma-separated list of servers "
           "(a cluster): channel i goes to server i mod N, and --channels is "
@@ -1514,7 +1516,8 @@ int Slow(Result& r) {
 int main(int argc, char** argv) {
   using namespace parley::loadgen;
   absl::SetProgramUsageMessage(
-      "parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow "
+      "parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow|"
+      "resume "
       "[--target=HOST:PORT] [--server_pid=PID] ...");
   absl::ParseCommandLine(argc, argv);
   std::string command;
@@ -1574,6 +1577,8 @@ int main(int argc, char** argv) {
     rc = LongPoll(r);
   } else if (scenario == "slow") {
     rc = Slow(r);
+  } else if (scenario == "resume") {
+    rc = Resume(r);
   } else {
     std::fprintf(stderr, "loadgen: unknown --scenario '%s'\n",
                  scenario.c_str());
