@@ -157,6 +157,93 @@ def wait_bound(v):
     return "> 10000" if v < 0 else v
 
 
+def cluster_section(rows):
+    """## 8: the cluster part (scripts/bench/cluster.sh, make bench-cluster)."""
+    fan = newest(rows, "cluster-fanout")
+    dur = newest(rows, "cluster-durable")
+    res = newest(rows, "cluster-resume")
+    if not (fan or dur or res):
+        return []
+    first = (fan or dur or res)[0]
+    md = ["## 8. Cluster: one server against three (PostgreSQL, Redis)", "",
+          "`make bench-cluster` (scripts/bench/cluster.sh): a PostgreSQL and a Redis of its"
+          " own and three servers on them (`--store=postgres --bus=redis`, one token key),"
+          " all on loopback. **The three servers, PostgreSQL, Redis and the load generator"
+          " share this machine's 2 cores**, so three servers cannot deliver more than one"
+          " here: the runs measure what spreading readers over servers costs (the Redis hop,"
+          " a commit's second and third readers' servers), and each component's CPU per"
+          " message, from which docs/cluster.md (\"How it scales\") models more machines."
+          " \"Redis\" and \"PostgreSQL\" CPU are the processes' (postmaster and backends)"
+          " over the measured window (`parley_loadgen --watch`), per message sent.", "",
+          meta([first])]
+    if fan:
+        by = {}
+        for r in fan:
+            by.setdefault(r.get("offered_msgs_per_s"), {})[
+                "one" if r.get("servers", 1) == 1 else "many"] = r
+        n = max(r.get("servers", 1) for r in fan)
+        lines = []
+        for rate in sorted(k for k in by if k is not None):
+            o, m = by[rate].get("one", {}), by[rate].get("many", {})
+            lines.append([rate, (o or m).get("offered_deliveries_per_s"),
+                          o.get("deliveries_per_s"), o.get("latency_p50_ms"), o.get("latency_p99_ms"),
+                          m.get("deliveries_per_s"), m.get("latency_p50_ms"), m.get("latency_p99_ms"),
+                          added_p99(m, o) if o and m else None,
+                          o.get("server_cpu_us_per_delivery"), m.get("server_cpu_us_per_delivery"),
+                          o.get("redis_cpu_us_per_msg"), m.get("redis_cpu_us_per_msg"),
+                          o.get("postgres_cpu_us_per_msg"), m.get("postgres_cpu_us_per_msg"),
+                          (o.get("errors") or 0) + (m.get("errors") or 0)])
+        md += ["### Fan-out: readers on one server, then spread over three", "",
+               f"Rooms of 100, {fmt(fan[0].get('subscribers'))} readers, open loop. At each rate,"
+               " first every reader and publisher on server 1 (the other two idle), then readers"
+               f" and publishers round robin over all {n} (`--target` a list): 2/3 of the"
+               " deliveries reach their server through Redis. Added p99 is the spread run's"
+               " publish-to-receive p99 minus the one-server run's at the same rate.", "",
+               table(["msgs/s offered", "deliveries/s offered",
+                      "1 server: deliveries/s", "p50 ms", "p99 ms",
+                      f"{n} servers: deliveries/s", "p50 ms", "p99 ms", "added p99 ms",
+                      "servers µs CPU/delivery (1)", f"({n})",
+                      "Redis µs CPU/msg (1)", f"({n})",
+                      "PostgreSQL µs CPU/msg (1)", f"({n})", "errors"], lines),
+               commands(fan)]
+    if dur:
+        md += ["### Durable sends: what PostgreSQL commits", "",
+               "PostMessage closed loop, acknowledged after its commit, against server 1 and"
+               " then round robin over all the servers (each server group-commits its own"
+               " sends).", "",
+               table(["servers", "in flight", "sends/s", "p50 ms", "p99 ms", "servers' cores",
+                      "servers µs CPU/send", "PostgreSQL cores", "PostgreSQL µs CPU/send",
+                      "Redis cores", "Redis µs CPU/send", "commit wait p99 ≤ ms", "errors"],
+                     [[r.get("servers", 1), r.get("inflight"), r.get("calls_per_s"),
+                       r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("server_cpu_cores"),
+                       r.get("server_cpu_us_per_call"), r.get("postgres_cpu_cores"),
+                       r.get("postgres_cpu_us_per_call"), r.get("redis_cpu_cores"),
+                       r.get("redis_cpu_us_per_call"),
+                       wait_bound(r.get("store_write_wait_p99_le_ms")), r.get("errors")]
+                      for r in sorted(dur, key=lambda r: r.get("servers", 1))]),
+               commands(dur)]
+    if res:
+        md += ["### A server killed under its streams: time to resume", "",
+               "Streams round robin over the servers, one room of 100 each, messages at a fixed"
+               " rate to the servers that stay; then server 1 killed with SIGKILL and, at once, a"
+               " message posted in every room. Each stream that ends is opened again on another"
+               " server after the last sequence number it received (`after_sequence`), as the"
+               " gateway does. \"Resumed\": reopened and received an event posted after the"
+               " kill, timed from the kill. Every stream checks every sequence number:"
+               " duplicates, missed (a jump or a gap event), and behind (its last number"
+               " below its room's last, after the posts stop).", "",
+               table(["servers", "streams", "on the killed server", "all reopened s",
+                      "all resumed s", "resume p50 ms", "resume p99 ms", "duplicates", "missed",
+                      "behind", "failed reopens", "others' streams ended", "errors"],
+                     [[r.get("servers"), r.get("streams"), r.get("streams_on_killed"),
+                       r.get("reopen_all_s"), r.get("resume_all_s"), r.get("resume_p50_ms"),
+                       r.get("resume_p99_ms"), r.get("duplicates"), r.get("missed"),
+                       r.get("streams_behind"), r.get("failed_reopens"), r.get("unexpected_ends"),
+                       r.get("errors")] for r in res]),
+               commands(res)]
+    return md
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "--cost":
         print(cost_line(*sys.argv[2:]))
@@ -515,6 +602,8 @@ def main():
         if variant == "ndebug":
             md[first_line:] = [l + suffix if l.startswith("## ") and l[3:4].isdigit() else l
                                for l in md[first_line:]]
+
+    md += cluster_section(rows)
 
     notes = os.path.join(bench_dir, "notes.md")  # hand-written findings
     if os.path.exists(notes):
