@@ -15,8 +15,11 @@
 #   readers and publishers round robin over every server (2/3 of the
 #   deliveries cross Redis); stops after the rate where the spread run
 #   saturates. The added p99 is the second's minus the first's.
-# durable: PostMessage closed loop (CLUSTER_INFLIGHT in flight) against
-#   server 1, then against every server: the commits PostgreSQL sustains.
+# durable: PostMessage closed loop (CLUSTER_INFLIGHT in flight) into 10×N
+#   rooms against server 1, then round robin over the N servers, then into
+#   10×N+1 rooms over them: send k goes through server k mod N into room
+#   k mod rooms, so each of 10×N rooms is written through one server, each
+#   of 10×N+1 through all N (their batches queue on the room's counter row).
 # resume: RESUME_STREAMS streams round robin over the servers, messages at
 #   RESUME_RATE, then server 1 killed with SIGKILL; the time until every one
 #   of its streams has reopened elsewhere and received an event posted after
@@ -37,7 +40,7 @@ BENCH_DIR=${BENCH_DIR:-$root/build/bench}
 
 CLUSTER_SERVERS=${CLUSTER_SERVERS:-3}
 CLUSTER_SUBSCRIBERS=${CLUSTER_SUBSCRIBERS:-10000}
-CLUSTER_RATES=${CLUSTER_RATES:-"50 100 200 300 400 600"}  # msgs/s, rooms of 100
+CLUSTER_RATES=${CLUSTER_RATES:-"100 150 200 250 300 400 600"}  # msgs/s, rooms of 100
 CLUSTER_INFLIGHT=${CLUSTER_INFLIGHT:-256}
 RESUME_STREAMS=${RESUME_STREAMS:-10000}
 RESUME_RATE=${RESUME_RATE:-100}  # msgs/s through the kill, rooms of 100
@@ -191,9 +194,10 @@ if want fanout; then
 fi
 
 if want durable; then
-  D=(--scenario=durable --inflight="$CLUSTER_INFLIGHT" --rooms=10 --publishers=50 --warmup="$WARMUP" --duration="$DURATION")
-  lg cluster-durable 1 "$one" "$one_pid" "${D[@]}" --channels=8
-  lg cluster-durable "$n" "$all_addrs" "$all_pids" "${D[@]}" --channels=$((3 * n))
+  D=(--scenario=durable --inflight="$CLUSTER_INFLIGHT" --publishers=50 --warmup="$WARMUP" --duration="$DURATION")
+  lg cluster-durable 1 "$one" "$one_pid" "${D[@]}" --rooms=$((10 * n)) --channels=8
+  lg cluster-durable "$n" "$all_addrs" "$all_pids" "${D[@]}" --rooms=$((10 * n)) --channels=$((3 * n))
+  lg cluster-durable "$n" "$all_addrs" "$all_pids" "${D[@]}" --rooms=$((10 * n + 1)) --channels=$((3 * n))
 fi
 
 if want resume; then
