@@ -174,7 +174,10 @@ def cluster_section(rows):
           " a commit's second and third readers' servers), and each component's CPU per"
           " message, from which docs/cluster.md (\"How it scales\") models more machines."
           " \"Redis\" and \"PostgreSQL\" CPU are the processes' (postmaster and backends)"
-          " over the measured window (`parley_loadgen --watch`), per message sent.", "",
+          " over the measured window (`parley_loadgen --watch`), per message sent; at a"
+          " few hundred messages a second that is mostly their fixed work (Redis: each"
+          " server's presence list of each room, every second; PostgreSQL: its background"
+          " processes), so the durable sends give the per-message costs.", "",
           meta([first])]
     if fan:
         by = {}
@@ -221,9 +224,10 @@ def cluster_section(rows):
                      [[r.get("servers", 1), r.get("rooms"),
                        1 if (r.get("rooms") or 0) % r.get("servers", 1) == 0 else r.get("servers"),
                        r.get("inflight"), r.get("calls_per_s"),
-                       r.get("latency_p50_ms"), r.get("latency_p99_ms"), r.get("server_cpu_cores"),
-                       r.get("server_cpu_us_per_call"), r.get("postgres_cpu_cores"),
-                       r.get("postgres_cpu_us_per_call"), r.get("redis_cpu_cores"),
+                       r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                       fmt(r.get("server_cpu_cores"), 2),
+                       r.get("server_cpu_us_per_call"), fmt(r.get("postgres_cpu_cores"), 2),
+                       r.get("postgres_cpu_us_per_call"), fmt(r.get("redis_cpu_cores"), 2),
                        r.get("redis_cpu_us_per_call"),
                        wait_bound(r.get("store_write_wait_p99_le_ms")), r.get("errors")]
                       for r in dur]),
@@ -237,14 +241,18 @@ def cluster_section(rows):
                " gateway does. \"Resumed\": reopened and received an event posted after the"
                " kill, timed from the kill. Every stream checks every sequence number:"
                " duplicates, missed (a jump or a gap event), and behind (its last number"
-               " below its room's last, after the posts stop).", "",
+               " below its room's last, after the posts stop). \"Others\": the streams of the"
+               " servers that stayed, until each received an event posted after the kill.", "",
                table(["servers", "streams", "on the killed server", "all reopened s",
                       "all resumed s", "resume p50 ms", "resume p99 ms", "duplicates", "missed",
-                      "behind", "failed reopens", "others' streams ended", "errors"],
+                      "behind", "failed reopens", "others: all received s", "others' streams ended",
+                      "errors"],
                      [[r.get("servers"), r.get("streams"), r.get("streams_on_killed"),
-                       r.get("reopen_all_s"), r.get("resume_all_s"), r.get("resume_p50_ms"),
+                       fmt(r.get("reopen_all_s"), 2), fmt(r.get("resume_all_s"), 2),
+                       r.get("resume_p50_ms"),
                        r.get("resume_p99_ms"), r.get("duplicates"), r.get("missed"),
-                       r.get("streams_behind"), r.get("failed_reopens"), r.get("unexpected_ends"),
+                       r.get("streams_behind"), r.get("failed_reopens"),
+                       fmt(r.get("others_post_kill_max_s"), 2), r.get("unexpected_ends"),
                        r.get("errors")] for r in res]),
                commands(res)]
     return md
