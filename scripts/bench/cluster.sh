@@ -7,7 +7,7 @@
 # as a JSON line (part=cluster-*) to the results file.
 #
 #   scripts/bench/cluster.sh smoke           tiny sizes (make bench-smoke)
-#   scripts/bench/cluster.sh full [PART...]  PARTs: fanout durable resume
+#   scripts/bench/cluster.sh full [PART...]  PARTs: fanout bus durable resume
 #                                            (default: all, in that order)
 #
 # fanout: rooms of 100, CLUSTER_SUBSCRIBERS readers, at each of
@@ -15,6 +15,12 @@
 #   readers and publishers round robin over every server (2/3 of the
 #   deliveries cross Redis); stops after the rate where the spread run
 #   saturates. The added p99 is the second's minus the first's.
+# bus: what Redis costs. BUS_ROOMS rooms of N readers, one on each server
+#   (reader j on server j mod N), at each of BUS_RATES msgs/s, against one
+#   server and then all of them: from two rates, Redis's CPU per message
+#   (the slope: a publish and one delivery per subscribed server) and its
+#   fixed CPU (the intercept: mostly each server's presence list of each
+#   room with readers, written every second).
 # durable: PostMessage closed loop (CLUSTER_INFLIGHT in flight) into 10×N
 #   rooms against server 1, then round robin over the N servers, then into
 #   10×N+1 rooms over them: send k goes through server k mod N into room
@@ -42,6 +48,8 @@ CLUSTER_SERVERS=${CLUSTER_SERVERS:-3}
 CLUSTER_SUBSCRIBERS=${CLUSTER_SUBSCRIBERS:-10000}
 CLUSTER_RATES=${CLUSTER_RATES:-"100 150 200 250 300 400 600"}  # msgs/s, rooms of 100
 CLUSTER_INFLIGHT=${CLUSTER_INFLIGHT:-256}
+BUS_ROOMS=${BUS_ROOMS:-1000}
+BUS_RATES=${BUS_RATES:-"10 1000"}  # msgs/s: nearly none (the fixed work), then some
 RESUME_STREAMS=${RESUME_STREAMS:-10000}
 RESUME_RATE=${RESUME_RATE:-100}  # msgs/s through the kill, rooms of 100
 DURATION=${DURATION:-10}
@@ -53,7 +61,7 @@ case "$mode" in
   *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
 esac
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(fanout durable resume)
+[ ${#parts[@]} -eq 0 ] && parts=(fanout bus durable resume)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
@@ -190,6 +198,15 @@ if want fanout; then
       echo "bench-cluster: fan-out over $n servers saturated at $rate msgs/s" >&2
       break
     fi
+  done
+fi
+
+if want bus; then
+  B=(--scenario=fanout --subscribers=$((BUS_ROOMS * n)) --rooms="$BUS_ROOMS" --users=100 --publishers=20
+    --warmup="$WARMUP" --duration="$DURATION" --channels=$((6 * n)))
+  for rate in $BUS_RATES; do
+    lg cluster-bus 1 "$one" "$one_pid" "${B[@]}" --rate="$rate"
+    lg cluster-bus "$n" "$all_addrs" "$all_pids" "${B[@]}" --rate="$rate"
   done
 fi
 

@@ -160,11 +160,12 @@ def wait_bound(v):
 def cluster_section(rows):
     """## 8: the cluster part (scripts/bench/cluster.sh, make bench-cluster)."""
     fan = newest(rows, "cluster-fanout")
+    bus = newest(rows, "cluster-bus")
     dur = newest(rows, "cluster-durable")
     res = newest(rows, "cluster-resume")
-    if not (fan or dur or res):
+    if not (fan or bus or dur or res):
         return []
-    first = (fan or dur or res)[0]
+    first = (fan or bus or dur or res)[0]
     md = ["## 8. Cluster: one server against three (PostgreSQL, Redis)", "",
           "`make bench-cluster` (scripts/bench/cluster.sh): a PostgreSQL and a Redis of its"
           " own and three servers on them (`--store=postgres --bus=redis`, one token key),"
@@ -209,6 +210,37 @@ def cluster_section(rows):
                       "Redis µs CPU/msg (1)", f"({n})",
                       "PostgreSQL µs CPU/msg (1)", f"({n})", "errors"], lines),
                commands(fan)]
+    if bus:
+        lines = []
+        for n in sorted({r.get("servers", 1) for r in bus}):
+            mine = sorted((r for r in bus if r.get("servers", 1) == n),
+                          key=lambda r: r.get("offered_msgs_per_s") or 0)
+            lo, hi = mine[0], mine[-1]
+            slope = fixed = None
+            if len(mine) > 1 and hi.get("redis_cpu_cores") is not None and lo.get("redis_cpu_cores") is not None:
+                d = hi["offered_msgs_per_s"] - lo["offered_msgs_per_s"]
+                slope = (hi["redis_cpu_cores"] - lo["redis_cpu_cores"]) / d * 1e6
+                fixed = lo["redis_cpu_cores"] - slope * lo["offered_msgs_per_s"] / 1e6
+            for r in mine:
+                lines.append([n, r.get("rooms"), r.get("offered_msgs_per_s"), r.get("deliveries_per_s"),
+                              r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                              fmt(r.get("redis_cpu_cores"), 3), r.get("server_cpu_us_per_delivery"),
+                              fmt(slope, 2) if r is hi else "",
+                              fmt(fixed, 3) if r is hi else "",
+                              fmt(fixed / (r.get("rooms") * n) * 1e6, 2) if r is hi and fixed is not None
+                              and r.get("rooms") else "",
+                              r.get("errors")])
+        md += ["### The bus: what Redis costs", "",
+               "Rooms of one reader per server (reader j on server j mod N), at two rates, against"
+               " server 1 alone and then round robin over all: each message is one publish and"
+               " one delivery per server with readers of the room. From the two rates, Redis's"
+               " CPU per message (the slope) and its fixed CPU (the intercept at 0 messages/s):"
+               " mostly each server's presence list of each room with readers, written every"
+               " second (docs/cluster.md), so also per room and server.", "",
+               table(["servers", "rooms", "msgs/s", "deliveries/s", "p50 ms", "p99 ms", "Redis cores",
+                      "servers µs CPU/delivery", "Redis µs CPU/msg (slope)", "Redis fixed cores",
+                      "Redis µs per room and server, each second", "errors"], lines),
+               commands(bus)]
     if dur:
         md += ["### Durable sends: what PostgreSQL commits", "",
                "PostMessage closed loop, acknowledged after its commit, against server 1 and"
