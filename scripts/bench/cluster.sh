@@ -7,14 +7,18 @@
 # as a JSON line (part=cluster-*) to the results file.
 #
 #   scripts/bench/cluster.sh smoke           tiny sizes (make bench-smoke)
-#   scripts/bench/cluster.sh full [PART...]  PARTs: fanout bus durable resume
-#                                            (default: all, in that order)
+#   scripts/bench/cluster.sh full [PART...]  PARTs: fanout pairs bus durable
+#                                            resume (default: all, in order)
 #
 # fanout: rooms of 100, CLUSTER_SUBSCRIBERS readers, at each of
 #   CLUSTER_RATES msgs/s: first every reader and publisher on server 1, then
 #   readers and publishers round robin over every server (2/3 of the
 #   deliveries cross Redis); stops after the rate where the spread run
 #   saturates. The added p99 is the second's minus the first's.
+# pairs: the fan-out's added p99 at half of saturation, CLUSTER_PAIRS times,
+#   one server and then all of them alternately: half of the most
+#   deliveries/s the spread runs of the fanout part delivered (or
+#   CLUSTER_PAIR_RATE msgs/s without it). One pair is one machine's moment.
 # bus: what Redis costs. BUS_ROOMS rooms of N readers, one on each server
 #   (reader j on server j mod N), at each of BUS_RATES msgs/s, against one
 #   server and then all of them: from two rates, Redis's CPU per message
@@ -48,6 +52,8 @@ CLUSTER_SERVERS=${CLUSTER_SERVERS:-3}
 CLUSTER_SUBSCRIBERS=${CLUSTER_SUBSCRIBERS:-10000}
 CLUSTER_RATES=${CLUSTER_RATES:-"100 150 200 250 300 400 600"}  # msgs/s, rooms of 100
 CLUSTER_INFLIGHT=${CLUSTER_INFLIGHT:-256}
+CLUSTER_PAIRS=${CLUSTER_PAIRS:-5}
+CLUSTER_PAIR_RATE=${CLUSTER_PAIR_RATE:-175}  # msgs/s, when the fanout part did not run
 BUS_ROOMS=${BUS_ROOMS:-1000}
 BUS_RATES=${BUS_RATES:-"10 1000"}  # msgs/s: nearly none (the fixed work), then some
 RESUME_STREAMS=${RESUME_STREAMS:-10000}
@@ -61,7 +67,7 @@ case "$mode" in
   *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
 esac
 parts=("$@")
-[ ${#parts[@]} -eq 0 ] && parts=(fanout bus durable resume)
+[ ${#parts[@]} -eq 0 ] && parts=(fanout pairs bus durable resume)
 want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
@@ -187,9 +193,9 @@ if [ "$mode" = smoke ]; then
 fi
 
 command -v jq >/dev/null || { echo "bench-cluster: needs jq (scripts/deps.sh bench)" >&2; exit 2; }
+F=(--scenario=fanout --subscribers="$CLUSTER_SUBSCRIBERS" --rooms=$((CLUSTER_SUBSCRIBERS / 100))
+  --users=100 --publishers=20 --warmup="$WARMUP" --duration="$DURATION")
 if want fanout; then
-  F=(--scenario=fanout --subscribers="$CLUSTER_SUBSCRIBERS" --rooms=$((CLUSTER_SUBSCRIBERS / 100))
-    --users=100 --publishers=20 --warmup="$WARMUP" --duration="$DURATION")
   for rate in $CLUSTER_RATES; do
     lg cluster-fanout 1 "$one" "$one_pid" "${F[@]}" --channels=16 --rate="$rate"
     lg cluster-fanout "$n" "$all_addrs" "$all_pids" "${F[@]}" --channels=$((6 * n)) --rate="$rate"
@@ -198,6 +204,18 @@ if want fanout; then
       echo "bench-cluster: fan-out over $n servers saturated at $rate msgs/s" >&2
       break
     fi
+  done
+fi
+
+if want pairs; then
+  rate=$CLUSTER_PAIR_RATE
+  most=$(grep '"part":"cluster-fanout"' "$results" | grep "\"run\":\"$run_id\"" |
+    jq -s --argjson n "$n" '[.[] | select(.servers == $n) | .deliveries_per_s] | max // empty')
+  [ -n "$most" ] && rate=$(jq -n --argjson d "$most" '$d / 2 / 100 | round')
+  echo "bench-cluster: pairs at $rate msgs/s" >&2
+  for i in $(seq 1 "$CLUSTER_PAIRS"); do
+    lg cluster-pairs 1 "$one" "$one_pid" "${F[@]}" --channels=16 --rate="$rate"
+    lg cluster-pairs "$n" "$all_addrs" "$all_pids" "${F[@]}" --channels=$((6 * n)) --rate="$rate"
   done
 fi
 

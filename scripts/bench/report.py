@@ -160,6 +160,7 @@ def wait_bound(v):
 def cluster_section(rows):
     """## 8: the cluster part (scripts/bench/cluster.sh, make bench-cluster)."""
     fan = newest(rows, "cluster-fanout")
+    pairs = newest(rows, "cluster-pairs")
     bus = newest(rows, "cluster-bus")
     dur = newest(rows, "cluster-durable")
     res = newest(rows, "cluster-resume")
@@ -213,6 +214,34 @@ def cluster_section(rows):
                       "Redis µs CPU/msg (1)", f"({n})",
                       "commit wait p99 ≤ ms (1)", f"({n})", "errors"], lines),
                commands(fan)]
+    if pairs:
+        lines, added = [], []
+        ones = [r for r in pairs if r.get("servers", 1) == 1]
+        manys = [r for r in pairs if r.get("servers", 1) != 1]
+        for i, (o, m) in enumerate(zip(ones, manys), 1):
+            a = added_p99(m, o)
+            if a is not None:
+                added.append(a)
+            lines.append([i, o.get("latency_p50_ms"), o.get("latency_p99_ms"),
+                          wait_bound(o.get("store_write_wait_p99_le_ms")),
+                          m.get("latency_p50_ms"), m.get("latency_p99_ms"),
+                          wait_bound(m.get("store_write_wait_p99_le_ms")), a,
+                          (o.get("errors") or 0) + (m.get("errors") or 0)])
+        added.sort()
+        median = added[len(added) // 2] if added else None
+        rate = pairs[0].get("offered_msgs_per_s")
+        md += ["### Added p99 at half of saturation, in alternating pairs", "",
+               f"The fan-out above at {fmt(rate)} msgs/s ({fmt((rate or 0) * 100)} deliveries/s: half of the"
+               " most the spread runs delivered), one server and then all of them, in turn:"
+               " a single pair is one moment of a shared machine, so the pairs' median is"
+               f" the figure. Median added p99: **{fmt(median)} ms** over {len(added)} pairs."
+               " \"Commit wait\" is the servers' own: a send's wait for its group commit"
+               " (PostgreSQL's WAL flush on a disk other work shares), inside every"
+               " delivery's latency.", "",
+               table(["pair", "1 server: p50 ms", "p99 ms", "commit wait p99 ≤ ms",
+                      f"{manys[0].get('servers') if manys else ''} servers: p50 ms", "p99 ms",
+                      "commit wait p99 ≤ ms", "added p99 ms", "errors"], lines),
+               commands(pairs)]
     if bus:
         lines = []
         for n in sorted({r.get("servers", 1) for r in bus}):
