@@ -181,6 +181,29 @@ def cluster_section(rows):
           " server's presence list of each room, every second; PostgreSQL: its background"
           " processes), so the durable sends give the per-message costs.", "",
           meta([first])]
+    # Issue 18's targets, from the pairs and the resume below.
+    targets = []
+    if pairs:
+        added = sorted(a for a in (added_p99(m, o) for o, m in zip(
+            [r for r in pairs if r.get("servers", 1) == 1],
+            [r for r in pairs if r.get("servers", 1) != 1])) if a is not None)
+        if added:
+            med = added[len(added) // 2]
+            targets.append(["added publish-to-receive p99 ≤ 10 ms at half of saturation",
+                            f"median {fmt(med)} ms over {len(added)} pairs"
+                            f" ({', '.join(fmt(a) for a in added)})",
+                            "yes" if med <= 10 else "no"])
+    for r in res:
+        if r.get("streams"):
+            targets.append(["every stream resumed ≤ 3 s after a server's kill -9 (10,000 streams)",
+                            f"{fmt(r.get('resume_all_s'), 2)} s for the {fmt(r.get('streams_on_killed'))}"
+                            f" of {fmt(r.get('streams'))} on the killed server; {r.get('duplicates')}"
+                            f" duplicates, {r.get('missed')} missed",
+                            "yes" if r.get("all_resumed") and (r.get("resume_all_s") or 99) <= 3
+                            and r.get("streams", 0) >= 10000 and not r.get("duplicates")
+                            and not r.get("missed") else "no"])
+    if targets:
+        md += [table(["target (issue 18)", "this run", "met?"], targets), ""]
     if fan:
         by = {}
         for r in fan:
