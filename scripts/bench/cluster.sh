@@ -40,13 +40,11 @@
 # Binaries: SERVER_BIN, LOADGEN_BIN (the release build). Output: BENCH_DIR
 # (build/bench): results.jsonl (full) or smoke.jsonl, logs/cluster-*.log.
 set -euo pipefail
+# shellcheck source=scripts/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 mode=${1:-smoke}
 shift || true
-root=$(cd "$(dirname "$0")/../.." && pwd)
-SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
-LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
-BENCH_DIR=${BENCH_DIR:-$root/build/bench}
 
 CLUSTER_SERVERS=${CLUSTER_SERVERS:-3}
 CLUSTER_SUBSCRIBERS=${CLUSTER_SUBSCRIBERS:-10000}
@@ -68,22 +66,12 @@ case "$mode" in
 esac
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout pairs bus durable resume)
-want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
   [ -x "$b" ] || { echo "bench-cluster: missing $b (make loadgen)" >&2; exit 2; }
 done
 command -v redis-server >/dev/null || { echo "bench-cluster: needs redis-server (scripts/deps.sh cluster)" >&2; exit 2; }
-mkdir -p "$BENCH_DIR/logs"
-logs=$BENCH_DIR/logs
-ulimit -n "$(ulimit -Hn)"
-
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  commit="$commit-dirty"
-fi
-run_id=$(date -u +%Y%m%dT%H%M%SZ)
-failures=0
+bench_start
 work=$(mktemp -d "$BENCH_DIR/cluster.XXXXXX")
 
 free_port() {
@@ -100,21 +88,17 @@ wait_listening() {  # port seconds
 }
 
 # ---- PostgreSQL, Redis, the servers; all stopped on exit ----
-pg_dir=$(mktemp -u /tmp/parley-bench-pg.XXXXXX)
 redis_pid="" server_pids=() server_addrs=()
 stop_all() {
   local p
   for p in "${server_pids[@]}" $redis_pid; do kill -TERM "$p" 2>/dev/null || true; done
   for p in "${server_pids[@]}" $redis_pid; do wait "$p" 2>/dev/null || true; done
-  "$root/scripts/test-postgres.sh" stop "$pg_dir" 2>/dev/null || true
+  stop_postgres 2>/dev/null || true
   rm -rf "$work"
 }
 trap stop_all EXIT
 
-# A new cluster zero-fills each WAL segment inside the commit that needs it
-# (scripts/bench/run.sh, start_postgres).
-PG_EXTRA_CONF="wal_init_zero = off" "$root/scripts/test-postgres.sh" start "$pg_dir" >/dev/null
-pg_dsn="postgresql://postgres@127.0.0.1:$(cat "$pg_dir/port")/parley"
+start_postgres
 pg_pid=$(head -1 "$pg_dir/data/postmaster.pid")
 
 redis_port=$(free_port)
@@ -151,25 +135,16 @@ echo "bench-cluster: postgres $pg_dsn (pid $pg_pid), redis 127.0.0.1:$redis_port
 shown_args="--password_hash_ops=1 --password_hash_mem_kib=8 --store=postgres --postgres_dsn=... --bus=redis --redis_addr=... --token_key_file=..."
 
 # lg PART SERVERS TARGETS PIDS [loadgen flags...]: one loadgen run against
-# TARGETS (SERVERS of them), its JSON line appended to $results.
+# TARGETS (SERVERS of them), its JSON line appended to $results
+# (scripts/bench/lib.sh).
 lg() {
   local part=$1 n=$2 targets=$3 pids=$4
   shift 4
-  local out=$logs/cluster-loadgen.last rc=0
-  "$LOADGEN_BIN" --target="$targets" --server_pid="$pids" \
-    --watch="redis:$redis_pid,postgres:$pg_pid" --commit="$commit" --json_out="$results" \
-    --tags="suite=$mode,run=$run_id,part=$part,grpc=debian,server_args=$shown_args" \
-    "$@" >"$out" 2>&1 || rc=$?
-  cat "$out" >>"$logs/cluster-loadgen.log"
-  grep -v '^{' "$out" | grep -v '^loadgen \[' || true
-  if [ $rc -ne 0 ]; then
-    echo "bench-cluster: FAILED ($rc): $part on $n server(s)" >&2
-    tail -5 "$out" >&2
-    failures=$((failures + 1))
-  fi
-  return 0
+  run_loadgen cluster-loadgen "bench-cluster: $part on $n server(s)" "$LOADGEN_BIN" \
+    --target="$targets" --server_pid="$pids" --watch="redis:$redis_pid,postgres:$pg_pid" \
+    --commit="$commit" --json_out="$results" \
+    --tags="suite=$mode,run=$run_id,part=$part,grpc=debian,server_args=$shown_args" "$@"
 }
-last_result() { grep "\"part\":\"$1\"" "$results" | grep "\"run\":\"$run_id\"" | tail -1; }
 
 one=${server_addrs[0]} one_pid=${server_pids[0]}
 n=$CLUSTER_SERVERS
@@ -184,12 +159,7 @@ if [ "$mode" = smoke ]; then
     --publishers=2 --channels=1 "${S[@]}"
   lg smoke-cluster-resume "$n" "$all_addrs" "$all_pids" --scenario=resume --streams=300 --room_size=30 \
     --users=6 --publishers=2 --channels=1 --rate=50 --kill_after=0.5 --kill_pid="$one_pid" --quiet=0.3
-  if [ $failures -ne 0 ]; then
-    echo "bench-cluster smoke: $failures loadgen run(s) failed" >&2
-    exit 1
-  fi
-  echo "bench-cluster smoke: 4 passed, 0 failed"
-  exit 0
+  smoke_end "bench-cluster smoke" 4
 fi
 
 command -v jq >/dev/null || { echo "bench-cluster: needs jq (scripts/deps.sh bench)" >&2; exit 2; }
