@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cinttypes>
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -171,7 +172,13 @@ void Reader::OnWrite(const parley::v1::SubscribeResponse& resp, size_t target,
     if (seq == 0) continue;  // live only (presence)
     const uint64_t last = last_seq_.load();
     if (last != 0 && seq <= last) {
-      duplicates_.fetch_add(1);
+      if (duplicates_.fetch_add(1) == 0) {
+        std::fprintf(stderr,
+                     "loadgen: stream %zu (open %d, server %zu) got %" PRIu64
+                     " after %" PRIu64 " in %s (kind %d, %s write)\n",
+                     index_, opens_.load(), target, seq, last, room_.c_str(),
+                     static_cast<int>(e.kind()), first ? "first" : "later");
+      }
       continue;
     }
     if (last != 0 && seq > last + 1) missed_.fetch_add(seq - last - 1);
