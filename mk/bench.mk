@@ -2,12 +2,18 @@
 #
 #   make loadgen       build the server and clients/loadgen (parley_loadgen)
 #   make bench-smoke   a few seconds of every loadgen scenario at tiny sizes
-#                      against the real server; fails on any loadgen error
-#                      (part of `make test`)
+#                      against the real server, then the cluster's on three
+#                      servers (scripts/bench/cluster.sh smoke, ~20 s); fails
+#                      on any loadgen error (part of `make test`)
 #   make bench         the whole suite (tens of minutes): results appended to
 #                      build/bench/results.jsonl, then docs/benchmarks.md and
 #                      the plots in docs/bench/ regenerated from them.
 #                      BENCH_PARTS="fanout streams" runs only those parts.
+#   make bench-cluster the cluster part (scripts/bench/cluster.sh: its own
+#                      PostgreSQL and Redis, one server against three, a
+#                      server killed under 10,000 streams; ~10 minutes),
+#                      then the report. BENCH_CLUSTER_PARTS="resume" runs
+#                      only those parts (fanout durable resume).
 #   make bench-report  regenerate docs/benchmarks.md and the plots only
 #   make bench-ndebug  the suite again with gRPC's libraries rebuilt with
 #                      -DNDEBUG (scripts/bench/grpc-ndebug.sh builds Debian's
@@ -19,8 +25,9 @@
 LOADGEN_BIN := $(BUILD)/release/clients/loadgen/parley_loadgen
 BENCH_DIR := $(BUILD)/bench
 BENCH_PARTS ?=
+BENCH_CLUSTER_PARTS ?=
 
-.PHONY: loadgen bench bench-ndebug bench-smoke bench-report bench-deps
+.PHONY: loadgen bench bench-ndebug bench-smoke bench-cluster bench-report bench-deps
 
 bench-deps:
 	@scripts/deps.sh bench
@@ -28,8 +35,9 @@ bench-deps:
 loadgen: $(BUILD)/release/build.ninja
 	cmake --build $(BUILD)/release --target parley_server parley_loadgen
 
-bench-smoke: loadgen
+bench-smoke: cluster-deps loadgen
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh smoke
+	BENCH_DIR=$(BENCH_DIR) scripts/bench/cluster.sh smoke
 
 bench: bench-deps loadgen $(GATEWAY_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh full $(BENCH_PARTS); rc=$$?; \
@@ -39,6 +47,10 @@ bench-ndebug: bench-deps loadgen $(GATEWAY_BIN)
 	GRPC_NDEBUG_DIR=$(BUILD)/grpc-ndebug scripts/bench/grpc-ndebug.sh
 	GRPC_LIB_DIR=$(BUILD)/grpc-ndebug/lib BENCH_DIR=$(BENCH_DIR) \
 	  scripts/bench/run.sh full $(BENCH_PARTS); rc=$$?; \
+	  $(MAKE) bench-report && exit $$rc
+
+bench-cluster: bench-deps cluster-deps loadgen
+	BENCH_DIR=$(BENCH_DIR) scripts/bench/cluster.sh full $(BENCH_CLUSTER_PARTS); rc=$$?; \
 	  $(MAKE) bench-report && exit $$rc
 
 bench-report:

@@ -1,7 +1,8 @@
 // parley_loadgen: the load generator of Parley's benchmark suite (issue 5).
 //
-//   parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow
-//                  --target=HOST:PORT --server_pid=PID [flags...]
+//   parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow|resume
+//                  --target=HOST:PORT[,HOST:PORT...] --server_pid=PID[,PID...]
+//                  [flags...]
 //
 // Built on the generated stubs and gRPC's callback client API: Subscribe
 // streams are ClientReadReactors and every unary call is a callback, so one
@@ -20,6 +21,7 @@
 // than --max_errors allows, or the run delivered nothing.
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
+#include <dirent.h>
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,6 +53,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "clients/loadgen/common.h"
 #include "clients/loadgen/histogram.h"
 #include "parley/v1/accounts.grpc.pb.h"
 #include "parley/v1/chat.grpc.pb.h"
@@ -59,10 +62,23 @@
 #include "parley/v1/stats.grpc.pb.h"
 
 ABSL_FLAG(std::string, scenario, "",
-          "fanout, streams, durable, unary, longpoll or slow.");
-ABSL_FLAG(std::string, target, "127.0.0.1:50051", "The server's gRPC address.");
-ABSL_FLAG(int, server_pid, 0,
-          "The server's pid, for CPU and RSS from /proc; 0: not reported.");
+          "fanout, streams, durable, unary, longpoll, slow or resume "
+          "(resume.cc).");
+ABSL_FLAG(std::string, target, "127.0.0.1:50051",
+          "The server's gRPC address, or a comma-separated list of servers "
+          "(a cluster): channel i goes to server i mod N, and --channels is "
+          "rounded up to a multiple of N, so calls and streams spread evenly.");
+ABSL_FLAG(std::string, server_pid, "",
+          "The server's pid, for CPU and RSS from /proc; a comma-separated "
+          "list with several servers (their sums). Empty: not reported.");
+ABSL_FLAG(std::string, watch, "",
+          "name:pid,...: other processes (e.g. redis:PID,postgres:PID) whose "
+          "CPU, with their children's (PostgreSQL's backends), is reported "
+          "over the measured window as <name>_cpu_cores and per message or "
+          "call (fanout, durable, unary).");
+ABSL_FLAG(std::string, publish_on, "all",
+          "fanout with several --target servers: all (publishers round robin "
+          "over every server, as the subscribers) or first (the first only).");
 ABSL_FLAG(int, channels, 4,
           "gRPC channels (one TCP connection each) to spread calls over.");
 ABSL_FLAG(int, users, 50, "Users signed up to hold the subscribers' tokens.");
@@ -122,7 +138,6 @@ ABSL_FLAG(int64_t, max_errors, 0,
           "Exit 1 when more calls than this failed.");
 
 namespace parley::loadgen {
-namespace {
 
 using parley::v1::AuthService;
 using parley::v1::ChatService;
@@ -155,13 +170,6 @@ int64_t Ns(double seconds) { return static_cast<int64_t>(seconds * 1e9); }
 
 // ------------------------------------------------------------- /proc
 
-struct ProcSample {
-  bool ok = false;
-  double cpu_seconds = 0;  // utime + stime
-  int64_t rss_kb = 0;
-  int64_t hwm_kb = 0;
-};
-
 ProcSample SampleProc(int pid) {
   ProcSample out;
   if (pid <= 0) return out;
@@ -193,6 +201,83 @@ ProcSample SampleProc(int pid) {
     if (parts.size() >= 2) (void)absl::SimpleAtoi(parts[1], into);
   }
   out.ok = true;
+  return out;
+}
+
+std::vector<int> PidList(const std::string& list) {
+  std::vector<int> pids;
+  for (absl::string_view p : absl::StrSplit(list, ',', absl::SkipEmpty())) {
+    int pid = 0;
+    if (!absl::SimpleAtoi(p, &pid) || pid <= 0) Die(absl::StrCat("bad pid '", p, "'"));
+    pids.push_back(pid);
+  }
+  return pids;
+}
+
+// The servers of --server_pid together: CPU, RSS and peak RSS summed; not ok
+// when any of them cannot be read.
+ProcSample SampleServers() {
+  static const std::vector<int> pids = PidList(absl::GetFlag(FLAGS_server_pid));
+  ProcSample sum;
+  for (int pid : pids) {
+    const ProcSample s = SampleProc(pid);
+    if (!s.ok) return ProcSample();
+    sum.cpu_seconds += s.cpu_seconds;
+    sum.rss_kb += s.rss_kb;
+    sum.hwm_kb += s.hwm_kb;
+  }
+  sum.ok = !pids.empty();
+  return sum;
+}
+
+// The processes of --watch: name and pid.
+const std::vector<std::pair<std::string, int>>& Watched() {
+  static const std::vector<std::pair<std::string, int>> watched = [] {
+    std::vector<std::pair<std::string, int>> out;
+    for (absl::string_view kv :
+         absl::StrSplit(absl::GetFlag(FLAGS_watch), ',', absl::SkipEmpty())) {
+      std::pair<std::string, std::string> p =
+          absl::StrSplit(kv, absl::MaxSplits(':', 1));
+      const std::vector<int> pid = PidList(p.second);
+      if (p.first.empty() || pid.size() != 1) {
+        Die(absl::StrCat("--watch: bad entry '", kv, "'"));
+      }
+      out.emplace_back(p.first, pid[0]);
+    }
+    return out;
+  }();
+  return watched;
+}
+
+// CPU seconds of `pid` and of its children (the processes whose parent it
+// is), e.g. a PostgreSQL postmaster and its backends.
+double TreeCpuSeconds(int pid) {
+  double cpu = SampleProc(pid).cpu_seconds;
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return cpu;
+  while (dirent* e = readdir(proc)) {
+    int child = 0;
+    if (!absl::SimpleAtoi(e->d_name, &child)) continue;
+    std::ifstream stat(absl::StrCat("/proc/", child, "/stat"));
+    std::string line;
+    if (!std::getline(stat, line)) continue;
+    const size_t paren = line.rfind(')');
+    if (paren == std::string::npos) continue;
+    std::vector<std::string> fields =
+        absl::StrSplit(line.substr(paren + 2), ' ', absl::SkipEmpty());
+    int ppid = 0;  // field 4
+    if (fields.size() > 1 && absl::SimpleAtoi(fields[1], &ppid) && ppid == pid) {
+      cpu += SampleProc(child).cpu_seconds;
+    }
+  }
+  closedir(proc);
+  return cpu;
+}
+
+// Each watched process tree's CPU seconds, in Watched() order.
+std::vector<double> SampleWatched() {
+  std::vector<double> out;
+  for (const auto& [name, pid] : Watched()) out.push_back(TreeCpuSeconds(pid));
   return out;
 }
 
@@ -241,54 +326,6 @@ std::string ShellQuote(absl::string_view s) {
   return out + "'";
 }
 
-// The result of a run: ordered key/value pairs, printed as a table and as
-// one JSON object.
-class Result {
- public:
-  void Num(const std::string& key, double v, int decimals = 3) {
-    if (!std::isfinite(v)) v = 0;
-    std::string text = absl::StrFormat("%.*f", decimals, v);
-    if (decimals > 0) {
-      // Trim trailing zeros for readability: 2.500 -> 2.5, 3.000 -> 3.
-      while (text.back() == '0') text.pop_back();
-      if (text.back() == '.') text.pop_back();
-    }
-    items_.push_back({key, text, text});
-  }
-  void Int(const std::string& key, int64_t v) {
-    items_.push_back({key, absl::StrCat(v), absl::StrCat(v)});
-  }
-  void Str(const std::string& key, const std::string& v) {
-    items_.push_back({key, JsonString(v), v});
-  }
-  void Bool(const std::string& key, bool v) {
-    items_.push_back({key, v ? "true" : "false", v ? "yes" : "no"});
-  }
-  std::string Json() const {
-    std::string out = "{";
-    for (size_t i = 0; i < items_.size(); ++i) {
-      if (i > 0) out += ",";
-      out += JsonString(items_[i].key) + ":" + items_[i].json;
-    }
-    return out + "}";
-  }
-  void PrintTable() const {
-    size_t width = 0;
-    for (const Item& i : items_) width = std::max(width, i.key.size());
-    for (const Item& i : items_) {
-      if (i.key == "command") continue;
-      std::printf("  %-*s  %s\n", static_cast<int>(width), i.key.c_str(),
-                  i.text.c_str());
-    }
-  }
-
- private:
-  struct Item {
-    std::string key, json, text;
-  };
-  std::vector<Item> items_;
-};
-
 // Latency percentiles in milliseconds, as <prefix>_p50_ms etc.
 void AddLatency(Result& r, const std::string& prefix, const Histogram& h) {
   r.Int(prefix + "_samples", static_cast<int64_t>(h.count()));
@@ -302,49 +339,6 @@ void AddLatency(Result& r, const std::string& prefix, const Histogram& h) {
 
 // --------------------------------------------------------- shared state
 
-// Latency is recorded into the histogram of the phase whose time range
-// holds the message's scheduled send time; outside every phase, nowhere.
-class Phases {
- public:
-  static constexpr int kMax = 2;
-  void Set(int i, int64_t begin, int64_t end) {
-    begin_[i].store(begin, std::memory_order_relaxed);
-    end_[i].store(end, std::memory_order_relaxed);
-  }
-  Histogram* For(int64_t stamp) {
-    for (int i = 0; i < kMax; ++i) {
-      if (stamp >= begin_[i].load(std::memory_order_relaxed) &&
-          stamp < end_[i].load(std::memory_order_relaxed)) {
-        return &hist_[i];
-      }
-    }
-    return nullptr;
-  }
-  Histogram& hist(int i) { return hist_[i]; }
-
- private:
-  std::atomic<int64_t> begin_[kMax] = {};
-  std::atomic<int64_t> end_[kMax] = {};
-  Histogram hist_[kMax];
-};
-
-struct Shared {
-  std::atomic<uint64_t> deliveries{0};    // message events received
-  std::atomic<uint64_t> other_events{0};  // join, leave, ...
-  std::atomic<uint64_t> gaps{0};
-  std::atomic<uint64_t> errors{0};
-  std::atomic<uint64_t> first_writes{0};
-  std::atomic<uint64_t> failed_streams{0};
-  std::atomic<int64_t> live_streams{0};
-  std::atomic<int64_t> inflight{0};  // unary calls other than polls
-  std::atomic<int64_t> polls{0};     // Receive calls in flight
-  std::atomic<uint64_t> calls_ok{0};
-  std::atomic<uint64_t> skipped{0};
-  std::atomic<bool> stopping{false};
-  Phases phases;
-  Histogram send_latency;  // unary calls, completion inside the window
-  std::atomic<int64_t> window_begin{0}, window_end{0};
-};
 Shared g;
 
 void NoteError(const char* what, const grpc::Status& s) {
@@ -416,20 +410,23 @@ bool InWindow(int64_t t) {
 
 // ------------------------------------------------------------ channels
 
-struct Conn {
-  std::shared_ptr<grpc::Channel> channel;
-  std::unique_ptr<ChatService::Stub> chat;
-  std::unique_ptr<MessageService::Stub> messages;
-  std::unique_ptr<RoomService::Stub> rooms;
-  std::unique_ptr<UserService::Stub> users;
-  std::unique_ptr<AuthService::Stub> auth;
-  std::unique_ptr<grpc::GenericStub> generic;
-};
 std::vector<std::unique_ptr<Conn>> conns;
 
 Conn& ConnFor(size_t i) { return *conns[i % conns.size()]; }
 
+// The servers of --target.
+const std::vector<std::string>& Targets() {
+  static const std::vector<std::string> targets =
+      absl::StrSplit(absl::GetFlag(FLAGS_target), ',', absl::SkipEmpty());
+  return targets;
+}
+
+// Opens n channels (rounded up to a multiple of the servers), channel i to
+// server i mod N.
 void OpenChannels(int n) {
+  const size_t servers = Targets().size();
+  if (servers == 0) Die("no --target");
+  n = static_cast<int>((static_cast<size_t>(n) + servers - 1) / servers * servers);
   for (int i = 0; i < n; ++i) {
     grpc::ChannelArguments args;
     // A subchannel pool per channel: each channel its own connection.
@@ -437,11 +434,13 @@ void OpenChannels(int n) {
     args.SetInt("parley.loadgen.channel", i);
     args.SetMaxReceiveMessageSize(-1);
     auto c = std::make_unique<Conn>();
+    c->target = static_cast<size_t>(i) % servers;
+    const std::string& target = Targets()[c->target];
     c->channel = grpc::CreateCustomChannel(
-        absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args);
+        target, grpc::InsecureChannelCredentials(), args);
     if (!c->channel->WaitForConnected(std::chrono::system_clock::now() +
                                       std::chrono::seconds(10))) {
-      Die(absl::StrCat("cannot connect to ", absl::GetFlag(FLAGS_target)));
+      Die(absl::StrCat("cannot connect to ", target));
     }
     c->chat = ChatService::NewStub(c->channel);
     c->messages = MessageService::NewStub(c->channel);
@@ -621,6 +620,11 @@ void WaitQuiet(double quiet_s, double timeout_s) {
   }
 }
 
+}  // namespace parley::loadgen
+
+namespace parley::loadgen {
+namespace {
+
 // ------------------------------------------------------ Subscribe streams
 
 class Stream final
@@ -758,24 +762,36 @@ struct ServerHistograms {
   Counts write_wait, delivery_lag;  // empty from a server without them
 };
 
+// With several servers, their histograms added up (channel t goes to server
+// t); not ok when any of them does not answer or their bounds differ.
 ServerHistograms SampleServerHistograms() {
   ServerHistograms h;
-  auto stub = parley::v1::StatsService::NewStub(conns[0]->channel);
-  grpc::ClientContext ctx;
-  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  parley::v1::GetStatsResponse stats;
-  if (!stub->GetStats(&ctx, parley::v1::GetStatsRequest(), &stats).ok()) {
-    return h;
+  auto add = [](ServerHistograms::Counts& into, const auto& counts, double sum) {
+    if (into.counts.empty()) into.counts.assign(counts.size(), 0);
+    if (into.counts.size() != static_cast<size_t>(counts.size())) return false;
+    for (int i = 0; i < counts.size(); ++i) into.counts[i] += counts[i];
+    into.sum += sum;
+    return true;
+  };
+  for (size_t t = 0; t < Targets().size(); ++t) {
+    auto stub = parley::v1::StatsService::NewStub(conns[t]->channel);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    parley::v1::GetStatsResponse stats;
+    if (!stub->GetStats(&ctx, parley::v1::GetStatsRequest(), &stats).ok()) {
+      return ServerHistograms();
+    }
+    const std::vector<double> bounds(stats.latency_bucket_bounds().begin(),
+                                     stats.latency_bucket_bounds().end());
+    if (t == 0) h.bounds = bounds;
+    if (h.bounds != bounds ||
+        !add(h.write_wait, stats.store().write_wait_bucket_counts(),
+             stats.store().write_wait_seconds_sum()) ||
+        !add(h.delivery_lag, stats.chat().delivery_lag_bucket_counts(),
+             stats.chat().delivery_lag_seconds_sum())) {
+      return ServerHistograms();
+    }
   }
-  h.bounds.assign(stats.latency_bucket_bounds().begin(),
-                  stats.latency_bucket_bounds().end());
-  h.write_wait.counts.assign(stats.store().write_wait_bucket_counts().begin(),
-                             stats.store().write_wait_bucket_counts().end());
-  h.write_wait.sum = stats.store().write_wait_seconds_sum();
-  h.delivery_lag.counts.assign(
-      stats.chat().delivery_lag_bucket_counts().begin(),
-      stats.chat().delivery_lag_bucket_counts().end());
-  h.delivery_lag.sum = stats.chat().delivery_lag_seconds_sum();
   h.ok = true;
   return h;
 }
@@ -840,7 +856,24 @@ void AddDeliveryLag(Result& r, const ServerHistograms& a,
 struct WindowSamples {
   ProcSample cpu0, cpu1;
   double self0 = 0, self1 = 0;
+  std::vector<double> watched0, watched1;  // SampleWatched()
 };
+
+// The watched processes' CPU over the window: <name>_cpu_cores and
+// <name>_cpu_us_per_<unit> for `count` units (messages, calls) in it.
+void AddWatched(Result& r, const WindowSamples& w, double duration,
+                double count, const std::string& unit) {
+  if (w.watched0.size() != Watched().size() ||
+      w.watched1.size() != Watched().size()) {
+    return;
+  }
+  for (size_t i = 0; i < Watched().size(); ++i) {
+    const double cpu = w.watched1[i] - w.watched0[i];
+    const std::string& name = Watched()[i].first;
+    r.Num(name + "_cpu_cores", cpu / duration, 3);
+    r.Num(absl::StrCat(name, "_cpu_us_per_", unit), count > 0 ? cpu / count * 1e6 : 0, 2);
+  }
+}
 
 // The clock of every open-loop run: `send(k, scheduled)` is paced at `rate`
 // (Pace) from 0.1 s from now through --warmup, then --duration measured.
@@ -853,7 +886,6 @@ WindowSamples PaceWindow(double rate, const std::string& unit,
                          const std::function<void(uint64_t, int64_t)>& send,
                          const std::function<void()>& at_begin,
                          const std::function<void()>& at_end) {
-  const int pid = absl::GetFlag(FLAGS_server_pid);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
   const int64_t t0 = NowNs() + Ns(0.1);
@@ -866,12 +898,14 @@ WindowSamples PaceWindow(double rate, const std::string& unit,
                            rate, unit, warmup, duration));
   WindowSamples s;
   SleepUntilNs(w0);
-  s.cpu0 = SampleProc(pid);
+  s.cpu0 = SampleServers();
   s.self0 = SelfCpuSeconds();
+  s.watched0 = SampleWatched();
   if (at_begin) at_begin();
   SleepUntilNs(w1);
-  s.cpu1 = SampleProc(pid);
+  s.cpu1 = SampleServers();
   s.self1 = SelfCpuSeconds();
+  s.watched1 = SampleWatched();
   if (at_end) at_end();
   pacer.join();
   return s;
@@ -929,6 +963,7 @@ void RunOpenLoop(Result& r, double rate,
     r.Int("server_rss_kb", cpu1.rss_kb);
   }
   r.Num("loadgen_cpu_cores", (self1 - self0) / duration, 3);
+  AddWatched(r, w, duration, static_cast<double>(ok1 - ok0), "msg");
   AddStoreWaits(r, waits0, waits1);
   AddDeliveryLag(r, waits0, waits1);
 }
@@ -939,16 +974,25 @@ int Fanout(Result& r) {
   const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), subscribers));
   const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
   const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
-  const int pid = absl::GetFlag(FLAGS_server_pid);
+  const std::string publish_on = absl::GetFlag(FLAGS_publish_on);
+  if (publish_on != "all" && publish_on != "first") {
+    Die("--publish_on must be all or first");
+  }
+  // Publishers on the first server only: the channels to it, every N-th.
+  const size_t servers = Targets().size();
+  auto publisher_conn = [&](uint64_t k) -> Conn& {
+    return publish_on == "all" ? ConnFor(k) : ConnFor(k % (conns.size() / servers) * servers);
+  };
   r.Int("subscribers", subscribers);
   r.Int("rooms", rooms);
   r.Int("publishers", publishers);
   r.Int("message_bytes", message_bytes);
+  if (servers > 1) r.Str("publish_on", publish_on);
 
   std::vector<std::string> pub_tokens = SignUp("p", publishers);
   std::vector<std::string> sub_tokens = SignUp("u", users);
   std::vector<std::string> room_names = CreateRooms(rooms, pub_tokens[0]);
-  const ProcSample before = SampleProc(pid);
+  const ProcSample before = SampleServers();
   std::vector<std::shared_ptr<Stream>> streams;
   const int64_t open0 = NowNs();
   if (!OpenAll(subscribers,
@@ -968,7 +1012,7 @@ int Fanout(Result& r) {
   RunOpenLoop(
       r, rate,
       [&](uint64_t k, int64_t stamp) {
-        PostAsync(ConnFor(k), pub_tokens[k % publishers],
+        PostAsync(publisher_conn(k), pub_tokens[k % publishers],
                   room_names[k % rooms], StampedText(stamp, k, message_bytes));
       },
       static_cast<double>(subscribers) / rooms);
@@ -982,7 +1026,6 @@ int Streams(Result& r) {
   const int room_size = std::max(1, absl::GetFlag(FLAGS_room_size));
   const int rooms = std::max(1, (n + room_size - 1) / room_size);
   const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), n));
-  const int pid = absl::GetFlag(FLAGS_server_pid);
   const double settle = absl::GetFlag(FLAGS_settle);
   r.Int("streams", n);
   r.Int("rooms", rooms);
@@ -1002,10 +1045,10 @@ int Streams(Result& r) {
   std::vector<std::string> tokens = SignUp("u", users);
   std::vector<std::string> room_names = CreateRooms(rooms, tokens[0]);
   SleepSeconds(std::min(settle, 2.0));
-  const ProcSample base = SampleProc(pid);
+  const ProcSample base = SampleServers();
   std::vector<std::shared_ptr<Stream>> streams;
   const int64_t open0 = NowNs();
-  const ProcSample cpu_open0 = SampleProc(pid);
+  const ProcSample cpu_open0 = SampleServers();
   auto open = [&](int j) {
     return Stream::Open(ConnFor(j), tokens[j % users],
                         RoomRequest(room_names[first_room[j]]), false);
@@ -1014,7 +1057,7 @@ int Streams(Result& r) {
   const bool all = OpenAll(n, open, &streams);
   Progress(absl::StrCat(g.first_writes.load(), " streams have their first write"));
   const double open_s = static_cast<double>(NowNs() - open0) / 1e9;
-  const ProcSample cpu_open1 = SampleProc(pid);
+  const ProcSample cpu_open1 = SampleServers();
   r.Bool("all_first_writes", all);
   r.Int("first_writes", static_cast<int64_t>(g.first_writes.load()));
   r.Num("open_s", open_s, 2);
@@ -1025,7 +1068,7 @@ int Streams(Result& r) {
   }
   WaitQuiet(absl::GetFlag(FLAGS_quiet), 120);
   SleepSeconds(settle);
-  const ProcSample open_rss = SampleProc(pid);
+  const ProcSample open_rss = SampleServers();
   if (base.ok && open_rss.ok) {
     r.Int("server_rss_base_kb", base.rss_kb);
     r.Int("server_rss_open_kb", open_rss.rss_kb);
@@ -1055,7 +1098,7 @@ int Streams(Result& r) {
             60);
     WaitQuiet(absl::GetFlag(FLAGS_quiet), 60);
     SleepSeconds(settle);
-    const ProcSample after = SampleProc(pid);
+    const ProcSample after = SampleServers();
     r.Num("churn_s", churn_s, 1);
     r.Int("churn_reopened", static_cast<int64_t>(k));
     if (after.ok && open_rss.ok) {
@@ -1070,7 +1113,7 @@ int Streams(Result& r) {
   g.stopping = true;
   CancelAll(&streams);
   SleepSeconds(settle);
-  const ProcSample closed = SampleProc(pid);
+  const ProcSample closed = SampleServers();
   if (closed.ok && base.ok) {
     r.Int("server_rss_all_closed_kb", closed.rss_kb);
     r.Num("rss_closed_vs_base_pct",
@@ -1108,7 +1151,6 @@ int UnaryLoad(Result& r, Call kind, double rate) {
   const int inflight = std::max(1, absl::GetFlag(FLAGS_inflight));
   const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
   const int list_n = absl::GetFlag(FLAGS_list_n);
-  const int pid = absl::GetFlag(FLAGS_server_pid);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
   const char* const what = kind == Call::kPost   ? "PostMessage"
@@ -1228,12 +1270,14 @@ int UnaryLoad(Result& r, Call kind, double rate) {
     };
     for (int i = 0; i < inflight; ++i) issue(static_cast<uint64_t>(i));
     SleepUntilNs(w0);
-    w.cpu0 = SampleProc(pid);
+    w.cpu0 = SampleServers();
     w.self0 = SelfCpuSeconds();
+    w.watched0 = SampleWatched();
     if (post) waits0 = SampleServerHistograms();
     SleepUntilNs(w1);
-    w.cpu1 = SampleProc(pid);
+    w.cpu1 = SampleServers();
     w.self1 = SelfCpuSeconds();
+    w.watched1 = SampleWatched();
     if (post) waits1 = SampleServerHistograms();
     WaitFor([] { return g.inflight.load() == 0; }, 60);
     calls = static_cast<double>(in_window.load());
@@ -1247,6 +1291,7 @@ int UnaryLoad(Result& r, Call kind, double rate) {
     r.Int("server_rss_kb", w.cpu1.rss_kb);
   }
   r.Num("loadgen_cpu_cores", (w.self1 - w.self0) / duration, 3);
+  AddWatched(r, w, duration, calls, "call");
   AddStoreWaits(r, waits0, waits1);
   return calls > 0 ? 0 : 1;
 }
@@ -1326,14 +1371,13 @@ bool Join(Conn& c, const std::string& id) {
 int LongPoll(Result& r) {
   const int clients = absl::GetFlag(FLAGS_clients);
   const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
-  const int pid = absl::GetFlag(FLAGS_server_pid);
   r.Int("clients", clients);
   r.Num("poll_timeout_s", absl::GetFlag(FLAGS_poll_timeout), 1);
   r.Int("message_bytes", message_bytes);
 
   const std::string publisher = Prefix() + "-pub";
   if (!Join(ConnFor(0), publisher)) Die("the publisher cannot join");
-  const ProcSample before = SampleProc(pid);
+  const ProcSample before = SampleServers();
   std::vector<std::shared_ptr<Poller>> pollers(clients);
   const int64_t join0 = NowNs();
   ParallelFor(clients, 16, [&](int i) {
@@ -1384,7 +1428,6 @@ int Slow(Result& r) {
   const int publishers = std::max(1, absl::GetFlag(FLAGS_publishers));
   const int users = std::max(1, std::min(absl::GetFlag(FLAGS_users), subscribers));
   const int message_bytes = absl::GetFlag(FLAGS_message_bytes);
-  const int pid = absl::GetFlag(FLAGS_server_pid);
   const double rate = absl::GetFlag(FLAGS_rate);
   const double warmup = absl::GetFlag(FLAGS_warmup);
   const double duration = absl::GetFlag(FLAGS_duration);
@@ -1430,15 +1473,15 @@ int Slow(Result& r) {
     });
   });
   SleepUntilNs(b1);
-  const ProcSample stall0 = SampleProc(pid);
+  const ProcSample stall0 = SampleServers();
   const uint64_t received_before_stall = stalled->received();
   stalled->Pause();
   SleepUntilNs(d1);
-  const ProcSample stall1 = SampleProc(pid);
+  const ProcSample stall1 = SampleServers();
   pacer.join();
   WaitFor([] { return g.inflight.load() == 0; }, 60);
   WaitQuiet(absl::GetFlag(FLAGS_quiet), 30);
-  const ProcSample stall2 = SampleProc(pid);
+  const ProcSample stall2 = SampleServers();
   const uint64_t received_stalled = stalled->received() - received_before_stall;
   const uint64_t gaps0 = g.gaps.load();
   stalled->Resume();
@@ -1473,7 +1516,8 @@ int Slow(Result& r) {
 int main(int argc, char** argv) {
   using namespace parley::loadgen;
   absl::SetProgramUsageMessage(
-      "parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow "
+      "parley_loadgen --scenario=fanout|streams|durable|unary|longpoll|slow|"
+      "resume "
       "[--target=HOST:PORT] [--server_pid=PID] ...");
   absl::ParseCommandLine(argc, argv);
   std::string command;
@@ -1509,7 +1553,8 @@ int main(int argc, char** argv) {
   int channels = std::max(1, absl::GetFlag(FLAGS_channels));
   if (scenario == "slow") ++channels;  // the stalled stream's own
   OpenChannels(channels);
-  r.Int("channels", channels);
+  r.Int("servers", static_cast<int64_t>(Targets().size()));
+  r.Int("channels", static_cast<int64_t>(conns.size()));
 
   int rc;
   if (scenario == "fanout") {
@@ -1532,6 +1577,8 @@ int main(int argc, char** argv) {
     rc = LongPoll(r);
   } else if (scenario == "slow") {
     rc = Slow(r);
+  } else if (scenario == "resume") {
+    rc = Resume(r);
   } else {
     std::fprintf(stderr, "loadgen: unknown --scenario '%s'\n",
                  scenario.c_str());

@@ -157,6 +157,194 @@ def wait_bound(v):
     return "> 10000" if v < 0 else v
 
 
+def cluster_section(rows):
+    """## 8: the cluster part (scripts/bench/cluster.sh, make bench-cluster)."""
+    fan = newest(rows, "cluster-fanout")
+    pairs = newest(rows, "cluster-pairs")
+    bus = newest(rows, "cluster-bus")
+    dur = newest(rows, "cluster-durable")
+    res = newest(rows, "cluster-resume")
+    if not (fan or bus or dur or res):
+        return []
+    first = (fan or bus or dur or res)[0]
+    md = ["## 8. Cluster: one server against three (PostgreSQL, Redis)", "",
+          "`make bench-cluster` (scripts/bench/cluster.sh): a PostgreSQL and a Redis of its"
+          " own and three servers on them (`--store=postgres --bus=redis`, one token key),"
+          " all on loopback. **The three servers, PostgreSQL, Redis and the load generator"
+          " share this machine's 2 cores**, so three servers cannot deliver more than one"
+          " here: the runs measure what spreading readers over servers costs (the Redis hop,"
+          " a commit's second and third readers' servers), and each component's CPU per"
+          " message, from which docs/cluster.md (\"How it scales\") models more machines."
+          " \"Redis\" and \"PostgreSQL\" CPU are the processes' (postmaster and backends)"
+          " over the measured window (`parley_loadgen --watch`), per message sent; at a"
+          " few hundred messages a second that is mostly their fixed work (Redis: each"
+          " server's presence list of each room, every second; PostgreSQL: its background"
+          " processes), so the durable sends give the per-message costs.", "",
+          meta([first])]
+    # Issue 18's targets, from the pairs and the resume below.
+    targets = []
+    if pairs:
+        added = sorted(a for a in (added_p99(m, o) for o, m in zip(
+            [r for r in pairs if r.get("servers", 1) == 1],
+            [r for r in pairs if r.get("servers", 1) != 1])) if a is not None)
+        if added:
+            med = added[len(added) // 2]
+            targets.append(["added publish-to-receive p99 ≤ 10 ms at half of saturation",
+                            f"median {fmt(med)} ms over {len(added)} pairs"
+                            f" ({', '.join(fmt(a) for a in added)})",
+                            "yes" if med <= 10 else "no"])
+    for r in res:
+        if r.get("streams"):
+            targets.append(["every stream resumed ≤ 3 s after a server's kill -9 (10,000 streams)",
+                            f"{fmt(r.get('resume_all_s'), 2)} s for the {fmt(r.get('streams_on_killed'))}"
+                            f" of {fmt(r.get('streams'))} on the killed server; {r.get('duplicates')}"
+                            f" duplicates, {r.get('missed')} missed",
+                            "yes" if r.get("all_resumed") and (r.get("resume_all_s") or 99) <= 3
+                            and r.get("streams", 0) >= 10000 and not r.get("duplicates")
+                            and not r.get("missed") else "no"])
+    if targets:
+        md += [table(["target (issue 18)", "this run", "met?"], targets), ""]
+    if fan:
+        by = {}
+        for r in fan:
+            by.setdefault(r.get("offered_msgs_per_s"), {})[
+                "one" if r.get("servers", 1) == 1 else "many"] = r
+        n = max(r.get("servers", 1) for r in fan)
+        lines = []
+        for rate in sorted(k for k in by if k is not None):
+            o, m = by[rate].get("one", {}), by[rate].get("many", {})
+            lines.append([rate, (o or m).get("offered_deliveries_per_s"),
+                          o.get("deliveries_per_s"), o.get("latency_p50_ms"), o.get("latency_p99_ms"),
+                          m.get("deliveries_per_s"), m.get("latency_p50_ms"), m.get("latency_p99_ms"),
+                          added_p99(m, o) if o and m else None,
+                          o.get("server_cpu_us_per_delivery"), m.get("server_cpu_us_per_delivery"),
+                          o.get("redis_cpu_us_per_msg"), m.get("redis_cpu_us_per_msg"),
+                          wait_bound(o.get("store_write_wait_p99_le_ms")),
+                          wait_bound(m.get("store_write_wait_p99_le_ms")),
+                          (o.get("errors") or 0) + (m.get("errors") or 0)])
+        md += ["### Fan-out: readers on one server, then spread over three", "",
+               f"Rooms of 100, {fmt(fan[0].get('subscribers'))} readers, open loop. At each rate,"
+               " first every reader and publisher on server 1 (the other two idle), then readers"
+               f" and publishers round robin over all {n} (`--target` a list): 2/3 of the"
+               " deliveries reach their server through Redis. Added p99 is the spread run's"
+               " publish-to-receive p99 minus the one-server run's at the same rate. Commit"
+               " wait: the servers' measure of a send's wait for its group commit, part of"
+               " every delivery's latency.", "",
+               table(["msgs/s offered", "deliveries/s offered",
+                      "1 server: deliveries/s", "p50 ms", "p99 ms",
+                      f"{n} servers: deliveries/s", "p50 ms", "p99 ms", "added p99 ms",
+                      "servers µs CPU/delivery (1)", f"({n})",
+                      "Redis µs CPU/msg (1)", f"({n})",
+                      "commit wait p99 ≤ ms (1)", f"({n})", "errors"], lines),
+               commands(fan)]
+    if pairs:
+        lines, added = [], []
+        ones = [r for r in pairs if r.get("servers", 1) == 1]
+        manys = [r for r in pairs if r.get("servers", 1) != 1]
+        for i, (o, m) in enumerate(zip(ones, manys), 1):
+            a = added_p99(m, o)
+            if a is not None:
+                added.append(a)
+            lines.append([i, o.get("latency_p50_ms"), o.get("latency_p99_ms"),
+                          wait_bound(o.get("store_write_wait_p99_le_ms")),
+                          m.get("latency_p50_ms"), m.get("latency_p99_ms"),
+                          wait_bound(m.get("store_write_wait_p99_le_ms")), a,
+                          (o.get("errors") or 0) + (m.get("errors") or 0)])
+        added.sort()
+        median = added[len(added) // 2] if added else None
+        rate = pairs[0].get("offered_msgs_per_s")
+        md += ["### Added p99 at half of saturation, in alternating pairs", "",
+               f"The fan-out above at {fmt(rate)} msgs/s ({fmt((rate or 0) * 100)} deliveries/s: half of the"
+               " most the spread runs delivered), one server and then all of them, in turn:"
+               " a single pair is one moment of a shared machine, so the pairs' median is"
+               f" the figure. Median added p99: **{fmt(median)} ms** over {len(added)} pairs."
+               " \"Commit wait\" is the servers' own: a send's wait for its group commit"
+               " (PostgreSQL's WAL flush on a disk other work shares), inside every"
+               " delivery's latency.", "",
+               table(["pair", "1 server: p50 ms", "p99 ms", "commit wait p99 ≤ ms",
+                      f"{manys[0].get('servers') if manys else ''} servers: p50 ms", "p99 ms",
+                      "commit wait p99 ≤ ms", "added p99 ms", "errors"], lines),
+               commands(pairs)]
+    if bus:
+        lines = []
+        for n in sorted({r.get("servers", 1) for r in bus}):
+            mine = sorted((r for r in bus if r.get("servers", 1) == n),
+                          key=lambda r: r.get("offered_msgs_per_s") or 0)
+            lo, hi = mine[0], mine[-1]
+            slope = fixed = None
+            if len(mine) > 1 and hi.get("redis_cpu_cores") is not None and lo.get("redis_cpu_cores") is not None:
+                d = hi["offered_msgs_per_s"] - lo["offered_msgs_per_s"]
+                slope = (hi["redis_cpu_cores"] - lo["redis_cpu_cores"]) / d * 1e6
+                fixed = lo["redis_cpu_cores"] - slope * lo["offered_msgs_per_s"] / 1e6
+            for r in mine:
+                lines.append([n, r.get("rooms"), r.get("offered_msgs_per_s"), r.get("deliveries_per_s"),
+                              r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                              fmt(r.get("redis_cpu_cores"), 3), r.get("server_cpu_us_per_delivery"),
+                              fmt(slope, 2) if r is hi else "",
+                              fmt(fixed, 3) if r is hi else "",
+                              fmt(fixed / (r.get("rooms") * n) * 1e6, 2) if r is hi and fixed is not None
+                              and r.get("rooms") else "",
+                              r.get("errors")])
+        md += ["### The bus: what Redis costs", "",
+               "Rooms of one reader per server (reader j on server j mod N), at two rates, against"
+               " server 1 alone and then round robin over all: each message is one publish and"
+               " one delivery per server with readers of the room. From the two rates, Redis's"
+               " CPU per message (the slope) and its fixed CPU (the intercept at 0 messages/s):"
+               " mostly each server's presence list of each room with readers, written every"
+               " second (docs/cluster.md), so also per room and server.", "",
+               table(["servers", "rooms", "msgs/s", "deliveries/s", "p50 ms", "p99 ms", "Redis cores",
+                      "servers µs CPU/delivery", "Redis µs CPU/msg (slope)", "Redis fixed cores",
+                      "Redis µs per room and server, each second", "errors"], lines),
+               commands(bus)]
+    if dur:
+        md += ["### Durable sends: what PostgreSQL commits", "",
+               "PostMessage closed loop, acknowledged after its commit, against server 1 and"
+               " then round robin over all the servers; each server group-commits its own"
+               " sends, and a batch holds its rooms' counter rows (the sequence numbers) from"
+               " its first statement to its COMMIT. Send k goes through server k mod N into"
+               " room k mod rooms: with rooms a multiple of N each room is written through one"
+               " server, otherwise through all N, whose batches then queue on the room's row.", "",
+               table(["servers", "rooms", "servers writing each room", "in flight", "sends/s",
+                      "p50 ms", "p99 ms", "servers' cores",
+                      "servers µs CPU/send", "PostgreSQL cores", "PostgreSQL µs CPU/send",
+                      "Redis cores", "Redis µs CPU/send", "commit wait p99 ≤ ms", "errors"],
+                     [[r.get("servers", 1), r.get("rooms"),
+                       1 if (r.get("rooms") or 0) % r.get("servers", 1) == 0 else r.get("servers"),
+                       r.get("inflight"), r.get("calls_per_s"),
+                       r.get("latency_p50_ms"), r.get("latency_p99_ms"),
+                       fmt(r.get("server_cpu_cores"), 2),
+                       r.get("server_cpu_us_per_call"), fmt(r.get("postgres_cpu_cores"), 2),
+                       r.get("postgres_cpu_us_per_call"), fmt(r.get("redis_cpu_cores"), 2),
+                       r.get("redis_cpu_us_per_call"),
+                       wait_bound(r.get("store_write_wait_p99_le_ms")), r.get("errors")]
+                      for r in dur]),
+               commands(dur)]
+    if res:
+        md += ["### A server killed under its streams: time to resume", "",
+               "Streams round robin over the servers, one room of 100 each, messages at a fixed"
+               " rate to the servers that stay; then server 1 killed with SIGKILL and, at once, a"
+               " message posted in every room. Each stream that ends is opened again on another"
+               " server after the last sequence number it received (`after_sequence`), as the"
+               " gateway does. \"Resumed\": reopened and received an event posted after the"
+               " kill, timed from the kill. Every stream checks every sequence number:"
+               " duplicates, missed (a jump or a gap event), and behind (its last number"
+               " below its room's last, after the posts stop). \"Others\": the streams of the"
+               " servers that stayed, until each received an event posted after the kill.", "",
+               table(["servers", "streams", "on the killed server", "all reopened s",
+                      "all resumed s", "resume p50 ms", "resume p99 ms", "duplicates", "missed",
+                      "behind", "failed reopens", "others: all received s", "others' streams ended",
+                      "errors"],
+                     [[r.get("servers"), r.get("streams"), r.get("streams_on_killed"),
+                       fmt(r.get("reopen_all_s"), 2), fmt(r.get("resume_all_s"), 2),
+                       r.get("resume_p50_ms"),
+                       r.get("resume_p99_ms"), r.get("duplicates"), r.get("missed"),
+                       r.get("streams_behind"), r.get("failed_reopens"),
+                       fmt(r.get("others_post_kill_max_s"), 2), r.get("unexpected_ends"),
+                       r.get("errors")] for r in res]),
+               commands(res)]
+    return md
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "--cost":
         print(cost_line(*sys.argv[2:]))
@@ -515,6 +703,8 @@ def main():
         if variant == "ndebug":
             md[first_line:] = [l + suffix if l.startswith("## ") and l[3:4].isdigit() else l
                                for l in md[first_line:]]
+
+    md += cluster_section(rows)
 
     notes = os.path.join(bench_dir, "notes.md")  # hand-written findings
     if os.path.exists(notes):

@@ -33,14 +33,12 @@
 # PostgreSQL (a server of its own, scripts/test-postgres.sh). COST_RATES, COST_WINDOW: the `cost`
 # part (perf on the server during the fan-out; needs perf).
 set -euo pipefail
+# shellcheck source=scripts/bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 mode=${1:-smoke}
 shift || true
-root=$(cd "$(dirname "$0")/../.." && pwd)
-SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
 GATEWAY_BIN=${GATEWAY_BIN:-$root/build/bin/parley-gateway}
-LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
-BENCH_DIR=${BENCH_DIR:-$root/build/bench}
 GRPC_LIB_DIR=${GRPC_LIB_DIR:-}
 grpc_build=debian
 if [ -n "$GRPC_LIB_DIR" ]; then
@@ -79,23 +77,11 @@ case "$mode" in
 esac
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow cost)
-want() { local p; for p in "${parts[@]}"; do [ "$p" = "$1" ] && return 0; done; return 1; }
 
 for b in "$SERVER_BIN" "$LOADGEN_BIN"; do
   [ -x "$b" ] || { echo "bench: missing $b (make loadgen)" >&2; exit 2; }
 done
-mkdir -p "$BENCH_DIR/logs"
-logs=$BENCH_DIR/logs
-# Tens of thousands of streams ride on a few connections, but the gateway
-# holds one socket per REST stream: take every descriptor allowed.
-ulimit -n "$(ulimit -Hn)"
-
-commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)
-if [ -n "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ]; then
-  commit="$commit-dirty"
-fi
-run_id=$(date -u +%Y%m%dT%H%M%SZ)
-failures=0
+bench_start
 
 server_pid="" gateway_pid="" data_dir="" grpc_port="" http_port="" server_args=""
 unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
@@ -135,25 +121,6 @@ start_gateway() {
   echo "bench: gateway pid $gateway_pid on 127.0.0.1:$http_port" >&2
 }
 
-# A PostgreSQL server of the suite's own (scripts/test-postgres.sh); its DSN
-# in pg_dsn.
-pg_dir="" pg_dsn=""
-start_postgres() {
-  pg_dir=$(mktemp -u /tmp/parley-bench-pg.XXXXXX)
-  # A new cluster creates each 16 MB WAL segment inside the commit that
-  # needs it, zero-filled: a 10-20 ms stall every few seconds that a server
-  # past its first checkpoints (recycling segments) does not have.
-  PG_EXTRA_CONF="wal_init_zero = off" \
-    "$root/scripts/test-postgres.sh" start "$pg_dir" > /dev/null
-  # As a URI: no spaces, so it survives server_args' word splitting.
-  pg_dsn="postgresql://postgres@127.0.0.1:$(cat "$pg_dir/port")/parley"
-  echo "bench: postgres at $pg_dsn" >&2
-}
-stop_postgres() {
-  [ -n "$pg_dir" ] && "$root/scripts/test-postgres.sh" stop "$pg_dir"
-  pg_dir=""
-}
-
 stop_all() {
   local p
   for p in $gateway_pid $server_pid; do kill -TERM "$p" 2>/dev/null || true; done
@@ -165,28 +132,14 @@ stop_all() {
 trap 'stop_all; stop_postgres' EXIT
 
 # lg PART [loadgen flags...]: one loadgen run, its table on stdout, its JSON
-# line appended to $results.
+# line appended to $results (scripts/bench/lib.sh).
 lg() {
   local part=$1
   shift
-  local out=$logs/loadgen.last
-  local rc=0
-  "$LOADGEN_BIN" --target="127.0.0.1:$grpc_port" --server_pid="$server_pid" \
-    --commit="$commit" --json_out="$results" \
-    --tags="suite=$mode,run=$run_id,part=$part,grpc=$grpc_build,server_args=$server_args" \
-    "$@" >"$out" 2>&1 || rc=$?
-  cat "$out" >>"$logs/loadgen.log"
-  grep -v '^{' "$out" | grep -v '^loadgen \[' || true
-  if [ $rc -ne 0 ]; then
-    echo "bench: FAILED ($rc): $part" >&2
-    tail -5 "$out" >&2
-    failures=$((failures + 1))
-  fi
-  return 0
+  run_loadgen loadgen "bench: $part" "$LOADGEN_BIN" --target="127.0.0.1:$grpc_port" \
+    --server_pid="$server_pid" --commit="$commit" --json_out="$results" \
+    --tags="suite=$mode,run=$run_id,part=$part,grpc=$grpc_build,server_args=$server_args" "$@"
 }
-
-# The last result line of `part` in $results, as JSON.
-last_result() { grep "\"part\":\"$1\"" "$results" | grep "\"run\":\"$run_id\"" | tail -1; }
 
 append_json() {  # json object; adds the run's tags
   jq -c --arg commit "$commit" --arg run "$run_id" --arg mode "$mode" \
@@ -214,12 +167,7 @@ if [ "$mode" = smoke ]; then
   lg smoke-longpoll --scenario=longpoll --clients=20 --rate=20 --poll_timeout=5 "${S[@]}"
   lg smoke-slow --scenario=slow --subscribers=10 --users=4 --rate=50 "${S[@]}"
   stop_all
-  if [ $failures -ne 0 ]; then
-    echo "bench-smoke: $failures loadgen run(s) failed" >&2
-    exit 1
-  fi
-  echo "bench-smoke: 8 passed, 0 failed"
-  exit 0
+  smoke_end "bench-smoke" 8
 fi
 
 # ---- the full suite ----
