@@ -113,7 +113,7 @@ redis_pid=$!
 wait_listening "$redis_port" 20
 
 (umask 077 && head -c 32 /dev/urandom >"$work/token.key")
-server_args="--password_hash_ops=1 --password_hash_mem_kib=8 --store=postgres --postgres_dsn=$pg_dsn --bus=redis --redis_addr=127.0.0.1:$redis_port --token_key_file=$work/token.key"
+server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited --store=postgres --postgres_dsn=$pg_dsn --bus=redis --redis_addr=127.0.0.1:$redis_port --token_key_file=$work/token.key"
 for i in $(seq 1 "$CLUSTER_SERVERS"); do
   mkdir -p "$work/server-$i"
   # shellcheck disable=SC2086
@@ -132,7 +132,7 @@ echo "bench-cluster: postgres $pg_dsn (pid $pg_pid), redis 127.0.0.1:$redis_port
   "servers $all_addrs (pids $all_pids)" >&2
 # The DSN's port and the key's path change every run: the recorded flags
 # show them as placeholders.
-shown_args="--password_hash_ops=1 --password_hash_mem_kib=8 --store=postgres --postgres_dsn=... --bus=redis --redis_addr=... --token_key_file=..."
+shown_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited --store=postgres --postgres_dsn=... --bus=redis --redis_addr=... --token_key_file=..."
 
 # lg PART SERVERS TARGETS PIDS [loadgen flags...]: one loadgen run against
 # TARGETS (SERVERS of them), its JSON line appended to $results

@@ -8,6 +8,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
 LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
 BENCH_DIR=${BENCH_DIR:-$root/build/bench}
+# Every server runs with these: the suite measures capacity, and its few
+# users on one address would meet the per-client limits (docs/security.md,
+# "Limits") long before it.
+unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
 
 # bench_start: $logs (BENCH_DIR/logs), every descriptor allowed (tens of
 # thousands of streams, and the gateway's socket per REST stream), and the

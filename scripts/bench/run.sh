@@ -84,7 +84,6 @@ done
 bench_start
 
 server_pid="" gateway_pid="" data_dir="" grpc_port="" http_port="" server_args=""
-unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
 
 wait_file() {  # file seconds
   local i
@@ -95,8 +94,6 @@ wait_file() {  # file seconds
 
 start_server() {  # extra server flags...
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
-  # The suite measures capacity: its few users and one address would meet
-  # the per-client limits (docs/security.md, "Limits") long before it.
   server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited $*"
   # shellcheck disable=SC2086
   "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" \
