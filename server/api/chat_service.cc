@@ -339,9 +339,11 @@ class StreamCall final
           max_batch_(max_batch),
           reads_(reads) {}
 
-    // Replays `replay` before live events. Call before Start.
+    // Replays `replay` before live events, and sends no event at or before
+    // replay.after (the client has them). Call before Start.
     void set_replay(Replay replay) {
       MutexLock lock(&mu_);
+      resumed_after_ = replay.after;
       if (replay.after < replay.until) replay_ = std::move(replay);
     }
     // Sends a first write at once, even with no events. Call before Start.
@@ -445,7 +447,14 @@ class StreamCall final
           if (on_taken_ && !taken.events.empty()) {
             on_taken_(LastSequence(taken.events));
           }
-          for (EventPtr& event : taken.events) AppendLocked(std::move(event));
+          for (EventPtr& event : taken.events) {
+            // A stream resumed after a point this server's live events have
+            // not reached yet (another server delivered it) skips up to it.
+            if (event->sequence != 0 && event->sequence <= resumed_after_) {
+              continue;
+            }
+            AppendLocked(std::move(event));
+          }
           if (!batch_.empty() || first_write_) {
             first_write_ = false;
             writing_ = writing = true;
@@ -623,6 +632,7 @@ class StreamCall final
     bool finishing_ ABSL_GUARDED_BY(mu_) = false;
     bool first_write_ ABSL_GUARDED_BY(mu_) = false;
     std::optional<Replay> replay_ ABSL_GUARDED_BY(mu_);
+    uint64_t resumed_after_ ABSL_GUARDED_BY(mu_) = 0;
     absl::Status final_status_ ABSL_GUARDED_BY(mu_);
     // Set before Start; run by the one thread that finishes the call.
     absl::AnyInvocable<void()> on_finish_;

@@ -757,6 +757,24 @@ TEST_F(MessageServiceTest, APollRefusesWhatItCannotServe) {
 
 // ---- Slow consumers ----
 
+// A stream resumed after a point past what this server has delivered (a
+// client that read further on another server) never repeats up to it.
+TEST_F(MessageServiceTest, AStreamResumedPastTheLiveEndSkipsUpToItsCursor) {
+  TestUser alice = SignUp(server_, "alice");
+  v1::Room room = CreateRoom(alice, "ahead");
+  v1::Event last;
+  ASSERT_TRUE(Post(alice, room.id(), "seen", &last).ok());
+  auto stream = Subscribe(alice, room.id(), last.sequence() + 2);
+  std::vector<v1::Event> posted(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(Post(alice, room.id(), "m" + std::to_string(i), &posted[i]).ok());
+  }
+  std::vector<v1::Event> got = stream->Read(1);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].sequence(), last.sequence() + 3);
+  EXPECT_EQ(got[0].id(), posted[2].id());
+}
+
 // A room stream that stops reading overflows its small channel; once it
 // reads again, every sequence number is either delivered or named by a gap
 // event, and the gaps can be read back from history: nothing is lost in
