@@ -266,8 +266,8 @@ cleanup() {
     done
   fi
   compose down -v > /dev/null 2>&1
-  podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" "${PROJECT}_postgres_1" \
-    "${PROJECT}_server-postgres_1" "${PROJECT}_gateway-postgres_1" > /dev/null 2>&1
+  podman rm -f "${PROJECT}_server_1" "${PROJECT}_gateway_1" "${PROJECT}_front_1" "${PROJECT}_postgres_1" \
+    "${PROJECT}_server-postgres_1" "${PROJECT}_gateway-postgres_1" "${PROJECT}_front-postgres_1" > /dev/null 2>&1
   for svc in "${CLUSTER[@]}"; do podman rm -f "${PROJECT}_${svc}_1" > /dev/null 2>&1; done
   podman volume rm -f "${PROJECT}_parley-data" "${PROJECT}_parley-postgres-keys" \
     "${PROJECT}_postgres-data" "${PROJECT}_redis-data" > /dev/null 2>&1
@@ -366,8 +366,8 @@ up() {
   compose up -d "$@" > "$CACHE/compose-up.log" 2>&1 || { cat "$CACHE/compose-up.log" >&2; fail "compose up"; }
   wait_healthy "$url"
 }
-EMBEDDED=(server gateway)
-ON_POSTGRES=(postgres server-postgres gateway-postgres)
+EMBEDDED=(server gateway front)
+ON_POSTGRES=(postgres server-postgres gateway-postgres front-postgres)
 
 expect() {  # expect NAME ACTUAL PATTERN
   grep -q -- "$3" <<< "$2" || fail "$1: got '$2', want /$3/"

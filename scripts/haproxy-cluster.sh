@@ -46,6 +46,10 @@ cat <<CFG
 # Written by scripts/haproxy-cluster.sh; changes here are lost.
 global
   log stdout format raw local0 info
+  # The proxy in front's guards (scripts/haproxy-front.sh, docs/security.md):
+  # streams per client connection, a reset one counted until finished.
+  tune.h2.max-concurrent-streams 100
+  tune.bufsize 32768
 CFG
 if [ -n "${HAPROXY_USER:-}" ]; then
   printf '  user %s\n  group %s\n' "$HAPROXY_USER" "$HAPROXY_USER"
@@ -68,8 +72,14 @@ defaults
   timeout server 1h
   timeout tunnel 1h
 
+# Per client address: connections open now, and requests per 10 s.
+backend per_address
+  stick-table type ipv6 size 100k expire 30s store conn_cur,http_req_rate(10s)
 frontend rest
   bind $rest_bind
+  tcp-request connection track-sc0 src table per_address
+  tcp-request connection reject if { sc_conn_cur(0) gt 256 }
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 20000 }
   default_backend gateways
 
 backend gateways
@@ -85,6 +95,9 @@ cat <<CFG
 
 frontend grpc
   bind $grpc_bind proto h2
+  tcp-request connection track-sc0 src table per_address
+  tcp-request connection reject if { sc_conn_cur(0) gt 256 }
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 20000 }
   default_backend servers
 
 backend servers

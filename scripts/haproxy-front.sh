@@ -18,6 +18,9 @@
 #   PARLEY_FRONT_STREAMS_PER_CONN  concurrent HTTP/2 streams per client
 #                                  connection [100]
 # HAPROXY_USER: when set, HAProxy drops to this user and its group (as root).
+# PARLEY_FRONT_RESOLVERS=1: GATEWAY and SERVER are names looked up again
+# while running, and may not resolve yet at start (compose; the configs in
+# docker/ are written so).
 set -euo pipefail
 rest_bind=${1:?usage: $0 REST_BIND GRPC_BIND GATEWAY SERVER}
 grpc_bind=${2:?} gateway=${3:?} server=${4:?}
@@ -43,6 +46,18 @@ CFG
 if [ -n "${HAPROXY_USER:-}" ]; then
   printf '  user %s\n  group %s\n' "$HAPROXY_USER" "$HAPROXY_USER"
 fi
+default_server=""
+if [ -n "${PARLEY_FRONT_RESOLVERS:-}" ]; then
+  cat <<CFG
+  # SIGUSR1 (the image's stop signal) waits for open streams this long.
+  hard-stop-after 5s
+# A container that comes back after a restart may have a new address.
+resolvers names
+  parse-resolv-conf
+  hold valid 5s
+CFG
+  default_server="  default-server init-addr last,libc,none resolvers names"
+fi
 cat <<CFG
 defaults
   mode http
@@ -58,6 +73,7 @@ defaults
   timeout client 1h
   timeout server 1h
   timeout tunnel 1h
+$default_server
   # Errors HAProxy answers itself, in the gateway's JSON error shape.
 $(for code in 400:BAD_REQUEST:INVALID_ARGUMENT 408:REQUEST_TIMEOUT:DEADLINE_EXCEEDED 502:UPSTREAM_UNAVAILABLE:UNAVAILABLE 503:UPSTREAM_UNAVAILABLE:UNAVAILABLE 504:UPSTREAM_TIMEOUT:DEADLINE_EXCEEDED; do
   IFS=: read -r status reason grpc <<< "$code"
