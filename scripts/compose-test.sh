@@ -200,11 +200,11 @@ CMD ["redis-server"]
 CONTAINERFILE
 build_standin "$REDIS_IMAGE" "$ctx"
 
-# A stand-in for the official haproxy image (the cluster profile's), from
+# A stand-in for the official haproxy image (every profile's front), from
 # Debian's HAProxy 2.6 with the same interface: the configuration at
 # /usr/local/etc/haproxy/haproxy.cfg, the haproxy user, master-worker mode
 # in the foreground, SIGUSR1 to stop.
-HAPROXY_IMAGE=docker.io/library/$(sed -n 's/^    image: \(haproxy:.*\)$/\1/p' "$COMPOSE_FILE")
+HAPROXY_IMAGE=docker.io/library/$(sed -n 's/^    image: \(haproxy:.*\)$/\1/p' "$COMPOSE_FILE" | sort -u)
 ctx=$(mktemp -d "$CACHE/haproxy.XXXXXX")
 cat > "$ctx/entrypoint.sh" <<'ENTRYPOINT'
 #!/bin/sh
