@@ -176,7 +176,8 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(newConnLimitListener(ln, opts.MaxConnsPerAddress, opts.TrustedProxies)) }()
+	served := newConnLimitListener(jsonParseErrorsListener{ln}, opts.MaxConnsPerAddress, opts.TrustedProxies)
+	go func() { serveErr <- srv.Serve(served) }()
 	log.Info("gateway listening", "addr", ln.Addr().String(), "port", port, "grpc_server", opts.GRPCServer)
 
 	select {
