@@ -85,6 +85,11 @@ backend per_address
   stick-table type ipv6 size 100k expire 30s store conn_cur,http_req_rate(10s)
 frontend rest
   bind $rest_bind
+  # A request HAProxy would refuse for its characters (a NUL in a header)
+  # goes on to the gateway, whose stricter parser refuses it in JSON.
+  # HAProxy still frames every request itself (HTX), so nothing can ride
+  # past it inside another.
+  option accept-invalid-http-request
   tcp-request connection track-sc0 src table per_address
   tcp-request connection reject if { sc_conn_cur(0) gt $conns }
   # A refusal in the gateway's JSON error shape.

@@ -1,12 +1,14 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -358,6 +360,21 @@ func TestAbuseMalformedInput(t *testing.T) {
 	if status.Code(err) != codes.InvalidArgument {
 		t.Errorf("malformed protobuf: %v, want INVALID_ARGUMENT", err)
 	}
+
+	// A NUL in a header, through the front: the gateway's JSON 400.
+	raw, err := net.Dial("tcp", f.restAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetDeadline(time.Now().Add(10 * time.Second))
+	_, _ = raw.Write([]byte("GET /healthz HTTP/1.1\r\nHost: parley\r\nX-Bad: a\x00b\r\n\r\n"))
+	resp, err := http.ReadResponse(bufio.NewReader(raw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	wantError(t, reply{status: resp.StatusCode, header: resp.Header, body: body}, http.StatusBadRequest, "MALFORMED_REQUEST", "")
 
 	alice := s.signUp(t, "alice")
 	key, err := os.ReadFile(filepath.Join(s.dataDir, "token.key"))
