@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -191,6 +192,11 @@ ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
           "ignored. Empty: the connection's peer is the client.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
+ABSL_FLAG(int64_t, grpc_max_streams_per_connection, 100000,
+          "Concurrent streams one gRPC connection may hold (HTTP/2 "
+          "SETTINGS_MAX_CONCURRENT_STREAMS); a gateway carries all its "
+          "clients' streams on one connection per server. At most "
+          "2147483647.");
 ABSL_FLAG(int64_t, grpc_memory_quota_bytes, 256 << 20,
           "Memory gRPC's transport may hold at once (read buffers, requests "
           "being read); past it, streams asking for more are reset "
@@ -488,6 +494,10 @@ int main(int argc, char** argv) {
   options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
+  options.grpc_max_streams_per_connection = static_cast<size_t>(std::min<int64_t>(
+      Positive(FLAGS_grpc_max_streams_per_connection,
+               "grpc_max_streams_per_connection"),
+      std::numeric_limits<int>::max()));
   options.grpc_memory_quota_bytes = static_cast<size_t>(
       Positive(FLAGS_grpc_memory_quota_bytes, "grpc_memory_quota_bytes"));
   if (options.grpc_memory_quota_bytes < 4 * options.max_request_bytes) {

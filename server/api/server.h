@@ -82,6 +82,8 @@ struct ServerOptions {
   size_t max_request_bytes = 1 << 20;
   // Memory gRPC's transport may hold at once (grpc::ResourceQuota).
   size_t grpc_memory_quota_bytes = 256 << 20;
+  // Concurrent streams per gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+  size_t grpc_max_streams_per_connection = 100000;
   absl::Duration shutdown_grace = absl::Seconds(5);
   // How long a send's idempotency key is honoured after its commit.
   absl::Duration idempotency_key_ttl = absl::Hours(24);
