@@ -50,8 +50,9 @@ func runStack(t *testing.T) (*stack, *front) {
 }
 
 // latencyFloor is the p99 below which a control client's figures are
-// scheduler noise on a loaded two-core machine, not a slowdown.
-const latencyFloor = 5 * time.Millisecond
+// scheduler noise, not a slowdown: on a two-core machine the attacker,
+// HAProxy, the gateway and the server share the cores with it.
+const latencyFloor = 10 * time.Millisecond
 
 // controlHolds fails t unless the control client's p99 during an attack is
 // at most twice its p99 before it (or the floor), with no failed call.
