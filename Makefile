@@ -3,7 +3,8 @@
 # Redis behind HAProxy (docs/cluster.md); `make test` builds and runs every
 # test. All install what is missing first.
 # Pieces live in mk/*.mk: server.mk (C++ via CMake), gateway.mk (Go),
-# clients.mk (Python example), compose.mk (docker-compose checks).
+# clients.mk (Python example), compose.mk (docker-compose checks), fuzz.mk
+# (C++ fuzz targets; `make fuzz` runs them and the Go ones).
 
 SHELL := /bin/bash
 ROOT := $(abspath .)
@@ -51,7 +52,7 @@ run-cluster: deps cluster-deps build
 test: deps test-server test-gateway test-cluster test-abuse test-clients test-browser test-compose-config bench-smoke
 	@echo "make test: all suites passed"
 
-fuzz: fuzz-go
+fuzz: fuzz-go fuzz-cpp
 
 clean:
 	rm -rf $(BUILD) gateway/gen

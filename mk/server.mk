@@ -1,7 +1,8 @@
 # The C++ server, CLI and unit tests, through CMake + Ninja + ccache.
 # build/release: what `make run` and the integration tests use.
 # build/asan, build/tsan: the unit and in-process gRPC tests under
-# AddressSanitizer+UBSan and ThreadSanitizer. Debian's gRPC is not built with
+# AddressSanitizer+UBSan and ThreadSanitizer. test-server also runs the
+# fuzz targets' seed corpora once (test-fuzz-corpus, mk/fuzz.mk). Debian's gRPC is not built with
 # TSan, so the TSan run leaves out the tests labelled `grpc` (they run in the
 # other two builds); see docs/testing.md.
 CMAKE_COMMON := -G Ninja -DCMAKE_CXX_COMPILER_LAUNCHER=ccache
@@ -36,4 +37,4 @@ test-server-tsan: $(BUILD)/tsan/build.ninja
 	cmake --build $(BUILD)/tsan
 	cd $(BUILD)/tsan && ctest $(CTEST_FLAGS) --label-exclude grpc
 
-test-server: test-server-release test-server-asan test-server-tsan
+test-server: test-server-release test-server-asan test-server-tsan test-fuzz-corpus

@@ -38,7 +38,13 @@ grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
     }
   }
   buffer->Clear();
-  if (parsed) return grpc::Status::OK;
+  if (parsed) {
+    // The marker is the server's alone: a client's field of that number
+    // would otherwise pass a request that parsed for one that did not.
+    UnknownFieldSet* unknown = msg->GetReflection()->MutableUnknownFields(msg);
+    if (!unknown->empty()) unknown->DeleteByNumber(kMalformedFieldMarker);
+    return grpc::Status::OK;
+  }
   if (bad_field.empty()) bad_field = kNotAMessage;
   msg->Clear();
   msg->GetReflection()->MutableUnknownFields(msg)->AddLengthDelimited(

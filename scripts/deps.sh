@@ -9,6 +9,9 @@
 #                            through the Go module proxy's toolchains when
 #                            too old)
 #   scripts/deps.sh test     what the tests need besides server and gateway
+#   scripts/deps.sh fuzz     clang and its libFuzzer runtime for the C++ fuzz
+#                            targets (make fuzz-cpp; their seed corpora run in
+#                            make test)
 #   scripts/deps.sh browser  Chromium, and Node.js with npm when there is no
 #                            node, for make test-browser (part of make test)
 #   scripts/deps.sh compose  podman and friends for make test-compose
@@ -16,7 +19,7 @@
 #                            and make test-cluster
 #   scripts/deps.sh bench    wrk, gnuplot and jq for make bench, Go, and the
 #                            modules of scripts/bench/rest-rate (vegeta)
-#   scripts/deps.sh all      server + gateway + test
+#   scripts/deps.sh all      server + gateway + test + fuzz
 set -euo pipefail
 
 server_pkgs=(build-essential grpc-proto golang-github-gogo-googleapis-dev cmake ninja-build ccache pkg-config
@@ -30,6 +33,10 @@ gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
 # PostgreSQL's server binaries: the tests start their own (scripts/test-postgres.sh);
 # so do the cluster tests with Redis and HAProxy (make test-cluster).
 test_pkgs=(python3 python3-venv curl docker-compose postgresql redis-server haproxy)
+# The C++ fuzz targets (tests/fuzz/, build/fuzz): Debian's clang, and
+# libclang-rt-dev for libFuzzer and the sanitizers' runtimes (not pulled in
+# by clang without its recommends).
+fuzz_pkgs=(clang libclang-rt-dev)
 # make test-browser: playwright-core (from the npm registry, tests/browser)
 # drives Debian's Chromium. Node.js and npm come from Debian only when the
 # machine has no node of its own (the pinned playwright-core needs node >= 20: see want_node).
@@ -149,6 +156,7 @@ case "${1:-all}" in
   runtime) apt_install "${runtime_pkgs[@]}" ;;
   gateway) apt_install "${gateway_pkgs[@]}"; want_go ;;
   test) apt_install "${test_pkgs[@]}" ;;
+  fuzz) apt_install "${fuzz_pkgs[@]}" ;;
   browser)
     apt_install "${browser_pkgs[@]}"
     want_node
@@ -156,6 +164,6 @@ case "${1:-all}" in
   compose) apt_install "${compose_pkgs[@]}" ;;
   cluster) apt_install "${cluster_pkgs[@]}" ;;
   bench) apt_install "${bench_pkgs[@]}"; want_bench_go_modules ;;
-  all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}"; want_go ;;
-  *) echo "usage: $0 server|runtime|gateway|test|browser|compose|cluster|bench|all" >&2; exit 2 ;;
+  all) apt_install "${server_pkgs[@]}" "${gateway_pkgs[@]}" "${test_pkgs[@]}" "${fuzz_pkgs[@]}"; want_go ;;
+  *) echo "usage: $0 server|runtime|gateway|test|fuzz|browser|compose|cluster|bench|all" >&2; exit 2 ;;
 esac

@@ -153,11 +153,9 @@ class PollCall final : public grpc::ServerUnaryReactor {
   class Waiter final : public ChannelReader,
                        public std::enable_shared_from_this<Waiter> {
    public:
-    Waiter(PollCall* call, grpc::CallbackServerContext* context,
-           Consume consume, std::shared_ptr<Channel> channel, chat::Hub* hub,
-           Scheduler* scheduler, size_t max_events)
+    Waiter(PollCall* call, Consume consume, std::shared_ptr<Channel> channel,
+           chat::Hub* hub, Scheduler* scheduler, size_t max_events)
         : call_(call),
-          context_(context),
           consume_(std::move(consume)),
           channel_(std::move(channel)),
           hub_(hub),
@@ -247,7 +245,6 @@ class PollCall final : public grpc::ServerUnaryReactor {
 
     Mutex mu_;
     PollCall* call_ ABSL_GUARDED_BY(mu_);  // null once the call is finished
-    grpc::CallbackServerContext* const context_;
     Consume consume_ ABSL_GUARDED_BY(mu_);
     // Set before Start; run by the one thread that finishes the call.
     absl::AnyInvocable<void()> on_finish_;
@@ -329,11 +326,9 @@ class StreamCall final
   class Pump final : public ChannelReader,
                      public std::enable_shared_from_this<Pump> {
    public:
-    Pump(StreamCall* call, grpc::CallbackServerContext* context,
-         std::shared_ptr<Channel> channel, chat::Hub* hub, size_t max_batch,
-         WorkerPool* reads)
+    Pump(StreamCall* call, std::shared_ptr<Channel> channel, chat::Hub* hub,
+         size_t max_batch, WorkerPool* reads)
         : call_(call),
-          context_(context),
           channel_(std::move(channel)),
           hub_(hub),
           max_batch_(max_batch),
@@ -621,7 +616,6 @@ class StreamCall final
 
     Mutex mu_;
     StreamCall* call_ ABSL_GUARDED_BY(mu_);  // null once Finish is due
-    grpc::CallbackServerContext* const context_;
     const std::shared_ptr<Channel> channel_;
     chat::Hub* const hub_;
     const size_t max_batch_;
@@ -799,7 +793,7 @@ grpc::ServerUnaryReactor* ChatService::Receive(
   auto* call = new PollCall();
   deps_.hub->OpenSession(
       request->id(),
-      [call, context, response, hub = deps_.hub, scheduler = deps_.scheduler,
+      [call, response, hub = deps_.hub, scheduler = deps_.scheduler,
        max_events, timeout = *timeout](
           absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) {
         if (!lease.ok()) {
@@ -807,7 +801,7 @@ grpc::ServerUnaryReactor* ChatService::Receive(
           return;
         }
         auto waiter = std::make_shared<PollCall::Waiter>(
-            call, context,
+            call,
             [response](const std::vector<EventPtr>& events) {
               for (const EventPtr& event : events) {
                 ToProto(*event, response->add_events());
@@ -892,7 +886,7 @@ grpc::ServerUnaryReactor* ChatService::Poll(
     }
     response->set_next_after_sequence(after);
     auto waiter = std::make_shared<PollCall::Waiter>(
-        call, context,
+        call,
         [response, next = after](const std::vector<EventPtr>& events) mutable {
           // Log entries only, in order, up to the first one missing (a gap
           // the next poll reads from history).
@@ -964,8 +958,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
     if (!slot.ok()) return refuse(slot.status());
     deps_.hub->OpenSession(
         request->id(),
-        [call, context, hub = deps_.hub,
-         max_batch = deps_.read.stream_max_batch, reads = deps_.reads,
+        [call, hub = deps_.hub, max_batch = deps_.read.stream_max_batch,
+         reads = deps_.reads,
          slot = *std::move(slot)](
             absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) mutable {
           if (!lease.ok()) {
@@ -973,7 +967,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
             return;
           }
           auto pump = std::make_shared<StreamCall::Pump>(
-              call, context, (*lease)->channel(), hub, max_batch, reads);
+              call, (*lease)->channel(), hub, max_batch, reads);
           pump->set_on_taken([lease = *lease](uint64_t last) {
             lease->Consumed(last, [] {});
           });
@@ -1009,7 +1003,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
         if (!subscription.ok()) return call->FinishWith(subscription.status());
 
         auto pump = std::make_shared<StreamCall::Pump>(
-            call, context, subscription->channel, deps_.hub,
+            call, subscription->channel, deps_.hub,
             deps_.read.stream_max_batch, deps_.reads);
         if (request.has_after_sequence()) {
           pump->set_replay(StreamCall::Replay{deps_.store, log,

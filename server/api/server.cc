@@ -74,7 +74,7 @@ void SchedulePruneKeys(Scheduler* scheduler, store::Store* store,
                        absl::Duration ttl) {
   const absl::Duration every = std::clamp(ttl / 10, absl::Seconds(1),
                                           absl::Hours(1));
-  scheduler->Schedule(absl::Now() + every, [scheduler, store, ttl, every] {
+  scheduler->Schedule(absl::Now() + every, [scheduler, store, ttl] {
     store->Submit(store::PruneIdempotencyKeys{absl::Now() - ttl},
                   [](absl::StatusOr<int64_t> pruned) {
                     if (!pruned.ok()) {

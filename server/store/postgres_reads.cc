@@ -16,6 +16,7 @@
 #include "server/common/errors.h"
 #include "server/common/log.h"
 #include "server/model/ids.h"
+#include "server/store/event_row.h"
 #include "server/store/postgres_connection.h"
 #include "server/store/postgres_sql.h"
 #include "server/store/paging.h"
@@ -97,33 +98,32 @@ absl::StatusOr<std::vector<model::EventPtr>> ReadEvents(Connection& c,
   events.reserve(static_cast<size_t>(r.rows()));
   absl::flat_hash_map<std::string, model::Event*> edited;
   for (int row = 0; row < r.rows(); ++row) {
-    auto event = std::make_shared<model::Event>();
-    const std::optional<model::EventKind> kind = KindFromCode(r.Int(row, 2));
-    if (!kind.has_value()) {
-      return StoreFailed(absl::StrCat("unknown event kind ", r.Int(row, 2)));
+    EventRow fields;
+    fields.log = r.Text(row, 0);
+    fields.sequence = r.Int(row, 1);
+    fields.kind = r.Int(row, 2);
+    fields.id = r.Text(row, 3);
+    fields.room_id = r.Text(row, 4);
+    fields.room = r.Text(row, 5);
+    fields.sender = r.Text(row, 6);
+    fields.sender_id = r.Text(row, 7);
+    fields.recipient_id = r.Text(row, 8);
+    fields.recipient = r.Text(row, 9);
+    fields.text = r.Text(row, 10);
+    fields.time = r.Time(row, 11);
+    fields.target_id = r.Text(row, 12);
+    fields.target_sequence = r.Int(row, 13);
+    fields.purge_through = r.Int(row, 14);
+    fields.update_time = r.Time(row, 15);
+    fields.deleted = r.Bool(row, 16);
+    absl::StatusOr<std::shared_ptr<model::Event>> event =
+        DecodeEventRow(std::move(fields));
+    if (!event.ok()) return event.status();
+    if ((*event)->kind == model::EventKind::kMessage &&
+        (*event)->update_time != absl::InfinitePast()) {
+      edited.emplace((*event)->id, event->get());
     }
-    event->kind = *kind;
-    event->log = r.Text(row, 0);
-    event->sequence = r.Uint(row, 1);
-    event->id = r.Text(row, 3);
-    event->room_id = r.Text(row, 4);
-    event->room = r.Text(row, 5);
-    event->sender = r.Text(row, 6);
-    event->sender_id = r.Text(row, 7);
-    event->recipient_id = r.Text(row, 8);
-    event->recipient = r.Text(row, 9);
-    event->text = r.Text(row, 10);
-    event->time = r.Time(row, 11);
-    event->target_id = r.Text(row, 12);
-    event->target_sequence = r.Uint(row, 13);
-    event->purge_through = r.Uint(row, 14);
-    event->update_time = r.Time(row, 15);
-    event->deleted = r.Bool(row, 16);
-    if (event->kind == model::EventKind::kMessage &&
-        event->update_time != absl::InfinitePast()) {
-      edited.emplace(event->id, event.get());
-    }
-    events.push_back(std::move(event));
+    events.push_back(*std::move(event));
   }
   if (!edited.empty()) {
     std::vector<std::string> ids;

@@ -13,6 +13,7 @@
 #include "absl/time/clock.h"
 #include "server/model/ids.h"
 #include "server/store/errors.h"
+#include "server/store/event_row.h"
 #include "server/store/paging.h"
 #include "server/store/sqlite_internal.h"
 #include "server/store/sqlite_store.h"
@@ -94,29 +95,25 @@ Member ReadMember(const Stmt& s) {
 }
 
 absl::StatusOr<std::shared_ptr<model::Event>> ReadEvent(const Stmt& s) {
-  std::optional<model::EventKind> kind = KindFromCode(s.Int(2));
-  if (!kind.has_value()) {
-    return StoreFailed(absl::StrCat("unknown event kind ", s.Int(2)));
-  }
-  auto event = std::make_shared<model::Event>();
-  event->kind = *kind;
-  event->log = s.Text(0);
-  event->sequence = static_cast<uint64_t>(s.Int(1));
-  event->id = s.Text(3);
-  event->room_id = s.Text(4);
-  event->room = s.Text(5);
-  event->sender = s.Text(6);
-  event->sender_id = s.Text(7);
-  event->recipient_id = s.Text(8);
-  event->recipient = s.Text(9);
-  event->text = s.Text(10);
-  event->time = s.Time(11);
-  event->target_id = s.Text(12);
-  event->target_sequence = static_cast<uint64_t>(s.Int(13));
-  event->purge_through = static_cast<uint64_t>(s.Int(14));
-  event->update_time = s.Time(15);
-  event->deleted = s.Int(16) != 0;
-  return event;
+  EventRow row;
+  row.log = s.Text(0);
+  row.sequence = s.Int(1);
+  row.kind = s.Int(2);
+  row.id = s.Text(3);
+  row.room_id = s.Text(4);
+  row.room = s.Text(5);
+  row.sender = s.Text(6);
+  row.sender_id = s.Text(7);
+  row.recipient_id = s.Text(8);
+  row.recipient = s.Text(9);
+  row.text = s.Text(10);
+  row.time = s.Time(11);
+  row.target_id = s.Text(12);
+  row.target_sequence = s.Int(13);
+  row.purge_through = s.Int(14);
+  row.update_time = s.Time(15);
+  row.deleted = s.Int(16) != 0;
+  return DecodeEventRow(std::move(row));
 }
 
 // Reads every row of `stmt` (selecting PARLEY_EVENT_COLUMNS) and fills the
