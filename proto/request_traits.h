@@ -37,8 +37,7 @@ inline constexpr char kNotAMessage[] = "*";
 
 // Parses `buffer` into `msg`. When the parse fails, clears `msg`, records
 // as the marker the name of the string field that is not UTF-8, or
-// kNotAMessage, and returns OK. A marker field that the bytes themselves
-// hold is dropped: only a failed parse leaves one.
+// kNotAMessage, and returns OK.
 grpc::Status DeserializeRequest(grpc::ByteBuffer* buffer,
                                 google::protobuf::Message* msg);
 
