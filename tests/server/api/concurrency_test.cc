@@ -1,6 +1,7 @@
 // Hundreds of clients join, send and read at once over real gRPC; every
 // client must receive every message, in the same order.
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,7 +41,16 @@ TEST(ConcurrencyTest, EveryClientReceivesEveryMessageInTheSameOrder) {
   TestServer server(options);
   constexpr int kConnections = 8;
   std::vector<std::unique_ptr<v1::ChatService::Stub>> stubs;
-  for (int i = 0; i < kConnections; ++i) stubs.push_back(server.NewStub());
+  for (int i = 0; i < kConnections; ++i) {
+    // Connected before the clients start: the test is about fan-out, and
+    // 25 calls racing one channel's first connect fail together if that
+    // connect attempt does (CI saw it once).
+    auto channel = server.NewChannel();
+    ASSERT_TRUE(channel->WaitForConnected(
+        std::chrono::system_clock::now() + std::chrono::seconds(30)))
+        << "connection " << i;
+    stubs.push_back(v1::ChatService::NewStub(channel));
+  }
 
   Barrier joined(kClients);
   std::vector<std::vector<std::string>> seen(kClients);
