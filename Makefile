@@ -16,6 +16,9 @@ export GOTOOLCHAIN ?= auto
 export GOFLAGS ?= -mod=mod
 # Paths under the checkout count as relative, so clones share ccache hits.
 export CCACHE_BASEDIR := $(ROOT)
+# ...and the working directory stays out of the hash (it is in -g's
+# output otherwise), so a second worktree builds from the same cache.
+export CCACHE_NOHASHDIR := 1
 
 PARLEY_GRPC_PORT ?= 50051
 PARLEY_HTTP_PORT ?= 8080
