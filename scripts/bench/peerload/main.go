@@ -1,4 +1,4 @@
-// peerload is the peers benchmark's load generator (docs/bench/peers.md,
+// peerload is the peers benchmark's load generator (docs/benchmarks.md, section 9;
 // scripts/bench/peers.sh): one program, one run shape, against Parley
 // (WebSocket and SSE through the gateway, gRPC), Centrifugo v6 (WebSocket)
 // and the naive gRPC fan-out server (scripts/bench/naive).
@@ -197,12 +197,20 @@ func run(cfg *config, sys system) (map[string]any, error) {
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	result := map[string]any{
-		"scenario": "peers", "mode": cfg.mode, "subscribers": cfg.subscribers,
-		"room_size": cfg.roomSize, "rooms": cfg.rooms(), "users": cfg.users,
-		"publishers": cfg.publishers, "offered_msgs_per_s": cfg.rate, "msg_bytes": cfg.msgBytes,
+		"scenario":                 "peers",
+		"mode":                     cfg.mode,
+		"subscribers":              cfg.subscribers,
+		"room_size":                cfg.roomSize,
+		"rooms":                    cfg.rooms(),
+		"users":                    cfg.users,
+		"publishers":               cfg.publishers,
+		"offered_msgs_per_s":       cfg.rate,
 		"offered_deliveries_per_s": cfg.rate * float64(cfg.roomSize),
-		"warmup_s": cfg.warmup.Seconds(), "duration_s": cfg.duration.Seconds(),
-		"server_processes": len(cfg.pids), "time": time.Now().UTC().Format(time.RFC3339),
+		"msg_bytes":                cfg.msgBytes,
+		"warmup_s":                 cfg.warmup.Seconds(),
+		"duration_s":               cfg.duration.Seconds(),
+		"server_processes":         len(cfg.pids),
+		"time":                     time.Now().UTC().Format(time.RFC3339),
 	}
 	for k, v := range cfg.tags {
 		result[k] = v
