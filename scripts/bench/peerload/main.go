@@ -151,7 +151,7 @@ func main() {
 	}
 	result, err := run(cfg, sys)
 	if result != nil {
-		result["command"] = strings.Join(os.Args, " ")
+		result["command"] = shellCommand(os.Args)
 		line, _ := json.Marshal(result)
 		fmt.Println(string(line))
 		if cfg.jsonOut != "" {
@@ -171,6 +171,27 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "peerload: (not strict)", err)
 	}
+}
+
+// shellCommand is args as a shell would take them back: each argument
+// with anything but safe characters in single quotes.
+func shellCommand(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		safe := a != ""
+		for _, r := range a {
+			if !strings.ContainsRune("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_=.,:/@%+", r) {
+				safe = false
+				break
+			}
+		}
+		if safe {
+			quoted[i] = a
+		} else {
+			quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(quoted, " ")
 }
 
 func die(err error) {
