@@ -67,6 +67,7 @@ $(CENTRIFUGO_BIN):
 bench-smoke: cluster-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh smoke
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/cluster.sh smoke
+	cd $(PEERLOAD_DIR) && $(GO) vet ./... && $(GO) test -count=1 ./...
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/peers.sh smoke
 
 bench-peers: bench-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN) $(CENTRIFUGO_BIN)
