@@ -24,6 +24,7 @@ type centrifugo struct {
 	cfg         *config
 	channels    []string
 	publishHTTP *http.Client
+	streamHTTP  streamClients
 }
 
 func (c *centrifugo) setup(context.Context) error {
@@ -34,6 +35,7 @@ func (c *centrifugo) setup(context.Context) error {
 	for i := range c.channels {
 		c.channels[i] = fmt.Sprintf("%s-r%d", c.cfg.prefix, i)
 	}
+	c.streamHTTP = newStreamClients(c.cfg.sourceAddrs)
 	c.publishHTTP = &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: c.cfg.maxInflight, DisableCompression: true},
 		Timeout:   c.cfg.publishTimeout,
@@ -96,7 +98,7 @@ func (c *centrifugo) subscribe(ctx context.Context, i, room int, rec *recorder, 
 		return err
 	}
 	u := strings.Replace(c.cfg.httpBase, "http", "ws", 1) + "/connection/websocket"
-	conn, _, err := websocket.Dial(ctx, u, nil)
+	conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPClient: c.streamHTTP.pick(i)})
 	if err != nil {
 		return err
 	}

@@ -63,6 +63,7 @@ type config struct {
 	tags             map[string]string
 	jsonOut          string
 	strict           bool
+	sourceAddrs      int
 }
 
 func (c *config) rooms() int { return (c.subscribers + c.roomSize - 1) / c.roomSize }
@@ -105,6 +106,7 @@ func main() {
 	flag.StringVar(&cfg.prefix, "prefix", "", "prefix of user and room names (default: random)")
 	flag.StringVar(&tags, "tags", "", "k=v,... added to the JSON line")
 	flag.StringVar(&cfg.jsonOut, "json_out", "", "append the JSON line to this file")
+	flag.IntVar(&cfg.sourceAddrs, "source_addrs", 8, "WebSocket and SSE connections come from this many loopback addresses, 127.0.0.2 on (0: the kernel's choice)")
 	flag.BoolVar(&cfg.strict, "strict", true, "exit 1 on errors during the run (false: only when there is no result)")
 	flag.Parse()
 
@@ -132,6 +134,10 @@ func main() {
 	}
 	if cfg.subscribers%cfg.roomSize != 0 {
 		die(errors.New("--subscribers must be a multiple of --room_size"))
+	}
+
+	if err := checkSourceAddrs(cfg.sourceAddrs); err != nil {
+		die(err)
 	}
 
 	var sys system

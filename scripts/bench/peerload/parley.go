@@ -65,7 +65,7 @@ type parley struct {
 	userTokens   []string
 	publishToken []string
 	rooms        []string
-	streamHTTP   *http.Client // SSE: a connection per stream
+	streamHTTP   streamClients
 	publishHTTP  *http.Client
 }
 
@@ -99,7 +99,7 @@ func (p *parley) setup(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create rooms: %w", err)
 	}
-	p.streamHTTP = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+	p.streamHTTP = newStreamClients(cfg.sourceAddrs)
 	p.publishHTTP = &http.Client{
 		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.maxInflight, DisableCompression: true},
 		Timeout:   cfg.publishTimeout,
@@ -135,7 +135,7 @@ func (p *parley) subscribe(ctx context.Context, i, room int, rec *recorder, fail
 		h := http.Header{}
 		h.Set("Authorization", "Bearer "+token)
 		// The upgrade completes once the subscription is in place.
-		conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h})
+		conn, _, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: h, HTTPClient: p.streamHTTP.pick(i)})
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (p *parley) subscribe(ctx context.Context, i, room int, rec *recorder, fail
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Accept", "text/event-stream")
 		// The status comes once the stream is in place.
-		resp, err := p.streamHTTP.Do(req)
+		resp, err := p.streamHTTP.pick(i).Do(req)
 		if err != nil {
 			return err
 		}
