@@ -12,6 +12,7 @@
 #include "server/common/errors.h"
 #include "server/common/log.h"
 #include "server/model/ids.h"
+#include "server/store/memory_only.h"
 
 namespace parley::api {
 namespace {
@@ -125,30 +126,50 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::PostMessageRequest* request,
     parley::v1::Event* response) {
-  return RunOn(
-      deps_.reads, context,
-      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+  struct Checked {
+    RoomCall call;
+    model::IdempotencyKey key;
+  };
+  return CheckThenAct<Checked>(
+      deps_, context,
+      [this, context, request]() -> absl::StatusOr<Checked> {
         absl::StatusOr<RoomCall> call =
             ReadableRoom(deps_, context, *request, false);
-        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        if (!call.ok()) return call.status();
         if (absl::Status s = chat::ValidateMessageText(
                 request->text(), deps_.hub->options().max_message_bytes,
                 "text");
             !s.ok()) {
-          return FinishWith(reactor, context, s);
+          return s;
         }
         absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
             context, request->idempotency_key(),
             deps_.hub->options().max_id_bytes,
             [&] { return SenderScope(call->who); }, call->view.room.id,
             request->text());
-        if (!key.ok()) return FinishWith(reactor, context, key.status());
-        auto event =
-            RoomEvent(model::EventKind::kMessage, call->view.room, call->who);
+        if (!key.ok()) return key.status();
+        // A keyed send looks for an earlier one in the store.
+        if (!key->key.empty()) {
+          if (absl::Status s = store::MemoryOnlyScope::Refuse(); !s.ok()) {
+            return s;
+          }
+        }
+        // The room's log state, read from the store on its first use.
+        if (absl::StatusOr<uint64_t> last =
+                deps_.hub->LastDelivered(call->view.room.id);
+            !last.ok()) {
+          return last.status();
+        }
+        return Checked{*std::move(call), *std::move(key)};
+      },
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor,
+                                         Checked checked) {
+        auto event = RoomEvent(model::EventKind::kMessage, checked.call.view.room,
+                               checked.call.who);
         event->text = request->text();
-        event->idempotency = *std::move(key);
+        event->idempotency = std::move(checked.key);
         PublishOnce(
-            deps_, SenderScope(call->who), std::move(event),
+            deps_, SenderScope(checked.call.who), std::move(event),
             [reactor, context, response](absl::StatusOr<EventPtr> event) {
               if (event.ok()) {
                 ToProto(**event, response);

@@ -286,6 +286,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.scheduler = server->scheduler_.get();
   deps.hashing = server->hashing_.get();
   deps.reads = server->reads_.get();
+  deps.store_cached = cache != nullptr;
   deps.read = options.read;
   absl::StatusOr<AddressSet> proxies = AddressSet::Parse(options.trusted_proxies);
   if (!proxies.ok()) {
