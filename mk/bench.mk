@@ -22,6 +22,10 @@
 #                      build/tools/bin, builds the naive server and peerload,
 #                      runs A B A B rate sweeps per shape and pair, then the
 #                      report. BENCH_PEERS_SHAPES="2000" runs only that shape.
+#   make bench-profile where a durable send's server CPU goes: perf during
+#                      the closed loop of sends, and the floor, on one server
+#                      (scripts/bench/profile-durable.sh); writes
+#                      docs/bench/durable-profile.md
 #   make bench-report  regenerate docs/benchmarks.md and the plots only
 #   make bench-ndebug  the suite again with gRPC's libraries rebuilt with
 #                      -DNDEBUG (scripts/bench/grpc-ndebug.sh builds Debian's
@@ -44,7 +48,7 @@ CENTRIFUGO_VERSION := v6.9.1
 CENTRIFUGO_BIN := $(TOOLS)/centrifugo
 
 .PHONY: loadgen bench bench-ndebug bench-smoke bench-cluster bench-report bench-deps \
-	bench-peers peerload centrifugo
+	bench-peers peerload centrifugo bench-profile
 
 bench-deps:
 	@scripts/deps.sh bench
@@ -73,6 +77,9 @@ bench-smoke: cluster-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN)
 bench-peers: bench-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN) $(CENTRIFUGO_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/peers.sh full $(BENCH_PEERS_SHAPES); rc=$$?; \
 	  $(MAKE) bench-report && exit $$rc
+
+bench-profile: bench-deps loadgen
+	BENCH_DIR=$(BENCH_DIR) scripts/bench/profile-durable.sh
 
 bench: bench-deps loadgen $(GATEWAY_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh full $(BENCH_PARTS); rc=$$?; \
