@@ -504,7 +504,8 @@ def main():
           "**Everything runs on the same 2-core machine**: the server, the gateway and",
           "the load generator share the two cores, so client CPU competes with the",
           "server's; server CPU per delivery comes from `/proc/<pid>/stat` and is not",
-          "affected by that, but latency and saturation points are.",
+          "affected by that, but latency and saturation points are. A part not run",
+          "since keeps the section its last run generated.",
           ""]
 
     machines = [r for r in rows if r.get("scenario") == "machine"]
@@ -842,12 +843,56 @@ def main():
     md += cluster_section(rows)
     md += peers_section(rows)
 
+    out = os.path.join(docs, "benchmarks.md")
+    text = carry_over("\n".join(md).rstrip() + "\n", out)
     notes = os.path.join(bench_dir, "notes.md")  # hand-written findings
     if os.path.exists(notes):
         with open(notes) as f:
-            md += [f.read()]
-    with open(os.path.join(docs, "benchmarks.md"), "w") as f:
-        f.write("\n".join(md).rstrip() + "\n")
+            text += "\n" + f.read()
+    with open(out, "w") as f:
+        f.write(text.rstrip() + "\n")
+
+
+NOTES_HEADING = "## Targets and findings"
+
+
+def sections(text):
+    """The text before the first level-2 heading, and [heading, body] pairs."""
+    head, parts = [], []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            parts.append([line.rstrip("\n"), line])
+        elif parts:
+            parts[-1][1] += line
+        else:
+            head.append(line)
+    return "".join(head), parts
+
+
+def carry_over(new_text, old_path):
+    """`new_text` with the sections of the current report that it lacks (a
+    part not run since, whose rows are no longer in the results file) kept
+    where they were, so a run of some parts does not drop the others."""
+    if not os.path.exists(old_path):
+        return new_text
+    with open(old_path) as f:
+        _, old = sections(f.read())
+    head, new = sections(new_text)
+    have = {h for h, _ in new}
+    out = list(new)
+    for i, (heading, body) in enumerate(old):
+        if heading in have or heading.startswith(NOTES_HEADING):
+            continue
+        # After the nearest earlier old section that is in the output.
+        at = 0
+        for prev, _ in reversed(old[:i]):
+            found = [k for k, (h, _) in enumerate(out) if h == prev]
+            if found:
+                at = found[0] + 1
+                break
+        out.insert(at, [heading, body])
+        have.add(heading)
+    return head + "".join(body if body.endswith("\n") else body + "\n" for _, body in out)
 
 
 if __name__ == "__main__":
