@@ -222,6 +222,24 @@ TEST(BlockingWorkTest, SignInsThatHoldTheHashingPoolDelayNoOtherCall) {
   }
 }
 
+// Creates Ann's room `name` and posts `text` to it.
+void RoomWithAPost(const std::shared_ptr<grpc::Channel>& channel,
+                   const TestUser& ann, const std::string& name,
+                   const std::string& text, v1::Room* room, v1::Event* posted) {
+  auto rooms = v1::RoomService::NewStub(channel);
+  auto messages = v1::MessageService::NewStub(channel);
+  v1::CreateRoomRequest create;
+  create.set_name(name);
+  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
+                             ann.token, create, room)));
+  v1::PostMessageRequest post;
+  post.set_room(name);
+  post.set_text(text);
+  ASSERT_TRUE(
+      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
+                     ann.token, post, posted)));
+}
+
 // Every call that reads the store runs on the store-read pool; a full pool
 // turns the next one away at once, naming what is busy.
 TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
@@ -234,20 +252,11 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
   const TestUser ann = SignUp(server, "ann");
   auto channel = server.NewChannel();
   auto rooms = v1::RoomService::NewStub(channel);
-  auto messages = v1::MessageService::NewStub(channel);
   auto chat = v1::ChatService::NewStub(channel);
-  v1::CreateRoomRequest create;
-  create.set_name("busy");
   v1::Room room;
-  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
-                             ann.token, create, &room)));
-  v1::PostMessageRequest post;
-  post.set_room("busy");
-  post.set_text("hello");
   v1::Event posted;
-  ASSERT_TRUE(
-      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                     ann.token, post, &posted)));
+  ASSERT_NO_FATAL_FAILURE(
+      RoomWithAPost(channel, ann, "busy", "hello", &room, &posted));
 
   // A poll's history read holds the pool's one thread.
   gate->HoldLog(room.id());
@@ -311,18 +320,12 @@ TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
   auto rooms = v1::RoomService::NewStub(channel);
   auto messages = v1::MessageService::NewStub(channel);
   auto chat = v1::ChatService::NewStub(channel);
-  v1::CreateRoomRequest create;
-  create.set_name("quick");
   v1::Room room;
-  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
-                             ann.token, create, &room)));
+  v1::Event posted;
+  ASSERT_NO_FATAL_FAILURE(
+      RoomWithAPost(channel, ann, "quick", "first", &room, &posted));
   v1::PostMessageRequest post;
   post.set_room("quick");
-  post.set_text("first");
-  v1::Event posted;
-  ASSERT_TRUE(
-      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                     ann.token, post, &posted)));
   const uint64_t first_sequence = posted.sequence();
 
   // A poll's history read holds the worker.
