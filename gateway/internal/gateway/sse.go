@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"mime"
 	"net/http"
@@ -14,7 +15,6 @@ import (
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
-	"parley/gateway/internal/compat"
 )
 
 // Server-Sent Events on every Subscribe route, for a request that accepts
@@ -71,6 +71,10 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 		}
 		req.AfterSequence = &seq
 	}
+	if g.sharedStream(req) {
+		g.serveSSEShared(w, r, errCtx, req)
+		return
+	}
 	sub, err := g.subscribe(ctx, r, route, req)
 	if err != nil {
 		g.onError(errCtx, g.mux, g.marshaler, w, r, err)
@@ -102,6 +106,71 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 				return
 			}
 			if err := sse.events(write.events); err != nil {
+				return
+			}
+		case <-keepalive.C:
+			if err := sse.comment("keepalive"); err != nil {
+				return
+			}
+		case <-g.stopping:
+			sse.error(shuttingDown())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// serveSSEShared serves a room or inbox stream from the log's shared stream
+// (fanout.go): admitted by the server with the client's token (callCtx
+// carries it), then its history after its resume point, then its queue.
+func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest) {
+	ctx := r.Context()
+	c, err := g.fanout.join(ctx, callCtx, req, r.Header.Get("Authorization"))
+	if err != nil {
+		if ctx.Err() == nil {
+			g.onError(callCtx, g.mux, g.marshaler, w, r, err)
+		}
+		return
+	}
+	defer g.fanout.leave(c)
+
+	sse := &sseWriter{w: w, rc: http.NewResponseController(w), retry: g.cfg.sseRetry}
+	var cursor clientCursor
+	if req.AfterSequence != nil {
+		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
+		at, err := g.fanout.history(callCtx, req, c, cursor.at, sse.events)
+		if err != nil {
+			if ctx.Err() == nil {
+				sse.error(apierror.FromError(err))
+			}
+			return
+		}
+		cursor.at = max(cursor.at, at)
+	}
+	if err := sse.flush(); err != nil { // the 200 and the retry delay, now
+		return
+	}
+	keepalive := time.NewTicker(g.cfg.sseKeepalive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-c.ready:
+			entries, end := c.take()
+			if len(entries) > 0 {
+				for _, entry := range entries {
+					if e := entry.materialize(); cursor.fresh(e.event) {
+						sse.buf.Write(e.sse)
+					}
+				}
+				if sse.flush() != nil {
+					return
+				}
+			}
+			if end != nil {
+				if !isCleanEnd(end) && ctx.Err() == nil {
+					sse.error(apierror.FromError(end))
+				}
 				return
 			}
 		case <-keepalive.C:
@@ -155,13 +224,7 @@ func (s *sseWriter) flush() error {
 func (s *sseWriter) events(events []*parleyv1.Event) error {
 	s.start()
 	for _, e := range events {
-		if hasCursor(e) {
-			s.buf.WriteString("id: " + strconv.FormatUint(e.GetSequence(), 10) + "\n")
-		}
-		s.buf.WriteString("event: " + compat.EventName(e.GetKind()) + "\n")
-		s.buf.WriteString("data: ")
-		s.buf.Write(encodedEvents.marshal(e))
-		s.buf.WriteString("\n\n")
+		s.buf.Write(appendSSEMessage(s.buf.AvailableBuffer(), e, encodedEvents.marshal(e)))
 	}
 	return s.flush()
 }

@@ -94,13 +94,26 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 		// posted after the client sees the socket open reaches it. Without
 		// a subscription, once the session has opened.
 		var (
-			first streamWrite
-			sub   *subscription
+			first  streamWrite
+			sub    *subscription
+			shared *fanoutClient
 		)
 		session, req, err := api.Open(ctx, s, params, after)
+		_, ownFrames := api.(parleySocket)
 		switch {
 		case err != nil:
 			first.err = err
+		case ownFrames && g.sharedStream(req):
+			// Parley's own frames come from the log's shared stream
+			// (fanout.go); the reproduced APIs' sockets keep their own.
+			if shared, err = g.fanout.join(ctx, s.callCtx, req, s.r.Header.Get("Authorization")); err != nil {
+				if ctx.Err() != nil {
+					return
+				}
+				first.err = err
+				break
+			}
+			defer g.fanout.leave(shared)
 		case req != nil:
 			if sub, err = g.subscribe(ctx, s.r, s.route, req); err != nil {
 				first.err = err
@@ -137,6 +150,10 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 		defer conn.CloseNow()
 		conn.SetReadLimit(maxFrameBytes)
 		s.conn = conn
+		if shared != nil {
+			s.runShared(ctx, shared, req)
+			return
+		}
 		s.run(ctx, sub, first)
 	}
 }
@@ -402,6 +419,73 @@ func (s *socket) run(ctx context.Context, sub *subscription, first streamWrite) 
 			return
 		}
 	}
+}
+
+// runShared streams a client of a shared log (fanout.go): its history
+// after its resume point, read with its own token, then its queue, whose
+// events carry their frame already encoded; until the log's stream, the
+// client or the gateway ends it.
+func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.SubscribeRequest) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer cancel()
+		s.readLoop(ctx)
+	}()
+	go func() {
+		defer cancel()
+		s.pingLoop(ctx)
+	}()
+	var cursor clientCursor
+	if req.AfterSequence != nil {
+		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
+		at, err := s.g.fanout.history(s.CallContext(), req, c, cursor.at, func(events []*parleyv1.Event) error {
+			return s.deliverEvents(ctx, events)
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.closeWithError(ctx, apierror.FromError(err))
+			}
+			return
+		}
+		cursor.at = max(cursor.at, at)
+	}
+	for {
+		select {
+		case <-c.ready:
+			entries, end := c.take()
+			for _, entry := range entries {
+				e := entry.materialize()
+				if !cursor.fresh(e.event) {
+					continue
+				}
+				if err := s.conn.Write(ctx, websocket.MessageText, e.socket); err != nil {
+					return
+				}
+			}
+			if end != nil {
+				s.deliver(ctx, streamWrite{err: end})
+				return
+			}
+		case <-s.g.stopping:
+			s.closeWithError(ctx, shuttingDown())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// deliverEvents writes events in the session's frames.
+func (s *socket) deliverEvents(ctx context.Context, events []*parleyv1.Event) error {
+	for _, e := range events {
+		if f := s.session.EventFrame(e); f != nil {
+			if err := s.Write(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // deliver writes one write of the stream, or closes the socket as the
