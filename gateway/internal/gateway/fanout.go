@@ -526,17 +526,19 @@ func (l *sharedLog) receive(stream parleyedge.EdgeService_FollowClient, answered
 func (l *sharedLog) deliver(resp *parleyedge.FollowResponse) {
 	var events []*sharedEvent
 	l.mu.Lock()
-	if p := resp.GetPosition(); p > l.cursor || !l.cursorKnown {
-		l.cursor, l.cursorKnown = max(l.cursor, p), true
-	}
 	for _, e := range resp.GetEvents() {
 		if _, last, stored := sequenceRange(e); stored {
-			if last <= l.cursor {
+			if l.cursorKnown && last <= l.cursor {
 				continue // sent before the stream was reopened
 			}
-			l.cursor = last
+			l.cursor, l.cursorKnown = last, true
 		}
 		events = append(events, newSharedEvent(e))
+	}
+	// The position covers the response's events (history replayed on a
+	// reopening comes with it): applied after them.
+	if p := resp.GetPosition(); p > l.cursor || !l.cursorKnown {
+		l.cursor, l.cursorKnown = max(l.cursor, p), true
 	}
 	clients := make([]*fanoutClient, 0, len(l.clients))
 	for _, c := range l.clients {

@@ -247,9 +247,18 @@ func TestFanoutReopenedStreamRepeatsNothing(t *testing.T) {
 		t.Errorf("got %v, want 4 5 6 once each", seqs)
 	}
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if start := l.newLinkLocked().backlog[0].GetStart(); start.GetAfterSequence() != 6 || start.AfterSequence == nil {
 		t.Errorf("a reopening starts after %v, want 6", start.AfterSequence)
+	}
+	l.mu.Unlock()
+	// Reopened after 6 on a server that replays what was committed
+	// meanwhile, with its position, in its first response.
+	replay := stored(7, 8)
+	replay.Position = 8
+	l.deliver(replay)
+	entries, _ = c.take()
+	if seqs := sequencesOf(written(entries)); len(seqs) != 2 || seqs[0] != 7 || seqs[1] != 8 {
+		t.Errorf("replayed history: got %v, want 7 8", seqs)
 	}
 }
 
