@@ -83,8 +83,9 @@ class FollowCore final : public std::enable_shared_from_this<FollowCore> {
   void HandleStart(const FollowStart& start);
   void HandleAttach(const FollowAttach& attach);
   void HandleDetach(uint64_t client);
-  // Releases what `registration` holds on the hub.
-  void Release(const Registration& registration);
+  // Releases what `registration` holds on the hub; `counted`: it was
+  // counted among the open streams.
+  void Release(const Registration& registration, bool counted = true);
   // Writes what is pending (first taking the log's channel), or finishes.
   void Pump();
   // The request handled: read the next one, unless the stream is ending.
@@ -324,7 +325,6 @@ void FollowCore::HandleStart(const FollowStart& start) {
     log_subscription_ = *subscription;
     log_reader_ = reader;
     resumed_after_ = std::max(after, subscription->live_after);
-    metrics::StreamStarted();
     first_write_ = true;
     pending_.set_position(resumed_after_);
     for (const EventPtr& event : history) {
@@ -391,7 +391,10 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
     }
   }
   if (replaced.has_value()) Release(*replaced);
-  if (!kept) return Release(registration);
+  if (!kept) return Release(registration, /*counted=*/false);
+  // The server's open streams count the gateway's clients, each of which
+  // reads this server's events as its own stream would (GetStats).
+  metrics::StreamStarted();
   subscription->channel->Attach(registration.reader);
   // Closed between the subscription and the attach: nobody was woken.
   OnClientReadable(client);
@@ -410,7 +413,8 @@ void FollowCore::HandleDetach(uint64_t client) {
   Release(*gone);
 }
 
-void FollowCore::Release(const Registration& registration) {
+void FollowCore::Release(const Registration& registration, bool counted) {
+  if (counted) metrics::StreamEnded();
   deps_.hub->Unsubscribe(registration.subscription);
   registration.subscription.channel->Detach(registration.reader.get(),
                                             deps_.hub->clock()->Now());
@@ -512,11 +516,9 @@ void FollowCore::Finish(FollowCall* call) {
   std::optional<chat::Subscription> log_subscription;
   std::shared_ptr<ChannelReader> log_reader;
   absl::flat_hash_map<uint64_t, Registration> clients;
-  bool started;
   {
     MutexLock lock(&mu_);
     status = final_status_;
-    started = started_;
     log_subscription.swap(log_subscription_);
     log_reader.swap(log_reader_);
     clients.swap(clients_);
@@ -527,7 +529,6 @@ void FollowCore::Finish(FollowCall* call) {
     log_subscription->channel->Detach(log_reader.get(),
                                       deps_.hub->clock()->Now());
   }
-  if (started) metrics::StreamEnded();
   call->FinishWith(status);
 }
 
