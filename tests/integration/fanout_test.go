@@ -1,10 +1,14 @@
 package integration
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // Fan-out at the edge (docs/fanout.md): the stacks' gateways run with
@@ -108,4 +112,124 @@ func TestPerClientStreamsWithoutFanout(t *testing.T) {
 		}
 	}
 	s.waitStreamCounts(t, 3, 0)
+}
+
+// endingClient is an SSE or WebSocket client whose end a test waits for.
+type endingClient interface {
+	end(t *testing.T) string // the gRPC code of the error that ended it
+}
+
+type sseEnding struct{ st *sseStream }
+
+func (c sseEnding) end(t *testing.T) string {
+	t.Helper()
+	for {
+		select {
+		case m, ok := <-c.st.msgs:
+			if !ok {
+				t.Fatal("SSE stream ended without an error event")
+			}
+			if m.event != "error" {
+				continue
+			}
+			var body struct {
+				Error struct {
+					GRPCCode string `json:"grpc_code"`
+				} `json:"error"`
+			}
+			if err := json.Unmarshal([]byte(m.data), &body); err != nil {
+				t.Fatalf("error event %q: %v", m.data, err)
+			}
+			return body.Error.GRPCCode
+		case <-time.After(10 * time.Second):
+			t.Fatal("SSE stream still open 10s later")
+		}
+	}
+}
+
+type wsEnding struct{ c *wsConn }
+
+func (c wsEnding) end(t *testing.T) string {
+	t.Helper()
+	ce := c.c.closeError(t)
+	return map[websocket.StatusCode]string{4401: "UNAUTHENTICATED", 4403: "PERMISSION_DENIED", 4404: "NOT_FOUND"}[ce.Code] +
+		"/" + ce.Reason
+}
+
+// The revocations of TestRoomStreamsEndWhenAccessEnds (and a sign-out), on
+// clients of shared log streams: each ends, within a second, with the
+// status its own stream would have; the others on the same log go on.
+func TestFanoutStreamsEndWhenAccessEnds(t *testing.T) {
+	for _, transport := range []string{"SSE", "WebSocket"} {
+		t.Run(transport, func(t *testing.T) {
+			s := startStack(t)
+			owner := s.signUp(t, "owner")
+			bob := s.signUp(t, "bob")
+			open := func(target, token string) endingClient {
+				t.Helper()
+				if transport == "SSE" {
+					st := s.openSSE(t, target+":subscribe", token)
+					if code, _ := st.waitStatus(t); code != 200 {
+						t.Fatalf("%s: status %d", target, code)
+					}
+					return sseEnding{st}
+				}
+				return wsEnding{s.mustDialWS(t, target+":ws", bearer(token))}
+			}
+			within := func(what string, c endingClient, want string, since time.Time) {
+				t.Helper()
+				got := c.end(t)
+				if !strings.HasPrefix(got, want) {
+					t.Errorf("%s: ended with %q, want %s", what, got, want)
+				}
+				if d := time.Since(since); d > time.Second {
+					t.Errorf("%s: ended %v after the change, want within 1s", what, d)
+				}
+			}
+
+			room := s.createRoom(t, owner.token, "closing", "VISIBILITY_PRIVATE", "closing-pw")
+			mustStatus(t, s.req(t, http.MethodPost, "/v1/rooms/"+room.ID+"/members", owner.token, map[string]string{"user": "bob"}), 200, nil)
+			bobs := open("/v1/rooms/"+room.ID, bob.token)
+			owners := open("/v1/rooms/"+room.ID, owner.token)
+			watcher := s.openSSE(t, "/v1/rooms/"+room.ID+":subscribe", owner.token)
+			if code, _ := watcher.waitStatus(t); code != 200 {
+				t.Fatalf("status %d", code)
+			}
+			at := time.Now()
+			mustStatus(t, s.req(t, http.MethodDelete, "/v1/rooms/"+room.ID+"/members/bob", owner.token, nil), 200, nil)
+			within("removed member", bobs, "PERMISSION_DENIED", at)
+			// The owner's clients of the same shared stream go on.
+			m := s.post(t, owner.token, room.ID, "still here")
+			watcher.collect(t, func(evs []sseEvent) bool {
+				return slices.ContainsFunc(evs, func(e sseEvent) bool { return e.ev.ID == m.ID })
+			})
+			at = time.Now()
+			mustStatus(t, s.req(t, http.MethodDelete, "/v1/rooms/"+room.ID, owner.token, nil), 200, nil)
+			within("deleted room", owners, "NOT_FOUND", at)
+
+			// A public room turned private: the non-member's stream ends.
+			turning := s.createRoom(t, owner.token, "turning", "", "")
+			carol := s.signUp(t, "carol")
+			carols := open("/v1/rooms/"+turning.ID, carol.token)
+			at = time.Now()
+			mustStatus(t, s.req(t, http.MethodPatch, "/v1/rooms/"+turning.ID, owner.token,
+				map[string]string{"visibility": "VISIBILITY_PRIVATE", "password": "turning-pw"}), 200, nil)
+			within("room turned private", carols, "PERMISSION_DENIED", at)
+
+			// A sign-out ends the token's streams; a deleted user's end too.
+			erin := s.signUp(t, "erin")
+			public := s.createRoom(t, owner.token, "public", "", "")
+			erins := open("/v1/rooms/"+public.ID, erin.token)
+			erinsInbox := open("/v1/direct-messages", erin.token)
+			at = time.Now()
+			mustStatus(t, s.req(t, http.MethodPost, "/v1/auth/sign-out", erin.token, map[string]any{}), 200, nil)
+			within("signed out (inbox)", erinsInbox, "UNAUTHENTICATED", at)
+			within("signed out (room)", erins, "UNAUTHENTICATED", at)
+			dave := s.signUp(t, "dave")
+			daves := open("/v1/direct-messages", dave.token)
+			at = time.Now()
+			mustStatus(t, s.req(t, http.MethodDelete, "/v1/users/me", dave.token, nil), 200, nil)
+			within("deleted user", daves, "UNAUTHENTICATED", at)
+		})
+	}
 }
