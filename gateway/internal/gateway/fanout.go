@@ -7,7 +7,10 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -154,6 +157,7 @@ func (c *fanoutClient) push(e *sharedEvent) {
 		c.queued++
 	} else if first, last, ok := sequenceRange(e.event); ok {
 		c.dropped++
+		c.log.f.overflowed.Add(1)
 		if n := len(c.queue); n > 0 && c.queue[n-1].shared == nil {
 			c.queue[n-1].gapLast = max(c.queue[n-1].gapLast, last)
 		} else {
@@ -161,6 +165,7 @@ func (c *fanoutClient) push(e *sharedEvent) {
 		}
 	} else {
 		c.dropped++
+		c.log.f.overflowed.Add(1)
 	}
 	c.mu.Unlock()
 	c.signal()
@@ -274,6 +279,44 @@ type fanout struct {
 	mu         sync.Mutex
 	logs       map[string]*sharedLog
 	nextClient uint64
+	// overflowed counts the events that met a client's bound (became part
+	// of its gap, or were dropped if live-only).
+	overflowed atomic.Uint64
+}
+
+// collectors are the fan-out's /metrics series.
+func (f *fanout) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parley_gateway_fanout_log_streams",
+			Help: "Shared log streams (EdgeService.Follow) open now: one per room or inbox with clients here.",
+		}, func() float64 { return float64(f.upstreams()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "parley_gateway_fanout_clients",
+			Help: "SSE and WebSocket clients of the shared log streams now.",
+		}, func() float64 { return float64(f.clients()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "parley_gateway_fanout_overflowed_events_total",
+			Help: "Events that met a client's --fanout_queue_events bound: part of its gap event, or dropped if live-only.",
+		}, func() float64 { return float64(f.overflowed.Load()) }),
+	}
+}
+
+// clients is how many clients the shared logs have.
+func (f *fanout) clients() int {
+	f.mu.Lock()
+	logs := make([]*sharedLog, 0, len(f.logs))
+	for _, l := range f.logs {
+		logs = append(logs, l)
+	}
+	f.mu.Unlock()
+	n := 0
+	for _, l := range logs {
+		l.mu.Lock()
+		n += len(l.clients)
+		l.mu.Unlock()
+	}
+	return n
 }
 
 // withSecret adds the edge secret to ctx's outgoing metadata.

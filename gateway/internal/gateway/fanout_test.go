@@ -130,8 +130,8 @@ func TestFanoutQueueBoundBecomesOneWideningGap(t *testing.T) {
 	if gap.GetKind() != parleyv1.EventKind_EVENT_KIND_GAP || gap.GetGapFirstSequence() != 4 || gap.GetGapLastSequence() != 6 {
 		t.Errorf("gap %v, want 4..6", gap)
 	}
-	if c.dropped != 4 {
-		t.Errorf("dropped %d, want 4", c.dropped)
+	if c.dropped != 4 || f.overflowed.Load() != 4 {
+		t.Errorf("dropped %d (gateway: %d), want 4", c.dropped, f.overflowed.Load())
 	}
 	// Taken, the queue has room again.
 	l.deliver(stored(7))

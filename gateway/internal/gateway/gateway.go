@@ -342,6 +342,9 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		return nil, err
 	}
 	registry := newRegistry(metrics, parleyv1.NewStatsServiceClient(conn), log)
+	if rt.fanout != nil {
+		registry.MustRegister(rt.fanout.collectors()...)
+	}
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}
