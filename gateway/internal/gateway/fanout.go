@@ -282,6 +282,7 @@ type fanout struct {
 	// overflowed counts the events that met a client's bound (became part
 	// of its gap, or were dropped if live-only).
 	overflowed atomic.Uint64
+	warnOnce   sync.Once
 }
 
 // collectors are the fan-out's /metrics series.
@@ -317,6 +318,21 @@ func (f *fanout) clients() int {
 		l.mu.Unlock()
 	}
 	return n
+}
+
+// notServed reports whether err says the servers serve no fan-out (no
+// --edge_secret there, or a server without EdgeService): the client then
+// gets a stream of its own. Logged once, as a warning: the gateway's and
+// the servers' --edge_secret should be set together.
+func (f *fanout) notServed(err error) bool {
+	if status.Code(err) != codes.Unimplemented {
+		return false
+	}
+	f.warnOnce.Do(func() {
+		f.log.Warn("fanout: the servers serve no fan-out (give them the gateway's --edge_secret); "+
+			"clients get streams of their own", "err", err)
+	})
+	return true
 }
 
 // withSecret adds the edge secret to ctx's outgoing metadata.

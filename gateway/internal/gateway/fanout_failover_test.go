@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -215,4 +216,27 @@ func TestFanoutLogStreamResumesOnAnotherServer(t *testing.T) {
 	if attaches != 3 {
 		t.Errorf("%d clients attached again, want 3", attaches)
 	}
+}
+
+// A gateway given --edge_secret in front of servers that serve no fan-out
+// gives each client a stream of its own.
+func TestFanoutFallsBackToOwnStreamsWhenTheServersServeNone(t *testing.T) {
+	nodes := startNodes(t, "a")
+	url := startNodesGateway(t, Options{EdgeSecret: "s3cret"}, nodes...)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/v1/rooms/r:subscribe", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d, want 200", resp.StatusCode)
+	}
+	waitFor(t, "the client's own Subscribe", func() bool { return nodes[0].streamsOpen() == 1 })
 }

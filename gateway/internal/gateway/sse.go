@@ -71,8 +71,7 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 		}
 		req.AfterSequence = &seq
 	}
-	if g.sharedStream(req) {
-		g.serveSSEShared(w, r, errCtx, req)
+	if g.sharedStream(req) && g.serveSSEShared(w, r, errCtx, req) {
 		return
 	}
 	sub, err := g.subscribe(ctx, r, route, req)
@@ -124,16 +123,29 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 // serveSSEShared serves a room or inbox stream from the log's shared stream
 // (fanout.go): admitted by the server with the client's token (callCtx
 // carries it), then its history after its resume point, then its queue.
-func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest) {
+// It reports false, having written nothing, when the servers serve no
+// fan-out: the stream is then the client's own.
+func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest) bool {
 	ctx := r.Context()
 	c, err := g.fanout.join(ctx, callCtx, req, r.Header.Get("Authorization"))
-	if err != nil {
-		if ctx.Err() == nil {
-			g.onError(callCtx, g.mux, g.marshaler, w, r, err)
-		}
-		return
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return true
+	case g.fanout.notServed(err):
+		return false
+	default:
+		g.onError(callCtx, g.mux, g.marshaler, w, r, err)
+		return true
 	}
 	defer g.fanout.leave(c)
+	g.streamShared(w, r, callCtx, req, c)
+	return true
+}
+
+// streamShared writes client c's stream as Server-Sent Events.
+func (g *realtime) streamShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest, c *fanoutClient) {
+	ctx := r.Context()
 
 	sse := &sseWriter{w: w, rc: http.NewResponseController(w), retry: g.cfg.sseRetry}
 	var cursor clientCursor

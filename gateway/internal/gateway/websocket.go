@@ -99,21 +99,23 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 			shared *fanoutClient
 		)
 		session, req, err := api.Open(ctx, s, params, after)
-		_, ownFrames := api.(parleySocket)
+		if _, ownFrames := api.(parleySocket); err == nil && ownFrames && g.sharedStream(req) {
+			// Parley's own frames come from the log's shared stream
+			// (fanout.go); the reproduced APIs' sockets keep their own.
+			shared, err = g.fanout.join(ctx, s.callCtx, req, s.r.Header.Get("Authorization"))
+			switch {
+			case err == nil:
+				defer g.fanout.leave(shared)
+			case ctx.Err() != nil:
+				return
+			case g.fanout.notServed(err):
+				shared, err = nil, nil // a stream of its own, below
+			}
+		}
 		switch {
 		case err != nil:
 			first.err = err
-		case ownFrames && g.sharedStream(req):
-			// Parley's own frames come from the log's shared stream
-			// (fanout.go); the reproduced APIs' sockets keep their own.
-			if shared, err = g.fanout.join(ctx, s.callCtx, req, s.r.Header.Get("Authorization")); err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				first.err = err
-				break
-			}
-			defer g.fanout.leave(shared)
+		case shared != nil:
 		case req != nil:
 			if sub, err = g.subscribe(ctx, s.r, s.route, req); err != nil {
 				first.err = err
