@@ -45,6 +45,11 @@ google::rpc::Status ToRpcStatus(const absl::Status& status) {
   return out;
 }
 
+// Whether `status` is the refusal of a server that is shutting down.
+bool IsShuttingDown(const absl::Status& status) {
+  return absl::IsUnavailable(status) && ErrorReason(status) == "SHUTTING_DOWN";
+}
+
 absl::Status InvalidFollow(absl::string_view message) {
   return InvalidInput("INVALID_FOLLOW", "kind", message);
 }
@@ -366,6 +371,10 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
   absl::StatusOr<chat::Subscription> subscription =
       subscriber.ok() ? deps_.hub->Subscribe(log, *std::move(subscriber))
                       : absl::StatusOr<chat::Subscription>(subscriber.status());
+  if (!subscription.ok() && IsShuttingDown(subscription.status())) {
+    // Not the client's end: the whole stream's, resumed elsewhere.
+    return End(subscription.status());
+  }
   if (!subscription.ok()) {
     {
       MutexLock lock(&mu_);
@@ -432,11 +441,16 @@ void FollowCore::OnClientReadable(uint64_t client) {
     reason = taken.closed;
     ended = std::move(it->second);
     clients_.erase(it);
-    auto* end = pending_.add_ended();
-    end->set_client(client);
-    *end->mutable_status() = ToRpcStatus(ClosedStatus(reason));
+    // At shutdown the whole stream ends (UNAVAILABLE) and the gateway
+    // attaches its clients on another server: no client's own end.
+    if (reason != CloseReason::kShutdown) {
+      auto* end = pending_.add_ended();
+      end->set_client(client);
+      *end->mutable_status() = ToRpcStatus(ClosedStatus(reason));
+    }
   }
   Release(*ended);
+  if (reason == CloseReason::kShutdown) return End(ClosedStatus(reason));
   Pump();
 }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "gtest/gtest.h"
 #include "parley/internal/edge.grpc.pb.h"
@@ -294,6 +295,39 @@ TEST_F(EdgeServiceTest, EventsFlowAndClosesAreForwarded) {
   while (follow->stream->Read(&resp)) {
   }
   EXPECT_EQ(follow->stream->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// At shutdown the whole stream ends UNAVAILABLE, for the gateway to take
+// it and its clients to another server; no client is ended on its own.
+TEST_F(EdgeServiceTest, ShutdownEndsTheStreamNotItsClients) {
+  TestUser owner = SignUp(server_, "owner");
+  v1::Room room = PrivateRoom(owner, "stopping");
+  // Another gateway's stream first, then gone: the hub then holds the
+  // client's registration before this stream's subscription, and closes
+  // (and wakes) it first.
+  auto gone = OpenFollow(kSecret);
+  Start(gone.get(), room.id());
+  FollowResponse resp;
+  ASSERT_TRUE(gone->stream->Read(&resp));
+  auto follow = OpenFollow(kSecret);
+  Start(follow.get(), room.id());
+  Attach(follow.get(), 1, owner.token);
+  FollowResponse all;
+  ASSERT_TRUE(ReadUntil(follow.get(), &all, [](const FollowResponse& r) {
+    return r.admitted_size() == 1;
+  }));
+  Start(gone.get(), room.id());  // a second start ends it, unsubscribed
+  while (gone->stream->Read(&resp)) {
+  }
+  EXPECT_EQ(gone->stream->Finish().error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  all.Clear();
+  std::thread stop([this] { server_.server().Shutdown(); });
+  while (follow->stream->Read(&resp)) all.MergeFrom(resp);
+  const grpc::Status status = follow->stream->Finish();
+  stop.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(all.ended_size(), 0) << all.DebugString();
 }
 
 }  // namespace
