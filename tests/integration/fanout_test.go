@@ -233,3 +233,59 @@ func TestFanoutStreamsEndWhenAccessEnds(t *testing.T) {
 		})
 	}
 }
+
+// With the Redis bus, a server shut down (SIGTERM, not killed) under the
+// shared streams of its gateway's SSE and WebSocket clients: the stream
+// ends UNAVAILABLE as a whole and is taken to the other server with every
+// client; none sees an error, a gap or a duplicate.
+func TestFanoutClientsCarryOnWhenTheirServerShutsDown(t *testing.T) {
+	c := startCluster(t, redisFor(t), "a", "b")
+	owner := c.signUp(t, "owner")
+	reader := c.signUp(t, "reader")
+	rm := c.createRoom(t, owner.token, "shutting-down", "", "")
+	var posted []string
+	post := func(texts ...string) {
+		for _, text := range texts {
+			c.post(t, owner.token, rm.ID, text)
+			posted = append(posted, text)
+		}
+	}
+	post("m1")
+	room := "/v1/rooms/" + rm.ID
+	clients := []*roomClient{
+		sseClient(c.stack, t, "SSE", room+":subscribe?after=0", reader.token),
+		sseClient(c.stack, t, "second SSE", room+":subscribe?after=0", owner.token),
+		wsClient(c.stack, t, "WebSocket", room+":ws?after_sequence=0", reader.token),
+	}
+	// Three clients, one shared stream, on one server.
+	var holder, other *clusterServer
+	deadline := time.Now().Add(10 * time.Second)
+	for holder == nil {
+		for i, srv := range c.servers {
+			if srv.openStreams(t) == 3 {
+				holder, other = srv, c.servers[1-i]
+			}
+		}
+		if holder == nil && time.Now().After(deadline) {
+			t.Fatal("no server holds the three clients")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	post("m2")
+	for _, rc := range clients {
+		rc.read(t, "m2")
+	}
+
+	if err := holder.proc.stop(); err != nil {
+		t.Fatalf("stopping %s: %v", holder.name, err)
+	}
+	c.waitDown(t, holder)
+	post("m3", "m4")
+	for _, rc := range clients {
+		rc.read(t, "m4")
+	}
+	other.waitOpenStreams(t, 3)
+	for _, rc := range clients {
+		rc.wantExactly(t, posted)
+	}
+}
