@@ -13,6 +13,7 @@
 #include "google/rpc/status.pb.h"
 #include "server/api/chat_service.h"
 #include "server/api/interceptor.h"
+#include "server/api/quotas.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
 #include "server/common/metrics.h"
@@ -82,6 +83,9 @@ class FollowCore final : public std::enable_shared_from_this<FollowCore> {
   struct Registration {
     chat::Subscription subscription;
     std::shared_ptr<ChannelReader> reader;
+    // Its stream slot among its user's and its address's (none without
+    // limits).
+    std::shared_ptr<Quotas::StreamSlot> slot;
   };
 
   void Handle(const FollowRequest& request);
@@ -368,6 +372,18 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
     return subscriber;
   };
   absl::StatusOr<chat::Subscriber> subscriber = admit();
+  // A slot among the streams of the client's user and address, as its own
+  // stream would hold.
+  std::shared_ptr<Quotas::StreamSlot> slot;
+  if (subscriber.ok() && deps_.quotas != nullptr) {
+    absl::StatusOr<Quotas::StreamSlot> opened =
+        deps_.quotas->OpenStream(subscriber->user_id, attach.address());
+    if (opened.ok()) {
+      slot = std::make_shared<Quotas::StreamSlot>(*std::move(opened));
+    } else {
+      subscriber = opened.status();
+    }
+  }
   absl::StatusOr<chat::Subscription> subscription =
       subscriber.ok() ? deps_.hub->Subscribe(log, *std::move(subscriber))
                       : absl::StatusOr<chat::Subscription>(subscriber.status());
@@ -384,9 +400,9 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
     }
     return Pump();
   }
-  Registration registration{*subscription,
-                            std::make_shared<ClientReader>(weak_from_this(),
-                                                           client)};
+  Registration registration{
+      *subscription, std::make_shared<ClientReader>(weak_from_this(), client),
+      std::move(slot)};
   std::optional<Registration> replaced;
   bool kept = false;
   {
@@ -424,6 +440,7 @@ void FollowCore::HandleDetach(uint64_t client) {
 
 void FollowCore::Release(const Registration& registration, bool counted) {
   if (counted) metrics::StreamEnded();
+  if (registration.slot != nullptr) registration.slot->Release();
   deps_.hub->Unsubscribe(registration.subscription);
   registration.subscription.channel->Detach(registration.reader.get(),
                                             deps_.hub->clock()->Now());
@@ -592,6 +609,7 @@ grpc::ServerUnaryReactor* EdgeService::Resolve(
                    if (!who.ok()) {
                      return FinishWith(reactor, context, who.status());
                    }
+                   response->set_address(ClientAddress(deps_, context));
                    response->set_log(model::InboxLog(who->user_id));
                    response->set_user_id(who->user_id);
                    response->set_token_id(who->claims.jti);
@@ -603,6 +621,7 @@ grpc::ServerUnaryReactor* EdgeService::Resolve(
                  if (!call.ok()) {
                    return FinishWith(reactor, context, call.status());
                  }
+                 response->set_address(ClientAddress(deps_, context));
                  response->set_log(call->view.room.id);
                  response->set_user_id(call->who.user_id);
                  response->set_token_id(call->who.claims.jti);

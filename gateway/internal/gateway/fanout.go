@@ -117,7 +117,10 @@ type fanoutClient struct {
 	id            uint64
 	log           *sharedLog
 	authorization string
-	capacity      int
+	// address is the server's key of the client's address
+	// (ResolveResponse.address), for its per-address stream limit.
+	address  string
+	capacity int
 	// ready holds a token while there is something to take.
 	ready chan struct{}
 	// decided is closed once the server admitted the client, or it ended.
@@ -352,7 +355,7 @@ func (f *fanout) join(ctx, callCtx context.Context, req *parleyv1.SubscribeReque
 	if err != nil {
 		return nil, err
 	}
-	c, link := f.register(resolved.GetLog(), authorization)
+	c, link := f.register(resolved.GetLog(), authorization, resolved.GetAddress())
 	link.send(attachRequest(c))
 	if err := c.admission(ctx); err != nil {
 		f.leave(c)
@@ -363,14 +366,14 @@ func (f *fanout) join(ctx, callCtx context.Context, req *parleyv1.SubscribeReque
 
 func attachRequest(c *fanoutClient) *parleyedge.FollowRequest {
 	return &parleyedge.FollowRequest{Kind: &parleyedge.FollowRequest_Attach{
-		Attach: &parleyedge.FollowAttach{Client: c.id, Authorization: c.authorization},
+		Attach: &parleyedge.FollowAttach{Client: c.id, Authorization: c.authorization, Address: c.address},
 	}}
 }
 
 // register adds a client to log key's shared stream, starting the stream
 // if the log has none; it returns the client and the stream link to attach
 // it on.
-func (f *fanout) register(key, authorization string) (*fanoutClient, *followLink) {
+func (f *fanout) register(key, authorization, address string) (*fanoutClient, *followLink) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.nextClient++
@@ -382,7 +385,7 @@ func (f *fanout) register(key, authorization string) (*fanoutClient, *followLink
 		go l.run()
 	}
 	c := &fanoutClient{
-		id: f.nextClient, log: l, authorization: authorization, capacity: f.queueCapacity,
+		id: f.nextClient, log: l, authorization: authorization, address: address, capacity: f.queueCapacity,
 		ready: make(chan struct{}, 1), decided: make(chan struct{}),
 	}
 	l.mu.Lock()

@@ -14,6 +14,7 @@
 #include "parley/v1/messages.grpc.pb.h"
 #include "parley/v1/rooms.grpc.pb.h"
 #include "server/api/edge_service.h"
+#include "server/model/ids.h"
 #include "test_server.h"
 
 namespace parley::testing {
@@ -328,6 +329,53 @@ TEST_F(EdgeServiceTest, ShutdownEndsTheStreamNotItsClients) {
   stop.join();
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(all.ended_size(), 0) << all.DebugString();
+}
+
+// An attached client holds one of its user's stream slots, as its own
+// stream would, until it is detached.
+TEST(EdgeServiceLimitsTest, AttachedClientsHoldTheirUsersStreamSlots) {
+  api::ServerOptions options = EdgeOptions();
+  options.quotas.streams_per_user = 1;
+  TestServer server(options);
+  auto edge = EdgeService::NewStub(server.NewChannel());
+  TestUser ann = SignUp(server, "ann");
+  grpc::ClientContext ctx;
+  WithDeadline(&ctx);
+  ctx.AddMetadata(api::kEdgeSecretKey, kSecret);
+  auto stream = edge->Follow(&ctx);
+  FollowRequest req;
+  req.mutable_start()->set_log(std::string(model::kLobbyId));
+  ASSERT_TRUE(stream->Write(req));
+  auto attach = [&](uint64_t client) {
+    FollowRequest a;
+    a.mutable_attach()->set_client(client);
+    a.mutable_attach()->set_authorization("Bearer " + ann.token);
+    a.mutable_attach()->set_address("10.0.0.1");
+    ASSERT_TRUE(stream->Write(a));
+  };
+  // The decision about each client, in order.
+  auto decided = [&](uint64_t client) -> int {
+    FollowResponse resp;
+    while (stream->Read(&resp)) {
+      for (uint64_t id : resp.admitted()) {
+        if (id == client) return grpc::StatusCode::OK;
+      }
+      for (const auto& end : resp.ended()) {
+        if (end.client() == client) return end.status().code();
+      }
+    }
+    return -1;
+  };
+  attach(1);
+  EXPECT_EQ(decided(1), grpc::StatusCode::OK);
+  attach(2);
+  EXPECT_EQ(decided(2), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  FollowRequest detach;
+  detach.mutable_detach()->set_client(1);
+  ASSERT_TRUE(stream->Write(detach));
+  attach(3);
+  EXPECT_EQ(decided(3), grpc::StatusCode::OK);
+  ctx.TryCancel();
 }
 
 }  // namespace
