@@ -18,7 +18,8 @@
 #   scripts/deps.sh cluster  PostgreSQL, Redis and HAProxy for make run-cluster
 #                            and make test-cluster
 #   scripts/deps.sh bench    wrk, gnuplot and jq for make bench, Go, and the
-#                            modules of scripts/bench/rest-rate (vegeta)
+#                            modules of scripts/bench/rest-rate (vegeta) and
+#                            scripts/bench/peerload
 #   scripts/deps.sh all      server + gateway + test + fuzz
 set -euo pipefail
 
@@ -65,6 +66,7 @@ want_bench_go_modules() {
   local go
   go=$(go_bin)
   (cd "$root/scripts/bench/rest-rate" && GOFLAGS=-mod=mod "$go" mod download)
+  (cd "$root/scripts/bench/peerload" && GOFLAGS=-mod=mod "$go" mod download)
 }
 
 apt_updated=0

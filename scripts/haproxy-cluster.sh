@@ -12,6 +12,7 @@
 # HAPROXY_CHECK_INTER: the interval of the health checks (2s); a backend is
 # out after two failed checks, back after two passed ones.
 # HAPROXY_USER: when set, HAProxy drops to this user and its group (as root).
+# PARLEY_FRONT_TRUSTED: as in scripts/haproxy-front.sh.
 set -euo pipefail
 
 rest_bind=${1:?usage: $0 REST_BIND GRPC_BIND GATEWAYS SERVERS}
@@ -80,6 +81,7 @@ frontend rest
   tcp-request connection track-sc0 src table per_address
   tcp-request connection reject if { sc_conn_cur(0) gt 256 }
   http-request deny deny_status 429 if { sc_http_req_rate(0) gt 20000 }
+$("$(dirname "$0")/haproxy-forwarded.sh" "${PARLEY_FRONT_TRUSTED:-}")
   default_backend gateways
 
 backend gateways

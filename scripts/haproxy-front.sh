@@ -17,6 +17,11 @@
 #                                  per client address per 10 s [20000]
 #   PARLEY_FRONT_STREAMS_PER_CONN  concurrent HTTP/2 streams per client
 #                                  connection [100]
+#   PARLEY_FRONT_TRUSTED           comma-separated addresses or CIDRs of
+#                                  proxies in front of this one (a TLS
+#                                  terminator) whose Forwarded and
+#                                  X-Forwarded-Host/-Proto are passed on; from
+#                                  any other client they are removed [none]
 # HAPROXY_USER: when set, HAProxy drops to this user and its group (as root).
 # PARLEY_FRONT_RESOLVERS=1: GATEWAY and SERVER are names looked up again
 # while running, and may not resolve yet at start (compose; the configs in
@@ -28,6 +33,7 @@ maxconn=${PARLEY_FRONT_MAXCONN:-4096}
 conns=${PARLEY_FRONT_CONNS_PER_ADDRESS:-256}
 requests=${PARLEY_FRONT_REQUESTS_PER_10S:-20000}
 streams=${PARLEY_FRONT_STREAMS_PER_CONN:-100}
+trusted=${PARLEY_FRONT_TRUSTED:-}
 
 cat <<CFG
 # Written by scripts/haproxy-front.sh; changes here are lost.
@@ -94,6 +100,7 @@ frontend rest
   tcp-request connection reject if { sc_conn_cur(0) gt $conns }
   # A refusal in the gateway's JSON error shape.
   http-request return status 429 content-type application/json hdr Retry-After 10 string '{"error":{"code":"TOO_MANY_REQUESTS","status":429,"grpc_code":"RESOURCE_EXHAUSTED","message":"too many requests from your address; try again later","retry_after_seconds":10}}' if { sc_http_req_rate(0) gt $requests }
+$("$(dirname "$0")/haproxy-forwarded.sh" "$trusted")
   default_backend gateway
 backend gateway
   server gateway $gateway

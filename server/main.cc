@@ -185,6 +185,10 @@ ABSL_FLAG(int64_t, streams_per_address, 1000,
 ABSL_FLAG(int64_t, max_tracked_keys, 100000,
           "Users, addresses or rooms each of the limits above tracks at "
           "once; past it, new ones are refused until old ones are forgotten.");
+ABSL_FLAG(absl::Duration, limit_sync_interval, absl::Milliseconds(100),
+          "With --bus=redis: how often each server shares the counts of the "
+          "limits above through Redis; a limit can be passed by what the "
+          "other servers let through in one interval.");
 ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
           "Comma-separated IP addresses and CIDR prefixes of proxies (the "
           "gateway, a load balancer) whose x-forwarded-for names the client "
@@ -411,6 +415,10 @@ int main(int argc, char** argv) {
         !absl::SimpleAtoi(addr.substr(colon + 1), &port) || port <= 0 ||
         port > 65535) {
       Die("--redis_addr must be host:port");
+    }
+    options.limit_sync_interval = absl::GetFlag(FLAGS_limit_sync_interval);
+    if (options.limit_sync_interval <= absl::ZeroDuration()) {
+      Die("--limit_sync_interval must be positive");
     }
     options.redis.host = addr.substr(0, colon);
     options.redis.port = port;

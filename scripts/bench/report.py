@@ -345,6 +345,141 @@ def cluster_section(rows):
     return md
 
 
+# The peers part (scripts/bench/peers.sh, make bench-peers): each pair is
+# (key, Parley's mode, the peer's mode, Parley's name, the peer's name).
+PEER_PAIRS = (
+    ("ws", "parley-ws", "centrifugo-ws", "Parley, WebSocket", "Centrifugo v6, WebSocket"),
+    ("sse", "parley-sse", "centrifugo-ws", "Parley, SSE", "Centrifugo v6, WebSocket"),
+    ("grpc", "grpc", "naive", "Parley, gRPC", "naive gRPC server"),
+)
+# The issue's targets (reported, not asserted): measure -> (text, test of
+# the ratio Parley / peer).
+PEER_TARGETS = {
+    "ws": {"cpu": ("≤ 0.5×", lambda x: x <= 0.5), "rate": ("≥ 2×", lambda x: x >= 2),
+           "mem": ("≤ 0.5×", lambda x: x <= 0.5)},
+    "sse": {"cpu": ("≤ 0.5×", lambda x: x <= 0.5), "rate": ("≥ 2×", lambda x: x >= 2),
+            "mem": ("≤ 0.5×", lambda x: x <= 0.5)},
+    "grpc": {"cpu": ("≤ 1.3×", lambda x: x <= 1.3)},
+}
+PEER_P99_MS = 50
+
+
+def mean(xs):
+    xs = [x for x in xs if isinstance(x, (int, float))]
+    return sum(xs) / len(xs) if xs else None
+
+
+def peer_passes(r):
+    return (bool(r.get("ok")) and (r.get("latency_p99_ms") or 1e9) <= PEER_P99_MS
+            and (r.get("delivered_fraction") or 0) >= 0.95)
+
+
+def peer_figures(rows, mode):
+    """One system's figures in one shape and pair: the highest rate whose
+    every round passed and its delivered rate, CPU per delivery and p99 at
+    the equal-load rate, memory per idle subscriber over every run."""
+    mine = [r for r in rows if r.get("mode") == mode]
+    by_rate = {}
+    for r in mine:
+        if r.get("sweep") == "rate":
+            by_rate.setdefault(r.get("offered_msgs_per_s"), []).append(r)
+    passing = [rate for rate, rs in by_rate.items() if all(peer_passes(r) for r in rs)]
+    best = max(passing) if passing else None
+    half = [r for r in mine if r.get("sweep") == "half"]
+    return {
+        "best_rate": best,
+        "delivered": mean([r.get("deliveries_per_s") for r in by_rate.get(best, [])]),
+        "half_rate": half[0].get("offered_msgs_per_s") if half else None,
+        "cpu": mean([r.get("server_cpu_us_per_delivery") for r in half]),
+        "p99": mean([r.get("latency_p99_ms") for r in half]),
+        "mem": mean([r.get("idle_bytes_per_subscriber") for r in mine]),
+        "rows": mine,
+    }
+
+
+def peers_section(rows):
+    """## 9: Parley against its peers (issue 21)."""
+    pr = newest(rows, "peers")
+    if not pr:
+        return []
+    md = ["## 9. Peers: Centrifugo v6 and a naive gRPC server", "",
+          "`make bench-peers` (scripts/bench/peers.sh). One load generator of the repository's,"
+          " `scripts/bench/peerload` (Go), drives every system with the same shape: rooms of"
+          " 100 subscribers, 100-byte messages published open loop at a fixed total rate,"
+          " round robin over the rooms, each carrying its scheduled send time, so latency is"
+          " publish→receive including any queueing. Parley runs as its server plus the"
+          " gateway with every per-client limit lifted (`$unlimited`, scripts/bench/lib.sh);"
+          " its WebSocket and SSE subscribers are signed-in users reading"
+          " `/v1/rooms/{room}:ws` and `:subscribe` through the gateway, and publish with"
+          " `POST /v1/rooms/{room}/messages`; its gRPC subscribers call `ChatService.Subscribe`"
+          " and publish with `MessageService.PostMessage`. Centrifugo v6.9.1 (built with"
+          " `go install`, a benchmark dependency only) gets its JSON protocol over WebSocket"
+          " (HS256 JWT connect, one channel per room, history off: its defaults) and"
+          " publishes through its HTTP API `/api/publish`. The naive server"
+          " (scripts/bench/naive) is the least a gRPC fan-out can do: rooms in memory, one"
+          " write per delivery, no history, no auth.", "",
+          "Method. Every run starts the system afresh. **CPU** is the sum of utime+stime of"
+          " every server process (Parley: server and gateway) over the measured window, per"
+          " delivery received in it. **Rate**: a sweep over fixed rates, the two systems of a"
+          " pair alternating A B A B at each rate; a system's figure is the highest rate at"
+          f" which every round had p99 ≤ {PEER_P99_MS} ms, ≥ 95% delivered and no error, and"
+          " the deliveries per second it reached there. **CPU per delivery and p99** are"
+          " compared at equal load: both systems at half of the lower of their two highest"
+          " passing rates (A B A B again), since CPU per delivery falls as batching grows"
+          " with the rate. **Memory per idle subscriber**: the RSS of all server processes"
+          " after connecting N subscribers and a few idle seconds, less the RSS before,"
+          " over N; the mean over all of a system's runs in the shape. SSE has no"
+          " counterpart in Centrifugo's bidirectional protocol, so Parley's SSE is compared"
+          " with the same Centrifugo WebSocket runs. The load generator shares the 2 cores,"
+          " which caps every system's rate here; CPU per delivery is the servers' own.", "",
+          f"Run `{pr[0].get('run')}` at commit `{pr[0].get('commit')}`; Parley's server flags"
+          f" `{next((r.get('server_args') for r in pr if r.get('server_args')), '').strip()}`.", ""]
+    for shape in sorted({r.get("subscribers") for r in pr}):
+        srows = [r for r in pr if r.get("subscribers") == shape]
+        ratio_rows = []
+        for key, a_mode, b_mode, a_name, b_name in PEER_PAIRS:
+            prow = [r for r in srows if r.get("pair") == key]
+            if not prow:
+                continue
+            a, b = peer_figures(prow, a_mode), peer_figures(prow, b_mode)
+            targets = PEER_TARGETS.get(key, {})
+            for measure, label, av, bv in (
+                    ("cpu", "server CPU µs per delivery (equal load)", a["cpu"], b["cpu"]),
+                    ("rate", f"deliveries/s at p99 ≤ {PEER_P99_MS} ms", a["delivered"], b["delivered"]),
+                    ("p99", "p99 ms at equal load", a["p99"], b["p99"]),
+                    ("mem", "bytes per idle subscriber", a["mem"], b["mem"])):
+                ratio = av / bv if isinstance(av, (int, float)) and bv else None
+                text, test = targets.get(measure, ("–", None))
+                met = "–" if test is None or ratio is None else ("yes" if test(ratio) else "no")
+                ratio_rows.append([f"{a_name} / {b_name}", label, fmt(av, 2), fmt(bv, 2),
+                                   fmt(ratio, 2) + ("×" if ratio is not None else ""), text, met])
+            ratio_rows.append([f"{a_name} / {b_name}", "highest passing msgs/s; equal-load msgs/s",
+                               f"{fmt(a['best_rate'])}; {fmt(a['half_rate'])}",
+                               f"{fmt(b['best_rate'])}; {fmt(b['half_rate'])}", "", "", ""])
+        md += [f"### {fmt(shape)} subscribers in rooms of 100", "",
+               table(["pair", "measure", "Parley", "peer", "ratio", "target", "met"], ratio_rows), ""]
+        md += ["<details><summary>Every run</summary>", "",
+               table(["pair", "system", "sweep", "round", "msgs/s", "deliveries/s", "delivered",
+                      "p50 ms", "p99 ms", "max ms", "server CPU µs/delivery", "server cores",
+                      "idle B/subscriber", "ok"],
+                     [[r.get("pair"), r.get("mode"), r.get("sweep"), r.get("round"),
+                       r.get("offered_msgs_per_s"), r.get("deliveries_per_s"),
+                       fmt(r.get("delivered_fraction"), 3), r.get("latency_p50_ms"),
+                       r.get("latency_p99_ms"), r.get("latency_max_ms"),
+                       r.get("server_cpu_us_per_delivery"), r.get("server_cpu_cores"),
+                       r.get("idle_bytes_per_subscriber"), r.get("ok")]
+                      for r in sorted(srows, key=lambda r: (r.get("pair", ""), r.get("sweep", ""),
+                                                            r.get("offered_msgs_per_s", 0),
+                                                            r.get("round", ""), r.get("mode", "")))]),
+               "", "</details>", ""]
+    # One command per system, as the harness ran it (pids and names vary).
+    examples = {}
+    for r in pr:
+        examples.setdefault(r.get("mode"), r)
+    md += [commands(list(examples.values()))]
+    return md
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "--cost":
         print(cost_line(*sys.argv[2:]))
@@ -369,7 +504,8 @@ def main():
           "**Everything runs on the same 2-core machine**: the server, the gateway and",
           "the load generator share the two cores, so client CPU competes with the",
           "server's; server CPU per delivery comes from `/proc/<pid>/stat` and is not",
-          "affected by that, but latency and saturation points are.",
+          "affected by that, but latency and saturation points are. A part not run",
+          "since keeps the section its last run generated.",
           ""]
 
     machines = [r for r in rows if r.get("scenario") == "machine"]
@@ -705,13 +841,58 @@ def main():
                                for l in md[first_line:]]
 
     md += cluster_section(rows)
+    md += peers_section(rows)
 
+    out = os.path.join(docs, "benchmarks.md")
+    text = carry_over("\n".join(md).rstrip() + "\n", out)
     notes = os.path.join(bench_dir, "notes.md")  # hand-written findings
     if os.path.exists(notes):
         with open(notes) as f:
-            md += [f.read()]
-    with open(os.path.join(docs, "benchmarks.md"), "w") as f:
-        f.write("\n".join(md).rstrip() + "\n")
+            text += "\n" + f.read()
+    with open(out, "w") as f:
+        f.write(text.rstrip() + "\n")
+
+
+NOTES_HEADING = "## Targets and findings"
+
+
+def sections(text):
+    """The text before the first level-2 heading, and [heading, body] pairs."""
+    head, parts = [], []
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            parts.append([line.rstrip("\n"), line])
+        elif parts:
+            parts[-1][1] += line
+        else:
+            head.append(line)
+    return "".join(head), parts
+
+
+def carry_over(new_text, old_path):
+    """`new_text` with the sections of the current report that it lacks (a
+    part not run since, whose rows are no longer in the results file) kept
+    where they were, so a run of some parts does not drop the others."""
+    if not os.path.exists(old_path):
+        return new_text
+    with open(old_path) as f:
+        _, old = sections(f.read())
+    head, new = sections(new_text)
+    have = {h for h, _ in new}
+    out = list(new)
+    for i, (heading, body) in enumerate(old):
+        if heading in have or heading.startswith(NOTES_HEADING):
+            continue
+        # After the nearest earlier old section that is in the output.
+        at = 0
+        for prev, _ in reversed(old[:i]):
+            found = [k for k, (h, _) in enumerate(out) if h == prev]
+            if found:
+                at = found[0] + 1
+                break
+        out.insert(at, [heading, body])
+        have.add(heading)
+    return head + "".join(body if body.endswith("\n") else body + "\n" for _, body in out)
 
 
 if __name__ == "__main__":

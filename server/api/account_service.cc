@@ -133,6 +133,13 @@ grpc::ServerUnaryReactor* AuthService::SignIn(
       deps_.hashing, context,
       [this, context, request, response, address,
        username](grpc::ServerUnaryReactor* reactor) {
+        // In a cluster the failures on the other servers count too.
+        if (deps_.quotas != nullptr) {
+          if (absl::Status s = deps_.quotas->RecheckSignIn(address, username);
+              !s.ok()) {
+            return FinishWith(reactor, context, s);
+          }
+        }
         absl::StatusOr<store::User> user =
             deps_.store->GetUserByName(request->username());
         if (!user.ok()) {

@@ -956,32 +956,40 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ChatService::Subscribe(
   const std::string address = ClientAddress(deps_, context);
   if (request->room().empty() && !request->direct_messages()) {
     // Seed 000: a joined lobby client's own channel.
-    absl::StatusOr<std::shared_ptr<Quotas::StreamSlot>> slot =
-        OpenStreamSlot(deps_, "", address);
-    if (!slot.ok()) return refuse(slot.status());
-    deps_.hub->OpenSession(
-        request->id(),
-        [call, hub = deps_.hub, max_batch = deps_.read.stream_max_batch,
-         reads = deps_.reads,
-         slot = *std::move(slot)](
-            absl::StatusOr<std::shared_ptr<chat::SessionLease>> lease) mutable {
-          if (!lease.ok()) {
-            call->FinishWith(lease.status());
-            return;
-          }
-          auto pump = std::make_shared<StreamCall::Pump>(
-              call, (*lease)->channel(), hub, max_batch, reads);
-          pump->set_on_taken([lease = *lease](uint64_t last) {
-            lease->Consumed(last, [] {});
+    auto open = [this, call, id = request->id(), address] {
+      absl::StatusOr<std::shared_ptr<Quotas::StreamSlot>> slot =
+          OpenStreamSlot(deps_, "", address);
+      if (!slot.ok()) return call->FinishWith(slot.status());
+      deps_.hub->OpenSession(
+          id, [call, hub = deps_.hub, max_batch = deps_.read.stream_max_batch,
+               reads = deps_.reads, slot = *std::move(slot)](
+                  absl::StatusOr<std::shared_ptr<chat::SessionLease>>
+                      lease) mutable {
+            if (!lease.ok()) {
+              call->FinishWith(lease.status());
+              return;
+            }
+            auto pump = std::make_shared<StreamCall::Pump>(
+                call, (*lease)->channel(), hub, max_batch, reads);
+            pump->set_on_taken([lease = *lease](uint64_t last) {
+              lease->Consumed(last, [] {});
+            });
+            pump->set_on_finish([lease = *lease, slot = std::move(slot)] {
+              lease->Release();
+              slot->Release();
+            });
+            if (!call->StartLate(std::move(pump), StreamCall::From::kGrpc)) {
+              (*lease)->Release();
+            }
           });
-          pump->set_on_finish([lease = *lease, slot = std::move(slot)] {
-            lease->Release();
-            slot->Release();
-          });
-          if (!call->StartLate(std::move(pump), StreamCall::From::kGrpc)) {
-            (*lease)->Release();
-          }
-        });
+    };
+    // A shared stream count waits for Redis: not on gRPC's thread.
+    if (deps_.quotas == nullptr || !deps_.quotas->shares_streams()) {
+      open();
+    } else if (absl::Status s = deps_.reads->Submit(std::move(open));
+               !s.ok()) {
+      return refuse(s);
+    }
     return call;
   }
 

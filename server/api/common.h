@@ -7,7 +7,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstddef>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
@@ -26,6 +28,7 @@
 #include "server/common/scheduler.h"
 #include "server/common/uuid.h"
 #include "server/common/worker_pool.h"
+#include "server/store/memory_only.h"
 #include "server/store/store.h"
 
 namespace parley::api {
@@ -56,6 +59,10 @@ struct Deps {
   // argon2id hashing and verifying, and store reads.
   WorkerPool* hashing = nullptr;
   WorkerPool* reads = nullptr;
+  // Whether `store` answers the directory's common reads from memory
+  // (store::CachedStore), so that CheckThenAct tries its checks on gRPC's
+  // thread first.
+  bool store_cached = false;
   // Calls of methods that record themselves (ChatService.Subscribe); may be
   // null (no record).
   CallStats* calls = nullptr;
@@ -106,6 +113,48 @@ using CallWork = absl::AnyInvocable<void(grpc::ServerUnaryReactor* reactor)>;
 grpc::ServerUnaryReactor* RunOn(WorkerPool* pool,
                                 grpc::CallbackServerContext* context,
                                 CallWork work);
+
+// A call in two parts: `check` only reads (the caller's token, the room, the
+// membership) and may run twice; `act` starts work that does not block (a
+// publish, which the store's writer commits) and finishes the call from its
+// completion. With `deps.store_cached`, `check` first runs here, on gRPC's
+// thread, answering only from the store's cache (store::MemoryOnlyScope);
+// then `act` runs here too. Only when `check` needed the database do both
+// run on `deps.reads` (RunOn), `check` again from the start. A send to a
+// room whose state is cached so skips two thread hand-offs. A `check` that
+// fails finishes the call with its status.
+template <class Checked>
+grpc::ServerUnaryReactor* CheckThenAct(
+    const Deps& deps, grpc::CallbackServerContext* context,
+    absl::AnyInvocable<absl::StatusOr<Checked>()> check,
+    absl::AnyInvocable<void(grpc::ServerUnaryReactor*, Checked)> act) {
+  if (deps.store_cached) {
+    std::optional<absl::StatusOr<Checked>> checked;
+    {
+      store::MemoryOnlyScope scope;
+      checked = check();
+      if (scope.missed()) checked.reset();
+    }
+    if (checked.has_value()) {
+      grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+      if (!checked->ok()) {
+        FinishWith(reactor, context, checked->status());
+      } else {
+        act(reactor, *std::move(*checked));
+      }
+      return reactor;
+    }
+  }
+  return RunOn(deps.reads, context,
+               [context, check = std::move(check),
+                act = std::move(act)](grpc::ServerUnaryReactor* reactor) mutable {
+                 absl::StatusOr<Checked> checked = check();
+                 if (!checked.ok()) {
+                   return FinishWith(reactor, context, checked.status());
+                 }
+                 act(reactor, *std::move(checked));
+               });
+}
 
 // Marks a successful creation: HTTP 201 and, unless `path` is empty,
 // Location `path` (e.g. "/v1/rooms/<id>") through the gateway. Call before

@@ -12,6 +12,7 @@
 #include "server/common/errors.h"
 #include "server/common/log.h"
 #include "server/model/ids.h"
+#include "server/store/memory_only.h"
 
 namespace parley::api {
 namespace {
@@ -125,30 +126,50 @@ grpc::ServerUnaryReactor* MessageService::PostMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::PostMessageRequest* request,
     parley::v1::Event* response) {
-  return RunOn(
-      deps_.reads, context,
-      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+  struct Checked {
+    RoomCall call;
+    model::IdempotencyKey key;
+  };
+  return CheckThenAct<Checked>(
+      deps_, context,
+      [this, context, request]() -> absl::StatusOr<Checked> {
         absl::StatusOr<RoomCall> call =
             ReadableRoom(deps_, context, *request, false);
-        if (!call.ok()) return FinishWith(reactor, context, call.status());
+        if (!call.ok()) return call.status();
         if (absl::Status s = chat::ValidateMessageText(
                 request->text(), deps_.hub->options().max_message_bytes,
                 "text");
             !s.ok()) {
-          return FinishWith(reactor, context, s);
+          return s;
         }
         absl::StatusOr<model::IdempotencyKey> key = deps_.sends->KeyOf(
             context, request->idempotency_key(),
             deps_.hub->options().max_id_bytes,
             [&] { return SenderScope(call->who); }, call->view.room.id,
             request->text());
-        if (!key.ok()) return FinishWith(reactor, context, key.status());
-        auto event =
-            RoomEvent(model::EventKind::kMessage, call->view.room, call->who);
+        if (!key.ok()) return key.status();
+        // A keyed send looks for an earlier one in the store.
+        if (!key->key.empty()) {
+          if (absl::Status s = store::MemoryOnlyScope::Refuse(); !s.ok()) {
+            return s;
+          }
+        }
+        // The room's log state, read from the store on its first use.
+        if (absl::StatusOr<uint64_t> last =
+                deps_.hub->LastDelivered(call->view.room.id);
+            !last.ok()) {
+          return last.status();
+        }
+        return Checked{*std::move(call), *std::move(key)};
+      },
+      [this, context, request, response](grpc::ServerUnaryReactor* reactor,
+                                         Checked checked) {
+        auto event = RoomEvent(model::EventKind::kMessage, checked.call.view.room,
+                               checked.call.who);
         event->text = request->text();
-        event->idempotency = *std::move(key);
+        event->idempotency = std::move(checked.key);
         PublishOnce(
-            deps_, SenderScope(call->who), std::move(event),
+            deps_, SenderScope(checked.call.who), std::move(event),
             [reactor, context, response](absl::StatusOr<EventPtr> event) {
               if (event.ok()) {
                 ToProto(**event, response);
@@ -351,25 +372,31 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
     grpc::CallbackServerContext* context,
     const parley::v1::SendDirectMessageRequest* request,
     parley::v1::Event* response) {
-  return RunOn(
-      deps_.reads, context,
-      [this, context, request, response](grpc::ServerUnaryReactor* reactor) {
+  struct Checked {
+    auth::Principal who;
+    std::shared_ptr<model::Event> event;
+    // The sender's inbox, for the sender's copy; empty for a message to
+    // oneself.
+    std::string copy_log;
+  };
+  return CheckThenAct<Checked>(
+      deps_, context,
+      [this, context, request]() -> absl::StatusOr<Checked> {
         absl::StatusOr<auth::Principal> who =
             SignedInUser(deps_, context, *request);
-        if (!who.ok()) return FinishWith(reactor, context, who.status());
+        if (!who.ok()) return who.status();
         if (request->user().empty()) {
-          return FinishWith(reactor, context,
-                            InvalidInput("USER_REQUIRED", "user",
-                                         "user must name the recipient"));
+          return InvalidInput("USER_REQUIRED", "user",
+                              "user must name the recipient");
         }
         absl::StatusOr<store::User> to =
             ResolveUser(deps_, request->user(), *who);
-        if (!to.ok()) return FinishWith(reactor, context, to.status());
+        if (!to.ok()) return to.status();
         if (absl::Status s = chat::ValidateMessageText(
                 request->text(), deps_.hub->options().max_message_bytes,
                 "text");
             !s.ok()) {
-          return FinishWith(reactor, context, s);
+          return s;
         }
         auto event =
             chat::NewEvent(model::EventKind::kMessage, model::InboxLog(to->id));
@@ -382,29 +409,45 @@ grpc::ServerUnaryReactor* MessageService::SendDirectMessage(
             context, request->idempotency_key(),
             deps_.hub->options().max_id_bytes,
             [&] { return SenderScope(*who); }, event->log, event->text);
-        if (!key.ok()) return FinishWith(reactor, context, key.status());
+        if (!key.ok()) return key.status();
         event->idempotency = *std::move(key);
+        // A keyed send looks for an earlier one in the store.
+        if (!event->idempotency.key.empty()) {
+          if (absl::Status s = store::MemoryOnlyScope::Refuse(); !s.ok()) {
+            return s;
+          }
+        }
         // The sender's copy goes to the sender's own inbox once the message is
         // in the recipient's, so a conversation reads back (and streams to the
-        // sender's other sessions) from one log with one cursor. Its log is
-        // loaded here, on a store-read worker: the copy is published from the
-        // hub's dispatcher thread, which must not read the store.
+        // sender's other sessions) from one log with one cursor. Both logs
+        // are loaded here, where the store may be read: the copy is
+        // published from the hub's dispatcher thread, which must not read
+        // the store.
+        if (absl::StatusOr<uint64_t> loaded = deps_.hub->LastDelivered(event->log);
+            !loaded.ok()) {
+          return loaded.status();
+        }
         std::string copy_log;
         if (to->id != who->user_id) {
           copy_log = model::InboxLog(who->user_id);
           if (absl::StatusOr<uint64_t> loaded =
                   deps_.hub->LastDelivered(copy_log);
               !loaded.ok()) {
-            return FinishWith(reactor, context, loaded.status());
+            return loaded.status();
           }
         }
-        const model::IdempotencyKey idempotency = event->idempotency;
+        return Checked{*std::move(who), std::move(event), std::move(copy_log)};
+      },
+      [this, context, response](grpc::ServerUnaryReactor* reactor,
+                                Checked checked) {
+        const model::IdempotencyKey idempotency = checked.event->idempotency;
         deps_.sends->Run(
             idempotency,
             // Runs only for a first send, never for a retry of a stored one.
-            [this, hub = deps_.hub, sender = SenderScope(*who),
-             event = std::move(event),
-             copy_log = std::move(copy_log)](chat::EventDone done) mutable {
+            [this, hub = deps_.hub, sender = SenderScope(checked.who),
+             event = std::move(checked.event),
+             copy_log = std::move(checked.copy_log)](
+                chat::EventDone done) mutable {
               if (absl::Status s = ChargeSend(deps_, sender, event->log);
                   !s.ok()) {
                 return done(s);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/common/errors.h"
@@ -56,8 +57,8 @@ absl::Status Quotas::ChargeSend(absl::string_view sender,
   return absl::OkStatus();
 }
 
-absl::Status Quotas::AdmitSignIn(absl::string_view address,
-                                 absl::string_view username) {
+absl::Status Quotas::BackoffOf(absl::string_view address,
+                               absl::string_view username) {
   const absl::Duration backoff =
       std::max(user_failures_.Wait(username), address_failures_.Wait(address));
   if (backoff > absl::ZeroDuration()) {
@@ -65,6 +66,28 @@ absl::Status Quotas::AdmitSignIn(absl::string_view address,
                      "too many failed sign-ins; wait before trying again",
                      backoff);
   }
+  return absl::OkStatus();
+}
+
+absl::Status Quotas::RecheckSignIn(absl::string_view address,
+                                   absl::string_view username) {
+  if (shared_failures_ == nullptr) return absl::OkStatus();
+  std::vector<SharedFailures::Key> keys;
+  if (user_failures_.enabled()) {
+    keys.push_back({&user_failures_, std::string(username)});
+  }
+  if (address_failures_.enabled()) {
+    keys.push_back({&address_failures_, std::string(address)});
+  }
+  if (keys.empty()) return absl::OkStatus();
+  // Unreachable: AdmitSignIn's local answer stands.
+  if (!shared_failures_->Refresh(keys).ok()) return absl::OkStatus();
+  return BackoffOf(address, username);
+}
+
+absl::Status Quotas::AdmitSignIn(absl::string_view address,
+                                 absl::string_view username) {
+  if (absl::Status s = BackoffOf(address, username); !s.ok()) return s;
   if (absl::Duration wait = address_sign_ins_.Take(address);
       wait > absl::ZeroDuration()) {
     return RateLimited("too many sign-ins from your address", wait);
@@ -104,25 +127,63 @@ void Quotas::StreamSlot::Release() {
 
 absl::StatusOr<Quotas::StreamSlot> Quotas::OpenStream(
     absl::string_view user, absl::string_view address) {
-  if (!user.empty() && !user_streams_.Acquire(user)) {
+  auto user_full = [&] {
     return OverLimit("TOO_MANY_STREAMS",
                      absl::StrCat("you have ", options_.streams_per_user,
                                   " streams open already; close one first"),
                      absl::Seconds(1));
-  }
-  if (!address_streams_.Acquire(address)) {
-    if (!user.empty()) user_streams_.Release(user);
+  };
+  auto address_full = [&] {
     return OverLimit(
         "TOO_MANY_STREAMS",
         absl::StrCat("your address has ", options_.streams_per_address,
                      " streams open already; close one first"),
         absl::Seconds(1));
-  }
+  };
   StreamSlot slot;
   slot.quotas_ = this;
   slot.user_ = std::string(user);
   slot.address_ = std::string(address);
+  std::vector<SharedSlots::Claim> claims;
+  if (!user.empty() && user_streams_.enabled()) {
+    claims.push_back({&user_streams_, std::string(user)});
+  }
+  if (address_streams_.enabled()) {
+    claims.push_back({&address_streams_, std::string(address)});
+  }
+  if (claims.empty()) return slot;
+  if (shared_streams_ != nullptr) {
+    absl::StatusOr<int> over = shared_streams_->ClaimAll(claims);
+    if (over.ok()) {
+      if (*over < 0) return slot;
+      slot.quotas_ = nullptr;  // nothing taken
+      return claims[*over].table == &user_streams_ ? user_full()
+                                                   : address_full();
+    }
+    // The shared count is away: this server counts alone meanwhile.
+  }
+  if (!user.empty() && !user_streams_.Acquire(user)) {
+    slot.quotas_ = nullptr;
+    return user_full();
+  }
+  if (!address_streams_.Acquire(address)) {
+    if (!user.empty()) user_streams_.Release(user);
+    slot.quotas_ = nullptr;
+    return address_full();
+  }
   return slot;
+}
+
+SharedTables Quotas::Tables() {
+  SharedTables t;
+  t.rates = {{"sends:user", &user_sends_},
+             {"sends:room", &room_sends_},
+             {"sign-ins:address", &address_sign_ins_}};
+  t.slots = {{"streams:user", &user_streams_},
+             {"streams:address", &address_streams_}};
+  t.failures = {{"failures:user", &user_failures_},
+                {"failures:address", &address_failures_}};
+  return t;
 }
 
 }  // namespace parley::api

@@ -3,7 +3,8 @@
 // a password, and how many streams a user and an address hold open. A call
 // over a limit is refused RESOURCE_EXHAUSTED at once, with a reason and
 // when to try again (HTTP 429 and Retry-After through the gateway). Counts
-// are kept per server process. Thread-safe.
+// are kept per server process; in a cluster, RedisLimits shares them
+// (Tables()). Thread-safe.
 #ifndef PARLEY_SERVER_API_QUOTAS_H_
 #define PARLEY_SERVER_API_QUOTAS_H_
 
@@ -51,6 +52,11 @@ class Quotas {
   // often, SIGN_IN_BACKOFF while it or `username` waits out its failures.
   absl::Status AdmitSignIn(absl::string_view address,
                            absl::string_view username);
+  // AdmitSignIn's back-off again, on every server's failures: with
+  // ShareWith, it waits for the shared count (call it off gRPC's threads);
+  // without, it is OK at once.
+  absl::Status RecheckSignIn(absl::string_view address,
+                             absl::string_view username);
   // A wrong password; `username` empty when no such user exists.
   void SignInFailed(absl::string_view address, absl::string_view username);
   void SignInSucceeded(absl::string_view address, absl::string_view username);
@@ -72,13 +78,30 @@ class Quotas {
     std::string address_;
   };
   // TOO_MANY_STREAMS when `user` or `address` holds its most already.
+  // With ShareStreams, asks the shared count and waits for it: call it off
+  // gRPC's threads.
   absl::StatusOr<StreamSlot> OpenStream(absl::string_view user,
                                         absl::string_view address);
+  // Counts streams in `slots`, and checks sign-in failures against
+  // `failures` (RecheckSignIn), from now on; set before serving, must
+  // outlive this. While they cannot be reached, each server counts alone.
+  void ShareWith(SharedSlots* slots, SharedFailures* failures) {
+    shared_streams_ = slots;
+    shared_failures_ = failures;
+  }
+  bool shares_streams() const { return shared_streams_ != nullptr; }
   size_t StreamsOf(absl::string_view user) {
     return user_streams_.Held(user);
   }
 
+  // Every table, named, for sharing across a cluster.
+  SharedTables Tables();
+
  private:
+  // SIGN_IN_BACKOFF while `address` or `username` waits.
+  absl::Status BackoffOf(absl::string_view address,
+                         absl::string_view username);
+
   const QuotaOptions options_;
   RateLimiter user_sends_;
   RateLimiter room_sends_;
@@ -87,6 +110,8 @@ class Quotas {
   FailureBackoff address_failures_;
   SlotLimiter user_streams_;
   SlotLimiter address_streams_;
+  SharedSlots* shared_streams_ = nullptr;
+  SharedFailures* shared_failures_ = nullptr;
 };
 
 }  // namespace parley::api

@@ -26,6 +26,7 @@
 #include "server/api/room_service.h"
 #include "server/api/stats_service.h"
 #include "server/common/log.h"
+#include "server/common/uuid.h"
 #include "server/model/ids.h"
 #include "server/store/cached_store.h"
 #include "server/store/sqlite_store.h"
@@ -288,6 +289,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.scheduler = server->scheduler_.get();
   deps.hashing = server->hashing_.get();
   deps.reads = server->reads_.get();
+  deps.store_cached = cache != nullptr;
   deps.read = options.read;
   absl::StatusOr<AddressSet> proxies = AddressSet::Parse(options.trusted_proxies);
   if (!proxies.ok()) {
@@ -298,6 +300,17 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   deps.trusted_proxies = &server->trusted_proxies_;
   server->quotas_ = std::make_unique<Quotas>(options.quotas, Clock::Real());
   deps.quotas = server->quotas_.get();
+  if (options.bus == ServerOptions::BusKind::kRedis) {
+    bus::RedisLimitsOptions limits;
+    limits.redis.host = options.redis.host;
+    limits.redis.port = options.redis.port;
+    limits.interval = options.limit_sync_interval;
+    limits.failure_ttl = options.quotas.sign_in_backoff_max;
+    limits.server_id = NewUuid();
+    server->limits_ = std::make_unique<bus::RedisLimits>(
+        limits, server->quotas_->Tables(), Clock::Real());
+    server->quotas_->ShareWith(server->limits_.get(), server->limits_.get());
+  }
   server->call_stats_ =
       std::make_unique<CallStats>(Clock::Real(), options.stats_window);
   deps.calls = server->call_stats_.get();

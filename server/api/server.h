@@ -18,6 +18,7 @@
 #include "server/auth/password.h"
 #include "server/auth/tokens.h"
 #include "server/bus/redis_bus.h"
+#include "server/bus/redis_limits.h"
 #include "server/bus/redis_presence.h"
 #include "server/bus/redis_sessions.h"
 #include "server/chat/hub.h"
@@ -77,6 +78,8 @@ struct ServerOptions {
   ReadOptions read;
   // Every client's fair share (docs/security.md, "Limits").
   QuotaOptions quotas;
+  // With the Redis bus: how often the limits' counts are shared.
+  absl::Duration limit_sync_interval = absl::Milliseconds(100);
   // Proxies whose x-forwarded-for names the client (AddressSet::Parse).
   std::vector<std::string> trusted_proxies;
   // The secret of the gateways' EdgeService calls (docs/fanout.md); empty:
@@ -138,6 +141,8 @@ class Server {
   std::unique_ptr<chat::Hub> hub_;
   std::unique_ptr<IdempotentSends> sends_;
   std::unique_ptr<Quotas> quotas_;
+  // Shares quotas_'s counts with the other servers (Redis bus only).
+  std::unique_ptr<bus::RedisLimits> limits_;
   AddressSet trusted_proxies_;
   // Fed by the interceptor of every call; outlives grpc_server_.
   std::unique_ptr<CallStats> call_stats_;

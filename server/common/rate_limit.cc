@@ -27,9 +27,18 @@ RateLimiter::RateLimiter(Options options, Clock* clock)
 void RateLimiter::SweepLocked(Shard& shard, absl::Time now) {
   absl::erase_if(shard.buckets, [&](const auto& entry) {
     const Bucket& b = entry.second;
-    return b.tokens + absl::ToDoubleSeconds(now - b.at) * options_.per_second >=
-           options_.burst;
+    return b.unsynced == 0 &&
+           b.tokens + absl::ToDoubleSeconds(now - b.at) * options_.per_second >=
+               options_.burst;
   });
+}
+
+void RateLimiter::RefillLocked(Bucket& b, absl::Time now) const {
+  b.tokens = std::min(
+      options_.burst,
+      b.tokens + std::max(0.0, absl::ToDoubleSeconds(now - b.at)) *
+                     options_.per_second);
+  b.at = std::max(b.at, now);
 }
 
 absl::Duration RateLimiter::Take(absl::string_view key) {
@@ -46,48 +55,128 @@ absl::Duration RateLimiter::Take(absl::string_view key) {
     it = shard.buckets.emplace(key, Bucket{options_.burst, now}).first;
   }
   Bucket& b = it->second;
-  b.tokens = std::min(options_.burst,
-                      b.tokens + std::max(0.0, absl::ToDoubleSeconds(now - b.at)) *
-                                     options_.per_second);
-  b.at = std::max(b.at, now);
+  RefillLocked(b, now);
   if (b.tokens >= 1) {
     b.tokens -= 1;
+    if (sharing_) ++b.unsynced;
     return absl::ZeroDuration();
   }
   return absl::Seconds((1 - b.tokens) / options_.per_second);
+}
+
+std::vector<RateLimiter::Taken> RateLimiter::DrainTaken() {
+  std::vector<Taken> taken;
+  for (Shard& shard : shards_) {
+    MutexLock lock(&shard.mu);
+    for (auto& [key, b] : shard.buckets) {
+      if (b.unsynced == 0) continue;
+      taken.push_back(Taken{key, b.unsynced});
+      b.unsynced = 0;
+    }
+  }
+  return taken;
+}
+
+void RateLimiter::Rebase(absl::string_view key, double tokens) {
+  if (!enabled()) return;
+  const absl::Time now = clock_->Now();
+  Shard& shard = ShardOf(shards_, key);
+  MutexLock lock(&shard.mu);
+  auto it = shard.buckets.find(key);
+  if (it == shard.buckets.end()) {
+    if (tokens >= options_.burst) return;  // as good as absent
+    if (shard.buckets.size() >= options_.max_keys / kLimitShards) return;
+    it = shard.buckets.emplace(key, Bucket{options_.burst, now}).first;
+  }
+  Bucket& b = it->second;
+  b.tokens = std::min(options_.burst, tokens) - b.unsynced;
+  b.at = now;
 }
 
 bool SlotLimiter::Acquire(absl::string_view key) {
   if (!enabled()) return true;
   Shard& shard = ShardOf(shards_, key);
   MutexLock lock(&shard.mu);
-  auto it = shard.held.find(key);
-  if (it == shard.held.end()) {
-    if (shard.held.size() >= std::max<size_t>(max_keys_ / kLimitShards, 1)) {
+  auto it = shard.slots.find(key);
+  if (it == shard.slots.end()) {
+    if (shard.slots.size() >= std::max<size_t>(max_keys_ / kLimitShards, 1)) {
       return false;
     }
-    shard.held.emplace(key, 1);
-    return true;
+    it = shard.slots.emplace(key, Slots{}).first;
   }
-  if (it->second >= max_per_key_) return false;
-  ++it->second;
+  Slots& s = it->second;
+  if (s.held + s.others >= max_per_key_) return false;
+  ++s.held;
+  s.changed = sharing_;
   return true;
+}
+
+void SlotLimiter::AcquireGranted(absl::string_view key) {
+  if (!enabled()) return;
+  Shard& shard = ShardOf(shards_, key);
+  MutexLock lock(&shard.mu);
+  Slots& s = shard.slots[key];
+  ++s.held;
+  s.changed = sharing_;
 }
 
 void SlotLimiter::Release(absl::string_view key) {
   if (!enabled()) return;
   Shard& shard = ShardOf(shards_, key);
   MutexLock lock(&shard.mu);
-  auto it = shard.held.find(key);
-  if (it == shard.held.end()) return;
-  if (--it->second == 0) shard.held.erase(it);
+  auto it = shard.slots.find(key);
+  if (it == shard.slots.end() || it->second.held == 0) return;
+  Slots& s = it->second;
+  --s.held;
+  s.changed = sharing_;
+  if (s.held == 0 && !s.changed) shard.slots.erase(it);
 }
 
 size_t SlotLimiter::Held(absl::string_view key) {
   Shard& shard = ShardOf(shards_, key);
   MutexLock lock(&shard.mu);
-  auto it = shard.held.find(key);
-  return it == shard.held.end() ? 0 : it->second;
+  auto it = shard.slots.find(key);
+  return it == shard.slots.end() ? 0 : it->second.held;
+}
+
+std::vector<SlotLimiter::Count> SlotLimiter::DrainChanged() {
+  std::vector<Count> changed;
+  for (Shard& shard : shards_) {
+    MutexLock lock(&shard.mu);
+    for (auto it = shard.slots.begin(); it != shard.slots.end();) {
+      Slots& s = it->second;
+      if (s.changed) {
+        changed.push_back(Count{it->first, s.held});
+        s.changed = false;
+      }
+      if (s.held == 0) {
+        shard.slots.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return changed;
+}
+
+void SlotLimiter::MarkAllChanged() {
+  for (Shard& shard : shards_) {
+    MutexLock lock(&shard.mu);
+    for (auto& [key, s] : shard.slots) s.changed = true;
+  }
+}
+
+void SlotLimiter::MarkChanged(absl::string_view key) {
+  Shard& shard = ShardOf(shards_, key);
+  MutexLock lock(&shard.mu);
+  shard.slots[key].changed = true;
+}
+
+void SlotLimiter::SetOthers(absl::string_view key, size_t others) {
+  Shard& shard = ShardOf(shards_, key);
+  MutexLock lock(&shard.mu);
+  auto it = shard.slots.find(key);
+  if (it != shard.slots.end()) it->second.others = others;
 }
 
 FailureBackoff::FailureBackoff(Options options, Clock* clock)
@@ -128,7 +217,9 @@ void FailureBackoff::Failed(absl::string_view key) {
     if (shard.records.size() >= options_.max_keys / kLimitShards) {
       // Forget the keys whose last failure is `max` old.
       absl::erase_if(shard.records, [&](const auto& entry) {
-        return now - entry.second.last >= options_.max;
+        const Record& r = entry.second;
+        return now - r.last >= options_.max && r.unsynced == 0 &&
+               !r.succeeded;
       });
       if (shard.records.size() >= options_.max_keys / kLimitShards) return;
     }
@@ -136,15 +227,68 @@ void FailureBackoff::Failed(absl::string_view key) {
   } else if (now - it->second.last >= options_.max) {
     it->second.failures = 0;
   }
-  it->second.failures = std::min(it->second.failures + 1, 1 << 20);
-  it->second.last = now;
+  Record& r = it->second;
+  r.failures = std::min(r.failures + 1, 1 << 20);
+  r.last = now;
+  if (sharing_) ++r.unsynced;
 }
 
 void FailureBackoff::Succeeded(absl::string_view key) {
   if (!enabled()) return;
   Shard& shard = ShardOf(shards_, key);
   MutexLock lock(&shard.mu);
-  shard.records.erase(key);
+  if (!sharing_) {
+    shard.records.erase(key);
+    return;
+  }
+  // Kept until the next sync has told the other servers.
+  auto it = shard.records.find(key);
+  if (it == shard.records.end()) {
+    if (shard.records.size() >= options_.max_keys / kLimitShards) return;
+    it = shard.records.emplace(key, Record{}).first;
+  }
+  it->second = Record{};
+  it->second.last = absl::InfinitePast();
+  it->second.succeeded = true;
+}
+
+std::vector<FailureBackoff::Change> FailureBackoff::DrainChanges() {
+  std::vector<Change> changes;
+  for (Shard& shard : shards_) {
+    MutexLock lock(&shard.mu);
+    for (auto it = shard.records.begin(); it != shard.records.end();) {
+      Record& r = it->second;
+      if (r.unsynced > 0 || r.succeeded) {
+        changes.push_back(Change{it->first, r.unsynced, r.succeeded});
+        r.unsynced = 0;
+        r.succeeded = false;
+      }
+      if (r.failures == 0) {
+        shard.records.erase(it++);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return changes;
+}
+
+void FailureBackoff::Rebase(absl::string_view key, int failures,
+                            absl::Time last) {
+  if (!enabled()) return;
+  Shard& shard = ShardOf(shards_, key);
+  MutexLock lock(&shard.mu);
+  auto it = shard.records.find(key);
+  if (it == shard.records.end()) {
+    if (failures <= 0) return;
+    if (shard.records.size() >= options_.max_keys / kLimitShards) return;
+    it = shard.records.emplace(key, Record{}).first;
+    it->second.last = absl::InfinitePast();
+  }
+  Record& r = it->second;
+  if (r.succeeded) return;  // a success here since: the next sync says so
+  r.failures = std::min(std::max(failures, 0) + r.unsynced, 1 << 20);
+  r.last = std::max(r.last, last);
 }
 
 }  // namespace parley

@@ -6,15 +6,26 @@
 // spraying keys costs bounded memory; a table full of live keys refuses new
 // ones. Thread-safe: a table is sharded by key, each shard under its own
 // mutex, and nothing blocks while one is held.
+//
+// Shared counts: in a cluster each table also counts what the other servers
+// let through (server/bus/redis_limits.h). Once EnableSharing() is called, a
+// table records what it changed since the last Drain*(), and a sync brings
+// in everyone's count (Rebase, SetOthers). Between syncs a table decides
+// alone, so a limit can be passed by what the others let through in one
+// sync interval.
 #ifndef PARLEY_SERVER_COMMON_RATE_LIMIT_H_
 #define PARLEY_SERVER_COMMON_RATE_LIMIT_H_
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "server/common/clock.h"
@@ -42,11 +53,28 @@ class RateLimiter {
   // of a new key takes to come (1 / per_second).
   absl::Duration Take(absl::string_view key);
 
+  const Options& options() const { return options_; }
+  void EnableSharing() { sharing_ = true; }
+  struct Taken {
+    std::string key;
+    uint32_t count;
+  };
+  // The tokens each key spent since the last call, keys that spent none
+  // left out.
+  std::vector<Taken> DrainTaken();
+  // Sets `key`'s tokens to `tokens`, the count of every server's spending
+  // up to the DrainTaken that reported this one's; what this server spent
+  // since is taken off again.
+  void Rebase(absl::string_view key, double tokens);
+
  private:
   struct Bucket {
     double tokens = 0;
     absl::Time at;  // when `tokens` was counted
+    uint32_t unsynced = 0;  // tokens spent since the last DrainTaken
   };
+  // Brings `b` up to `now`.
+  void RefillLocked(Bucket& b, absl::Time now) const;
   struct Shard {
     Mutex mu;
     absl::flat_hash_map<std::string, Bucket> buckets ABSL_GUARDED_BY(mu);
@@ -57,6 +85,7 @@ class RateLimiter {
 
   const Options options_;
   Clock* const clock_;
+  std::atomic<bool> sharing_{false};
   std::array<Shard, kLimitShards> shards_;
 };
 
@@ -73,16 +102,40 @@ class SlotLimiter {
   bool Acquire(absl::string_view key);
   // Gives back a slot Acquire took.
   void Release(absl::string_view key);
-  // Slots `key` holds now.
+  // Slots `key` holds here now.
   size_t Held(absl::string_view key);
 
+  void EnableSharing() { sharing_ = true; }
+  struct Count {
+    std::string key;
+    size_t held;
+  };
+  // The keys whose count here changed since the last call, with their
+  // counts now.
+  std::vector<Count> DrainChanged();
+  // Makes the next DrainChanged report every key held.
+  void MarkAllChanged();
+  // Makes the next DrainChanged report `key` again (its report was lost).
+  void MarkChanged(absl::string_view key);
+  // Takes a slot of `key` that a shared count granted: no check here.
+  void AcquireGranted(absl::string_view key);
+  // The slots of `key` the other servers hold, which Acquire counts too.
+  // Kept only while this server holds one of `key`.
+  void SetOthers(absl::string_view key, size_t others);
+
  private:
+  struct Slots {
+    size_t held = 0;
+    size_t others = 0;
+    bool changed = false;
+  };
   struct Shard {
     Mutex mu;
-    absl::flat_hash_map<std::string, size_t> held ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, Slots> slots ABSL_GUARDED_BY(mu);
   };
   const size_t max_per_key_;  // 0: no limit
   const size_t max_keys_;
+  std::atomic<bool> sharing_{false};
   std::array<Shard, kLimitShards> shards_;
 };
 
@@ -108,10 +161,26 @@ class FailureBackoff {
   void Failed(absl::string_view key);
   void Succeeded(absl::string_view key);
 
+  const Options& options() const { return options_; }
+  void EnableSharing() { sharing_ = true; }
+  struct Change {
+    std::string key;
+    int failures;  // since the last call, after the success if any
+    bool succeeded;  // a success came first
+  };
+  // What happened to each key since the last call.
+  std::vector<Change> DrainChanges();
+  // `key` failed `failures` times in a row on every server, the last at
+  // `last`, as of the DrainChanges that reported this one's; what failed
+  // here since is added again.
+  void Rebase(absl::string_view key, int failures, absl::Time last);
+
  private:
   struct Record {
     int failures = 0;
     absl::Time last;  // of the last failure
+    int unsynced = 0;  // failures since the last DrainChanges
+    bool succeeded = false;  // a success since the last DrainChanges
   };
   struct Shard {
     Mutex mu;
@@ -121,7 +190,46 @@ class FailureBackoff {
 
   const Options options_;
   Clock* const clock_;
+  std::atomic<bool> sharing_{false};
   std::array<Shard, kLimitShards> shards_;
+};
+
+// Slots of several tables taken at once from a count every server shares
+// (server/bus/redis_limits.h), so that they hold across a cluster exactly.
+class SharedSlots {
+ public:
+  struct Claim {
+    SlotLimiter* table;
+    std::string key;
+  };
+  virtual ~SharedSlots() = default;
+  // Takes one slot of each claim's key in its table (AcquireGranted), or
+  // none: -1 when all were taken, else the index of the first claim whose
+  // key holds its table's most. UNAVAILABLE when the shared count cannot
+  // be reached. Blocks until answered: call it where blocking is allowed.
+  virtual absl::StatusOr<int> ClaimAll(const std::vector<Claim>& claims) = 0;
+};
+
+// Failure counts brought up to date from a count every server shares
+// before a decision that must hold across a cluster.
+class SharedFailures {
+ public:
+  struct Key {
+    FailureBackoff* table;
+    std::string key;
+  };
+  virtual ~SharedFailures() = default;
+  // Rebases each key's count on the shared one. UNAVAILABLE when it cannot
+  // be reached. Blocks until answered: call it where blocking is allowed.
+  virtual absl::Status Refresh(const std::vector<Key>& keys) = 0;
+};
+
+// The tables a cluster shares, each under a name that is the same on every
+// server (it is part of the shared count's key).
+struct SharedTables {
+  std::vector<std::pair<std::string, RateLimiter*>> rates;
+  std::vector<std::pair<std::string, SlotLimiter*>> slots;
+  std::vector<std::pair<std::string, FailureBackoff*>> failures;
 };
 
 }  // namespace parley

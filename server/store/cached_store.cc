@@ -5,6 +5,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "server/store/memory_only.h"
 
 namespace parley::store {
 
@@ -58,6 +59,7 @@ absl::StatusOr<V> CachedStore::Through(
       ++hits_;
       return it->second;
     }
+    if (absl::Status s = MemoryOnlyScope::Refuse(); !s.ok()) return s;
     ++misses_;
     generation = generation_;
   }
@@ -96,6 +98,10 @@ absl::StatusOr<std::optional<Member>> CachedStore::GetMember(
     absl::string_view room_id, absl::string_view user_id) {
   return Through(members_, absl::StrCat(room_id, "/", user_id),
                  [&] { return inner_->GetMember(room_id, user_id); });
+}
+
+absl::Status CachedStore::BeforeForwardedRead() const {
+  return MemoryOnlyScope::Refuse();
 }
 
 uint64_t CachedStore::hits() const {

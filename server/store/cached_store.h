@@ -14,6 +14,9 @@
 // rare next to posts. With several servers on one database, each one's
 // changes reach the others' caches through set_on_invalidated (which tells
 // them) and Clear (which they call). Thread-safe. The inner store is owned.
+//
+// In a MemoryOnlyScope (memory_only.h) it answers only from memory: a read
+// it would pass to the inner store is refused (MemoryOnlyScope::Refuse).
 #ifndef PARLEY_SERVER_STORE_CACHED_STORE_H_
 #define PARLEY_SERVER_STORE_CACHED_STORE_H_
 
@@ -60,6 +63,10 @@ class CachedStore : public ForwardingStore {
   // Reads answered from memory, and reads that went to the inner store.
   uint64_t hits() const;
   uint64_t misses() const;
+
+ protected:
+  // Refuses in a MemoryOnlyScope.
+  absl::Status BeforeForwardedRead() const override;
 
  private:
   // Whether committing `write` can change a cached row.

@@ -91,69 +91,91 @@ class ForwardingStore : public Store {
   StoreStats stats() const override { return target_->stats(); }
 
   absl::StatusOr<User> GetUser(absl::string_view id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetUser(id);
   }
   absl::StatusOr<User> GetUserByName(absl::string_view username) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetUserByName(username);
   }
   absl::StatusOr<std::vector<User>> ListUsers(absl::string_view after_username,
                                               size_t limit) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListUsers(after_username, limit);
   }
   absl::StatusOr<Room> GetRoom(absl::string_view id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetRoom(id);
   }
   absl::StatusOr<Room> GetRoomByName(absl::string_view name) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetRoomByName(name);
   }
   absl::StatusOr<std::vector<Room>> ListRooms(absl::string_view viewer_id,
                                               absl::string_view after_name,
                                               size_t limit) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListRooms(viewer_id, after_name, limit);
   }
   absl::StatusOr<std::optional<Member>> GetMember(
       absl::string_view room_id, absl::string_view user_id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetMember(room_id, user_id);
   }
   absl::StatusOr<std::vector<Member>> ListMembers(
       absl::string_view room_id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListMembers(room_id);
   }
   absl::StatusOr<size_t> CountMembers(absl::string_view room_id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->CountMembers(room_id);
   }
   absl::StatusOr<std::optional<IdempotentSend>> FindIdempotentSend(
       absl::string_view scope, absl::string_view key,
       absl::Time not_before) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->FindIdempotentSend(scope, key, not_before);
   }
   absl::StatusOr<ReadState> GetReadState(absl::string_view user_id,
                                          absl::string_view room_id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetReadState(user_id, room_id);
   }
   absl::StatusOr<std::vector<std::string>> ListRevokedTokens() override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListRevokedTokens();
   }
 
   absl::StatusOr<uint64_t> LastSequence(absl::string_view log) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->LastSequence(log);
   }
   absl::StatusOr<std::vector<model::EventPtr>> ReadAfter(
       absl::string_view log, uint64_t after, size_t limit) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ReadAfter(log, after, limit);
   }
   absl::StatusOr<PageResult> ListMessages(absl::string_view log,
                                           const Page& page) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListMessages(log, page);
   }
   absl::StatusOr<model::EventPtr> GetMessage(absl::string_view log,
                                              absl::string_view id) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->GetMessage(log, id);
   }
   absl::StatusOr<std::vector<std::string>> ListPosters(
       absl::string_view log) override {
+    if (absl::Status s = BeforeForwardedRead(); !s.ok()) return s;
     return target_->ListPosters(log);
   }
+
+ protected:
+  // Called before each read is forwarded; an error is answered instead.
+  // CachedStore refuses in a MemoryOnlyScope (memory_only.h).
+  virtual absl::Status BeforeForwardedRead() const { return absl::OkStatus(); }
 
  private:
   Store* const target_;

@@ -65,8 +65,14 @@ type cluster struct {
 // joined by the Redis bus there.
 func startCluster(t *testing.T, redisAddr string, names ...string) *cluster {
 	t.Helper()
+	return startClusterWith(t, redisAddr, nil, names...)
+}
+
+// startClusterWith is startCluster with the servers' options.
+func startClusterWith(t *testing.T, redisAddr string, options []stackOption, names ...string) *cluster {
+	t.Helper()
 	binary(t, "PARLEY_GATEWAY_BIN")
-	c := newCluster(t, postgresFor(t), redisAddr, names...)
+	c := newClusterWith(t, postgresFor(t), redisAddr, options, names...)
 	portFile := filepath.Join(c.dir, "gateway.port")
 	c.gateway = startProc(t, c.dir, "gateway", binary(t, "PARLEY_GATEWAY_BIN"),
 		"--grpc_server="+strings.Join(c.serverAddrs(), ","), "--http_addr=127.0.0.1:0", "--port_file="+portFile,
@@ -82,8 +88,17 @@ func startCluster(t *testing.T, redisAddr string, names ...string) *cluster {
 // the servers.
 func newCluster(t *testing.T, pg *pgServer, redisAddr string, names ...string) *cluster {
 	t.Helper()
+	return newClusterWith(t, pg, redisAddr, nil, names...)
+}
+
+// newClusterWith is newCluster with the servers' options.
+func newClusterWith(t *testing.T, pg *pgServer, redisAddr string, options []stackOption, names ...string) *cluster {
+	t.Helper()
 	binary(t, "PARLEY_SERVER_BIN")
 	c := &cluster{stack: &stack{dir: t.TempDir()}, redisAddr: redisAddr}
+	for _, o := range options {
+		o(&c.stack.opts)
+	}
 	c.postgresDSN = pg.newDatabase(t)
 	// Servers that share a database share the key that signs tokens.
 	key := make([]byte, 32)

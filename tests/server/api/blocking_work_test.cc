@@ -294,6 +294,88 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
   EXPECT_EQ(held.polled.events(0).text(), "hello");
 }
 
+// A post whose checks the store's cache answers (the token's user, the
+// room, the membership) runs on gRPC's thread and needs no read worker: it
+// is served while the one worker is held, with no waiting place. A
+// keyed post, which looks for an earlier send in the store, still goes to
+// the pool, and is refused while it is full.
+TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
+  auto gate = std::make_shared<Gate>();
+  ServerOptions options = Gated(gate);
+  options.store_reads.threads = 1;
+  options.store_reads.queue_limit = 0;
+  TestServer server(options);
+  OpenAtExit open_at_exit{gate};
+  const TestUser ann = SignUp(server, "ann");
+  auto channel = server.NewChannel();
+  auto rooms = v1::RoomService::NewStub(channel);
+  auto messages = v1::MessageService::NewStub(channel);
+  auto chat = v1::ChatService::NewStub(channel);
+  v1::CreateRoomRequest create;
+  create.set_name("quick");
+  v1::Room room;
+  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
+                             ann.token, create, &room)));
+  v1::PostMessageRequest post;
+  post.set_room("quick");
+  post.set_text("first");
+  v1::Event posted;
+  ASSERT_TRUE(
+      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
+                     ann.token, post, &posted)));
+  const uint64_t first_sequence = posted.sequence();
+
+  // A poll's history read holds the worker.
+  gate->HoldLog(room.id());
+  struct Async {
+    grpc::ClientContext ctx;
+    v1::PollRequest poll;
+    v1::PollResponse polled;
+  };
+  Async held;
+  Outcomes outcomes;
+  DrainAtExit drain{gate, &outcomes, 1};
+  WithToken(&held.ctx, ann.token);
+  held.ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
+  held.poll.set_room("quick");
+  held.poll.set_after_sequence(0);
+  chat->async()->Poll(&held.ctx, &held.poll, &held.polled,
+                      [&outcomes](grpc::Status s) { outcomes.Add(s); });
+  ASSERT_TRUE(gate->WaitEntered(1));
+  // The pool is full: a room list is refused.
+  v1::ListRoomsResponse listed;
+  const parley::testing::Outcome full =
+      Call(rooms.get(), &v1::RoomService::Stub::ListRooms, ann.token,
+           v1::ListRoomsRequest(), &listed);
+  ASSERT_EQ(full.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << full.status.error_message();
+
+  post.set_text("second");
+  ASSERT_TRUE(
+      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
+                     ann.token, post, &posted)));
+  EXPECT_EQ(posted.text(), "second");
+  EXPECT_EQ(posted.sequence(), first_sequence + 1);
+
+  post.set_text("keyed");
+  post.set_idempotency_key("k1");
+  const parley::testing::Outcome keyed =
+      Call(messages.get(), &v1::MessageService::Stub::PostMessage, ann.token,
+           post, &posted);
+  EXPECT_EQ(keyed.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << keyed.status.error_message();
+  EXPECT_EQ(keyed.reason, "SERVER_BUSY");
+
+  gate->Open();
+  const std::vector<grpc::Status> done = outcomes.WaitFor(1);
+  ASSERT_EQ(done.size(), 1u);
+  EXPECT_TRUE(done[0].ok()) << done[0].error_message();
+  ASSERT_TRUE(
+      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
+                     ann.token, post, &posted)));
+  EXPECT_EQ(posted.text(), "keyed");
+}
+
 // A resuming stream reads its history with no lock held: while its read
 // waits, the room's dispatcher, which wakes the stream for each new event,
 // goes on delivering and acknowledging the room's posts (before, it waited

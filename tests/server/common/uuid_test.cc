@@ -28,6 +28,19 @@ TEST(UuidTest, RandomUuidsAreVersionFour) {
   EXPECT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
 }
 
+// Across many refills of the per-thread random buffer: every id is
+// distinct and keeps its version and variant.
+TEST(UuidTest, ManyRandomUuidsAreDistinctVersionFour) {
+  std::set<std::string> seen;
+  for (int i = 0; i < 10000; ++i) {
+    const std::string id = NewUuid();
+    ASSERT_TRUE(WellFormed(id)) << id;
+    ASSERT_EQ(id[14], '4') << id;
+    ASSERT_NE(std::string("89ab").find(id[19]), std::string::npos) << id;
+    ASSERT_TRUE(seen.insert(id).second) << id;
+  }
+}
+
 TEST(UuidTest, TimeOrderedUuidsCarryTheirMillisecondAndSortByIt) {
   const absl::Time t = absl::FromUnixMillis(1763700000123);  // 0x019aa4b6457b
   const std::string id = NewTimeOrderedUuid(t);

@@ -11,6 +11,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "server/common/errors.h"
+#include "server/store/memory_only.h"
 #include "server/store/memory_store.h"
 #include "tests/server/store/store_test_util.h"
 
@@ -64,6 +66,50 @@ TEST_F(CachedStoreTest,
   EXPECT_TRUE(absl::IsNotFound(cached_->GetRoomByName("cafe").status()));
   ASSERT_TRUE(Commit(*cached_, DeleteUser{ann.id}).ok());
   EXPECT_TRUE(absl::IsNotFound(cached_->GetUser(ann.id).status()));
+}
+
+// In a MemoryOnlyScope the cache answers what it holds and refuses, at
+// once, every read it would pass on; the scope records that it missed.
+TEST_F(CachedStoreTest, AMemoryOnlyScopeGetsCachedRowsAndRefusesTheRest) {
+  User ann = MakeUser(1, "ann");
+  ASSERT_TRUE(Commit(*cached_, PutUser{ann}).ok());
+  Room room = MakeRoom(1, "cafe", Visibility::kPublic);
+  ASSERT_TRUE(Commit(*cached_, PutRoom{room}).ok());
+  ASSERT_TRUE(cached_->GetUser(ann.id).ok());
+  {
+    MemoryOnlyScope scope;
+    EXPECT_EQ(cached_->GetUser(ann.id)->id, ann.id);
+    EXPECT_FALSE(scope.missed());
+  }
+  auto refused = [](const absl::Status& s) {
+    return absl::IsUnavailable(s) && ErrorReason(s) == "NOT_IN_MEMORY";
+  };
+  {
+    MemoryOnlyScope scope;
+    EXPECT_TRUE(refused(cached_->GetRoom(room.id).status()));
+    EXPECT_TRUE(scope.missed());
+  }
+  {
+    MemoryOnlyScope scope;
+    EXPECT_TRUE(refused(cached_->LastSequence(room.id).status()));
+    EXPECT_TRUE(refused(cached_->ListRooms("", "", 10).status()));
+    EXPECT_TRUE(scope.missed());
+  }
+  {
+    // A miss in an inner scope is the outer one's too.
+    MemoryOnlyScope outer;
+    {
+      MemoryOnlyScope inner;
+      EXPECT_TRUE(refused(cached_->GetUserByName("ann").status()));
+    }
+    EXPECT_TRUE(outer.missed());
+  }
+  // Outside a scope: read through, and cached from then on.
+  EXPECT_TRUE(MemoryOnlyScope::Refuse().ok());
+  EXPECT_EQ(cached_->GetRoom(room.id)->id, room.id);
+  MemoryOnlyScope scope;
+  EXPECT_EQ(cached_->GetRoom(room.id)->id, room.id);
+  EXPECT_FALSE(scope.missed());
 }
 
 TEST_F(CachedStoreTest, PostsDoNotEmptyTheCache) {

@@ -1,0 +1,435 @@
+#include "server/bus/redis_limits.h"
+
+#include <hiredis/hiredis.h>
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace parley::bus {
+namespace {
+
+// Keys one script call carries at most.
+constexpr size_t kKeysPerCall = 500;
+
+// Token buckets. KEYS: one per key spent on. ARGV: for each, the tokens
+// spent and the microseconds one token takes to come. Each key holds when
+// its bucket would be full again (its theoretical arrival time, µs of
+// Redis's clock) and answers how far that is from now (the backlog).
+constexpr const char* kRates = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local out = {}
+for i, key in ipairs(KEYS) do
+  local spent, per = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then tat = now end
+  tat = tat + spent * per
+  local backlog = tat - now
+  if backlog > 0 then
+    redis.call('SET', key, string.format('%.0f', tat), 'PX',
+               math.ceil(backlog / 1000))
+  end
+  out[i] = string.format('%.0f', backlog)
+end
+return out)lua";
+
+// Failures in a row. KEYS: one per key that changed. ARGV[1]: how long a
+// count is kept after its last failure (ms); then for each key, whether it
+// succeeded first (1 or 0) and the failures since. Answers each key's
+// count and how long ago (ms) its last failure was.
+constexpr const char* kFailures = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+local out = {}
+for i, key in ipairs(KEYS) do
+  if ARGV[2 * i] == '1' then redis.call('DEL', key) end
+  local failed = tonumber(ARGV[2 * i + 1])
+  if failed > 0 then
+    redis.call('HINCRBY', key, 'n', failed)
+    redis.call('HSET', key, 'last', now)
+    redis.call('PEXPIRE', key, ttl)
+  end
+  local r = redis.call('HMGET', key, 'n', 'last')
+  out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
+end
+return out)lua";
+
+// Failures in a row, read. KEYS: the keys. Answers each key's count and
+// how long ago (ms) its last failure was.
+constexpr const char* kReadFailures = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local out = {}
+for i, key in ipairs(KEYS) do
+  local r = redis.call('HMGET', key, 'n', 'last')
+  out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
+end
+return out)lua";
+
+// Held slots. KEYS[1]: the servers alive, by their last sync; then one
+// hash per key, of each server's count. ARGV: this server, its lease (ms),
+// how long a count lives unsent (ms), then this server's count of each key.
+// Answers what the other live servers hold of each key.
+constexpr const char* kSlots = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now, me)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
+local out = {}
+for i = 2, #KEYS do
+  local key, held = KEYS[i], tonumber(ARGV[i + 2])
+  if held > 0 then
+    redis.call('HSET', key, me, held)
+    redis.call('PEXPIRE', key, ttl)
+  else
+    redis.call('HDEL', key, me)
+  end
+  local others = 0
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    if all[j] ~= me then
+      if redis.call('ZSCORE', KEYS[1], all[j]) then
+        others = others + tonumber(all[j + 1])
+      else
+        redis.call('HDEL', key, all[j])
+      end
+    end
+  end
+  out[i - 1] = others
+end
+return out)lua";
+
+// Claims a slot of each key at once. KEYS and ARGV[1..3] as kSlots, then
+// for each key this server's count and the most. Answers -1 when all were
+// taken, else the (0-based) index of the first key at its most.
+constexpr const char* kClaim = R"lua(
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZADD', KEYS[1], now, me)
+for i = 2, #KEYS do
+  local held, most = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local others = 0
+  local all = redis.call('HGETALL', KEYS[i])
+  for j = 1, #all, 2 do
+    if all[j] ~= me and redis.call('ZSCORE', KEYS[1], all[j]) then
+      others = others + tonumber(all[j + 1])
+    end
+  end
+  if others + held + 1 > most then return i - 2 end
+end
+for i = 2, #KEYS do
+  redis.call('HSET', KEYS[i], me, tonumber(ARGV[2 * i]) + 1)
+  redis.call('PEXPIRE', KEYS[i], ttl)
+end
+return -1)lua";
+
+absl::Status Unavailable(const redisContext* c) {
+  return absl::UnavailableError(absl::StrCat(
+      "the shared limits (Redis) cannot be reached",
+      c != nullptr && c->err != 0 ? absl::StrCat(": ", c->errstr) : ""));
+}
+
+// Runs `script` with `keys` and `args` (after the keys' count); the reply
+// must be an array of `keys.size() - skip_keys` elements.
+absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
+                           const std::vector<std::string>& keys,
+                           const std::vector<std::string>& args,
+                           size_t skip_keys) {
+  std::vector<std::string> cmd = {"EVAL", script, absl::StrCat(keys.size())};
+  cmd.insert(cmd.end(), keys.begin(), keys.end());
+  cmd.insert(cmd.end(), args.begin(), args.end());
+  Reply r = Command(c, cmd);
+  if (r == nullptr) return Unavailable(c);
+  if (r->type == REDIS_REPLY_ERROR) {
+    return absl::InternalError(
+        absl::StrCat("shared limits: ", std::string(r->str, r->len)));
+  }
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != keys.size() - skip_keys) {
+    return absl::InternalError("shared limits: unexpected reply");
+  }
+  return r;
+}
+
+long long IntegerOf(const redisReply* r) {
+  if (r->type == REDIS_REPLY_INTEGER) return r->integer;
+  long long n = 0;
+  if (r->type == REDIS_REPLY_STRING) {
+    (void)absl::SimpleAtoi(absl::string_view(r->str, r->len), &n);
+  }
+  return n;
+}
+
+}  // namespace
+
+RedisLimits::RedisLimits(RedisLimitsOptions options, SharedTables tables,
+                         Clock* clock)
+    : options_(std::move(options)),
+      tables_(std::move(tables)),
+      clock_(clock),
+      next_refresh_(clock->Now() + options_.refresh_every),
+      worker_("redis limits", options_.redis) {
+  for (auto& [name, t] : tables_.rates) t->EnableSharing();
+  for (auto& [name, t] : tables_.slots) t->EnableSharing();
+  for (auto& [name, t] : tables_.failures) t->EnableSharing();
+  if (options_.interval > absl::ZeroDuration()) {
+    ticker_ = std::thread([this] { Tick(); });
+  }
+}
+
+RedisLimits::~RedisLimits() {
+  {
+    MutexLock lock(&mu_);
+    stop_ = true;
+    cv_.SignalAll();
+  }
+  if (ticker_.joinable()) ticker_.join();
+}
+
+void RedisLimits::Tick() {
+  MutexLock lock(&mu_);
+  while (!stop_) {
+    cv_.WaitWithDeadline(absl::Now() + options_.interval);
+    if (stop_ || in_flight_) continue;
+    in_flight_ = true;
+    worker_.Queue([this](redisContext* c) {
+      (void)Sync(c);
+      MutexLock lock(&mu_);
+      in_flight_ = false;
+    });
+  }
+}
+
+void RedisLimits::SyncNow(absl::AnyInvocable<void(absl::Status)> done) {
+  worker_.Queue([this, done = std::move(done)](redisContext* c) mutable {
+    done(Sync(c));
+  });
+}
+
+std::string RedisLimits::FailureKey(const FailureBackoff* table,
+                                    absl::string_view key) const {
+  for (const auto& [name, t] : tables_.failures) {
+    if (t == table) {
+      return absl::StrCat(options_.key_prefix, "failures:", name, ":", key);
+    }
+  }
+  return absl::StrCat(options_.key_prefix, "failures:?:", key);
+}
+
+std::string RedisLimits::SlotKey(const SlotLimiter* table,
+                                 absl::string_view key) const {
+  for (const auto& [name, t] : tables_.slots) {
+    if (t == table) return absl::StrCat(options_.key_prefix, "slots:", name, ":", key);
+  }
+  return absl::StrCat(options_.key_prefix, "slots:?:", key);
+}
+
+std::vector<std::string> RedisLimits::SlotHead() const {
+  return {options_.server_id,
+          absl::StrCat(absl::ToInt64Milliseconds(options_.server_lease)),
+          absl::StrCat(absl::ToInt64Milliseconds(3 * options_.refresh_every))};
+}
+
+template <class T>
+T RedisLimits::OnWorker(absl::AnyInvocable<T(redisContext*)> call) {
+  Mutex mu;
+  CondVar cv(&mu);
+  bool done = false;
+  std::optional<T> result;
+  worker_.Queue([&](redisContext* c) {
+    T answer = call(c);
+    MutexLock lock(&mu);
+    result.emplace(std::move(answer));
+    done = true;
+    cv.SignalAll();
+  });
+  MutexLock lock(&mu);
+  while (!done) cv.Wait();
+  return *std::move(result);
+}
+
+absl::StatusOr<int> RedisLimits::ClaimAll(const std::vector<Claim>& claims) {
+  return OnWorker<absl::StatusOr<int>>(
+      [&](redisContext* c) -> absl::StatusOr<int> {
+        if (c == nullptr) return Unavailable(c);
+        std::vector<std::string> keys = {
+            absl::StrCat(options_.key_prefix, "servers")};
+        std::vector<std::string> cmd = {"EVAL", kClaim, ""};
+        std::vector<std::string> args = SlotHead();
+        for (const Claim& claim : claims) {
+          keys.push_back(SlotKey(claim.table, claim.key));
+          args.push_back(absl::StrCat(claim.table->Held(claim.key)));
+          args.push_back(absl::StrCat(claim.table->max_per_key()));
+        }
+        cmd[2] = absl::StrCat(keys.size());
+        cmd.insert(cmd.end(), keys.begin(), keys.end());
+        cmd.insert(cmd.end(), args.begin(), args.end());
+        Reply r = Command(c, cmd);
+        if (r == nullptr) return Unavailable(c);
+        if (r->type != REDIS_REPLY_INTEGER) {
+          return absl::InternalError("shared limits: unexpected reply");
+        }
+        // Here, before the worker's next call reads the counts again.
+        if (r->integer < 0) {
+          for (const Claim& claim : claims) {
+            claim.table->AcquireGranted(claim.key);
+          }
+        }
+        return static_cast<int>(r->integer);
+      });
+}
+
+absl::Status RedisLimits::Refresh(
+    const std::vector<SharedFailures::Key>& keys) {
+  return OnWorker<absl::Status>([&](redisContext* c) -> absl::Status {
+    if (c == nullptr) return Unavailable(c);
+    std::vector<std::string> names;
+    for (const SharedFailures::Key& k : keys) {
+      names.push_back(FailureKey(k.table, k.key));
+    }
+    absl::StatusOr<Reply> r = Eval(c, kReadFailures, names, {}, 0);
+    if (!r.ok()) return r.status();
+    const absl::Time now = clock_->Now();
+    for (size_t i = 0; i < keys.size(); ++i) {
+      const redisReply* e = (*r)->element[i];
+      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+        return absl::InternalError("shared limits: unexpected reply");
+      }
+      keys[i].table->Rebase(
+          keys[i].key,
+          static_cast<int>(std::min<long long>(IntegerOf(e->element[0]),
+                                               1 << 20)),
+          now - absl::Milliseconds(IntegerOf(e->element[1])));
+    }
+    return absl::OkStatus();
+  });
+}
+
+absl::Status RedisLimits::Sync(redisContext* c) {
+  absl::Status status = c == nullptr ? Unavailable(c) : absl::OkStatus();
+  if (status.ok()) status = SyncRates(c);
+  if (status.ok()) status = SyncFailures(c);
+  // Even after a failure: it renews this server's lease, and when it fails
+  // too, what it drained is drained again next time.
+  absl::Status slots = c == nullptr ? status : SyncSlots(c);
+  return status.ok() ? slots : status;
+}
+
+absl::Status RedisLimits::SyncRates(redisContext* c) {
+  for (auto& [name, table] : tables_.rates) {
+    const RateLimiter::Options& o = table->options();
+    if (o.per_second <= 0) continue;
+    const double per_token_us = 1e6 / o.per_second;
+    const std::string per = absl::StrCat(std::llround(per_token_us));
+    std::vector<RateLimiter::Taken> taken = table->DrainTaken();
+    for (size_t from = 0; from < taken.size(); from += kKeysPerCall) {
+      const size_t to = std::min(taken.size(), from + kKeysPerCall);
+      std::vector<std::string> keys, args;
+      for (size_t i = from; i < to; ++i) {
+        keys.push_back(
+            absl::StrCat(options_.key_prefix, "rate:", name, ":", taken[i].key));
+        args.push_back(absl::StrCat(taken[i].count));
+        args.push_back(per);
+      }
+      absl::StatusOr<Reply> r = Eval(c, kRates, keys, args, 0);
+      if (!r.ok()) return r.status();
+      for (size_t i = from; i < to; ++i) {
+        const double backlog_us =
+            static_cast<double>(IntegerOf((*r)->element[i - from]));
+        table->Rebase(taken[i].key, o.burst - backlog_us / per_token_us);
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RedisLimits::SyncFailures(redisContext* c) {
+  const std::string ttl =
+      absl::StrCat(absl::ToInt64Milliseconds(options_.failure_ttl));
+  for (auto& [name, table] : tables_.failures) {
+    if (!table->enabled()) continue;
+    std::vector<FailureBackoff::Change> changes = table->DrainChanges();
+    for (size_t from = 0; from < changes.size(); from += kKeysPerCall) {
+      const size_t to = std::min(changes.size(), from + kKeysPerCall);
+      std::vector<std::string> keys, args = {ttl};
+      for (size_t i = from; i < to; ++i) {
+        keys.push_back(FailureKey(table, changes[i].key));
+        args.push_back(changes[i].succeeded ? "1" : "0");
+        args.push_back(absl::StrCat(changes[i].failures));
+      }
+      absl::StatusOr<Reply> r = Eval(c, kFailures, keys, args, 0);
+      if (!r.ok()) return r.status();
+      const absl::Time now = clock_->Now();
+      for (size_t i = from; i < to; ++i) {
+        const redisReply* e = (*r)->element[i - from];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+          return absl::InternalError("shared limits: unexpected reply");
+        }
+        const long long failures = IntegerOf(e->element[0]);
+        const long long age_ms = IntegerOf(e->element[1]);
+        table->Rebase(changes[i].key,
+                      static_cast<int>(std::min<long long>(failures, 1 << 20)),
+                      now - absl::Milliseconds(age_ms));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RedisLimits::SyncSlots(redisContext* c) {
+  if (clock_->Now() >= next_refresh_) {
+    for (auto& [name, t] : tables_.slots) t->MarkAllChanged();
+    next_refresh_ = clock_->Now() + options_.refresh_every;
+  }
+  struct Changed {
+    SlotLimiter* table;
+    SlotLimiter::Count count;
+    std::string key;
+  };
+  std::vector<Changed> changed;
+  for (auto& [name, table] : tables_.slots) {
+    if (!table->enabled()) continue;
+    for (SlotLimiter::Count& count : table->DrainChanged()) {
+      std::string key = SlotKey(table, count.key);
+      changed.push_back(Changed{table, std::move(count), std::move(key)});
+    }
+  }
+  const std::string servers = absl::StrCat(options_.key_prefix, "servers");
+  const std::vector<std::string> head = SlotHead();
+  // One call at least: it renews this server's lease.
+  size_t from = 0;
+  do {
+    const size_t to = std::min(changed.size(), from + kKeysPerCall);
+    std::vector<std::string> keys = {servers}, args = head;
+    for (size_t i = from; i < to; ++i) {
+      keys.push_back(changed[i].key);
+      args.push_back(absl::StrCat(changed[i].count.held));
+    }
+    absl::StatusOr<Reply> r = Eval(c, kSlots, keys, args, 1);
+    if (!r.ok()) {
+      // Counts are absolute: sending them again is harmless.
+      for (size_t i = from; i < changed.size(); ++i) {
+        changed[i].table->MarkChanged(changed[i].count.key);
+      }
+      return r.status();
+    }
+    for (size_t i = from; i < to; ++i) {
+      const long long others = IntegerOf((*r)->element[i - from]);
+      changed[i].table->SetOthers(changed[i].count.key,
+                                  static_cast<size_t>(std::max(0LL, others)));
+    }
+    from = to;
+  } while (from < changed.size());
+  return absl::OkStatus();
+}
+
+}  // namespace parley::bus
