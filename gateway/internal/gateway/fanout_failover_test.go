@@ -209,6 +209,12 @@ func TestFanoutLogStreamResumesOnAnotherServer(t *testing.T) {
 	for _, c := range clients {
 		readClient(t, c, "m2", "m3")
 	}
+	// The node counts attachments as it reads them, apart from the events
+	// it streams: the clients may have read m3 before it read all three.
+	waitFor(t, "every client attached again", func() bool {
+		_, _, attaches := other.follows()
+		return attaches >= 3
+	})
 	_, starts, attaches := other.follows()
 	if len(starts) != 1 || starts[0].AfterSequence == nil || starts[0].GetAfterSequence() != 2 {
 		t.Errorf("the reopened Follow started %v, want after_sequence 2 (m1's)", starts)
