@@ -65,6 +65,9 @@ func main() {
 	fanoutQueueEvents := fs.Int("fanout_queue_events", envInt("PARLEY_FANOUT_QUEUE_EVENTS", 1024),
 		"with --edge_secret, the events one SSE or WebSocket client may have waiting to be written; past it they "+
 			"become one gap event, which the client reads from history (env PARLEY_FANOUT_QUEUE_EVENTS)")
+	pprofAddr := fs.String("pprof_addr", envOr("PARLEY_PPROF_ADDR", ""),
+		"if set, Go's profiles are served at /debug/pprof/ on this address (keep it on loopback: they show what "+
+			"the gateway holds); empty: not served (env PARLEY_PPROF_ADDR)")
 	healthcheck := fs.Bool("healthcheck", false,
 		"instead of serving, probe the /healthz of the gateway at --http_addr (or --port_file) and exit 0 if it is serving, else 1")
 	_ = fs.Parse(os.Args[1:])
@@ -129,6 +132,13 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, logger); err != nil {
+			fmt.Fprintf(os.Stderr, "parley-gateway: --pprof_addr: %v\n", err)
+			os.Exit(2)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
