@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -170,12 +171,7 @@ func (g *realtime) streamShared(w http.ResponseWriter, r *http.Request, callCtx 
 		case <-c.ready:
 			entries, end := c.take()
 			if len(entries) > 0 {
-				for _, entry := range entries {
-					if e := entry.materialize(); cursor.fresh(e.event) {
-						sse.buf.Write(e.sse)
-					}
-				}
-				if sse.flush() != nil {
+				if sse.shared(entries, &cursor) != nil {
 					return
 				}
 			}
@@ -219,16 +215,34 @@ func (s *sseWriter) start() {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	// EventSource accepts only 200: not seed 003's 202.
 	s.w.WriteHeader(http.StatusOK)
-	s.buf.WriteString("retry: " + strconv.FormatInt(s.retry.Milliseconds(), 10) + "\n\n")
+	_, _ = io.WriteString(s.w, "retry: "+strconv.FormatInt(s.retry.Milliseconds(), 10)+"\n\n")
+}
+
+// shared writes a fan-out client's entries that are new to it, each the
+// SSE message encoded once for every client, straight into the response's
+// own buffer (no copy of its own, which an idle client would keep), then
+// flushes.
+func (s *sseWriter) shared(entries []queueEntry, cursor *clientCursor) error {
+	s.start()
+	for _, entry := range entries {
+		if e := entry.materialize(); cursor.fresh(e.event) {
+			if _, err := s.w.Write(e.sse); err != nil {
+				return err
+			}
+		}
+	}
+	return s.flush()
 }
 
 // flush sends what is buffered.
 func (s *sseWriter) flush() error {
 	s.start()
-	_, err := s.w.Write(s.buf.Bytes())
-	s.buf.Reset()
-	if err != nil {
-		return err
+	if s.buf.Len() > 0 {
+		_, err := s.w.Write(s.buf.Bytes())
+		s.buf.Reset()
+		if err != nil {
+			return err
+		}
 	}
 	return s.rc.Flush()
 }
