@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -434,10 +435,11 @@ func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.S
 		defer cancel()
 		s.readLoop(ctx)
 	}()
-	go func() {
-		defer cancel()
-		s.pingLoop(ctx)
-	}()
+	// The pings go out from this loop, each waiting for its pong on a
+	// goroutine of its own: an idle client has no pinger waiting.
+	pings := time.NewTicker(s.g.cfg.wsPingInterval)
+	defer pings.Stop()
+	var pinging atomic.Bool
 	var cursor clientCursor
 	if req.AfterSequence != nil {
 		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
@@ -469,6 +471,16 @@ func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.S
 				s.deliver(ctx, streamWrite{err: end})
 				return
 			}
+		case <-pings.C:
+			if pinging.Swap(true) {
+				continue // the last ping is still waiting for its pong
+			}
+			go func() {
+				defer pinging.Store(false)
+				if !s.ping(ctx) {
+					cancel()
+				}
+			}()
 		case <-s.g.stopping:
 			s.closeWithError(ctx, shuttingDown())
 			return
@@ -539,17 +551,26 @@ func (s *socket) pingLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, s.g.cfg.wsPingInterval)
-			err := s.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					s.g.log.Debug("websocket: no pong; closing", "route", s.route, "err", err)
-				}
+			if !s.ping(ctx) {
 				return
 			}
 		}
 	}
+}
+
+// ping sends a ping and waits up to the ping interval for its pong; false
+// when none came.
+func (s *socket) ping(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, s.g.cfg.wsPingInterval)
+	err := s.conn.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.g.log.Debug("websocket: no pong; closing", "route", s.route, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // closeWithError sends the session's error frame, then closes with 4000 +
