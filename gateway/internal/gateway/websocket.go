@@ -440,6 +440,11 @@ func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.S
 	pings := time.NewTicker(s.g.cfg.wsPingInterval)
 	defer pings.Stop()
 	var pinging atomic.Bool
+	// The queue's frames are written with no context of their own (a
+	// context per write costs a timer registration each); the socket is
+	// closed instead once ctx ends, which ends a write in progress.
+	stopClosing := context.AfterFunc(ctx, func() { _ = s.conn.CloseNow() })
+	defer stopClosing()
 	var cursor clientCursor
 	if req.AfterSequence != nil {
 		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
@@ -463,11 +468,12 @@ func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.S
 				if !cursor.fresh(e.event) {
 					continue
 				}
-				if err := s.conn.Write(ctx, websocket.MessageText, e.socket); err != nil {
+				if err := s.conn.Write(context.Background(), websocket.MessageText, e.socket); err != nil {
 					return
 				}
 			}
 			if end != nil {
+				stopClosing() // the closing handshake has its own bounds
 				s.deliver(ctx, streamWrite{err: end})
 				return
 			}
@@ -482,6 +488,7 @@ func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.S
 				}
 			}()
 		case <-s.g.stopping:
+			stopClosing()
 			s.closeWithError(ctx, shuttingDown())
 			return
 		case <-ctx.Done():
