@@ -199,6 +199,11 @@ name_of[$redis_pid]=Redis
 redis_answers() { [ "$(redis-cli -h "$host" -p "$redis_port" ping 2> /dev/null)" = PONG ]; }
 wait_until Redis "$redis_pid" 30 redis_answers
 
+# The gateways fan streams out (docs/fanout.md): servers and gateways share
+# a secret, made for this run unless PARLEY_EDGE_SECRET is given; both read
+# it from the environment, not the command line.
+export PARLEY_EDGE_SECRET=${PARLEY_EDGE_SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+
 # ---- Servers ----
 # One key for all: a token one server signs, every other accepts.
 if [ ! -s "$token_key" ]; then

@@ -36,6 +36,11 @@ wait_port_file() {  # file pid
   exit 1
 }
 
+# The gateways fan streams out (docs/fanout.md): servers and gateways share
+# a secret, made for this run unless PARLEY_EDGE_SECRET is given; both read
+# it from the environment, not the command line.
+export PARLEY_EDGE_SECRET=${PARLEY_EDGE_SECRET:-$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')}
+
 # The gateway and HAProxy on loopback are proxies: per-address limits count
 # the address they forward (docs/security.md, "Limits").
 "$server_bin" --grpc_addr=127.0.0.1:0 --port_file="$run_dir/grpc.port" --data_dir="$data_dir" \

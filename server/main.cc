@@ -194,6 +194,12 @@ ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
           "gateway, a load balancer) whose x-forwarded-for names the client "
           "address the per-address limits count; from any other peer it is "
           "ignored. Empty: the connection's peer is the client.");
+ABSL_FLAG(std::string, edge_secret, "",
+          "Shared secret of the gateways that fan streams out themselves "
+          "(parley.internal.EdgeService, docs/fanout.md): give the gateways "
+          "the same --edge_secret. Empty: the service refuses every call and "
+          "gateways keep one stream per client. Prefer the environment "
+          "(PARLEY_EDGE_SECRET) to the command line, which others can read.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
 ABSL_FLAG(int64_t, grpc_max_streams_per_connection, 100000,
@@ -500,6 +506,7 @@ int main(int argc, char** argv) {
   }
   options.quotas = QuotaOptionsFromFlags();
   options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
+  options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.grpc_max_streams_per_connection = static_cast<size_t>(std::min<int64_t>(

@@ -21,6 +21,10 @@
 # the CPU per delivery and p99 ratios come from those. Every run measures
 # the memory per idle subscriber. PEERS_PAIRS picks pairs (default: all).
 #
+# Parley's gateway fans out (docs/fanout.md): server and gateway share a
+# fresh --edge_secret (PARLEY_EDGE_SECRET) per run; PEERS_FANOUT=0 gives
+# every SSE and WebSocket subscriber its own Subscribe stream instead.
+#
 # Binaries: SERVER_BIN, GATEWAY_BIN, NAIVE_BIN, PEERLOAD_BIN, CENTRIFUGO_BIN
 # (defaults: the release build, build/bin, build/tools/bin; make
 # bench-peers builds and installs them). Results: BENCH_DIR/results.jsonl
@@ -43,6 +47,7 @@ ROOM_SIZE=${ROOM_SIZE:-100}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 SETTLE=${SETTLE:-3}
+PEERS_FANOUT=${PEERS_FANOUT:-1}
 
 case "$mode" in
   smoke) results=$BENCH_DIR/smoke.jsonl ;;
@@ -79,14 +84,19 @@ free_port() {
 start_parley() {  # Parley's server and gateway, every per-client limit lifted
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
   server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited"
+  # The edge secret goes through the environment, as scripts/run.sh does;
+  # the gateway without it gives each client a stream of its own.
+  local secret=""
+  [ "$PEERS_FANOUT" = 1 ] && secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   # shellcheck disable=SC2086
-  "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" --data_dir="$data_dir" \
-    $server_args >>"$logs/peers-server.log" 2>&1 &
+  PARLEY_EDGE_SECRET=$secret "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" \
+    --data_dir="$data_dir" $server_args >>"$logs/peers-server.log" 2>&1 &
   local server_pid=$!
   wait_file "$data_dir/grpc.port" 20
   grpc_target=127.0.0.1:$(cat "$data_dir/grpc.port")
-  "$GATEWAY_BIN" --grpc_server="$grpc_target" --http_addr=127.0.0.1:0 --port_file="$data_dir/http.port" \
-    --log_level=warn --max_conns_per_address=0 >>"$logs/peers-gateway.log" 2>&1 &
+  PARLEY_EDGE_SECRET=$secret "$GATEWAY_BIN" --grpc_server="$grpc_target" --http_addr=127.0.0.1:0 \
+    --port_file="$data_dir/http.port" --log_level=warn --max_conns_per_address=0 \
+    >>"$logs/peers-gateway.log" 2>&1 &
   local gateway_pid=$!
   wait_file "$data_dir/http.port" 20
   http_base=http://127.0.0.1:$(cat "$data_dir/http.port")
@@ -151,6 +161,7 @@ peers() {
     *) start_parley ;;
   esac
   local tagset="suite=$mode,run=$run_id,part=peers,commit=$commit,$tags"
+  case "$system" in parley-*) [ "$PEERS_FANOUT" = 1 ] && tagset+=",fanout=on" || tagset+=",fanout=off" ;; esac
   [ -n "$server_args" ] && tagset+=",server_args=$server_args"
   local args=(--mode="$system" --subscribers="$subscribers" --room_size="$ROOM_SIZE" --rate="$rate"
     --pids="${pids// /,}" --json_out="$results" --tags="$tagset")

@@ -29,7 +29,6 @@ using chat::ChannelReader;
 using chat::CloseReason;
 using model::EventPtr;
 
-// The status a read ends with once its channel is closed.
 // The last sequence number among `events` (a gap's last), 0 for none: how
 // far a lobby client has read.
 uint64_t LastSequence(const std::vector<EventPtr>& events) {
@@ -40,6 +39,8 @@ uint64_t LastSequence(const std::vector<EventPtr>& events) {
   }
   return last;
 }
+
+}  // namespace
 
 absl::Status ClosedStatus(CloseReason reason) {
   switch (reason) {
@@ -70,6 +71,8 @@ absl::Status ClosedStatus(CloseReason reason) {
   }
   return absl::OkStatus();
 }
+
+namespace {
 
 // The wait of a long poll: `seconds` (0: the default), at most the maximum.
 absl::StatusOr<absl::Duration> PollTimeout(double seconds,

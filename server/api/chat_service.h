@@ -22,6 +22,11 @@ namespace parley::api {
 // every stream's write concatenates those bytes instead of re-encoding.
 std::string EncodeStreamEvent(const model::Event& event);
 
+// The status a read ends with once its channel is closed with `reason`
+// (OK for a leave; UNAVAILABLE at shutdown; PERMISSION_DENIED, NOT_FOUND
+// or UNAUTHENTICATED when its access ended).
+absl::Status ClosedStatus(chat::CloseReason reason);
+
 // Subscribe is a raw method: its writes are those pre-encoded bytes.
 class ChatService final
     : public parley::v1::ChatService::WithRawCallbackMethod_Subscribe<

@@ -19,6 +19,7 @@
 #include "grpc/health/v1/health.pb.h"
 #include "server/api/account_service.h"
 #include "server/api/chat_service.h"
+#include "server/api/edge_service.h"
 #include "server/api/interceptor.h"
 #include "server/api/message_service.h"
 #include "server/api/presence_service.h"
@@ -148,14 +149,15 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(
 
 struct Server::Services {
   Services(const Deps& deps, StatsSources stats_sources,
-           absl::Duration typing_ttl)
+           absl::Duration typing_ttl, std::string edge_secret)
       : chat(deps),
         messages(deps),
         rooms(deps),
         users(deps),
         auth(deps),
         stats(std::move(stats_sources)),
-        presence(deps, typing_ttl) {}
+        presence(deps, typing_ttl),
+        edge(deps, std::move(edge_secret)) {}
   ChatService chat;
   MessageService messages;
   RoomService rooms;
@@ -163,6 +165,7 @@ struct Server::Services {
   AuthService auth;
   StatsService stats;
   PresenceService presence;
+  EdgeService edge;
 };
 
 // With several servers on one database: a cached directory row changed
@@ -319,7 +322,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   };
   server->services_ =
       std::make_unique<Services>(deps, std::move(stats_sources),
-                                 options.typing_ttl);
+                                 options.typing_ttl, options.edge_secret);
   ScheduleCpuSampler(server->scheduler_.get(), &server->services_->stats);
   if (options.memory_trim_interval > absl::ZeroDuration()) {
     ScheduleMemoryTrim(server->scheduler_.get(), options.memory_trim_interval);
@@ -353,6 +356,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
   builder.RegisterService(&server->services_->auth);
   builder.RegisterService(&server->services_->stats);
   builder.RegisterService(&server->services_->presence);
+  builder.RegisterService(&server->services_->edge);
   {
     std::vector<
         std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
@@ -360,7 +364,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(ServerOptions options) {
     interceptors.push_back(std::make_unique<StatsInterceptorFactory>(
         server->call_stats_.get(),
         absl::flat_hash_set<std::string>{"/parley.v1.ChatService/Receive"},
-        absl::flat_hash_set<std::string>{ChatService::kSubscribeMethod}));
+        absl::flat_hash_set<std::string>{ChatService::kSubscribeMethod,
+                                         EdgeService::kFollowMethod}));
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_request_bytes));

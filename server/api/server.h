@@ -82,6 +82,9 @@ struct ServerOptions {
   absl::Duration limit_sync_interval = absl::Milliseconds(100);
   // Proxies whose x-forwarded-for names the client (AddressSet::Parse).
   std::vector<std::string> trusted_proxies;
+  // The secret of the gateways' EdgeService calls (docs/fanout.md); empty:
+  // the service refuses every call.
+  std::string edge_secret;
   size_t max_request_bytes = 1 << 20;
   // Memory gRPC's transport may hold at once (grpc::ResourceQuota).
   size_t grpc_memory_quota_bytes = 256 << 20;

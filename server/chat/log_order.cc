@@ -128,7 +128,9 @@ Wakeups LogOrder::Deliver(LogState* log, const model::EventPtr& event) {
     MutexLock lock(&log->mu);
     log->delivered = std::max(log->delivered, event->sequence);
     for (LogState::Sub& sub : log->subs) {
-      if (event->sequence <= sub.start_after) continue;
+      if (event->sequence <= sub.start_after || !sub.who.receives_events) {
+        continue;
+      }
       if (auto reader = sub.channel->Push(event)) {
         wake.push_back(std::move(reader));
       }

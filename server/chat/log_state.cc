@@ -24,6 +24,7 @@ absl::Status ShuttingDownError() {
 
 void LogState::PushLiveLocked(const model::EventPtr& event, Wakeups* wake) {
   for (Sub& sub : subs) {
+    if (!sub.who.receives_events) continue;
     if (auto reader = sub.channel->Push(event)) {
       wake->push_back(std::move(reader));
     }

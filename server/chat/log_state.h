@@ -39,6 +39,10 @@ struct Subscriber {
   std::string name;      // shown in presence events; empty: none sent
   std::string room;      // the room's name, for presence events
   std::string token_id;  // the token's id (jti), to end at its sign-out
+  // False for a registration that only counts as present and is closed as
+  // a stream would be, its events going elsewhere (a gateway's client,
+  // docs/fanout.md): nothing is pushed to its channel but the close.
+  bool receives_events = true;
 };
 
 // One log's ordering point and subscribers. A log is a room's (its id), a

@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -137,5 +138,55 @@ func TestSignInBackOffHoldsAcrossServers(t *testing.T) {
 	_, err := cb.auth.SignIn(context.Background(), &parleyv1.SignInRequest{Username: "alice", Password: alice.password})
 	if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "failed sign-ins") {
 		t.Fatalf("the right password on b: %v, want RESOURCE_EXHAUSTED (back-off after 3 failures on a)", err)
+	}
+}
+
+// slotsHeld is the Redis command counting the slots a key's hash holds
+// across the cluster's servers (one field per server).
+func slotsHeld(key string) []string {
+	return []string{"EVAL", "local n = 0 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do n = n + tonumber(v) end return n", "1", key}
+}
+
+// A client of the gateway's fan-out holds one of its user's stream slots
+// in Redis as its own stream would (docs/fanout.md, "Limits"): beside it
+// and a gRPC stream, a third stream is refused on every server, and a
+// second fan-out client is refused 429.
+func TestFanoutClientsHoldStreamSlotsAcrossServers(t *testing.T) {
+	redis := redisFor(t)
+	c := startClusterWith(t, redis, []stackOption{withLimits("--streams_per_user=2")}, "a", "b")
+	a, b := chatClient(t, c.servers[0]), chatClient(t, c.servers[1])
+	alice := c.signUp(t, "alice")
+	rm := c.createRoom(t, alice.token, "fanned-limits", "", "")
+	key := "parley:limits:slots:streams:user:" + alice.ID
+
+	sse := c.openSSE(t, "/v1/rooms/"+rm.ID+":subscribe", alice.token)
+	if code, _ := sse.waitStatus(t); code != http.StatusOK {
+		t.Fatalf("the fan-out client: status %d", code)
+	}
+	if n := redisInt(t, redis, slotsHeld(key)...); n != 1 {
+		t.Fatalf("after the fan-out client was admitted Redis counts %d of alice's streams, want 1", n)
+	}
+	grpcStream, err := openRoomStream(t, a, alice.token, rm.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grpcStream()
+	for name, chat := range map[string]parleyv1.ChatServiceClient{"a": a, "b": b} {
+		_, err := openRoomStream(t, chat, alice.token, rm.ID)
+		if status.Code(err) != codes.ResourceExhausted || !strings.Contains(err.Error(), "streams open") {
+			t.Fatalf("a third stream on %s: %v, want RESOURCE_EXHAUSTED (a fan-out client and a stream, at most 2)", name, err)
+		}
+	}
+	refused := c.openSSE(t, "/v1/rooms/"+rm.ID+":subscribe", alice.token)
+	if code, _ := refused.waitStatus(t); code != http.StatusTooManyRequests {
+		t.Fatalf("a second fan-out client: status %d, want 429", code)
+	}
+
+	// The fan-out client leaves: its slot is given back, in Redis too.
+	sse.cancel()
+	waitRedis(t, redis, "the fan-out client's release reaching Redis", func(n int) bool { return n == 1 }, slotsHeld(key)...)
+	again := c.openSSE(t, "/v1/rooms/"+rm.ID+":subscribe", alice.token)
+	if code, _ := again.waitStatus(t); code != http.StatusOK {
+		t.Fatalf("after the fan-out client left: status %d", code)
 	}
 }

@@ -76,7 +76,7 @@ func startClusterWith(t *testing.T, redisAddr string, options []stackOption, nam
 	portFile := filepath.Join(c.dir, "gateway.port")
 	c.gateway = startProc(t, c.dir, "gateway", binary(t, "PARLEY_GATEWAY_BIN"),
 		"--grpc_server="+strings.Join(c.serverAddrs(), ","), "--http_addr=127.0.0.1:0", "--port_file="+portFile,
-		"--log_level=debug", "--stream_resume_timeout=20s", "--max_conns_per_address=0")
+		"--log_level=debug", "--stream_resume_timeout=20s", "--max_conns_per_address=0", "--edge_secret="+testEdgeSecret)
 	c.httpURL = fmt.Sprintf("http://127.0.0.1:%d", c.gateway.waitPortFile(t, portFile))
 	c.waitAllServing(t, c.stack)
 	return c

@@ -78,7 +78,7 @@ func startHACluster(t *testing.T) *haCluster {
 		gw := &stack{dir: c.dir, noCoverage: true}
 		gw.gateway = startProc(t, c.dir, name, gatewayBin,
 			"--grpc_server="+strings.Join(c.serverAddrs(), ","), "--http_addr=127.0.0.1:0",
-			"--port_file="+portFile, "--log_level=debug", "--max_conns_per_address=0")
+			"--port_file="+portFile, "--log_level=debug", "--max_conns_per_address=0", "--edge_secret="+testEdgeSecret)
 		port := gw.gateway.waitPortFile(t, portFile)
 		gw.httpURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 		gatewayAddrs = append(gatewayAddrs, fmt.Sprintf("127.0.0.1:%d", port))

@@ -186,6 +186,19 @@ type stackOptions struct {
 	// The PostgreSQL server whose database the server uses (--store=postgres);
 	// nil: SQLite in the data directory, unless PARLEY_TEST_STORE=postgres.
 	postgres *pgServer
+	// perClientStreams starts the gateway without --edge_secret: every SSE
+	// and WebSocket client has a Subscribe stream of its own. By default
+	// server and gateway share testEdgeSecret and those clients go through
+	// the gateway's fan-out (docs/fanout.md).
+	perClientStreams bool
+}
+
+// testEdgeSecret is the --edge_secret of the stacks' servers and gateways.
+const testEdgeSecret = "integration-test-edge-secret"
+
+// withPerClientStreams starts the gateway without fan-out.
+func withPerClientStreams() stackOption {
+	return func(o *stackOptions) { o.perClientStreams = true }
 }
 
 type stackOption func(*stackOptions)
@@ -250,7 +263,7 @@ func (s *stack) serverFlags(portFile string) []string {
 		"--grpc_addr=127.0.0.1:0", "--port_file=" + portFile, "--data_dir=" + s.dataDir,
 		"--receive_default_timeout=30s", "--receive_max_timeout=60s",
 		"--max_message_bytes=4096", "--channel_capacity=1024", "--session_idle_timeout=5m",
-		"--password_hash_ops=1", "--password_hash_mem_kib=8",
+		"--password_hash_ops=1", "--password_hash_mem_kib=8", "--edge_secret=" + testEdgeSecret,
 	}
 	if s.opts.runDefaults {
 		flags = append(flags, "--trusted_proxies=127.0.0.1")
@@ -297,6 +310,9 @@ func (s *stack) startServer(t *testing.T) {
 func (s *stack) gatewayFlags(portFile string) []string {
 	flags := []string{"--grpc_server=" + s.grpcAddr, "--http_addr=127.0.0.1:0", "--port_file=" + portFile,
 		"--log_level=debug"}
+	if !s.opts.perClientStreams {
+		flags = append(flags, "--edge_secret="+testEdgeSecret)
+	}
 	if s.opts.runDefaults {
 		return append(flags, "--trusted_proxies=127.0.0.1")
 	}

@@ -58,6 +58,16 @@ func main() {
 	streamResumeTimeout := fs.Duration("stream_resume_timeout", 10*time.Second,
 		"how long a room or inbox stream whose server went away is retried on the other servers, resuming after "+
 			"the last event it delivered, before it ends; 0 turns resuming off")
+	edgeSecret := fs.String("edge_secret", envOr("PARLEY_EDGE_SECRET", ""),
+		"the servers' --edge_secret: set, the gateway holds one stream per room and per inbox for all of its SSE and "+
+			"WebSocket clients of it and fans the events out itself (docs/fanout.md); empty, every client has a "+
+			"stream of its own. Prefer the environment to the command line, which others can read (env PARLEY_EDGE_SECRET)")
+	fanoutQueueEvents := fs.Int("fanout_queue_events", envInt("PARLEY_FANOUT_QUEUE_EVENTS", 1024),
+		"with --edge_secret, the events one SSE or WebSocket client may have waiting to be written; past it they "+
+			"become one gap event, which the client reads from history (env PARLEY_FANOUT_QUEUE_EVENTS)")
+	pprofAddr := fs.String("pprof_addr", envOr("PARLEY_PPROF_ADDR", ""),
+		"if set, Go's profiles are served at /debug/pprof/ on this address (keep it on loopback: they show what "+
+			"the gateway holds); empty: not served (env PARLEY_PPROF_ADDR)")
 	healthcheck := fs.Bool("healthcheck", false,
 		"instead of serving, probe the /healthz of the gateway at --http_addr (or --port_file) and exit 0 if it is serving, else 1")
 	_ = fs.Parse(os.Args[1:])
@@ -106,6 +116,12 @@ func main() {
 		MaxConnsPerAddress: *maxConns,
 		// Options' zero is the default; the flag's zero is off.
 		StreamResumeTimeout: *streamResumeTimeout,
+		EdgeSecret:          *edgeSecret,
+		FanoutQueueEvents:   *fanoutQueueEvents,
+	}
+	if *fanoutQueueEvents < 1 {
+		fmt.Fprintf(os.Stderr, "parley-gateway: --fanout_queue_events must be at least 1, not %d\n", *fanoutQueueEvents)
+		os.Exit(2)
 	}
 	if opts.StreamResumeTimeout == 0 {
 		opts.StreamResumeTimeout = -1
@@ -116,6 +132,13 @@ func main() {
 			os.Exit(1)
 		}
 		return
+	}
+
+	if *pprofAddr != "" {
+		if err := servePprof(*pprofAddr, logger); err != nil {
+			fmt.Fprintf(os.Stderr, "parley-gateway: --pprof_addr: %v\n", err)
+			os.Exit(2)
+		}
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

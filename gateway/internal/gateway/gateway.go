@@ -85,15 +85,26 @@ type Options struct {
 	// went away is retried on the servers that are up before it ends.
 	// Default 10s; negative turns resuming off.
 	StreamResumeTimeout time.Duration
+	// EdgeSecret is the servers' --edge_secret. Set, the gateway holds one
+	// stream per room and per inbox for all of its SSE and WebSocket
+	// clients of it and fans the events out itself (fanout.go,
+	// docs/fanout.md); empty, each client has a stream of its own.
+	EdgeSecret string
+	// FanoutQueueEvents bounds the events one fan-out client may have
+	// waiting; past it they become one gap event. Default 1024.
+	FanoutQueueEvents int
 }
 
 func (o Options) handlerConfig() handlerConfig {
 	return handlerConfig{
 		realtime: realtimeConfig{
-			sseKeepalive:   o.SSEKeepalive,
-			sseRetry:       o.SSERetry,
-			wsPingInterval: o.WSPingInterval,
-			wsOrigins:      o.WSOrigins,
+			sseKeepalive:        o.SSEKeepalive,
+			sseRetry:            o.SSERetry,
+			wsPingInterval:      o.WSPingInterval,
+			wsOrigins:           o.WSOrigins,
+			edgeSecret:          o.EdgeSecret,
+			fanoutQueueEvents:   o.FanoutQueueEvents,
+			streamResumeTimeout: o.StreamResumeTimeout,
 		},
 		trustedProxies: o.TrustedProxies,
 	}
@@ -331,6 +342,9 @@ func newHandler(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, cf
 		return nil, err
 	}
 	registry := newRegistry(metrics, parleyv1.NewStatsServiceClient(conn), log)
+	if rt.fanout != nil {
+		registry.MustRegister(rt.fanout.collectors()...)
+	}
 	if err := mux.HandlePath(http.MethodGet, metricsPath, metricsHandler(registry, log)); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,9 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc"
+
+	parleyedge "parley/gateway/gen/parley/edge"
+	parleyv1 "parley/gateway/gen/parley/v1"
 )
 
 // realtime serves what the generated mux cannot: Server-Sent Events on the
@@ -31,6 +34,8 @@ type realtime struct {
 	// sockets counts open WebSocket handlers: http.Server.Shutdown does not
 	// wait for hijacked connections, Run does.
 	sockets handlerCount
+	// fanout holds the shared log streams; nil without --edge_secret.
+	fanout *fanout
 }
 
 // realtimeConfig holds the flags of the streams; zero fields take the
@@ -40,6 +45,12 @@ type realtimeConfig struct {
 	sseRetry       time.Duration
 	wsPingInterval time.Duration
 	wsOrigins      []string
+	// edgeSecret, when set, turns fan-out at the edge on (fanout.go), with
+	// a queue of fanoutQueueEvents per client and the log streams resumed
+	// for streamResumeTimeout (0 or less: not resumed).
+	edgeSecret          string
+	fanoutQueueEvents   int
+	streamResumeTimeout time.Duration
 }
 
 const (
@@ -58,11 +69,14 @@ func (c realtimeConfig) withDefaults() realtimeConfig {
 	if c.wsPingInterval <= 0 {
 		c.wsPingInterval = defaultWSPingInterval
 	}
+	if c.fanoutQueueEvents <= 0 {
+		c.fanoutQueueEvents = defaultFanoutQueueEvents
+	}
 	return c
 }
 
 func newRealtime(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, marshaler runtime.Marshaler, cfg realtimeConfig) *realtime {
-	return &realtime{
+	g := &realtime{
 		clients:   compat.NewClients(conn),
 		marshaler: marshaler,
 		onError:   errorHandler(log),
@@ -70,6 +84,26 @@ func newRealtime(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, m
 		cfg:       cfg.withDefaults(),
 		stopping:  ctx.Done(),
 	}
+	if g.cfg.edgeSecret != "" {
+		g.fanout = &fanout{
+			edge:          parleyedge.NewEdgeServiceClient(conn),
+			chat:          parleyv1.NewChatServiceClient(conn),
+			secret:        g.cfg.edgeSecret,
+			queueCapacity: g.cfg.fanoutQueueEvents,
+			resumeTimeout: g.cfg.streamResumeTimeout,
+			stopping:      ctx.Done(),
+			log:           log,
+			logs:          map[string]*sharedLog{},
+		}
+	}
+	return g
+}
+
+// sharedStream reports whether req's stream goes through the gateway's
+// fan-out: a room or an inbox (not a lobby session's, which lives on one
+// server), when fan-out is on.
+func (g *realtime) sharedStream(req *parleyv1.SubscribeRequest) bool {
+	return g.fanout != nil && req != nil && req.GetId() == "" && (req.GetRoom() != "") != req.GetDirectMessages()
 }
 
 // The route patterns, as routePattern writes them.

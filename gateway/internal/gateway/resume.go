@@ -160,7 +160,8 @@ func (s *resumableStream) RecvMsg(m any) error {
 }
 
 // take moves the cursor past a write's events and reports whether to hand
-// the write on. After a resume it drops what the caller already has.
+// the write on. It drops what the caller already has (at or before the
+// cursor).
 func (s *resumableStream) take(resp *parleyv1.SubscribeResponse) bool {
 	s.opened = true
 	if !s.lostAt.IsZero() {
@@ -170,7 +171,12 @@ func (s *resumableStream) take(resp *parleyv1.SubscribeResponse) bool {
 	}
 	s.lostAt, s.delay = time.Time{}, 0
 	events := resp.GetEvents()
-	if s.resumed && s.cursorKnown {
+	// Also before any resume: a live-only stream opened on a server whose
+	// live point is behind the log's end it learned (another server
+	// committed the last events, and this one reads them from the store
+	// once it subscribes to the log's bus channel) would hand on events
+	// from before it opened.
+	if s.cursorKnown {
 		kept := events[:0]
 		for _, e := range events {
 			if !s.alreadyHanded(e) {

@@ -373,3 +373,20 @@ func TestAResumedStreamDropsWhatItsClientHas(t *testing.T) {
 		t.Error("an empty write after a resume was handed on")
 	}
 }
+
+// A live-only stream on a server whose live point is behind the log's end
+// (the last events were committed on another server) hands on only what
+// comes after the end it learned when it opened.
+func TestALiveOnlyStreamDropsWhatWasCommittedBeforeItOpened(t *testing.T) {
+	s := &resumableStream{cursor: 2, cursorKnown: true}
+	msg := func(seq uint64) *parleyv1.Event {
+		return &parleyv1.Event{Kind: parleyv1.EventKind_EVENT_KIND_MESSAGE, Sequence: seq}
+	}
+	if !s.take(&parleyv1.SubscribeResponse{}) {
+		t.Error("the first, empty write (the stream is in place) was not handed on")
+	}
+	resp := &parleyv1.SubscribeResponse{Events: []*parleyv1.Event{msg(2), msg(3)}}
+	if !s.take(resp) || len(resp.GetEvents()) != 1 || resp.GetEvents()[0].GetSequence() != 3 {
+		t.Errorf("handed on %v, want event 3 only", resp.GetEvents())
+	}
+}

@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"io"
 	"mime"
 	"net/http"
 	"strconv"
@@ -14,7 +16,6 @@ import (
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
-	"parley/gateway/internal/compat"
 )
 
 // Server-Sent Events on every Subscribe route, for a request that accepts
@@ -71,6 +72,9 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 		}
 		req.AfterSequence = &seq
 	}
+	if g.sharedStream(req) && g.serveSSEShared(w, r, errCtx, req) {
+		return
+	}
 	sub, err := g.subscribe(ctx, r, route, req)
 	if err != nil {
 		g.onError(errCtx, g.mux, g.marshaler, w, r, err)
@@ -117,6 +121,79 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 	}
 }
 
+// serveSSEShared serves a room or inbox stream from the log's shared stream
+// (fanout.go): admitted by the server with the client's token (callCtx
+// carries it), then its history after its resume point, then its queue.
+// It reports false, having written nothing, when the servers serve no
+// fan-out: the stream is then the client's own.
+func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest) bool {
+	ctx := r.Context()
+	c, err := g.fanout.join(ctx, callCtx, req, r.Header.Get("Authorization"))
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		return true
+	case g.fanout.notServed(err):
+		return false
+	default:
+		g.onError(callCtx, g.mux, g.marshaler, w, r, err)
+		return true
+	}
+	defer g.fanout.leave(c)
+	g.streamShared(w, r, callCtx, req, c)
+	return true
+}
+
+// streamShared writes client c's stream as Server-Sent Events.
+func (g *realtime) streamShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest, c *fanoutClient) {
+	ctx := r.Context()
+
+	sse := &sseWriter{w: w, rc: http.NewResponseController(w), retry: g.cfg.sseRetry}
+	var cursor clientCursor
+	if req.AfterSequence != nil {
+		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
+		at, err := g.fanout.history(callCtx, req, c, cursor.at, sse.events)
+		if err != nil {
+			if ctx.Err() == nil {
+				sse.error(apierror.FromError(err))
+			}
+			return
+		}
+		cursor.at = max(cursor.at, at)
+	}
+	if err := sse.flush(); err != nil { // the 200 and the retry delay, now
+		return
+	}
+	keepalive := time.NewTicker(g.cfg.sseKeepalive)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-c.ready:
+			entries, end := c.take()
+			if len(entries) > 0 {
+				if sse.shared(entries, &cursor) != nil {
+					return
+				}
+			}
+			if end != nil {
+				if !isCleanEnd(end) && ctx.Err() == nil {
+					sse.error(apierror.FromError(end))
+				}
+				return
+			}
+		case <-keepalive.C:
+			if err := sse.comment("keepalive"); err != nil {
+				return
+			}
+		case <-g.stopping:
+			sse.error(shuttingDown())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
 // sseWriter writes and flushes SSE messages; the first write sends the
 // 200 and the retry delay.
 type sseWriter struct {
@@ -138,16 +215,34 @@ func (s *sseWriter) start() {
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
 	// EventSource accepts only 200: not seed 003's 202.
 	s.w.WriteHeader(http.StatusOK)
-	s.buf.WriteString("retry: " + strconv.FormatInt(s.retry.Milliseconds(), 10) + "\n\n")
+	_, _ = io.WriteString(s.w, "retry: "+strconv.FormatInt(s.retry.Milliseconds(), 10)+"\n\n")
+}
+
+// shared writes a fan-out client's entries that are new to it, each the
+// SSE message encoded once for every client, straight into the response's
+// own buffer (no copy of its own, which an idle client would keep), then
+// flushes.
+func (s *sseWriter) shared(entries []queueEntry, cursor *clientCursor) error {
+	s.start()
+	for _, entry := range entries {
+		if e := entry.materialize(); cursor.fresh(e.event) {
+			if _, err := s.w.Write(e.sse); err != nil {
+				return err
+			}
+		}
+	}
+	return s.flush()
 }
 
 // flush sends what is buffered.
 func (s *sseWriter) flush() error {
 	s.start()
-	_, err := s.w.Write(s.buf.Bytes())
-	s.buf.Reset()
-	if err != nil {
-		return err
+	if s.buf.Len() > 0 {
+		_, err := s.w.Write(s.buf.Bytes())
+		s.buf.Reset()
+		if err != nil {
+			return err
+		}
 	}
 	return s.rc.Flush()
 }
@@ -155,13 +250,7 @@ func (s *sseWriter) flush() error {
 func (s *sseWriter) events(events []*parleyv1.Event) error {
 	s.start()
 	for _, e := range events {
-		if hasCursor(e) {
-			s.buf.WriteString("id: " + strconv.FormatUint(e.GetSequence(), 10) + "\n")
-		}
-		s.buf.WriteString("event: " + compat.EventName(e.GetKind()) + "\n")
-		s.buf.WriteString("data: ")
-		s.buf.Write(encodedEvents.marshal(e))
-		s.buf.WriteString("\n\n")
+		s.buf.Write(appendSSEMessage(s.buf.AvailableBuffer(), e, encodedEvents.marshal(e)))
 	}
 	return s.flush()
 }

@@ -122,7 +122,9 @@ func startNodesGateway(t *testing.T, opts Options, nodes ...*fakeNode) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); health.Close() })
-	h, err := newHandler(stopping, conn, log, handlerConfig{servers: health})
+	cfg := opts.handlerConfig()
+	cfg.servers = health
+	h, err := newHandler(stopping, conn, log, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -94,13 +95,28 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 		// posted after the client sees the socket open reaches it. Without
 		// a subscription, once the session has opened.
 		var (
-			first streamWrite
-			sub   *subscription
+			first  streamWrite
+			sub    *subscription
+			shared *fanoutClient
 		)
 		session, req, err := api.Open(ctx, s, params, after)
+		if _, ownFrames := api.(parleySocket); err == nil && ownFrames && g.sharedStream(req) {
+			// Parley's own frames come from the log's shared stream
+			// (fanout.go); the reproduced APIs' sockets keep their own.
+			shared, err = g.fanout.join(ctx, s.callCtx, req, s.r.Header.Get("Authorization"))
+			switch {
+			case err == nil:
+				defer g.fanout.leave(shared)
+			case ctx.Err() != nil:
+				return
+			case g.fanout.notServed(err):
+				shared, err = nil, nil // a stream of its own, below
+			}
+		}
 		switch {
 		case err != nil:
 			first.err = err
+		case shared != nil:
 		case req != nil:
 			if sub, err = g.subscribe(ctx, s.r, s.route, req); err != nil {
 				first.err = err
@@ -137,6 +153,10 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 		defer conn.CloseNow()
 		conn.SetReadLimit(maxFrameBytes)
 		s.conn = conn
+		if shared != nil {
+			s.runShared(ctx, shared, req)
+			return
+		}
 		s.run(ctx, sub, first)
 	}
 }
@@ -404,6 +424,91 @@ func (s *socket) run(ctx context.Context, sub *subscription, first streamWrite) 
 	}
 }
 
+// runShared streams a client of a shared log (fanout.go): its history
+// after its resume point, read with its own token, then its queue, whose
+// events carry their frame already encoded; until the log's stream, the
+// client or the gateway ends it.
+func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.SubscribeRequest) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		defer cancel()
+		s.readLoop(ctx)
+	}()
+	// The pings go out from this loop, each waiting for its pong on a
+	// goroutine of its own: an idle client has no pinger waiting.
+	pings := time.NewTicker(s.g.cfg.wsPingInterval)
+	defer pings.Stop()
+	var pinging atomic.Bool
+	// The queue's frames are written with no context of their own (a
+	// context per write costs a timer registration each); the socket is
+	// closed instead once ctx ends, which ends a write in progress.
+	stopClosing := context.AfterFunc(ctx, func() { _ = s.conn.CloseNow() })
+	defer stopClosing()
+	var cursor clientCursor
+	if req.AfterSequence != nil {
+		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
+		at, err := s.g.fanout.history(s.CallContext(), req, c, cursor.at, func(events []*parleyv1.Event) error {
+			return s.deliverEvents(ctx, events)
+		})
+		if err != nil {
+			if ctx.Err() == nil {
+				s.closeWithError(ctx, apierror.FromError(err))
+			}
+			return
+		}
+		cursor.at = max(cursor.at, at)
+	}
+	for {
+		select {
+		case <-c.ready:
+			entries, end := c.take()
+			for _, entry := range entries {
+				e := entry.materialize()
+				if !cursor.fresh(e.event) {
+					continue
+				}
+				if err := s.conn.Write(context.Background(), websocket.MessageText, e.socket); err != nil {
+					return
+				}
+			}
+			if end != nil {
+				stopClosing() // the closing handshake has its own bounds
+				s.deliver(ctx, streamWrite{err: end})
+				return
+			}
+		case <-pings.C:
+			if pinging.Swap(true) {
+				continue // the last ping is still waiting for its pong
+			}
+			go func() {
+				defer pinging.Store(false)
+				if !s.ping(ctx) {
+					cancel()
+				}
+			}()
+		case <-s.g.stopping:
+			stopClosing()
+			s.closeWithError(ctx, shuttingDown())
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// deliverEvents writes events in the session's frames.
+func (s *socket) deliverEvents(ctx context.Context, events []*parleyv1.Event) error {
+	for _, e := range events {
+		if f := s.session.EventFrame(e); f != nil {
+			if err := s.Write(ctx, f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // deliver writes one write of the stream, or closes the socket as the
 // stream ended; it reports whether the socket is done.
 func (s *socket) deliver(ctx context.Context, write streamWrite) bool {
@@ -453,17 +558,26 @@ func (s *socket) pingLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			pctx, cancel := context.WithTimeout(ctx, s.g.cfg.wsPingInterval)
-			err := s.conn.Ping(pctx)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					s.g.log.Debug("websocket: no pong; closing", "route", s.route, "err", err)
-				}
+			if !s.ping(ctx) {
 				return
 			}
 		}
 	}
+}
+
+// ping sends a ping and waits up to the ping interval for its pong; false
+// when none came.
+func (s *socket) ping(ctx context.Context) bool {
+	pctx, cancel := context.WithTimeout(ctx, s.g.cfg.wsPingInterval)
+	err := s.conn.Ping(pctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() == nil {
+			s.g.log.Debug("websocket: no pong; closing", "route", s.route, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // closeWithError sends the session's error frame, then closes with 4000 +

@@ -440,6 +440,29 @@ TEST_F(HubTest, RoomSubscribersSeeOthersComeAndGoAsLiveOnlyEvents) {
   EXPECT_EQ(*store_.LastSequence(model::kLobbyId), 0u);
 }
 
+// A gateway's client (docs/fanout.md): present, closed like a stream, and
+// given no events, which the gateway's own subscription carries.
+TEST_F(HubTest, ARegistrationWithoutEventsIsPresentAndClosedButFedNothing) {
+  auto gateway = hub_.Subscribe(model::kLobbyId, Subscriber{});
+  ASSERT_TRUE(gateway.ok());
+  Subscriber who{"u-bob", "Bob", "lobby", "token-1"};
+  who.receives_events = false;
+  auto bob = hub_.Subscribe(model::kLobbyId, who);
+  ASSERT_TRUE(bob.ok());
+  bool truncated = false;
+  ASSERT_EQ(hub_.ListPresent(model::kLobbyId, 10, &truncated).size(), 1u);
+  ASSERT_TRUE(Publish(hub_, RoomMessage(model::kLobbyId, "hello")).ok());
+  hub_.PushLive(NewEvent(model::EventKind::kTyping, model::kLobbyId));
+  EXPECT_EQ(bob->channel->Size(), 0u);
+  auto seen = gateway->channel->Take(100).events;
+  ASSERT_EQ(seen.size(), 3u);  // Bob's join, the message, the typing
+  EXPECT_EQ(seen[0]->kind, model::EventKind::kJoin);
+
+  hub_.RevokeToken("token-1");
+  EXPECT_EQ(bob->channel->Take(1).closed, CloseReason::kSignedOut);
+  EXPECT_EQ(gateway->channel->Take(1).closed, CloseReason::kOpen);
+}
+
 TEST_F(HubTest, CrowdedRoomsCarryNoPresence) {
   HubOptions o = Options();
   o.presence_max_subscribers = 2;
