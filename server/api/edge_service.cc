@@ -373,7 +373,10 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
   };
   absl::StatusOr<chat::Subscriber> subscriber = admit();
   // A slot among the streams of the client's user and address, as its own
-  // stream would hold.
+  // stream would hold. With limits shared in Redis, OpenStream waits for
+  // it: this runs on a store-read worker (OnRead), never on gRPC's threads;
+  // a slot's Release only marks it for the next sync, so the releases on
+  // gRPC's threads (OnCancel, Finish) do not wait.
   std::shared_ptr<Quotas::StreamSlot> slot;
   if (subscriber.ok() && deps_.quotas != nullptr) {
     absl::StatusOr<Quotas::StreamSlot> opened =
