@@ -30,7 +30,7 @@ server_pkgs=(build-essential grpc-proto golang-github-gogo-googleapis-dev cmake 
 runtime_pkgs=(libuuid1 libgrpc++1.51 libgrpc29 libprotobuf32 libsqlite3-0 libsodium23
   libjwt0 libpq5 libhiredis0.14 libspdlog1.10 libfmt9 ca-certificates)
 # protoc and the well-known .proto files, for generating the Go code.
-gateway_pkgs=(protobuf-compiler libprotobuf-dev make)
+gateway_pkgs=(protobuf-compiler libprotobuf-dev golang-github-gogo-googleapis-dev make)
 # PostgreSQL's server binaries: the tests start their own (scripts/test-postgres.sh);
 # so do the cluster tests with Redis and HAProxy (make test-cluster).
 test_pkgs=(python3 python3-venv curl docker-compose postgresql redis-server haproxy)
