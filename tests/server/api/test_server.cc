@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <string>
 
@@ -67,8 +68,15 @@ void TestServer::Restart() {
 std::shared_ptr<grpc::Channel> TestServer::NewChannel() {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(port()),
-                                   grpc::InsecureChannelCredentials(), args);
+  auto channel = grpc::CreateCustomChannel(
+      "127.0.0.1:" + std::to_string(port()), grpc::InsecureChannelCredentials(),
+      args);
+  // Under load a first connect here has failed at once ("UNKNOWN: ... No
+  // such file or directory"), and so would a call made on it without
+  // wait_for_ready. Waiting for the connection lets gRPC retry it.
+  channel->WaitForConnected(std::chrono::system_clock::now() +
+                            std::chrono::seconds(10));
+  return channel;
 }
 
 std::unique_ptr<parley::v1::ChatService::Stub> TestServer::NewStub() {
