@@ -64,8 +64,11 @@ type sharedEvent struct {
 	json []byte
 	// sse is its whole Server-Sent Events message.
 	sse []byte
-	// socket is its frame on Parley's WebSocket.
+	// socket is its frame on Parley's WebSocket, as JSON.
 	socket []byte
+	// wsFrame is that frame whole, header and all, as a live client's
+	// socket writes it (edgeconn.go).
+	wsFrame []byte
 }
 
 func newSharedEvent(e *parleyv1.Event) *sharedEvent {
@@ -74,7 +77,7 @@ func newSharedEvent(e *parleyv1.Event) *sharedEvent {
 	if err != nil {
 		frame = []byte(`{"type":"event","event":{}}`)
 	}
-	return &sharedEvent{event: e, json: j, sse: appendSSEMessage(nil, e, j), socket: frame}
+	return &sharedEvent{event: e, json: j, sse: appendSSEMessage(nil, e, j), socket: frame, wsFrame: textFrame(frame)}
 }
 
 // appendSSEMessage appends the SSE message of event e, whose JSON is j.
@@ -104,10 +107,11 @@ func sequenceRange(e *parleyv1.Event) (first, last uint64, ok bool) {
 }
 
 // queueEntry is a shared event, or (shared nil) a gap marker of this
-// client's own.
+// client's own, or (raw set) bytes of a live client's own to write.
 type queueEntry struct {
 	shared            *sharedEvent
 	gapFirst, gapLast uint64
+	raw               []byte
 }
 
 // fanoutClient is one SSE or WebSocket client of a shared log: its bounded
@@ -138,6 +142,9 @@ type fanoutClient struct {
 	// end is how the client's stream ends: io.EOF for OK, else its status
 	// error; nil while it runs.
 	end error
+	// out writes the client's stream once it is live (edgeconn.go); nil
+	// while its handler does.
+	out *edgeOut
 }
 
 func (c *fanoutClient) signal() {
@@ -153,6 +160,18 @@ func (c *fanoutClient) push(e *sharedEvent) {
 	c.mu.Lock()
 	if c.end != nil {
 		c.mu.Unlock()
+		return
+	}
+	o := c.out
+	if o != nil && !o.writing && len(c.queue) == 0 {
+		// Live, and nothing of the client's waits: written now.
+		if o.closed || !o.cursor.fresh(e.event) {
+			c.mu.Unlock()
+			return
+		}
+		o.writing = true
+		c.mu.Unlock()
+		o.writeDirect(o.frame(e))
 		return
 	}
 	if c.queued < c.capacity {
@@ -171,7 +190,9 @@ func (c *fanoutClient) push(e *sharedEvent) {
 		c.log.f.overflowed.Add(1)
 	}
 	c.mu.Unlock()
-	c.signal()
+	if o == nil {
+		c.signal()
+	} // else the write in flight takes it
 }
 
 // take removes everything queued, and tells how the stream ended once the
@@ -196,20 +217,31 @@ func (c *fanoutClient) admit(floor uint64) {
 }
 
 // finish ends the client's stream with err (io.EOF: OK): what is queued is
-// dropped, as a closed server channel drops it. The first end wins.
-func (c *fanoutClient) finish(err error) {
+// dropped, as a closed server channel drops it. The first end wins: false
+// when the stream had ended already.
+func (c *fanoutClient) finish(err error) bool {
 	c.mu.Lock()
 	if c.end != nil {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.end = err
 	c.queue, c.queued = nil, 0
 	if !c.admitted {
 		close(c.decided)
 	}
+	o := c.out
+	drain := o != nil && !o.writing && !o.closed
+	if drain {
+		o.writing = true
+	}
 	c.mu.Unlock()
+	if drain {
+		go o.drain() // writes the end
+		return true
+	}
 	c.signal()
+	return true
 }
 
 // admission waits for the server's decision: nil once admitted, else how

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -159,7 +160,9 @@ func (m *httpMetrics) middleware(next runtime.HandlerFunc) runtime.HandlerFunc {
 			m.opened.WithLabelValues(route, streamTransport(r, route)).Inc()
 			g := m.streams.WithLabelValues(route)
 			g.Inc()
-			defer g.Dec()
+			hold := &streamHold{release: g.Dec}
+			r = r.WithContext(context.WithValue(r.Context(), streamHoldKey{}, hold))
+			defer hold.handlerDone()
 		case isLongPollRoute(r.Method, route):
 			m.longPolls.Inc()
 			defer m.longPolls.Dec()
@@ -362,4 +365,36 @@ func splitMethod(full string) (service, method string) {
 		return s, m
 	}
 	return "", full
+}
+
+// streamHold lets a stream outlive its handler (a live fan-out client,
+// edgeconn.go): its open-stream gauge goes down when the stream ends, not
+// when the handler returns.
+type streamHold struct {
+	mu      sync.Mutex
+	kept    bool
+	release func()
+}
+
+type streamHoldKey struct{}
+
+func (h *streamHold) handlerDone() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.kept {
+		h.release()
+	}
+}
+
+// keepStream keeps r's stream counted past its handler; the returned
+// function, called once, stops counting it.
+func keepStream(r *http.Request) func() {
+	h, ok := r.Context().Value(streamHoldKey{}).(*streamHold)
+	if !ok {
+		return func() {}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.kept = true
+	return sync.OnceFunc(h.release)
 }

@@ -36,6 +36,10 @@ type realtime struct {
 	sockets handlerCount
 	// fanout holds the shared log streams; nil without --edge_secret.
 	fanout *fanout
+	// live are the fan-out clients written without a handler
+	// (edgeconn.go), for shutdown to end them.
+	liveMu sync.Mutex
+	live   map[*edgeOut]struct{}
 }
 
 // realtimeConfig holds the flags of the streams; zero fields take the
@@ -95,6 +99,7 @@ func newRealtime(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, m
 			log:           log,
 			logs:          map[string]*sharedLog{},
 		}
+		go g.endLive()
 	}
 	return g
 }

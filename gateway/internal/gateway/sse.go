@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"mime"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -139,9 +140,118 @@ func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCt
 		g.onError(callCtx, g.mux, g.marshaler, w, r, err)
 		return true
 	}
+	if g.sseLive(w, r, callCtx, req, c) {
+		return true
+	}
 	defer g.fanout.leave(c)
 	g.streamShared(w, r, callCtx, req, c)
 	return true
+}
+
+// sseHead is the head of a live client's response, after its status line
+// and the headers already set on it. The body runs to the connection's
+// end, which therefore closes.
+const sseHead = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
+	"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+
+// sseKeepalive is the comment that keeps an idle stream's proxies open.
+var sseKeepaliveComment = []byte(": keepalive\n\n")
+
+// sseLive streams client c on its hijacked connection: the head and the
+// history after its resume point from this handler, then live
+// (edgeconn.go), after the handler returned. It reports false, having
+// written nothing and with c still the caller's, when the connection
+// cannot be hijacked (then the handler streams it).
+func (g *realtime) sseLive(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest, c *fanoutClient) bool {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return false
+	}
+	_ = conn.SetDeadline(time.Time{})
+	brw.Reader.Reset(nil) // the request has no body to read
+	release := keepStream(r)
+	g.sockets.Add()
+	o := newEdgeOut(c, conn)
+	o.frame = func(e *sharedEvent) []byte { return e.sse }
+	o.endBytes = func(end error) []byte {
+		if isCleanEnd(end) {
+			return nil
+		}
+		return sseErrorMessage(endError(end))
+	}
+	o.afterEnd = o.close
+	stopKeepalive := func() {}
+	o.onClose = func() {
+		stopKeepalive()
+		g.unregisterLive(o)
+		g.fanout.leave(c)
+		release()
+		g.sockets.Done()
+	}
+
+	head := []byte("HTTP/1.1 200 OK\r\n")
+	var hb bytes.Buffer
+	h := w.Header().Clone()
+	for _, k := range []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection", "Content-Length", "Transfer-Encoding"} {
+		h.Del(k)
+	}
+	_ = h.Write(&hb)
+	head = append(head, hb.Bytes()...)
+	head = append(head, sseHead...)
+	head = append(head, "retry: "+strconv.FormatInt(g.cfg.sseRetry.Milliseconds(), 10)+"\n\n"...)
+
+	var cursor clientCursor
+	if req.AfterSequence != nil {
+		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
+		at, err := g.fanout.history(callCtx, req, c, cursor.at, func(events []*parleyv1.Event) error {
+			for _, e := range events {
+				head = appendSSEMessage(head, e, encodedEvents.marshal(e))
+			}
+			_, err := conn.Write(head)
+			head = head[:0]
+			return err
+		})
+		if err != nil {
+			if r.Context().Err() == nil {
+				_, _ = conn.Write(append(head, sseErrorMessage(apierror.FromError(err))...))
+			}
+			o.close()
+			return true
+		}
+		cursor.at = max(cursor.at, at)
+	}
+	if len(head) > 0 {
+		if _, err := conn.Write(head); err != nil {
+			o.close()
+			return true
+		}
+	}
+	stopKeepalive = every(g.cfg.sseKeepalive, func() bool {
+		c.send(sseKeepaliveComment)
+		return true
+	})
+	go readUntilClosed(conn, o)
+	g.goLive(o, cursor)
+	return true
+}
+
+// readUntilClosed reads (and drops) what an SSE client sends until its
+// connection ends, then lets it go.
+func readUntilClosed(conn net.Conn, o *edgeOut) {
+	var b [64]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			o.close()
+			return
+		}
+	}
+}
+
+// sseErrorMessage is `event: error` with the JSON error body.
+func sseErrorMessage(e apierror.Error) []byte {
+	b, _ := json.Marshal(apierror.Body{Error: e})
+	out := append([]byte("event: error\ndata: "), b...)
+	return append(out, "\n\n"...)
 }
 
 // streamShared writes client c's stream as Server-Sent Events.

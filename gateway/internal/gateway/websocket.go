@@ -8,7 +8,6 @@ import (
 	"path"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -57,7 +56,14 @@ const (
 func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request, params map[string]string) {
 		g.sockets.Add()
-		defer g.sockets.Done()
+		// handedOff: a live client of a shared log (websocket_live.go)
+		// keeps the count and its place in the log past the handler.
+		handedOff := false
+		defer func() {
+			if !handedOff {
+				g.sockets.Done()
+			}
+		}()
 		if !isUpgrade(r) {
 			w.Header().Set("Upgrade", "websocket")
 			apierror.Write(w, apierror.New(http.StatusUpgradeRequired, codes.FailedPrecondition, reasonUpgradeRequired, "",
@@ -106,7 +112,11 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 			shared, err = g.fanout.join(ctx, s.callCtx, req, s.r.Header.Get("Authorization"))
 			switch {
 			case err == nil:
-				defer g.fanout.leave(shared)
+				defer func() {
+					if !handedOff {
+						g.fanout.leave(shared)
+					}
+				}()
 			case ctx.Err() != nil:
 				return
 			case g.fanout.notServed(err):
@@ -140,6 +150,10 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 			session = refusedSession{}
 		}
 		s.session = session
+		if shared != nil {
+			handedOff = s.serveLive(w, r, shared, req, subprotocol)
+			return
+		}
 
 		opts := &websocket.AcceptOptions{InsecureSkipVerify: true} // originAllowed checked it
 		if subprotocol != "" {
@@ -153,10 +167,6 @@ func (g *realtime) serveWebSocket(api compat.Socket) runtime.HandlerFunc {
 		defer conn.CloseNow()
 		conn.SetReadLimit(maxFrameBytes)
 		s.conn = conn
-		if shared != nil {
-			s.runShared(ctx, shared, req)
-			return
-		}
 		s.run(ctx, sub, first)
 	}
 }
@@ -279,6 +289,9 @@ type socket struct {
 	hasToken bool   // the client offered a token
 	// switches hands a new subscription from the reader to run.
 	switches chan roomSwitch
+	// edge, once set, is the live client of a shared log whose connection
+	// the frames go to (websocket_live.go); conn is then nil.
+	edge *fanoutClient
 
 	mu sync.Mutex
 	r  *http.Request // the upgrade request, with the token as Authorization
@@ -331,6 +344,10 @@ func (s *socket) Write(ctx context.Context, frame any) error {
 	b, err := json.Marshal(frame)
 	if err != nil {
 		return err
+	}
+	if s.edge != nil {
+		s.edge.send(textFrame(b))
+		return nil
 	}
 	return s.conn.Write(ctx, websocket.MessageText, b)
 }
@@ -416,79 +433,6 @@ func (s *socket) run(ctx context.Context, sub *subscription, first streamWrite) 
 				return
 			}
 		case <-s.g.stopping:
-			s.closeWithError(ctx, shuttingDown())
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// runShared streams a client of a shared log (fanout.go): its history
-// after its resume point, read with its own token, then its queue, whose
-// events carry their frame already encoded; until the log's stream, the
-// client or the gateway ends it.
-func (s *socket) runShared(ctx context.Context, c *fanoutClient, req *parleyv1.SubscribeRequest) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		defer cancel()
-		s.readLoop(ctx)
-	}()
-	// The pings go out from this loop, each waiting for its pong on a
-	// goroutine of its own: an idle client has no pinger waiting.
-	pings := time.NewTicker(s.g.cfg.wsPingInterval)
-	defer pings.Stop()
-	var pinging atomic.Bool
-	// The queue's frames are written with no context of their own (a
-	// context per write costs a timer registration each); the socket is
-	// closed instead once ctx ends, which ends a write in progress.
-	stopClosing := context.AfterFunc(ctx, func() { _ = s.conn.CloseNow() })
-	defer stopClosing()
-	var cursor clientCursor
-	if req.AfterSequence != nil {
-		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
-		at, err := s.g.fanout.history(s.CallContext(), req, c, cursor.at, func(events []*parleyv1.Event) error {
-			return s.deliverEvents(ctx, events)
-		})
-		if err != nil {
-			if ctx.Err() == nil {
-				s.closeWithError(ctx, apierror.FromError(err))
-			}
-			return
-		}
-		cursor.at = max(cursor.at, at)
-	}
-	for {
-		select {
-		case <-c.ready:
-			entries, end := c.take()
-			for _, entry := range entries {
-				e := entry.materialize()
-				if !cursor.fresh(e.event) {
-					continue
-				}
-				if err := s.conn.Write(context.Background(), websocket.MessageText, e.socket); err != nil {
-					return
-				}
-			}
-			if end != nil {
-				stopClosing() // the closing handshake has its own bounds
-				s.deliver(ctx, streamWrite{err: end})
-				return
-			}
-		case <-pings.C:
-			if pinging.Swap(true) {
-				continue // the last ping is still waiting for its pong
-			}
-			go func() {
-				defer pinging.Store(false)
-				if !s.ping(ctx) {
-					cancel()
-				}
-			}()
-		case <-s.g.stopping:
-			stopClosing()
 			s.closeWithError(ctx, shuttingDown())
 			return
 		case <-ctx.Done():
