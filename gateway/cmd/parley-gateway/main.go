@@ -55,6 +55,10 @@ func main() {
 			"a collection. The gateway's live heap is a few MB and every request allocates, so Go's default of 100 "+
 			"collects dozens of times a second; a larger value trades memory for CPU. Negative turns collection "+
 			"off. When unset and GOGC is set in the environment, GOGC is kept")
+	gcHeadroomMiB := fs.Int("gc_headroom_mib", defaultGCHeadroomMiB,
+		"as the live heap grows, the collection target falls from --gc_percent (to Go's default of 100 at the "+
+			"least) so that garbage may take about this many MiB over the live heap: thousands of idle streams "+
+			"then do not multiply the gateway's memory. 0: --gc_percent throughout")
 	streamResumeTimeout := fs.Duration("stream_resume_timeout", 10*time.Second,
 		"how long a room or inbox stream whose server went away is retried on the other servers, resuming after "+
 			"the last event it delivered, before it ends; 0 turns resuming off")
@@ -73,6 +77,9 @@ func main() {
 	_ = fs.Parse(os.Args[1:])
 	if flagSet(fs, "gc_percent") || os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(*gcPercent)
+		if *gcHeadroomMiB > 0 && *gcPercent > 0 {
+			go tuneGC(uint64(*gcHeadroomMiB)<<20, *gcPercent)
+		}
 	}
 
 	var level slog.Level

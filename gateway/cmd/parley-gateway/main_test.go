@@ -85,3 +85,24 @@ func TestGoodTrustedProxiesAreAccepted(t *testing.T) {
 		})
 	}
 }
+
+func TestGCPercentFallsAsTheLiveHeapGrows(t *testing.T) {
+	const mib = 1 << 20
+	for _, tc := range []struct {
+		live uint64
+		max  int
+		want int
+	}{
+		{0, 400, 400},
+		{2 * mib, 400, 400},    // 16 MiB is 800% of it: the most
+		{8 * mib, 400, 200},    // 16 MiB over 8
+		{32 * mib, 400, 100},   // 50% would do: Go's default at the least
+		{64 * mib, 50, 50},     // a --gc_percent below the floor is kept
+		{100 * mib, 1000, 100}, // at the least
+		{10 * mib, 1000, 160},  // 16 MiB over 10
+	} {
+		if got := gcPercentFor(tc.live, 16*mib, tc.max); got != tc.want {
+			t.Errorf("live %d MiB, max %d: %d, want %d", tc.live/mib, tc.max, got, tc.want)
+		}
+	}
+}
