@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
@@ -328,6 +329,9 @@ func (s *socket) HasToken() bool { return s.hasToken }
 func (s *socket) Authorize(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.r == nil {
+		return // live (websocket_live.go): Parley's frames carry no token
+	}
 	s.r.Header.Set("Authorization", "Bearer "+token)
 	if callCtx, e := s.annotate(context.WithoutCancel(s.callCtx)); e == nil {
 		s.callCtx = callCtx
@@ -354,6 +358,9 @@ func (s *socket) Write(ctx context.Context, frame any) error {
 
 // Switch subscribes and hands the subscription to run.
 func (s *socket) Switch(ctx context.Context, req *parleyv1.SubscribeRequest, ack any) error {
+	if s.edge != nil {
+		return status.Error(codes.Unimplemented, "a shared log's socket does not switch streams")
+	}
 	sub, err := s.g.subscribe(ctx, s.request(), s.route, req)
 	if err != nil {
 		return err

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 
 	parleyv1 "parley/gateway/gen/parley/v1"
 	"parley/gateway/internal/apierror"
@@ -63,13 +64,14 @@ func (s *socket) serveLive(w http.ResponseWriter, r *http.Request, c *fanoutClie
 		rd = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
 	}
 
-	// The socket's calls outlive the handler now.
-	liveCtx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-	if callCtx, e := s.annotate(liveCtx); e == nil {
-		s.mu.Lock()
-		s.callCtx = callCtx
-		s.mu.Unlock()
-	}
+	// The socket's calls outlive the handler now. They need only the
+	// request's metadata: the request and its context are let go.
+	liveCtx, cancel := context.WithCancel(context.Background())
+	s.mu.Lock()
+	md, _ := metadata.FromOutgoingContext(s.callCtx)
+	s.callCtx = metadata.NewOutgoingContext(liveCtx, md.Copy())
+	s.r = nil
+	s.mu.Unlock()
 	release := keepStream(r)
 	o := newEdgeOut(c, conn)
 	o.frame = func(e *sharedEvent) []byte { return e.wsFrame }
