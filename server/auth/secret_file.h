@@ -1,0 +1,32 @@
+// Files holding a secret that several processes sharing a directory may
+// create at the same moment (servers starting together on one volume): the
+// first to link its file into place wins, and every other reads the
+// winner's. The token key (tokens.h) is kept this way.
+#ifndef PARLEY_SERVER_AUTH_SECRET_FILE_H_
+#define PARLEY_SERVER_AUTH_SECRET_FILE_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace parley::auth {
+
+// The whole regular file at `path`; nullopt with *err set to errno when it
+// cannot be read.
+std::optional<std::string> ReadWholeFile(const std::string& path, int* err);
+
+// Creates `path` holding `contents`, atomically: they are written and synced
+// to a private temporary file (mode 0600) in the same directory, which is
+// then hard-linked to `path`, so no reader ever sees a partial file. When
+// `path` exists already (another process linked its file first), it is left
+// as it is and its contents are returned; otherwise `contents`. `what` names
+// the file in errors ("the token key").
+absl::StatusOr<std::string> CreateFileOnce(const std::string& path,
+                                           absl::string_view contents,
+                                           absl::string_view what);
+
+}  // namespace parley::auth
+
+#endif  // PARLEY_SERVER_AUTH_SECRET_FILE_H_
