@@ -1,6 +1,7 @@
 #include "server/auth/secret_file.h"
 
 #include <fcntl.h>
+#include <sodium.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -11,10 +12,14 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 
 namespace parley::auth {
 namespace {
+
+// Random bytes in a new secret (written as twice as many hex digits).
+constexpr size_t kSecretBytes = 32;
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
@@ -115,6 +120,61 @@ absl::StatusOr<std::string> CreateFileOnce(const std::string& path,
         absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
   }
   return *std::move(existing);
+}
+
+absl::StatusOr<std::string> LoadOrCreateSecret(const std::string& path) {
+  int err = 0;
+  std::optional<std::string> contents = ReadWholeFile(path, &err);
+  if (!contents.has_value()) {
+    if (err != ENOENT) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
+    }
+    if (sodium_init() < 0) {
+      return absl::InternalError("libsodium failed to start");
+    }
+    unsigned char raw[kSecretBytes];
+    char hex[2 * kSecretBytes + 1];
+    randombytes_buf(raw, sizeof(raw));
+    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+    const std::string fresh = absl::StrCat(hex, "\n");
+    sodium_memzero(raw, sizeof(raw));
+    sodium_memzero(hex, sizeof(hex));
+    absl::StatusOr<std::string> created =
+        CreateFileOnce(path, fresh, "the secret");
+    if (!created.ok()) return created.status();
+    contents = *std::move(created);
+  }
+  std::string secret(absl::StripAsciiWhitespace(*contents));
+  if (secret.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, " holds no secret: write one into it, or remove it for a new "
+        "one to be made"));
+  }
+  for (const char c : secret) {
+    if (c < 0x20 || c > 0x7e) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, " holds a character that is not printable ASCII; the secret "
+          "travels as gRPC metadata, which takes only those"));
+    }
+  }
+  return secret;
+}
+
+absl::StatusOr<std::string> EdgeSecretFromFlags(
+    const std::string& secret, const std::string& secret_file) {
+  if (!secret.empty() && !secret_file.empty()) {
+    return absl::InvalidArgumentError(
+        "give --edge_secret or --edge_secret_file, not both");
+  }
+  if (secret_file.empty()) return secret;
+  absl::StatusOr<std::string> loaded = LoadOrCreateSecret(secret_file);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("--edge_secret_file: ",
+                                     loaded.status().message()));
+  }
+  return loaded;
 }
 
 }  // namespace parley::auth

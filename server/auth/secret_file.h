@@ -1,7 +1,8 @@
 // Files holding a secret that several processes sharing a directory may
 // create at the same moment (servers starting together on one volume): the
 // first to link its file into place wins, and every other reads the
-// winner's. The token key (tokens.h) is kept this way.
+// winner's. The token key (tokens.h) and the gateways' edge secret
+// (docs/fanout.md) are kept this way.
 #ifndef PARLEY_SERVER_AUTH_SECRET_FILE_H_
 #define PARLEY_SERVER_AUTH_SECRET_FILE_H_
 
@@ -26,6 +27,20 @@ std::optional<std::string> ReadWholeFile(const std::string& path, int* err);
 absl::StatusOr<std::string> CreateFileOnce(const std::string& path,
                                            absl::string_view contents,
                                            absl::string_view what);
+
+// The shared secret in `path`, without leading or trailing white space.
+// With no file at `path`, first creates it (CreateFileOnce) with a fresh
+// random secret of 64 hex digits, so that every server given the same file
+// uses the same secret. A file that holds nothing but white space, or
+// characters other than printable ASCII (the secret travels as gRPC
+// metadata), is an error.
+absl::StatusOr<std::string> LoadOrCreateSecret(const std::string& path);
+
+// The edge secret of the server's flags: `secret` (--edge_secret) or the
+// one in `secret_file` (--edge_secret_file, LoadOrCreateSecret); both set
+// is an error. Empty when neither is set.
+absl::StatusOr<std::string> EdgeSecretFromFlags(const std::string& secret,
+                                                const std::string& secret_file);
 
 }  // namespace parley::auth
 
