@@ -122,29 +122,37 @@ absl::StatusOr<std::string> CreateFileOnce(const std::string& path,
   return *std::move(existing);
 }
 
-absl::StatusOr<std::string> LoadOrCreateSecret(const std::string& path) {
+absl::StatusOr<std::string> ReadOrCreateFile(
+    const std::string& path, absl::string_view what,
+    absl::FunctionRef<absl::StatusOr<std::string>()> make) {
   int err = 0;
   std::optional<std::string> contents = ReadWholeFile(path, &err);
-  if (!contents.has_value()) {
-    if (err != ENOENT) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
-    }
-    if (sodium_init() < 0) {
-      return absl::InternalError("libsodium failed to start");
-    }
-    unsigned char raw[kSecretBytes];
-    char hex[2 * kSecretBytes + 1];
-    randombytes_buf(raw, sizeof(raw));
-    sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
-    const std::string fresh = absl::StrCat(hex, "\n");
-    sodium_memzero(raw, sizeof(raw));
-    sodium_memzero(hex, sizeof(hex));
-    absl::StatusOr<std::string> created =
-        CreateFileOnce(path, fresh, "the secret");
-    if (!created.ok()) return created.status();
-    contents = *std::move(created);
+  if (contents.has_value()) return *std::move(contents);
+  if (err != ENOENT) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
   }
+  absl::StatusOr<std::string> fresh = make();
+  if (!fresh.ok()) return fresh.status();
+  return CreateFileOnce(path, *fresh, what);
+}
+
+absl::StatusOr<std::string> LoadOrCreateSecret(const std::string& path) {
+  absl::StatusOr<std::string> contents =
+      ReadOrCreateFile(path, "the secret", []() -> absl::StatusOr<std::string> {
+        if (sodium_init() < 0) {
+          return absl::InternalError("libsodium failed to start");
+        }
+        unsigned char raw[kSecretBytes];
+        char hex[2 * kSecretBytes + 1];
+        randombytes_buf(raw, sizeof(raw));
+        sodium_bin2hex(hex, sizeof(hex), raw, sizeof(raw));
+        std::string fresh = absl::StrCat(hex, "\n");
+        sodium_memzero(raw, sizeof(raw));
+        sodium_memzero(hex, sizeof(hex));
+        return fresh;
+      });
+  if (!contents.ok()) return contents.status();
   std::string secret(absl::StripAsciiWhitespace(*contents));
   if (secret.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -27,6 +28,13 @@ std::optional<std::string> ReadWholeFile(const std::string& path, int* err);
 absl::StatusOr<std::string> CreateFileOnce(const std::string& path,
                                            absl::string_view contents,
                                            absl::string_view what);
+
+// The contents of `path`. When there is no such file, first creates it
+// (CreateFileOnce) with what `make` returns, so that every process given
+// the same path reads the same contents; `what` names it in errors.
+absl::StatusOr<std::string> ReadOrCreateFile(
+    const std::string& path, absl::string_view what,
+    absl::FunctionRef<absl::StatusOr<std::string>()> make);
 
 // The shared secret in `path`, without leading or trailing white space.
 // With no file at `path`, first creates it (CreateFileOnce) with a fresh

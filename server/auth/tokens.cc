@@ -4,7 +4,6 @@
 #include <sodium.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -75,18 +74,12 @@ std::optional<int64_t> IntClaim(jwt_t* jwt, const char* name) {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
-// Creates `path` holding a fresh random key (CreateFileOnce). When another
-// process created `path` first, its key wins and is returned.
-absl::StatusOr<std::string> CreateKeyFile(const std::string& path) {
+// A fresh random key.
+absl::StatusOr<std::string> NewKey() {
   if (!SodiumReady()) return absl::InternalError("libsodium failed to start");
-  unsigned char key[kMinKeyBytes];
-  randombytes_buf(key, sizeof(key));
-  absl::StatusOr<std::string> result = CreateFileOnce(
-      path,
-      absl::string_view(reinterpret_cast<const char*>(key), sizeof(key)),
-      "the token key");
-  sodium_memzero(key, sizeof(key));
-  return result;
+  std::string key(kMinKeyBytes, '\0');
+  randombytes_buf(key.data(), key.size());
+  return key;
 }
 
 }  // namespace
@@ -271,16 +264,12 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& key_file,
     return absl::InvalidArgumentError(
         "no --token_key_file and no --data_dir to keep the token key in");
   }
+  // Created on first start; when another server starting at the same time
+  // created it first, its key wins.
   const std::string path = data_dir + "/token.key";
-  int err = 0;
-  std::optional<std::string> key = ReadWholeFile(path, &err);
-  if (!key.has_value()) {
-    if (err != ENOENT) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
-    }
-    return CreateKeyFile(path);
-  }
+  absl::StatusOr<std::string> key =
+      ReadOrCreateFile(path, "the token key", NewKey);
+  if (!key.ok()) return key.status();
   if (key->size() < kMinKeyBytes) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, " holds ", key->size(), " bytes; a signing key needs at least ",
