@@ -139,12 +139,11 @@ absl::Status Unavailable(const redisContext* c) {
       c != nullptr && c->err != 0 ? absl::StrCat(": ", c->errstr) : ""));
 }
 
-// Runs `script` with `keys` and `args` (after the keys' count); the reply
-// must be an array of `keys.size() - skip_keys` elements.
-absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
-                           const std::vector<std::string>& keys,
-                           const std::vector<std::string>& args,
-                           size_t skip_keys) {
+// Runs `script` with `keys` and `args` (after the keys' count): its reply;
+// UNAVAILABLE when Redis cannot be reached, INTERNAL when the script failed.
+absl::StatusOr<Reply> RunScript(redisContext* c, const char* script,
+                                const std::vector<std::string>& keys,
+                                const std::vector<std::string>& args) {
   std::vector<std::string> cmd = {"EVAL", script, absl::StrCat(keys.size())};
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   cmd.insert(cmd.end(), args.begin(), args.end());
@@ -154,7 +153,18 @@ absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
     return absl::InternalError(
         absl::StrCat("shared limits: ", std::string(r->str, r->len)));
   }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != keys.size() - skip_keys) {
+  return r;
+}
+
+// RunScript for a reply that must be an array of `keys.size() - skip_keys`
+// elements.
+absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
+                           const std::vector<std::string>& keys,
+                           const std::vector<std::string>& args,
+                           size_t skip_keys) {
+  absl::StatusOr<Reply> r = RunScript(c, script, keys, args);
+  if (r.ok() && ((*r)->type != REDIS_REPLY_ARRAY ||
+                 (*r)->elements != keys.size() - skip_keys)) {
     return absl::InternalError("shared limits: unexpected reply");
   }
   return r;
@@ -263,28 +273,25 @@ absl::StatusOr<int> RedisLimits::ClaimAll(const std::vector<Claim>& claims) {
         if (c == nullptr) return Unavailable(c);
         std::vector<std::string> keys = {
             absl::StrCat(options_.key_prefix, "servers")};
-        std::vector<std::string> cmd = {"EVAL", kClaim, ""};
         std::vector<std::string> args = SlotHead();
         for (const Claim& claim : claims) {
           keys.push_back(SlotKey(claim.table, claim.key));
           args.push_back(absl::StrCat(claim.table->Held(claim.key)));
           args.push_back(absl::StrCat(claim.table->max_per_key()));
         }
-        cmd[2] = absl::StrCat(keys.size());
-        cmd.insert(cmd.end(), keys.begin(), keys.end());
-        cmd.insert(cmd.end(), args.begin(), args.end());
-        Reply r = Command(c, cmd);
-        if (r == nullptr) return Unavailable(c);
-        if (r->type != REDIS_REPLY_INTEGER) {
+        absl::StatusOr<Reply> r = RunScript(c, kClaim, keys, args);
+        if (!r.ok()) return r.status();
+        if ((*r)->type != REDIS_REPLY_INTEGER) {
           return absl::InternalError("shared limits: unexpected reply");
         }
+        const long long first_full = (*r)->integer;
         // Here, before the worker's next call reads the counts again.
-        if (r->integer < 0) {
+        if (first_full < 0) {
           for (const Claim& claim : claims) {
             claim.table->AcquireGranted(claim.key);
           }
         }
-        return static_cast<int>(r->integer);
+        return static_cast<int>(first_full);
       });
 }
 
