@@ -74,15 +74,38 @@ for i, key in ipairs(KEYS) do
 end
 return out)lua";
 
-// Held slots. KEYS[1]: the servers alive, by their last sync; then one
-// hash per key, of each server's count. ARGV: this server, its lease (ms),
-// how long a count lives unsent (ms), then this server's count of each key.
-// Answers what the other live servers hold of each key.
-constexpr const char* kSlots = R"lua(
+// What the scripts on held slots (kSlots, kClaim) run after. KEYS[1]: the
+// servers alive, by their last sync. ARGV: this server, its lease (ms), how
+// long a count lives unsent (ms). Renews this server's place among the live
+// ones, and defines others(key, prune): what the live servers other than
+// this one hold of `key`, a hash of each server's count; with `prune`, the
+// counts of servers no longer alive are removed from it.
+constexpr const char* kSlotsPrelude = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], now, me)
+local function others(key, prune)
+  local sum = 0
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    if all[j] ~= me then
+      if redis.call('ZSCORE', KEYS[1], all[j]) then
+        sum = sum + tonumber(all[j + 1])
+      elseif prune then
+        redis.call('HDEL', key, all[j])
+      end
+    end
+  end
+  return sum
+end
+)lua";
+
+// Held slots, after kSlotsPrelude. KEYS[1] and ARGV[1..3] as there, then
+// one hash per key, of each server's count, and this server's count of each
+// key. Answers what the other live servers hold of each key, forgetting the
+// servers whose lease ran out.
+constexpr const char* kSlots = R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
 local out = {}
 for i = 2, #KEYS do
@@ -93,39 +116,18 @@ for i = 2, #KEYS do
   else
     redis.call('HDEL', key, me)
   end
-  local others = 0
-  local all = redis.call('HGETALL', key)
-  for j = 1, #all, 2 do
-    if all[j] ~= me then
-      if redis.call('ZSCORE', KEYS[1], all[j]) then
-        others = others + tonumber(all[j + 1])
-      else
-        redis.call('HDEL', key, all[j])
-      end
-    end
-  end
-  out[i - 1] = others
+  out[i - 1] = others(key, true)
 end
 return out)lua";
 
-// Claims a slot of each key at once. KEYS and ARGV[1..3] as kSlots, then
-// for each key this server's count and the most. Answers -1 when all were
-// taken, else the (0-based) index of the first key at its most.
+// Claims a slot of each key at once, after kSlotsPrelude. KEYS and
+// ARGV[1..3] as kSlots, then for each key this server's count and the most.
+// Answers -1 when all were taken, else the (0-based) index of the first key
+// at its most.
 constexpr const char* kClaim = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], now, me)
 for i = 2, #KEYS do
   local held, most = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local others = 0
-  local all = redis.call('HGETALL', KEYS[i])
-  for j = 1, #all, 2 do
-    if all[j] ~= me and redis.call('ZSCORE', KEYS[1], all[j]) then
-      others = others + tonumber(all[j + 1])
-    end
-  end
-  if others + held + 1 > most then return i - 2 end
+  if others(KEYS[i], false) + held + 1 > most then return i - 2 end
 end
 for i = 2, #KEYS do
   redis.call('HSET', KEYS[i], me, tonumber(ARGV[2 * i]) + 1)
@@ -141,10 +143,11 @@ absl::Status Unavailable(const redisContext* c) {
 
 // Runs `script` with `keys` and `args` (after the keys' count): its reply;
 // UNAVAILABLE when Redis cannot be reached, INTERNAL when the script failed.
-absl::StatusOr<Reply> RunScript(redisContext* c, const char* script,
+absl::StatusOr<Reply> RunScript(redisContext* c, absl::string_view script,
                                 const std::vector<std::string>& keys,
                                 const std::vector<std::string>& args) {
-  std::vector<std::string> cmd = {"EVAL", script, absl::StrCat(keys.size())};
+  std::vector<std::string> cmd = {"EVAL", std::string(script),
+                                  absl::StrCat(keys.size())};
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   cmd.insert(cmd.end(), args.begin(), args.end());
   Reply r = Command(c, cmd);
@@ -158,7 +161,7 @@ absl::StatusOr<Reply> RunScript(redisContext* c, const char* script,
 
 // RunScript for a reply that must be an array of `keys.size() - skip_keys`
 // elements.
-absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
+absl::StatusOr<Reply> Eval(redisContext* c, absl::string_view script,
                            const std::vector<std::string>& keys,
                            const std::vector<std::string>& args,
                            size_t skip_keys) {
@@ -279,7 +282,7 @@ absl::StatusOr<int> RedisLimits::ClaimAll(const std::vector<Claim>& claims) {
           args.push_back(absl::StrCat(claim.table->Held(claim.key)));
           args.push_back(absl::StrCat(claim.table->max_per_key()));
         }
-        absl::StatusOr<Reply> r = RunScript(c, kClaim, keys, args);
+        absl::StatusOr<Reply> r = RunScript(c, absl::StrCat(kSlotsPrelude, kClaim), keys, args);
         if (!r.ok()) return r.status();
         if ((*r)->type != REDIS_REPLY_INTEGER) {
           return absl::InternalError("shared limits: unexpected reply");
@@ -421,7 +424,8 @@ absl::Status RedisLimits::SyncSlots(redisContext* c) {
       keys.push_back(changed[i].key);
       args.push_back(absl::StrCat(changed[i].count.held));
     }
-    absl::StatusOr<Reply> r = Eval(c, kSlots, keys, args, 1);
+    absl::StatusOr<Reply> r =
+        Eval(c, absl::StrCat(kSlotsPrelude, kSlots), keys, args, 1);
     if (!r.ok()) {
       // Counts are absolute: sending them again is harmless.
       for (size_t i = from; i < changed.size(); ++i) {
