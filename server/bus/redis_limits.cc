@@ -40,10 +40,11 @@ for i, key in ipairs(KEYS) do
 end
 return out)lua";
 
-// Failures in a row. KEYS: one per key that changed. ARGV[1]: how long a
-// count is kept after its last failure (ms); then for each key, whether it
-// succeeded first (1 or 0) and the failures since. Answers each key's
-// count and how long ago (ms) its last failure was.
+// Failures in a row. KEYS: one per key that changed (or is read). ARGV[1]:
+// how long a count is kept after its last failure (ms); then for each key,
+// whether it succeeded first (1 or 0) and the failures since (0 and 0 only
+// read it). Answers each key's count and how long ago (ms) its last failure
+// was.
 constexpr const char* kFailures = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -57,18 +58,6 @@ for i, key in ipairs(KEYS) do
     redis.call('HSET', key, 'last', now)
     redis.call('PEXPIRE', key, ttl)
   end
-  local r = redis.call('HMGET', key, 'n', 'last')
-  out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
-end
-return out)lua";
-
-// Failures in a row, read. KEYS: the keys. Answers each key's count and
-// how long ago (ms) its last failure was.
-constexpr const char* kReadFailures = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {}
-for i, key in ipairs(KEYS) do
   local r = redis.call('HMGET', key, 'n', 'last')
   out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
 end
@@ -180,6 +169,20 @@ long long IntegerOf(const redisReply* r) {
     (void)absl::SimpleAtoi(absl::string_view(r->str, r->len), &n);
   }
   return n;
+}
+
+// Sets `table`'s count of `key` to `e`, kFailures' answer for it (at
+// `now`): the count and how long ago its last failure was.
+absl::Status RebaseFailures(FailureBackoff* table, absl::string_view key,
+                            const redisReply* e, absl::Time now) {
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+    return absl::InternalError("shared limits: unexpected reply");
+  }
+  const long long failures = IntegerOf(e->element[0]);
+  const long long age_ms = IntegerOf(e->element[1]);
+  table->Rebase(key, static_cast<int>(std::min<long long>(failures, 1 << 20)),
+                now - absl::Milliseconds(age_ms));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -302,23 +305,20 @@ absl::Status RedisLimits::Refresh(
     const std::vector<SharedFailures::Key>& keys) {
   return OnWorker<absl::Status>([&](redisContext* c) -> absl::Status {
     if (c == nullptr) return Unavailable(c);
-    std::vector<std::string> names;
+    // No success and no failure: kFailures only reads each key.
+    std::vector<std::string> names, args = {"0"};
     for (const SharedFailures::Key& k : keys) {
       names.push_back(FailureKey(k.table, k.key));
+      args.push_back("0");
+      args.push_back("0");
     }
-    absl::StatusOr<Reply> r = Eval(c, kReadFailures, names, {}, 0);
+    absl::StatusOr<Reply> r = Eval(c, kFailures, names, args, 0);
     if (!r.ok()) return r.status();
     const absl::Time now = clock_->Now();
     for (size_t i = 0; i < keys.size(); ++i) {
-      const redisReply* e = (*r)->element[i];
-      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
-        return absl::InternalError("shared limits: unexpected reply");
-      }
-      keys[i].table->Rebase(
-          keys[i].key,
-          static_cast<int>(std::min<long long>(IntegerOf(e->element[0]),
-                                               1 << 20)),
-          now - absl::Milliseconds(IntegerOf(e->element[1])));
+      absl::Status s =
+          RebaseFailures(keys[i].table, keys[i].key, (*r)->element[i], now);
+      if (!s.ok()) return s;
     }
     return absl::OkStatus();
   });
@@ -380,15 +380,9 @@ absl::Status RedisLimits::SyncFailures(redisContext* c) {
       if (!r.ok()) return r.status();
       const absl::Time now = clock_->Now();
       for (size_t i = from; i < to; ++i) {
-        const redisReply* e = (*r)->element[i - from];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
-          return absl::InternalError("shared limits: unexpected reply");
-        }
-        const long long failures = IntegerOf(e->element[0]);
-        const long long age_ms = IntegerOf(e->element[1]);
-        table->Rebase(changes[i].key,
-                      static_cast<int>(std::min<long long>(failures, 1 << 20)),
-                      now - absl::Milliseconds(age_ms));
+        absl::Status s = RebaseFailures(table, changes[i].key,
+                                        (*r)->element[i - from], now);
+        if (!s.ok()) return s;
       }
     }
   }
