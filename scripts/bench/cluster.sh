@@ -59,11 +59,7 @@ RESUME_RATE=${RESUME_RATE:-100}  # msgs/s through the kill, rooms of 100
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[PART...]"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout pairs bus durable resume)
 

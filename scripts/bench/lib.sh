@@ -13,6 +13,18 @@ BENCH_DIR=${BENCH_DIR:-$root/build/bench}
 # "Limits") long before it.
 unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
 
+# bench_results MODE ARGS: sets $results, the file results go to:
+# BENCH_DIR/smoke.jsonl for MODE smoke, BENCH_DIR/results.jsonl for full;
+# any other MODE prints the usage (the script, smoke|full, then ARGS) and
+# exits 2.
+bench_results() {
+  case "$1" in
+    smoke) results=$BENCH_DIR/smoke.jsonl ;;
+    full) results=$BENCH_DIR/results.jsonl ;;
+    *) echo "usage: $0 smoke|full $2" >&2; exit 2 ;;
+  esac
+}
+
 # bench_start: $logs (BENCH_DIR/logs), every descriptor allowed (tens of
 # thousands of streams, and the gateway's socket per REST stream), and the
 # run's $commit (-dirty with uncommitted changes), $run_id and `failures`.

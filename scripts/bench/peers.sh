@@ -49,11 +49,7 @@ WARMUP=${WARMUP:-3}
 SETTLE=${SETTLE:-3}
 PEERS_FANOUT=${PEERS_FANOUT:-1}
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [SHAPE...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[SHAPE...]"
 shapes=("$@")
 [ ${#shapes[@]} -eq 0 ] && shapes=(2000 10000)
 

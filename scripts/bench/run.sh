@@ -70,11 +70,7 @@ DURABLE_RATES=${DURABLE_RATES:-"2000 5000 10000"}  # open-loop sends/s: what the
 COST_RATES=${COST_RATES:-"300 1000"}  # msgs/s, rooms of 100: where a delivery's CPU goes
 COST_WINDOW=${COST_WINDOW:-4}  # seconds of perf stat, then as many of perf record
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[PART...]"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow cost)
 
