@@ -19,6 +19,10 @@ RUN /tmp/deps.sh runtime \
  && rm -rf /var/lib/apt/lists/* /tmp/deps.sh \
  && useradd --system --uid 10001 --user-group --no-create-home --shell /usr/sbin/nologin parley \
  && mkdir /data && chown parley:parley /data
+# Where docker-compose.yml mounts the volume holding the edge secret
+# (--edge_secret_file), shared with the gateways: owned by parley, so a new
+# volume mounted there is too, and the server can create the secret in it.
+RUN mkdir /edge && chown parley:parley /edge
 COPY --from=build /src/build/release/server/parley_server /usr/local/bin/parley_server
 
 # The server reads every flag's default from PARLEY_<FLAG>; flags given on the

@@ -11,8 +11,10 @@
 # The test builds both images, starts the project on free loopback ports,
 # checks the containers (non-root, healthy), walks seed 000 over REST, calls
 # the server with grpcurl, signs up and posts, restarts the stack and checks
-# that the data and the token key survived in the named volume, and stops in
-# time on SIGTERM. It removes every container, volume, network and image it
+# that the data and the token key survived in the named volume, checks that
+# the gateways fan out (an SSE client of a room is served from the gateway's
+# one shared stream of the room, with the edge secret the servers created in
+# the edge-secret volume), and stops in time on SIGTERM. It removes every container, volume, network and image it
 # built; the local base images, podman's layer cache and a ccache for the
 # server build stay in PARLEY_COMPOSE_CACHE to make the next run quick.
 #
@@ -254,6 +256,7 @@ cleanup() {
     log "gateway log:"; podman logs "${PROJECT}_gateway_1" 2>&1 | tail -20 >&2
   fi
   podman rm -f --time 0 "${PROJECT}_dnstarget" > /dev/null 2>&1
+  rm -f "$CACHE/sse-$PROJECT.out"
   podman network rm -f "${PROJECT}_dnscheck" > /dev/null 2>&1
   if [ $rc -ne 0 ] && podman container exists "${PROJECT}_server-postgres_1"; then
     log "postgres log:"; podman logs "${PROJECT}_postgres_1" 2>&1 | tail -20 >&2
@@ -270,7 +273,7 @@ cleanup() {
     "${PROJECT}_server-postgres_1" "${PROJECT}_gateway-postgres_1" "${PROJECT}_front-postgres_1" > /dev/null 2>&1
   for svc in "${CLUSTER[@]}"; do podman rm -f "${PROJECT}_${svc}_1" > /dev/null 2>&1; done
   podman volume rm -f "${PROJECT}_parley-data" "${PROJECT}_parley-postgres-keys" \
-    "${PROJECT}_postgres-data" "${PROJECT}_redis-data" > /dev/null 2>&1
+    "${PROJECT}_postgres-data" "${PROJECT}_redis-data" "${PROJECT}_edge-secret" > /dev/null 2>&1
   podman network rm -f "${PROJECT}_default" > /dev/null 2>&1
   podman rmi -f "${PROJECT}_server" "${PROJECT}_gateway" "${PROJECT}_server-postgres" \
     "${PROJECT}_gateway-postgres" > /dev/null 2>&1
@@ -373,6 +376,47 @@ expect() {  # expect NAME ACTUAL PATTERN
   grep -q -- "$3" <<< "$2" || fail "$1: got '$2', want /$3/"
 }
 
+# expect_fanout NAME URL TOKEN ROOM METRICS_COMMAND...: fan-out at the edge
+# (docs/fanout.md) serves the room's SSE clients. Opens an SSE stream of
+# ROOM through URL with TOKEN, then waits (up to 60 s) until the gateways'
+# /metrics (METRICS_COMMAND prints them, of one gateway or of several) count
+# a shared log stream and a client of it; a gateway without the edge secret
+# gives the client a Subscribe of its own and counts neither. Then a message
+# posted to the room must reach the client, whose stream is still open.
+expect_fanout() {
+  local name=$1 url=$2 token=$3 room=$4 sse_out=$CACHE/sse-$PROJECT.out
+  shift 4
+  curl -sS -N --max-time 120 -H "Authorization: Bearer $token" -H 'Accept: text/event-stream' \
+    "$url/v1/rooms/$room:subscribe" > "$sse_out" 2>&1 &
+  local sse=$! deadline=$((SECONDS + 60)) metrics streams=0 clients=0
+  while :; do
+    metrics=$("$@" 2>/dev/null || true)
+    streams=$(awk '$1 == "parley_gateway_fanout_log_streams" {n += $2} END {print n + 0}' <<< "$metrics")
+    clients=$(awk '$1 == "parley_gateway_fanout_clients" {n += $2} END {print n + 0}' <<< "$metrics")
+    [ "$streams" -ge 1 ] && [ "$clients" -ge 1 ] && break
+    if [ $SECONDS -ge $deadline ] || ! kill -0 "$sse" 2> /dev/null; then
+      kill "$sse" 2> /dev/null; wait "$sse" 2> /dev/null
+      log "$name: the SSE client got: $(head -c 500 "$sse_out")"
+      fail "$name: the gateways count $streams shared log stream(s) and $clients client(s) of them, want >= 1 each: no fan-out"
+    fi
+    sleep 0.5
+  done
+  local text="fanned out $name $RANDOM"
+  curl -fsS -XPOST "$url/v1/rooms/$room/messages" -H "Authorization: Bearer $token" \
+    -d "{\"text\":\"$text\"}" > /dev/null
+  deadline=$((SECONDS + 20))
+  until grep -q "$text" "$sse_out"; do
+    if [ $SECONDS -ge $deadline ] || ! kill -0 "$sse" 2> /dev/null; then
+      kill "$sse" 2> /dev/null; wait "$sse" 2> /dev/null
+      fail "$name: the SSE client did not get the message posted to $room: $(head -c 500 "$sse_out")"
+    fi
+    sleep 0.2
+  done
+  kill "$sse" 2> /dev/null; wait "$sse" 2> /dev/null || true
+  rm -f "$sse_out"
+  log "$name: an SSE client of $room was served by the gateway's shared stream ($streams log stream(s), $clients client(s))"
+}
+
 log "starting the project on $G (gRPC) and $H (REST)"
 up "$H" "${EMBEDDED[@]}"
 
@@ -424,6 +468,9 @@ expect "lobby history" "$(curl -fsS "$H/messages")" '"text":"hello compose"'
 expect "room history" "$(curl -fsS "$H/room/compose-room/messages" -H "Authorization: Bearer $token")" '"text":"in a room"'
 expect "sign in" "$(curl -fsS -XPOST "$H/v1/auth/sign-in" -d '{"username":"carol","password":"compose-secret"}')" '"token"'
 log "after the restart: history, account, room and token all survived"
+# The server created the edge secret in the edge-secret volume on its first
+# start and read it back on this one; the gateway waited for it.
+expect_fanout "embedded" "$H" "$token" compose-room curl -fsS "$H/metrics"
 compose down > /dev/null 2>&1
 
 # ---- The postgres profile: the same server on PostgreSQL ----
@@ -449,6 +496,7 @@ up "$PH" "${ON_POSTGRES[@]}"
 expect "room history on postgres" "$(curl -fsS "$PH/room/pg-room/messages" -H "Authorization: Bearer $token")" '"text":"kept in postgres"'
 expect "lobby history on postgres" "$(curl -fsS "$PH/messages")" '"text":"lobby on postgres"'
 log "postgres profile: the server kept its data in PostgreSQL across a restart"
+expect_fanout "postgres" "$PH" "$token" pg-room curl -fsS "$PH/metrics"
 compose stop "${ON_POSTGRES[@]}" > /dev/null 2>&1
 
 # ---- The cluster profile: three servers, two gateways, HAProxy in front ----
@@ -482,6 +530,10 @@ for gw in gateway-1 gateway-2; do
   done
 done
 log "cluster: signed up, posted through the front, read back through both gateways"
+# Three servers started together on the new edge-secret volume agreed on one
+# secret, and so both gateways fan out whichever server they reach.
+cluster_metrics() { gateway_get gateway-1 /metrics ""; gateway_get gateway-2 /metrics ""; }
+expect_fanout "cluster" "$CH" "$token" cluster-room cluster_metrics
 
 # gRPC through the front, request by request over all three servers.
 for i in 1 2 3; do

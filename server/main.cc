@@ -11,6 +11,7 @@
 #include <string>
 #include <system_error>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -22,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "server/api/server.h"
+#include "server/auth/secret_file.h"
 #include "server/common/env_flags.h"
 #include "server/common/log.h"
 
@@ -200,6 +202,13 @@ ABSL_FLAG(std::string, edge_secret, "",
           "the same --edge_secret. Empty: the service refuses every call and "
           "gateways keep one stream per client. Prefer the environment "
           "(PARLEY_EDGE_SECRET) to the command line, which others can read.");
+ABSL_FLAG(std::string, edge_secret_file, "",
+          "File holding the edge secret instead of --edge_secret (not both): "
+          "read when it exists (without surrounding white space; an empty "
+          "file is an error), else created with a fresh random secret, mode "
+          "0600, atomically, so servers starting together on one shared "
+          "volume agree on one. Give the gateways the same file "
+          "(--edge_secret_file); they wait for it to appear.");
 ABSL_FLAG(int64_t, max_request_bytes, 1 << 20,
           "Largest gRPC request accepted, in bytes.");
 ABSL_FLAG(int64_t, grpc_max_streams_per_connection, 100000,
@@ -506,7 +515,10 @@ int main(int argc, char** argv) {
   }
   options.quotas = QuotaOptionsFromFlags();
   options.trusted_proxies = absl::GetFlag(FLAGS_trusted_proxies);
-  options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+  absl::StatusOr<std::string> edge_secret = parley::auth::EdgeSecretFromFlags(
+      absl::GetFlag(FLAGS_edge_secret), absl::GetFlag(FLAGS_edge_secret_file));
+  if (!edge_secret.ok()) Die(std::string(edge_secret.status().message()));
+  options.edge_secret = *std::move(edge_secret);
   options.max_request_bytes = Positive(FLAGS_max_request_bytes,
                                        "max_request_bytes");
   options.grpc_max_streams_per_connection = static_cast<size_t>(std::min<int64_t>(

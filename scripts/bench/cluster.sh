@@ -59,11 +59,7 @@ RESUME_RATE=${RESUME_RATE:-100}  # msgs/s through the kill, rooms of 100
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[PART...]"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout pairs bus durable resume)
 
@@ -74,9 +70,6 @@ command -v redis-server >/dev/null || { echo "bench-cluster: needs redis-server 
 bench_start
 work=$(mktemp -d "$BENCH_DIR/cluster.XXXXXX")
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 wait_listening() {  # port seconds
   local i
   for ((i = 0; i < $2 * 20; i++)); do
@@ -117,14 +110,13 @@ server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited --store=
 for i in $(seq 1 "$CLUSTER_SERVERS"); do
   mkdir -p "$work/server-$i"
   # shellcheck disable=SC2086
-  "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$work/server-$i/grpc.port" \
-    --data_dir="$work/server-$i" $server_args >>"$logs/cluster-server-$i.log" 2>&1 &
-  server_pids+=($!)
+  spawn_server "$work/server-$i" "$logs/cluster-server-$i.log" $server_args
+  server_pids+=("$spawned")
 done
 for i in $(seq 1 "$CLUSTER_SERVERS"); do
-  for ((t = 0; t < 400; t++)); do [ -s "$work/server-$i/grpc.port" ] && break; sleep 0.05; done
-  [ -s "$work/server-$i/grpc.port" ] || { echo "bench-cluster: server $i did not start (logs/cluster-server-$i.log)" >&2; exit 1; }
-  server_addrs+=("127.0.0.1:$(cat "$work/server-$i/grpc.port")")
+  port=$(port_of "$work/server-$i/grpc.port") ||
+    { echo "bench-cluster: server $i did not start (logs/cluster-server-$i.log)" >&2; exit 1; }
+  server_addrs+=("127.0.0.1:$port")
 done
 all_addrs=$(IFS=,; echo "${server_addrs[*]}")
 all_pids=$(IFS=,; echo "${server_pids[*]}")

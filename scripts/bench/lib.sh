@@ -1,8 +1,8 @@
-# shellcheck shell=bash disable=SC2154
-# Shared by scripts/bench/run.sh and scripts/bench/cluster.sh (sourced).
-# They set $results (the JSON lines file) and `parts` (the parts asked
-# for); bench_start sets the rest. $root is the checkout; the binaries and
-# BENCH_DIR default to the release build's.
+# shellcheck shell=bash disable=SC2154,SC2034
+# Shared by scripts/bench/run.sh, cluster.sh, peers.sh and
+# profile-durable.sh (sourced). They set $results (the JSON lines file) and
+# `parts` (the parts asked for); bench_start sets the rest. $root is the
+# checkout; the binaries and BENCH_DIR default to the release build's.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
@@ -12,6 +12,18 @@ BENCH_DIR=${BENCH_DIR:-$root/build/bench}
 # users on one address would meet the per-client limits (docs/security.md,
 # "Limits") long before it.
 unlimited="--sends_per_user_per_second=0 --sends_per_room_per_second=0 --sign_ins_per_address_per_minute=0 --streams_per_user=0 --streams_per_address=0 --lobby_max_sessions=0 --lobby_sessions_per_address=0"
+
+# bench_results MODE ARGS: sets $results, the file results go to:
+# BENCH_DIR/smoke.jsonl for MODE smoke, BENCH_DIR/results.jsonl for full;
+# any other MODE prints the usage (the script, smoke|full, then ARGS) and
+# exits 2.
+bench_results() {
+  case "$1" in
+    smoke) results=$BENCH_DIR/smoke.jsonl ;;
+    full) results=$BENCH_DIR/results.jsonl ;;
+    *) echo "usage: $0 smoke|full $2" >&2; exit 2 ;;
+  esac
+}
 
 # bench_start: $logs (BENCH_DIR/logs), every descriptor allowed (tens of
 # thousands of streams, and the gateway's socket per REST stream), and the
@@ -26,6 +38,46 @@ bench_start() {
   fi
   run_id=$(date -u +%Y%m%dT%H%M%SZ)
   failures=0
+}
+
+# free_port: a TCP port free on 127.0.0.1 now.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# spawn LOG COMMAND...: COMMAND in the background, its output appended to
+# LOG; its pid in $spawned. Variables set before `spawn` (VAR=value spawn
+# ...) are in COMMAND's environment.
+spawn() {
+  local log=$1
+  shift
+  "$@" >>"$log" 2>&1 &
+  spawned=$!
+}
+
+# spawn_server DIR LOG FLAG...: spawns a Parley server (SERVER_BIN) on a
+# free loopback port with FLAGs, its data in DIR; it writes its port to
+# DIR/grpc.port once it listens (port_of).
+spawn_server() {
+  local dir=$1 log=$2
+  shift 2
+  spawn "$log" "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$dir/grpc.port" --data_dir="$dir" "$@"
+}
+
+# port_of FILE [SECONDS]: prints the port a process started with
+# --port_file=FILE wrote there once it listened, waiting for the file up to
+# SECONDS (default 20); fails, naming FILE, when it did not come.
+port_of() {
+  local i
+  for ((i = 0; i < ${2:-20} * 20; i++)); do
+    if [ -s "$1" ]; then
+      cat "$1"
+      return 0
+    fi
+    sleep 0.05
+  done
+  echo "bench: $1 did not appear" >&2
+  return 1
 }
 
 # smoke_end WHAT N: a smoke run's verdict over its N loadgen runs; exits,

@@ -49,11 +49,7 @@ WARMUP=${WARMUP:-3}
 SETTLE=${SETTLE:-3}
 PEERS_FANOUT=${PEERS_FANOUT:-1}
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [SHAPE...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[SHAPE...]"
 shapes=("$@")
 [ ${#shapes[@]} -eq 0 ] && shapes=(2000 10000)
 
@@ -70,17 +66,6 @@ bench_start
 pids="" grpc_target="" http_base="" data_dir="" server_args=""
 centrifugo_secret="" centrifugo_api_key=""
 
-wait_file() {  # file seconds
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do [ -s "$1" ] && return 0; sleep 0.05; done
-  echo "peers: $1 did not appear" >&2
-  return 1
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
 start_parley() {  # Parley's server and gateway, every per-client limit lifted
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
   server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited"
@@ -89,26 +74,21 @@ start_parley() {  # Parley's server and gateway, every per-client limit lifted
   local secret=""
   [ "$PEERS_FANOUT" = 1 ] && secret=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
   # shellcheck disable=SC2086
-  PARLEY_EDGE_SECRET=$secret "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" \
-    --data_dir="$data_dir" $server_args >>"$logs/peers-server.log" 2>&1 &
-  local server_pid=$!
-  wait_file "$data_dir/grpc.port" 20
-  grpc_target=127.0.0.1:$(cat "$data_dir/grpc.port")
-  PARLEY_EDGE_SECRET=$secret "$GATEWAY_BIN" --grpc_server="$grpc_target" --http_addr=127.0.0.1:0 \
-    --port_file="$data_dir/http.port" --log_level=warn --max_conns_per_address=0 \
-    >>"$logs/peers-gateway.log" 2>&1 &
-  local gateway_pid=$!
-  wait_file "$data_dir/http.port" 20
-  http_base=http://127.0.0.1:$(cat "$data_dir/http.port")
+  PARLEY_EDGE_SECRET=$secret spawn_server "$data_dir" "$logs/peers-server.log" $server_args
+  local server_pid=$spawned
+  grpc_target=127.0.0.1:$(port_of "$data_dir/grpc.port")
+  PARLEY_EDGE_SECRET=$secret spawn "$logs/peers-gateway.log" "$GATEWAY_BIN" --grpc_server="$grpc_target" \
+    --http_addr=127.0.0.1:0 --port_file="$data_dir/http.port" --log_level=warn --max_conns_per_address=0
+  local gateway_pid=$spawned
+  http_base=http://127.0.0.1:$(port_of "$data_dir/http.port")
   pids="$server_pid $gateway_pid"
 }
 
 start_naive() {
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
-  "$NAIVE_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" >>"$logs/peers-naive.log" 2>&1 &
-  pids=$!
-  wait_file "$data_dir/grpc.port" 20
-  grpc_target=127.0.0.1:$(cat "$data_dir/grpc.port")
+  spawn "$logs/peers-naive.log" "$NAIVE_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port"
+  pids=$spawned
+  grpc_target=127.0.0.1:$(port_of "$data_dir/grpc.port")
 }
 
 start_centrifugo() {

@@ -21,11 +21,9 @@ work=$(mktemp -d "$BENCH_DIR/profile.XXXXXX")
 trap 'kill "$server_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 
 # shellcheck disable=SC2086
-"$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$work/grpc.port" --data_dir="$work" \
-  --password_hash_ops=1 --password_hash_mem_kib=8 $unlimited >>"$logs/profile-server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 200); do [ -s "$work/grpc.port" ] && break; sleep 0.05; done
-target=127.0.0.1:$(cat "$work/grpc.port")
+spawn_server "$work" "$logs/profile-server.log" --password_hash_ops=1 --password_hash_mem_kib=8 $unlimited
+server_pid=$spawned
+target=127.0.0.1:$(port_of "$work/grpc.port" 10)
 
 durable=(--scenario=durable --inflight=256 --rooms=10 --publishers=50 --channels=8 --warmup=3 --duration="$DURATION")
 floor=(--scenario=unary --call=health --inflight=256 --channels=8 --warmup=3 --duration="$DURATION")

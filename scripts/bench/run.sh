@@ -70,11 +70,7 @@ DURABLE_RATES=${DURABLE_RATES:-"2000 5000 10000"}  # open-loop sends/s: what the
 COST_RATES=${COST_RATES:-"300 1000"}  # msgs/s, rooms of 100: where a delivery's CPU goes
 COST_WINDOW=${COST_WINDOW:-4}  # seconds of perf stat, then as many of perf record
 
-case "$mode" in
-  smoke) results=$BENCH_DIR/smoke.jsonl ;;
-  full) results=$BENCH_DIR/results.jsonl ;;
-  *) echo "usage: $0 smoke|full [PART...]" >&2; exit 2 ;;
-esac
+bench_results "$mode" "[PART...]"
 parts=("$@")
 [ ${#parts[@]} -eq 0 ] && parts=(fanout fanout1 streams durable floor rest longpoll slow cost)
 
@@ -85,22 +81,13 @@ bench_start
 
 server_pid="" gateway_pid="" data_dir="" grpc_port="" http_port="" server_args=""
 
-wait_file() {  # file seconds
-  local i
-  for ((i = 0; i < $2 * 20; i++)); do [ -s "$1" ] && return 0; sleep 0.05; done
-  echo "bench: $1 did not appear" >&2
-  return 1
-}
-
 start_server() {  # extra server flags...
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
   server_args="--password_hash_ops=1 --password_hash_mem_kib=8 $unlimited $*"
   # shellcheck disable=SC2086
-  "$SERVER_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" \
-    --data_dir="$data_dir" $server_args >>"$logs/server.log" 2>&1 &
-  server_pid=$!
-  wait_file "$data_dir/grpc.port" 20
-  grpc_port=$(cat "$data_dir/grpc.port")
+  spawn_server "$data_dir" "$logs/server.log" $server_args
+  server_pid=$spawned
+  grpc_port=$(port_of "$data_dir/grpc.port")
   echo "bench: server pid $server_pid on 127.0.0.1:$grpc_port ($server_args)" >&2
 }
 
@@ -110,11 +97,10 @@ start_gateway() {
   # Access logs at info level would cost the gateway more than the calls.
   if "$GATEWAY_BIN" -h 2>&1 | grep -q -- -log_level; then extra+=(--log_level=warn); fi
   if "$GATEWAY_BIN" -h 2>&1 | grep -q -- -max_conns_per_address; then extra+=(--max_conns_per_address=0); fi
-  "$GATEWAY_BIN" --grpc_server="127.0.0.1:$grpc_port" --http_addr=127.0.0.1:0 \
-    --port_file="$data_dir/http.port" "${extra[@]}" >>"$logs/gateway.log" 2>&1 &
-  gateway_pid=$!
-  wait_file "$data_dir/http.port" 20
-  http_port=$(cat "$data_dir/http.port")
+  spawn "$logs/gateway.log" "$GATEWAY_BIN" --grpc_server="127.0.0.1:$grpc_port" --http_addr=127.0.0.1:0 \
+    --port_file="$data_dir/http.port" "${extra[@]}"
+  gateway_pid=$spawned
+  http_port=$(port_of "$data_dir/http.port")
   echo "bench: gateway pid $gateway_pid on 127.0.0.1:$http_port" >&2
 }
 

@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -16,6 +17,7 @@
 #include "server/api/quotas.h"
 #include "server/api/status.h"
 #include "server/common/errors.h"
+#include "server/common/log.h"
 #include "server/common/metrics.h"
 #include "server/common/mutex.h"
 #include "server/model/ids.h"
@@ -64,7 +66,11 @@ class FollowCall;
 // into the reactor (`busy_`); after Finish, nothing touches the reactor.
 class FollowCore final : public std::enable_shared_from_this<FollowCore> {
  public:
-  FollowCore(FollowCall* call, const Deps& deps) : call_(call), deps_(deps) {}
+  FollowCore(FollowCall* call, const Deps& deps,
+             std::shared_ptr<std::atomic<bool>> warned_no_address)
+      : call_(call),
+        deps_(deps),
+        warned_no_address_(std::move(warned_no_address)) {}
 
   // The request just read (OnReadDone(true)): handled on a worker, which
   // then reads the next. `ok` false: the gateway closed its side.
@@ -113,6 +119,8 @@ class FollowCore final : public std::enable_shared_from_this<FollowCore> {
   Mutex mu_;
   FollowCall* call_ ABSL_GUARDED_BY(mu_);  // null once Finish is due
   const Deps deps_;
+  // The server's: set once an attach came without the client's address.
+  const std::shared_ptr<std::atomic<bool>> warned_no_address_;
   // Threads that may still call into the reactor (a request being handled,
   // a read being started): Finish waits for them.
   int busy_ ABSL_GUARDED_BY(mu_) = 0;
@@ -164,7 +172,8 @@ class ClientReader final : public ChannelReader {
 class FollowCall final
     : public grpc::ServerBidiReactor<FollowRequest, FollowResponse> {
  public:
-  FollowCall(const Deps& deps, const absl::Status& refusal) {
+  FollowCall(const Deps& deps, const absl::Status& refusal,
+             std::shared_ptr<std::atomic<bool>> warned_no_address) {
     if (deps.calls != nullptr) {
       record_.emplace(deps.calls, EdgeService::kFollowMethod,
                       CallStats::Kind::kStreaming);
@@ -173,7 +182,8 @@ class FollowCall final
       FinishWith(refusal);
       return;
     }
-    core_ = std::make_shared<FollowCore>(this, deps);
+    core_ = std::make_shared<FollowCore>(this, deps,
+                                         std::move(warned_no_address));
     StartRead(&request_);
   }
 
@@ -379,6 +389,16 @@ void FollowCore::HandleAttach(const FollowAttach& attach) {
   // gRPC's threads (OnCancel, Finish) do not wait.
   std::shared_ptr<Quotas::StreamSlot> slot;
   if (subscriber.ok() && deps_.quotas != nullptr) {
+    // A gateway older than the address field (during a rolling upgrade)
+    // sends none: its clients count against their users' limits only, not
+    // all together under one empty address.
+    if (attach.address().empty() && !warned_no_address_->exchange(true)) {
+      log::Warning(
+          "a gateway attaches clients without their address (a gateway "
+          "older than this server?): they count against --streams_per_user "
+          "only, not --streams_per_address",
+          {{"log", log}});
+    }
     absl::StatusOr<Quotas::StreamSlot> opened =
         deps_.quotas->OpenStream(subscriber->user_id, attach.address());
     if (opened.ok()) {
@@ -569,7 +589,9 @@ void FollowCore::Finish(FollowCall* call) {
 }  // namespace
 
 EdgeService::EdgeService(const Deps& deps, std::string secret)
-    : deps_(deps), secret_(std::move(secret)) {}
+    : deps_(deps),
+      secret_(std::move(secret)),
+      warned_no_address_(std::make_shared<std::atomic<bool>>(false)) {}
 
 absl::Status EdgeService::CheckSecret(
     grpc::CallbackServerContext* context) const {
@@ -635,7 +657,7 @@ grpc::ServerUnaryReactor* EdgeService::Resolve(
 grpc::ServerBidiReactor<parley::internal::FollowRequest,
                         parley::internal::FollowResponse>*
 EdgeService::Follow(grpc::CallbackServerContext* context) {
-  return new FollowCall(deps_, CheckSecret(context));
+  return new FollowCall(deps_, CheckSecret(context), warned_no_address_);
 }
 
 }  // namespace parley::api

@@ -16,6 +16,8 @@
 #ifndef PARLEY_SERVER_API_EDGE_SERVICE_H_
 #define PARLEY_SERVER_API_EDGE_SERVICE_H_
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "parley/internal/edge.grpc.pb.h"
@@ -49,6 +51,9 @@ class EdgeService final
 
   const Deps deps_;
   const std::string secret_;
+  // Set once a gateway attached a client without its address (logged
+  // once per server); shared with the Follow calls.
+  const std::shared_ptr<std::atomic<bool>> warned_no_address_;
 };
 
 }  // namespace parley::api

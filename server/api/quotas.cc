@@ -121,7 +121,7 @@ Quotas::StreamSlot& Quotas::StreamSlot::operator=(
 void Quotas::StreamSlot::Release() {
   if (quotas_ == nullptr) return;
   if (!user_.empty()) quotas_->user_streams_.Release(user_);
-  quotas_->address_streams_.Release(address_);
+  if (!address_.empty()) quotas_->address_streams_.Release(address_);
   quotas_ = nullptr;
 }
 
@@ -148,7 +148,7 @@ absl::StatusOr<Quotas::StreamSlot> Quotas::OpenStream(
   if (!user.empty() && user_streams_.enabled()) {
     claims.push_back({&user_streams_, std::string(user)});
   }
-  if (address_streams_.enabled()) {
+  if (!address.empty() && address_streams_.enabled()) {
     claims.push_back({&address_streams_, std::string(address)});
   }
   if (claims.empty()) return slot;
@@ -166,7 +166,7 @@ absl::StatusOr<Quotas::StreamSlot> Quotas::OpenStream(
     slot.quotas_ = nullptr;
     return user_full();
   }
-  if (!address_streams_.Acquire(address)) {
+  if (!address.empty() && !address_streams_.Acquire(address)) {
     if (!user.empty()) user_streams_.Release(user);
     slot.quotas_ = nullptr;
     return address_full();

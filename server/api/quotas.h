@@ -62,7 +62,8 @@ class Quotas {
   void SignInSucceeded(absl::string_view address, absl::string_view username);
 
   // A stream held open by `user` (empty for an anonymous one) from
-  // `address`; it counts until destroyed or Release()d.
+  // `address` (empty when unknown: a gateway older than FollowAttach's
+  // address names none); it counts until destroyed or Release()d.
   class StreamSlot {
    public:
     StreamSlot() = default;
@@ -77,7 +78,9 @@ class Quotas {
     std::string user_;
     std::string address_;
   };
-  // TOO_MANY_STREAMS when `user` or `address` holds its most already.
+  // TOO_MANY_STREAMS when `user` or `address` holds its most already. An
+  // empty `user` or `address` counts against no limit of its own, rather
+  // than all such streams sharing one slot budget under the empty key.
   // With ShareStreams, asks the shared count and waits for it: call it off
   // gRPC's threads.
   absl::StatusOr<StreamSlot> OpenStream(absl::string_view user,

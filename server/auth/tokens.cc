@@ -1,13 +1,9 @@
 #include "server/auth/tokens.h"
 
-#include <fcntl.h>
 #include <jwt.h>
 #include <sodium.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "server/auth/secret_file.h"
 #include "server/common/errors.h"
 #include "server/common/uuid.h"
 
@@ -77,103 +74,12 @@ std::optional<int64_t> IntClaim(jwt_t* jwt, const char* name) {
 
 std::string ErrnoText(int err) { return std::strerror(err); }
 
-// Reads the whole regular file at `path`. Sets *err to errno on failure.
-std::optional<std::string> ReadFile(const std::string& path, int* err) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    *err = errno;
-    return std::nullopt;
-  }
-  std::string contents;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      *err = errno;
-      ::close(fd);
-      return std::nullopt;
-    }
-    if (n == 0) break;
-    contents.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return contents;
-}
-
-absl::Status WriteAll(int fd, const unsigned char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = ::write(fd, data, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return absl::InternalError(ErrnoText(errno));
-    }
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return absl::OkStatus();
-}
-
-// Creates `path` holding a fresh random key, atomically: the key is written
-// and synced to a private temporary file (mkstemp: mode 0600) which is then
-// linked into place, so no reader ever sees a partial key. When another
-// process created `path` first, its key wins and is returned.
-absl::StatusOr<std::string> CreateKeyFile(const std::string& dir,
-                                          const std::string& path) {
+// A fresh random key.
+absl::StatusOr<std::string> NewKey() {
   if (!SodiumReady()) return absl::InternalError("libsodium failed to start");
-  std::string tmp_template = path + ".tmp.XXXXXX";
-  std::vector<char> tmp(tmp_template.begin(), tmp_template.end());
-  tmp.push_back('\0');
-  const int fd = ::mkstemp(tmp.data());
-  if (fd < 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot create the token key in ", dir, ": ", ErrnoText(errno)));
-  }
-  const std::string tmp_path(tmp.data());
-  unsigned char key[kMinKeyBytes];
-  randombytes_buf(key, sizeof(key));
-  absl::Status written = WriteAll(fd, key, sizeof(key));
-  if (written.ok() && ::fchmod(fd, S_IRUSR | S_IWUSR) != 0) {
-    written = absl::InternalError(ErrnoText(errno));
-  }
-  if (written.ok() && ::fsync(fd) != 0) {
-    written = absl::InternalError(ErrnoText(errno));
-  }
-  ::close(fd);
-  if (!written.ok()) {
-    ::unlink(tmp_path.c_str());
-    sodium_memzero(key, sizeof(key));
-    return absl::InternalError(absl::StrCat("cannot write ", tmp_path, ": ",
-                                            written.message()));
-  }
-  int link_err = 0;
-  if (::link(tmp_path.c_str(), path.c_str()) != 0) link_err = errno;
-  if (link_err == EPERM || link_err == ENOTSUP || link_err == EOPNOTSUPP) {
-    // A file system without hard links: rename instead. Not exclusive, but
-    // only two servers starting at once on one new data dir could differ.
-    link_err = ::rename(tmp_path.c_str(), path.c_str()) == 0 ? 0 : errno;
-  }
-  ::unlink(tmp_path.c_str());
-  std::string result(reinterpret_cast<const char*>(key), sizeof(key));
-  sodium_memzero(key, sizeof(key));
-  if (link_err != 0 && link_err != EEXIST) {
-    return absl::InternalError(absl::StrCat("cannot create ", path, ": ",
-                                            ErrnoText(link_err)));
-  }
-  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);  // best effort: make the new name durable
-    ::close(dir_fd);
-  }
-  if (link_err == 0) return result;
-  // Lost a race with another first start: use the key it wrote.
-  int err = 0;
-  std::optional<std::string> existing = ReadFile(path, &err);
-  if (!existing.has_value()) {
-    return absl::InternalError(
-        absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
-  }
-  return *std::move(existing);
+  std::string key(kMinKeyBytes, '\0');
+  randombytes_buf(key.data(), key.size());
+  return key;
 }
 
 }  // namespace
@@ -341,7 +247,7 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& key_file,
                                             const std::string& data_dir) {
   if (!key_file.empty()) {
     int err = 0;
-    std::optional<std::string> key = ReadFile(key_file, &err);
+    std::optional<std::string> key = ReadWholeFile(key_file, &err);
     if (!key.has_value()) {
       return absl::FailedPreconditionError(absl::StrCat(
           "cannot read --token_key_file ", key_file, ": ", ErrnoText(err)));
@@ -358,16 +264,12 @@ absl::StatusOr<std::string> LoadOrCreateKey(const std::string& key_file,
     return absl::InvalidArgumentError(
         "no --token_key_file and no --data_dir to keep the token key in");
   }
+  // Created on first start; when another server starting at the same time
+  // created it first, its key wins.
   const std::string path = data_dir + "/token.key";
-  int err = 0;
-  std::optional<std::string> key = ReadFile(path, &err);
-  if (!key.has_value()) {
-    if (err != ENOENT) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("cannot read ", path, ": ", ErrnoText(err)));
-    }
-    return CreateKeyFile(data_dir, path);
-  }
+  absl::StatusOr<std::string> key =
+      ReadOrCreateFile(path, "the token key", NewKey);
+  if (!key.ok()) return key.status();
   if (key->size() < kMinKeyBytes) {
     return absl::FailedPreconditionError(absl::StrCat(
         path, " holds ", key->size(), " bytes; a signing key needs at least ",

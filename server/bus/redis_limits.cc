@@ -40,10 +40,11 @@ for i, key in ipairs(KEYS) do
 end
 return out)lua";
 
-// Failures in a row. KEYS: one per key that changed. ARGV[1]: how long a
-// count is kept after its last failure (ms); then for each key, whether it
-// succeeded first (1 or 0) and the failures since. Answers each key's
-// count and how long ago (ms) its last failure was.
+// Failures in a row. KEYS: one per key that changed (or is read). ARGV[1]:
+// how long a count is kept after its last failure (ms); then for each key,
+// whether it succeeded first (1 or 0) and the failures since (0 and 0 only
+// read it). Answers each key's count and how long ago (ms) its last failure
+// was.
 constexpr const char* kFailures = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -62,27 +63,38 @@ for i, key in ipairs(KEYS) do
 end
 return out)lua";
 
-// Failures in a row, read. KEYS: the keys. Answers each key's count and
-// how long ago (ms) its last failure was.
-constexpr const char* kReadFailures = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local out = {}
-for i, key in ipairs(KEYS) do
-  local r = redis.call('HMGET', key, 'n', 'last')
-  out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
-end
-return out)lua";
-
-// Held slots. KEYS[1]: the servers alive, by their last sync; then one
-// hash per key, of each server's count. ARGV: this server, its lease (ms),
-// how long a count lives unsent (ms), then this server's count of each key.
-// Answers what the other live servers hold of each key.
-constexpr const char* kSlots = R"lua(
+// What the scripts on held slots (kSlots, kClaim) run after. KEYS[1]: the
+// servers alive, by their last sync. ARGV: this server, its lease (ms), how
+// long a count lives unsent (ms). Renews this server's place among the live
+// ones, and defines others(key, prune): what the live servers other than
+// this one hold of `key`, a hash of each server's count; with `prune`, the
+// counts of servers no longer alive are removed from it.
+constexpr const char* kSlotsPrelude = R"lua(
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 redis.call('ZADD', KEYS[1], now, me)
+local function others(key, prune)
+  local sum = 0
+  local all = redis.call('HGETALL', key)
+  for j = 1, #all, 2 do
+    if all[j] ~= me then
+      if redis.call('ZSCORE', KEYS[1], all[j]) then
+        sum = sum + tonumber(all[j + 1])
+      elseif prune then
+        redis.call('HDEL', key, all[j])
+      end
+    end
+  end
+  return sum
+end
+)lua";
+
+// Held slots, after kSlotsPrelude. KEYS[1] and ARGV[1..3] as there, then
+// one hash per key, of each server's count, and this server's count of each
+// key. Answers what the other live servers hold of each key, forgetting the
+// servers whose lease ran out.
+constexpr const char* kSlots = R"lua(
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - lease)
 local out = {}
 for i = 2, #KEYS do
@@ -93,39 +105,18 @@ for i = 2, #KEYS do
   else
     redis.call('HDEL', key, me)
   end
-  local others = 0
-  local all = redis.call('HGETALL', key)
-  for j = 1, #all, 2 do
-    if all[j] ~= me then
-      if redis.call('ZSCORE', KEYS[1], all[j]) then
-        others = others + tonumber(all[j + 1])
-      else
-        redis.call('HDEL', key, all[j])
-      end
-    end
-  end
-  out[i - 1] = others
+  out[i - 1] = others(key, true)
 end
 return out)lua";
 
-// Claims a slot of each key at once. KEYS and ARGV[1..3] as kSlots, then
-// for each key this server's count and the most. Answers -1 when all were
-// taken, else the (0-based) index of the first key at its most.
+// Claims a slot of each key at once, after kSlotsPrelude. KEYS and
+// ARGV[1..3] as kSlots, then for each key this server's count and the most.
+// Answers -1 when all were taken, else the (0-based) index of the first key
+// at its most.
 constexpr const char* kClaim = R"lua(
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local me, lease, ttl = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-redis.call('ZADD', KEYS[1], now, me)
 for i = 2, #KEYS do
   local held, most = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
-  local others = 0
-  local all = redis.call('HGETALL', KEYS[i])
-  for j = 1, #all, 2 do
-    if all[j] ~= me and redis.call('ZSCORE', KEYS[1], all[j]) then
-      others = others + tonumber(all[j + 1])
-    end
-  end
-  if others + held + 1 > most then return i - 2 end
+  if others(KEYS[i], false) + held + 1 > most then return i - 2 end
 end
 for i = 2, #KEYS do
   redis.call('HSET', KEYS[i], me, tonumber(ARGV[2 * i]) + 1)
@@ -139,13 +130,13 @@ absl::Status Unavailable(const redisContext* c) {
       c != nullptr && c->err != 0 ? absl::StrCat(": ", c->errstr) : ""));
 }
 
-// Runs `script` with `keys` and `args` (after the keys' count); the reply
-// must be an array of `keys.size() - skip_keys` elements.
-absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
-                           const std::vector<std::string>& keys,
-                           const std::vector<std::string>& args,
-                           size_t skip_keys) {
-  std::vector<std::string> cmd = {"EVAL", script, absl::StrCat(keys.size())};
+// Runs `script` with `keys` and `args` (after the keys' count): its reply;
+// UNAVAILABLE when Redis cannot be reached, INTERNAL when the script failed.
+absl::StatusOr<Reply> RunScript(redisContext* c, absl::string_view script,
+                                const std::vector<std::string>& keys,
+                                const std::vector<std::string>& args) {
+  std::vector<std::string> cmd = {"EVAL", std::string(script),
+                                  absl::StrCat(keys.size())};
   cmd.insert(cmd.end(), keys.begin(), keys.end());
   cmd.insert(cmd.end(), args.begin(), args.end());
   Reply r = Command(c, cmd);
@@ -154,7 +145,18 @@ absl::StatusOr<Reply> Eval(redisContext* c, const char* script,
     return absl::InternalError(
         absl::StrCat("shared limits: ", std::string(r->str, r->len)));
   }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != keys.size() - skip_keys) {
+  return r;
+}
+
+// RunScript for a reply that must be an array of `keys.size() - skip_keys`
+// elements.
+absl::StatusOr<Reply> Eval(redisContext* c, absl::string_view script,
+                           const std::vector<std::string>& keys,
+                           const std::vector<std::string>& args,
+                           size_t skip_keys) {
+  absl::StatusOr<Reply> r = RunScript(c, script, keys, args);
+  if (r.ok() && ((*r)->type != REDIS_REPLY_ARRAY ||
+                 (*r)->elements != keys.size() - skip_keys)) {
     return absl::InternalError("shared limits: unexpected reply");
   }
   return r;
@@ -167,6 +169,20 @@ long long IntegerOf(const redisReply* r) {
     (void)absl::SimpleAtoi(absl::string_view(r->str, r->len), &n);
   }
   return n;
+}
+
+// Sets `table`'s count of `key` to `e`, kFailures' answer for it (at
+// `now`): the count and how long ago its last failure was.
+absl::Status RebaseFailures(FailureBackoff* table, absl::string_view key,
+                            const redisReply* e, absl::Time now) {
+  if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
+    return absl::InternalError("shared limits: unexpected reply");
+  }
+  const long long failures = IntegerOf(e->element[0]);
+  const long long age_ms = IntegerOf(e->element[1]);
+  table->Rebase(key, static_cast<int>(std::min<long long>(failures, 1 << 20)),
+                now - absl::Milliseconds(age_ms));
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -263,28 +279,25 @@ absl::StatusOr<int> RedisLimits::ClaimAll(const std::vector<Claim>& claims) {
         if (c == nullptr) return Unavailable(c);
         std::vector<std::string> keys = {
             absl::StrCat(options_.key_prefix, "servers")};
-        std::vector<std::string> cmd = {"EVAL", kClaim, ""};
         std::vector<std::string> args = SlotHead();
         for (const Claim& claim : claims) {
           keys.push_back(SlotKey(claim.table, claim.key));
           args.push_back(absl::StrCat(claim.table->Held(claim.key)));
           args.push_back(absl::StrCat(claim.table->max_per_key()));
         }
-        cmd[2] = absl::StrCat(keys.size());
-        cmd.insert(cmd.end(), keys.begin(), keys.end());
-        cmd.insert(cmd.end(), args.begin(), args.end());
-        Reply r = Command(c, cmd);
-        if (r == nullptr) return Unavailable(c);
-        if (r->type != REDIS_REPLY_INTEGER) {
+        absl::StatusOr<Reply> r = RunScript(c, absl::StrCat(kSlotsPrelude, kClaim), keys, args);
+        if (!r.ok()) return r.status();
+        if ((*r)->type != REDIS_REPLY_INTEGER) {
           return absl::InternalError("shared limits: unexpected reply");
         }
+        const long long first_full = (*r)->integer;
         // Here, before the worker's next call reads the counts again.
-        if (r->integer < 0) {
+        if (first_full < 0) {
           for (const Claim& claim : claims) {
             claim.table->AcquireGranted(claim.key);
           }
         }
-        return static_cast<int>(r->integer);
+        return static_cast<int>(first_full);
       });
 }
 
@@ -292,23 +305,20 @@ absl::Status RedisLimits::Refresh(
     const std::vector<SharedFailures::Key>& keys) {
   return OnWorker<absl::Status>([&](redisContext* c) -> absl::Status {
     if (c == nullptr) return Unavailable(c);
-    std::vector<std::string> names;
+    // No success and no failure: kFailures only reads each key.
+    std::vector<std::string> names, args = {"0"};
     for (const SharedFailures::Key& k : keys) {
       names.push_back(FailureKey(k.table, k.key));
+      args.push_back("0");
+      args.push_back("0");
     }
-    absl::StatusOr<Reply> r = Eval(c, kReadFailures, names, {}, 0);
+    absl::StatusOr<Reply> r = Eval(c, kFailures, names, args, 0);
     if (!r.ok()) return r.status();
     const absl::Time now = clock_->Now();
     for (size_t i = 0; i < keys.size(); ++i) {
-      const redisReply* e = (*r)->element[i];
-      if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
-        return absl::InternalError("shared limits: unexpected reply");
-      }
-      keys[i].table->Rebase(
-          keys[i].key,
-          static_cast<int>(std::min<long long>(IntegerOf(e->element[0]),
-                                               1 << 20)),
-          now - absl::Milliseconds(IntegerOf(e->element[1])));
+      absl::Status s =
+          RebaseFailures(keys[i].table, keys[i].key, (*r)->element[i], now);
+      if (!s.ok()) return s;
     }
     return absl::OkStatus();
   });
@@ -370,15 +380,9 @@ absl::Status RedisLimits::SyncFailures(redisContext* c) {
       if (!r.ok()) return r.status();
       const absl::Time now = clock_->Now();
       for (size_t i = from; i < to; ++i) {
-        const redisReply* e = (*r)->element[i - from];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) {
-          return absl::InternalError("shared limits: unexpected reply");
-        }
-        const long long failures = IntegerOf(e->element[0]);
-        const long long age_ms = IntegerOf(e->element[1]);
-        table->Rebase(changes[i].key,
-                      static_cast<int>(std::min<long long>(failures, 1 << 20)),
-                      now - absl::Milliseconds(age_ms));
+        absl::Status s = RebaseFailures(table, changes[i].key,
+                                        (*r)->element[i - from], now);
+        if (!s.ok()) return s;
       }
     }
   }
@@ -414,7 +418,8 @@ absl::Status RedisLimits::SyncSlots(redisContext* c) {
       keys.push_back(changed[i].key);
       args.push_back(absl::StrCat(changed[i].count.held));
     }
-    absl::StatusOr<Reply> r = Eval(c, kSlots, keys, args, 1);
+    absl::StatusOr<Reply> r =
+        Eval(c, absl::StrCat(kSlotsPrelude, kSlots), keys, args, 1);
     if (!r.ok()) {
       // Counts are absolute: sending them again is harmless.
       for (size_t i = from; i < changed.size(); ++i) {

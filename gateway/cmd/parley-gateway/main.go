@@ -66,6 +66,13 @@ func main() {
 		"the servers' --edge_secret: set, the gateway holds one stream per room and per inbox for all of its SSE and "+
 			"WebSocket clients of it and fans the events out itself (docs/fanout.md); empty, every client has a "+
 			"stream of its own. Prefer the environment to the command line, which others can read (env PARLEY_EDGE_SECRET)")
+	edgeSecretFile := fs.String("edge_secret_file", envOr("PARLEY_EDGE_SECRET_FILE", ""),
+		"instead of --edge_secret (not both): the file holding the servers' edge secret, without the white space "+
+			"around it, as the servers' --edge_secret_file creates it; the gateway waits for it up to "+
+			"--edge_secret_wait (env PARLEY_EDGE_SECRET_FILE)")
+	edgeSecretWait := fs.Duration("edge_secret_wait", 30*time.Second,
+		"with --edge_secret_file, how long the gateway waits at start for the file to appear (the servers create "+
+			"it as they start) before it exits with an error; 0: it must be there")
 	fanoutQueueEvents := fs.Int("fanout_queue_events", envInt("PARLEY_FANOUT_QUEUE_EVENTS", 1024),
 		"with --edge_secret, the events one SSE or WebSocket client may have waiting to be written; past it they "+
 			"become one gap event, which the client reads from history (env PARLEY_FANOUT_QUEUE_EVENTS)")
@@ -130,6 +137,14 @@ func main() {
 		fmt.Fprintf(os.Stderr, "parley-gateway: --fanout_queue_events must be at least 1, not %d\n", *fanoutQueueEvents)
 		os.Exit(2)
 	}
+	if *edgeSecret != "" && *edgeSecretFile != "" {
+		fmt.Fprintf(os.Stderr, "parley-gateway: give --edge_secret or --edge_secret_file, not both\n")
+		os.Exit(2)
+	}
+	if *edgeSecretWait < 0 {
+		fmt.Fprintf(os.Stderr, "parley-gateway: --edge_secret_wait must not be negative, not %s\n", *edgeSecretWait)
+		os.Exit(2)
+	}
 	if opts.StreamResumeTimeout == 0 {
 		opts.StreamResumeTimeout = -1
 	}
@@ -150,6 +165,21 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+
+	if *edgeSecretFile != "" {
+		waiting := false
+		secret, err := readEdgeSecretFile(ctx, *edgeSecretFile, *edgeSecretWait, edgeSecretPoll, func() {
+			if !waiting {
+				waiting = true
+				logger.Info("waiting for the edge secret file", "path", *edgeSecretFile, "up_to", edgeSecretWait.String())
+			}
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "parley-gateway: %v\n", err)
+			os.Exit(1)
+		}
+		opts.EdgeSecret = secret
+	}
 
 	if err := gateway.Run(ctx, opts); err != nil {
 		logger.Error("gateway failed", "err", err)

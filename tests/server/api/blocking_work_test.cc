@@ -3,6 +3,7 @@
 // a worker of the server's pools, never a gRPC thread nor the hub's
 // dispatcher. The waiting is made with a store that holds chosen reads until
 // the test lets them go, so nothing here sleeps or races a clock.
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -97,22 +98,54 @@ class HoldingStore : public store::ForwardingStore {
   std::shared_ptr<Gate> gate_;
 };
 
-// Options for a server whose store reads pass `gate`.
-ServerOptions Gated(std::shared_ptr<Gate> gate,
-                    ServerOptions options = parley::testing::UnlimitedOptions()) {
-  options.wrap_store = [gate](std::unique_ptr<store::Store> inner) {
-    return std::unique_ptr<store::Store>(
-        std::make_unique<HoldingStore>(std::move(inner), gate));
-  };
-  return options;
-}
+// A test server whose store reads pass `gate`, with Ann signed up and
+// stubs on a channel of its own. `tune` sets the options (the pools' sizes)
+// first. The gate opens when the test ends, however it ends, before the
+// server stops: a held read would hold its call, and so the shutdown.
+class GatedServer {
+ public:
+  explicit GatedServer(const std::function<void(ServerOptions*)>& tune =
+                           [](ServerOptions*) {})
+      : gate(std::make_shared<Gate>()),
+        server(Options(gate, tune)),
+        ann(SignUp(server, "ann")),
+        channel(server.NewChannel()),
+        auth(v1::AuthService::NewStub(channel)),
+        rooms(v1::RoomService::NewStub(channel)),
+        messages(v1::MessageService::NewStub(channel)),
+        chat(v1::ChatService::NewStub(channel)) {}
+  ~GatedServer() { gate->Open(); }
 
-// Opens the gate when the test ends, however it ends, before the server
-// stops: a held read would hold its call, and so the shutdown.
-struct OpenAtExit {
-  std::shared_ptr<Gate> gate;
-  ~OpenAtExit() { gate->Open(); }
+  const std::shared_ptr<Gate> gate;
+  TestServer server;
+  const TestUser ann;
+  const std::shared_ptr<grpc::Channel> channel;
+  const std::unique_ptr<v1::AuthService::Stub> auth;
+  const std::unique_ptr<v1::RoomService::Stub> rooms;
+  const std::unique_ptr<v1::MessageService::Stub> messages;
+  const std::unique_ptr<v1::ChatService::Stub> chat;
+
+ private:
+  static ServerOptions Options(
+      std::shared_ptr<Gate> gate,
+      const std::function<void(ServerOptions*)>& tune) {
+    ServerOptions options = parley::testing::UnlimitedOptions();
+    options.wrap_store = [gate](std::unique_ptr<store::Store> inner) {
+      return std::unique_ptr<store::Store>(
+          std::make_unique<HoldingStore>(std::move(inner), gate));
+    };
+    tune(&options);
+    return options;
+  }
 };
+
+// Options of one store-read thread, for which `waiting` calls may wait.
+std::function<void(ServerOptions*)> OneReadWorker(size_t waiting) {
+  return [waiting](ServerOptions* options) {
+    options->store_reads.threads = 1;
+    options->store_reads.queue_limit = waiting;
+  };
+}
 
 // Outcomes of calls made with the callback API, waited for by count.
 class Outcomes {
@@ -156,21 +189,16 @@ struct DrainAtExit {
 // sign-in holds the thread, one waits, the others are refused at once, and
 // the other calls are served.
 TEST(BlockingWorkTest, SignInsThatHoldTheHashingPoolDelayNoOtherCall) {
-  auto gate = std::make_shared<Gate>();
-  ServerOptions options = Gated(gate);
-  options.password_hashing.threads = 1;
-  // One waiting place, not none: a client's next call may come before the
-  // worker that answered its last one is free again.
-  options.password_hashing.queue_limit = 1;
-  TestServer server(options);
-  OpenAtExit open_at_exit{gate};
-  const TestUser ann = SignUp(server, "ann");
-  SignUp(server, "eve");
-  gate->HoldUser("eve");
+  GatedServer gated([](ServerOptions* options) {
+    options->password_hashing.threads = 1;
+    // One waiting place, not none: a client's next call may come before the
+    // worker that answered its last one is free again.
+    options->password_hashing.queue_limit = 1;
+  });
+  SignUp(gated.server, "eve");
+  gated.gate->HoldUser("eve");
 
   constexpr int kSignIns = 32;
-  auto channel = server.NewChannel();
-  auto auth = v1::AuthService::NewStub(channel);
   struct SignIn {
     grpc::ClientContext ctx;
     v1::SignInRequest req;
@@ -178,26 +206,28 @@ TEST(BlockingWorkTest, SignInsThatHoldTheHashingPoolDelayNoOtherCall) {
   };
   std::vector<std::unique_ptr<SignIn>> calls;
   Outcomes outcomes;
-  DrainAtExit drain{gate, &outcomes, kSignIns};
+  DrainAtExit drain{gated.gate, &outcomes, kSignIns};
   for (int i = 0; i < kSignIns; ++i) {
     auto call = std::make_unique<SignIn>();
     call->ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
     call->req.set_username("eve");
     call->req.set_password("not eve's password");
-    auth->async()->SignIn(&call->ctx, &call->req, &call->resp,
-                          [&outcomes](grpc::Status s) { outcomes.Add(s); });
+    gated.auth->async()->SignIn(
+        &call->ctx, &call->req, &call->resp,
+        [&outcomes](grpc::Status s) { outcomes.Add(s); });
     calls.push_back(std::move(call));
   }
   // One sign-in holds the pool's thread. Other calls are served meanwhile:
   // a room list (a store read) and a token renewal.
-  ASSERT_TRUE(gate->WaitEntered(1));
-  auto rooms = v1::RoomService::NewStub(channel);
+  ASSERT_TRUE(gated.gate->WaitEntered(1));
   v1::ListRoomsResponse listed;
-  EXPECT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::ListRooms,
-                             ann.token, v1::ListRoomsRequest(), &listed)));
+  EXPECT_TRUE(
+      Succeeded(Call(gated.rooms.get(), &v1::RoomService::Stub::ListRooms,
+                     gated.ann.token, v1::ListRoomsRequest(), &listed)));
   v1::RenewTokenResponse renewed;
-  EXPECT_TRUE(Succeeded(Call(auth.get(), &v1::AuthService::Stub::RenewToken,
-                             ann.token, v1::RenewTokenRequest(), &renewed)));
+  EXPECT_TRUE(
+      Succeeded(Call(gated.auth.get(), &v1::AuthService::Stub::RenewToken,
+                     gated.ann.token, v1::RenewTokenRequest(), &renewed)));
 
   // One sign-in waits for the thread; every other was refused at once.
   const std::vector<grpc::Status> refused = outcomes.WaitFor(kSignIns - 2);
@@ -212,7 +242,7 @@ TEST(BlockingWorkTest, SignInsThatHoldTheHashingPoolDelayNoOtherCall) {
 
   // Let the held sign-in go: it and the waiting one end as a wrong
   // password does.
-  gate->Open();
+  gated.gate->Open();
   const std::vector<grpc::Status> all = outcomes.WaitFor(kSignIns);
   ASSERT_EQ(all.size(), static_cast<size_t>(kSignIns));
   for (size_t i = kSignIns - 2; i < all.size(); ++i) {
@@ -222,44 +252,33 @@ TEST(BlockingWorkTest, SignInsThatHoldTheHashingPoolDelayNoOtherCall) {
   }
 }
 
-// Creates Ann's room `name` and posts `text` to it.
-void RoomWithAPost(const std::shared_ptr<grpc::Channel>& channel,
-                   const TestUser& ann, const std::string& name,
+// Creates Ann's room `name` on `gated` and posts `text` to it.
+void RoomWithAPost(GatedServer& gated, const std::string& name,
                    const std::string& text, v1::Room* room, v1::Event* posted) {
-  auto rooms = v1::RoomService::NewStub(channel);
-  auto messages = v1::MessageService::NewStub(channel);
   v1::CreateRoomRequest create;
   create.set_name(name);
-  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
-                             ann.token, create, room)));
+  ASSERT_TRUE(
+      Succeeded(Call(gated.rooms.get(), &v1::RoomService::Stub::CreateRoom,
+                     gated.ann.token, create, room)));
   v1::PostMessageRequest post;
   post.set_room(name);
   post.set_text(text);
-  ASSERT_TRUE(
-      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                     ann.token, post, posted)));
+  ASSERT_TRUE(Succeeded(Call(gated.messages.get(),
+                             &v1::MessageService::Stub::PostMessage,
+                             gated.ann.token, post, posted)));
 }
 
 // Every call that reads the store runs on the store-read pool; a full pool
 // turns the next one away at once, naming what is busy.
 TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
-  auto gate = std::make_shared<Gate>();
-  ServerOptions options = Gated(gate);
-  options.store_reads.threads = 1;
-  options.store_reads.queue_limit = 1;
-  TestServer server(options);
-  OpenAtExit open_at_exit{gate};
-  const TestUser ann = SignUp(server, "ann");
-  auto channel = server.NewChannel();
-  auto rooms = v1::RoomService::NewStub(channel);
-  auto chat = v1::ChatService::NewStub(channel);
+  GatedServer gated(OneReadWorker(1));
   v1::Room room;
   v1::Event posted;
   ASSERT_NO_FATAL_FAILURE(
-      RoomWithAPost(channel, ann, "busy", "hello", &room, &posted));
+      RoomWithAPost(gated, "busy", "hello", &room, &posted));
 
   // A poll's history read holds the pool's one thread.
-  gate->HoldLog(room.id());
+  gated.gate->HoldLog(room.id());
   struct Async {
     grpc::ClientContext ctx;
     v1::PollRequest poll;
@@ -269,21 +288,22 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
   };
   Async held, first, second;
   Outcomes outcomes;
-  DrainAtExit drain{gate, &outcomes, 3};
+  DrainAtExit drain{gated.gate, &outcomes, 3};
   for (Async* a : {&held, &first, &second}) {
-    WithToken(&a->ctx, ann.token);
+    WithToken(&a->ctx, gated.ann.token);
     a->ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
   }
   held.poll.set_room("busy");
   held.poll.set_after_sequence(0);
-  chat->async()->Poll(&held.ctx, &held.poll, &held.polled,
-                      [&outcomes](grpc::Status s) { outcomes.Add(s); });
-  ASSERT_TRUE(gate->WaitEntered(1));
+  gated.chat->async()->Poll(&held.ctx, &held.poll, &held.polled,
+                            [&outcomes](grpc::Status s) { outcomes.Add(s); });
+  ASSERT_TRUE(gated.gate->WaitEntered(1));
 
   // Two room lists: one takes the waiting place, the other is refused.
   for (Async* a : {&first, &second}) {
-    rooms->async()->ListRooms(&a->ctx, &a->list, &a->listed,
-                              [&outcomes](grpc::Status s) { outcomes.Add(s); });
+    gated.rooms->async()->ListRooms(
+        &a->ctx, &a->list, &a->listed,
+        [&outcomes](grpc::Status s) { outcomes.Add(s); });
   }
   std::vector<grpc::Status> done = outcomes.WaitFor(1);
   ASSERT_EQ(done.size(), 1u);
@@ -294,7 +314,7 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
       << done[0].error_message();
 
   // Once the read returns, the poll and the waiting list are served.
-  gate->Open();
+  gated.gate->Open();
   done = outcomes.WaitFor(3);
   ASSERT_EQ(done.size(), 3u);
   EXPECT_TRUE(done[1].ok()) << done[1].error_message();
@@ -309,27 +329,17 @@ TEST(BlockingWorkTest, AFullStoreReadPoolRefusesWithResourceExhausted) {
 // keyed post, which looks for an earlier send in the store, still goes to
 // the pool, and is refused while it is full.
 TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
-  auto gate = std::make_shared<Gate>();
-  ServerOptions options = Gated(gate);
-  options.store_reads.threads = 1;
-  options.store_reads.queue_limit = 0;
-  TestServer server(options);
-  OpenAtExit open_at_exit{gate};
-  const TestUser ann = SignUp(server, "ann");
-  auto channel = server.NewChannel();
-  auto rooms = v1::RoomService::NewStub(channel);
-  auto messages = v1::MessageService::NewStub(channel);
-  auto chat = v1::ChatService::NewStub(channel);
+  GatedServer gated(OneReadWorker(0));
   v1::Room room;
   v1::Event posted;
   ASSERT_NO_FATAL_FAILURE(
-      RoomWithAPost(channel, ann, "quick", "first", &room, &posted));
+      RoomWithAPost(gated, "quick", "first", &room, &posted));
   v1::PostMessageRequest post;
   post.set_room("quick");
   const uint64_t first_sequence = posted.sequence();
 
   // A poll's history read holds the worker.
-  gate->HoldLog(room.id());
+  gated.gate->HoldLog(room.id());
   struct Async {
     grpc::ClientContext ctx;
     v1::PollRequest poll;
@@ -337,39 +347,39 @@ TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
   };
   Async held;
   Outcomes outcomes;
-  DrainAtExit drain{gate, &outcomes, 1};
-  WithToken(&held.ctx, ann.token);
+  DrainAtExit drain{gated.gate, &outcomes, 1};
+  WithToken(&held.ctx, gated.ann.token);
   held.ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
   held.poll.set_room("quick");
   held.poll.set_after_sequence(0);
-  chat->async()->Poll(&held.ctx, &held.poll, &held.polled,
-                      [&outcomes](grpc::Status s) { outcomes.Add(s); });
-  ASSERT_TRUE(gate->WaitEntered(1));
+  gated.chat->async()->Poll(&held.ctx, &held.poll, &held.polled,
+                            [&outcomes](grpc::Status s) { outcomes.Add(s); });
+  ASSERT_TRUE(gated.gate->WaitEntered(1));
   // The pool is full: a room list is refused.
   v1::ListRoomsResponse listed;
   const parley::testing::Outcome full =
-      Call(rooms.get(), &v1::RoomService::Stub::ListRooms, ann.token,
-           v1::ListRoomsRequest(), &listed);
+      Call(gated.rooms.get(), &v1::RoomService::Stub::ListRooms,
+           gated.ann.token, v1::ListRoomsRequest(), &listed);
   ASSERT_EQ(full.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << full.status.error_message();
 
   post.set_text("second");
-  ASSERT_TRUE(
-      Succeeded(Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                     ann.token, post, &posted)));
+  ASSERT_TRUE(Succeeded(Call(gated.messages.get(),
+                             &v1::MessageService::Stub::PostMessage,
+                             gated.ann.token, post, &posted)));
   EXPECT_EQ(posted.text(), "second");
   EXPECT_EQ(posted.sequence(), first_sequence + 1);
 
   post.set_text("keyed");
   post.set_idempotency_key("k1");
   const parley::testing::Outcome keyed =
-      Call(messages.get(), &v1::MessageService::Stub::PostMessage, ann.token,
-           post, &posted);
+      Call(gated.messages.get(), &v1::MessageService::Stub::PostMessage,
+           gated.ann.token, post, &posted);
   EXPECT_EQ(keyed.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << keyed.status.error_message();
   EXPECT_EQ(keyed.reason, "SERVER_BUSY");
 
-  gate->Open();
+  gated.gate->Open();
   const std::vector<grpc::Status> done = outcomes.WaitFor(1);
   ASSERT_EQ(done.size(), 1u);
   EXPECT_TRUE(done[0].ok()) << done[0].error_message();
@@ -378,8 +388,8 @@ TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
   const absl::Time deadline = absl::Now() + kLimit;
   parley::testing::Outcome retried;
   do {
-    retried = Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                   ann.token, post, &posted);
+    retried = Call(gated.messages.get(), &v1::MessageService::Stub::PostMessage,
+                   gated.ann.token, post, &posted);
   } while (retried.reason == "SERVER_BUSY" && absl::Now() < deadline);
   ASSERT_TRUE(retried.status.ok()) << retried.status.error_message();
   EXPECT_EQ(posted.text(), "keyed");
@@ -392,27 +402,21 @@ TEST(BlockingWorkTest, PostsToACachedRoomNeedNoReadWorker) {
 // read returns, the stream gets history and live events in order, with no
 // gap and no duplicate.
 TEST(BlockingWorkTest, AStreamsHistoryReadDoesNotHoldUpTheRoomsDeliveries) {
-  auto gate = std::make_shared<Gate>();
-  TestServer server(Gated(gate));
-  OpenAtExit open_at_exit{gate};
-  const TestUser ann = SignUp(server, "ann");
-  const TestUser bob = SignUp(server, "bob");
-  auto channel = server.NewChannel();
-  auto rooms = v1::RoomService::NewStub(channel);
-  auto messages = v1::MessageService::NewStub(channel);
-  auto chat = v1::ChatService::NewStub(channel);
+  GatedServer gated;
+  const TestUser bob = SignUp(gated.server, "bob");
 
   v1::CreateRoomRequest create;
   create.set_name("history");
   v1::Room room;
-  ASSERT_TRUE(Succeeded(Call(rooms.get(), &v1::RoomService::Stub::CreateRoom,
-                             ann.token, create, &room)));
+  ASSERT_TRUE(
+      Succeeded(Call(gated.rooms.get(), &v1::RoomService::Stub::CreateRoom,
+                     gated.ann.token, create, &room)));
   auto post = [&](const std::string& text, v1::Event* out) {
     v1::PostMessageRequest req;
     req.set_room("history");
     req.set_text(text);
-    return Call(messages.get(), &v1::MessageService::Stub::PostMessage,
-                ann.token, req, out);
+    return Call(gated.messages.get(), &v1::MessageService::Stub::PostMessage,
+                gated.ann.token, req, out);
   };
   std::vector<uint64_t> sequences;
   for (int i = 1; i <= 5; ++i) {
@@ -422,15 +426,15 @@ TEST(BlockingWorkTest, AStreamsHistoryReadDoesNotHoldUpTheRoomsDeliveries) {
   }
 
   // Bob resumes from the start; his first history read is held.
-  gate->HoldLog(room.id());
+  gated.gate->HoldLog(room.id());
   grpc::ClientContext stream_ctx;
   WithToken(&stream_ctx, bob.token);
   stream_ctx.set_deadline(absl::ToChronoTime(absl::Now() + kLimit));
   v1::SubscribeRequest sub;
   sub.set_room("history");
   sub.set_after_sequence(0);
-  auto reader = chat->Subscribe(&stream_ctx, sub);
-  ASSERT_TRUE(gate->WaitEntered(1));
+  auto reader = gated.chat->Subscribe(&stream_ctx, sub);
+  ASSERT_TRUE(gated.gate->WaitEntered(1));
 
   // The room's posts are delivered (to Bob's channel too) and acknowledged
   // meanwhile, the second one after the dispatcher woke Bob's stream for
@@ -441,7 +445,7 @@ TEST(BlockingWorkTest, AStreamsHistoryReadDoesNotHoldUpTheRoomsDeliveries) {
     sequences.push_back(e.sequence());
   }
 
-  gate->Open();
+  gated.gate->Open();
   std::vector<v1::Event> got;
   v1::SubscribeResponse resp;
   while (got.size() < sequences.size() && reader->Read(&resp)) {

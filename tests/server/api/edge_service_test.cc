@@ -331,32 +331,33 @@ TEST_F(EdgeServiceTest, ShutdownEndsTheStreamNotItsClients) {
   EXPECT_EQ(all.ended_size(), 0) << all.DebugString();
 }
 
-// An attached client holds one of its user's stream slots, as its own
-// stream would, until it is detached.
-TEST(EdgeServiceLimitsTest, AttachedClientsHoldTheirUsersStreamSlots) {
-  api::ServerOptions options = EdgeOptions();
-  options.quotas.streams_per_user = 1;
-  TestServer server(options);
-  auto edge = EdgeService::NewStub(server.NewChannel());
-  TestUser ann = SignUp(server, "ann");
-  grpc::ClientContext ctx;
-  WithDeadline(&ctx);
-  ctx.AddMetadata(api::kEdgeSecretKey, kSecret);
-  auto stream = edge->Follow(&ctx);
-  FollowRequest req;
-  req.mutable_start()->set_log(std::string(model::kLobbyId));
-  ASSERT_TRUE(stream->Write(req));
-  auto attach = [&](uint64_t client) {
+// A gateway's Follow stream of `log` on `server`: attaches clients with
+// their addresses and tells what became of each.
+class LimitedFollow {
+ public:
+  LimitedFollow(TestServer& server, const std::string& log)
+      : edge_(EdgeService::NewStub(server.NewChannel())) {
+    WithDeadline(&ctx_);
+    ctx_.AddMetadata(api::kEdgeSecretKey, kSecret);
+    stream_ = edge_->Follow(&ctx_);
+    FollowRequest req;
+    req.mutable_start()->set_log(log);
+    EXPECT_TRUE(stream_->Write(req));
+  }
+  ~LimitedFollow() { ctx_.TryCancel(); }
+
+  // Attaches `client` with `token`, from `address` ("" sends none), and
+  // returns what became of it, read in order: OK when admitted, else the
+  // code it ended with; -1 if the stream ended first.
+  int Admit(uint64_t client, const std::string& token,
+            const std::string& address) {
     FollowRequest a;
     a.mutable_attach()->set_client(client);
-    a.mutable_attach()->set_authorization("Bearer " + ann.token);
-    a.mutable_attach()->set_address("10.0.0.1");
-    ASSERT_TRUE(stream->Write(a));
-  };
-  // The decision about each client, in order.
-  auto decided = [&](uint64_t client) -> int {
+    a.mutable_attach()->set_authorization("Bearer " + token);
+    a.mutable_attach()->set_address(address);
+    if (!stream_->Write(a)) return -1;
     FollowResponse resp;
-    while (stream->Read(&resp)) {
+    while (stream_->Read(&resp)) {
       for (uint64_t id : resp.admitted()) {
         if (id == client) return grpc::StatusCode::OK;
       }
@@ -365,17 +366,59 @@ TEST(EdgeServiceLimitsTest, AttachedClientsHoldTheirUsersStreamSlots) {
       }
     }
     return -1;
-  };
-  attach(1);
-  EXPECT_EQ(decided(1), grpc::StatusCode::OK);
-  attach(2);
-  EXPECT_EQ(decided(2), grpc::StatusCode::RESOURCE_EXHAUSTED);
-  FollowRequest detach;
-  detach.mutable_detach()->set_client(1);
-  ASSERT_TRUE(stream->Write(detach));
-  attach(3);
-  EXPECT_EQ(decided(3), grpc::StatusCode::OK);
-  ctx.TryCancel();
+  }
+  bool Detach(uint64_t client) {
+    FollowRequest d;
+    d.mutable_detach()->set_client(client);
+    return stream_->Write(d);
+  }
+
+ private:
+  std::unique_ptr<EdgeService::Stub> edge_;
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<FollowRequest, FollowResponse>>
+      stream_;
+};
+
+// A server with these stream limits per user and per address.
+api::ServerOptions EdgeLimits(size_t per_user, size_t per_address) {
+  api::ServerOptions options = EdgeOptions();
+  options.quotas.streams_per_user = per_user;
+  options.quotas.streams_per_address = per_address;
+  return options;
+}
+
+// An attached client holds one of its user's stream slots, as its own
+// stream would, until it is detached.
+TEST(EdgeServiceLimitsTest, AttachedClientsHoldTheirUsersStreamSlots) {
+  TestServer server(EdgeLimits(1, 0));
+  TestUser ann = SignUp(server, "ann");
+  LimitedFollow follow(server, std::string(model::kLobbyId));
+  EXPECT_EQ(follow.Admit(1, ann.token, "10.0.0.1"), grpc::StatusCode::OK);
+  EXPECT_EQ(follow.Admit(2, ann.token, "10.0.0.1"),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(follow.Detach(1));
+  EXPECT_EQ(follow.Admit(3, ann.token, "10.0.0.1"), grpc::StatusCode::OK);
+}
+
+// A gateway older than the attach's address field (during a rolling
+// upgrade) sends none. Its clients count against their users' limits only:
+// not all together under one empty address, where the first would take the
+// whole address's budget.
+TEST(EdgeServiceLimitsTest, ClientsAttachedWithoutAnAddressCountPerUserOnly) {
+  TestServer server(EdgeLimits(1, 1));
+  const TestUser users[] = {SignUp(server, "ann"), SignUp(server, "bob"),
+                            SignUp(server, "cat"), SignUp(server, "dan")};
+  LimitedFollow follow(server, std::string(model::kLobbyId));
+  EXPECT_EQ(follow.Admit(1, users[0].token, ""), grpc::StatusCode::OK);
+  EXPECT_EQ(follow.Admit(2, users[1].token, ""), grpc::StatusCode::OK);
+  // The user's limit still holds,
+  EXPECT_EQ(follow.Admit(3, users[0].token, ""),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // and so does a known address's.
+  EXPECT_EQ(follow.Admit(4, users[2].token, "10.0.0.2"), grpc::StatusCode::OK);
+  EXPECT_EQ(follow.Admit(5, users[3].token, "10.0.0.2"),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
 }
 
 }  // namespace

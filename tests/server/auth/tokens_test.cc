@@ -1,12 +1,10 @@
 #include "server/auth/tokens.h"
 
 #include <jwt.h>
-#include <stdlib.h>
 #include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -21,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "server/common/clock.h"
 #include "server/common/errors.h"
+#include "tests/server/common/temp_dir.h"
 
 namespace parley::auth {
 namespace {
@@ -321,26 +320,8 @@ TEST_F(TokensTest, MissingOrIllTypedClaimsAreMalformed) {
   }
 }
 
-// A fresh directory under the test's temporary directory.
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = ::testing::TempDir() + "/tokens_test.XXXXXX";
-    path_ = ::mkdtemp(pattern.data());
-    EXPECT_FALSE(path_.empty());
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-void WriteFile(const std::string& path, const std::string& contents) {
-  std::ofstream out(path, std::ios::binary);
-  out << contents;
-  ASSERT_TRUE(out.good());
-}
+using parley::testing::TempDir;
+using parley::testing::WriteFile;
 
 TEST(LoadOrCreateKeyTest, CreatesAPrivateKeyFileAndReusesIt) {
   TempDir dir;
