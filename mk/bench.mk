@@ -43,6 +43,7 @@ BENCH_PEERS_SHAPES ?=
 # uses gateway/gen), and Centrifugo, built from source with go install.
 PEERLOAD_DIR := $(ROOT)/scripts/bench/peerload
 PEERLOAD_BIN := $(BIN)/peerload
+NAIVEWS_BIN := $(BIN)/naivews
 CENTRIFUGO_MODULE := github.com/centrifugal/centrifugo/v6
 CENTRIFUGO_VERSION := v6.9.1
 CENTRIFUGO_BIN := $(TOOLS)/centrifugo
@@ -56,11 +57,16 @@ bench-deps:
 loadgen: $(BUILD)/release/build.ninja
 	cmake --build $(BUILD)/release --target parley_server parley_loadgen naive_fanout
 
-peerload: $(PEERLOAD_BIN)
+peerload: $(PEERLOAD_BIN) $(NAIVEWS_BIN)
 
 $(PEERLOAD_BIN): $(GATEWAY_GEN_STAMP) $(wildcard $(PEERLOAD_DIR)/*.go) $(PEERLOAD_DIR)/go.mod $(PEERLOAD_DIR)/go.sum
 	@mkdir -p $(dir $@)
 	cd $(PEERLOAD_DIR) && $(GO) build -trimpath -o $@ .
+
+# The WebSocket floor of the peers benchmark (peerload --mode=naive-ws).
+$(NAIVEWS_BIN): $(wildcard $(PEERLOAD_DIR)/naivews/*.go) $(PEERLOAD_DIR)/go.mod $(PEERLOAD_DIR)/go.sum
+	@mkdir -p $(dir $@)
+	cd $(PEERLOAD_DIR) && $(GO) build -trimpath -o $@ ./naivews
 
 centrifugo: $(CENTRIFUGO_BIN)
 
@@ -68,13 +74,13 @@ $(CENTRIFUGO_BIN):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install $(CENTRIFUGO_MODULE)@$(CENTRIFUGO_VERSION)
 
-bench-smoke: cluster-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN)
+bench-smoke: cluster-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN) $(NAIVEWS_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/run.sh smoke
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/cluster.sh smoke
 	cd $(PEERLOAD_DIR) && $(GO) vet ./... && $(GO) test -count=1 ./...
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/peers.sh smoke
 
-bench-peers: bench-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN) $(CENTRIFUGO_BIN)
+bench-peers: bench-deps loadgen $(GATEWAY_BIN) $(PEERLOAD_BIN) $(NAIVEWS_BIN) $(CENTRIFUGO_BIN)
 	BENCH_DIR=$(BENCH_DIR) scripts/bench/peers.sh full $(BENCH_PEERS_SHAPES); rc=$$?; \
 	  $(MAKE) bench-report && exit $$rc
 

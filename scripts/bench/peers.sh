@@ -18,7 +18,10 @@
 # miss p99 <= PEERS_P99_MS or deliver less than 95% of what was offered; a
 # side that misses stops there. Then both sides run at the same rate, half
 # of the lower of their two highest passing rates (rows tagged sweep=half):
-# the CPU per delivery and p99 ratios come from those. Every run measures
+# the CPU per delivery and p99 ratios come from those. The WebSocket and
+# SSE pairs also run the floor there, naive-ws (scripts/bench/peerload/
+# naivews: one write per delivery, nothing else), so that each CPU figure
+# can be read against what the socket writes alone cost. Every run measures
 # the memory per idle subscriber. PEERS_PAIRS picks pairs (default: all).
 #
 # Parley's gateway fans out (docs/fanout.md): server and gateway share a
@@ -37,6 +40,7 @@ mode=${1:-smoke}
 shift || true
 GATEWAY_BIN=${GATEWAY_BIN:-$root/build/bin/parley-gateway}
 NAIVE_BIN=${NAIVE_BIN:-$root/build/release/scripts/bench/naive/naive_fanout}
+NAIVEWS_BIN=${NAIVEWS_BIN:-$root/build/bin/naivews}
 PEERLOAD_BIN=${PEERLOAD_BIN:-$root/build/bin/peerload}
 CENTRIFUGO_BIN=${CENTRIFUGO_BIN:-$root/build/tools/bin/centrifugo}
 PEERS_RATES=${PEERS_RATES:-"20 50 100 200 400 700 1000 1500 2000 3000 4000 6000 8000"}
@@ -53,7 +57,7 @@ bench_results "$mode" "[SHAPE...]"
 shapes=("$@")
 [ ${#shapes[@]} -eq 0 ] && shapes=(2000 10000)
 
-need=("$SERVER_BIN" "$GATEWAY_BIN" "$NAIVE_BIN" "$PEERLOAD_BIN")
+need=("$SERVER_BIN" "$GATEWAY_BIN" "$NAIVE_BIN" "$NAIVEWS_BIN" "$PEERLOAD_BIN")
 [ "$mode" = full ] && need+=("$CENTRIFUGO_BIN")
 for b in "${need[@]}"; do
   [ -x "$b" ] || { echo "peers: missing $b (make bench-peers builds it)" >&2; exit 2; }
@@ -89,6 +93,16 @@ start_naive() {
   spawn "$logs/peers-naive.log" "$NAIVE_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port"
   pids=$spawned
   grpc_target=127.0.0.1:$(port_of "$data_dir/grpc.port")
+}
+
+# The WebSocket floor (scripts/bench/peerload/naivews): one write per
+# delivery and nothing else, driven as Centrifugo is.
+start_naive_ws() {
+  data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
+  spawn "$logs/peers-naivews.log" "$NAIVEWS_BIN" --port_file="$data_dir/http.port"
+  pids=$spawned
+  http_base=http://127.0.0.1:$(port_of "$data_dir/http.port")
+  centrifugo_secret=unused centrifugo_api_key=unused
 }
 
 start_centrifugo() {
@@ -137,6 +151,7 @@ peers() {
   shift 4
   case "$system" in
     centrifugo-ws) start_centrifugo ;;
+    naive-ws) start_naive_ws ;;
     naive) start_naive ;;
     *) start_parley ;;
   esac
@@ -146,7 +161,7 @@ peers() {
   local args=(--mode="$system" --subscribers="$subscribers" --room_size="$ROOM_SIZE" --rate="$rate"
     --pids="${pids// /,}" --json_out="$results" --tags="$tagset")
   case "$system" in
-    centrifugo-ws) args+=(--http="$http_base" --centrifugo_secret="$centrifugo_secret"
+    centrifugo-ws | naive-ws) args+=(--http="$http_base" --centrifugo_secret="$centrifugo_secret"
       --centrifugo_api_key="$centrifugo_api_key") ;;
     naive | grpc) args+=(--grpc="$grpc_target") ;;
     *) args+=(--grpc="$grpc_target" --http="$http_base") ;;
@@ -162,7 +177,7 @@ peers() {
 if [ "$mode" = smoke ]; then
   S=(--warmup=0.5s --duration=1s --settle=0.2s --drain=3s --users=4 --publishers=2)
   n=0
-  for system in parley-ws parley-sse grpc naive; do
+  for system in parley-ws parley-sse grpc naive naive-ws; do
     peers "$system" 40 50 "pair=smoke" "${S[@]}" --room_size=20
     n=$((n + 1))
   done
@@ -219,7 +234,10 @@ for shape in "${shapes[@]}"; do
       continue
     fi
     for ((round = 1; round <= PEERS_ROUNDS; round++)); do
-      for system in "$a" "$b"; do
+      # The WebSocket pairs add their floor at the same load: A B F A B F.
+      floor=""
+      case "$pair" in ws | sse) floor=naive-ws ;; esac
+      for system in "$a" "$b" $floor; do
         peers "$system" "$shape" "$half" "pair=$pair,sweep=half,round=$round" \
           --warmup="${WARMUP}s" --duration="${DURATION}s" --settle="${SETTLE}s"
       done

@@ -362,6 +362,10 @@ PEER_TARGETS = {
     "grpc": {"cpu": ("≤ 1.3×", lambda x: x <= 1.3)},
 }
 PEER_P99_MS = 50
+# The floor each pair's CPU is read against (run at the equal-load rate):
+# pair -> (mode, name).
+PEER_FLOORS = {"ws": ("naive-ws", "naive WebSocket server"),
+               "sse": ("naive-ws", "naive WebSocket server")}
 
 
 def mean(xs):
@@ -420,7 +424,12 @@ def peers_section(rows):
           " (HS256 JWT connect, one channel per room, history off: its defaults) and"
           " publishes through its HTTP API `/api/publish`. The naive server"
           " (scripts/bench/naive) is the least a gRPC fan-out can do: rooms in memory, one"
-          " write per delivery, no history, no auth.", "",
+          " write per delivery, no history, no auth. The naive WebSocket server"
+          " (scripts/bench/peerload/naivews, Go, gobwas/ws) is the same for WebSocket, the"
+          " floor: each publication's frame built once and written to each subscriber's"
+          " socket with one write, from the publishing request; it runs at each WebSocket"
+          " and SSE pair's equal-load rate, and the pair's CPU figures are also given"
+          " against it.", "",
           "Method. Every run starts the system afresh. **CPU** is the sum of utime+stime of"
           " every server process (Parley: server and gateway) over the measured window, per"
           " delivery received in it. **Rate**: a sweep over fixed rates, the two systems of a"
@@ -456,6 +465,15 @@ def peers_section(rows):
                 met = "–" if test is None or ratio is None else ("yes" if test(ratio) else "no")
                 ratio_rows.append([f"{a_name} / {b_name}", label, fmt(av, 2), fmt(bv, 2),
                                    fmt(ratio, 2) + ("×" if ratio is not None else ""), text, met])
+            floor_mode, floor_name = PEER_FLOORS.get(key, (None, None))
+            floor = peer_figures(prow, floor_mode)["cpu"] if floor_mode else None
+            if floor:
+                for name, v in ((a_name, a["cpu"]), (b_name, b["cpu"])):
+                    ratio = v / floor if isinstance(v, (int, float)) else None
+                    ratio_rows.append([f"{name} / {floor_name} (the floor)",
+                                       "server CPU µs per delivery (equal load)", fmt(v, 2),
+                                       fmt(floor, 2), fmt(ratio, 2) + ("×" if ratio else ""),
+                                       "–", "–"])
             ratio_rows.append([f"{a_name} / {b_name}", "highest passing msgs/s; equal-load msgs/s",
                                f"{fmt(a['best_rate'])}; {fmt(a['half_rate'])}",
                                f"{fmt(b['best_rate'])}; {fmt(b['half_rate'])}", "", "", ""])

@@ -83,7 +83,7 @@ type system interface {
 func main() {
 	cfg := &config{}
 	var pids, tags string
-	flag.StringVar(&cfg.mode, "mode", "", "centrifugo-ws, parley-ws, parley-sse, grpc or naive")
+	flag.StringVar(&cfg.mode, "mode", "", "centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc or naive")
 	flag.IntVar(&cfg.subscribers, "subscribers", 2000, "subscribers in all")
 	flag.IntVar(&cfg.roomSize, "room_size", 100, "subscribers per room")
 	flag.IntVar(&cfg.users, "users", 100, "distinct users the subscribers sign in as (subscriber i is user i % users)")
@@ -142,7 +142,8 @@ func main() {
 
 	var sys system
 	switch cfg.mode {
-	case "centrifugo-ws":
+	case "centrifugo-ws", "naive-ws":
+		// naive-ws (naivews/) speaks the part of Centrifugo's protocol used.
 		sys = &centrifugo{cfg: cfg}
 	case "parley-ws":
 		sys = &parley{cfg: cfg, transport: "ws"}
@@ -153,7 +154,7 @@ func main() {
 	case "naive":
 		sys = &naive{cfg: cfg}
 	default:
-		die(fmt.Errorf("--mode %q: want centrifugo-ws, parley-ws, parley-sse, grpc or naive", cfg.mode))
+		die(fmt.Errorf("--mode %q: want centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc or naive", cfg.mode))
 	}
 	result, err := run(cfg, sys)
 	if result != nil {
