@@ -61,3 +61,18 @@ func (r *recorder) Flush() {
 }
 
 func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// noteStatus records the status of a response written on its hijacked
+// connection (a live client's upgrade) for the access log and metrics.
+func noteStatus(w http.ResponseWriter, code int) {
+	for {
+		if r, ok := w.(*recorder); ok && !r.wroteHeader {
+			r.status, r.wroteHeader = code, true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}

@@ -297,6 +297,15 @@ func TestLiveWebSocketEventsPingsCommandsAndClose(t *testing.T) {
 		t.Fatal("the connection stayed open after the close handshake")
 	}
 	waitFor(t, "the client gone", func() bool { return g.clients() == 0 })
+	waitFor(t, "the upgrade counted as a 101", func() bool {
+		resp, err := http.Get(g.url + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(b), `{code="101",method="GET",route="/v1/rooms/{room}:ws"} 1`)
+	})
 }
 
 func TestLiveWebSocketRefusesBadFrames(t *testing.T) {

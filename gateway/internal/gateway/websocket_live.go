@@ -55,8 +55,10 @@ func (s *socket) serveLive(w http.ResponseWriter, r *http.Request, c *fanoutClie
 	conn, brw, _, err := u.Upgrade(r, w)
 	if err != nil {
 		g.log.Debug("websocket: upgrade failed", "path", r.URL.Path, "err", err)
+		noteStatus(w, http.StatusBadRequest)
 		return false
 	}
+	noteStatus(w, http.StatusSwitchingProtocols)
 	_ = conn.SetDeadline(time.Time{})
 	var rd io.Reader = conn
 	if n := brw.Reader.Buffered(); n > 0 { // frames sent right after the request
