@@ -403,7 +403,11 @@ def peer_figures(rows, mode):
 
 def peers_section(rows):
     """## 9: Parley against its peers (issue 21)."""
-    pr = newest(rows, "peers")
+    # Each shape from the newest full run that has it.
+    every = [r for r in rows if r.get("part") == "peers" and r.get("suite") == "full"]
+    pr = []
+    for shape in sorted({r.get("subscribers") for r in every}):
+        pr += newest([r for r in every if r.get("subscribers") == shape], "peers")
     if not pr:
         return []
     md = ["## 9. Peers: Centrifugo v6 and a naive gRPC server", "",
@@ -444,7 +448,8 @@ def peers_section(rows):
           " counterpart in Centrifugo's bidirectional protocol, so Parley's SSE is compared"
           " with the same Centrifugo WebSocket runs. The load generator shares the 2 cores,"
           " which caps every system's rate here; CPU per delivery is the servers' own.", "",
-          f"Run `{pr[0].get('run')}` at commit `{pr[0].get('commit')}`; Parley's server flags"
+          "Runs " + ", ".join(sorted({f"`{r.get('run')}` at commit `{r.get('commit')}`" for r in pr}))
+          + "; Parley's server flags"
           f" `{next((r.get('server_args') for r in pr if r.get('server_args')), '').strip()}`.", ""]
     for shape in sorted({r.get("subscribers") for r in pr}):
         srows = [r for r in pr if r.get("subscribers") == shape]
@@ -478,6 +483,7 @@ def peers_section(rows):
                                f"{fmt(a['best_rate'])}; {fmt(a['half_rate'])}",
                                f"{fmt(b['best_rate'])}; {fmt(b['half_rate'])}", "", "", ""])
         md += [f"### {fmt(shape)} subscribers in rooms of 100", "",
+               f"Run `{srows[0].get('run')}`.", "",
                table(["pair", "measure", "Parley", "peer", "ratio", "target", "met"], ratio_rows), ""]
         md += ["<details><summary>Every run</summary>", "",
                table(["pair", "system", "sweep", "round", "msgs/s", "deliveries/s", "delivered",
