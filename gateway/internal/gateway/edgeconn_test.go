@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -34,22 +33,8 @@ func startEdgeGateway(t *testing.T, opts Options) *edgeGateway {
 	room := newFakeRoomLog()
 	node := startEdgeNodes(t, room, 1)[0]
 	opts.GRPCServer = node.addr
-	opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
 	opts.EdgeSecret = "s3cret"
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stopping, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	conn, health, err := dialUpstream(opts, log, stopping.Done())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); health.Close() })
-	cfg := opts.handlerConfig()
-	cfg.servers = health
-	h, err := newHandler(stopping, conn, log, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, stop := testHandler(t, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -106,20 +91,7 @@ func nextSSE(t *testing.T, conn net.Conn, br *bufio.Reader) sseMessage {
 		if line == "" {
 			return m
 		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "":
-			m.comment = value
-		case "id":
-			m.id, m.hasID = value, true
-		case "event":
-			m.event = value
-		case "data":
-			m.data = value
-		case "retry":
-			m.retry = value
-		}
+		m.parseLine(line)
 	}
 }
 

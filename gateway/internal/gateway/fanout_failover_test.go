@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -161,18 +159,10 @@ func TestFanoutLogStreamResumesOnAnotherServer(t *testing.T) {
 	room := newFakeRoomLog()
 	room.post("m0")
 	nodes := startEdgeNodes(t, room, 2)
-	opts := Options{GRPCServer: nodes[0].addr + "," + nodes[1].addr, MaxRecvMsgBytes: defaultMaxRecvMsgBytes,
-		StreamResumeTimeout: 5 * time.Second}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stopping, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	conn, health, err := dialUpstream(opts, log, stopping.Done())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); health.Close() })
-	f := &fanout{edge: parleyedge.NewEdgeServiceClient(conn), secret: "s3cret", queueCapacity: 100,
-		resumeTimeout: opts.StreamResumeTimeout, stopping: stopping.Done(), log: log, logs: map[string]*sharedLog{}}
+	opts := Options{GRPCServer: nodes[0].addr + "," + nodes[1].addr, StreamResumeTimeout: 5 * time.Second}
+	u := dialTestUpstream(t, opts)
+	f := &fanout{edge: parleyedge.NewEdgeServiceClient(u.conn), secret: "s3cret", queueCapacity: 100,
+		resumeTimeout: opts.StreamResumeTimeout, stopping: u.stopping.Done(), log: u.log, logs: map[string]*sharedLog{}}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -186,20 +186,7 @@ func readSSE(t *testing.T, r io.Reader) []sseMessage {
 			continue
 		}
 		empty = false
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "":
-			m.comment = value
-		case "id":
-			m.id, m.hasID = value, true
-		case "event":
-			m.event = value
-		case "data":
-			m.data = value
-		case "retry":
-			m.retry = value
-		default:
+		if !m.parseLine(line) {
 			t.Errorf("unexpected SSE line %q", line)
 		}
 	}
@@ -207,6 +194,27 @@ func readSSE(t *testing.T, r io.Reader) []sseMessage {
 		t.Errorf("stream ended inside a message: %+v", m)
 	}
 	return out
+}
+
+// parseLine adds one line of a message; false for a field SSE has not.
+func (m *sseMessage) parseLine(line string) bool {
+	field, value, _ := strings.Cut(line, ":")
+	value = strings.TrimPrefix(value, " ")
+	switch field {
+	case "":
+		m.comment = value
+	case "id":
+		m.id, m.hasID = value, true
+	case "event":
+		m.event = value
+	case "data":
+		m.data = value
+	case "retry":
+		m.retry = value
+	default:
+		return false
+	}
+	return true
 }
 
 func sseGet(t *testing.T, f *fixture, target string, header ...string) (*http.Response, []sseMessage) {

@@ -113,24 +113,51 @@ func startNodesGateway(t *testing.T, opts Options, nodes ...*fakeNode) string {
 		addrs = append(addrs, n.addr)
 	}
 	opts.GRPCServer = strings.Join(addrs, ",")
-	opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	stopping, stop := context.WithCancel(context.Background())
-	t.Cleanup(stop)
-	conn, health, err := dialUpstream(opts, log, stopping.Done())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close(); health.Close() })
-	cfg := opts.handlerConfig()
-	cfg.servers = health
-	h, err := newHandler(stopping, conn, log, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	h, _ := testHandler(t, opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// testUpstream dials opts.GRPCServer as Run does; stop is the gateway's
+// shutdown (also at the test's end).
+type testUpstream struct {
+	conn     *grpc.ClientConn
+	health   *upstreamHealth
+	log      *slog.Logger
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+func dialTestUpstream(t *testing.T, opts Options) testUpstream {
+	t.Helper()
+	if opts.MaxRecvMsgBytes == 0 {
+		opts.MaxRecvMsgBytes = defaultMaxRecvMsgBytes
+	}
+	u := testUpstream{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	u.stopping, u.stop = context.WithCancel(context.Background())
+	t.Cleanup(u.stop)
+	var err error
+	u.conn, u.health, err = dialUpstream(opts, u.log, u.stopping.Done())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { u.conn.Close(); u.health.Close() })
+	return u
+}
+
+// testHandler is the gateway's handler in front of opts.GRPCServer, and
+// its shutdown.
+func testHandler(t *testing.T, opts Options) (*handler, context.CancelFunc) {
+	t.Helper()
+	u := dialTestUpstream(t, opts)
+	cfg := opts.handlerConfig()
+	cfg.servers = u.health
+	h, err := newHandler(u.stopping, u.conn, u.log, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, u.stop
 }
 
 // joinedOn makes a call and returns the name of the node that took it.
