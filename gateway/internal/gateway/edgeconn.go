@@ -50,6 +50,14 @@ type edgeOut struct {
 	cursor  clientCursor
 	closed  bool
 
+	// A direct write's bytes, progress and error, and the function that
+	// makes it, made once: a closure per write would be garbage per
+	// delivery. Used by the holder of writing only.
+	direct    []byte
+	directN   int
+	directErr error
+	writeToFD func(fd uintptr) bool
+
 	closeOnce sync.Once
 }
 
@@ -87,6 +95,7 @@ func newEdgeOut(c *fanoutClient, conn net.Conn) *edgeOut {
 			o.raw = raw
 		}
 	}
+	o.writeToFD = o.writeFD
 	return o
 }
 
@@ -154,32 +163,38 @@ func (o *edgeOut) tryWrite(b []byte) (int, error) {
 	if o.raw == nil {
 		return 0, nil
 	}
-	n := 0
-	var werr error
-	err := o.raw.Write(func(fd uintptr) bool {
-		for n < len(b) {
-			m, e := syscall.Write(int(fd), b[n:])
-			if m > 0 {
-				n += m
-			}
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				return true // the rest waits for the writer goroutine
-			case e != nil:
-				werr = e
-				return true
-			case m <= 0:
-				return true
-			}
-		}
-		return true
-	})
+	o.direct, o.directN, o.directErr = b, 0, nil
+	err := o.raw.Write(o.writeToFD)
+	n := o.directN
 	if err == nil {
-		err = werr
+		err = o.directErr
 	}
+	o.direct, o.directErr = nil, nil
 	return n, err
+}
+
+// writeFD writes what fd takes of o.direct now; it never waits (the rest
+// waits for the writer goroutine).
+func (o *edgeOut) writeFD(fd uintptr) bool {
+	b := o.direct
+	for o.directN < len(b) {
+		m, e := syscall.Write(int(fd), b[o.directN:])
+		if m > 0 {
+			o.directN += m
+		}
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			return true
+		case e != nil:
+			o.directErr = e
+			return true
+		case m <= 0:
+			return true
+		}
+	}
+	return true
 }
 
 // drain is the writer goroutine: it holds writing and writes everything

@@ -511,6 +511,9 @@ type sharedLog struct {
 	cursorKnown bool
 	// closed is set when the last client left or the stream ended for good.
 	closed bool
+	// scratch holds deliver's copy of the clients between responses (the
+	// receive loop is its only user).
+	scratch []*fanoutClient
 }
 
 func newSharedLog(f *fanout, key string) *sharedLog {
@@ -634,7 +637,7 @@ func (l *sharedLog) deliver(resp *parleyedge.FollowResponse) {
 	if p := resp.GetPosition(); p > l.cursor || !l.cursorKnown {
 		l.cursor, l.cursorKnown = max(l.cursor, p), true
 	}
-	clients := make([]*fanoutClient, 0, len(l.clients))
+	clients := l.scratch[:0]
 	for _, c := range l.clients {
 		clients = append(clients, c)
 	}
@@ -655,6 +658,8 @@ func (l *sharedLog) deliver(resp *parleyedge.FollowResponse) {
 			c.push(e)
 		}
 	}
+	clear(clients)
+	l.scratch = clients[:0]
 	for _, id := range resp.GetAdmitted() {
 		l.mu.Lock()
 		c := l.clients[id]
