@@ -126,7 +126,8 @@ func (g *realtime) serveSSE(w http.ResponseWriter, r *http.Request, route string
 // (fanout.go): admitted by the server with the client's token (callCtx
 // carries it), then its history after its resume point, then its queue.
 // It reports false, having written nothing, when the servers serve no
-// fan-out: the stream is then the client's own.
+// fan-out or the connection cannot be hijacked: the stream is then the
+// client's own.
 func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest) bool {
 	ctx := r.Context()
 	c, err := g.fanout.join(ctx, callCtx, req, r.Header.Get("Authorization"))
@@ -143,9 +144,10 @@ func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCt
 	if g.sseLive(w, r, callCtx, req, c) {
 		return true
 	}
-	defer g.fanout.leave(c)
-	g.streamShared(w, r, callCtx, req, c)
-	return true
+	// A connection that cannot be hijacked (not HTTP/1) gets a stream of
+	// its own.
+	g.fanout.leave(c)
+	return false
 }
 
 // sseHead is the head of a live client's response, after its status line
@@ -161,7 +163,7 @@ var sseKeepaliveComment = []byte(": keepalive\n\n")
 // history after its resume point from this handler, then live
 // (edgeconn.go), after the handler returned. It reports false, having
 // written nothing and with c still the caller's, when the connection
-// cannot be hijacked (then the handler streams it).
+// cannot be hijacked.
 func (g *realtime) sseLive(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest, c *fanoutClient) bool {
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
@@ -254,56 +256,6 @@ func sseErrorMessage(e apierror.Error) []byte {
 	return append(out, "\n\n"...)
 }
 
-// streamShared writes client c's stream as Server-Sent Events.
-func (g *realtime) streamShared(w http.ResponseWriter, r *http.Request, callCtx context.Context, req *parleyv1.SubscribeRequest, c *fanoutClient) {
-	ctx := r.Context()
-
-	sse := &sseWriter{w: w, rc: http.NewResponseController(w), retry: g.cfg.sseRetry}
-	var cursor clientCursor
-	if req.AfterSequence != nil {
-		cursor = clientCursor{at: req.GetAfterSequence(), known: true}
-		at, err := g.fanout.history(callCtx, req, c, cursor.at, sse.events)
-		if err != nil {
-			if ctx.Err() == nil {
-				sse.error(apierror.FromError(err))
-			}
-			return
-		}
-		cursor.at = max(cursor.at, at)
-	}
-	if err := sse.flush(); err != nil { // the 200 and the retry delay, now
-		return
-	}
-	keepalive := time.NewTicker(g.cfg.sseKeepalive)
-	defer keepalive.Stop()
-	for {
-		select {
-		case <-c.ready:
-			entries, end := c.take()
-			if len(entries) > 0 {
-				if sse.shared(entries, &cursor) != nil {
-					return
-				}
-			}
-			if end != nil {
-				if !isCleanEnd(end) && ctx.Err() == nil {
-					sse.error(apierror.FromError(end))
-				}
-				return
-			}
-		case <-keepalive.C:
-			if err := sse.comment("keepalive"); err != nil {
-				return
-			}
-		case <-g.stopping:
-			sse.error(shuttingDown())
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
 // sseWriter writes and flushes SSE messages; the first write sends the
 // 200 and the retry delay.
 type sseWriter struct {
@@ -326,22 +278,6 @@ func (s *sseWriter) start() {
 	// EventSource accepts only 200: not seed 003's 202.
 	s.w.WriteHeader(http.StatusOK)
 	_, _ = io.WriteString(s.w, "retry: "+strconv.FormatInt(s.retry.Milliseconds(), 10)+"\n\n")
-}
-
-// shared writes a fan-out client's entries that are new to it, each the
-// SSE message encoded once for every client, straight into the response's
-// own buffer (no copy of its own, which an idle client would keep), then
-// flushes.
-func (s *sseWriter) shared(entries []queueEntry, cursor *clientCursor) error {
-	s.start()
-	for _, entry := range entries {
-		if e := entry.materialize(); cursor.fresh(e.event) {
-			if _, err := s.w.Write(e.sse); err != nil {
-				return err
-			}
-		}
-	}
-	return s.flush()
 }
 
 // flush sends what is buffered.
@@ -373,10 +309,7 @@ func (s *sseWriter) comment(text string) error {
 
 // error sends `event: error` with the JSON error body.
 func (s *sseWriter) error(e apierror.Error) {
-	b, _ := json.Marshal(apierror.Body{Error: e})
 	s.start()
-	s.buf.WriteString("event: error\ndata: ")
-	s.buf.Write(b)
-	s.buf.WriteString("\n\n")
+	s.buf.Write(sseErrorMessage(e))
 	_ = s.flush()
 }
