@@ -14,6 +14,7 @@
 #   ws    Parley over WebSocket (gateway)  vs  Centrifugo over WebSocket
 #   sse   Parley over SSE (gateway)        vs  Centrifugo over WebSocket
 #   grpc  Parley's gRPC Subscribe          vs  the naive server
+#   floor the naive WebSocket server alone (sweep only)
 # The sweep (PEERS_RATES, msgs/s in all) goes up until both sides of a pair
 # miss p99 <= PEERS_P99_MS or deliver less than 95% of what was offered; a
 # side that misses stops there. Then both sides run at the same rate, half
@@ -21,8 +22,11 @@
 # the CPU per delivery and p99 ratios come from those. The WebSocket and
 # SSE pairs also run the floor there, naive-ws (scripts/bench/peerload/
 # naivews: one write per delivery, nothing else), so that each CPU figure
-# can be read against what the socket writes alone cost. Every run measures
-# the memory per idle subscriber. PEERS_PAIRS picks pairs (default: all).
+# can be read against what the socket writes alone cost. The pseudo-pair
+# floor sweeps naive-ws alone up the same rates: the highest rate any
+# server reaches here with this load generator on the same cores. Every run
+# measures the memory per idle subscriber. PEERS_PAIRS picks pairs
+# (default: all).
 #
 # Parley's gateway fans out (docs/fanout.md): server and gateway share a
 # fresh --edge_secret (PARLEY_EDGE_SECRET) per run; PEERS_FANOUT=0 gives
@@ -46,7 +50,7 @@ CENTRIFUGO_BIN=${CENTRIFUGO_BIN:-$root/build/tools/bin/centrifugo}
 PEERS_RATES=${PEERS_RATES:-"20 50 100 200 400 700 1000 1500 2000 3000 4000 6000 8000"}
 PEERS_P99_MS=${PEERS_P99_MS:-50}
 PEERS_ROUNDS=${PEERS_ROUNDS:-2}
-PEERS_PAIRS=${PEERS_PAIRS:-"ws sse grpc"}
+PEERS_PAIRS=${PEERS_PAIRS:-"ws sse grpc floor"}
 ROOM_SIZE=${ROOM_SIZE:-100}
 DURATION=${DURATION:-10}
 WARMUP=${WARMUP:-3}
@@ -186,7 +190,7 @@ fi
 
 # ---- the full run ----
 baseline_of() { case "$1" in ws | sse) echo centrifugo-ws ;; grpc) echo naive ;; esac; }
-system_of() { case "$1" in ws) echo parley-ws ;; sse) echo parley-sse ;; grpc) echo grpc ;; esac; }
+system_of() { case "$1" in ws) echo parley-ws ;; sse) echo parley-sse ;; grpc) echo grpc ;; floor) echo naive-ws ;; esac; }
 
 # passes: whether this run's last row for SYSTEM at RATE in SHAPE and PAIR
 # met p99 <= PEERS_P99_MS with >= 95% delivered and no error.
@@ -205,6 +209,7 @@ for shape in "${shapes[@]}"; do
     a=$(system_of "$pair") b=$(baseline_of "$pair")
     [ -n "$a" ] || { echo "peers: unknown pair $pair" >&2; exit 2; }
     best_a=0 best_b=0 going_a=1 going_b=1
+    [ -n "$b" ] || going_b=0  # floor: one system, no pair
     for rate in $PEERS_RATES; do
       [ $going_a -eq 0 ] && [ $going_b -eq 0 ] && break
       pass_a=$going_a pass_b=$going_b
@@ -226,6 +231,10 @@ for shape in "${shapes[@]}"; do
         if [ $pass_b -eq 1 ]; then best_b=$rate; else going_b=0; fi
       fi
     done
+    if [ -z "$b" ]; then
+      echo "peers: $shape subscribers, $pair: $a passes up to $best_a msgs/s" >&2
+      continue
+    fi
     echo "peers: $shape subscribers, $pair: $a passes up to $best_a msgs/s, $b up to $best_b" >&2
     half=$(((best_a < best_b ? best_a : best_b) / 2))
     if [ "$half" -lt 1 ]; then

@@ -403,11 +403,12 @@ def peer_figures(rows, mode):
 
 def peers_section(rows):
     """## 9: Parley against its peers (issue 21)."""
-    # Each shape from the newest full run that has it.
+    # Each pair of each shape from the newest full run that has it.
     every = [r for r in rows if r.get("part") == "peers" and r.get("suite") == "full"]
     pr = []
-    for shape in sorted({r.get("subscribers") for r in every}):
-        pr += newest([r for r in every if r.get("subscribers") == shape], "peers")
+    for shape, pair in sorted({(r.get("subscribers"), r.get("pair")) for r in every}):
+        pr += newest([r for r in every
+                      if r.get("subscribers") == shape and r.get("pair") == pair], "peers")
     if not pr:
         return []
     md = ["## 9. Peers: Centrifugo v6 and a naive gRPC server", "",
@@ -433,7 +434,9 @@ def peers_section(rows):
           " floor: each publication's frame built once and written to each subscriber's"
           " socket with one write, from the publishing request; it runs at each WebSocket"
           " and SSE pair's equal-load rate, and the pair's CPU figures are also given"
-          " against it.", "",
+          " against it; the pseudo-pair `floor` sweeps it alone up the same rates, the"
+          " highest rate any server reaches here with this load generator on the same"
+          " cores.", "",
           "Method. Every run starts the system afresh. **CPU** is the sum of utime+stime of"
           " every server process (Parley: server and gateway) over the measured window, per"
           " delivery received in it. **Rate**: a sweep over fixed rates, the two systems of a"
@@ -479,11 +482,22 @@ def peers_section(rows):
                                        "server CPU µs per delivery (equal load)", fmt(v, 2),
                                        fmt(floor, 2), fmt(ratio, 2) + ("×" if ratio else ""),
                                        "–", "–"])
+            floor_rows = [r for r in srows if r.get("pair") == "floor"]
+            if floor_mode and floor_rows:
+                f = peer_figures(floor_rows, floor_mode)
+                ratio = (f["delivered"] / b["delivered"]
+                         if isinstance(f["delivered"], (int, float)) and b["delivered"] else None)
+                ratio_rows.append([f"{floor_name} (the floor) / {b_name}",
+                                   f"deliveries/s at p99 ≤ {PEER_P99_MS} ms (highest passing"
+                                   f" msgs/s: {fmt(f['best_rate'])})", fmt(f["delivered"], 2),
+                                   fmt(b["delivered"], 2),
+                                   fmt(ratio, 2) + ("×" if ratio is not None else ""), "–", "–"])
             ratio_rows.append([f"{a_name} / {b_name}", "highest passing msgs/s; equal-load msgs/s",
                                f"{fmt(a['best_rate'])}; {fmt(a['half_rate'])}",
                                f"{fmt(b['best_rate'])}; {fmt(b['half_rate'])}", "", "", ""])
         md += [f"### {fmt(shape)} subscribers in rooms of 100", "",
-               f"Run `{srows[0].get('run')}`.", "",
+               "Runs: " + ", ".join(f"{p} `{run}`" for p, run in sorted(
+                   {(r.get("pair"), r.get("run")) for r in srows})) + ".", "",
                table(["pair", "measure", "Parley", "peer", "ratio", "target", "met"], ratio_rows), ""]
         md += ["<details><summary>Every run</summary>", "",
                table(["pair", "system", "sweep", "round", "msgs/s", "deliveries/s", "delivered",
