@@ -8,6 +8,8 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 SERVER_BIN=${SERVER_BIN:-$root/build/release/server/parley_server}
 LOADGEN_BIN=${LOADGEN_BIN:-$root/build/release/clients/loadgen/parley_loadgen}
 BENCH_DIR=${BENCH_DIR:-$root/build/bench}
+# Absolute: servers such as Centrifugo start in their own directory.
+mkdir -p "$BENCH_DIR" && BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 # Every server runs with these: the suite measures capacity, and its few
 # users on one address would meet the per-client limits (docs/security.md,
 # "Limits") long before it.
