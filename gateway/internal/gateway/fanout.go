@@ -115,8 +115,9 @@ type queueEntry struct {
 }
 
 // fanoutClient is one SSE or WebSocket client of a shared log: its bounded
-// queue, filled by the log's stream and drained by the client's own
-// handler, which is the only writer to its connection.
+// queue, filled by the log's stream. Its handler writes the history; the
+// queue then passes to the client's live writer (edgeconn.go, goLive),
+// the only writer to its connection.
 type fanoutClient struct {
 	id            uint64
 	log           *sharedLog
@@ -125,8 +126,6 @@ type fanoutClient struct {
 	// (ResolveResponse.address), for its per-address stream limit.
 	address  string
 	capacity int
-	// ready holds a token while there is something to take.
-	ready chan struct{}
 	// decided is closed once the server admitted the client, or it ended.
 	decided chan struct{}
 
@@ -145,13 +144,6 @@ type fanoutClient struct {
 	// out writes the client's stream once it is live (edgeconn.go); nil
 	// while its handler does.
 	out *edgeOut
-}
-
-func (c *fanoutClient) signal() {
-	select {
-	case c.ready <- struct{}{}:
-	default:
-	}
 }
 
 // push queues e, or at the bound widens (or starts) the gap marker at the
@@ -189,20 +181,9 @@ func (c *fanoutClient) push(e *sharedEvent) {
 		c.dropped++
 		c.log.f.overflowed.Add(1)
 	}
+	// Before goLive the queue waits for it; live, the write in flight
+	// takes what queued.
 	c.mu.Unlock()
-	if o == nil {
-		c.signal()
-	} // else the write in flight takes it
-}
-
-// take removes everything queued, and tells how the stream ended once the
-// queue is drained (nil while it runs).
-func (c *fanoutClient) take() ([]queueEntry, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	entries := c.queue
-	c.queue, c.queued = nil, 0
-	return entries, c.end
 }
 
 // admit records the server's admission at log position floor.
@@ -238,9 +219,7 @@ func (c *fanoutClient) finish(err error) bool {
 	c.mu.Unlock()
 	if drain {
 		go o.drain() // writes the end
-		return true
 	}
-	c.signal()
 	return true
 }
 
@@ -418,7 +397,7 @@ func (f *fanout) register(key, authorization, address string) (*fanoutClient, *f
 	}
 	c := &fanoutClient{
 		id: f.nextClient, log: l, authorization: authorization, address: address, capacity: f.queueCapacity,
-		ready: make(chan struct{}, 1), decided: make(chan struct{}),
+		decided: make(chan struct{}),
 	}
 	l.mu.Lock()
 	l.clients[c.id] = c

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -133,20 +134,16 @@ func startEdgeNodes(t *testing.T, room *fakeRoomLog, count int) []*fakeEdgeNode 
 func readClient(t *testing.T, c *fanoutClient, texts ...string) {
 	t.Helper()
 	var got []string
-	for len(got) < len(texts) {
-		select {
-		case <-c.ready:
-			entries, end := c.take()
-			for _, e := range entries {
-				got = append(got, e.materialize().event.GetText())
-			}
-			if end != nil {
-				t.Fatalf("client ended with %v after %q", end, got)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("got %q, want %q", got, texts)
+	waitFor(t, fmt.Sprintf("events %q", texts), func() bool {
+		entries, end := take(c)
+		for _, e := range entries {
+			got = append(got, e.materialize().event.GetText())
 		}
-	}
+		if end != nil {
+			t.Fatalf("client ended with %v after %q", end, got)
+		}
+		return len(got) >= len(texts)
+	})
 	if strings.Join(got, ",") != strings.Join(texts, ",") {
 		t.Errorf("got %q, want %q once each, in order", got, texts)
 	}

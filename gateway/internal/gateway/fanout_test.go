@@ -33,11 +33,21 @@ func testClient(f *fanout, l *sharedLog) *fanoutClient {
 	defer f.mu.Unlock()
 	f.nextClient++
 	c := &fanoutClient{id: f.nextClient, log: l, capacity: f.queueCapacity,
-		ready: make(chan struct{}, 1), decided: make(chan struct{})}
+		decided: make(chan struct{})}
 	l.mu.Lock()
 	l.clients[c.id] = c
 	l.mu.Unlock()
 	return c
+}
+
+// take removes everything queued for c, as goLive does, and tells how its
+// stream ended (nil while it runs).
+func take(c *fanoutClient) ([]queueEntry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	entries := c.queue
+	c.queue, c.queued = nil, 0
+	return entries, c.end
 }
 
 func stored(seqs ...uint64) *parleyedge.FollowResponse {
@@ -79,7 +89,7 @@ func TestFanoutEveryClientGetsTheSameBytesInOrder(t *testing.T) {
 
 	var first []*sharedEvent
 	for i, c := range clients {
-		entries, end := c.take()
+		entries, end := take(c)
 		if end != nil {
 			t.Fatalf("client %d ended: %v", i, end)
 		}
@@ -118,7 +128,7 @@ func TestFanoutQueueBoundBecomesOneWideningGap(t *testing.T) {
 	l.deliver(stored(1, 2, 3, 4))
 	l.deliver(typing()) // live-only: dropped at the bound, no gap for it
 	l.deliver(stored(5, 6))
-	entries, _ := c.take()
+	entries, _ := take(c)
 	got := written(entries)
 	if len(got) != 4 {
 		t.Fatalf("got %d entries, want 3 events and a gap", len(got))
@@ -135,7 +145,7 @@ func TestFanoutQueueBoundBecomesOneWideningGap(t *testing.T) {
 	}
 	// Taken, the queue has room again.
 	l.deliver(stored(7))
-	entries, _ = c.take()
+	entries, _ = take(c)
 	if seqs := sequencesOf(written(entries)); len(seqs) != 1 || seqs[0] != 7 {
 		t.Errorf("after the take: %v, want 7", seqs)
 	}
@@ -148,13 +158,11 @@ func TestFanoutSlowClientDoesNotHoldTheOthers(t *testing.T) {
 	var fastGot []uint64
 	for s := uint64(1); s <= 100; s++ {
 		l.deliver(stored(s)) // never waits for anyone
-		select {
-		case <-fast.ready:
-			entries, _ := fast.take()
-			fastGot = append(fastGot, sequencesOf(written(entries))...)
-		default:
-			t.Fatalf("the fast client was not told of event %d", s)
+		entries, _ := take(fast)
+		if len(entries) != 1 {
+			t.Fatalf("the fast client has %d entries after event %d, want 1", len(entries), s)
 		}
+		fastGot = append(fastGot, sequencesOf(written(entries))...)
 	}
 	if len(fastGot) != 100 || fastGot[99] != 100 {
 		t.Errorf("fast client got %d events, want all 100 in order", len(fastGot))
@@ -164,7 +172,7 @@ func TestFanoutSlowClientDoesNotHoldTheOthers(t *testing.T) {
 			t.Fatalf("fast client out of order at %d: %v", i, s)
 		}
 	}
-	entries, _ := slow.take()
+	entries, _ := take(slow)
 	got := written(entries)
 	if len(got) != 11 || got[10].event.GetGapFirstSequence() != 11 || got[10].event.GetGapLastSequence() != 100 {
 		t.Errorf("slow client got %d entries (last %v), want 10 events and the gap 11..100", len(got), got[len(got)-1].event)
@@ -174,21 +182,15 @@ func TestFanoutSlowClientDoesNotHoldTheOthers(t *testing.T) {
 func TestFanoutCoalescesWhatQueuesDuringAWrite(t *testing.T) {
 	f, l := testLog(t, 100)
 	c := testClient(f, l)
+	c.out = &edgeOut{c: c, writing: true} // live, a write in flight
 	l.deliver(stored(1))
-	<-c.ready // the handler starts writing event 1 ...
-	first, _ := c.take()
-	l.deliver(stored(2)) // ... while these queue
+	l.deliver(stored(2))
 	l.deliver(stored(3))
-	l.deliver(stored(4))
-	<-c.ready
-	select {
-	case <-c.ready:
-		t.Fatal("one wake-up per batch expected")
-	default:
-	}
-	next, _ := c.take()
-	if len(first) != 1 || len(next) != 3 {
-		t.Errorf("writes of %d and %d events, want 1 then 3", len(first), len(next))
+	// All three wait for the write in flight; its writer takes them at
+	// once, for one write (edgeOut.drain).
+	entries, _ := take(c)
+	if seqs := sequencesOf(written(entries)); len(seqs) != 3 || seqs[0] != 1 || seqs[2] != 3 {
+		t.Errorf("queued during the write: %v, want 1 2 3", seqs)
 	}
 }
 
@@ -209,7 +211,7 @@ func TestFanoutAdmissionThenTheServersEnd(t *testing.T) {
 	l.deliver(&parleyedge.FollowResponse{Ended: []*parleyedge.ClientEnd{{
 		Client: c.id, Status: &rpcstatus.Status{Code: int32(codes.PermissionDenied), Message: "removed"},
 	}}})
-	entries, end := c.take()
+	entries, end := take(c)
 	if len(entries) != 0 {
 		t.Errorf("an ended client still has %d entries", len(entries))
 	}
@@ -218,7 +220,7 @@ func TestFanoutAdmissionThenTheServersEnd(t *testing.T) {
 	}
 	// The other client goes on.
 	l.deliver(stored(10))
-	entries, end = other.take()
+	entries, end = take(other)
 	if end != nil || len(entries) != 3 {
 		t.Errorf("other client: %d entries, end %v; want 8 9 10", len(entries), end)
 	}
@@ -242,7 +244,7 @@ func TestFanoutReopenedStreamRepeatsNothing(t *testing.T) {
 	// Reopened after 5 on another server, which starts a little earlier.
 	l.deliver(&parleyedge.FollowResponse{Position: 5})
 	l.deliver(stored(4, 5, 6))
-	entries, _ := c.take()
+	entries, _ := take(c)
 	if seqs := sequencesOf(written(entries)); len(seqs) != 3 || seqs[2] != 6 {
 		t.Errorf("got %v, want 4 5 6 once each", seqs)
 	}
@@ -256,7 +258,7 @@ func TestFanoutReopenedStreamRepeatsNothing(t *testing.T) {
 	replay := stored(7, 8)
 	replay.Position = 8
 	l.deliver(replay)
-	entries, _ = c.take()
+	entries, _ = take(c)
 	if seqs := sequencesOf(written(entries)); len(seqs) != 2 || seqs[0] != 7 || seqs[1] != 8 {
 		t.Errorf("replayed history: got %v, want 7 8", seqs)
 	}
@@ -267,7 +269,7 @@ func TestFanoutStreamEndEndsEveryClient(t *testing.T) {
 	a, b := testClient(f, l), testClient(f, l)
 	l.endAll(status.Error(codes.NotFound, "the room was deleted"))
 	for _, c := range []*fanoutClient{a, b} {
-		if _, end := c.take(); status.Code(end) != codes.NotFound {
+		if _, end := take(c); status.Code(end) != codes.NotFound {
 			t.Errorf("client ended with %v, want NOT_FOUND", end)
 		}
 	}
@@ -276,7 +278,7 @@ func TestFanoutStreamEndEndsEveryClient(t *testing.T) {
 	}
 	clean := testClient(f, l)
 	l.endAll(nil)
-	if _, end := clean.take(); !errors.Is(end, io.EOF) {
+	if _, end := take(clean); !errors.Is(end, io.EOF) {
 		t.Errorf("a clean end gave %v", end)
 	}
 }
