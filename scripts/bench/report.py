@@ -482,7 +482,9 @@ def peers_section(rows):
                                        "server CPU µs per delivery (equal load)", fmt(v, 2),
                                        fmt(floor, 2), fmt(ratio, 2) + ("×" if ratio else ""),
                                        "–", "–"])
-            floor_rows = [r for r in srows if r.get("pair") == "floor"]
+            # The floor's own sweep, when it ran with the pair (one run).
+            floor_rows = [r for r in srows if r.get("pair") == "floor"
+                          and r.get("run") == prow[0].get("run")]
             if floor_mode and floor_rows:
                 f = peer_figures(floor_rows, floor_mode)
                 ratio = (f["delivered"] / b["delivered"]
