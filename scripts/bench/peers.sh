@@ -22,7 +22,10 @@
 # the CPU per delivery and p99 ratios come from those. The WebSocket and
 # SSE pairs also run the floor there, naive-ws (scripts/bench/peerload/
 # naivews: one write per delivery, nothing else), so that each CPU figure
-# can be read against what the socket writes alone cost. The pseudo-pair
+# can be read against what the socket writes alone cost. The gRPC pair adds
+# naive-thread there: the naive server with its writes started on a thread
+# of its own (--write_thread), as a server that commits before its fan-out
+# must. The pseudo-pair
 # floor sweeps naive-ws alone up the same rates: the highest rate any
 # server reaches here with this load generator on the same cores. Every run
 # measures the memory per idle subscriber. PEERS_PAIRS picks pairs
@@ -92,9 +95,9 @@ start_parley() {  # Parley's server and gateway, every per-client limit lifted
   pids="$server_pid $gateway_pid"
 }
 
-start_naive() {
+start_naive() {  # [--write_thread]
   data_dir=$(mktemp -d "$BENCH_DIR/data.XXXXXX")
-  spawn "$logs/peers-naive.log" "$NAIVE_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port"
+  spawn "$logs/peers-naive.log" "$NAIVE_BIN" --grpc_addr=127.0.0.1:0 --port_file="$data_dir/grpc.port" "$@"
   pids=$spawned
   grpc_target=127.0.0.1:$(port_of "$data_dir/grpc.port")
 }
@@ -157,6 +160,7 @@ peers() {
     centrifugo-ws) start_centrifugo ;;
     naive-ws) start_naive_ws ;;
     naive) start_naive ;;
+    naive-thread) start_naive --write_thread ;;
     *) start_parley ;;
   esac
   local tagset="suite=$mode,run=$run_id,part=peers,commit=$commit,$tags"
@@ -167,7 +171,7 @@ peers() {
   case "$system" in
     centrifugo-ws | naive-ws) args+=(--http="$http_base" --centrifugo_secret="$centrifugo_secret"
       --centrifugo_api_key="$centrifugo_api_key") ;;
-    naive | grpc) args+=(--grpc="$grpc_target") ;;
+    naive | naive-thread | grpc) args+=(--grpc="$grpc_target") ;;
     *) args+=(--grpc="$grpc_target" --http="$http_base") ;;
   esac
   # A full run's overload (sends skipped, deliveries lost) is a result,
@@ -181,7 +185,7 @@ peers() {
 if [ "$mode" = smoke ]; then
   S=(--warmup=0.5s --duration=1s --settle=0.2s --drain=3s --users=4 --publishers=2)
   n=0
-  for system in parley-ws parley-sse grpc naive naive-ws; do
+  for system in parley-ws parley-sse grpc naive naive-thread naive-ws; do
     peers "$system" 40 50 "pair=smoke" "${S[@]}" --room_size=20
     n=$((n + 1))
   done
@@ -243,9 +247,10 @@ for shape in "${shapes[@]}"; do
       continue
     fi
     for ((round = 1; round <= PEERS_ROUNDS; round++)); do
-      # The WebSocket pairs add their floor at the same load: A B F A B F.
+      # The WebSocket pairs add their floor at the same load, the gRPC
+      # pair the naive server writing off gRPC's thread: A B F A B F.
       floor=""
-      case "$pair" in ws | sse) floor=naive-ws ;; esac
+      case "$pair" in ws | sse) floor=naive-ws ;; grpc) floor=naive-thread ;; esac
       for system in "$a" "$b" $floor; do
         peers "$system" "$shape" "$half" "pair=$pair,sweep=half,round=$round" \
           --warmup="${WARMUP}s" --duration="${DURATION}s" --settle="${SETTLE}s"

@@ -5,19 +5,27 @@
 // no history, no auth, no batching, no slow-reader policy (a subscriber's
 // queue grows without bound).
 //
-//   naive_fanout --grpc_addr=127.0.0.1:0 --port_file=FILE
+// With --write_thread the writes start on a thread of its own instead of
+// gRPC's thread that took the publish, as in any server that commits a
+// message (blocking I/O, so off gRPC's threads) before its fan-out.
+//
+//   naive_fanout --grpc_addr=127.0.0.1:0 --port_file=FILE [--write_thread]
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <deque>
 #include <fstream>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <unordered_set>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -25,6 +33,9 @@
 
 ABSL_FLAG(std::string, grpc_addr, "127.0.0.1:0", "Address to listen on.");
 ABSL_FLAG(std::string, port_file, "", "Write the bound port here once listening.");
+ABSL_FLAG(bool, write_thread, false,
+          "Start the writes on a thread of the server's, not on gRPC's thread "
+          "that took the publish.");
 
 namespace {
 
@@ -122,8 +133,58 @@ void Rooms::Publish(const std::string& room, const Delivery& d) {
   for (RoomStream* s : it->second) s->Deliver(d);
 }
 
+// The thread that starts the writes with --write_thread: publications are
+// handed to it in order, and it wakes when the first of a batch arrives.
+class WriteThread {
+ public:
+  explicit WriteThread(Rooms* rooms) : rooms_(rooms), thread_([this] { Run(); }) {}
+  ~WriteThread() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_one();
+    thread_.join();
+  }
+  void Publish(std::string room, Delivery d) {
+    bool first;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      first = queue_.empty();
+      queue_.emplace_back(std::move(room), std::move(d));
+    }
+    if (first) cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::vector<std::pair<std::string, Delivery>> batch;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        batch.swap(queue_);
+      }
+      for (auto& [room, d] : batch) rooms_->Publish(room, d);
+      batch.clear();
+    }
+  }
+
+  Rooms* const rooms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::pair<std::string, Delivery>> queue_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 class NaiveFanoutService final : public parley::bench::NaiveFanout::CallbackService {
  public:
+  explicit NaiveFanoutService(bool write_thread) {
+    if (write_thread) writer_ = std::make_unique<WriteThread>(&rooms_);
+  }
+
   grpc::ServerWriteReactor<SubscribeResponse>* Subscribe(
       grpc::CallbackServerContext*, const SubscribeRequest* req) override {
     return new RoomStream(&rooms_, req->room());
@@ -138,13 +199,18 @@ class NaiveFanoutService final : public parley::bench::NaiveFanout::CallbackServ
     e->set_room(req->room());
     e->set_text(req->text());
     *reply = *e;
-    rooms_.Publish(req->room(), delivery);
+    if (writer_ != nullptr) {
+      writer_->Publish(req->room(), std::move(delivery));
+    } else {
+      rooms_.Publish(req->room(), delivery);
+    }
     grpc::ServerUnaryReactor* r = ctx->DefaultReactor();
     r->Finish(grpc::Status::OK);
     return r;
   }
 
   Rooms rooms_;
+  std::unique_ptr<WriteThread> writer_;
 };
 
 }  // namespace
@@ -157,7 +223,7 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  NaiveFanoutService service;
+  NaiveFanoutService service(absl::GetFlag(FLAGS_write_thread));
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::GetFlag(FLAGS_grpc_addr), grpc::InsecureServerCredentials(), &port);

@@ -83,7 +83,7 @@ type system interface {
 func main() {
 	cfg := &config{}
 	var pids, tags string
-	flag.StringVar(&cfg.mode, "mode", "", "centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc or naive")
+	flag.StringVar(&cfg.mode, "mode", "", "centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc, naive or naive-thread (the naive server run with --write_thread)")
 	flag.IntVar(&cfg.subscribers, "subscribers", 2000, "subscribers in all")
 	flag.IntVar(&cfg.roomSize, "room_size", 100, "subscribers per room")
 	flag.IntVar(&cfg.users, "users", 100, "distinct users the subscribers sign in as (subscriber i is user i % users)")
@@ -151,10 +151,10 @@ func main() {
 		sys = &parley{cfg: cfg, transport: "sse"}
 	case "grpc":
 		sys = &parley{cfg: cfg, transport: "grpc"}
-	case "naive":
+	case "naive", "naive-thread":
 		sys = &naive{cfg: cfg}
 	default:
-		die(fmt.Errorf("--mode %q: want centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc or naive", cfg.mode))
+		die(fmt.Errorf("--mode %q: want centrifugo-ws, naive-ws, parley-ws, parley-sse, grpc, naive or naive-thread", cfg.mode))
 	}
 	result, err := run(cfg, sys)
 	if result != nil {
