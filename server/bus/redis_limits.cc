@@ -42,24 +42,38 @@ return out)lua";
 
 // Failures in a row. KEYS: one per key that changed (or is read). ARGV[1]:
 // how long a count is kept after its last failure (ms); then for each key,
-// whether it succeeded first (1 or 0) and the failures since (0 and 0 only
-// read it). Answers each key's count and how long ago (ms) its last failure
-// was.
+// how long ago (µs) a success came first (-1: none), the failures since and
+// how long ago (µs) the last of them was (-1, 0, 0 only read it). A success
+// forgets the count only when no failure it holds came after it: another
+// server's failures may reach Redis before an earlier success does; the
+// count then keeps the failures before that success too, erring towards
+// the back-off. Answers each key's count and how long ago (ms) its last
+// failure was.
 constexpr const char* kFailures = R"lua(
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  if ARGV[2 * i] == '1' then redis.call('DEL', key) end
-  local failed = tonumber(ARGV[2 * i + 1])
+  local last = tonumber(redis.call('HGET', key, 'last_us') or '-1')
+  local success_age = tonumber(ARGV[3 * i - 1])
+  if success_age >= 0 and last <= now - success_age then
+    redis.call('DEL', key)
+    last = -1
+  end
+  local failed = tonumber(ARGV[3 * i])
   if failed > 0 then
+    local at = now - tonumber(ARGV[3 * i + 1])
     redis.call('HINCRBY', key, 'n', failed)
-    redis.call('HSET', key, 'last', now)
+    if at > last then
+      last = at
+      redis.call('HSET', key, 'last_us', string.format('%.0f', at))
+    end
     redis.call('PEXPIRE', key, ttl)
   end
-  local r = redis.call('HMGET', key, 'n', 'last')
-  out[i] = {tonumber(r[1] or '0'), now - tonumber(r[2] or now)}
+  local n = tonumber(redis.call('HGET', key, 'n') or '0')
+  if last < 0 then last = now end
+  out[i] = {n, math.floor((now - last) / 1000)}
 end
 return out)lua";
 
@@ -309,6 +323,7 @@ absl::Status RedisLimits::Refresh(
     std::vector<std::string> names, args = {"0"};
     for (const SharedFailures::Key& k : keys) {
       names.push_back(FailureKey(k.table, k.key));
+      args.push_back("-1");
       args.push_back("0");
       args.push_back("0");
     }
@@ -371,10 +386,18 @@ absl::Status RedisLimits::SyncFailures(redisContext* c) {
     for (size_t from = 0; from < changes.size(); from += kKeysPerCall) {
       const size_t to = std::min(changes.size(), from + kKeysPerCall);
       std::vector<std::string> keys, args = {ttl};
+      // Times go as ages: Redis's clock places them.
+      const absl::Time sent = clock_->Now();
+      const auto age_us = [sent](absl::Time t) {
+        return absl::StrCat(
+            std::max<int64_t>(absl::ToInt64Microseconds(sent - t), 0));
+      };
       for (size_t i = from; i < to; ++i) {
-        keys.push_back(FailureKey(table, changes[i].key));
-        args.push_back(changes[i].succeeded ? "1" : "0");
-        args.push_back(absl::StrCat(changes[i].failures));
+        const FailureBackoff::Change& change = changes[i];
+        keys.push_back(FailureKey(table, change.key));
+        args.push_back(change.succeeded ? age_us(change.succeeded_at) : "-1");
+        args.push_back(absl::StrCat(change.failures));
+        args.push_back(change.failures > 0 ? age_us(change.last) : "0");
       }
       absl::StatusOr<Reply> r = Eval(c, kFailures, keys, args, 0);
       if (!r.ok()) return r.status();

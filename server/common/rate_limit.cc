@@ -235,6 +235,7 @@ void FailureBackoff::Failed(absl::string_view key) {
 
 void FailureBackoff::Succeeded(absl::string_view key) {
   if (!enabled()) return;
+  const absl::Time now = clock_->Now();
   Shard& shard = ShardOf(shards_, key);
   MutexLock lock(&shard.mu);
   if (!sharing_) {
@@ -250,6 +251,7 @@ void FailureBackoff::Succeeded(absl::string_view key) {
   it->second = Record{};
   it->second.last = absl::InfinitePast();
   it->second.succeeded = true;
+  it->second.succeeded_at = now;
 }
 
 std::vector<FailureBackoff::Change> FailureBackoff::DrainChanges() {
@@ -259,7 +261,8 @@ std::vector<FailureBackoff::Change> FailureBackoff::DrainChanges() {
     for (auto it = shard.records.begin(); it != shard.records.end();) {
       Record& r = it->second;
       if (r.unsynced > 0 || r.succeeded) {
-        changes.push_back(Change{it->first, r.unsynced, r.succeeded});
+        changes.push_back(
+            Change{it->first, r.unsynced, r.last, r.succeeded, r.succeeded_at});
         r.unsynced = 0;
         r.succeeded = false;
       }

@@ -166,7 +166,9 @@ class FailureBackoff {
   struct Change {
     std::string key;
     int failures;  // since the last call, after the success if any
+    absl::Time last;  // of those failures
     bool succeeded;  // a success came first
+    absl::Time succeeded_at;  // when, if so
   };
   // What happened to each key since the last call.
   std::vector<Change> DrainChanges();
@@ -181,6 +183,7 @@ class FailureBackoff {
     absl::Time last;  // of the last failure
     int unsynced = 0;  // failures since the last DrainChanges
     bool succeeded = false;  // a success since the last DrainChanges
+    absl::Time succeeded_at;  // its time, if so
   };
   struct Shard {
     Mutex mu;

@@ -15,12 +15,13 @@ namespace {
 
 // One server's tables and their sync, synced only when the test says.
 struct Replica {
-  Replica(int port, const std::string& id, const std::string& prefix)
-      : sends({/*per_second=*/0.01, /*burst=*/5}, Clock::Real()),
+  Replica(int port, const std::string& id, const std::string& prefix,
+          Clock* clock = Clock::Real())
+      : sends({/*per_second=*/0.01, /*burst=*/5}, clock),
         streams(/*max_per_key=*/3),
         address_streams(/*max_per_key=*/3),
         failures({/*free_failures=*/2, absl::Seconds(30), absl::Minutes(1)},
-                 Clock::Real()) {
+                 clock) {
     RedisLimitsOptions o;
     o.redis.port = port;
     o.redis.retry_after = absl::ZeroDuration();  // Redis is back at once
@@ -31,7 +32,7 @@ struct Replica {
     tables.rates = {{"sends", &sends}};
     tables.slots = {{"streams", &streams}, {"address", &address_streams}};
     tables.failures = {{"failures", &failures}};
-    limits = std::make_unique<RedisLimits>(o, tables, Clock::Real());
+    limits = std::make_unique<RedisLimits>(o, tables, clock);
   }
   absl::Status Sync() {
     Answer<absl::Status> done;
@@ -142,6 +143,23 @@ TEST_F(RedisLimitsTest, SignInFailuresAddUpAcrossServersAndASuccessClearsThem) {
   ASSERT_TRUE(b.Sync().ok());
   EXPECT_EQ(b.failures.Wait("alice"), absl::ZeroDuration())
       << "a's success cleared the count; one failure since";
+}
+
+// A success reaches Redis at its server's next sync, possibly after another
+// server's later failures did: those still count.
+TEST_F(RedisLimitsTest, AnEarlierSuccessSyncedLateLeavesTheLaterFailures) {
+  ManualClock clock;
+  Replica a(redis_.port(), "a", prefix_, &clock),
+      b(redis_.port(), "b", prefix_, &clock);
+  b.failures.Succeeded("alice");  // b has not synced yet
+  clock.Advance(absl::Seconds(1));
+  for (int i = 0; i < 3; ++i) a.failures.Failed("alice");
+  ASSERT_TRUE(a.Sync().ok());
+  ASSERT_TRUE(b.Sync().ok());
+  EXPECT_GT(b.failures.Wait("alice"), absl::Seconds(29))
+      << "b's success came before a's three failures";
+  ASSERT_TRUE(a.Sync().ok());
+  EXPECT_GT(a.failures.Wait("alice"), absl::Seconds(29));
 }
 
 TEST_F(RedisLimitsTest, ARefreshBringsInFailuresThisServerNeverSaw) {
