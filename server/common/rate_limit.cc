@@ -289,7 +289,10 @@ void FailureBackoff::Rebase(absl::string_view key, int failures,
     it->second.last = absl::InfinitePast();
   }
   Record& r = it->second;
-  if (r.succeeded) return;  // a success here since: the next sync says so
+  // A success here since, not synced yet: the next sync says so. Failures
+  // elsewhere after it still count, with those before it (Redis cannot
+  // tell them apart), erring towards the back-off.
+  if (r.succeeded && last <= r.succeeded_at) return;
   r.failures = std::min(std::max(failures, 0) + r.unsynced, 1 << 20);
   r.last = std::max(r.last, last);
 }

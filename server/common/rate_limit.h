@@ -174,7 +174,8 @@ class FailureBackoff {
   std::vector<Change> DrainChanges();
   // `key` failed `failures` times in a row on every server, the last at
   // `last`, as of the DrainChanges that reported this one's; what failed
-  // here since is added again.
+  // here since is added again. A success here not yet reported holds
+  // unless `last` is after it.
   void Rebase(absl::string_view key, int failures, absl::Time last);
 
  private:

@@ -162,6 +162,21 @@ TEST_F(RedisLimitsTest, AnEarlierSuccessSyncedLateLeavesTheLaterFailures) {
   EXPECT_GT(a.failures.Wait("alice"), absl::Seconds(29));
 }
 
+// A sign-in reads the shared count before this server has told Redis of
+// its own earlier success: the failures elsewhere since still count.
+TEST_F(RedisLimitsTest, ARefreshAfterAnUnsyncedSuccessKeepsLaterFailures) {
+  ManualClock clock;
+  Replica a(redis_.port(), "a", prefix_, &clock),
+      b(redis_.port(), "b", prefix_, &clock);
+  b.failures.Succeeded("alice");
+  clock.Advance(absl::Seconds(1));
+  for (int i = 0; i < 3; ++i) a.failures.Failed("alice");
+  ASSERT_TRUE(a.Sync().ok());
+  ASSERT_TRUE(b.limits->Refresh({{&b.failures, "alice"}}).ok());
+  EXPECT_GT(b.failures.Wait("alice"), absl::Seconds(29))
+      << "a's three failures came after b's success";
+}
+
 TEST_F(RedisLimitsTest, ARefreshBringsInFailuresThisServerNeverSaw) {
   Replica a(redis_.port(), "a", prefix_), b(redis_.port(), "b", prefix_);
   for (int i = 0; i < 3; ++i) a.failures.Failed("alice");
