@@ -406,12 +406,17 @@ def peer_figures(rows, mode):
 
 def peers_section(rows):
     """## 9: Parley against its peers (issue 21)."""
-    # Each pair of each shape from the newest full run that has it.
+    # Each pair of each shape from the newest full run that has it; the
+    # floor's sweeps from each of those runs (read with its pairs).
     every = [r for r in rows if r.get("part") == "peers" and r.get("suite") == "full"]
     pr = []
-    for shape, pair in sorted({(r.get("subscribers"), r.get("pair")) for r in every}):
+    for shape, pair in sorted({(r.get("subscribers"), r.get("pair")) for r in every
+                               if r.get("pair") != "floor"}):
         pr += newest([r for r in every
                       if r.get("subscribers") == shape and r.get("pair") == pair], "peers")
+    runs = {(r.get("subscribers"), r.get("run")) for r in pr}
+    pr += [r for r in every
+           if r.get("pair") == "floor" and (r.get("subscribers"), r.get("run")) in runs]
     if not pr:
         return []
     md = ["## 9. Peers: Centrifugo v6 and a naive gRPC server", "",
