@@ -150,13 +150,19 @@ func (g *realtime) serveSSEShared(w http.ResponseWriter, r *http.Request, callCt
 	return false
 }
 
-// sseHead is the head of a live client's response, after its status line
-// and the headers already set on it. The body runs to the connection's
-// end, which therefore closes.
-const sseHead = "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n" +
-	"X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+// setSSEHeaders sets the headers of an event stream on h.
+func setSSEHeaders(h http.Header) {
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+}
 
-// sseKeepalive is the comment that keeps an idle stream's proxies open.
+// sseRetryField tells EventSource how long to wait before reconnecting.
+func sseRetryField(d time.Duration) string {
+	return "retry: " + strconv.FormatInt(d.Milliseconds(), 10) + "\n\n"
+}
+
+// sseKeepaliveComment keeps an idle stream's proxies open.
 var sseKeepaliveComment = []byte(": keepalive\n\n")
 
 // sseLive streams client c on its hijacked connection: the head and the
@@ -191,16 +197,17 @@ func (g *realtime) sseLive(w http.ResponseWriter, r *http.Request, callCtx conte
 		g.sockets.Done()
 	}
 
-	head := []byte("HTTP/1.1 200 OK\r\n")
-	var hb bytes.Buffer
+	// The headers set on w, and the stream's; the body runs to the
+	// connection's end, which therefore closes.
 	h := w.Header().Clone()
-	for _, k := range []string{"Content-Type", "Cache-Control", "X-Accel-Buffering", "Connection", "Content-Length", "Transfer-Encoding"} {
-		h.Del(k)
-	}
-	_ = h.Write(&hb)
-	head = append(head, hb.Bytes()...)
-	head = append(head, sseHead...)
-	head = append(head, "retry: "+strconv.FormatInt(g.cfg.sseRetry.Milliseconds(), 10)+"\n\n"...)
+	setSSEHeaders(h)
+	h.Set("Connection", "close")
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	hb := bytes.NewBufferString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(hb)
+	hb.WriteString("\r\n" + sseRetryField(g.cfg.sseRetry))
+	head := hb.Bytes()
 
 	var cursor clientCursor
 	if req.AfterSequence != nil {
@@ -215,6 +222,7 @@ func (g *realtime) sseLive(w http.ResponseWriter, r *http.Request, callCtx conte
 		})
 		if err != nil {
 			if r.Context().Err() == nil {
+				_ = conn.SetWriteDeadline(time.Now().Add(endWriteTimeout))
 				_, _ = conn.Write(append(head, sseErrorMessage(apierror.FromError(err))...))
 			}
 			o.close()
@@ -271,13 +279,10 @@ func (s *sseWriter) start() {
 		return
 	}
 	s.started = true
-	h := s.w.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer the stream
+	setSSEHeaders(s.w.Header())
 	// EventSource accepts only 200: not seed 003's 202.
 	s.w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(s.w, "retry: "+strconv.FormatInt(s.retry.Milliseconds(), 10)+"\n\n")
+	_, _ = io.WriteString(s.w, sseRetryField(s.retry))
 }
 
 // flush sends what is buffered.
