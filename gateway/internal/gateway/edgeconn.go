@@ -18,7 +18,7 @@ import (
 // client's is queued or being written. What the socket does not take at
 // once, and whatever arrives meanwhile, waits in the client's bounded
 // queue; a writer goroutine, living only while there is something to
-// write, puts all of it in one write (writev). A goroutine blocked in a
+// write, puts all of it in one write (writeAll). A goroutine blocked in a
 // read notices the client going away. An idle client thus holds its
 // connection, its queue, a reader's stack and a timer.
 
@@ -29,7 +29,7 @@ type edgeOut struct {
 	// conn is the connection as accepted: closing it gives the address's
 	// slot back (connlimit.go).
 	conn net.Conn
-	// w is the innermost connection, which writes (writev for TCP).
+	// w is the innermost connection, which writes.
 	w net.Conn
 	// raw is w's file descriptor, for non-blocking first attempts; nil when
 	// w has none (then every write goes through the writer goroutine).
@@ -299,9 +299,6 @@ func every(d time.Duration, f func() bool) (stop func()) {
 // client live.
 func (g *realtime) goLive(o *edgeOut, cursor clientCursor) {
 	g.liveMu.Lock()
-	if g.live == nil {
-		g.live = map[*edgeOut]struct{}{}
-	}
 	g.live[o] = struct{}{}
 	g.liveMu.Unlock()
 	o.c.live(o, cursor)

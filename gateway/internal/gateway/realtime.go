@@ -99,6 +99,7 @@ func newRealtime(ctx context.Context, conn *grpc.ClientConn, log *slog.Logger, m
 			log:           log,
 			logs:          map[string]*sharedLog{},
 		}
+		g.live = map[*edgeOut]struct{}{}
 		go g.endLive()
 	}
 	return g
